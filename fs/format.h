@@ -1,0 +1,179 @@
+/*
+ * format: the on-disk layout of a tdefs backing directory, shared by the daemon, the tools and
+ * the tests. docs/FORMAT.md specifies every byte; this header and fs/header.c, fs/config.c and
+ * fs/block_cipher.c are its only implementation.
+ *
+ * A backing file is a 4096-byte header followed by data blocks: plaintext block i lives at
+ * backing offset 4096 * (i + 1), so plaintext size = backing size - 4096. The header holds two
+ * 2048-byte copies; an update rewrites the older one, so a torn write leaves the other valid.
+ */
+#ifndef TDEFS_FORMAT_H
+#define TDEFS_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/crypto.h"
+
+#define TDEFS_BLOCK_SIZE 4096u
+#define TDEFS_BLOCK_SHIFT 12
+#define TDEFS_HEADER_SIZE 4096u
+#define HEADER_COPY_SIZE 2048u
+#define HEADER_COPY_COUNT 2
+#define HEADER_MAGIC "TDEFSHDR"
+#define HEADER_FORMAT_VERSION 1
+#define FILE_ID_SIZE 16
+#define MASTER_KEY_ID_SIZE 16
+#define MASTER_KEY_SIZE 32
+#define DEK_SIZE XTS_KEY_SIZE /* 512 bits: two AES-256 keys for XTS */
+#define HEADER_MAX_DEKS 2     /* the second slot is for online data rekey */
+
+/* Cipher suites, indexed by the header's suite field. */
+enum cipher_suite {
+	CIPHER_SUITE_INVALID = 0,
+	/* data: AES-256-XTS per 4096-byte block; DEK wrap: AES-256-GCM under HKDF-SHA256(MEK) */
+	CIPHER_SUITE_AES256_XTS = 1,
+	CIPHER_SUITE_COUNT
+};
+
+/* Header flags; unknown bits make a copy invalid (a newer writer made it). */
+#define HEADER_FLAG_REKEY_IN_PROGRESS 0x1u
+#define HEADER_KNOWN_FLAGS 0x0u /* rekey lands with its own issue; set now = refused */
+
+/* Byte offsets inside one header copy (docs/FORMAT.md, "Header copy"). */
+enum header_field_offset {
+	HEADER_OFFSET_MAGIC = 0,
+	HEADER_OFFSET_VERSION = 8,
+	HEADER_OFFSET_SUITE = 10,
+	HEADER_OFFSET_FLAGS = 12,
+	HEADER_OFFSET_SEQUENCE = 16,
+	HEADER_OFFSET_FILE_ID = 24,
+	HEADER_OFFSET_KEY_ID = 40,
+	HEADER_OFFSET_UNIT_SIZE = 56,
+	HEADER_OFFSET_WRAPPED_LENGTH = 60,
+	HEADER_OFFSET_NONCE = 64,
+	HEADER_OFFSET_RESERVED = 76,
+	HEADER_OFFSET_WRAPPED_KEYS = 80,
+	HEADER_OFFSET_TAG = 208,
+	HEADER_OFFSET_REKEY_AREA = 224,
+	HEADER_OFFSET_CHECKSUM = 2040,
+};
+#define HEADER_WRAPPED_KEYS_SIZE (DEK_SIZE * HEADER_MAX_DEKS)
+#define HEADER_REKEY_AREA_SIZE (HEADER_OFFSET_CHECKSUM - HEADER_OFFSET_REKEY_AREA)
+
+_Static_assert(HEADER_OFFSET_WRAPPED_KEYS + HEADER_WRAPPED_KEYS_SIZE == HEADER_OFFSET_TAG,
+	       "wrapped keys end where the tag starts");
+_Static_assert(HEADER_OFFSET_TAG + GCM_TAG_SIZE == HEADER_OFFSET_REKEY_AREA, "tag size");
+_Static_assert(HEADER_OFFSET_CHECKSUM + 8 == HEADER_COPY_SIZE, "checksum closes the copy");
+_Static_assert(HEADER_COPY_SIZE * HEADER_COPY_COUNT == TDEFS_HEADER_SIZE, "two copies");
+_Static_assert(TDEFS_HEADER_SIZE == TDEFS_BLOCK_SIZE, "data blocks stay page aligned");
+
+/* One decoded header copy. Only the wrapped (sealed) form of the DEKs is kept here. */
+struct file_header {
+	uint16_t version;
+	uint16_t cipher_suite;
+	uint32_t flags;
+	uint64_t sequence;
+	uint8_t file_id[FILE_ID_SIZE];
+	uint8_t key_id[MASTER_KEY_ID_SIZE];
+	uint32_t unit_size;
+	uint32_t wrapped_length; /* DEK_SIZE, or 2 * DEK_SIZE while a data rekey runs */
+	uint8_t nonce[GCM_NONCE_SIZE];
+	uint8_t wrapped_keys[HEADER_WRAPPED_KEYS_SIZE];
+	uint8_t tag[GCM_TAG_SIZE];
+	uint8_t rekey_area[HEADER_REKEY_AREA_SIZE];
+};
+
+/*
+ * Serialise a copy and close it with its XXH3-64 checksum. Does not seal: call header_seal()
+ * first. -EINVAL for fields out of range.
+ */
+int header_copy_encode(const struct file_header *header, uint8_t out[HEADER_COPY_SIZE]);
+
+/*
+ * Parse one copy without trusting any field: -EBADMSG for a bad magic, checksum or field
+ * (length, suite, unit size, reserved bytes), -EPROTONOSUPPORT for a newer format version.
+ */
+int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *header);
+
+/*
+ * Pick the copy to use from a whole 4096-byte header (or fewer bytes when the file is short):
+ * the valid copy with the highest sequence. A copy that fails its checksum (a torn write) is
+ * skipped; the other is used. *slot gets the chosen copy's index. -EBADMSG when neither is
+ * valid, -EPROTONOSUPPORT when the best candidate is from a newer format.
+ */
+int header_select(const uint8_t *data, size_t len, struct file_header *header, unsigned *slot);
+
+/*
+ * Seal deks (count DEKs) under the MEK: a fresh random nonce, AES-256-GCM with a key from
+ * HKDF-SHA256(MEK, "tdefs v1 dek wrap"), and every other field of the copy as associated data.
+ * Sets key_id, nonce, wrapped_length, wrapped_keys and tag. Seal after every other field is
+ * final: changing any of them (the sequence too) invalidates the seal.
+ */
+int header_seal(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks, unsigned count);
+
+/* header_seal() with a caller-chosen nonce: for known-answer tests only, never for real files. */
+int header_seal_with_nonce(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+			   const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks,
+			   unsigned count, const uint8_t nonce[GCM_NONCE_SIZE]);
+
+/* Unseal into deks (room for wrapped_length bytes); -EBADMSG if anything was altered. */
+int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		  uint8_t *deks);
+
+/* A fresh header for a new file: random file ID, sequence 1, one DEK sealed under the MEK. */
+int header_create(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		  const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE]);
+
+/*
+ * The full 4096-byte image for a new file: both copies, with sequences n and n + 1 so the
+ * newest is unambiguous. Each copy is sealed separately because the sequence is authenticated.
+ */
+int header_build_image(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE]);
+
+/* --- data blocks ---------------------------------------------------------------------- */
+
+/*
+ * Encrypt or decrypt plaintext block block_index of len bytes (1..4096; only a file's last block
+ * is shorter than 4096). Lengths >= 16 are one XTS data unit with ciphertext stealing; shorter
+ * tails are XORed with a keystream block (see docs/FORMAT.md, "Short tails").
+ * Decryption maps an all-zero ciphertext block to zeros: a hole.
+ */
+int block_encrypt(struct xts_key *key, uint64_t block_index, const uint8_t *plaintext,
+		  uint8_t *ciphertext, size_t len);
+int block_decrypt(struct xts_key *key, uint64_t block_index, const uint8_t *ciphertext,
+		  uint8_t *plaintext, size_t len);
+
+/* Many whole blocks at once (len a multiple of 4096), the path large requests take. */
+int blocks_encrypt(struct xts_key *key, uint64_t first_block, const uint8_t *plaintext,
+		   uint8_t *ciphertext, size_t len);
+int blocks_decrypt(struct xts_key *key, uint64_t first_block, const uint8_t *ciphertext,
+		   uint8_t *plaintext, size_t len);
+
+bool buffer_is_zero(const uint8_t *data, size_t len);
+
+/* --- backing directory config --------------------------------------------------------- */
+
+#define CONFIG_FILE_NAME ".tdefs.conf"
+#define CONFIG_MAGIC "TDEFSCFG"
+#define CONFIG_FORMAT_VERSION 1
+#define CONFIG_FILE_SIZE 128u
+#define CONFIG_CONTAINER_SIZE 32
+
+struct backing_config {
+	uint16_t version;
+	uint16_t cipher_suite;
+	uint32_t block_size;
+	uint8_t wallet_id[16];
+	uint8_t directory_id[16];
+	char container[CONFIG_CONTAINER_SIZE + 1];
+	uint64_t created_time;
+};
+
+int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_SIZE]);
+int config_decode(const uint8_t *data, size_t len, struct backing_config *config);
+
+#endif

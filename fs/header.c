@@ -1,0 +1,249 @@
+/*
+ * The file header: two 2048-byte copies at the start of every backing file, each with a
+ * sequence number and an XXH3-64 checksum, as LUKS2 keeps two header areas. The checksum only
+ * tells a torn or rotted copy from a good one; authenticity comes from the AES-GCM seal over the
+ * DEKs, whose associated data is every other byte of the copy, so no field (key ID, file ID,
+ * sequence, rekey progress) can be changed or spliced from another header without the seal
+ * failing.
+ */
+#include "fs/format.h"
+
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "util/util.h"
+
+/* HKDF info for the key that wraps DEKs; versioned so a later suite cannot collide with it. */
+#define DEK_WRAP_INFO "tdefs v1 dek wrap"
+
+static uint64_t copy_checksum(const uint8_t copy[HEADER_COPY_SIZE])
+{
+	return XXH3_64bits(copy, HEADER_OFFSET_CHECKSUM);
+}
+
+int header_copy_encode(const struct file_header *header, uint8_t out[HEADER_COPY_SIZE])
+{
+	if (header->wrapped_length == 0 || header->wrapped_length > HEADER_WRAPPED_KEYS_SIZE ||
+	    header->wrapped_length % DEK_SIZE != 0)
+		return -EINVAL;
+	memset(out, 0, HEADER_COPY_SIZE);
+	memcpy(out + HEADER_OFFSET_MAGIC, HEADER_MAGIC, 8);
+	store_le16(out + HEADER_OFFSET_VERSION, header->version);
+	store_le16(out + HEADER_OFFSET_SUITE, header->cipher_suite);
+	store_le32(out + HEADER_OFFSET_FLAGS, header->flags);
+	store_le64(out + HEADER_OFFSET_SEQUENCE, header->sequence);
+	memcpy(out + HEADER_OFFSET_FILE_ID, header->file_id, FILE_ID_SIZE);
+	memcpy(out + HEADER_OFFSET_KEY_ID, header->key_id, MASTER_KEY_ID_SIZE);
+	store_le32(out + HEADER_OFFSET_UNIT_SIZE, header->unit_size);
+	store_le32(out + HEADER_OFFSET_WRAPPED_LENGTH, header->wrapped_length);
+	memcpy(out + HEADER_OFFSET_NONCE, header->nonce, GCM_NONCE_SIZE);
+	memcpy(out + HEADER_OFFSET_WRAPPED_KEYS, header->wrapped_keys, header->wrapped_length);
+	memcpy(out + HEADER_OFFSET_TAG, header->tag, GCM_TAG_SIZE);
+	memcpy(out + HEADER_OFFSET_REKEY_AREA, header->rekey_area, HEADER_REKEY_AREA_SIZE);
+	store_le64(out + HEADER_OFFSET_CHECKSUM, copy_checksum(out));
+	return 0;
+}
+
+int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *header)
+{
+	struct file_header decoded;
+
+	if (memcmp(in + HEADER_OFFSET_MAGIC, HEADER_MAGIC, 8) != 0)
+		return -EBADMSG;
+	if (load_le64(in + HEADER_OFFSET_CHECKSUM) != copy_checksum(in))
+		return -EBADMSG;
+	memset(&decoded, 0, sizeof(decoded));
+	decoded.version = load_le16(in + HEADER_OFFSET_VERSION);
+	/* Checked after the checksum: a torn copy must not be reported as "too new". */
+	if (decoded.version > HEADER_FORMAT_VERSION)
+		return -EPROTONOSUPPORT;
+	if (decoded.version != HEADER_FORMAT_VERSION)
+		return -EBADMSG;
+	decoded.cipher_suite = load_le16(in + HEADER_OFFSET_SUITE);
+	decoded.flags = load_le32(in + HEADER_OFFSET_FLAGS);
+	decoded.sequence = load_le64(in + HEADER_OFFSET_SEQUENCE);
+	decoded.unit_size = load_le32(in + HEADER_OFFSET_UNIT_SIZE);
+	decoded.wrapped_length = load_le32(in + HEADER_OFFSET_WRAPPED_LENGTH);
+	if (decoded.cipher_suite != CIPHER_SUITE_AES256_XTS)
+		return -EBADMSG;
+	if (decoded.flags & ~HEADER_KNOWN_FLAGS)
+		return -EPROTONOSUPPORT;
+	if (decoded.unit_size != TDEFS_BLOCK_SIZE)
+		return -EBADMSG;
+	/* Only one DEK while no rekey can be in progress; the second slot must be empty. */
+	if (decoded.wrapped_length != DEK_SIZE)
+		return -EBADMSG;
+	if (!buffer_is_zero(in + HEADER_OFFSET_RESERVED, 4) ||
+	    !buffer_is_zero(in + HEADER_OFFSET_WRAPPED_KEYS + decoded.wrapped_length,
+			    HEADER_WRAPPED_KEYS_SIZE - decoded.wrapped_length) ||
+	    !buffer_is_zero(in + HEADER_OFFSET_REKEY_AREA, HEADER_REKEY_AREA_SIZE))
+		return -EBADMSG;
+	memcpy(decoded.file_id, in + HEADER_OFFSET_FILE_ID, FILE_ID_SIZE);
+	memcpy(decoded.key_id, in + HEADER_OFFSET_KEY_ID, MASTER_KEY_ID_SIZE);
+	memcpy(decoded.nonce, in + HEADER_OFFSET_NONCE, GCM_NONCE_SIZE);
+	memcpy(decoded.wrapped_keys, in + HEADER_OFFSET_WRAPPED_KEYS, HEADER_WRAPPED_KEYS_SIZE);
+	memcpy(decoded.tag, in + HEADER_OFFSET_TAG, GCM_TAG_SIZE);
+	memcpy(decoded.rekey_area, in + HEADER_OFFSET_REKEY_AREA, HEADER_REKEY_AREA_SIZE);
+	*header = decoded;
+	return 0;
+}
+
+int header_select(const uint8_t *data, size_t len, struct file_header *header, unsigned *slot)
+{
+	struct file_header candidates[HEADER_COPY_COUNT];
+	int results[HEADER_COPY_COUNT];
+	int best = -1;
+
+	for (unsigned i = 0; i < HEADER_COPY_COUNT; i++) {
+		if (len < (i + 1) * HEADER_COPY_SIZE) {
+			results[i] = -EBADMSG;
+			continue;
+		}
+		results[i] = header_copy_decode(data + i * HEADER_COPY_SIZE, &candidates[i]);
+		if (results[i] == 0 &&
+		    (best < 0 || candidates[i].sequence > candidates[best].sequence))
+			best = (int)i;
+	}
+	if (best < 0) {
+		for (unsigned i = 0; i < HEADER_COPY_COUNT; i++)
+			if (results[i] == -EPROTONOSUPPORT)
+				return -EPROTONOSUPPORT;
+		return -EBADMSG;
+	}
+	/*
+	 * A copy from a newer format that is not torn may be the most recent write; using the
+	 * older copy beside it could silently drop that change, so refuse instead.
+	 */
+	for (unsigned i = 0; i < HEADER_COPY_COUNT; i++)
+		if (results[i] == -EPROTONOSUPPORT)
+			return -EPROTONOSUPPORT;
+	*header = candidates[best];
+	*slot = (unsigned)best;
+	return 0;
+}
+
+/* Associated data: the whole encoded copy with the sealed fields and the checksum zeroed. */
+static void build_associated_data(const struct file_header *header,
+				  uint8_t aad[HEADER_COPY_SIZE])
+{
+	struct file_header unsealed = *header;
+
+	memset(unsealed.wrapped_keys, 0, sizeof(unsealed.wrapped_keys));
+	memset(unsealed.tag, 0, sizeof(unsealed.tag));
+	if (unsealed.wrapped_length == 0)
+		unsealed.wrapped_length = DEK_SIZE;
+	header_copy_encode(&unsealed, aad);
+	memset(aad + HEADER_OFFSET_CHECKSUM, 0, 8);
+}
+
+static int derive_wrap_key(const uint8_t mek[MASTER_KEY_SIZE], uint8_t **wrap_key)
+{
+	uint8_t *key = secure_alloc(AES256_KEY_SIZE);
+	int ret;
+
+	if (!key)
+		return -ENOMEM;
+	ret = crypto_hkdf_sha256(mek, MASTER_KEY_SIZE, NULL, 0, DEK_WRAP_INFO, key,
+				 AES256_KEY_SIZE);
+	if (ret < 0) {
+		secure_free(key);
+		return ret;
+	}
+	*wrap_key = key;
+	return 0;
+}
+
+int header_seal_with_nonce(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+			   const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks,
+			   unsigned count, const uint8_t nonce[GCM_NONCE_SIZE])
+{
+	uint8_t aad[HEADER_COPY_SIZE];
+	uint8_t *wrap_key;
+	int ret;
+
+	if (count == 0 || count > HEADER_MAX_DEKS)
+		return -EINVAL;
+	memcpy(header->key_id, key_id, MASTER_KEY_ID_SIZE);
+	header->wrapped_length = count * DEK_SIZE;
+	memcpy(header->nonce, nonce, GCM_NONCE_SIZE);
+	ret = derive_wrap_key(mek, &wrap_key);
+	if (ret < 0)
+		return ret;
+	build_associated_data(header, aad);
+	memset(header->wrapped_keys, 0, sizeof(header->wrapped_keys));
+	ret = crypto_gcm_seal(wrap_key, header->nonce, aad, sizeof(aad), deks,
+			      header->wrapped_length, header->wrapped_keys, header->tag);
+	secure_free(wrap_key);
+	return ret;
+}
+
+int header_seal(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks, unsigned count)
+{
+	uint8_t nonce[GCM_NONCE_SIZE];
+	int ret;
+
+	/*
+	 * A random 96-bit nonce per seal: headers are sealed a few times per file over its life,
+	 * far below the 2^32 seals per key that random GCM nonces allow.
+	 */
+	ret = crypto_random_bytes(nonce, sizeof(nonce));
+	if (ret < 0)
+		return ret;
+	return header_seal_with_nonce(header, mek, key_id, deks, count, nonce);
+}
+
+int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		  uint8_t *deks)
+{
+	uint8_t aad[HEADER_COPY_SIZE];
+	uint8_t *wrap_key;
+	int ret;
+
+	if (header->wrapped_length == 0 || header->wrapped_length > HEADER_WRAPPED_KEYS_SIZE)
+		return -EBADMSG;
+	ret = derive_wrap_key(mek, &wrap_key);
+	if (ret < 0)
+		return ret;
+	build_associated_data(header, aad);
+	ret = crypto_gcm_open(wrap_key, header->nonce, aad, sizeof(aad), header->wrapped_keys,
+			      header->wrapped_length, header->tag, deks);
+	secure_free(wrap_key);
+	return ret;
+}
+
+int header_create(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		  const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE])
+{
+	int ret;
+
+	memset(header, 0, sizeof(*header));
+	header->version = HEADER_FORMAT_VERSION;
+	header->cipher_suite = CIPHER_SUITE_AES256_XTS;
+	header->sequence = 1;
+	header->unit_size = TDEFS_BLOCK_SIZE;
+	ret = crypto_random_bytes(header->file_id, FILE_ID_SIZE);
+	if (ret < 0)
+		return ret;
+	return header_seal(header, mek, key_id, dek, 1);
+}
+
+int header_build_image(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE])
+{
+	struct file_header copy = *header;
+	int ret;
+
+	for (unsigned i = 0; i < HEADER_COPY_COUNT; i++) {
+		copy.sequence = header->sequence + i;
+		ret = header_seal(&copy, mek, header->key_id, dek, 1);
+		if (ret < 0)
+			return ret;
+		ret = header_copy_encode(&copy, image + i * HEADER_COPY_SIZE);
+		if (ret < 0)
+			return ret;
+	}
+	*header = copy;
+	return 0;
+}

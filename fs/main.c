@@ -1,0 +1,474 @@
+/*
+ * tdefs: mount a backing directory of ciphertext as a plaintext filesystem, or prepare one
+ * (--init). This file is the command line: it checks everything a DBA can get wrong (a
+ * directory never initialised, a wallet that is missing, closed, empty or not the one the
+ * directory was made with, a read-only backing directory) before anything is mounted, with one
+ * line that names the file or option, and then hands over to the FUSE session loop.
+ */
+#include "fs/daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+struct tdefs_daemon daemon_state = {
+	.backing_fd = -1,
+	.keyring_lock = PTHREAD_RWLOCK_INITIALIZER,
+	.timeout = 1.0,
+};
+
+struct command_line {
+	bool init;
+	bool foreground;
+	bool debug;
+	int password_fd;
+	const char *password_file;
+	const char *wallet;
+	const char *backing;
+	const char *mountpoint;
+	char fuse_options[4096]; /* options passed on to libfuse, comma separated */
+};
+
+static const char usage_text[] =
+	"Usage: tdefs --init --wallet DIR BACKING\n"
+	"       tdefs --wallet DIR [-f] [-o OPTIONS] BACKING MOUNTPOINT\n"
+	"\n"
+	"Mount BACKING, a directory of encrypted files, on MOUNTPOINT as plaintext. Each file is\n"
+	"encrypted with its own data key (AES-256-XTS), wrapped by the wallet's master key.\n"
+	"\n"
+	"  --init               prepare an empty BACKING for use with the wallet\n"
+	"  -w, --wallet DIR     wallet directory (also -o wallet=DIR, for fstab)\n"
+	"  --password-file F    read the password wallet's password from F\n"
+	"  --password-fd N      read the password wallet's password from descriptor N\n"
+	"  -f, --foreground     stay in the foreground and log to stderr\n"
+	"  -d, --debug          foreground, with libfuse's request trace\n"
+	"  -o OPTIONS           comma-separated mount options:\n"
+	"       cache=auto      kernel page cache, writeback cache and attribute caching (default)\n"
+	"       cache=none      no caching in the kernel (backing storage shared with others)\n"
+	"       timeout=SECS    attribute and entry cache time with cache=auto (default 1)\n"
+	"       ro              read-only mount (required for a read-only BACKING)\n"
+	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
+	"       default_permissions are always on\n"
+	"  -h, --help           this text\n"
+	"  -V, --version        version\n"
+	"\n"
+	"An auto-login wallet opens without a prompt. In /etc/fstab:\n"
+	"  /srv/pgdata.enc /srv/pgdata fuse.tdefs wallet=/etc/tdefs/wallet 0 0\n";
+
+static int append_fuse_option(struct command_line *cmd, const char *option)
+{
+	size_t used = strlen(cmd->fuse_options);
+
+	if (used + strlen(option) + 2 > sizeof(cmd->fuse_options))
+		return -E2BIG;
+	if (used)
+		strcat(cmd->fuse_options, ",");
+	strcat(cmd->fuse_options, option);
+	return 0;
+}
+
+static int parse_mount_options(struct command_line *cmd, char *list)
+{
+	char *saveptr = NULL;
+
+	for (char *option = strtok_r(list, ",", &saveptr); option;
+	     option = strtok_r(NULL, ",", &saveptr)) {
+		if (strncmp(option, "wallet=", 7) == 0) {
+			cmd->wallet = option + 7;
+		} else if (strcmp(option, "cache=auto") == 0) {
+			daemon_state.cache = CACHE_AUTO;
+		} else if (strcmp(option, "cache=none") == 0) {
+			daemon_state.cache = CACHE_NONE;
+		} else if (strncmp(option, "cache=", 6) == 0) {
+			fprintf(stderr, "tdefs: -o %s: cache must be auto or none\n", option);
+			return -EINVAL;
+		} else if (strncmp(option, "timeout=", 8) == 0) {
+			char *end;
+			double value = strtod(option + 8, &end);
+			if (*end || value < 0 || value > 86400 * 365) {
+				fprintf(stderr, "tdefs: -o %s: not a number of seconds\n", option);
+				return -EINVAL;
+			}
+			daemon_state.timeout = value;
+		} else if (strcmp(option, "ro") == 0) {
+			daemon_state.read_only = true;
+			append_fuse_option(cmd, option);
+		} else if (strcmp(option, "rw") == 0 || strcmp(option, "defaults") == 0 ||
+			   strcmp(option, "auto") == 0 || strcmp(option, "noauto") == 0 ||
+			   strcmp(option, "_netdev") == 0 || strcmp(option, "nofail") == 0) {
+			/* fstab words that mean nothing to FUSE itself */
+		} else if (append_fuse_option(cmd, option) < 0) {
+			fprintf(stderr, "tdefs: -o: too many options\n");
+			return -E2BIG;
+		}
+	}
+	return 0;
+}
+
+static int parse_command_line(int argc, char **argv, struct command_line *cmd)
+{
+	enum { OPTION_INIT = 256, OPTION_PASSWORD_FILE, OPTION_PASSWORD_FD };
+	static const struct option options[] = {
+		{ "init", no_argument, NULL, OPTION_INIT },
+		{ "wallet", required_argument, NULL, 'w' },
+		{ "password-file", required_argument, NULL, OPTION_PASSWORD_FILE },
+		{ "password-fd", required_argument, NULL, OPTION_PASSWORD_FD },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	cmd->password_fd = -1;
+	while ((c = getopt_long(argc, argv, "w:fdho:sV", options, NULL)) != -1) {
+		switch (c) {
+		case OPTION_INIT:
+			cmd->init = true;
+			break;
+		case 'w':
+			cmd->wallet = optarg;
+			break;
+		case OPTION_PASSWORD_FILE:
+			cmd->password_file = optarg;
+			break;
+		case OPTION_PASSWORD_FD: {
+			char *end;
+			long fd = strtol(optarg, &end, 10);
+			if (*end || fd < 0 || fd > INT32_MAX) {
+				fprintf(stderr, "tdefs: --password-fd %s: not a file descriptor\n",
+					optarg);
+				return 2;
+			}
+			cmd->password_fd = (int)fd;
+			break;
+		}
+		case 'f':
+			cmd->foreground = true;
+			break;
+		case 'd':
+			cmd->debug = cmd->foreground = true;
+			break;
+		case 'o':
+			if (parse_mount_options(cmd, optarg) < 0)
+				return 2;
+			break;
+		case 's':
+			/* single-threaded mode is accepted for mount.fuse compatibility only */
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case 'V':
+			printf("tdefs %s (%s, libfuse %s)\n", "0.1.0", crypto_backend_version(),
+			       fuse_pkgversion());
+			exit(0);
+		default:
+			fputs(usage_text, stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != (cmd->init ? 1 : 2)) {
+		fprintf(stderr, "tdefs: %s\n%s",
+			cmd->init ? "--init takes one directory: BACKING"
+				  : "expected BACKING and MOUNTPOINT",
+			usage_text);
+		return 2;
+	}
+	cmd->backing = argv[optind];
+	cmd->mountpoint = cmd->init ? NULL : argv[optind + 1];
+	if (!cmd->wallet) {
+		fprintf(stderr, "tdefs: no wallet given: use --wallet DIR (or -o wallet=DIR)\n");
+		return 2;
+	}
+	return 0;
+}
+
+static int open_wallet(const struct command_line *cmd, struct keyring **ring)
+{
+	char error[KEYSTORE_ERROR_SIZE] = "";
+	int password_fd = cmd->password_fd;
+	int ret;
+
+	if (cmd->password_file) {
+		password_fd = open(cmd->password_file, O_RDONLY | O_CLOEXEC);
+		if (password_fd < 0) {
+			fprintf(stderr, "tdefs: --password-file %s: %s\n", cmd->password_file,
+				strerror(errno));
+			return -errno;
+		}
+	}
+	ret = keystore_open_for_mount(cmd->wallet, password_fd, ring, error);
+	if (cmd->password_file)
+		close(password_fd);
+	if (ret < 0)
+		fprintf(stderr, "tdefs: %s\n",
+			error[0] ? error : "cannot open the wallet");
+	return ret;
+}
+
+static int read_config(const char *backing, struct backing_config *config)
+{
+	char path[PATH_MAX];
+	uint8_t *data;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", backing, CONFIG_FILE_NAME);
+	ret = read_small_file(path, 4096, &data, &len);
+	if (ret == -ENOENT) {
+		fprintf(stderr,
+			"tdefs: %s is not a tdefs backing directory (no %s): prepare it with "
+			"'tdefs --init --wallet DIR %s'\n",
+			backing, CONFIG_FILE_NAME, backing);
+		return ret;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "tdefs: cannot read %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	ret = config_decode(data, len, config);
+	free(data);
+	if (ret == -EPROTONOSUPPORT)
+		fprintf(stderr, "tdefs: %s was written by a newer tdefs (format version too new)\n",
+			path);
+	else if (ret < 0)
+		fprintf(stderr, "tdefs: %s is damaged (bad magic, size or checksum)\n", path);
+	return ret;
+}
+
+static bool directory_is_empty(const char *path)
+{
+	DIR *dir = opendir(path);
+	struct dirent *entry;
+	bool empty = true;
+
+	if (!dir)
+		return false;
+	while ((entry = readdir(dir))) {
+		if (strcmp(entry->d_name, ".") && strcmp(entry->d_name, "..") &&
+		    strcmp(entry->d_name, "lost+found")) {
+			empty = false;
+			break;
+		}
+	}
+	closedir(dir);
+	return empty;
+}
+
+static int initialise_backing(const struct command_line *cmd)
+{
+	struct backing_config config = { 0 };
+	uint8_t encoded[CONFIG_FILE_SIZE];
+	char path[PATH_MAX];
+	struct keyring *ring;
+	struct stat st;
+	int ret;
+
+	if (stat(cmd->backing, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "tdefs: --init %s: not a directory\n", cmd->backing);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", cmd->backing, CONFIG_FILE_NAME);
+	if (access(path, F_OK) == 0) {
+		fprintf(stderr, "tdefs: --init %s: already a tdefs backing directory\n",
+			cmd->backing);
+		return 1;
+	}
+	if (!directory_is_empty(cmd->backing)) {
+		fprintf(stderr,
+			"tdefs: --init %s: directory is not empty; existing files would not be "
+			"encrypted (copy them in through the mount instead)\n",
+			cmd->backing);
+		return 1;
+	}
+	if (open_wallet(cmd, &ring) < 0)
+		return 1;
+	config.version = CONFIG_FORMAT_VERSION;
+	config.cipher_suite = CIPHER_SUITE_AES256_XTS;
+	config.block_size = TDEFS_BLOCK_SIZE;
+	config.created_time = (uint64_t)time(NULL);
+	keyring_wallet_id(ring, config.wallet_id);
+	snprintf(config.container, sizeof(config.container), "%s", keyring_container(ring));
+	keyring_free(ring);
+	ret = crypto_random_bytes(config.directory_id, sizeof(config.directory_id));
+	if (ret == 0)
+		ret = config_encode(&config, encoded);
+	if (ret == 0)
+		ret = write_file_atomic(path, encoded, sizeof(encoded), 0644);
+	if (ret < 0) {
+		fprintf(stderr, "tdefs: --init: cannot write %s: %s\n", path, strerror(-ret));
+		return 1;
+	}
+	printf("tdefs: %s is ready; mount it with 'tdefs --wallet %s %s MOUNTPOINT'\n",
+	       cmd->backing, cmd->wallet, cmd->backing);
+	return 0;
+}
+
+/* Everything that can be wrong before mounting, each with its own message. */
+static int prepare_mount(const struct command_line *cmd)
+{
+	struct backing_config config;
+	uint8_t wallet_id[16], active_id[KEY_ID_SIZE];
+	char expected[KEY_ID_TEXT_SIZE], actual[KEY_ID_TEXT_SIZE];
+	const uint8_t *mek;
+	struct statvfs vfs;
+	struct stat st;
+
+	if (stat(cmd->backing, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "tdefs: backing directory %s: %s\n", cmd->backing,
+			S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
+		return -ENOTDIR;
+	}
+	if (read_config(cmd->backing, &config) < 0)
+		return -EINVAL;
+	if (open_wallet(cmd, &daemon_state.keyring) < 0)
+		return -EINVAL;
+	keyring_wallet_id(daemon_state.keyring, wallet_id);
+	if (memcmp(wallet_id, config.wallet_id, sizeof(wallet_id)) != 0) {
+		key_id_format(config.wallet_id, expected);
+		key_id_format(wallet_id, actual);
+		fprintf(stderr,
+			"tdefs: %s was initialised for wallet ID %s, but wallet %s has ID %s\n",
+			cmd->backing, expected, cmd->wallet, actual);
+		return -EINVAL;
+	}
+	if (keyring_active(daemon_state.keyring, active_id, &mek) < 0) {
+		fprintf(stderr,
+			"tdefs: wallet %s holds no active master key (OPEN_NO_MASTER_KEY): create "
+			"one with 'tdekey set-key --wallet %s'\n",
+			cmd->wallet, cmd->wallet);
+		return -ENOKEY;
+	}
+	if (!daemon_state.read_only &&
+	    ((statvfs(cmd->backing, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||
+	     access(cmd->backing, W_OK) < 0)) {
+		fprintf(stderr,
+			"tdefs: backing directory %s is read-only: mount with -o ro to use it "
+			"read-only\n",
+			cmd->backing);
+		return -EROFS;
+	}
+	daemon_state.backing_path = realpath(cmd->backing, NULL);
+	daemon_state.wallet_path = realpath(cmd->wallet, NULL);
+	daemon_state.backing_fd = open(cmd->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	daemon_state.root.path_fd = open(cmd->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!daemon_state.backing_path || daemon_state.backing_fd < 0 ||
+	    daemon_state.root.path_fd < 0) {
+		fprintf(stderr, "tdefs: backing directory %s: %s\n", cmd->backing, strerror(errno));
+		return -errno;
+	}
+	daemon_state.root.backing_dev = st.st_dev;
+	daemon_state.root.backing_ino = st.st_ino;
+	daemon_state.root.file_type = S_IFDIR;
+	daemon_state.root.lookup_count = 1;
+	pthread_mutex_init(&daemon_state.root.crypt_lock, NULL);
+	if (daemon_state.cache == CACHE_NONE)
+		daemon_state.timeout = 0;
+	return 0;
+}
+
+/* The backing path goes into the mount table as the source; commas would split options. */
+static void add_fsname(struct command_line *cmd)
+{
+	char option[PATH_MAX + 16];
+	size_t n = (size_t)snprintf(option, sizeof(option), "fsname=");
+
+	for (const char *p = daemon_state.backing_path; *p && n + 2 < sizeof(option); p++) {
+		if (*p == ',' || *p == '\\')
+			option[n++] = '\\';
+		option[n++] = *p;
+	}
+	option[n] = '\0';
+	append_fuse_option(cmd, option);
+}
+
+static int run_mount(struct command_line *cmd)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *loop_config;
+	struct fuse_session *session;
+	int ret = 1;
+
+	if (secure_process_setup(geteuid() == 0) < 0)
+		fprintf(stderr, "tdefs: warning: cannot lock memory; keys may reach swap\n");
+	/* Modes arrive from the kernel with the caller's umask applied; do not apply ours. */
+	umask(0);
+	if (prepare_mount(cmd) < 0)
+		goto out_free_keyring;
+
+	add_fsname(cmd);
+	append_fuse_option(cmd, "subtype=tdefs");
+	if (geteuid() == 0)
+		append_fuse_option(cmd, "allow_other,default_permissions");
+	else
+		append_fuse_option(cmd, "default_permissions");
+	fuse_opt_add_arg(&args, "tdefs");
+	if (cmd->debug)
+		fuse_opt_add_arg(&args, "-d");
+	fuse_opt_add_arg(&args, "-o");
+	fuse_opt_add_arg(&args, cmd->fuse_options);
+
+	session = fuse_session_new(&args, &tdefs_operations, sizeof(tdefs_operations), NULL);
+	if (!session)
+		goto out_free_args;
+	daemon_state.session = session;
+	if (fuse_set_signal_handlers(session) != 0)
+		goto out_destroy_session;
+	if (fuse_session_mount(session, cmd->mountpoint) != 0)
+		goto out_remove_handlers;
+	log_info("tdefs: mounted %s on %s with wallet %s", daemon_state.backing_path,
+		 cmd->mountpoint, daemon_state.wallet_path);
+	if (!cmd->foreground)
+		log_use_syslog("tdefs");
+	if (fuse_daemonize(cmd->foreground) != 0)
+		goto out_unmount;
+
+	loop_config = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(loop_config, 0);
+	fuse_loop_cfg_set_idle_threads(loop_config, 8);
+	fuse_loop_cfg_set_max_threads(loop_config, 32);
+	ret = fuse_session_loop_mt(session, loop_config) == 0 ? 0 : 1;
+	fuse_loop_cfg_destroy(loop_config);
+
+out_unmount:
+	fuse_session_unmount(session);
+out_remove_handlers:
+	fuse_remove_signal_handlers(session);
+out_destroy_session:
+	fuse_session_destroy(session);
+out_free_args:
+	fuse_opt_free_args(&args);
+	inode_table_clear();
+out_free_keyring:
+	keyring_free(daemon_state.keyring);
+	free(daemon_state.backing_path);
+	free(daemon_state.wallet_path);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct command_line cmd = { 0 };
+	int ret = parse_command_line(argc, argv, &cmd);
+
+	if (ret)
+		return ret;
+	if (cmd.init) {
+		secure_process_setup(false);
+		return initialise_backing(&cmd);
+	}
+	return run_mount(&cmd);
+}

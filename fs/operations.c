@@ -1,0 +1,758 @@
+/*
+ * The FUSE low-level operations table. Each handler turns the request into calls on the inode
+ * table (fs/inode_table.c) or the encrypted file layer (fs/file_data.c) and sends exactly one
+ * reply; errors travel as negative errno values until the one place here that replies with them.
+ *
+ * The daemon runs as root and creates backing objects itself, then gives them the caller's uid
+ * and gid, so files on the mount belong to whoever made them (PostgreSQL's initdb refuses to run
+ * as root). Permission checks are the kernel's (default_permissions).
+ */
+#include "fs/daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+static struct tdefs_inode *get_inode(fuse_ino_t ino)
+{
+	return inode_from_fuse(ino);
+}
+
+static void reply_result(fuse_req_t req, int ret)
+{
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+static bool is_reserved_name(struct tdefs_inode *parent, const char *name)
+{
+	return parent == &daemon_state.root && strcmp(name, CONFIG_FILE_NAME) == 0;
+}
+
+/* Give a new backing object the caller's ownership (the group of a setgid parent stays). */
+static int apply_owner(fuse_req_t req, struct tdefs_inode *parent, int dir_fd, const char *name,
+		       int fd)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat parent_st;
+	gid_t gid = ctx->gid;
+	int ret;
+
+	if (geteuid() != 0)
+		return 0;
+	if (fstatat(parent->path_fd, "", &parent_st, AT_EMPTY_PATH) == 0 &&
+	    (parent_st.st_mode & S_ISGID))
+		gid = (gid_t)-1;
+	if (fd >= 0)
+		ret = fchown(fd, ctx->uid, gid);
+	else
+		ret = fchownat(dir_fd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW);
+	return ret < 0 ? -errno : 0;
+}
+
+static void tdefs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (daemon_state.cache == CACHE_AUTO && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+		conn->want |= FUSE_CAP_ASYNC_DIO;
+	/* Locks stay with the kernel's local lock manager: this mount is the only writer. */
+	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+}
+
+static void tdefs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param entry;
+	int ret = inode_lookup(get_inode(parent), name, &entry);
+
+	if (ret == -ENOENT && daemon_state.timeout > 0) {
+		/* Negative entry: cache "does not exist" as long as positive entries. */
+		memset(&entry, 0, sizeof(entry));
+		entry.entry_timeout = daemon_state.timeout;
+		fuse_reply_entry(req, &entry);
+		return;
+	}
+	if (ret < 0)
+		reply_result(req, ret);
+	else
+		fuse_reply_entry(req, &entry);
+}
+
+static void tdefs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_forget(get_inode(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void tdefs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		inode_forget(get_inode(forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void tdefs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int ret = inode_stat(get_inode(ino), &st);
+
+	if (ret < 0)
+		reply_result(req, ret);
+	else
+		fuse_reply_attr(req, &st, daemon_state.timeout);
+}
+
+static int set_times(struct tdefs_inode *inode, struct stat *attr, int to_set)
+{
+	struct timespec times[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+	char proc_path[64];
+
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		times[0].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		times[0] = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		times[1].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		times[1] = attr->st_mtim;
+	if (S_ISLNK(inode->file_type))
+		return utimensat(inode->path_fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
+			       ? -errno
+			       : 0;
+	inode_proc_path(inode, proc_path, sizeof(proc_path));
+	return utimensat(AT_FDCWD, proc_path, times, 0) < 0 ? -errno : 0;
+}
+
+static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
+{
+	struct tdefs_inode *inode = get_inode(ino);
+	char proc_path[64];
+	struct stat st;
+	int ret = 0;
+
+	inode_proc_path(inode, proc_path, sizeof(proc_path));
+	if ((to_set & FUSE_SET_ATTR_MODE) && !S_ISLNK(inode->file_type) &&
+	    chmod(proc_path, attr->st_mode & 07777) < 0) {
+		ret = -errno;
+		goto out_reply;
+	}
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(inode->path_fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = -errno;
+			goto out_reply;
+		}
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (!S_ISREG(inode->file_type)) {
+			ret = S_ISDIR(inode->file_type) ? -EISDIR : -EINVAL;
+			goto out_reply;
+		}
+		/* truncate(2) on a path comes without an open file: load the key for it. */
+		ret = file_crypt_acquire(inode);
+		if (ret < 0)
+			goto out_reply;
+		ret = file_truncate(inode, (uint64_t)attr->st_size);
+		file_crypt_release(inode);
+		if (ret < 0)
+			goto out_reply;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+		      FUSE_SET_ATTR_MTIME_NOW)) {
+		ret = set_times(inode, attr, to_set);
+		if (ret < 0)
+			goto out_reply;
+	}
+	ret = inode_stat(inode, &st);
+out_reply:
+	if (ret < 0)
+		reply_result(req, ret);
+	else
+		fuse_reply_attr(req, &st, daemon_state.timeout);
+}
+
+static void tdefs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char target[PATH_MAX + 1];
+	ssize_t n = readlinkat(get_inode(ino)->path_fd, "", target, sizeof(target) - 1);
+
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	target[n] = '\0';
+	fuse_reply_readlink(req, target);
+}
+
+/* Create an empty encrypted regular file: the header is in place before the name is used. */
+static int create_regular(fuse_req_t req, struct tdefs_inode *parent, const char *name,
+			  mode_t mode, bool exclusive)
+{
+	int fd, ret;
+
+	fd = openat(parent->path_fd, name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW,
+		    mode & 07777);
+	if (fd < 0)
+		return (errno == EEXIST && !exclusive) ? 1 : -errno;
+	ret = apply_owner(req, parent, -1, NULL, fd);
+	if (ret == 0)
+		ret = file_write_new_header(fd);
+	close(fd);
+	if (ret < 0)
+		unlinkat(parent->path_fd, name, 0);
+	return ret;
+}
+
+static int make_node(fuse_req_t req, struct tdefs_inode *parent, const char *name, mode_t mode,
+		     dev_t rdev, const char *link_target, struct fuse_entry_param *entry)
+{
+	int ret;
+
+	if (is_reserved_name(parent, name))
+		return -EPERM;
+	if (link_target) {
+		ret = symlinkat(link_target, parent->path_fd, name) < 0 ? -errno : 0;
+	} else if (S_ISDIR(mode)) {
+		ret = mkdirat(parent->path_fd, name, mode & 07777) < 0 ? -errno : 0;
+	} else if (S_ISREG(mode)) {
+		ret = create_regular(req, parent, name, mode, true);
+		if (ret == 0)
+			goto out_lookup;
+		return ret;
+	} else {
+		ret = mknodat(parent->path_fd, name, mode, rdev) < 0 ? -errno : 0;
+	}
+	if (ret < 0)
+		return ret;
+	ret = apply_owner(req, parent, parent->path_fd, name, -1);
+	if (ret < 0) {
+		unlinkat(parent->path_fd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+		return ret;
+	}
+out_lookup:
+	return inode_lookup(parent, name, entry);
+}
+
+static void reply_entry_result(fuse_req_t req, int ret, struct fuse_entry_param *entry)
+{
+	if (ret < 0)
+		reply_result(req, ret);
+	else
+		fuse_reply_entry(req, entry);
+}
+
+static void tdefs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			dev_t rdev)
+{
+	struct fuse_entry_param entry;
+
+	reply_entry_result(req, make_node(req, get_inode(parent), name, mode, rdev, NULL, &entry),
+			   &entry);
+}
+
+static void tdefs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fuse_entry_param entry;
+
+	reply_entry_result(req,
+			   make_node(req, get_inode(parent), name, S_IFDIR | mode, 0, NULL, &entry),
+			   &entry);
+}
+
+static void tdefs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param entry;
+
+	reply_entry_result(req,
+			   make_node(req, get_inode(parent), name, S_IFLNK | 0777, 0, link, &entry),
+			   &entry);
+}
+
+static void tdefs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct tdefs_inode *inode = get_inode(ino), *parent = get_inode(newparent);
+	struct fuse_entry_param entry;
+	char proc_path[64];
+	int ret;
+
+	if (is_reserved_name(parent, newname)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	inode_proc_path(inode, proc_path, sizeof(proc_path));
+	if (linkat(AT_FDCWD, proc_path, parent->path_fd, newname, AT_SYMLINK_FOLLOW) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	ret = inode_lookup(parent, newname, &entry);
+	reply_entry_result(req, ret, &entry);
+}
+
+static void tdefs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct tdefs_inode *dir = get_inode(parent);
+
+	if (is_reserved_name(dir, name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fuse_reply_err(req, unlinkat(dir->path_fd, name, 0) < 0 ? errno : 0);
+}
+
+static void tdefs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, unlinkat(get_inode(parent)->path_fd, name, AT_REMOVEDIR) < 0 ? errno : 0);
+}
+
+static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct tdefs_inode *from = get_inode(parent), *to = get_inode(newparent);
+
+	if (is_reserved_name(from, name) || is_reserved_name(to, newname)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	/* RENAME_WHITEOUT belongs to overlay filesystems; tdefs has no use for it. */
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, renameat2(from->path_fd, name, to->path_fd, newname, flags) < 0 ? errno
+											     : 0);
+}
+
+static int open_common(struct tdefs_inode *inode, struct fuse_file_info *fi)
+{
+	struct open_file *open_file;
+	int ret;
+
+	if (!S_ISREG(inode->file_type))
+		return S_ISDIR(inode->file_type) ? -EISDIR : -EINVAL;
+	ret = file_crypt_acquire(inode);
+	if (ret < 0)
+		return ret;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && !inode->crypt->writable) {
+		ret = daemon_state.read_only ? -EROFS : -EACCES;
+		goto out_release;
+	}
+	/* libfuse enables atomic O_TRUNC: the truncate arrives with the open, not before it. */
+	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		ret = file_truncate(inode, 0);
+		if (ret < 0)
+			goto out_release;
+	}
+	open_file = calloc(1, sizeof(*open_file));
+	if (!open_file) {
+		ret = -ENOMEM;
+		goto out_release;
+	}
+	open_file->inode = inode;
+	open_file->direct_fd = -1;
+	if (fi->flags & O_DIRECT) {
+		/*
+		 * The application bypasses the page cache; so does the daemon, end to end, for
+		 * the whole-block I/O that makes up a database's O_DIRECT traffic.
+		 */
+		char proc_path[64];
+
+		inode_proc_path(inode, proc_path, sizeof(proc_path));
+		open_file->direct_fd = open(proc_path,
+					    (inode->crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT |
+						    O_CLOEXEC);
+		if (open_file->direct_fd < 0) {
+			ret = -errno;
+			free(open_file);
+			goto out_release;
+		}
+	}
+	fi->fh = (uint64_t)(uintptr_t)open_file;
+	fi->keep_cache = daemon_state.cache == CACHE_AUTO;
+	return 0;
+
+out_release:
+	file_crypt_release(inode);
+	return ret;
+}
+
+static void tdefs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int ret = open_common(get_inode(ino), fi);
+
+	if (ret < 0)
+		reply_result(req, ret);
+	else
+		fuse_reply_open(req, fi);
+}
+
+static void tdefs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			 struct fuse_file_info *fi)
+{
+	struct tdefs_inode *dir = get_inode(parent);
+	struct fuse_entry_param entry;
+	int ret;
+
+	if (is_reserved_name(dir, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ret = create_regular(req, dir, name, mode, (fi->flags & O_EXCL) != 0);
+	if (ret < 0) {
+		reply_result(req, ret);
+		return;
+	}
+	ret = inode_lookup(dir, name, &entry);
+	if (ret < 0) {
+		reply_result(req, ret);
+		return;
+	}
+	ret = open_common(inode_from_fuse(entry.ino), fi);
+	if (ret < 0) {
+		inode_forget(inode_from_fuse(entry.ino), 1);
+		reply_result(req, ret);
+		return;
+	}
+	fuse_reply_create(req, &entry, fi);
+}
+
+static struct open_file *open_file_of(struct fuse_file_info *fi)
+{
+	return (struct open_file *)(uintptr_t)fi->fh;
+}
+
+static void tdefs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi)
+{
+	struct open_file *open_file = open_file_of(fi);
+	uint8_t *data = NULL;
+	size_t length = 0;
+	int ret;
+
+	ret = file_read(open_file->inode, open_file->direct_fd, (uint64_t)offset, size, &data,
+			&length);
+	if (ret < 0)
+		reply_result(req, ret);
+	else
+		fuse_reply_buf(req, (const char *)data, length);
+}
+
+static void tdefs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+			off_t offset, struct fuse_file_info *fi)
+{
+	struct open_file *open_file = open_file_of(fi);
+	int ret;
+
+	if (offset < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = file_write(open_file->inode, open_file->direct_fd, (const uint8_t *)buf, size,
+			 (uint64_t)offset);
+	if (ret < 0)
+		reply_result(req, ret);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void tdefs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* Writes reach the backing file when they are made; close() has nothing to push. */
+	fuse_reply_err(req, 0);
+}
+
+static void tdefs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct open_file *open_file = open_file_of(fi);
+
+	if (open_file->direct_fd >= 0)
+		close(open_file->direct_fd);
+	file_crypt_release(open_file->inode);
+	free(open_file);
+	fuse_reply_err(req, 0);
+}
+
+static void tdefs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	reply_result(req, file_fsync(open_file_of(fi)->inode, datasync != 0));
+}
+
+static void tdefs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			    off_t length, struct fuse_file_info *fi)
+{
+	if (offset < 0 || length <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	reply_result(req, file_fallocate(open_file_of(fi)->inode, mode, (uint64_t)offset,
+					 (uint64_t)length));
+}
+
+static void tdefs_lseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence,
+			struct fuse_file_info *fi)
+{
+	uint64_t result;
+	int ret;
+
+	if (offset < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/*
+	 * With the writeback cache the kernel may hold dirty pages we have not seen, and it does
+	 * not flush them before asking. Invalidating the inode's cache makes it write them back
+	 * (through other worker threads) first, so holes are answered on current data.
+	 */
+	if (daemon_state.cache == CACHE_AUTO) {
+		ret = fuse_lowlevel_notify_inval_inode(daemon_state.session, ino, 0, 0);
+		if (ret < 0 && ret != -ENOENT) {
+			reply_result(req, ret);
+			return;
+		}
+	}
+	ret = file_lseek(open_file_of(fi)->inode, (uint64_t)offset, whence, &result);
+	if (ret < 0)
+		reply_result(req, ret);
+	else
+		fuse_reply_lseek(req, (off_t)result);
+}
+
+/* --- directories ------------------------------------------------------------------------ */
+
+struct directory_handle {
+	DIR *stream;
+	off_t offset;
+	struct dirent *entry; /* read but not yet sent (the reply buffer was full) */
+};
+
+static void tdefs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct directory_handle *handle = calloc(1, sizeof(*handle));
+	int fd;
+
+	if (!handle) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fd = openat(get_inode(ino)->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(handle->stream = fdopendir(fd))) {
+		int saved = errno;
+
+		if (fd >= 0)
+			close(fd);
+		free(handle);
+		fuse_reply_err(req, saved);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)handle;
+	fi->cache_readdir = daemon_state.cache == CACHE_AUTO;
+	fuse_reply_open(req, fi);
+}
+
+static void tdefs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+			  struct fuse_file_info *fi)
+{
+	struct directory_handle *handle = (struct directory_handle *)(uintptr_t)fi->fh;
+	bool is_root = get_inode(ino) == &daemon_state.root;
+	char *buffer = calloc(1, size);
+	size_t used = 0;
+
+	if (!buffer) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (offset != handle->offset) {
+		seekdir(handle->stream, offset);
+		handle->entry = NULL;
+		handle->offset = offset;
+	}
+	for (;;) {
+		struct stat st = { 0 };
+		size_t entry_size;
+
+		if (!handle->entry) {
+			errno = 0;
+			handle->entry = readdir(handle->stream);
+			if (!handle->entry) {
+				if (errno && used == 0) {
+					int saved = errno;
+					free(buffer);
+					fuse_reply_err(req, saved);
+					return;
+				}
+				break;
+			}
+		}
+		if (is_root && strcmp(handle->entry->d_name, CONFIG_FILE_NAME) == 0) {
+			handle->offset = handle->entry->d_off;
+			handle->entry = NULL;
+			continue;
+		}
+		st.st_ino = handle->entry->d_ino;
+		st.st_mode = (mode_t)handle->entry->d_type << 12;
+		entry_size = fuse_add_direntry(req, buffer + used, size - used,
+					       handle->entry->d_name, &st, handle->entry->d_off);
+		if (entry_size > size - used)
+			break;
+		used += entry_size;
+		handle->offset = handle->entry->d_off;
+		handle->entry = NULL;
+	}
+	fuse_reply_buf(req, buffer, used);
+	free(buffer);
+}
+
+static void tdefs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct directory_handle *handle = (struct directory_handle *)(uintptr_t)fi->fh;
+
+	closedir(handle->stream);
+	free(handle);
+	fuse_reply_err(req, 0);
+}
+
+static void tdefs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			   struct fuse_file_info *fi)
+{
+	struct directory_handle *handle = (struct directory_handle *)(uintptr_t)fi->fh;
+	int fd = dirfd(handle->stream);
+
+	fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+}
+
+static void tdefs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	if (fstatvfs(daemon_state.backing_fd, &st) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+/* --- extended attributes: stored on the backing object as they are (docs/SECURITY.md) ---- */
+
+static int xattr_path(struct tdefs_inode *inode, char *buf, size_t len)
+{
+	/* The /proc link of an O_PATH descriptor would follow a symlink to its target. */
+	if (S_ISLNK(inode->file_type))
+		return -EOPNOTSUPP;
+	inode_proc_path(inode, buf, len);
+	return 0;
+}
+
+static void reply_xattr_result(fuse_req_t req, ssize_t n, size_t size, const char *value)
+{
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, value, (size_t)n);
+}
+
+static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char path[64], *value = NULL;
+	ssize_t n;
+	int ret = xattr_path(get_inode(ino), path, sizeof(path));
+
+	if (ret < 0) {
+		reply_result(req, ret);
+		return;
+	}
+	if (size && !(value = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = getxattr(path, name, value, size);
+	reply_xattr_result(req, n, size, value);
+	free(value);
+}
+
+static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char path[64], *value = NULL;
+	ssize_t n;
+	int ret = xattr_path(get_inode(ino), path, sizeof(path));
+
+	if (ret < 0) {
+		reply_result(req, ret);
+		return;
+	}
+	if (size && !(value = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = listxattr(path, value, size);
+	reply_xattr_result(req, n, size, value);
+	free(value);
+}
+
+static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			   size_t size, int flags)
+{
+	char path[64];
+	int ret = xattr_path(get_inode(ino), path, sizeof(path));
+
+	if (ret == 0 && setxattr(path, name, value, size, flags) < 0)
+		ret = -errno;
+	reply_result(req, ret);
+}
+
+static void tdefs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	char path[64];
+	int ret = xattr_path(get_inode(ino), path, sizeof(path));
+
+	if (ret == 0 && removexattr(path, name) < 0)
+		ret = -errno;
+	reply_result(req, ret);
+}
+
+const struct fuse_lowlevel_ops tdefs_operations = {
+	.init = tdefs_init,
+	.lookup = tdefs_lookup,
+	.forget = tdefs_forget,
+	.forget_multi = tdefs_forget_multi,
+	.getattr = tdefs_getattr,
+	.setattr = tdefs_setattr,
+	.readlink = tdefs_readlink,
+	.mknod = tdefs_mknod,
+	.mkdir = tdefs_mkdir,
+	.symlink = tdefs_symlink,
+	.link = tdefs_link,
+	.unlink = tdefs_unlink,
+	.rmdir = tdefs_rmdir,
+	.rename = tdefs_rename,
+	.open = tdefs_open,
+	.create = tdefs_create,
+	.read = tdefs_read,
+	.write = tdefs_write,
+	.flush = tdefs_flush,
+	.release = tdefs_release,
+	.fsync = tdefs_fsync,
+	.fallocate = tdefs_fallocate,
+	.lseek = tdefs_lseek,
+	.opendir = tdefs_opendir,
+	.readdir = tdefs_readdir,
+	.releasedir = tdefs_releasedir,
+	.fsyncdir = tdefs_fsyncdir,
+	.statfs = tdefs_statfs,
+	.getxattr = tdefs_getxattr,
+	.listxattr = tdefs_listxattr,
+	.setxattr = tdefs_setxattr,
+	.removexattr = tdefs_removexattr,
+};

@@ -1,0 +1,101 @@
+/*
+ * util: the small pieces every tdefs module shares and that have nothing to do with crypto:
+ * explicit little-endian encoding for on-disk structures, crash-safe replacement of a metadata
+ * file (temp file, fsync, rename, directory fsync), crash points for the tests that prove it,
+ * and one logging entry point so that the daemon can send its lines to syslog or stderr.
+ *
+ * All functions return 0 or a negative errno.
+ */
+#ifndef TDEFS_UTIL_H
+#define TDEFS_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline void store_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void store_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void store_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t load_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t load_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Write all of buf at offset, retrying short writes and EINTR. */
+int pwrite_all(int fd, const void *buf, size_t len, off_t offset);
+/* Read up to len bytes at offset; *done gets how many were read before end of file. */
+int pread_full(int fd, void *buf, size_t len, off_t offset, size_t *done);
+
+/* Read a whole (small) file into a malloc'd buffer; refuses files larger than max_len. */
+int read_small_file(const char *path, size_t max_len, uint8_t **data, size_t *len);
+
+/*
+ * Replace path with data so that a crash at any instant leaves either the old or the new
+ * content: write path.tmp-XXXX, fsync it, rename over path, fsync the directory.
+ */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+int fsync_parent_directory(const char *path);
+
+/*
+ * Crash points. In a build with -Dfault_injection=true, fault_point("name") counts calls and
+ * kills the process with SIGKILL when the count reaches $TDEFS_FAULT_AT, so a test can stop a
+ * writer between any two of its durable steps. In other builds it compiles to nothing.
+ */
+#ifdef TDEFS_FAULT_INJECTION
+void fault_point(const char *name);
+#else
+static inline void fault_point(const char *name)
+{
+	(void)name;
+}
+#endif
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+/* Send log lines to syslog (daemon in the background) instead of stderr. */
+void log_use_syslog(const char *ident);
+void log_set_verbosity(enum log_level max_level);
+void log_message(enum log_level level, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_message(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warning(...) log_message(LOG_LEVEL_WARNING, __VA_ARGS__)
+#define log_info(...) log_message(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_message(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+#endif
