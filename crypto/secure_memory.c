@@ -63,7 +63,6 @@ void *secure_alloc(size_t size)
 	 */
 	(void)mlock(mapping, mapping_size);
 	(void)madvise(mapping, mapping_size, MADV_DONTDUMP);
-	(void)madvise(mapping, mapping_size, MADV_WIPEONFORK);
 	header = mapping;
 	header->mapping_size = mapping_size;
 	header->magic = SECURE_BLOCK_MAGIC;

@@ -10,11 +10,13 @@
  * Short tails. The last block of a file may be shorter than 4096 bytes, and the format derives
  * the plaintext size from the backing size, so the ciphertext must be exactly as long as the
  * plaintext. XTS with ciphertext stealing covers 16 bytes and more; a tail of 1..15 bytes is
- * XORed with a keystream block: the XTS encryption of 16 zero bytes under a tweak with bit 63
- * set. Real blocks never use such a tweak (a block index below 2^52 covers any file size), so
- * the keystream never equals the ciphertext of a real block. The cost, written in
- * docs/FORMAT.md: rewriting the same short tail reuses its keystream, which reveals the XOR of
- * the two versions of at most 15 bytes.
+ * XORed with a keystream K: the XTS encryption of 16 zero bytes under a tweak with bit 63 set.
+ * Real blocks never use such a tweak (a block index below 2^52 covers any file size), so K is
+ * never the ciphertext of a real block. Two values are fixed points so that zero ciphertext
+ * keeps meaning "hole" even for a 1-byte tail (where a plain XOR would give an all-zero
+ * ciphertext for 1 in 256 plaintexts): all-zero maps to all-zero and K to K; everything else
+ * is XORed with K, which keeps the map a bijection. The costs, written in docs/FORMAT.md: an
+ * all-zero short tail is visible as such, and rewriting a short tail in place reuses K.
  */
 #include "fs/format.h"
 
@@ -50,8 +52,13 @@ static int short_tail_apply(struct xts_key *key, uint64_t block_index, const uin
 			  sizeof(keystream));
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < len; i++)
-		out[i] = in[i] ^ keystream[i];
+	/* An involution: the same map encrypts and decrypts. */
+	if (buffer_is_zero(in, len) || memcmp(in, keystream, len) == 0) {
+		memmove(out, in, len);
+	} else {
+		for (size_t i = 0; i < len; i++)
+			out[i] = in[i] ^ keystream[i];
+	}
 	secure_wipe(keystream, sizeof(keystream));
 	return 0;
 }

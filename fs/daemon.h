@@ -112,4 +112,41 @@ int file_lseek(struct tdefs_inode *inode, uint64_t offset, int whence, uint64_t 
 int file_fsync(struct tdefs_inode *inode, bool data_only);
 int file_size(struct tdefs_inode *inode, uint64_t *size);
 
+/* header_update.c */
+struct rewrap_outcome {
+	bool rewrapped; /* the header now names the active master key */
+	bool skipped;   /* already under it, or no header yet */
+	uint8_t old_key_id[MASTER_KEY_ID_SIZE];
+};
+/* Rewrap one backing file's DEK under the active master key (two synced copy writes). */
+int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outcome);
+
+/* key_rotation.c */
+/* Re-read the wallet the daemon was started with; keeps the loaded keys when it cannot. */
+int keys_reload(char *error, size_t error_len);
+int wallet_watch_start(void);
+void wallet_watch_stop(void);
+
+enum job_state { JOB_IDLE, JOB_RUNNING, JOB_STOPPING, JOB_STOPPED, JOB_DONE, JOB_FAILED };
+
+struct job_status {
+	enum job_state state;
+	uint64_t files_total;     /* regular files found so far */
+	uint64_t files_rewrapped;
+	uint64_t files_skipped;
+	uint64_t files_failed;
+	double rate_limit;        /* headers per second, 0 = unlimited */
+	int64_t started, finished; /* Unix seconds */
+	char last_error[256];
+};
+int rewrap_start(double rate_limit, char *error, size_t error_len);
+void rewrap_stop(void);
+void rewrap_status(struct job_status *status);
+void rewrap_join(void);
+const char *job_state_name(enum job_state state);
+
+/* control.c */
+int control_start(const char *mountpoint);
+void control_stop(void);
+
 #endif

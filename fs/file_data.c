@@ -89,7 +89,7 @@ static uint8_t *scratch_get(size_t size)
 
 /* --- loading the DEK --------------------------------------------------------------------- */
 
-static void log_file_error_once(struct tdefs_inode *inode, const char *format, const char *detail)
+static void log_file_error_once(struct tdefs_inode *inode, const char *detail)
 {
 	char path[512];
 
@@ -97,7 +97,7 @@ static void log_file_error_once(struct tdefs_inode *inode, const char *format, c
 		return;
 	inode->load_error_logged = true;
 	inode_describe(inode, path, sizeof(path));
-	log_error(format, path, detail);
+	log_error("%s: %s", path, detail);
 }
 
 int file_write_new_header(int fd)
@@ -175,7 +175,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		st.st_size = TDEFS_HEADER_SIZE;
 	}
 	if (st.st_size < (off_t)TDEFS_HEADER_SIZE) {
-		log_file_error_once(inode, "%s: %s", "backing file is shorter than its 4096-byte header");
+		log_file_error_once(inode, "backing file is shorter than its 4096-byte header");
 		return -EIO;
 	}
 	ret = pread_full(crypt->data_fd, raw, sizeof(raw), 0, &done);
@@ -183,11 +183,11 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		return ret;
 	ret = header_select(raw, done, &crypt->header, &slot);
 	if (ret == -EPROTONOSUPPORT) {
-		log_file_error_once(inode, "%s: %s", "header written by a newer tdefs format");
+		log_file_error_once(inode, "header written by a newer tdefs format");
 		return -EIO;
 	}
 	if (ret < 0) {
-		log_file_error_once(inode, "%s: %s",
+		log_file_error_once(inode,
 				    "damaged header: neither copy passes its checksum");
 		return -EIO;
 	}
@@ -204,11 +204,11 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		key_id_format(crypt->header.key_id, key_text);
 		snprintf(detail, sizeof(detail),
 			 "header names master key %s, which the wallet does not hold", key_text);
-		log_file_error_once(inode, "%s: %s", detail);
+		log_file_error_once(inode, detail);
 		goto out_free_deks;
 	}
 	if (ret < 0) {
-		log_file_error_once(inode, "%s: %s",
+		log_file_error_once(inode,
 				    "header fails authentication (altered or spliced)");
 		ret = -EIO;
 		goto out_free_deks;

@@ -173,6 +173,41 @@ struct backing_config {
 	uint64_t created_time;
 };
 
+/* --- scanning a backing directory --------------------------------------------------- */
+
+struct key_usage {
+	uint8_t key_id[MASTER_KEY_ID_SIZE];
+	uint64_t files;
+};
+
+/* What a read-only walk of a backing directory finds in its file headers. */
+struct backing_scan {
+	struct key_usage *keys; /* one entry per master key ID referenced by a header */
+	size_t key_count;
+	uint64_t files;   /* regular files, the config file excepted */
+	uint64_t empty;   /* no header yet (size 0) */
+	uint64_t damaged; /* no valid header copy, or a header from a newer format */
+};
+
+/* Walk BACKING without writing anything; headers are checked but not unsealed. */
+int backing_scan(const char *backing, struct backing_scan *scan);
+void backing_scan_free(struct backing_scan *scan);
+
+/* --- control channel ----------------------------------------------------------------- */
+
+/*
+ * Each mounted daemon listens on an abstract Unix socket named after the device number of its
+ * mount, so a tool that is given any path on the mount finds it from stat(2) alone, and no
+ * socket file can go stale. Requests are one line; replies are "key value" lines ending with
+ * "ok" or "error MESSAGE". Only root and the user who mounted may use it (SO_PEERCRED).
+ *   status                 backing, wallet, active key, rewrap job state and counters
+ *   reload                 re-read the wallet now
+ *   rewrap-start RATE      rewrap every header under the active key (RATE headers/s, 0 = no limit)
+ *   rewrap-stop            stop the running rewrap (tderekey rewrap resumes it)
+ */
+#define CONTROL_SOCKET_FORMAT "tdefs-control-%u:%u"
+#define CONTROL_LINE_MAX 4096
+
 int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_SIZE]);
 int config_decode(const uint8_t *data, size_t len, struct backing_config *config);
 

@@ -435,6 +435,21 @@ static int run_mount(struct command_line *cmd)
 		log_use_syslog("tdefs");
 	if (fuse_daemonize(cmd->foreground) != 0)
 		goto out_unmount;
+	/* Page locks are not inherited across the fork of daemonising: take them again. */
+	if (!cmd->foreground && geteuid() == 0 && secure_process_setup(true) < 0)
+		log_warning("tdefs: cannot lock memory; keys may reach swap");
+
+	/*
+	 * After daemonising (the threads must live in the process that stays): the wallet
+	 * watcher and the control channel. Neither is needed to serve files, so a failure is
+	 * logged and the mount goes on.
+	 */
+	if (wallet_watch_start() < 0)
+		log_warning("tdefs: cannot watch wallet %s for changes; run 'tderekey reload' after "
+			    "a key change", daemon_state.wallet_path);
+	if ((ret = control_start(cmd->mountpoint)) < 0)
+		log_warning("tdefs: control channel unavailable: %s", strerror(-ret));
+	ret = 1;
 
 	loop_config = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(loop_config, 0);
@@ -442,6 +457,9 @@ static int run_mount(struct command_line *cmd)
 	fuse_loop_cfg_set_max_threads(loop_config, 32);
 	ret = fuse_session_loop_mt(session, loop_config) == 0 ? 0 : 1;
 	fuse_loop_cfg_destroy(loop_config);
+	control_stop();
+	rewrap_join();
+	wallet_watch_stop();
 
 out_unmount:
 	fuse_session_unmount(session);

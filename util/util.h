@@ -10,6 +10,7 @@
 #define TDEFS_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -84,6 +85,19 @@ static inline void fault_point(const char *name)
 	(void)name;
 }
 #endif
+
+/*
+ * One line of /proc/self/mountinfo. Tools find the tdefs mount that holds a path by the path's
+ * st_dev; the daemon finds its own mount by mount point, without touching its own filesystem.
+ */
+struct mount_entry {
+	unsigned major, minor;
+	char mount_point[4096];
+	char fs_type[64];
+	char source[4096];
+};
+int mount_find_by_device(unsigned major, unsigned minor, struct mount_entry *entry);
+int mount_find_by_point(const char *mount_point, struct mount_entry *entry);
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 

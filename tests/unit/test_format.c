@@ -210,6 +210,35 @@ static void test_block_round_trip_every_length(void **state)
 	xts_key_free(key);
 }
 
+/*
+ * Every 1-byte tail value round-trips, and only the zero byte is stored as zero: a plain XOR
+ * would store zero for one value in 256, which would then read back as a hole.
+ */
+static void test_short_tail_zero_means_hole(void **state)
+{
+	struct vector_inputs in;
+	struct xts_key *key;
+	unsigned zero_ciphertexts = 0;
+
+	(void)state;
+	vector_inputs_fill(&in);
+	assert_int_equal(xts_key_new(in.dek, &key), 0);
+	for (uint64_t block = 0; block < 64; block++) {
+		for (unsigned value = 0; value < 256; value++) {
+			uint8_t plain = (uint8_t)value, cipher, back;
+			assert_int_equal(block_encrypt(key, block, &plain, &cipher, 1), 0);
+			assert_int_equal(block_decrypt(key, block, &cipher, &back, 1), 0);
+			assert_int_equal(back, plain);
+			if (cipher == 0) {
+				zero_ciphertexts++;
+				assert_int_equal(plain, 0);
+			}
+		}
+	}
+	assert_int_equal(zero_ciphertexts, 64);
+	xts_key_free(key);
+}
+
 static void build_image(uint8_t image[TDEFS_HEADER_SIZE], struct file_header *header,
 			struct vector_inputs *in)
 {
@@ -364,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_header_seal_matches_independent_openssl),
 		cmocka_unit_test(test_block_known_answers),
 		cmocka_unit_test(test_block_round_trip_every_length),
+		cmocka_unit_test(test_short_tail_zero_means_hole),
 		cmocka_unit_test(test_every_bit_flip_of_a_copy_is_detected),
 		cmocka_unit_test(test_torn_copy_falls_back_to_the_other),
 		cmocka_unit_test(test_every_truncation_is_detected),

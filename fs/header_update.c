@@ -1,0 +1,148 @@
+/*
+ * The one path that rewrites an existing file's header (master-key rewrap today, data rekey
+ * progress later). Updates to one file are serialised by a striped lock keyed on the backing
+ * inode, so two jobs never interleave their copies. Readers need no lock: a header is rewritten
+ * one copy at a time (the older copy first, then the other), each synced before the next, so a
+ * reader, or a crash, always finds at least one whole copy, and the newest whole copy is always
+ * a complete state: the old header or the new one.
+ */
+#include "fs/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+#define HEADER_UPDATE_STRIPES 64
+
+static pthread_mutex_t update_locks[HEADER_UPDATE_STRIPES];
+static pthread_once_t update_locks_once = PTHREAD_ONCE_INIT;
+
+static void update_locks_init(void)
+{
+	for (unsigned i = 0; i < HEADER_UPDATE_STRIPES; i++)
+		pthread_mutex_init(&update_locks[i], NULL);
+}
+
+static pthread_mutex_t *update_lock_for(dev_t dev, ino_t ino)
+{
+	uint64_t h = ((uint64_t)ino * UINT64_C(0x9e3779b97f4a7c15)) ^ (uint64_t)dev;
+
+	pthread_once(&update_locks_once, update_locks_init);
+	return &update_locks[(h >> 40) % HEADER_UPDATE_STRIPES];
+}
+
+static int read_header(int fd, struct file_header *header, unsigned *slot)
+{
+	uint8_t image[TDEFS_HEADER_SIZE];
+	size_t done;
+	int ret;
+
+	/* A create in flight may be writing this header right now: look twice before failing. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		ret = pread_full(fd, image, sizeof(image), 0, &done);
+		if (ret < 0)
+			return ret;
+		ret = header_select(image, done, header, slot);
+		if (ret != -EBADMSG)
+			return ret;
+		usleep(10000);
+	}
+	return ret;
+}
+
+/* Seal next under the MEK, give it the sequence, write it into slot and sync. */
+static int write_copy(int fd, struct file_header *next, uint64_t sequence, unsigned slot,
+		      const uint8_t *mek, const uint8_t *key_id, const uint8_t *deks)
+{
+	uint8_t copy[HEADER_COPY_SIZE];
+	int ret;
+
+	next->sequence = sequence;
+	ret = header_seal(next, mek, key_id, deks, next->wrapped_length / DEK_SIZE);
+	if (ret == 0)
+		ret = header_copy_encode(next, copy);
+	if (ret == 0)
+		ret = pwrite_all(fd, copy, sizeof(copy), (off_t)slot * HEADER_COPY_SIZE);
+	if (ret == 0 && fdatasync(fd) < 0)
+		ret = -errno;
+	return ret;
+}
+
+int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outcome)
+{
+	uint8_t active_id[MASTER_KEY_ID_SIZE];
+	struct file_header header, next;
+	const uint8_t *old_mek, *new_mek;
+	pthread_mutex_t *lock;
+	uint8_t *deks = NULL;
+	unsigned slot;
+	struct stat st;
+	int fd, ret;
+
+	memset(outcome, 0, sizeof(*outcome));
+	fd = openat(dir_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+		outcome->skipped = true; /* no header yet: it will be made under the active key */
+		ret = 0;
+		goto out_close;
+	}
+	lock = update_lock_for(st.st_dev, st.st_ino);
+	pthread_mutex_lock(lock);
+	ret = read_header(fd, &header, &slot);
+	if (ret < 0)
+		goto out_unlock;
+	memcpy(outcome->old_key_id, header.key_id, MASTER_KEY_ID_SIZE);
+	deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
+	if (!deks) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+
+	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	ret = keyring_active(daemon_state.keyring, active_id, &new_mek);
+	if (ret < 0)
+		goto out_unlock_keyring;
+	if (memcmp(header.key_id, active_id, MASTER_KEY_ID_SIZE) == 0) {
+		outcome->skipped = true;
+		goto out_unlock_keyring;
+	}
+	old_mek = keyring_find(daemon_state.keyring, header.key_id);
+	if (!old_mek) {
+		ret = -ENOKEY;
+		goto out_unlock_keyring;
+	}
+	ret = header_unseal(&header, old_mek, deks);
+	if (ret < 0)
+		goto out_unlock_keyring;
+	/*
+	 * The older slot first: until it is synced, the newest copy is still the old header under
+	 * the old key, which the wallet keeps. Then the other slot, so that no copy under the old
+	 * key remains and the old key can one day be deleted.
+	 */
+	next = header;
+	ret = write_copy(fd, &next, header.sequence + 1, 1 - slot, new_mek, active_id, deks);
+	fault_point("rewrap:first-copy-synced");
+	if (ret == 0)
+		ret = write_copy(fd, &next, header.sequence + 2, slot, new_mek, active_id, deks);
+	fault_point("rewrap:second-copy-synced");
+	if (ret == 0)
+		outcome->rewrapped = true;
+out_unlock_keyring:
+	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+out_unlock:
+	pthread_mutex_unlock(lock);
+	secure_free(deks);
+out_close:
+	close(fd);
+	return ret;
+}

@@ -1,0 +1,207 @@
+/*
+ * tdefs-test-tool: what the mounted tests need to look at backing files from the outside.
+ *
+ *   verify WALLET BACKING_FILE PLAIN_FILE
+ *       Decrypt BACKING_FILE with an implementation independent of the daemon's data path:
+ *       the header is parsed here from docs/FORMAT.md's offsets, the DEK is unwrapped with
+ *       OpenSSL's HKDF and AES-256-GCM called directly, and every block is decrypted with
+ *       EVP AES-256-XTS. Only the master key comes from the project's keystore. Exits 0 when
+ *       the result equals PLAIN_FILE byte for byte.
+ *   set-key-id BACKING_FILE HEX32
+ *       Rewrite the master key ID in both header copies with valid checksums, to make a header
+ *       that names a key the wallet does not hold.
+ *   key-id BACKING_FILE
+ *       Print the key ID named by the newest valid header copy.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include "fs/format.h"
+#include "keystore/keystore.h"
+#include "util/util.h"
+
+static int die(const char *message, const char *detail)
+{
+	fprintf(stderr, "tdefs-test-tool: %s%s%s\n", message, detail ? ": " : "", detail ? detail : "");
+	return 1;
+}
+
+static uint8_t *read_whole(const char *path, size_t *len)
+{
+	uint8_t *data;
+
+	if (read_small_file(path, (size_t)1 << 30, &data, len) < 0)
+		return NULL;
+	return data;
+}
+
+static int xts_unit(const uint8_t key[64], uint64_t tweak_value, const uint8_t *in, uint8_t *out,
+		    int len, int encrypt)
+{
+	uint8_t tweak[16] = { 0 };
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int out_len, ok;
+
+	for (int i = 0; i < 8; i++)
+		tweak[i] = (uint8_t)(tweak_value >> (8 * i));
+	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_xts(), NULL, key, tweak, encrypt) == 1 &&
+	     EVP_CipherUpdate(ctx, out, &out_len, in, len) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
+static int command_verify(const char *wallet, const char *backing_path, const char *plain_path)
+{
+	char error[KEYSTORE_ERROR_SIZE];
+	struct keyring *ring;
+	size_t backing_len, plain_len;
+	uint8_t *backing = read_whole(backing_path, &backing_len);
+	uint8_t *plain = read_whole(plain_path, &plain_len);
+	const uint8_t *copy = NULL, *mek;
+	uint8_t wrap_key[32], aad[HEADER_COPY_SIZE], dek[64];
+	size_t wrap_key_len = sizeof(wrap_key);
+	uint64_t best_sequence = 0;
+	int len;
+
+	if (!backing || !plain)
+		return die("cannot read the input files", NULL);
+	if (backing_len < TDEFS_HEADER_SIZE || backing_len - TDEFS_HEADER_SIZE != plain_len)
+		return die("backing size is not plaintext size + 4096", backing_path);
+	for (int i = 0; i < 2; i++) {
+		const uint8_t *candidate = backing + i * HEADER_COPY_SIZE;
+		/* Newest copy by sequence; the checksum is the project's XXH3, trusted here. */
+		if (memcmp(candidate, "TDEFSHDR", 8) == 0 && load_le64(candidate + 16) > best_sequence) {
+			best_sequence = load_le64(candidate + 16);
+			copy = candidate;
+		}
+	}
+	if (!copy)
+		return die("no header copy", backing_path);
+	if (keystore_open_for_mount(wallet, -1, &ring, error) < 0)
+		return die(error, NULL);
+	mek = keyring_find(ring, copy + 40);
+	if (!mek)
+		return die("the wallet lacks the header's master key", NULL);
+
+	EVP_PKEY_CTX *kdf = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	if (EVP_PKEY_derive_init(kdf) != 1 || EVP_PKEY_CTX_set_hkdf_md(kdf, EVP_sha256()) != 1 ||
+	    EVP_PKEY_CTX_set1_hkdf_key(kdf, mek, 32) != 1 ||
+	    EVP_PKEY_CTX_add1_hkdf_info(kdf, (const unsigned char *)"tdefs v1 dek wrap", 17) != 1 ||
+	    EVP_PKEY_derive(kdf, wrap_key, &wrap_key_len) != 1)
+		return die("HKDF failed", NULL);
+	EVP_PKEY_CTX_free(kdf);
+	keyring_free(ring);
+
+	memcpy(aad, copy, sizeof(aad));
+	memset(aad + 80, 0, 128);
+	memset(aad + 208, 0, 16);
+	memset(aad + 2040, 0, 8);
+	EVP_CIPHER_CTX *gcm = EVP_CIPHER_CTX_new();
+	if (EVP_DecryptInit_ex(gcm, EVP_aes_256_gcm(), NULL, wrap_key, copy + 64) != 1 ||
+	    EVP_DecryptUpdate(gcm, NULL, &len, aad, sizeof(aad)) != 1 ||
+	    EVP_DecryptUpdate(gcm, dek, &len, copy + 80, 64) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, 16, (void *)(copy + 208)) != 1 ||
+	    EVP_DecryptFinal_ex(gcm, dek + len, &len) != 1)
+		return die("the DEK does not unwrap", backing_path);
+	EVP_CIPHER_CTX_free(gcm);
+
+	for (size_t offset = 0; offset < plain_len; offset += TDEFS_BLOCK_SIZE) {
+		size_t block_len = plain_len - offset < TDEFS_BLOCK_SIZE ? plain_len - offset
+									 : TDEFS_BLOCK_SIZE;
+		const uint8_t *cipher = backing + TDEFS_HEADER_SIZE + offset;
+		uint64_t block = offset / TDEFS_BLOCK_SIZE;
+		uint8_t out[TDEFS_BLOCK_SIZE];
+		size_t zero = 0;
+
+		while (zero < block_len && cipher[zero] == 0)
+			zero++;
+		if (zero == block_len) {
+			memset(out, 0, block_len);
+		} else if (block_len >= 16) {
+			if (xts_unit(dek, block, cipher, out, (int)block_len, 0) < 0)
+				return die("XTS failed", NULL);
+		} else {
+			uint8_t keystream[16] = { 0 };
+			if (xts_unit(dek, block | (UINT64_C(1) << 63), keystream, keystream, 16, 1) < 0)
+				return die("XTS failed", NULL);
+			bool fixed = memcmp(cipher, keystream, block_len) == 0;
+			for (size_t i = 0; i < block_len; i++)
+				out[i] = fixed ? cipher[i] : cipher[i] ^ keystream[i];
+		}
+		if (memcmp(out, plain + offset, block_len) != 0) {
+			fprintf(stderr, "tdefs-test-tool: %s: block %llu decrypts to other bytes\n",
+				backing_path, (unsigned long long)block);
+			return 1;
+		}
+	}
+	printf("verified %s: %zu bytes, %zu blocks\n", backing_path, plain_len,
+	       (plain_len + TDEFS_BLOCK_SIZE - 1) / TDEFS_BLOCK_SIZE);
+	free(backing);
+	free(plain);
+	return 0;
+}
+
+static int command_set_key_id(const char *path, const char *hex)
+{
+	uint8_t image[TDEFS_HEADER_SIZE], key_id[16];
+	size_t done;
+	int fd = open(path, O_RDWR);
+
+	if (fd < 0 || pread_full(fd, image, sizeof(image), 0, &done) < 0 || done != sizeof(image))
+		return die("cannot read the header", path);
+	if (key_id_parse(hex, key_id) < 0)
+		return die("bad key ID", hex);
+	for (int i = 0; i < 2; i++) {
+		struct file_header header;
+		if (header_copy_decode(image + i * HEADER_COPY_SIZE, &header) < 0)
+			return die("header copy does not decode", path);
+		memcpy(header.key_id, key_id, 16);
+		header_copy_encode(&header, image + i * HEADER_COPY_SIZE);
+	}
+	if (pwrite_all(fd, image, sizeof(image), 0) < 0 || fsync(fd) < 0)
+		return die("cannot write the header", path);
+	close(fd);
+	return 0;
+}
+
+static int command_key_id(const char *path)
+{
+	uint8_t image[TDEFS_HEADER_SIZE];
+	char text[KEY_ID_TEXT_SIZE];
+	struct file_header header;
+	unsigned slot;
+	size_t done;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0 || pread_full(fd, image, sizeof(image), 0, &done) < 0)
+		return die("cannot read the header", path);
+	close(fd);
+	if (header_select(image, done, &header, &slot) < 0)
+		return die("no valid header", path);
+	key_id_format(header.key_id, text);
+	printf("%s\n", text);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 5 && strcmp(argv[1], "verify") == 0)
+		return command_verify(argv[2], argv[3], argv[4]);
+	if (argc == 4 && strcmp(argv[1], "set-key-id") == 0)
+		return command_set_key_id(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "key-id") == 0)
+		return command_key_id(argv[2]);
+	fprintf(stderr, "usage: tdefs-test-tool verify WALLET BACKING_FILE PLAIN_FILE\n"
+			"       tdefs-test-tool set-key-id BACKING_FILE HEX32\n"
+			"       tdefs-test-tool key-id BACKING_FILE\n");
+	return 2;
+}

@@ -1,0 +1,87 @@
+/*
+ * tderekey: the command-line entry: the dispatch table of subcommands and their common options.
+ */
+#include "tools/tderekey/tderekey.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct rekey_command *const commands[] = {
+	&command_rewrap,
+	&command_status,
+	&command_stop,
+	&command_reload,
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: tderekey COMMAND MOUNTPOINT [OPTIONS]\n\n"
+		     "Online rekeying of a mounted tdefs filesystem.\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
+	fprintf(out, "\n'tderekey COMMAND --help' describes one command.\n"
+		     "A rotation: tdekey set-key --wallet DIR --tag T; tderekey rewrap MOUNTPOINT\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option long_options[] = {
+		{ "rate", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "no-wait", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rekey_options options = { 0 };
+	const struct rekey_command *command = NULL;
+	int c;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i]->name) == 0)
+			command = commands[i];
+	if (!command) {
+		fprintf(stderr, "tderekey: unknown command '%s'\n", argv[1]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'r': {
+			char *end;
+			double value = strtod(optarg, &end);
+			if (*end || value <= 0) {
+				fprintf(stderr, "tderekey: --rate %s: give a positive number of header "
+						"updates per second\n", optarg);
+				return EXIT_USAGE;
+			}
+			options.rate = value;
+			break;
+		}
+		case 'j':
+			options.json = true;
+			break;
+		case 'n':
+			options.no_wait = true;
+			break;
+		case 'h':
+			fputs(command->help, stdout);
+			return EXIT_OK;
+		default:
+			fputs(command->help, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "tderekey %s: give exactly one MOUNTPOINT\n", command->name);
+		return EXIT_USAGE;
+	}
+	options.path = argv[optind];
+	return command->run(&options);
+}
