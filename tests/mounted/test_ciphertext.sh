@@ -14,7 +14,7 @@ plain=$TDEFS_WORK/plain
 mkdir -p "$plain"
 # Files of awkward sizes: empty, short tails (1..15 bytes), partial blocks, many blocks.
 for size in 0 1 5 15 16 17 100 4095 4096 4097 8191 12288 100000 1048577; do
-	yes "$marker" | head -c "$size" >"$plain/f$size"
+	{ yes "$marker" || true; } | head -c "$size" >"$plain/f$size"
 	cp "$plain/f$size" "$TDEFS_MNT/f$size"
 done
 cp "$plain/f100000" "$TDEFS_MNT/twin"
@@ -49,9 +49,9 @@ done
 # Identical plaintext, different keys: the ciphertext differs in every data block.
 cmp -s <(tail -c +4097 "$TDEFS_BACKING/f100000") <(tail -c +4097 "$TDEFS_BACKING/twin") &&
 	fail "two files with the same contents have the same ciphertext"
-same_blocks=$(cmp -l <(tail -c +4097 "$TDEFS_BACKING/f100000") <(tail -c +4097 "$TDEFS_BACKING/twin") |
-	wc -l)
-((same_blocks > 90000)) || fail "only $same_blocks of 100000 ciphertext bytes differ between twins"
+differing=$({ cmp -l <(tail -c +4097 "$TDEFS_BACKING/f100000") \
+	<(tail -c +4097 "$TDEFS_BACKING/twin") || true; } | wc -l)
+((differing > 99000)) || fail "only $differing of 100000 ciphertext bytes differ between twins"
 
 # Holes stay holes: the 4 MiB sparse file uses a few blocks on the backing side.
 allocated=$(($(stat -c %b "$TDEFS_BACKING/sparse") * $(stat -c %B "$TDEFS_BACKING/sparse")))

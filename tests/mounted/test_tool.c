@@ -12,6 +12,12 @@
  *       that names a key the wallet does not hold.
  *   key-id BACKING_FILE
  *       Print the key ID named by the newest valid header copy.
+ *   writer DIR FILES LOG
+ *       Until killed: write numbered 1000-byte records round-robin into DIR/w0..w(FILES-1) at
+ *       unaligned offsets, fdatasync each, then append the record number to LOG (on a plain
+ *       file system) and fsync that: LOG lists exactly the records that were durable.
+ *   check DIR FILES LOG
+ *       Verify every record LOG lists reads back intact.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -192,8 +198,87 @@ static int command_key_id(const char *path)
 	return 0;
 }
 
+#define RECORD_SIZE 1000
+
+static void fill_record(uint8_t *record, unsigned long number)
+{
+	for (size_t i = 0; i < RECORD_SIZE; i++)
+		record[i] = (uint8_t)((number * 2654435761u + i * 40503u) >> 7);
+	memcpy(record, &number, sizeof(number));
+}
+
+/* Record n goes into file n % files at offset (n / files) * RECORD_SIZE + 7. */
+static off_t record_offset(unsigned long number, unsigned long files)
+{
+	return (off_t)((number / files) * RECORD_SIZE + 7);
+}
+
+static int open_files(const char *dir, unsigned long files, int *fds, int flags)
+{
+	char path[4096];
+
+	for (unsigned long i = 0; i < files; i++) {
+		snprintf(path, sizeof(path), "%s/w%lu", dir, i);
+		fds[i] = open(path, flags, 0644);
+		if (fds[i] < 0)
+			return die("cannot open", path);
+	}
+	return 0;
+}
+
+static int command_writer(const char *dir, unsigned long files, const char *log_path)
+{
+	uint8_t record[RECORD_SIZE];
+	int *fds = calloc(files, sizeof(int));
+	int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+	if (!fds || log_fd < 0 || open_files(dir, files, fds, O_RDWR | O_CREAT))
+		return die("cannot start the writer", dir);
+	for (unsigned long number = 0;; number++) {
+		char line[32];
+		int fd = fds[number % files];
+
+		fill_record(record, number);
+		if (pwrite_all(fd, record, sizeof(record), record_offset(number, files)) < 0 ||
+		    fdatasync(fd) < 0)
+			return die("write failed", strerror(errno));
+		int n = snprintf(line, sizeof(line), "%lu\n", number);
+		if (write(log_fd, line, (size_t)n) != n || fsync(log_fd) < 0)
+			return die("cannot log", log_path);
+	}
+}
+
+static int command_check(const char *dir, unsigned long files, const char *log_path)
+{
+	uint8_t expected[RECORD_SIZE], actual[RECORD_SIZE];
+	int *fds = calloc(files, sizeof(int));
+	FILE *log = fopen(log_path, "r");
+	unsigned long number, checked = 0;
+	size_t done;
+
+	if (!fds || !log || open_files(dir, files, fds, O_RDONLY))
+		return die("cannot start the check", dir);
+	while (fscanf(log, "%lu", &number) == 1) {
+		fill_record(expected, number);
+		if (pread_full(fds[number % files], actual, sizeof(actual),
+			       record_offset(number, files), &done) < 0 ||
+		    done != sizeof(actual) || memcmp(actual, expected, sizeof(actual)) != 0) {
+			fprintf(stderr, "tdefs-test-tool: record %lu (file w%lu) was fsync'ed but does "
+					"not read back\n", number, number % files);
+			return 1;
+		}
+		checked++;
+	}
+	printf("%lu durable records verified\n", checked);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && strcmp(argv[1], "writer") == 0)
+		return command_writer(argv[2], strtoul(argv[3], NULL, 10), argv[4]);
+	if (argc == 5 && strcmp(argv[1], "check") == 0)
+		return command_check(argv[2], strtoul(argv[3], NULL, 10), argv[4]);
 	if (argc == 5 && strcmp(argv[1], "verify") == 0)
 		return command_verify(argv[2], argv[3], argv[4]);
 	if (argc == 4 && strcmp(argv[1], "set-key-id") == 0)
@@ -202,6 +287,7 @@ int main(int argc, char **argv)
 		return command_key_id(argv[2]);
 	fprintf(stderr, "usage: tdefs-test-tool verify WALLET BACKING_FILE PLAIN_FILE\n"
 			"       tdefs-test-tool set-key-id BACKING_FILE HEX32\n"
-			"       tdefs-test-tool key-id BACKING_FILE\n");
+			"       tdefs-test-tool key-id BACKING_FILE\n"
+			"       tdefs-test-tool writer|check DIR FILES LOG\n");
 	return 2;
 }
