@@ -69,6 +69,8 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 		current_scan->damaged++;
 		return 0;
 	}
+	if (header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)
+		current_scan->rekey_in_progress++;
 	ret = count_key(current_scan, header.key_id);
 	if (ret < 0) {
 		scan_error = ret;

@@ -44,11 +44,35 @@ __attribute__((format(printf, 2, 3))) static void reply_add(struct reply *reply,
 									     : sizeof(reply->text) - 1;
 }
 
+static void add_job_status(struct reply *reply, const char *prefix, enum job_kind kind)
+{
+	struct job_status status;
+
+	job_get_status(kind, &status);
+	reply_add(reply,
+		  "%s_state %s\n%s_files %llu\n%s_changed %llu\n%s_skipped %llu\n%s_failed %llu\n"
+		  "%s_rate %g\n%s_started %lld\n%s_finished %lld\n",
+		  prefix, job_state_name(status.state), prefix,
+		  (unsigned long long)status.files_total, prefix,
+		  (unsigned long long)status.files_changed, prefix,
+		  (unsigned long long)status.files_skipped, prefix,
+		  (unsigned long long)status.files_failed, prefix, status.rate_limit, prefix,
+		  (long long)status.started, prefix, (long long)status.finished);
+	if (kind == JOB_DATA_REKEY)
+		reply_add(reply, "%s_bytes %llu\n%s_resume_only %d\n", prefix,
+			  (unsigned long long)status.bytes_done, prefix, status.resume_only);
+	if (status.current[0])
+		reply_add(reply, "%s_current %s\n%s_current_done %llu\n%s_current_total %llu\n",
+			  prefix, status.current, prefix, (unsigned long long)status.current_done,
+			  prefix, (unsigned long long)status.current_total);
+	if (status.last_error[0])
+		reply_add(reply, "%s_last_error %s\n", prefix, status.last_error);
+}
+
 static void answer_status(struct reply *reply)
 {
 	uint8_t active_id[KEY_ID_SIZE];
 	char active_text[KEY_ID_TEXT_SIZE] = "none";
-	struct job_status status;
 	const uint8_t *mek;
 	size_t count;
 
@@ -57,52 +81,78 @@ static void answer_status(struct reply *reply)
 		key_id_format(active_id, active_text);
 	count = keyring_count(daemon_state.keyring);
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
-	rewrap_status(&status);
 	reply_add(reply, "backing %s\nwallet %s\nactive_key %s\nkeys %zu\ncache %s\n",
 		  daemon_state.backing_path, daemon_state.wallet_path, active_text, count,
 		  daemon_state.cache == CACHE_AUTO ? "auto" : "none");
-	reply_add(reply,
-		  "rewrap_state %s\nrewrap_files %llu\nrewrap_rewrapped %llu\nrewrap_skipped %llu\n"
-		  "rewrap_failed %llu\nrewrap_rate %g\nrewrap_started %lld\nrewrap_finished %lld\n",
-		  job_state_name(status.state), (unsigned long long)status.files_total,
-		  (unsigned long long)status.files_rewrapped, (unsigned long long)status.files_skipped,
-		  (unsigned long long)status.files_failed, status.rate_limit,
-		  (long long)status.started, (long long)status.finished);
-	if (status.last_error[0])
-		reply_add(reply, "rewrap_last_error %s\n", status.last_error);
+	add_job_status(reply, "rewrap", JOB_REWRAP);
+	add_job_status(reply, "data", JOB_DATA_REKEY);
 	reply_add(reply, "ok\n");
+}
+
+/* "RATE [PATH]": a rate (0 = unlimited) and an optional path below the backing directory. */
+static int parse_rate_and_path(char *argument, double *rate, const char **path)
+{
+	char *end = NULL;
+
+	*rate = 0;
+	*path = "";
+	if (!argument)
+		return 0;
+	*rate = strtod(argument, &end);
+	if (end == argument || *rate < 0 || (*end && *end != ' '))
+		return -EINVAL;
+	if (*end == ' ')
+		*path = end + 1;
+	return 0;
 }
 
 static void answer(char *request, struct reply *reply)
 {
 	char error[KEYSTORE_ERROR_SIZE + 128];
 	char *argument = strchr(request, ' ');
+	const char *path;
+	double rate;
 
 	if (argument)
 		*argument++ = '\0';
 	if (strcmp(request, "status") == 0) {
 		answer_status(reply);
-	} else if (strcmp(request, "reload") == 0) {
+		return;
+	}
+	if (strcmp(request, "reload") == 0) {
 		if (keys_reload(error, sizeof(error)) < 0)
 			reply_add(reply, "error %s\n", error);
 		else
 			reply_add(reply, "ok\n");
-	} else if (strcmp(request, "rewrap-start") == 0) {
-		char *end = NULL;
-		double rate = argument ? strtod(argument, &end) : 0;
+		return;
+	}
+	if (strcmp(request, "rewrap-start") == 0 || strcmp(request, "data-start") == 0 ||
+	    strcmp(request, "data-resume-interrupted") == 0) {
+		enum job_kind kind = request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY;
+		bool resume_only = strcmp(request, "data-resume-interrupted") == 0;
 
-		if ((argument && (*end || rate < 0)))
-			reply_add(reply, "error bad rate '%s'\n", argument);
-		else if (rewrap_start(rate, error, sizeof(error)) < 0)
+		if (parse_rate_and_path(argument, &rate, &path) < 0)
+			reply_add(reply, "error bad rate or path '%s'\n", argument);
+		else if (job_start(kind, path, rate, resume_only, error, sizeof(error)) < 0)
 			reply_add(reply, "error %s\n", error);
 		else
 			reply_add(reply, "ok\n");
-	} else if (strcmp(request, "rewrap-stop") == 0) {
-		rewrap_stop();
-		reply_add(reply, "ok\n");
-	} else {
-		reply_add(reply, "error unknown request '%s'\n", request);
+		return;
 	}
+	if (strcmp(request, "rewrap-stop") == 0 || strcmp(request, "data-stop") == 0) {
+		job_stop(request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY);
+		reply_add(reply, "ok\n");
+		return;
+	}
+	if (strcmp(request, "data-pause") == 0 || strcmp(request, "data-resume") == 0) {
+		if (job_pause(JOB_DATA_REKEY, strcmp(request, "data-pause") == 0) < 0)
+			reply_add(reply, "error no data rekey is %s\n",
+				  strcmp(request, "data-pause") == 0 ? "running" : "paused");
+		else
+			reply_add(reply, "ok\n");
+		return;
+	}
+	reply_add(reply, "error unknown request '%s'\n", request);
 }
 
 static void serve(int fd)

@@ -30,6 +30,13 @@ struct file_crypt {
 	int data_fd;            /* backing file, O_RDWR (O_RDONLY on a read-only backing) */
 	bool writable;
 	struct xts_key *key;    /* the DEK, expanded; wiped by xts_key_free */
+	/*
+	 * During a data rekey: the new DEK, used for blocks below the watermark. Both are set
+	 * under the block locks of the chunk that moves them (fs/data_rekey.c) and read with
+	 * atomic loads; key becomes new_key under an exclusive size_lock when the rekey ends.
+	 */
+	struct xts_key *new_key;
+	uint64_t watermark;
 	struct file_header header;
 	/*
 	 * size_lock: shared for I/O inside the current size, exclusive for anything that moves
@@ -88,6 +95,11 @@ extern const struct fuse_lowlevel_ops tdefs_operations;
 struct tdefs_inode *inode_from_fuse(fuse_ino_t ino);
 int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry_param *entry);
 void inode_forget(struct tdefs_inode *inode, uint64_t count);
+/*
+ * The inode of a backing path, with one reference the caller drops with inode_forget(inode, 1):
+ * jobs use it so that their work on a file shares the state of the kernel's opens of it.
+ */
+int inode_get_by_path(const char *path, struct tdefs_inode **inode);
 void inode_table_clear(void);
 int inode_stat(struct tdefs_inode *inode, struct stat *st);
 /* Convert a backing stat into what the mount shows (plaintext size of regular files). */
@@ -111,6 +123,9 @@ int file_fallocate(struct tdefs_inode *inode, int mode, uint64_t offset, uint64_
 int file_lseek(struct tdefs_inode *inode, uint64_t offset, int whence, uint64_t *result);
 int file_fsync(struct tdefs_inode *inode, bool data_only);
 int file_size(struct tdefs_inode *inode, uint64_t *size);
+/* Block-lock stripes for blocks first..last (see struct file_crypt). */
+void file_lock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last, bool exclusive);
+void file_unlock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last);
 
 /* header_update.c */
 struct rewrap_outcome {
@@ -121,29 +136,80 @@ struct rewrap_outcome {
 /* Rewrap one backing file's DEK under the active master key (two synced copy writes). */
 int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outcome);
 
+/*
+ * Change a header: edit gets the current header and its unsealed DEKs (room for
+ * HEADER_MAX_DEKS) under the file's update lock, changes them in place and returns 0 to
+ * write, 1 to leave the header as it is, or a negative errno. The result is sealed under the
+ * active master key and written over the older copy (and then the other one too with
+ * HEADER_UPDATE_BOTH_COPIES), each synced. Returns edit's 1 when nothing was written.
+ */
+typedef int (*header_edit_fn)(struct file_header *header, uint8_t *deks, unsigned *dek_count,
+			      const uint8_t *active_key_id, void *context);
+#define HEADER_UPDATE_BOTH_COPIES 0x1u
+int header_update(int fd, header_edit_fn edit, void *context, unsigned flags);
+
+/* data_rekey.c */
+struct rekey_progress_edit {
+	uint64_t watermark;
+	uint32_t hot_count;                /* 0: no chunk in flight */
+	const uint64_t *hot_old_checksums; /* hot_count entries */
+};
+/* header_edit_fn that records rekey progress (the file must be in a rekey). */
+int rekey_edit_progress(struct file_header *header, uint8_t *deks, unsigned *dek_count,
+			const uint8_t *active_key_id, void *context);
+
+struct file_job_result {
+	bool changed;    /* the file was rewrapped / rekeyed */
+	bool skipped;    /* nothing to do */
+	uint64_t bytes;  /* data bytes rewritten */
+};
+struct job;
+/* Re-encrypt one backing file under a fresh DEK, online. */
+int data_rekey_file(struct job *job, const char *path, bool resume_only,
+		    struct file_job_result *result);
+
 /* key_rotation.c */
 /* Re-read the wallet the daemon was started with; keeps the loaded keys when it cannot. */
 int keys_reload(char *error, size_t error_len);
 int wallet_watch_start(void);
 void wallet_watch_stop(void);
 
-enum job_state { JOB_IDLE, JOB_RUNNING, JOB_STOPPING, JOB_STOPPED, JOB_DONE, JOB_FAILED };
+/* jobs.c: the background jobs, one of each kind at a time, both may run at once. */
+enum job_kind { JOB_REWRAP, JOB_DATA_REKEY, JOB_KIND_COUNT };
+enum job_state { JOB_IDLE, JOB_RUNNING, JOB_PAUSED, JOB_STOPPING, JOB_STOPPED, JOB_DONE,
+		 JOB_FAILED };
 
 struct job_status {
 	enum job_state state;
-	uint64_t files_total;     /* regular files found so far */
-	uint64_t files_rewrapped;
+	bool resume_only;         /* data rekey: only files whose rekey was interrupted */
+	uint64_t files_total;     /* regular files visited so far */
+	uint64_t files_changed;   /* rewrapped, or rekeyed */
 	uint64_t files_skipped;
 	uint64_t files_failed;
-	double rate_limit;        /* headers per second, 0 = unlimited */
+	uint64_t bytes_done;      /* data rekey: bytes re-encrypted */
+	double rate_limit;        /* rewrap: headers/s; data rekey: bytes/s; 0 = unlimited */
 	int64_t started, finished; /* Unix seconds */
-	char last_error[256];
+	char current[512];        /* the file in progress, relative to the backing directory */
+	uint64_t current_done, current_total; /* its bytes */
+	char last_error[512];
 };
-int rewrap_start(double rate_limit, char *error, size_t error_len);
-void rewrap_stop(void);
-void rewrap_status(struct job_status *status);
-void rewrap_join(void);
+
+/* relative_path: a file or directory below the backing directory ("" = all of it). */
+int job_start(enum job_kind kind, const char *relative_path, double rate_limit, bool resume_only,
+	      char *error, size_t error_len);
+void job_stop(enum job_kind kind);
+int job_pause(enum job_kind kind, bool pause);
+void job_get_status(enum job_kind kind, struct job_status *status);
+void jobs_join_all(void);
 const char *job_state_name(enum job_state state);
+
+/* For the per-file workers: */
+bool job_should_stop(struct job *job); /* waits while the job is paused */
+void job_throttle(struct job *job, uint64_t amount);
+void job_set_current(struct job *job, uint64_t done, uint64_t total);
+
+/* check.c: tdefs --check; returns the exit code (0 clean, 1 problems found, 2 error). */
+int check_backing(const char *backing, struct keyring *ring, bool repair);
 
 /* control.c */
 int control_start(const char *mountpoint);

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "util/util.h"
 
 #define BLOCK_OFFSET(block) ((uint64_t)(block) << TDEFS_BLOCK_SHIFT)
@@ -154,6 +156,55 @@ static int open_backing_data(struct tdefs_inode *inode, bool *writable)
 	return fd < 0 ? -errno : fd;
 }
 
+static size_t block_length(uint64_t block, uint64_t size);
+
+/*
+ * A data rekey was interrupted inside its hot zone. Each hot-zone block whose ciphertext still
+ * has the checksum recorded before the chunk was rewritten is under the old DEK: re-encrypt it
+ * under the new one. Every other block there was written under the new DEK (by the rekey, or by
+ * the database after it). Then the watermark moves past the hot zone. docs/REKEY.md explains why
+ * this is sound when 4096-byte block writes are not torn.
+ */
+static int recover_hot_zone(struct file_crypt *crypt, const struct file_header *header,
+			    uint64_t size)
+{
+	struct rekey_progress_edit progress = {
+		.watermark = header->hot_first + header->hot_count,
+	};
+	uint8_t block_data[TDEFS_BLOCK_SIZE];
+	size_t done;
+	int ret = 0;
+
+	for (uint32_t i = 0; i < header->hot_count && ret == 0; i++) {
+		uint64_t block = header->hot_first + i;
+		size_t len = block_length(block, size);
+		off_t offset = BACKING_OFFSET(BLOCK_OFFSET(block));
+
+		if (len == 0)
+			break;
+		ret = pread_full(crypt->data_fd, block_data, len, offset, &done);
+		if (ret < 0)
+			break;
+		memset(block_data + done, 0, len - done);
+		if (XXH3_64bits(block_data, len) != header->hot_old_checksums[i] ||
+		    buffer_is_zero(block_data, len))
+			continue;
+		ret = block_decrypt(crypt->key, block, block_data, block_data, len);
+		if (ret == 0)
+			ret = block_encrypt(crypt->new_key, block, block_data, block_data, len);
+		if (ret == 0)
+			ret = pwrite_all(crypt->data_fd, block_data, len, offset);
+	}
+	secure_wipe(block_data, sizeof(block_data));
+	if (ret == 0 && fdatasync(crypt->data_fd) < 0)
+		ret = -errno;
+	if (ret == 0)
+		ret = header_update(crypt->data_fd, rekey_edit_progress, &progress, 0);
+	if (ret == 0)
+		crypt->watermark = progress.watermark;
+	return ret;
+}
+
 static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 {
 	uint8_t raw[TDEFS_HEADER_SIZE];
@@ -215,6 +266,24 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	}
 	ret = xts_key_new(deks, &crypt->key);
 	crypt->size = (uint64_t)st.st_size - TDEFS_HEADER_SIZE;
+	if (ret == 0 && (crypt->header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)) {
+		ret = xts_key_new(deks + DEK_SIZE, &crypt->new_key);
+		crypt->watermark = crypt->header.watermark;
+		if (ret == 0 && crypt->header.hot_count > 0) {
+			if (!crypt->writable) {
+				log_file_error_once(inode, "an interrupted data rekey needs recovery; "
+							   "mount read-write once to finish it");
+				ret = -EIO;
+			} else {
+				ret = recover_hot_zone(crypt, &crypt->header, crypt->size);
+			}
+		}
+		if (ret < 0) {
+			xts_key_free(crypt->key);
+			xts_key_free(crypt->new_key);
+			crypt->key = crypt->new_key = NULL;
+		}
+	}
 out_free_deks:
 	secure_free(deks);
 	return ret;
@@ -275,6 +344,7 @@ void file_crypt_release(struct tdefs_inode *inode)
 
 	/* The last user is gone: the DEK leaves memory (xts_key_free cleanses it). */
 	xts_key_free(crypt->key);
+	xts_key_free(crypt->new_key);
 	close(crypt->data_fd);
 	pthread_rwlock_destroy(&crypt->size_lock);
 	for (unsigned i = 0; i < BLOCK_LOCK_STRIPES; i++)
@@ -296,7 +366,7 @@ static bool stripe_in_range(unsigned stripe, uint64_t first, uint64_t last)
 	       count;
 }
 
-static void lock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last, bool exclusive)
+void file_lock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last, bool exclusive)
 {
 	for (unsigned s = 0; s < BLOCK_LOCK_STRIPES; s++) {
 		if (!stripe_in_range(s, first, last))
@@ -308,11 +378,54 @@ static void lock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last,
 	}
 }
 
-static void unlock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last)
+void file_unlock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last)
 {
 	for (unsigned s = 0; s < BLOCK_LOCK_STRIPES; s++)
 		if (stripe_in_range(s, first, last))
 			pthread_rwlock_unlock(&crypt->block_locks[s]);
+}
+
+/* --- which key a block is under ---------------------------------------------------------- */
+
+/*
+ * During a data rekey, blocks below the watermark are under the new DEK and the others under
+ * the old one. The rekey worker moves the watermark only while it holds the block locks of the
+ * chunk it covers, and every request holds the block locks of the blocks it touches, so the
+ * answer cannot change under a request for the blocks it uses.
+ */
+static struct xts_key *key_for_block(const struct file_crypt *crypt, uint64_t block)
+{
+	struct xts_key *new_key = __atomic_load_n(&crypt->new_key, __ATOMIC_ACQUIRE);
+
+	if (new_key && block < __atomic_load_n(&crypt->watermark, __ATOMIC_ACQUIRE))
+		return new_key;
+	return crypt->key;
+}
+
+/* Whole blocks, split where the key changes. */
+static int crypt_blocks(const struct file_crypt *crypt, bool encrypt, uint64_t first,
+			const uint8_t *in, uint8_t *out, size_t len)
+{
+	while (len > 0) {
+		struct xts_key *key = key_for_block(crypt, first);
+		uint64_t blocks = len / TDEFS_BLOCK_SIZE;
+		uint64_t watermark = __atomic_load_n(&crypt->watermark, __ATOMIC_ACQUIRE);
+		int ret;
+
+		if (__atomic_load_n(&crypt->new_key, __ATOMIC_ACQUIRE) && first < watermark &&
+		    first + blocks > watermark)
+			blocks = watermark - first;
+		size_t run = (size_t)blocks * TDEFS_BLOCK_SIZE;
+		ret = encrypt ? blocks_encrypt(key, first, in, out, run)
+			      : blocks_decrypt(key, first, in, out, run);
+		if (ret < 0)
+			return ret;
+		first += blocks;
+		in += run;
+		out += run;
+		len -= run;
+	}
+	return 0;
 }
 
 /* --- block helpers ---------------------------------------------------------------------- */
@@ -332,7 +445,7 @@ static int read_plain_block(struct file_crypt *crypt, uint64_t block, size_t old
 		return ret;
 	/* Bytes missing on the backing side are a hole that ends the file early: zeros. */
 	memset(out + done, 0, old_len - done);
-	return block_decrypt(crypt->key, block, out, out, old_len);
+	return block_decrypt(key_for_block(crypt, block), block, out, out, old_len);
 }
 
 /*
@@ -354,11 +467,11 @@ static int rewrite_block_length(struct file_crypt *crypt, uint64_t block, size_t
 		return ret;
 	if (done < old_len || buffer_is_zero(plain, old_len))
 		return 0;
-	ret = block_decrypt(crypt->key, block, plain, plain, old_len);
+	ret = block_decrypt(key_for_block(crypt, block), block, plain, plain, old_len);
 	if (ret == 0) {
 		if (new_len > old_len)
 			memset(plain + old_len, 0, new_len - old_len);
-		ret = block_encrypt(crypt->key, block, plain, plain, new_len);
+		ret = block_encrypt(key_for_block(crypt, block), block, plain, plain, new_len);
 	}
 	if (ret == 0)
 		ret = pwrite_all(crypt->data_fd, plain, new_len, BACKING_OFFSET(BLOCK_OFFSET(block)));
@@ -445,12 +558,12 @@ static int write_span(struct file_crypt *crypt, int direct_fd, const uint8_t *da
 				run_end++;
 			if (new_len == TDEFS_BLOCK_SIZE) {
 				size_t run_length = (size_t)BLOCK_OFFSET(run_end - block + 1);
-				ret = blocks_encrypt(crypt->key, block, data + (block_start - offset),
-						     out, run_length);
+				ret = crypt_blocks(crypt, true, block, data + (block_start - offset),
+						   out, run_length);
 				block = run_end + 1;
 			} else {
-				ret = block_encrypt(crypt->key, block, data + (block_start - offset),
-						    out, new_len);
+				ret = block_encrypt(key_for_block(crypt, block), block,
+						    data + (block_start - offset), out, new_len);
 				block++;
 			}
 			continue;
@@ -464,7 +577,7 @@ static int write_span(struct file_crypt *crypt, int direct_fd, const uint8_t *da
 		if (ret == 0) {
 			memcpy(plain + (copy_start - block_start), data + (copy_start - offset),
 			       (size_t)(copy_end - copy_start));
-			ret = block_encrypt(crypt->key, block, plain, out, new_len);
+			ret = block_encrypt(key_for_block(crypt, block), block, plain, out, new_len);
 		}
 		secure_wipe(plain, sizeof(plain));
 		block++;
@@ -512,10 +625,10 @@ int file_write(struct tdefs_inode *inode, int direct_fd, const uint8_t *data, si
 		uint64_t first = offset >> TDEFS_BLOCK_SHIFT, last = (end - 1) >> TDEFS_BLOCK_SHIFT;
 
 		if (!exclusive)
-			lock_blocks(crypt, first, last, true);
+			file_lock_blocks(crypt, first, last, true);
 		ret = write_span(crypt, direct_fd, data, size, offset, old_size, old_size);
 		if (!exclusive)
-			unlock_blocks(crypt, first, last);
+			file_unlock_blocks(crypt, first, last);
 	}
 	pthread_rwlock_unlock(&crypt->size_lock);
 	return ret;
@@ -546,7 +659,7 @@ int file_read(struct tdefs_inode *inode, int direct_fd, uint64_t offset, size_t 
 		ret = -ENOMEM;
 		goto out_unlock_size;
 	}
-	lock_blocks(crypt, first, last, false);
+	file_lock_blocks(crypt, first, last, false);
 	fd = (direct_fd >= 0 && span_length % TDEFS_BLOCK_SIZE == 0) ? direct_fd : crypt->data_fd;
 	ret = pread_full(fd, buffer, span_length, BACKING_OFFSET(span_start), &done);
 	if (ret < 0)
@@ -554,16 +667,17 @@ int file_read(struct tdefs_inode *inode, int direct_fd, uint64_t offset, size_t 
 	memset(buffer + done, 0, span_length - done);
 	full_length = span_length & ~(size_t)(TDEFS_BLOCK_SIZE - 1);
 	if (full_length)
-		ret = blocks_decrypt(crypt->key, first, buffer, buffer, full_length);
+		ret = crypt_blocks(crypt, false, first, buffer, buffer, full_length);
 	if (ret == 0 && span_length > full_length)
-		ret = block_decrypt(crypt->key, last, buffer + full_length, buffer + full_length,
+		ret = block_decrypt(key_for_block(crypt, last), last, buffer + full_length,
+				    buffer + full_length,
 				    span_length - full_length);
 	if (ret == 0) {
 		*data = buffer + (offset - span_start);
 		*length = (size_t)(end - offset);
 	}
 out_unlock_blocks:
-	unlock_blocks(crypt, first, last);
+	file_unlock_blocks(crypt, first, last);
 out_unlock_size:
 	pthread_rwlock_unlock(&crypt->size_lock);
 	return ret;

@@ -39,7 +39,7 @@ enum cipher_suite {
 
 /* Header flags; unknown bits make a copy invalid (a newer writer made it). */
 #define HEADER_FLAG_REKEY_IN_PROGRESS 0x1u
-#define HEADER_KNOWN_FLAGS 0x0u /* rekey lands with its own issue; set now = refused */
+#define HEADER_KNOWN_FLAGS HEADER_FLAG_REKEY_IN_PROGRESS
 
 /* Byte offsets inside one header copy (docs/FORMAT.md, "Header copy"). */
 enum header_field_offset {
@@ -57,10 +57,26 @@ enum header_field_offset {
 	HEADER_OFFSET_WRAPPED_KEYS = 80,
 	HEADER_OFFSET_TAG = 208,
 	HEADER_OFFSET_REKEY_AREA = 224,
+	HEADER_OFFSET_WATERMARK = 224,
+	HEADER_OFFSET_HOT_FIRST = 232,
+	HEADER_OFFSET_HOT_COUNT = 240,
+	HEADER_OFFSET_HOT_RESERVED = 244,
+	HEADER_OFFSET_HOT_CHECKSUMS = 248,
+	HEADER_OFFSET_REKEY_RESERVED = 2008,
 	HEADER_OFFSET_CHECKSUM = 2040,
 };
+
+/*
+ * Online data rekey (docs/REKEY.md): blocks below the watermark are under the new DEK (slot 1),
+ * blocks from it on under the old one (slot 0). The hot zone is the chunk being rewritten; for
+ * each of its blocks the header keeps the XXH3-64 of the block's old ciphertext, which is how
+ * recovery tells, block by block, which key a block is under after a crash.
+ */
+#define REKEY_HOT_ZONE_MAX 220
 #define HEADER_WRAPPED_KEYS_SIZE (DEK_SIZE * HEADER_MAX_DEKS)
 #define HEADER_REKEY_AREA_SIZE (HEADER_OFFSET_CHECKSUM - HEADER_OFFSET_REKEY_AREA)
+_Static_assert(HEADER_OFFSET_HOT_CHECKSUMS + 8 * REKEY_HOT_ZONE_MAX == HEADER_OFFSET_REKEY_RESERVED,
+	       "hot zone checksums end where the reserved bytes start");
 
 _Static_assert(HEADER_OFFSET_WRAPPED_KEYS + HEADER_WRAPPED_KEYS_SIZE == HEADER_OFFSET_TAG,
 	       "wrapped keys end where the tag starts");
@@ -82,7 +98,11 @@ struct file_header {
 	uint8_t nonce[GCM_NONCE_SIZE];
 	uint8_t wrapped_keys[HEADER_WRAPPED_KEYS_SIZE];
 	uint8_t tag[GCM_TAG_SIZE];
-	uint8_t rekey_area[HEADER_REKEY_AREA_SIZE];
+	/* Meaningful only with HEADER_FLAG_REKEY_IN_PROGRESS; zero otherwise. */
+	uint64_t watermark;
+	uint64_t hot_first;
+	uint32_t hot_count;
+	uint64_t hot_old_checksums[REKEY_HOT_ZONE_MAX];
 };
 
 /*
@@ -187,6 +207,7 @@ struct backing_scan {
 	uint64_t files;   /* regular files, the config file excepted */
 	uint64_t empty;   /* no header yet (size 0) */
 	uint64_t damaged; /* no valid header copy, or a header from a newer format */
+	uint64_t rekey_in_progress; /* headers that carry two DEKs (a data rekey not finished) */
 };
 
 /* Walk BACKING without writing anything; headers are checked but not unsealed. */
@@ -200,10 +221,17 @@ void backing_scan_free(struct backing_scan *scan);
  * mount, so a tool that is given any path on the mount finds it from stat(2) alone, and no
  * socket file can go stale. Requests are one line; replies are "key value" lines ending with
  * "ok" or "error MESSAGE". Only root and the user who mounted may use it (SO_PEERCRED).
- *   status                 backing, wallet, active key, rewrap job state and counters
- *   reload                 re-read the wallet now
- *   rewrap-start RATE      rewrap every header under the active key (RATE headers/s, 0 = no limit)
- *   rewrap-stop            stop the running rewrap (tderekey rewrap resumes it)
+ *   status                       backing, wallet, active key, both jobs' state and counters
+ *   reload                       re-read the wallet now
+ *   rewrap-start RATE            rewrap every header under the active key (RATE headers/s)
+ *   rewrap-stop                  stop the rewrap (starting it again resumes: done files skip)
+ *   data-start RATE [PATH]       re-encrypt every file (below PATH, relative to the backing
+ *                                directory) under a fresh DEK (RATE bytes/s)
+ *   data-resume-interrupted RATE finish only the files whose data rekey was interrupted
+ *   data-pause, data-resume      hold and continue the data rekey between chunks
+ *   data-stop                    stop it; an interrupted file finishes at the next
+ *                                data-resume-interrupted (run at every mount) or data-start
+ * RATE 0 means no limit.
  */
 #define CONTROL_SOCKET_FORMAT "tdefs-control-%u:%u"
 #define CONTROL_LINE_MAX 4096

@@ -40,7 +40,13 @@ int header_copy_encode(const struct file_header *header, uint8_t out[HEADER_COPY
 	memcpy(out + HEADER_OFFSET_NONCE, header->nonce, GCM_NONCE_SIZE);
 	memcpy(out + HEADER_OFFSET_WRAPPED_KEYS, header->wrapped_keys, header->wrapped_length);
 	memcpy(out + HEADER_OFFSET_TAG, header->tag, GCM_TAG_SIZE);
-	memcpy(out + HEADER_OFFSET_REKEY_AREA, header->rekey_area, HEADER_REKEY_AREA_SIZE);
+	if (header->hot_count > REKEY_HOT_ZONE_MAX)
+		return -EINVAL;
+	store_le64(out + HEADER_OFFSET_WATERMARK, header->watermark);
+	store_le64(out + HEADER_OFFSET_HOT_FIRST, header->hot_first);
+	store_le32(out + HEADER_OFFSET_HOT_COUNT, header->hot_count);
+	for (uint32_t i = 0; i < header->hot_count; i++)
+		store_le64(out + HEADER_OFFSET_HOT_CHECKSUMS + 8 * i, header->hot_old_checksums[i]);
 	store_le64(out + HEADER_OFFSET_CHECKSUM, copy_checksum(out));
 	return 0;
 }
@@ -71,20 +77,39 @@ int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *h
 		return -EPROTONOSUPPORT;
 	if (decoded.unit_size != TDEFS_BLOCK_SIZE)
 		return -EBADMSG;
-	/* Only one DEK while no rekey can be in progress; the second slot must be empty. */
-	if (decoded.wrapped_length != DEK_SIZE)
-		return -EBADMSG;
 	if (!buffer_is_zero(in + HEADER_OFFSET_RESERVED, 4) ||
+	    !buffer_is_zero(in + HEADER_OFFSET_HOT_RESERVED, 4) ||
+	    !buffer_is_zero(in + HEADER_OFFSET_REKEY_RESERVED,
+			    HEADER_OFFSET_CHECKSUM - HEADER_OFFSET_REKEY_RESERVED))
+		return -EBADMSG;
+	decoded.watermark = load_le64(in + HEADER_OFFSET_WATERMARK);
+	decoded.hot_first = load_le64(in + HEADER_OFFSET_HOT_FIRST);
+	decoded.hot_count = load_le32(in + HEADER_OFFSET_HOT_COUNT);
+	if (decoded.flags & HEADER_FLAG_REKEY_IN_PROGRESS) {
+		/* Two DEKs (old, new); a hot zone, when present, starts at the watermark. */
+		if (decoded.wrapped_length != 2 * DEK_SIZE || decoded.hot_count > REKEY_HOT_ZONE_MAX ||
+		    decoded.watermark >= (UINT64_C(1) << 52) ||
+		    (decoded.hot_count > 0 && decoded.hot_first != decoded.watermark) ||
+		    (decoded.hot_count == 0 && decoded.hot_first != 0))
+			return -EBADMSG;
+	} else {
+		/* One DEK, and no trace of rekey state. */
+		if (decoded.wrapped_length != DEK_SIZE || decoded.watermark || decoded.hot_first ||
+		    decoded.hot_count)
+			return -EBADMSG;
+	}
+	for (uint32_t i = 0; i < decoded.hot_count; i++)
+		decoded.hot_old_checksums[i] = load_le64(in + HEADER_OFFSET_HOT_CHECKSUMS + 8 * i);
+	if (!buffer_is_zero(in + HEADER_OFFSET_HOT_CHECKSUMS + 8 * decoded.hot_count,
+			    8 * (REKEY_HOT_ZONE_MAX - decoded.hot_count)) ||
 	    !buffer_is_zero(in + HEADER_OFFSET_WRAPPED_KEYS + decoded.wrapped_length,
-			    HEADER_WRAPPED_KEYS_SIZE - decoded.wrapped_length) ||
-	    !buffer_is_zero(in + HEADER_OFFSET_REKEY_AREA, HEADER_REKEY_AREA_SIZE))
+			    HEADER_WRAPPED_KEYS_SIZE - decoded.wrapped_length))
 		return -EBADMSG;
 	memcpy(decoded.file_id, in + HEADER_OFFSET_FILE_ID, FILE_ID_SIZE);
 	memcpy(decoded.key_id, in + HEADER_OFFSET_KEY_ID, MASTER_KEY_ID_SIZE);
 	memcpy(decoded.nonce, in + HEADER_OFFSET_NONCE, GCM_NONCE_SIZE);
 	memcpy(decoded.wrapped_keys, in + HEADER_OFFSET_WRAPPED_KEYS, HEADER_WRAPPED_KEYS_SIZE);
 	memcpy(decoded.tag, in + HEADER_OFFSET_TAG, GCM_TAG_SIZE);
-	memcpy(decoded.rekey_area, in + HEADER_OFFSET_REKEY_AREA, HEADER_REKEY_AREA_SIZE);
 	*header = decoded;
 	return 0;
 }

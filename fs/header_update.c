@@ -1,10 +1,14 @@
 /*
- * The one path that rewrites an existing file's header (master-key rewrap today, data rekey
- * progress later). Updates to one file are serialised by a striped lock keyed on the backing
- * inode, so two jobs never interleave their copies. Readers need no lock: a header is rewritten
- * one copy at a time (the older copy first, then the other), each synced before the next, so a
- * reader, or a crash, always finds at least one whole copy, and the newest whole copy is always
- * a complete state: the old header or the new one.
+ * The one path that rewrites an existing file's header: master-key rewrap, and the start,
+ * progress and end of a data rekey. Updates to one file are serialised by a striped lock keyed
+ * on the backing inode, so two jobs (a rewrap and a data rekey may run at once) never interleave
+ * their writes, and each update starts from the header as it is on disk.
+ *
+ * Readers need no lock. A copy is written only over the older of the two copies, and synced
+ * before anything else depends on it, so a reader, or a crash, always finds the newest whole
+ * copy to be a complete state. Updates that must leave no trace of the previous state (a rewrap,
+ * which must leave no DEK under the old master key; the end of a rekey, which must leave no old
+ * DEK) then write the other copy too.
  */
 #include "fs/daemon.h"
 
@@ -41,7 +45,7 @@ static int read_header(int fd, struct file_header *header, unsigned *slot)
 	size_t done;
 	int ret;
 
-	/* A create in flight may be writing this header right now: look twice before failing. */
+	/* A create in flight may be writing this header right now: look again before failing. */
 	for (int attempt = 0; attempt < 3; attempt++) {
 		ret = pread_full(fd, image, sizeof(image), 0, &done);
 		if (ret < 0)
@@ -56,13 +60,14 @@ static int read_header(int fd, struct file_header *header, unsigned *slot)
 
 /* Seal next under the MEK, give it the sequence, write it into slot and sync. */
 static int write_copy(int fd, struct file_header *next, uint64_t sequence, unsigned slot,
-		      const uint8_t *mek, const uint8_t *key_id, const uint8_t *deks)
+		      const uint8_t *mek, const uint8_t *key_id, const uint8_t *deks,
+		      unsigned dek_count)
 {
 	uint8_t copy[HEADER_COPY_SIZE];
 	int ret;
 
 	next->sequence = sequence;
-	ret = header_seal(next, mek, key_id, deks, next->wrapped_length / DEK_SIZE);
+	ret = header_seal(next, mek, key_id, deks, dek_count);
 	if (ret == 0)
 		ret = header_copy_encode(next, copy);
 	if (ret == 0)
@@ -72,14 +77,82 @@ static int write_copy(int fd, struct file_header *next, uint64_t sequence, unsig
 	return ret;
 }
 
-int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outcome)
+int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 {
 	uint8_t active_id[MASTER_KEY_ID_SIZE];
 	struct file_header header, next;
 	const uint8_t *old_mek, *new_mek;
 	pthread_mutex_t *lock;
-	uint8_t *deks = NULL;
-	unsigned slot;
+	unsigned slot, dek_count;
+	uint8_t *deks;
+	struct stat st;
+	int ret;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
+	if (!deks)
+		return -ENOMEM;
+	lock = update_lock_for(st.st_dev, st.st_ino);
+	pthread_mutex_lock(lock);
+	ret = read_header(fd, &header, &slot);
+	if (ret < 0)
+		goto out_unlock;
+	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	ret = keyring_active(daemon_state.keyring, active_id, &new_mek);
+	if (ret < 0)
+		goto out_unlock_keyring;
+	old_mek = keyring_find(daemon_state.keyring, header.key_id);
+	if (!old_mek) {
+		ret = -ENOKEY;
+		goto out_unlock_keyring;
+	}
+	ret = header_unseal(&header, old_mek, deks);
+	if (ret < 0)
+		goto out_unlock_keyring;
+	next = header;
+	dek_count = header.wrapped_length / DEK_SIZE;
+	ret = edit(&next, deks, &dek_count, active_id, context);
+	if (ret != 0) /* 1: nothing to change */
+		goto out_unlock_keyring;
+	/* Every update is sealed under the active master key: it rewraps as a side effect. */
+	ret = write_copy(fd, &next, header.sequence + 1, 1 - slot, new_mek, active_id, deks,
+			 dek_count);
+	fault_point("header-update:first-copy-synced");
+	if (ret == 0 && (flags & HEADER_UPDATE_BOTH_COPIES))
+		ret = write_copy(fd, &next, header.sequence + 2, slot, new_mek, active_id, deks,
+				 dek_count);
+	fault_point("header-update:second-copy-synced");
+out_unlock_keyring:
+	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+out_unlock:
+	pthread_mutex_unlock(lock);
+	secure_free(deks);
+	return ret;
+}
+
+struct rewrap_context {
+	struct rewrap_outcome *outcome;
+};
+
+static int edit_rewrap(struct file_header *header, uint8_t *deks, unsigned *dek_count,
+		       const uint8_t *active_id, void *context)
+{
+	struct rewrap_context *rewrap = context;
+
+	(void)deks;
+	(void)dek_count;
+	memcpy(rewrap->outcome->old_key_id, header->key_id, MASTER_KEY_ID_SIZE);
+	if (memcmp(header->key_id, active_id, MASTER_KEY_ID_SIZE) == 0) {
+		rewrap->outcome->skipped = true;
+		return 1;
+	}
+	return 0;
+}
+
+int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outcome)
+{
+	struct rewrap_context context = { outcome };
 	struct stat st;
 	int fd, ret;
 
@@ -96,52 +169,16 @@ int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outc
 		ret = 0;
 		goto out_close;
 	}
-	lock = update_lock_for(st.st_dev, st.st_ino);
-	pthread_mutex_lock(lock);
-	ret = read_header(fd, &header, &slot);
-	if (ret < 0)
-		goto out_unlock;
-	memcpy(outcome->old_key_id, header.key_id, MASTER_KEY_ID_SIZE);
-	deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
-	if (!deks) {
-		ret = -ENOMEM;
-		goto out_unlock;
-	}
-
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	ret = keyring_active(daemon_state.keyring, active_id, &new_mek);
-	if (ret < 0)
-		goto out_unlock_keyring;
-	if (memcmp(header.key_id, active_id, MASTER_KEY_ID_SIZE) == 0) {
-		outcome->skipped = true;
-		goto out_unlock_keyring;
-	}
-	old_mek = keyring_find(daemon_state.keyring, header.key_id);
-	if (!old_mek) {
-		ret = -ENOKEY;
-		goto out_unlock_keyring;
-	}
-	ret = header_unseal(&header, old_mek, deks);
-	if (ret < 0)
-		goto out_unlock_keyring;
 	/*
-	 * The older slot first: until it is synced, the newest copy is still the old header under
-	 * the old key, which the wallet keeps. Then the other slot, so that no copy under the old
-	 * key remains and the old key can one day be deleted.
+	 * Both copies: the older slot first (until it is synced the newest copy is still the old
+	 * header under the old key, which the wallet keeps), then the other, so that no copy under
+	 * the old key remains and the old key can one day be deleted.
 	 */
-	next = header;
-	ret = write_copy(fd, &next, header.sequence + 1, 1 - slot, new_mek, active_id, deks);
-	fault_point("rewrap:first-copy-synced");
-	if (ret == 0)
-		ret = write_copy(fd, &next, header.sequence + 2, slot, new_mek, active_id, deks);
-	fault_point("rewrap:second-copy-synced");
-	if (ret == 0)
+	ret = header_update(fd, edit_rewrap, &context, HEADER_UPDATE_BOTH_COPIES);
+	if (ret == 0 && !outcome->skipped)
 		outcome->rewrapped = true;
-out_unlock_keyring:
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
-out_unlock:
-	pthread_mutex_unlock(lock);
-	secure_free(deks);
+	if (ret == 1)
+		ret = 0;
 out_close:
 	close(fd);
 	return ret;

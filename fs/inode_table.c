@@ -79,29 +79,21 @@ static void inode_destroy(struct tdefs_inode *inode)
 	free(inode);
 }
 
-int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry_param *entry)
+/* Find or insert the inode of the O_PATH descriptor fd (consumed), with one more reference. */
+static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 {
 	struct tdefs_inode *inode, *found = NULL;
-	struct stat st;
 	size_t bucket;
-	int fd;
 
-	/* The config file is the backing directory's, not the user's: it never shows. */
-	if (parent == &daemon_state.root && strcmp(name, CONFIG_FILE_NAME) == 0)
-		return -ENOENT;
-	fd = openat(parent->path_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		int ret = -errno;
 		close(fd);
 		return ret;
 	}
-
-	bucket = bucket_of(st.st_dev, st.st_ino);
+	bucket = bucket_of(st->st_dev, st->st_ino);
 	pthread_mutex_lock(&table_lock);
 	for (inode = buckets[bucket]; inode; inode = inode->hash_next) {
-		if (inode->backing_ino == st.st_ino && inode->backing_dev == st.st_dev) {
+		if (inode->backing_ino == st->st_ino && inode->backing_dev == st->st_dev) {
 			found = inode;
 			found->lookup_count++;
 			break;
@@ -116,9 +108,9 @@ int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry
 		}
 		found->path_fd = fd;
 		fd = -1;
-		found->backing_dev = st.st_dev;
-		found->backing_ino = st.st_ino;
-		found->file_type = st.st_mode & S_IFMT;
+		found->backing_dev = st->st_dev;
+		found->backing_ino = st->st_ino;
+		found->file_type = st->st_mode & S_IFMT;
 		found->lookup_count = 1;
 		pthread_mutex_init(&found->crypt_lock, NULL);
 		found->hash_next = buckets[bucket];
@@ -127,6 +119,35 @@ int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry
 	pthread_mutex_unlock(&table_lock);
 	if (fd >= 0)
 		close(fd);
+	*out = found;
+	return 0;
+}
+
+int inode_get_by_path(const char *path, struct tdefs_inode **inode)
+{
+	struct stat st;
+	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	return inode_insert(fd, &st, inode);
+}
+
+int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry_param *entry)
+{
+	struct tdefs_inode *found;
+	struct stat st;
+	int fd, ret;
+
+	/* The config file is the backing directory's, not the user's: it never shows. */
+	if (parent == &daemon_state.root && strcmp(name, CONFIG_FILE_NAME) == 0)
+		return -ENOENT;
+	fd = openat(parent->path_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = inode_insert(fd, &st, &found);
+	if (ret < 0)
+		return ret;
 
 	memset(entry, 0, sizeof(*entry));
 	stat_to_plaintext(&st);

@@ -359,6 +359,66 @@ static void test_spliced_fields_fail_the_seal(void **state)
 	assert_int_equal(header_unseal(&first, in.mek, deks), -EBADMSG);
 }
 
+/*
+ * A header in the middle of a data rekey: both DEKs, a watermark and a hot zone. The progress
+ * fields are authenticated: a forged watermark with a recomputed checksum decodes, but its seal
+ * fails, so it can never make the daemon decrypt a block under the wrong key (the lesson of
+ * cryptsetup's CVE-2021-4122).
+ */
+static void test_rekey_progress_is_authenticated(void **state)
+{
+	struct vector_inputs in;
+	struct file_header header, decoded;
+	uint8_t copy[HEADER_COPY_SIZE], deks[2 * DEK_SIZE], unsealed[HEADER_WRAPPED_KEYS_SIZE];
+
+	(void)state;
+	vector_inputs_fill(&in);
+	memcpy(deks, in.dek, DEK_SIZE);
+	for (int i = 0; i < DEK_SIZE; i++)
+		deks[DEK_SIZE + i] = (uint8_t)(0x90 + i);
+	memset(&header, 0, sizeof(header));
+	header.version = HEADER_FORMAT_VERSION;
+	header.cipher_suite = CIPHER_SUITE_AES256_XTS;
+	header.sequence = 9;
+	header.unit_size = TDEFS_BLOCK_SIZE;
+	header.flags = HEADER_FLAG_REKEY_IN_PROGRESS;
+	header.watermark = 1000;
+	header.hot_first = 1000;
+	header.hot_count = 3;
+	header.hot_old_checksums[0] = 0x1111;
+	header.hot_old_checksums[1] = 0x2222;
+	header.hot_old_checksums[2] = 0x3333;
+	assert_int_equal(header_seal(&header, in.mek, in.key_id, deks, 2), 0);
+	assert_int_equal(header_copy_encode(&header, copy), 0);
+	assert_int_equal(header_copy_decode(copy, &decoded), 0);
+	assert_int_equal(decoded.watermark, 1000);
+	assert_int_equal(decoded.hot_count, 3);
+	assert_int_equal(decoded.hot_old_checksums[2], 0x3333);
+	assert_int_equal(header_unseal(&decoded, in.mek, unsealed), 0);
+	assert_memory_equal(unsealed, deks, sizeof(deks));
+
+	/* Forge the watermark and fix the checksum: decodes, does not unseal. */
+	decoded.watermark = 5000;
+	decoded.hot_first = 5000;
+	assert_int_equal(header_copy_encode(&decoded, copy), 0);
+	assert_int_equal(header_copy_decode(copy, &decoded), 0);
+	assert_int_equal(header_unseal(&decoded, in.mek, unsealed), -EBADMSG);
+	/* Forge a hot-zone checksum: the same. */
+	assert_int_equal(header_copy_decode(copy, &decoded), 0);
+	decoded.watermark = 1000;
+	decoded.hot_first = 1000;
+	decoded.hot_old_checksums[1] ^= 1;
+	assert_int_equal(header_unseal(&decoded, in.mek, unsealed), -EBADMSG);
+	/* Inconsistent progress is refused before any key is tried. */
+	header.hot_first = 999;
+	assert_int_equal(header_copy_encode(&header, copy), 0);
+	assert_int_equal(header_copy_decode(copy, &decoded), -EBADMSG);
+	header.hot_first = 1000;
+	header.flags = 0;
+	assert_int_equal(header_copy_encode(&header, copy), 0);
+	assert_int_equal(header_copy_decode(copy, &decoded), -EBADMSG);
+}
+
 static void test_config_round_trip_and_damage(void **state)
 {
 	struct backing_config config = { 0 }, decoded;
@@ -399,6 +459,7 @@ int main(void)
 		cmocka_unit_test(test_every_truncation_is_detected),
 		cmocka_unit_test(test_newer_version_is_refused),
 		cmocka_unit_test(test_spliced_fields_fail_the_seal),
+		cmocka_unit_test(test_rekey_progress_is_authenticated),
 		cmocka_unit_test(test_config_round_trip_and_damage),
 	};
 	return cmocka_run_group_tests_name("format", tests, NULL, NULL);

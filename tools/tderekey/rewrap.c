@@ -90,7 +90,7 @@ static int run_rewrap(const struct rekey_options *options)
 		if (ret)
 			return ret;
 		reply_value(&reply, "rewrap_state", state, sizeof(state));
-		unsigned long long rewrapped = value_number(&reply, "rewrap_rewrapped");
+		unsigned long long rewrapped = value_number(&reply, "rewrap_changed");
 		unsigned long long failed = value_number(&reply, "rewrap_failed");
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		double elapsed = (double)(now.tv_sec - start.tv_sec) +
@@ -111,7 +111,7 @@ static int run_rewrap(const struct rekey_options *options)
 		fputc('\n', stderr);
 	printf("rewrap %s: %llu headers rewrapped under master key %s, %llu already under it, "
 	       "%llu failed, %llu files in all\n",
-	       state, value_number(&reply, "rewrap_rewrapped"), active,
+	       state, value_number(&reply, "rewrap_changed"), active,
 	       value_number(&reply, "rewrap_skipped"), value_number(&reply, "rewrap_failed"),
 	       value_number(&reply, "rewrap_files"));
 	if (strcmp(state, "stopped") == 0) {

@@ -15,9 +15,12 @@
 static int run_status(const struct rekey_options *options)
 {
 	static const char *const fields[] = {
-		"backing", "wallet", "active_key", "keys", "cache", "rewrap_state", "rewrap_files",
-		"rewrap_rewrapped", "rewrap_skipped", "rewrap_failed", "rewrap_rate",
-		"rewrap_last_error",
+		"backing", "wallet", "active_key", "keys", "cache",
+		"rewrap_state", "rewrap_files", "rewrap_changed", "rewrap_skipped", "rewrap_failed",
+		"rewrap_rate", "rewrap_current", "rewrap_last_error",
+		"data_state", "data_resume_only", "data_files", "data_changed", "data_skipped",
+		"data_failed", "data_bytes", "data_rate", "data_current", "data_current_done",
+		"data_current_total", "data_last_error",
 	};
 	struct control_reply reply;
 	char backing[4096], active[KEY_ID_TEXT_SIZE + 1] = "", value[4096];
@@ -46,7 +49,7 @@ static int run_status(const struct rekey_options *options)
 			printf("%s\"%s\": %llu", i ? ", " : "", id,
 			       (unsigned long long)scan.keys[i].files);
 		}
-		printf("}}\n");
+		printf("}, \"rekey_interrupted\": %llu}\n", (unsigned long long)scan.rekey_in_progress);
 	} else {
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			if (reply_value(&reply, fields[i], value, sizeof(value)))
@@ -58,8 +61,9 @@ static int run_status(const struct rekey_options *options)
 			printf("%-34s %10llu%s\n", id, (unsigned long long)scan.keys[i].files,
 			       strcmp(id, active) == 0 ? "  (active)" : "");
 		}
-		printf("%-34s %10llu\n%-34s %10llu\n", "(no header yet)",
-		       (unsigned long long)scan.empty, "(damaged)", (unsigned long long)scan.damaged);
+		printf("%-34s %10llu\n%-34s %10llu\n%-34s %10llu\n", "(no header yet)",
+		       (unsigned long long)scan.empty, "(damaged)", (unsigned long long)scan.damaged,
+		       "(data rekey in progress)", (unsigned long long)scan.rekey_in_progress);
 	}
 	backing_scan_free(&scan);
 	return EXIT_OK;
@@ -71,8 +75,10 @@ const struct rekey_command command_status = {
 	.help = "Usage: tderekey status MOUNTPOINT [--json]\n"
 		"\n"
 		"Show the backing directory, the wallet and active master key of the daemon serving\n"
-		"MOUNTPOINT, the state of the rewrap job, and how many file headers reference each\n"
-		"master key ID (a key referenced by no header is no longer needed by this mount).\n"
+		"MOUNTPOINT, the state of the rewrap and data rekey jobs (with the file in\n"
+		"progress), how many file headers reference each master key ID (a key referenced\n"
+		"by no header is no longer needed by this mount), and how many files are in the\n"
+		"middle of a data rekey (running, or interrupted and waiting to be finished).\n"
 		"\n"
 		"  --json   one JSON object instead of the table\n"
 		"\n"

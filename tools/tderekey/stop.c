@@ -1,4 +1,8 @@
-/* tderekey stop: stop a running rewrap; 'tderekey rewrap' resumes where it stopped. */
+/*
+ * tderekey stop: stop the running rewrap and data rekey. Every header is valid at every moment;
+ * 'tderekey rewrap' resumes a rewrap (done headers are skipped); a file whose data rekey was cut
+ * short is finished at the next mount or 'tderekey resume'.
+ */
 #include "tools/tderekey/tderekey.h"
 
 #include <stdio.h>
@@ -9,17 +13,22 @@ static int run_stop(const struct rekey_options *options)
 	int ret = control_request(options->path, "rewrap-stop", &reply);
 
 	if (ret == EXIT_OK)
-		printf("rewrap stopping on %s\n", options->path);
+		ret = control_request(options->path, "data-stop", &reply);
+	if (ret == EXIT_OK)
+		printf("rewrap and data rekey stopping on %s\n", options->path);
 	return ret;
 }
 
 const struct rekey_command command_stop = {
 	.name = "stop",
-	.summary = "stop a running rewrap (rewrap again resumes it)",
+	.summary = "stop the running rewrap and data rekey",
 	.help = "Usage: tderekey stop MOUNTPOINT\n"
 		"\n"
-		"Stop the rewrap job of the daemon serving MOUNTPOINT after the header it is\n"
-		"writing. Every header is valid at every moment; 'tderekey rewrap' resumes.\n"
+		"Stop the rewrap and data rekey jobs of the daemon serving MOUNTPOINT after the\n"
+		"header or chunk they are writing. Every file is readable at every moment.\n"
+		"'tderekey rewrap' resumes a rewrap (done headers are skipped); a file whose data\n"
+		"rekey was cut short keeps two keys until the next mount or 'tderekey data'.\n"
+		"To hold a data rekey and continue it later, use pause and resume instead.\n"
 		"\n"
 		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied.\n",
 	.run = run_stop,

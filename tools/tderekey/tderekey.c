@@ -13,6 +13,9 @@ static const struct rekey_command *const commands[] = {
 	&command_status,
 	&command_stop,
 	&command_reload,
+	&command_data,
+	&command_pause,
+	&command_resume,
 };
 
 static void usage(FILE *out)
@@ -22,7 +25,9 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(out, "\n'tderekey COMMAND --help' describes one command.\n"
-		     "A rotation: tdekey set-key --wallet DIR --tag T; tderekey rewrap MOUNTPOINT\n");
+		     "A master-key rotation: tdekey set-key --wallet DIR --tag T;"
+		     " tderekey rewrap MOUNTPOINT\n"
+		     "New data keys for every file:  tderekey data MOUNTPOINT [--rate 50M]\n");
 }
 
 int main(int argc, char **argv)
@@ -56,9 +61,17 @@ int main(int argc, char **argv)
 		case 'r': {
 			char *end;
 			double value = strtod(optarg, &end);
+			/* Byte rates for data take K, M, G (powers of 1024). */
+			if (*end == 'K' || *end == 'k')
+				value *= 1024, end++;
+			else if (*end == 'M' || *end == 'm')
+				value *= 1024 * 1024, end++;
+			else if (*end == 'G' || *end == 'g')
+				value *= 1024.0 * 1024 * 1024, end++;
 			if (*end || value <= 0) {
-				fprintf(stderr, "tderekey: --rate %s: give a positive number of header "
-						"updates per second\n", optarg);
+				fprintf(stderr, "tderekey: --rate %s: give a positive rate (headers per "
+						"second for rewrap, bytes per second with K/M/G for data)\n",
+					optarg);
 				return EXIT_USAGE;
 			}
 			options.rate = value;

@@ -11,7 +11,7 @@
 
 struct rekey_options {
 	const char *path; /* any path on the mount */
-	double rate;      /* --rate: headers per second, 0 = no limit */
+	double rate;      /* --rate: headers (rewrap) or bytes (data) per second, 0 = no limit */
 	bool json;
 	bool no_wait;
 };
@@ -27,6 +27,9 @@ extern const struct rekey_command command_rewrap;
 extern const struct rekey_command command_status;
 extern const struct rekey_command command_stop;
 extern const struct rekey_command command_reload;
+extern const struct rekey_command command_data;
+extern const struct rekey_command command_pause;
+extern const struct rekey_command command_resume;
 
 /* Exit codes, also listed in every --help. */
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_TDEFS = 3, EXIT_DENIED = 4 };

@@ -1,0 +1,193 @@
+/*
+ * tdefs --check BACKING: walk a backing directory without mounting it and report, with paths,
+ * everything that is not as docs/FORMAT.md says: a missing or damaged config record, regular
+ * files whose header is damaged, truncated, from a newer format, or (with --wallet) names a key
+ * the wallet lacks or fails authentication; and a census of files per master key ID. It writes
+ * nothing unless --repair is given, and then only one thing: a header copy that fails its
+ * checksum is replaced by the valid copy beside it (one pwrite and an fsync per file).
+ */
+#include "fs/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+struct check_state {
+	struct keyring *ring; /* NULL: headers are checked but not unsealed */
+	bool repair;
+	size_t backing_length;
+	uint64_t files, empty, problems, repaired;
+	struct key_usage *keys;
+	size_t key_count;
+};
+
+static struct check_state check; /* nftw has no context pointer; --check is single-threaded */
+
+static void problem(const char *path, const char *what)
+{
+	printf("DAMAGED  %s: %s\n", path, what);
+	check.problems++;
+}
+
+static void count_key(const uint8_t key_id[MASTER_KEY_ID_SIZE])
+{
+	for (size_t i = 0; i < check.key_count; i++) {
+		if (memcmp(check.keys[i].key_id, key_id, MASTER_KEY_ID_SIZE) == 0) {
+			check.keys[i].files++;
+			return;
+		}
+	}
+	struct key_usage *grown = realloc(check.keys, (check.key_count + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	check.keys = grown;
+	memcpy(grown[check.key_count].key_id, key_id, MASTER_KEY_ID_SIZE);
+	grown[check.key_count++].files = 1;
+}
+
+static void check_sealed(const char *path, const struct file_header *header)
+{
+	char key_text[KEY_ID_TEXT_SIZE], message[160];
+	uint8_t *deks;
+	const uint8_t *mek;
+
+	if (!check.ring)
+		return;
+	mek = keyring_find(check.ring, header->key_id);
+	if (!mek) {
+		key_id_format(header->key_id, key_text);
+		snprintf(message, sizeof(message), "header names master key %s, which the wallet "
+			 "does not hold", key_text);
+		problem(path, message);
+		return;
+	}
+	deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
+	if (deks && header_unseal(header, mek, deks) < 0)
+		problem(path, "header fails authentication (altered or spliced)");
+	secure_free(deks);
+}
+
+static void repair_copy(const char *path, int fd, const uint8_t *image, unsigned good_slot)
+{
+	if (!check.repair) {
+		printf("REPAIRABLE %s: header copy %u is damaged, copy %u is valid (--repair "
+		       "restores it)\n", path, 1 - good_slot, good_slot);
+		check.problems++;
+		return;
+	}
+	if (pwrite_all(fd, image + good_slot * HEADER_COPY_SIZE, HEADER_COPY_SIZE,
+		       (off_t)(1 - good_slot) * HEADER_COPY_SIZE) < 0 || fsync(fd) < 0) {
+		problem(path, "cannot write the repaired header copy");
+		return;
+	}
+	printf("REPAIRED %s: header copy %u restored from copy %u\n", path, 1 - good_slot, good_slot);
+	check.repaired++;
+}
+
+static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	uint8_t image[TDEFS_HEADER_SIZE];
+	struct file_header header, other;
+	const char *relative = path + check.backing_length;
+	unsigned slot;
+	size_t done;
+	int fd, ret;
+
+	if (type == FTW_DNR) {
+		problem(relative, "directory cannot be read");
+		return 0;
+	}
+	if (type != FTW_F || !S_ISREG(st->st_mode))
+		return 0;
+	if (ftw->level == 1 && strcmp(path + ftw->base, CONFIG_FILE_NAME) == 0)
+		return 0;
+	check.files++;
+	if (st->st_size == 0) {
+		check.empty++;
+		return 0;
+	}
+	if (st->st_size < (off_t)TDEFS_HEADER_SIZE) {
+		problem(relative, "shorter than its 4096-byte header (truncated, or not a tdefs file)");
+		return 0;
+	}
+	fd = open(path, (check.repair ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		problem(relative, strerror(errno));
+		return 0;
+	}
+	ret = pread_full(fd, image, sizeof(image), 0, &done);
+	if (ret < 0) {
+		problem(relative, strerror(-ret));
+		goto out_close;
+	}
+	ret = header_select(image, done, &header, &slot);
+	if (ret == -EPROTONOSUPPORT) {
+		problem(relative, "header from a newer tdefs format");
+		goto out_close;
+	}
+	if (ret < 0) {
+		problem(relative, "no valid header copy (not a tdefs file, or both copies damaged)");
+		goto out_close;
+	}
+	count_key(header.key_id);
+	check_sealed(relative, &header);
+	if (header_copy_decode(image + (1 - slot) * HEADER_COPY_SIZE, &other) < 0)
+		repair_copy(relative, fd, image, slot);
+out_close:
+	close(fd);
+	return 0;
+}
+
+int check_backing(const char *backing, struct keyring *ring, bool repair)
+{
+	struct backing_config config;
+	char path[4096];
+	uint8_t *data;
+	size_t len;
+	int ret;
+
+	memset(&check, 0, sizeof(check));
+	check.ring = ring;
+	check.repair = repair;
+	check.backing_length = strlen(backing);
+	snprintf(path, sizeof(path), "%s/%s", backing, CONFIG_FILE_NAME);
+	ret = read_small_file(path, 4096, &data, &len);
+	if (ret < 0) {
+		problem(CONFIG_FILE_NAME, ret == -ENOENT ? "missing: not a tdefs backing directory"
+							 : strerror(-ret));
+	} else {
+		ret = config_decode(data, len, &config);
+		free(data);
+		if (ret < 0)
+			problem(CONFIG_FILE_NAME, "damaged config record");
+		else if (ring) {
+			uint8_t wallet_id[16];
+			keyring_wallet_id(ring, wallet_id);
+			if (memcmp(wallet_id, config.wallet_id, 16) != 0)
+				problem(CONFIG_FILE_NAME, "initialised for another wallet");
+		}
+	}
+	if (nftw(backing, visit, 16, FTW_PHYS | FTW_MOUNT) < 0) {
+		fprintf(stderr, "tdefs: --check %s: %s\n", backing, strerror(errno));
+		free(check.keys);
+		return 2;
+	}
+	printf("\n%-34s %10s\n", "MASTER KEY ID", "FILES");
+	for (size_t i = 0; i < check.key_count; i++) {
+		char id[KEY_ID_TEXT_SIZE];
+		key_id_format(check.keys[i].key_id, id);
+		printf("%-34s %10llu%s\n", id, (unsigned long long)check.keys[i].files,
+		       ring && !keyring_find(ring, check.keys[i].key_id) ? "  (not in the wallet)" : "");
+	}
+	printf("\n%llu files, %llu without a header yet, %llu problems, %llu repaired\n",
+	       (unsigned long long)check.files, (unsigned long long)check.empty,
+	       (unsigned long long)check.problems, (unsigned long long)check.repaired);
+	free(check.keys);
+	return check.problems ? 1 : 0;
+}

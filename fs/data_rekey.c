@@ -1,0 +1,311 @@
+/*
+ * Online data rekey of one file, in place (docs/REKEY.md). The file gets a second DEK and a
+ * watermark: blocks below it are under the new DEK, the rest under the old one. The worker moves
+ * the watermark through the file a chunk (the hot zone) at a time while the database reads and
+ * writes; only requests that touch the chunk being rewritten wait, and only for that chunk.
+ *
+ * One chunk, in the order that makes a crash at any instant recoverable:
+ *   1. lock the chunk's blocks; read its ciphertext; note each block's XXH3-64;
+ *   2. write the header (one copy, synced): watermark = chunk start, hot zone = the chunk with
+ *      those checksums;
+ *   3. write the chunk re-encrypted under the new DEK, and sync it;
+ *   4. move the in-memory watermark past the chunk and unlock.
+ * The next chunk's header records the watermark past this chunk. After a crash, a hot-zone
+ * block whose checksum still matches is under the old DEK; any other was written under the new
+ * one (by step 3, or by the database after step 4). At the end the header keeps only the new
+ * DEK, in both copies, and the old one leaves memory.
+ */
+#include "fs/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "util/util.h"
+
+/* 512 KiB chunks: a header write and a data sync per chunk, and short waits for writers. */
+#define REKEY_CHUNK_BLOCKS 128
+_Static_assert(REKEY_CHUNK_BLOCKS <= REKEY_HOT_ZONE_MAX, "a chunk fits the header's hot zone");
+
+int rekey_edit_progress(struct file_header *header, uint8_t *deks, unsigned *dek_count,
+			const uint8_t *active_key_id, void *context)
+{
+	const struct rekey_progress_edit *progress = context;
+
+	(void)deks;
+	(void)dek_count;
+	(void)active_key_id;
+	if (!(header->flags & HEADER_FLAG_REKEY_IN_PROGRESS))
+		return -EINVAL;
+	header->watermark = progress->watermark;
+	header->hot_count = progress->hot_count;
+	header->hot_first = progress->hot_count ? progress->watermark : 0;
+	memset(header->hot_old_checksums, 0, sizeof(header->hot_old_checksums));
+	for (uint32_t i = 0; i < progress->hot_count; i++)
+		header->hot_old_checksums[i] = progress->hot_old_checksums[i];
+	return 0;
+}
+
+/* Start: a fresh DEK in slot 1, watermark 0. Already started (a resume): change nothing. */
+static int edit_begin(struct file_header *header, uint8_t *deks, unsigned *dek_count,
+		      const uint8_t *active_key_id, void *context)
+{
+	uint8_t *new_dek = context;
+	int ret;
+
+	(void)active_key_id;
+	if (header->flags & HEADER_FLAG_REKEY_IN_PROGRESS)
+		return 1;
+	ret = crypto_random_bytes(deks + DEK_SIZE, DEK_SIZE);
+	if (ret < 0)
+		return ret;
+	memcpy(new_dek, deks + DEK_SIZE, DEK_SIZE);
+	*dek_count = 2;
+	header->flags |= HEADER_FLAG_REKEY_IN_PROGRESS;
+	header->watermark = 0;
+	header->hot_first = 0;
+	header->hot_count = 0;
+	return 0;
+}
+
+/* End: the new DEK alone, in slot 0; no trace of the old one or of the progress. */
+static int edit_finish(struct file_header *header, uint8_t *deks, unsigned *dek_count,
+		       const uint8_t *active_key_id, void *context)
+{
+	(void)active_key_id;
+	(void)context;
+	if (!(header->flags & HEADER_FLAG_REKEY_IN_PROGRESS))
+		return -EINVAL;
+	memcpy(deks, deks + DEK_SIZE, DEK_SIZE);
+	secure_wipe(deks + DEK_SIZE, DEK_SIZE);
+	*dek_count = 1;
+	header->flags &= ~HEADER_FLAG_REKEY_IN_PROGRESS;
+	header->watermark = 0;
+	header->hot_first = 0;
+	header->hot_count = 0;
+	memset(header->hot_old_checksums, 0, sizeof(header->hot_old_checksums));
+	return 0;
+}
+
+static uint64_t block_count(uint64_t size)
+{
+	return (size + TDEFS_BLOCK_SIZE - 1) >> TDEFS_BLOCK_SHIFT;
+}
+
+/* Re-encrypt one chunk at the watermark. *finished when the watermark has reached the end. */
+static int rekey_chunk(struct file_crypt *crypt, uint8_t *buffer, bool *finished, uint64_t *bytes)
+{
+	uint64_t checksums[REKEY_CHUNK_BLOCKS];
+	uint64_t size, blocks, first, count, end;
+	size_t length, done;
+	off_t offset;
+	int ret;
+
+	pthread_rwlock_rdlock(&crypt->size_lock);
+	size = crypt->size;
+	blocks = block_count(size);
+	first = crypt->watermark;
+	if (first >= blocks) {
+		*finished = true;
+		ret = 0;
+		goto out_unlock_size;
+	}
+	count = blocks - first < REKEY_CHUNK_BLOCKS ? blocks - first : REKEY_CHUNK_BLOCKS;
+	end = first + count;
+	length = (size_t)((end << TDEFS_BLOCK_SHIFT < size ? end << TDEFS_BLOCK_SHIFT : size) -
+			  (first << TDEFS_BLOCK_SHIFT));
+	offset = (off_t)((first << TDEFS_BLOCK_SHIFT) + TDEFS_HEADER_SIZE);
+	file_lock_blocks(crypt, first, end - 1, true);
+
+	ret = pread_full(crypt->data_fd, buffer, length, offset, &done);
+	if (ret < 0)
+		goto out_unlock_blocks;
+	memset(buffer + done, 0, length - done);
+	for (uint64_t i = 0; i < count; i++) {
+		size_t at = (size_t)(i << TDEFS_BLOCK_SHIFT);
+		size_t block_len = length - at < TDEFS_BLOCK_SIZE ? length - at : TDEFS_BLOCK_SIZE;
+
+		checksums[i] = XXH3_64bits(buffer + at, block_len);
+	}
+	struct rekey_progress_edit progress = {
+		.watermark = first,
+		.hot_count = (uint32_t)count,
+		.hot_old_checksums = checksums,
+	};
+	ret = header_update(crypt->data_fd, rekey_edit_progress, &progress, 0);
+	if (ret < 0)
+		goto out_unlock_blocks;
+	fault_point("rekey:hot-zone-recorded");
+	/* Runs of data blocks are re-encrypted and written; holes are skipped and stay holes. */
+	for (uint64_t i = 0; i < count && ret == 0;) {
+		size_t at = (size_t)(i << TDEFS_BLOCK_SHIFT), run_end = at;
+		uint64_t j = i;
+
+		while (j < count) {
+			size_t block_at = (size_t)(j << TDEFS_BLOCK_SHIFT);
+			size_t block_len = length - block_at < TDEFS_BLOCK_SIZE ? length - block_at
+									      : TDEFS_BLOCK_SIZE;
+
+			if (buffer_is_zero(buffer + block_at, block_len))
+				break;
+			ret = block_decrypt(crypt->key, first + j, buffer + block_at,
+					    buffer + block_at, block_len);
+			if (ret == 0)
+				ret = block_encrypt(crypt->new_key, first + j, buffer + block_at,
+						    buffer + block_at, block_len);
+			if (ret < 0)
+				break;
+			run_end = block_at + block_len;
+			j++;
+		}
+		if (ret == 0 && run_end > at)
+			ret = pwrite_all(crypt->data_fd, buffer + at, run_end - at, offset + (off_t)at);
+		i = j > i ? j : i + 1;
+	}
+	if (ret == 0 && fdatasync(crypt->data_fd) < 0)
+		ret = -errno;
+	secure_wipe(buffer, length);
+	if (ret < 0)
+		goto out_unlock_blocks;
+	fault_point("rekey:chunk-synced");
+	__atomic_store_n(&crypt->watermark, end, __ATOMIC_RELEASE);
+	*bytes = length;
+out_unlock_blocks:
+	file_unlock_blocks(crypt, first, end - 1);
+out_unlock_size:
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
+}
+
+/* The last chunk is done: keep only the new DEK, on disk and in memory. */
+static int rekey_finish(struct file_crypt *crypt, bool *finished)
+{
+	struct xts_key *old_key;
+	int ret;
+
+	pthread_rwlock_wrlock(&crypt->size_lock);
+	/* The file may have grown since the last chunk: then there is more to do. */
+	if (crypt->watermark < block_count(crypt->size)) {
+		*finished = false;
+		pthread_rwlock_unlock(&crypt->size_lock);
+		return 0;
+	}
+	ret = header_update(crypt->data_fd, edit_finish, NULL, HEADER_UPDATE_BOTH_COPIES);
+	if (ret == 0) {
+		old_key = crypt->key;
+		crypt->key = crypt->new_key;
+		__atomic_store_n(&crypt->new_key, NULL, __ATOMIC_RELEASE);
+		crypt->watermark = 0;
+		xts_key_free(old_key);
+	}
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
+}
+
+static int rekey_open_file(struct job *job, struct file_crypt *crypt,
+			   struct file_job_result *result)
+{
+	uint8_t *buffer = NULL, *new_dek;
+	bool finished = false;
+	int ret = 0;
+
+	if (!crypt->writable)
+		return -EROFS;
+	if (!crypt->new_key) {
+		new_dek = secure_alloc(DEK_SIZE);
+		if (!new_dek)
+			return -ENOMEM;
+		ret = header_update(crypt->data_fd, edit_begin, new_dek, 0);
+		if (ret == 0) {
+			struct xts_key *key;
+
+			ret = xts_key_new(new_dek, &key);
+			if (ret == 0) {
+				crypt->watermark = 0;
+				__atomic_store_n(&crypt->new_key, key, __ATOMIC_RELEASE);
+			}
+		}
+		secure_free(new_dek);
+		if (ret == 1) /* another job started it meanwhile: its keys are not ours to guess */
+			ret = -EBUSY;
+		if (ret < 0)
+			return ret;
+	}
+	buffer = malloc((size_t)REKEY_CHUNK_BLOCKS * TDEFS_BLOCK_SIZE);
+	if (!buffer)
+		return -ENOMEM;
+	while (!finished) {
+		uint64_t bytes = 0;
+
+		if (job && job_should_stop(job))
+			break;
+		ret = rekey_chunk(crypt, buffer, &finished, &bytes);
+		if (ret < 0)
+			break;
+		result->bytes += bytes;
+		if (job) {
+			job_set_current(job, crypt->watermark << TDEFS_BLOCK_SHIFT, crypt->size);
+			job_throttle(job, bytes);
+		}
+		if (finished) {
+			ret = rekey_finish(crypt, &finished);
+			if (ret < 0)
+				break;
+		}
+	}
+	free(buffer);
+	if (ret == 0 && finished)
+		result->changed = true;
+	return ret;
+}
+
+static bool rekey_interrupted(const char *path)
+{
+	uint8_t image[TDEFS_HEADER_SIZE];
+	struct file_header header;
+	unsigned slot;
+	size_t done;
+	bool interrupted = false;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	if (pread_full(fd, image, sizeof(image), 0, &done) == 0 &&
+	    header_select(image, done, &header, &slot) == 0)
+		interrupted = header.flags & HEADER_FLAG_REKEY_IN_PROGRESS;
+	close(fd);
+	return interrupted;
+}
+
+int data_rekey_file(struct job *job, const char *path, bool resume_only,
+		    struct file_job_result *result)
+{
+	struct tdefs_inode *inode;
+	struct stat st;
+	int ret;
+
+	memset(result, 0, sizeof(*result));
+	if (lstat(path, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size == 0 || (resume_only && !rekey_interrupted(path))) {
+		result->skipped = true;
+		return 0;
+	}
+	/*
+	 * Through the inode table, so that the kernel's opens of this file and the rekey share
+	 * one encryption state, one watermark and one set of block locks.
+	 */
+	ret = inode_get_by_path(path, &inode);
+	if (ret < 0)
+		return ret;
+	ret = file_crypt_acquire(inode);
+	if (ret == 0) {
+		ret = rekey_open_file(job, inode->crypt, result);
+		file_crypt_release(inode);
+	}
+	inode_forget(inode, 1);
+	return ret;
+}

@@ -1,0 +1,280 @@
+/*
+ * Background jobs over a backing directory: the master-key rewrap and the online data rekey.
+ * Each kind has one slot, so a rewrap and a data rekey can run at the same time; both funnel
+ * their header writes through header_update(), which serialises them per file. A job walks the
+ * backing tree (or one subtree) with nftw, hands each regular file to its worker, throttles to
+ * its rate, and can be paused (the thread waits between chunks), stopped and started again.
+ */
+#include "fs/daemon.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+struct job {
+	enum job_kind kind;
+	pthread_mutex_t lock;
+	pthread_cond_t resumed;
+	struct job_status status; /* guarded by lock */
+	pthread_t thread;         /* guarded by lock */
+	bool joinable;            /* guarded by lock */
+	char root[PATH_MAX];      /* where the walk starts; set before the thread starts */
+	/* Only the job thread uses these. */
+	struct timespec clock_start;
+	uint64_t throttled_amount;
+};
+
+static struct job jobs[JOB_KIND_COUNT] = {
+	[JOB_REWRAP] = { .kind = JOB_REWRAP, .lock = PTHREAD_MUTEX_INITIALIZER,
+			 .resumed = PTHREAD_COND_INITIALIZER },
+	[JOB_DATA_REKEY] = { .kind = JOB_DATA_REKEY, .lock = PTHREAD_MUTEX_INITIALIZER,
+			     .resumed = PTHREAD_COND_INITIALIZER },
+};
+
+/* nftw has no context argument: one walk per kind at a time, so a thread-local job is enough. */
+static __thread struct job *walking_job;
+
+const char *job_state_name(enum job_state state)
+{
+	static const char *const names[] = {
+		[JOB_IDLE] = "idle",       [JOB_RUNNING] = "running", [JOB_PAUSED] = "paused",
+		[JOB_STOPPING] = "stopping", [JOB_STOPPED] = "stopped", [JOB_DONE] = "done",
+		[JOB_FAILED] = "failed",
+	};
+	return names[state];
+}
+
+bool job_should_stop(struct job *job)
+{
+	bool stop;
+
+	pthread_mutex_lock(&job->lock);
+	while (job->status.state == JOB_PAUSED)
+		pthread_cond_wait(&job->resumed, &job->lock);
+	stop = job->status.state == JOB_STOPPING;
+	pthread_mutex_unlock(&job->lock);
+	return stop;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+void job_throttle(struct job *job, uint64_t amount)
+{
+	double due;
+
+	job->throttled_amount += amount;
+	if (job->status.rate_limit <= 0)
+		return;
+	due = (double)job->throttled_amount / job->status.rate_limit - seconds_since(&job->clock_start);
+	if (due > 0)
+		usleep((useconds_t)(due * 1e6));
+}
+
+void job_set_current(struct job *job, uint64_t done, uint64_t total)
+{
+	pthread_mutex_lock(&job->lock);
+	job->status.current_done = done;
+	job->status.current_total = total;
+	pthread_mutex_unlock(&job->lock);
+}
+
+static int run_worker(struct job *job, const char *path, struct file_job_result *result)
+{
+	struct rewrap_outcome outcome;
+	int ret;
+
+	memset(result, 0, sizeof(*result));
+	if (job->kind == JOB_DATA_REKEY)
+		return data_rekey_file(job, path, job->status.resume_only, result);
+	ret = header_rewrap_file(AT_FDCWD, path, &outcome);
+	result->changed = outcome.rewrapped;
+	result->skipped = outcome.skipped;
+	if (outcome.rewrapped)
+		job_throttle(job, 1);
+	return ret;
+}
+
+static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	struct job *job = walking_job;
+	struct file_job_result result;
+	char failure[sizeof(job->status.last_error)] = "";
+	const char *relative = path + strlen(daemon_state.backing_path);
+	int ret;
+
+	if (job_should_stop(job))
+		return FTW_STOP;
+	if (type != FTW_F || !S_ISREG(st->st_mode))
+		return FTW_CONTINUE;
+	if (strcmp(relative, "/" CONFIG_FILE_NAME) == 0)
+		return FTW_CONTINUE;
+	(void)ftw;
+	pthread_mutex_lock(&job->lock);
+	snprintf(job->status.current, sizeof(job->status.current), "%s", relative);
+	job->status.current_done = 0;
+	job->status.current_total = 0;
+	pthread_mutex_unlock(&job->lock);
+
+	ret = run_worker(job, path, &result);
+	if (ret < 0)
+		snprintf(failure, sizeof(failure), "%s: %s", relative,
+			 ret == -ENOKEY ? "the wallet lacks the master key its header names"
+					: strerror(-ret));
+	pthread_mutex_lock(&job->lock);
+	job->status.files_total++;
+	job->status.bytes_done += result.bytes;
+	if (ret < 0) {
+		job->status.files_failed++;
+		memcpy(job->status.last_error, failure, sizeof(failure));
+	} else if (result.changed) {
+		job->status.files_changed++;
+	} else {
+		job->status.files_skipped++;
+	}
+	job->status.current[0] = '\0';
+	pthread_mutex_unlock(&job->lock);
+	if (ret < 0)
+		log_error("tdefs: %s %s", job->kind == JOB_REWRAP ? "rewrap" : "data rekey", failure);
+	return FTW_CONTINUE;
+}
+
+static void *run_job(void *argument)
+{
+	struct job *job = argument;
+	int ret;
+
+	walking_job = job;
+	clock_gettime(CLOCK_MONOTONIC, &job->clock_start);
+	job->throttled_amount = 0;
+	ret = nftw(job->root, visit, 16, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
+	pthread_mutex_lock(&job->lock);
+	if (job->status.state == JOB_STOPPING)
+		job->status.state = JOB_STOPPED;
+	else if (ret < 0 || job->status.files_failed > 0)
+		job->status.state = JOB_FAILED;
+	else
+		job->status.state = JOB_DONE;
+	if (ret < 0 && !job->status.last_error[0])
+		snprintf(job->status.last_error, sizeof(job->status.last_error), "%.400s: %s", job->root,
+			 strerror(errno));
+	job->status.finished = time(NULL);
+	log_info("tdefs: %s %s: %llu files changed, %llu already current, %llu failed",
+		 job->kind == JOB_REWRAP ? "rewrap" : "data rekey", job_state_name(job->status.state),
+		 (unsigned long long)job->status.files_changed,
+		 (unsigned long long)job->status.files_skipped,
+		 (unsigned long long)job->status.files_failed);
+	pthread_mutex_unlock(&job->lock);
+	return NULL;
+}
+
+int job_start(enum job_kind kind, const char *relative_path, double rate_limit, bool resume_only,
+	      char *error, size_t error_len)
+{
+	struct job *job = &jobs[kind];
+	struct stat st;
+	int ret;
+
+	if (strstr(relative_path, "..")) {
+		snprintf(error, error_len, "path %s leaves the mount", relative_path);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&job->lock);
+	if (job->status.state == JOB_RUNNING || job->status.state == JOB_PAUSED ||
+	    job->status.state == JOB_STOPPING) {
+		pthread_mutex_unlock(&job->lock);
+		snprintf(error, error_len, "a %s is already running on this mount",
+			 kind == JOB_REWRAP ? "rewrap" : "data rekey");
+		return -EBUSY;
+	}
+	if (job->joinable) {
+		pthread_join(job->thread, NULL);
+		job->joinable = false;
+	}
+	snprintf(job->root, sizeof(job->root), "%s%s%s", daemon_state.backing_path,
+		 relative_path[0] && relative_path[0] != '/' ? "/" : "", relative_path);
+	if (lstat(job->root, &st) < 0) {
+		ret = -errno;
+		pthread_mutex_unlock(&job->lock);
+		snprintf(error, error_len, "%s: %s", relative_path[0] ? relative_path : "/",
+			 strerror(-ret));
+		return ret;
+	}
+	memset(&job->status, 0, sizeof(job->status));
+	job->status.state = JOB_RUNNING;
+	job->status.rate_limit = rate_limit;
+	job->status.resume_only = resume_only;
+	job->status.started = time(NULL);
+	ret = pthread_create(&job->thread, NULL, run_job, job);
+	if (ret) {
+		job->status.state = JOB_FAILED;
+		snprintf(error, error_len, "cannot start the job thread: %s", strerror(ret));
+	} else {
+		job->joinable = true;
+	}
+	pthread_mutex_unlock(&job->lock);
+	return -ret;
+}
+
+void job_stop(enum job_kind kind)
+{
+	struct job *job = &jobs[kind];
+
+	pthread_mutex_lock(&job->lock);
+	if (job->status.state == JOB_RUNNING || job->status.state == JOB_PAUSED)
+		job->status.state = JOB_STOPPING;
+	pthread_cond_broadcast(&job->resumed);
+	pthread_mutex_unlock(&job->lock);
+}
+
+int job_pause(enum job_kind kind, bool pause)
+{
+	struct job *job = &jobs[kind];
+	int ret = 0;
+
+	pthread_mutex_lock(&job->lock);
+	if (pause && job->status.state == JOB_RUNNING)
+		job->status.state = JOB_PAUSED;
+	else if (!pause && job->status.state == JOB_PAUSED)
+		job->status.state = JOB_RUNNING;
+	else
+		ret = -EINVAL;
+	pthread_cond_broadcast(&job->resumed);
+	pthread_mutex_unlock(&job->lock);
+	return ret;
+}
+
+void job_get_status(enum job_kind kind, struct job_status *status)
+{
+	pthread_mutex_lock(&jobs[kind].lock);
+	*status = jobs[kind].status;
+	pthread_mutex_unlock(&jobs[kind].lock);
+}
+
+void jobs_join_all(void)
+{
+	for (int kind = 0; kind < JOB_KIND_COUNT; kind++) {
+		struct job *job = &jobs[kind];
+		bool joinable;
+
+		job_stop((enum job_kind)kind);
+		pthread_mutex_lock(&job->lock);
+		joinable = job->joinable;
+		job->joinable = false;
+		pthread_mutex_unlock(&job->lock);
+		if (joinable)
+			pthread_join(job->thread, NULL);
+	}
+}

@@ -1,0 +1,218 @@
+/*
+ * tderekey data: re-encrypt file contents under fresh per-file DEKs while the database runs
+ * (ALTER TABLESPACE ... ENCRYPTION ONLINE REKEY, in place). The daemon does the work, one
+ * crash-safe chunk at a time (docs/REKEY.md); this command starts it for a mount or a path
+ * below it, shows progress with MB/s and ETA on a terminal, and prints a summary.
+ * tderekey pause and resume hold and continue it.
+ */
+#include "tools/tderekey/tderekey.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+static volatile sig_atomic_t interrupted;
+static unsigned long long total_bytes;
+
+static void on_interrupt(int signal_number)
+{
+	(void)signal_number;
+	interrupted = 1;
+}
+
+static int add_size(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (type == FTW_F && S_ISREG(st->st_mode))
+		total_bytes += (unsigned long long)st->st_size;
+	return 0;
+}
+
+/* PATH on the mount, as a path relative to the mount point ("" for the mount point itself). */
+static int relative_to_mount(const char *path, char *relative, size_t len)
+{
+	struct mount_entry entry;
+	struct stat st;
+	char *resolved = realpath(path, NULL);
+	size_t mount_len;
+
+	if (!resolved || stat(resolved, &st) < 0 ||
+	    mount_find_by_device(major(st.st_dev), minor(st.st_dev), &entry) < 0) {
+		free(resolved);
+		return -ENOENT;
+	}
+	mount_len = strlen(entry.mount_point);
+	if (strncmp(resolved, entry.mount_point, mount_len) != 0) {
+		free(resolved);
+		return -EXDEV;
+	}
+	snprintf(relative, len, "%s", resolved + mount_len);
+	free(resolved);
+	return 0;
+}
+
+static unsigned long long number(const struct control_reply *reply, const char *key)
+{
+	char buf[64];
+
+	return reply_value(reply, key, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
+}
+
+static int run_data(const struct rekey_options *options)
+{
+	struct control_reply reply;
+	char request[PATH_MAX + 64], relative[PATH_MAX], state[32] = "";
+	bool tty = isatty(STDERR_FILENO);
+	struct timespec start, now;
+	int ret;
+
+	/* Checks that the path is on a tdefs mount and that we may talk to its daemon. */
+	ret = control_request(options->path, "status", &reply);
+	if (ret)
+		return ret;
+	if (relative_to_mount(options->path, relative, sizeof(relative)) < 0) {
+		fprintf(stderr, "tderekey: cannot resolve %s on its mount\n", options->path);
+		return EXIT_USAGE;
+	}
+	total_bytes = 0;
+	nftw(options->path, add_size, 16, FTW_PHYS | FTW_MOUNT);
+	snprintf(request, sizeof(request), "data-start %.0f %s", options->rate, relative);
+	ret = control_request(options->path, request, &reply);
+	if (ret)
+		return ret;
+	if (options->no_wait) {
+		printf("data rekey started on %s; follow it with 'tderekey status'\n", options->path);
+		return EXIT_OK;
+	}
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (bool stop_sent = false;;) {
+		if (interrupted && !stop_sent) {
+			control_request(options->path, "data-stop", &reply);
+			stop_sent = true;
+		}
+		ret = control_request(options->path, "status", &reply);
+		if (ret)
+			return ret;
+		reply_value(&reply, "data_state", state, sizeof(state));
+		unsigned long long done = number(&reply, "data_bytes") +
+					  number(&reply, "data_current_done");
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double elapsed = (double)(now.tv_sec - start.tv_sec) +
+				 (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+		double speed = elapsed > 0 ? (double)done / elapsed : 0;
+		if (tty) {
+			double fraction = total_bytes ? (double)done / (double)total_bytes : 1.0;
+			double eta = speed > 0 && total_bytes > done ? (double)(total_bytes - done) / speed : 0;
+			fprintf(stderr, "\rdata rekey: %.1f/%.1f MB (%3.0f%%), %.1f MB/s, ETA %.0fs, %s %s ",
+				(double)done / 1e6, (double)total_bytes / 1e6,
+				100.0 * (fraction > 1 ? 1 : fraction), speed / 1e6, eta, state,
+				strcmp(state, "paused") == 0 ? "(tderekey resume continues)" : "");
+		}
+		if (strcmp(state, "running") && strcmp(state, "stopping") && strcmp(state, "paused"))
+			break;
+		usleep(250000);
+	}
+	if (tty)
+		fputc('\n', stderr);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double seconds = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+	printf("data rekey %s: %llu files re-encrypted under new keys, %llu skipped, %llu failed, "
+	       "%.1f MB in %.1f s (%.1f MB/s)\n",
+	       state, number(&reply, "data_changed"), number(&reply, "data_skipped"),
+	       number(&reply, "data_failed"), (double)number(&reply, "data_bytes") / 1e6, seconds,
+	       seconds > 0 ? (double)number(&reply, "data_bytes") / 1e6 / seconds : 0.0);
+	if (strcmp(state, "done") != 0) {
+		char last[600];
+		if (reply_value(&reply, "data_last_error", last, sizeof(last)))
+			fprintf(stderr, "tderekey: last failure: %s\n", last);
+		if (strcmp(state, "stopped") == 0)
+			printf("stopped; the file in progress is finished at the next mount, and "
+			       "'tderekey data %s' re-encrypts the rest\n", options->path);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+const struct rekey_command command_data = {
+	.name = "data",
+	.summary = "re-encrypt file contents under fresh per-file keys, online",
+	.help = "Usage: tderekey data PATH [--rate BYTES] [--no-wait]\n"
+		"\n"
+		"Give every file under PATH (the mount point, a directory or a file on the mount)\n"
+		"a new random data key and re-encrypt its contents in place while the database\n"
+		"reads and writes it (ALTER TABLESPACE ... ENCRYPTION ONLINE REKEY, without\n"
+		"copying the datafiles). Each file is rewritten in 512 KiB chunks; only writes to\n"
+		"the chunk being rewritten wait, for that chunk only. A crash at any point is\n"
+		"recovered when the file is next opened, and the interrupted file is finished at\n"
+		"the next mount. When a file is done its old key is gone from disk and memory.\n"
+		"\n"
+		"Shows progress with MB/s and ETA on a terminal and prints a summary.\n"
+		"Ctrl-C stops; 'tderekey pause' and 'tderekey resume' hold and continue.\n"
+		"\n"
+		"  --rate BYTES   at most BYTES per second (suffixes K, M, G: --rate 50M)\n"
+		"  --no-wait      start the job and return; follow it with 'tderekey status'\n"
+		"\n"
+		"Exit status: 0 every file was re-encrypted; 1 failed or stopped; 2 usage;\n"
+		"3 not a tdefs mount; 4 permission denied (root or the mounting user only).\n",
+	.run = run_data,
+};
+
+static int run_pause_or_resume(const struct rekey_options *options, const char *request,
+			       const char *done)
+{
+	struct control_reply reply;
+	int ret = control_request(options->path, request, &reply);
+
+	if (ret == EXIT_OK)
+		printf("data rekey %s on %s\n", done, options->path);
+	return ret;
+}
+
+static int run_pause(const struct rekey_options *options)
+{
+	return run_pause_or_resume(options, "data-pause", "paused");
+}
+
+static int run_resume(const struct rekey_options *options)
+{
+	return run_pause_or_resume(options, "data-resume", "resumed");
+}
+
+const struct rekey_command command_pause = {
+	.name = "pause",
+	.summary = "hold a running data rekey after its current chunk",
+	.help = "Usage: tderekey pause MOUNTPOINT\n"
+		"\n"
+		"Hold the data rekey of the daemon serving MOUNTPOINT after the chunk it is\n"
+		"writing; the file in progress keeps both keys and reads and writes normally.\n"
+		"'tderekey resume' continues where it stopped.\n"
+		"\n"
+		"Exit status: 0 ok; 1 no data rekey is running; 2 usage; 3 not a tdefs mount;\n"
+		"4 permission denied.\n",
+	.run = run_pause,
+};
+
+const struct rekey_command command_resume = {
+	.name = "resume",
+	.summary = "continue a paused data rekey",
+	.help = "Usage: tderekey resume MOUNTPOINT\n"
+		"\n"
+		"Continue the paused data rekey of the daemon serving MOUNTPOINT.\n"
+		"\n"
+		"Exit status: 0 ok; 1 no data rekey is paused; 2 usage; 3 not a tdefs mount;\n"
+		"4 permission denied.\n",
+	.run = run_resume,
+};
