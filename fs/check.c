@@ -22,7 +22,7 @@ struct check_state {
 	struct keyring *ring; /* NULL: headers are checked but not unsealed */
 	bool repair;
 	size_t backing_length;
-	uint64_t files, empty, problems, repaired;
+	uint64_t files, empty, problems, repaired, rekey_in_progress;
 	struct key_usage *keys;
 	size_t key_count;
 };
@@ -136,6 +136,8 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 		goto out_close;
 	}
 	count_key(header.key_id);
+	if (header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)
+		check.rekey_in_progress++;
 	check_sealed(relative, &header);
 	if (header_copy_decode(image + (1 - slot) * HEADER_COPY_SIZE, &other) < 0)
 		repair_copy(relative, fd, image, slot);
@@ -185,9 +187,11 @@ int check_backing(const char *backing, struct keyring *ring, bool repair)
 		printf("%-34s %10llu%s\n", id, (unsigned long long)check.keys[i].files,
 		       ring && !keyring_find(ring, check.keys[i].key_id) ? "  (not in the wallet)" : "");
 	}
-	printf("\n%llu files, %llu without a header yet, %llu problems, %llu repaired\n",
+	printf("\n%llu files, %llu without a header yet, %llu in the middle of a data rekey, "
+	       "%llu problems, %llu repaired\n",
 	       (unsigned long long)check.files, (unsigned long long)check.empty,
-	       (unsigned long long)check.problems, (unsigned long long)check.repaired);
+	       (unsigned long long)check.rekey_in_progress, (unsigned long long)check.problems,
+	       (unsigned long long)check.repaired);
 	free(check.keys);
 	return check.problems ? 1 : 0;
 }

@@ -165,9 +165,11 @@ static size_t block_length(uint64_t block, uint64_t size);
  * the database after it). Then the watermark moves past the hot zone. docs/REKEY.md explains why
  * this is sound when 4096-byte block writes are not torn.
  */
-static int recover_hot_zone(struct file_crypt *crypt, const struct file_header *header,
-			    uint64_t size)
+static int recover_hot_zone(struct tdefs_inode *inode, struct file_crypt *crypt,
+			    const struct file_header *header, uint64_t size)
 {
+	char path[512];
+	unsigned reencrypted = 0;
 	struct rekey_progress_edit progress = {
 		.watermark = header->hot_first + header->hot_count,
 	};
@@ -194,8 +196,12 @@ static int recover_hot_zone(struct file_crypt *crypt, const struct file_header *
 			ret = block_encrypt(crypt->new_key, block, block_data, block_data, len);
 		if (ret == 0)
 			ret = pwrite_all(crypt->data_fd, block_data, len, offset);
+		reencrypted++;
 	}
 	secure_wipe(block_data, sizeof(block_data));
+	inode_describe(inode, path, sizeof(path));
+	log_info("%s: data rekey was interrupted in a chunk of %u blocks; %u were still under the "
+		 "old key and are re-encrypted", path, header->hot_count, reencrypted);
 	if (ret == 0 && fdatasync(crypt->data_fd) < 0)
 		ret = -errno;
 	if (ret == 0)
@@ -275,7 +281,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 							   "mount read-write once to finish it");
 				ret = -EIO;
 			} else {
-				ret = recover_hot_zone(crypt, &crypt->header, crypt->size);
+				ret = recover_hot_zone(inode, crypt, &crypt->header, crypt->size);
 			}
 		}
 		if (ret < 0) {

@@ -12,6 +12,9 @@
  *       that names a key the wallet does not hold.
  *   key-id BACKING_FILE
  *       Print the key ID named by the newest valid header copy.
+ *   forge-watermark BACKING_FILE N
+ *       Mark both header copies as "data rekey in progress, watermark N" with valid checksums,
+ *       as an attacker or a bug might: the seal must refuse it (cryptsetup's CVE-2021-4122).
  *   writer DIR FILES LOG
  *       Until killed: write numbered 1000-byte records round-robin into DIR/w0..w(FILES-1) at
  *       unaligned offsets, fdatasync each, then append the record number to LOG (on a plain
@@ -179,6 +182,31 @@ static int command_set_key_id(const char *path, const char *hex)
 	return 0;
 }
 
+static int command_forge_watermark(const char *path, uint64_t watermark)
+{
+	uint8_t image[TDEFS_HEADER_SIZE];
+	size_t done;
+	int fd = open(path, O_RDWR);
+
+	if (fd < 0 || pread_full(fd, image, sizeof(image), 0, &done) < 0 || done != sizeof(image))
+		return die("cannot read the header", path);
+	for (int i = 0; i < 2; i++) {
+		struct file_header header;
+		if (header_copy_decode(image + i * HEADER_COPY_SIZE, &header) < 0)
+			return die("header copy does not decode", path);
+		header.flags |= HEADER_FLAG_REKEY_IN_PROGRESS;
+		header.wrapped_length = 2 * DEK_SIZE;
+		header.watermark = watermark;
+		header_copy_encode(&header, image + i * HEADER_COPY_SIZE);
+		if (header_copy_decode(image + i * HEADER_COPY_SIZE, &header) < 0)
+			return die("the forged copy does not even decode", path);
+	}
+	if (pwrite_all(fd, image, sizeof(image), 0) < 0 || fsync(fd) < 0)
+		return die("cannot write the header", path);
+	close(fd);
+	return 0;
+}
+
 static int command_key_id(const char *path)
 {
 	uint8_t image[TDEFS_HEADER_SIZE];
@@ -283,6 +311,8 @@ int main(int argc, char **argv)
 		return command_verify(argv[2], argv[3], argv[4]);
 	if (argc == 4 && strcmp(argv[1], "set-key-id") == 0)
 		return command_set_key_id(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "forge-watermark") == 0)
+		return command_forge_watermark(argv[2], strtoull(argv[3], NULL, 10));
 	if (argc == 3 && strcmp(argv[1], "key-id") == 0)
 		return command_key_id(argv[2]);
 	fprintf(stderr, "usage: tdefs-test-tool verify WALLET BACKING_FILE PLAIN_FILE\n"
