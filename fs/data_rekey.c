@@ -26,8 +26,8 @@
 
 #include "util/util.h"
 
-/* 512 KiB chunks: a header write and a data sync per chunk, and short waits for writers. */
-#define REKEY_CHUNK_BLOCKS 128
+/* 880 KiB chunks (the most the header's hot zone holds): two syncs per chunk. */
+#define REKEY_CHUNK_BLOCKS 220
 _Static_assert(REKEY_CHUNK_BLOCKS <= REKEY_HOT_ZONE_MAX, "a chunk fits the header's hot zone");
 
 int rekey_edit_progress(struct file_header *header, uint8_t *deks, unsigned *dek_count,

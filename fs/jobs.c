@@ -4,6 +4,10 @@
  * their header writes through header_update(), which serialises them per file. A job walks the
  * backing tree (or one subtree) with nftw, hands each regular file to its worker, throttles to
  * its rate, and can be paused (the thread waits between chunks), stopped and started again.
+ *
+ * A data rekey is bound by the two syncs per chunk that make it crash-safe, not by AES, so it
+ * works on several files at once: the walk feeds a short queue that REKEY_WORKERS threads drain,
+ * and the device overlaps their syncs.
  */
 #include "fs/daemon.h"
 
@@ -18,6 +22,9 @@
 
 #include "util/util.h"
 
+#define REKEY_WORKERS 4
+#define QUEUE_SLOTS 8
+
 struct job {
 	enum job_kind kind;
 	pthread_mutex_t lock;
@@ -26,16 +33,22 @@ struct job {
 	pthread_t thread;         /* guarded by lock */
 	bool joinable;            /* guarded by lock */
 	char root[PATH_MAX];      /* where the walk starts; set before the thread starts */
-	/* Only the job thread uses these. */
-	struct timespec clock_start;
-	uint64_t throttled_amount;
+	struct timespec clock_start; /* set before the workers start */
+	uint64_t throttled_amount;   /* guarded by lock */
+	/* The data rekey's work queue, guarded by lock. */
+	char *queue[QUEUE_SLOTS];
+	unsigned queue_head, queue_count;
+	bool walk_done;
+	pthread_cond_t queue_changed;
 };
 
 static struct job jobs[JOB_KIND_COUNT] = {
 	[JOB_REWRAP] = { .kind = JOB_REWRAP, .lock = PTHREAD_MUTEX_INITIALIZER,
-			 .resumed = PTHREAD_COND_INITIALIZER },
+			 .resumed = PTHREAD_COND_INITIALIZER,
+			 .queue_changed = PTHREAD_COND_INITIALIZER },
 	[JOB_DATA_REKEY] = { .kind = JOB_DATA_REKEY, .lock = PTHREAD_MUTEX_INITIALIZER,
-			     .resumed = PTHREAD_COND_INITIALIZER },
+			     .resumed = PTHREAD_COND_INITIALIZER,
+			     .queue_changed = PTHREAD_COND_INITIALIZER },
 };
 
 /* nftw has no context argument: one walk per kind at a time, so a thread-local job is enough. */
@@ -73,12 +86,13 @@ static double seconds_since(const struct timespec *start)
 
 void job_throttle(struct job *job, uint64_t amount)
 {
-	double due;
+	double due, rate;
 
+	pthread_mutex_lock(&job->lock);
 	job->throttled_amount += amount;
-	if (job->status.rate_limit <= 0)
-		return;
-	due = (double)job->throttled_amount / job->status.rate_limit - seconds_since(&job->clock_start);
+	rate = job->status.rate_limit;
+	due = rate > 0 ? (double)job->throttled_amount / rate - seconds_since(&job->clock_start) : 0;
+	pthread_mutex_unlock(&job->lock);
 	if (due > 0)
 		usleep((useconds_t)(due * 1e6));
 }
@@ -107,21 +121,13 @@ static int run_worker(struct job *job, const char *path, struct file_job_result 
 	return ret;
 }
 
-static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static void process_file(struct job *job, const char *path)
 {
-	struct job *job = walking_job;
 	struct file_job_result result;
 	char failure[sizeof(job->status.last_error)] = "";
 	const char *relative = path + strlen(daemon_state.backing_path);
 	int ret;
 
-	if (job_should_stop(job))
-		return FTW_STOP;
-	if (type != FTW_F || !S_ISREG(st->st_mode))
-		return FTW_CONTINUE;
-	if (strcmp(relative, "/" CONFIG_FILE_NAME) == 0)
-		return FTW_CONTINUE;
-	(void)ftw;
 	pthread_mutex_lock(&job->lock);
 	snprintf(job->status.current, sizeof(job->status.current), "%s", relative);
 	job->status.current_done = 0;
@@ -144,10 +150,62 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 	} else {
 		job->status.files_skipped++;
 	}
-	job->status.current[0] = '\0';
 	pthread_mutex_unlock(&job->lock);
 	if (ret < 0)
 		log_error("tdefs: %s %s", job->kind == JOB_REWRAP ? "rewrap" : "data rekey", failure);
+}
+
+static void *rekey_worker(void *argument)
+{
+	struct job *job = argument;
+
+	for (;;) {
+		char *path = NULL;
+
+		pthread_mutex_lock(&job->lock);
+		while (job->queue_count == 0 && !job->walk_done)
+			pthread_cond_wait(&job->queue_changed, &job->lock);
+		if (job->queue_count > 0) {
+			path = job->queue[job->queue_head];
+			job->queue_head = (job->queue_head + 1) % QUEUE_SLOTS;
+			job->queue_count--;
+			pthread_cond_broadcast(&job->queue_changed);
+		}
+		pthread_mutex_unlock(&job->lock);
+		if (!path)
+			return NULL;
+		if (!job_should_stop(job))
+			process_file(job, path);
+		free(path);
+	}
+}
+
+static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	struct job *job = walking_job;
+	char *copy;
+
+	(void)ftw;
+	if (job_should_stop(job))
+		return FTW_STOP;
+	if (type != FTW_F || !S_ISREG(st->st_mode))
+		return FTW_CONTINUE;
+	if (strcmp(path + strlen(daemon_state.backing_path), "/" CONFIG_FILE_NAME) == 0)
+		return FTW_CONTINUE;
+	if (job->kind == JOB_REWRAP) {
+		process_file(job, path);
+		return FTW_CONTINUE;
+	}
+	copy = strdup(path);
+	if (!copy)
+		return FTW_STOP;
+	pthread_mutex_lock(&job->lock);
+	while (job->queue_count == QUEUE_SLOTS)
+		pthread_cond_wait(&job->queue_changed, &job->lock);
+	job->queue[(job->queue_head + job->queue_count) % QUEUE_SLOTS] = copy;
+	job->queue_count++;
+	pthread_cond_broadcast(&job->queue_changed);
+	pthread_mutex_unlock(&job->lock);
 	return FTW_CONTINUE;
 }
 
@@ -156,10 +214,30 @@ static void *run_job(void *argument)
 	struct job *job = argument;
 	int ret;
 
+	pthread_t workers[REKEY_WORKERS];
+	unsigned started = 0;
+
 	walking_job = job;
 	clock_gettime(CLOCK_MONOTONIC, &job->clock_start);
 	job->throttled_amount = 0;
-	ret = nftw(job->root, visit, 16, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
+	job->queue_head = job->queue_count = 0;
+	job->walk_done = false;
+	if (job->kind == JOB_DATA_REKEY)
+		while (started < REKEY_WORKERS &&
+		       pthread_create(&workers[started], NULL, rekey_worker, job) == 0)
+			started++;
+	if (job->kind == JOB_DATA_REKEY && started == 0) {
+		ret = -1;
+		errno = EAGAIN;
+	} else {
+		ret = nftw(job->root, visit, 16, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
+	}
+	pthread_mutex_lock(&job->lock);
+	job->walk_done = true;
+	pthread_cond_broadcast(&job->queue_changed);
+	pthread_mutex_unlock(&job->lock);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
 	pthread_mutex_lock(&job->lock);
 	if (job->status.state == JOB_STOPPING)
 		job->status.state = JOB_STOPPED;

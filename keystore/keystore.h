@@ -35,7 +35,9 @@ int key_id_parse(const char *text, uint8_t id[KEY_ID_SIZE]);
 
 /*
  * Open the wallet directory for a mount: the auto-login or local auto-login wallet when present
- * (no prompt), else the password wallet with the password read from password_fd (-1: none).
+ * (no prompt), else the password wallet with the password read from password_fd, or with
+ * password_fd -1 from the external password store when there is one. The daemon's wallet
+ * watcher relies on the last case to re-read a password wallet after a key change.
  */
 int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyring **out,
 			    char error[KEYSTORE_ERROR_SIZE]);

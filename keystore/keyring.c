@@ -1,0 +1,280 @@
+/*
+ * The key ring: every MEK a wallet holds, historical ones included, in creation order. Records
+ * (and so the MEKs) live in one secure_alloc() array that is wiped when it grows or is freed.
+ * Keys are only ever appended: rotation retires the previous active key and never drops it,
+ * because headers wrapped under it must keep opening (DESIGN.md section 2).
+ *
+ * Each container has at most one ACTIVE key; the ring's own container is the one the daemon
+ * wraps new file keys for.
+ */
+#include "keystore/wallet_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/crypto.h"
+
+struct keyring {
+	uint8_t wallet_id[KEY_ID_SIZE];
+	char container[WALLET_CONTAINER_MAX + 1];
+	uint64_t generation;
+	size_t count;
+	size_t capacity;
+	struct mek_record *records; /* secure memory */
+};
+
+int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, struct keyring **out)
+{
+	struct keyring *ring;
+
+	if (!wallet_container_valid(container))
+		return -EINVAL;
+	ring = calloc(1, sizeof(*ring));
+	if (!ring)
+		return -ENOMEM;
+	memcpy(ring->wallet_id, wallet_id, KEY_ID_SIZE);
+	strcpy(ring->container, container);
+	*out = ring;
+	return 0;
+}
+
+void keyring_free(struct keyring *ring)
+{
+	if (!ring)
+		return;
+	secure_free(ring->records);
+	free(ring);
+}
+
+static int keyring_reserve(struct keyring *ring, size_t wanted)
+{
+	struct mek_record *grown;
+	size_t capacity;
+
+	if (wanted <= ring->capacity)
+		return 0;
+	if (wanted > WALLET_MAX_KEYS)
+		return -ENOSPC;
+	capacity = ring->capacity ? ring->capacity * 2 : 8;
+	if (capacity < wanted)
+		capacity = wanted;
+	if (capacity > WALLET_MAX_KEYS)
+		capacity = WALLET_MAX_KEYS;
+	grown = secure_alloc(capacity * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	if (ring->count)
+		memcpy(grown, ring->records, ring->count * sizeof(*grown));
+	secure_free(ring->records); /* wipes the old copy of every MEK */
+	ring->records = grown;
+	ring->capacity = capacity;
+	return 0;
+}
+
+static struct mek_record *find_record(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE])
+{
+	for (size_t i = 0; i < ring->count; i++)
+		if (memcmp(ring->records[i].id, id, KEY_ID_SIZE) == 0)
+			return &ring->records[i];
+	return NULL;
+}
+
+int keyring_append(struct keyring *ring, const struct mek_record *record)
+{
+	int ret;
+
+	if (find_record(ring, record->id))
+		return -EEXIST;
+	ret = keyring_reserve(ring, ring->count + 1);
+	if (ret < 0)
+		return ret;
+	ring->records[ring->count++] = *record;
+	return 0;
+}
+
+const struct mek_record *keyring_record(const struct keyring *ring, size_t index)
+{
+	return index < ring->count ? &ring->records[index] : NULL;
+}
+
+size_t keyring_count(const struct keyring *ring)
+{
+	return ring->count;
+}
+
+uint64_t keyring_generation(const struct keyring *ring)
+{
+	return ring->generation;
+}
+
+void keyring_set_generation(struct keyring *ring, uint64_t generation)
+{
+	ring->generation = generation;
+}
+
+void keyring_wallet_id(const struct keyring *ring, uint8_t id[KEY_ID_SIZE])
+{
+	memcpy(id, ring->wallet_id, KEY_ID_SIZE);
+}
+
+const char *keyring_container(const struct keyring *ring)
+{
+	return ring->container;
+}
+
+const uint8_t *keyring_find(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE])
+{
+	const struct mek_record *record = find_record(ring, id);
+
+	return record ? record->mek : NULL;
+}
+
+static struct mek_record *active_record(const struct keyring *ring, const char *container)
+{
+	for (size_t i = 0; i < ring->count; i++)
+		if (ring->records[i].state == MEK_STATE_ACTIVE &&
+		    strcmp(ring->records[i].container, container) == 0)
+			return &ring->records[i];
+	return NULL;
+}
+
+int keyring_active(const struct keyring *ring, uint8_t id[KEY_ID_SIZE], const uint8_t **mek)
+{
+	const struct mek_record *record = active_record(ring, ring->container);
+
+	if (!record)
+		return -ENOKEY;
+	if (id)
+		memcpy(id, record->id, KEY_ID_SIZE);
+	if (mek)
+		*mek = record->mek;
+	return 0;
+}
+
+int keyring_activate(struct keyring *ring, size_t index, int64_t now)
+{
+	struct mek_record *record, *previous;
+
+	if (index >= ring->count)
+		return -EINVAL;
+	record = &ring->records[index];
+	if (record->state == MEK_STATE_ACTIVE)
+		return 0;
+	previous = active_record(ring, record->container);
+	if (previous)
+		previous->state = MEK_STATE_RETIRED;
+	record->state = MEK_STATE_ACTIVE;
+	/* Oracle's ACTIVATION_TIME is the latest activation; a reactivated key gets a new one. */
+	record->activation_time = now;
+	return 0;
+}
+
+int keyring_generate(struct keyring *ring, const char *tag, bool activate, int64_t now,
+		     size_t *index)
+{
+	struct mek_record *record;
+	int ret;
+
+	if (tag && !wallet_tag_valid(tag))
+		return -EINVAL;
+	ret = keyring_reserve(ring, ring->count + 1);
+	if (ret < 0)
+		return ret;
+	record = &ring->records[ring->count];
+	memset(record, 0, sizeof(*record));
+	/* A random 128-bit ID never collides in practice; the check costs nothing. */
+	do {
+		ret = crypto_random_bytes(record->id, KEY_ID_SIZE);
+		if (ret < 0)
+			goto out_wipe;
+	} while (find_record(ring, record->id));
+	ret = crypto_random_bytes(record->mek, MEK_SIZE);
+	if (ret < 0)
+		goto out_wipe;
+	record->creation_time = now;
+	record->state = MEK_STATE_PREACTIVE;
+	record->origin = MEK_ORIGIN_LOCAL;
+	strcpy(record->tag, tag ? tag : "");
+	strcpy(record->container, ring->container);
+	ring->count++;
+	if (activate)
+		keyring_activate(ring, ring->count - 1, now);
+	if (index)
+		*index = ring->count - 1;
+	return 0;
+
+out_wipe:
+	secure_wipe(record, sizeof(*record));
+	return ret;
+}
+
+int keyring_set_tag(struct keyring *ring, size_t index, const char *tag)
+{
+	if (index >= ring->count || !wallet_tag_valid(tag))
+		return -EINVAL;
+	memset(ring->records[index].tag, 0, sizeof(ring->records[index].tag));
+	strcpy(ring->records[index].tag, tag);
+	return 0;
+}
+
+int keyring_find_prefix(const struct keyring *ring, const char *prefix, size_t *index,
+			char error[KEYSTORE_ERROR_SIZE])
+{
+	char lower[KEY_ID_TEXT_SIZE], text[KEY_ID_TEXT_SIZE];
+	char first[KEY_ID_TEXT_SIZE] = "", second[KEY_ID_TEXT_SIZE] = "";
+	size_t len = strlen(prefix), matches = 0;
+
+	if (len == 0 || len > 2 * KEY_ID_SIZE) {
+		wallet_message(error, "key ID '%.40s' is not 1 to 32 hexadecimal digits", prefix);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!isxdigit((unsigned char)prefix[i])) {
+			wallet_message(error, "key ID '%.40s' is not hexadecimal", prefix);
+			return -EINVAL;
+		}
+		lower[i] = (char)tolower((unsigned char)prefix[i]);
+	}
+	lower[len] = '\0';
+	for (size_t i = 0; i < ring->count; i++) {
+		key_id_format(ring->records[i].id, text);
+		if (strncmp(text, lower, len) != 0)
+			continue;
+		if (matches == 0) {
+			strcpy(first, text);
+			*index = i;
+		} else if (matches == 1) {
+			strcpy(second, text);
+		}
+		matches++;
+	}
+	if (matches == 0) {
+		wallet_message(error, "no key in the wallet has an ID starting with %s", lower);
+		return -ESRCH;
+	}
+	if (matches > 1) {
+		wallet_message(
+			error,
+			"key ID prefix %s is ambiguous: %zu keys match (%s, %s%s); give more digits",
+			lower, matches, first, second, matches > 2 ? ", ..." : "");
+		return -ENOTUNIQ;
+	}
+	return 0;
+}
+
+bool keyring_fully_backed_up(const struct keyring *ring)
+{
+	for (size_t i = 0; i < ring->count; i++)
+		if (!ring->records[i].backed_up)
+			return false;
+	return true;
+}
+
+void keyring_mark_backed_up(struct keyring *ring, size_t count)
+{
+	for (size_t i = 0; i < count && i < ring->count; i++)
+		ring->records[i].backed_up = true;
+}

@@ -1,0 +1,180 @@
+/*
+ * Creating a wallet directory: the directory (0700) and its backup folder, a fresh wallet ID,
+ * usually the first MEK, and the primary wallet with, on request, its auto-login copy.
+ *
+ * Without a password, create makes an auto-login (or local auto-login) wallet and nothing else:
+ * the one-command, no-prompt setup a test rig or a host without an operator needs. Such a wallet
+ * is its own primary and is changed without a password; tdekey change-password adds a password
+ * wallet to it later.
+ */
+#include "keystore/wallet_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "crypto/crypto.h"
+#include "keystore/wallet_format.h"
+#include "util/util.h"
+
+static int check_options(const struct wallet_create_options *options, const struct secret *password,
+			 char error[KEYSTORE_ERROR_SIZE])
+{
+	if (!password && !options->auto_login) {
+		wallet_message(error, "a wallet without a password must be an auto-login wallet");
+		return -EINVAL;
+	}
+	if (options->local && !options->auto_login) {
+		wallet_message(error, "a local wallet is a kind of auto-login wallet");
+		return -EINVAL;
+	}
+	if (!wallet_container_valid(options->container)) {
+		wallet_message(
+			error,
+			"container name '%.80s' must be 1 to %d letters, digits, '_', '-', '.' "
+			"or '$'",
+			options->container, WALLET_CONTAINER_MAX);
+		return -EINVAL;
+	}
+	if (options->tag && !wallet_tag_valid(options->tag)) {
+		wallet_message(error, "tag must be at most %d printable ASCII characters",
+			       WALLET_TAG_MAX);
+		return -EINVAL;
+	}
+	if (password && !scrypt_cost_valid(&options->cost)) {
+		wallet_message(error, "scrypt cost out of range");
+		return -EINVAL;
+	}
+	return password ? password_check_new(password, error) : 0;
+}
+
+static int make_directory(const char *path, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct stat st;
+	int ret;
+
+	if (mkdir(path, 0700) == 0)
+		return fsync_parent_directory(path);
+	ret = -errno;
+	if (ret == -EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	wallet_message(error, "cannot create wallet directory %s: %s", path,
+		       ret == -EEXIST ? "a file of that name exists" : strerror(-ret));
+	return ret == -EEXIST ? -ENOTDIR : ret;
+}
+
+static int write_wallet(enum wallet_kind kind, const char *path, const struct keyring *ring,
+			const struct password_key *password_key, char error[KEYSTORE_ERROR_SIZE])
+{
+	uint8_t *bytes;
+	size_t len;
+	int ret;
+
+	ret = wallet_encode_keys(kind, ring, password_key, &bytes, &len, error);
+	if (ret < 0)
+		return ret;
+	ret = wallet_write_bytes(path, bytes, len, error);
+	secure_free(bytes);
+	return ret;
+}
+
+int wallet_create(const char *dir, const struct wallet_create_options *options,
+		  const struct secret *password, struct wallet_create_result *result,
+		  char error[KEYSTORE_ERROR_SIZE])
+{
+	enum wallet_kind autologin_kind =
+		options->local ? WALLET_KIND_LOCAL_AUTOLOGIN : WALLET_KIND_AUTOLOGIN;
+	struct password_key *password_key = NULL;
+	uint8_t salt[WALLET_SALT_SIZE];
+	struct wallet_paths paths;
+	struct keyring *ring = NULL;
+	size_t key_index;
+	int lock_fd = -1, ret;
+
+	memset(result, 0, sizeof(*result));
+	ret = check_options(options, password, error);
+	if (ret < 0)
+		return ret;
+	ret = wallet_paths_init(dir, &paths);
+	if (ret < 0) {
+		wallet_message(error, "wallet directory name is too long or empty");
+		return ret;
+	}
+	ret = make_directory(paths.dir, error);
+	if (ret < 0)
+		return ret;
+	ret = wallet_lock(&paths, &lock_fd, error);
+	if (ret < 0)
+		return ret;
+	wallet_remove_stale_temporaries(&paths);
+	if (wallet_file_present(paths.password) || wallet_file_present(paths.autologin) ||
+	    wallet_file_present(paths.local_autologin)) {
+		wallet_message(error,
+			       "a wallet already exists in %s; tdekey status --wallet %s shows it",
+			       paths.dir, paths.dir);
+		ret = -EEXIST;
+		goto out_unlock;
+	}
+	ret = make_directory(paths.backup_dir, error);
+	if (ret < 0)
+		goto out_unlock;
+
+	ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
+	if (ret == 0)
+		ret = keyring_new(result->wallet_id, options->container, &ring);
+	if (ret < 0) {
+		wallet_message(error, "cannot set up the key ring: %s", strerror(-ret));
+		goto out_unlock;
+	}
+	keyring_set_generation(ring, 1);
+	if (options->make_key) {
+		ret = keyring_generate(ring, options->tag, true, wallet_now(), &key_index);
+		if (ret < 0) {
+			wallet_message(error, "cannot generate a master key: %s", strerror(-ret));
+			goto out_free_ring;
+		}
+		memcpy(result->key_id, keyring_record(ring, key_index)->id, KEY_ID_SIZE);
+		result->made_key = true;
+	}
+
+	if (password) {
+		ret = crypto_random_bytes(salt, sizeof(salt));
+		if (ret == 0)
+			ret = password_key_derive(password, salt, &options->cost, &password_key);
+		if (ret < 0) {
+			wallet_message(error, "cannot derive the password key: %s", strerror(-ret));
+			goto out_free_ring;
+		}
+		ret = write_wallet(WALLET_KIND_PASSWORD, paths.password, ring, password_key, error);
+		if (ret < 0)
+			goto out_free_password_key;
+		fault_point("wallet:primary-written");
+		result->primary = WALLET_KIND_PASSWORD;
+		if (options->auto_login) {
+			ret = write_wallet(autologin_kind,
+					   wallet_paths_of_kind(&paths, autologin_kind), ring, NULL,
+					   error);
+			if (ret < 0)
+				goto out_free_password_key;
+			fault_point("wallet:copy-written");
+			result->made_copy = true;
+			result->copy = autologin_kind;
+		}
+	} else {
+		ret = write_wallet(autologin_kind, wallet_paths_of_kind(&paths, autologin_kind),
+				   ring, NULL, error);
+		if (ret < 0)
+			goto out_free_ring;
+		fault_point("wallet:primary-written");
+		result->primary = autologin_kind;
+	}
+
+out_free_password_key:
+	password_key_free(password_key);
+out_free_ring:
+	keyring_free(ring);
+out_unlock:
+	wallet_unlock(lock_fd);
+	return ret;
+}

@@ -1,0 +1,429 @@
+/*
+ * One wallet file between disk and memory: read it (with the permission check auto-login files
+ * need), classify what is wrong with it in the keystore's errno vocabulary with the one-line
+ * message a DBA reads, and encode a key ring or a password store back into file bytes.
+ *
+ * Files are read into locked memory because an auto-login file carries the key to its own
+ * contents. Symbolic links are refused: every change replaces the file by rename, which would
+ * silently turn a link into a file.
+ */
+#include "keystore/wallet_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto/crypto.h"
+#include "keystore/wallet_format.h"
+#include "util/util.h"
+
+static const char *describe_store(enum wallet_content content, enum wallet_kind kind)
+{
+	if (content == WALLET_CONTENT_SECRET)
+		return kind == WALLET_KIND_LOCAL_AUTOLOGIN ? "local external password store"
+							   : "external password store";
+	return kind == WALLET_KIND_LOCAL_AUTOLOGIN ? "local auto-login wallet"
+						   : "auto-login wallet";
+}
+
+static void wallet_dir_of(const char *path, char out[PATH_MAX])
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(out, PATH_MAX, ".");
+	else if (slash == path)
+		snprintf(out, PATH_MAX, "/");
+	else
+		snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
+}
+
+static int load_file(const char *path, uint8_t **data, size_t *len, mode_t *mode,
+		     char error[KEYSTORE_ERROR_SIZE])
+{
+	struct stat st;
+	uint8_t *buffer;
+	size_t done;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0) {
+		ret = -errno;
+		if (ret == -ENOENT)
+			wallet_message(error, "no wallet file %s", path);
+		else if (ret == -ELOOP)
+			wallet_message(
+				error,
+				"wallet %s is a symbolic link; keep the file itself in the wallet "
+				"directory (changes replace it by rename)",
+				path);
+		else
+			wallet_message(error, "cannot open wallet %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		wallet_message(error, "cannot stat wallet %s: %s", path, strerror(-ret));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		wallet_message(error, "wallet %s is not a regular file", path);
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > WALLET_MAX_FILE_SIZE) {
+		ret = -EBADMSG;
+		wallet_message_damaged(error, path, "the file is larger than any wallet can be");
+		goto out_close;
+	}
+	/* One spare byte so that an empty file still gets a buffer. */
+	buffer = secure_alloc((size_t)st.st_size + 1);
+	if (!buffer) {
+		ret = -ENOMEM;
+		wallet_message(error, "out of memory reading %s", path);
+		goto out_close;
+	}
+	ret = pread_full(fd, buffer, (size_t)st.st_size, 0, &done);
+	if (ret < 0) {
+		secure_free(buffer);
+		wallet_message(error, "cannot read wallet %s: %s", path, strerror(-ret));
+		goto out_close;
+	}
+	*data = buffer;
+	*len = done;
+	*mode = st.st_mode;
+out_close:
+	close(fd);
+	return ret;
+}
+
+static int refuse_permissions(const char *path, mode_t mode, enum wallet_content content,
+			      enum wallet_kind kind, char error[KEYSTORE_ERROR_SIZE])
+{
+	if ((mode & (S_IRWXG | S_IRWXO)) == 0)
+		return 0;
+	wallet_message(
+		error,
+		"%s %s is open to group or others (mode %04o), so anyone who can read it has "
+		"the keys; fix with: chmod 600 %s",
+		describe_store(content, kind), path, (unsigned)(mode & 07777), path);
+	return -EPERM;
+}
+
+static int sealing_key_for(const struct wallet_file_view *view, struct wallet_read *request,
+			   uint8_t key[AES256_KEY_SIZE], char error[KEYSTORE_ERROR_SIZE])
+{
+	char dir[PATH_MAX];
+	struct host_identity identity;
+	uint8_t check[WALLET_CHECK_SIZE];
+	int ret;
+
+	switch (view->kind) {
+	case WALLET_KIND_PASSWORD:
+		if (!request->password) {
+			wallet_message(error, "wallet %s needs a password", request->path);
+			return -EKEYREJECTED;
+		}
+		ret = password_key_derive(request->password, view->salt, &view->cost,
+					  &request->password_key);
+		if (ret < 0)
+			goto out_report_failure;
+		ret = password_key_check(request->password_key, check);
+		if (ret < 0)
+			goto out_report_failure;
+		if (!secure_equal(check, view->check, WALLET_CHECK_SIZE)) {
+			wallet_message(error, "wrong password for wallet %s", request->path);
+			return -EKEYREJECTED;
+		}
+		ret = password_key_sealing(request->password_key, key);
+		break;
+	case WALLET_KIND_AUTOLOGIN:
+		ret = autologin_sealing_key(view->stored_key, view->salt, key);
+		break;
+	case WALLET_KIND_LOCAL_AUTOLOGIN:
+		ret = host_identity_read(&identity, error);
+		if (ret < 0)
+			return ret;
+		ret = local_host_check(&identity, view->salt, check);
+		if (ret < 0)
+			goto out_report_failure;
+		if (!secure_equal(check, view->check, WALLET_CHECK_SIZE)) {
+			wallet_dir_of(request->path, dir);
+			if (view->content == WALLET_CONTENT_SECRET)
+				wallet_message(
+					error,
+					"%s %s was made on another host (its machine ID or host "
+					"name differ from this one's); store the password again "
+					"here with: tdekey add-secret --local --wallet %s",
+					describe_store(view->content, view->kind), request->path,
+					dir);
+			else
+				wallet_message(
+					error,
+					"%s %s was made on another host (its machine ID or host "
+					"name differ from this one's); make one for this host with: "
+					"tdekey create-autologin --local --wallet %s",
+					describe_store(view->content, view->kind), request->path,
+					dir);
+			return -EXDEV;
+		}
+		ret = local_autologin_sealing_key(view->stored_key, &identity, view->salt, key);
+		break;
+	default:
+		ret = -EINVAL;
+		break;
+	}
+	if (ret == 0)
+		return 0;
+out_report_failure:
+	wallet_message(error, "cannot derive the key of wallet %s: %s", request->path,
+		       strerror(-ret));
+	return ret;
+}
+
+int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct wallet_file_view view;
+	char why[WALLET_WHY_SIZE];
+	uint8_t *key = NULL, *plaintext = NULL;
+	size_t plaintext_len;
+	mode_t mode = 0;
+	int ret;
+
+	request->ring = NULL;
+	request->secrets[0] = request->secrets[1] = NULL;
+	request->secret_count = 0;
+	request->password_key = NULL;
+	request->raw = NULL;
+	request->raw_len = 0;
+	memset(&request->info, 0, sizeof(request->info));
+
+	ret = load_file(request->path, &request->raw, &request->raw_len, &mode, error);
+	if (ret < 0)
+		return ret;
+	/* An auto-login file is refused for its mode before a byte of it is used. */
+	if (request->expected_kind && request->expected_kind != WALLET_KIND_PASSWORD) {
+		ret = refuse_permissions(request->path, mode, request->expected_content,
+					 request->expected_kind, error);
+		if (ret < 0)
+			goto out_release;
+	}
+	ret = wallet_file_parse(request->raw, request->raw_len, &view, why);
+	if (ret == -EPROTONOSUPPORT) {
+		wallet_message(error, "wallet %s was written by a newer version of tdefs: %s",
+			       request->path, why);
+		goto out_release;
+	}
+	if (ret < 0) {
+		wallet_message_damaged(error, request->path, why);
+		goto out_release;
+	}
+	request->info.version = view.version;
+	request->info.kind = view.kind;
+	request->info.content = view.content;
+	memcpy(request->info.wallet_id, view.wallet_id, KEY_ID_SIZE);
+	request->info.generation = view.generation;
+	request->info.write_time = view.write_time;
+	request->info.cost = view.cost;
+	request->info.file_size = request->raw_len;
+
+	if ((request->expected_kind && view.kind != request->expected_kind) ||
+	    view.content != request->expected_content) {
+		snprintf(why, sizeof(why), "it holds a %s %s, not what its name says",
+			 wallet_kind_name(view.kind),
+			 view.content == WALLET_CONTENT_KEYS ? "key wallet" : "password store");
+		wallet_message_damaged(error, request->path, why);
+		ret = -EBADMSG;
+		goto out_release;
+	}
+	if (view.kind != WALLET_KIND_PASSWORD) {
+		ret = refuse_permissions(request->path, mode, view.content, view.kind, error);
+		if (ret < 0)
+			goto out_release;
+	}
+	if (request->header_only)
+		return 0;
+
+	key = secure_alloc(AES256_KEY_SIZE);
+	if (!key) {
+		ret = -ENOMEM;
+		wallet_message(error, "out of memory reading %s", request->path);
+		goto out_release;
+	}
+	ret = sealing_key_for(&view, request, key, error);
+	if (ret < 0)
+		goto out_free_key;
+	ret = wallet_file_unseal(&view, key, &plaintext, &plaintext_len);
+	if (ret == -EBADMSG) {
+		/*
+		 * The checksum held, and for a password wallet so did the password check: the
+		 * payload was changed and the checksum recomputed. That is damage, not a password.
+		 */
+		wallet_message_damaged(error, request->path,
+				       "the sealed contents fail authentication");
+		goto out_free_key;
+	}
+	if (ret < 0) {
+		wallet_message(error, "cannot unseal wallet %s: %s", request->path, strerror(-ret));
+		goto out_free_key;
+	}
+	if (view.content == WALLET_CONTENT_KEYS)
+		ret = wallet_payload_decode_keys(plaintext, plaintext_len, view.wallet_id,
+						 view.generation, &request->ring, why);
+	else
+		ret = wallet_payload_decode_secrets(plaintext, plaintext_len, request->secrets,
+						    &request->secret_count, why);
+	secure_free(plaintext);
+	if (ret == -EBADMSG)
+		wallet_message_damaged(error, request->path, why);
+	else if (ret < 0)
+		wallet_message(error, "cannot decode wallet %s: %s", request->path, strerror(-ret));
+out_free_key:
+	secure_free(key);
+out_release:
+	if (ret < 0)
+		wallet_read_release(request);
+	return ret;
+}
+
+void wallet_read_release(struct wallet_read *request)
+{
+	keyring_free(request->ring);
+	request->ring = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(request->secrets); i++) {
+		secret_free(request->secrets[i]);
+		request->secrets[i] = NULL;
+	}
+	request->secret_count = 0;
+	password_key_free(request->password_key);
+	request->password_key = NULL;
+	secure_free(request->raw);
+	request->raw = NULL;
+	request->raw_len = 0;
+}
+
+/*
+ * The protection of a new file: the salt, and for auto-login kinds a fresh stored key and (local)
+ * the host check; key gets the sealing key.
+ */
+static int protect(enum wallet_kind kind, const struct password_key *password_key,
+		   struct wallet_header_fields *fields, uint8_t *salt, uint8_t *stored,
+		   uint8_t *check, uint8_t *key, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct host_identity identity;
+	int ret;
+
+	fields->kind = kind;
+	fields->salt = salt;
+	switch (kind) {
+	case WALLET_KIND_PASSWORD:
+		if (!password_key)
+			return -EINVAL;
+		memcpy(salt, password_key->salt, WALLET_SALT_SIZE);
+		fields->cost = password_key->cost;
+		ret = password_key_check(password_key, check);
+		if (ret == 0)
+			ret = password_key_sealing(password_key, key);
+		fields->check = check;
+		return ret;
+	case WALLET_KIND_AUTOLOGIN:
+		ret = crypto_random_bytes(salt, WALLET_SALT_SIZE);
+		if (ret == 0)
+			ret = crypto_random_bytes(stored, WALLET_STORED_KEY_SIZE);
+		if (ret == 0)
+			ret = autologin_sealing_key(stored, salt, key);
+		fields->stored_key = stored;
+		return ret;
+	case WALLET_KIND_LOCAL_AUTOLOGIN:
+		ret = host_identity_read(&identity, error);
+		if (ret < 0)
+			return ret;
+		ret = crypto_random_bytes(salt, WALLET_SALT_SIZE);
+		if (ret == 0)
+			ret = crypto_random_bytes(stored, WALLET_STORED_KEY_SIZE);
+		if (ret == 0)
+			ret = local_host_check(&identity, salt, check);
+		if (ret == 0)
+			ret = local_autologin_sealing_key(stored, &identity, salt, key);
+		fields->stored_key = stored;
+		fields->check = check;
+		return ret;
+	}
+	return -EINVAL;
+}
+
+/* Protection material in one locked block: salt, stored key, check value, sealing key. */
+struct protection_material {
+	uint8_t salt[WALLET_SALT_SIZE];
+	uint8_t stored[WALLET_STORED_KEY_SIZE];
+	uint8_t check[WALLET_CHECK_SIZE];
+	uint8_t key[AES256_KEY_SIZE];
+};
+
+static int encode(enum wallet_kind kind, enum wallet_content content,
+		  const uint8_t wallet_id[KEY_ID_SIZE], uint64_t generation,
+		  const struct password_key *password_key, const uint8_t *payload,
+		  size_t payload_len, uint8_t **out, size_t *out_len,
+		  char error[KEYSTORE_ERROR_SIZE])
+{
+	struct wallet_header_fields fields;
+	struct protection_material *material;
+	int ret;
+
+	memset(&fields, 0, sizeof(fields));
+	fields.content = content;
+	memcpy(fields.wallet_id, wallet_id, KEY_ID_SIZE);
+	fields.generation = generation;
+	fields.write_time = wallet_now();
+	material = secure_alloc(sizeof(*material));
+	if (!material)
+		return -ENOMEM;
+	ret = protect(kind, password_key, &fields, material->salt, material->stored,
+		      material->check, material->key, error);
+	if (ret == 0)
+		ret = wallet_file_build(&fields, material->key, payload, payload_len, out, out_len);
+	secure_free(material);
+	return ret;
+}
+
+int wallet_encode_keys(enum wallet_kind kind, const struct keyring *ring,
+		       const struct password_key *password_key, uint8_t **out, size_t *out_len,
+		       char error[KEYSTORE_ERROR_SIZE])
+{
+	uint8_t wallet_id[KEY_ID_SIZE], *payload;
+	size_t payload_len;
+	int ret;
+
+	wallet_message(error, "cannot encode the %s wallet", wallet_kind_name(kind));
+	ret = wallet_payload_encode_keys(ring, &payload, &payload_len);
+	if (ret < 0)
+		return ret;
+	keyring_wallet_id(ring, wallet_id);
+	ret = encode(kind, WALLET_CONTENT_KEYS, wallet_id, keyring_generation(ring), password_key,
+		     payload, payload_len, out, out_len, error);
+	secure_free(payload);
+	return ret;
+}
+
+int wallet_encode_secrets(enum wallet_kind kind, const uint8_t wallet_id[KEY_ID_SIZE],
+			  uint64_t generation, struct secret *const *secrets, size_t count,
+			  uint8_t **out, size_t *out_len, char error[KEYSTORE_ERROR_SIZE])
+{
+	uint8_t *payload;
+	size_t payload_len;
+	int ret;
+
+	wallet_message(error, "cannot encode the external password store");
+	if (kind == WALLET_KIND_PASSWORD)
+		return -EINVAL;
+	ret = wallet_payload_encode_secrets(secrets, count, &payload, &payload_len);
+	if (ret < 0)
+		return ret;
+	ret = encode(kind, WALLET_CONTENT_SECRET, wallet_id, generation, NULL, payload, payload_len,
+		     out, out_len, error);
+	secure_free(payload);
+	return ret;
+}

@@ -1,0 +1,173 @@
+/*
+ * tdekey create: a new wallet directory with its first master key, like ADMINISTER KEY
+ * MANAGEMENT CREATE KEYSTORE followed by SET KEY, in one step so a new wallet is usable at once.
+ *
+ * With --auto-login and no password source the wallet is auto-login only: no prompt, no
+ * password, one command. That is what test rigs and unattended hosts need; a password wallet can
+ * be added to it later with change-password.
+ */
+#include "tools/tdekey/tdekey.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void print_result(const struct options *options, const struct wallet_paths *paths,
+			 const struct wallet_create_result *result)
+{
+	char wallet_id[KEY_ID_TEXT_SIZE], key_id[KEY_ID_TEXT_SIZE];
+	struct json json;
+
+	key_id_format(result->wallet_id, wallet_id);
+	key_id_format(result->key_id, key_id);
+	if (options->json) {
+		json_begin(&json, stdout);
+		json_string(&json, "wallet_root", paths->dir);
+		json_string(&json, "wallet_id", wallet_id);
+		json_string(&json, "container", options->container);
+		json_array_begin(&json, "created");
+		json_object_begin(&json, NULL);
+		json_string(&json, "location", wallet_paths_of_kind(paths, result->primary));
+		json_string(&json, "type", wallet_kind_name(result->primary));
+		json_object_end(&json);
+		if (result->made_copy) {
+			json_object_begin(&json, NULL);
+			json_string(&json, "location", wallet_paths_of_kind(paths, result->copy));
+			json_string(&json, "type", wallet_kind_name(result->copy));
+			json_object_end(&json);
+		}
+		json_array_end(&json);
+		json_string(&json, "active_key_id", result->made_key ? key_id : NULL);
+		json_end(&json);
+		return;
+	}
+	printf("created %s wallet %s\n", wallet_kind_name(result->primary),
+	       wallet_paths_of_kind(paths, result->primary));
+	if (result->made_copy)
+		printf("created %s wallet %s\n", wallet_kind_name(result->copy),
+		       wallet_paths_of_kind(paths, result->copy));
+	printf("wallet ID %s, container %s\n", wallet_id, options->container);
+	if (result->made_key)
+		printf("active master key %s\n", key_id);
+	else
+		printf("no master key yet (OPEN_NO_MASTER_KEY); make one with: tdekey set-key "
+		       "--wallet %s\n",
+		       paths->dir);
+	if (result->primary != WALLET_KIND_PASSWORD)
+		printf("no password wallet: changes need no password; add one later with: tdekey "
+		       "change-password --wallet %s\n",
+		       paths->dir);
+}
+
+static int run(const struct options *options)
+{
+	struct wallet_create_options create = {
+		.auto_login = options->auto_login || options->local,
+		.local = options->local,
+		.make_key = !options->no_key,
+		.tag = options->tag,
+		.container = options->container,
+		.cost = options->cost,
+	};
+	char error[KEYSTORE_ERROR_SIZE] = "";
+	struct wallet_create_result result;
+	struct wallet_paths paths;
+	struct secret *password = NULL;
+	int ret;
+
+	if (wallet_paths_init(options->wallet, &paths) < 0)
+		return report_failure(-ENAMETOOLONG, "wallet directory name is too long");
+	/* Auto-login without a named source: no password wallet, and so no prompt. */
+	if (!create.auto_login || options->password_given) {
+		ret = password_read(&options->password, "New wallet password: ", true, &password,
+				    error);
+		if (ret < 0)
+			return report_failure(ret, error);
+	}
+	ret = wallet_create(options->wallet, &create, password, &result, error);
+	secret_free(password);
+	if (ret < 0)
+		return report_failure(ret, error);
+	print_result(options, &paths, &result);
+	return EXIT_OK;
+}
+
+const struct command command_create = {
+	.name = "create",
+	.summary = "create a wallet with its first master key",
+	.synopsis =
+		"tdekey create --wallet DIR [--auto-login] [--local] [--tag TAG]\n"
+		"                     [--container NAME] [--scrypt-cost LOG2N[,R[,P]]] [--no-key]\n"
+		"                     [--password-file FILE | --password-fd N | --password-prompt]\n"
+		"                     [--json]",
+	.description =
+		"DESCRIPTION\n"
+		"       Creates the wallet directory DIR (mode 0700, with DIR/backup) and a new\n"
+		"       wallet in it with a fresh wallet ID and one active master key (MEK), like\n"
+		"       Oracle's CREATE KEYSTORE followed by SET KEY. DIR must not hold a wallet\n"
+		"       already.\n"
+		"\n"
+		"       Which files are made depends on --auto-login and on whether a password\n"
+		"       source is named:\n"
+		"\n"
+		"       (no --auto-login)\n"
+		"              password.wallet. The password is asked twice on the terminal unless\n"
+		"              --password-file or --password-fd gives it.\n"
+		"\n"
+		"       --auto-login with --password-file, --password-fd or --password-prompt\n"
+		"              password.wallet and its auto-login copy autologin.wallet (or\n"
+		"              local-autologin.wallet with --local). The daemon mounts with the copy,\n"
+		"              key changes need the password, as in Oracle.\n"
+		"\n"
+		"       --auto-login alone\n"
+		"              autologin.wallet only (local-autologin.wallet with --local), without\n"
+		"              any prompt. There is no password: every later change works without\n"
+		"              one, and the file's mode 0600 is its only protection. Use this for test\n"
+		"              systems and hosts with no operator; 'tdekey change-password' adds a\n"
+		"              password wallet later.\n"
+		"\n"
+		"       New passwords must have at least 8 characters.\n"
+		"\n"
+		"OPTIONS\n"
+		"       -w, --wallet DIR\n"
+		"              The wallet directory (created if missing; its parent must exist).\n"
+		"\n"
+		"       --auto-login\n"
+		"              Also make an auto-login wallet (see above).\n"
+		"\n"
+		"       --local\n"
+		"              Make the auto-login wallet a local auto-login wallet, bound to this\n"
+		"              host's /etc/machine-id and host name. Implies --auto-login.\n"
+		"\n"
+		"       --tag TAG\n"
+		"              Tag of the first master key (up to 64 printable ASCII characters).\n"
+		"\n"
+		"       --container NAME\n"
+		"              Container name of the key set (default \"default\"). The backing\n"
+		"              directory records it at tdefs --init.\n"
+		"\n"
+		"       --scrypt-cost LOG2N[,R[,P]]\n"
+		"              scrypt cost of the password wallet: N = 2^LOG2N (10..22), R and P\n"
+		"              (1..64), at most 1 GiB of memory. Default 16,8,1 (64 MiB, about a\n"
+		"              tenth of a second). Low values are for tests only.\n"
+		"\n"
+		"       --no-key\n"
+		"              Create no master key; the wallet is OPEN_NO_MASTER_KEY until set-key.\n"
+		"\n"
+		"       --password-file FILE, --password-fd N, --password-prompt\n"
+		"              Where the new wallet's password comes from (PASSWORD SOURCES).\n"
+		"\n"
+		"       --json\n"
+		"              Print the result as JSON: wallet_root, wallet_id, container, created\n"
+		"              (location and type of each file), active_key_id.\n"
+		"\n"
+		"EXAMPLES\n"
+		"       tdekey create --wallet /etc/tdefs/wallet\n"
+		"       tdekey create --wallet /etc/tdefs/wallet --auto-login --password-prompt\n"
+		"       tdekey create --wallet /srv/test/wallet --auto-login --tag test\n"
+		"\n",
+	.options = OPTION_PASSWORD | OPTION_AUTO_LOGIN | OPTION_LOCAL | OPTION_TAG |
+		   OPTION_CONTAINER | OPTION_SCRYPT_COST | OPTION_NO_KEY | OPTION_JSON,
+	.min_arguments = 0,
+	.max_arguments = 0,
+	.run = run,
+};

@@ -1,0 +1,248 @@
+/*
+ * Command-line options. Every subcommand shares one getopt_long table and names the options it
+ * accepts (struct command.options), so that an option means the same thing everywhere and a
+ * misplaced one is refused with a pointer to --help rather than ignored.
+ *
+ * No option carries a password: only a file name (--password-file) or an inherited descriptor
+ * (--password-fd). Arguments are visible to every user through ps and /proc.
+ */
+#include "tools/tdekey/tdekey.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum long_only_option {
+	LONG_PASSWORD_FILE = 256,
+	LONG_PASSWORD_FD,
+	LONG_PASSWORD_PROMPT,
+	LONG_EXTERNAL_STORE,
+	LONG_NEW_PASSWORD_FILE,
+	LONG_NEW_PASSWORD_FD,
+	LONG_JSON,
+	LONG_TAG,
+	LONG_AUTO_LOGIN,
+	LONG_LOCAL,
+	LONG_SCRYPT_COST,
+	LONG_CONTAINER,
+	LONG_NO_KEY,
+	LONG_BACKUP_ID,
+	LONG_TO,
+};
+
+static const struct option long_options[] = {
+	{ "wallet", required_argument, NULL, 'w' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "password-file", required_argument, NULL, LONG_PASSWORD_FILE },
+	{ "password-fd", required_argument, NULL, LONG_PASSWORD_FD },
+	{ "password-prompt", no_argument, NULL, LONG_PASSWORD_PROMPT },
+	{ "external-store", no_argument, NULL, LONG_EXTERNAL_STORE },
+	{ "new-password-file", required_argument, NULL, LONG_NEW_PASSWORD_FILE },
+	{ "new-password-fd", required_argument, NULL, LONG_NEW_PASSWORD_FD },
+	{ "json", no_argument, NULL, LONG_JSON },
+	{ "tag", required_argument, NULL, LONG_TAG },
+	{ "auto-login", no_argument, NULL, LONG_AUTO_LOGIN },
+	{ "local", no_argument, NULL, LONG_LOCAL },
+	{ "scrypt-cost", required_argument, NULL, LONG_SCRYPT_COST },
+	{ "container", required_argument, NULL, LONG_CONTAINER },
+	{ "no-key", no_argument, NULL, LONG_NO_KEY },
+	{ "backup-id", required_argument, NULL, LONG_BACKUP_ID },
+	{ "id", required_argument, NULL, LONG_BACKUP_ID },
+	{ "to", required_argument, NULL, LONG_TO },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int usage_error(const struct command *command, const char *message, const char *detail)
+{
+	fprintf(stderr, "tdekey %s: %s%s%s\nTry 'tdekey %s --help'.\n", command->name, message,
+		detail ? " " : "", detail ? detail : "", command->name);
+	return EXIT_USAGE;
+}
+
+static unsigned option_set_of(int option)
+{
+	switch (option) {
+	case LONG_PASSWORD_FILE:
+	case LONG_PASSWORD_FD:
+	case LONG_PASSWORD_PROMPT:
+		return OPTION_PASSWORD;
+	case LONG_EXTERNAL_STORE:
+		return OPTION_EXTERNAL_STORE;
+	case LONG_NEW_PASSWORD_FILE:
+	case LONG_NEW_PASSWORD_FD:
+		return OPTION_NEW_PASSWORD;
+	case LONG_JSON:
+		return OPTION_JSON;
+	case LONG_TAG:
+		return OPTION_TAG;
+	case LONG_AUTO_LOGIN:
+		return OPTION_AUTO_LOGIN;
+	case LONG_LOCAL:
+		return OPTION_LOCAL;
+	case LONG_SCRYPT_COST:
+		return OPTION_SCRYPT_COST;
+	case LONG_CONTAINER:
+		return OPTION_CONTAINER;
+	case LONG_NO_KEY:
+		return OPTION_NO_KEY;
+	case LONG_BACKUP_ID:
+		return OPTION_BACKUP_ID;
+	case LONG_TO:
+		return OPTION_TO;
+	default:
+		return 0;
+	}
+}
+
+static int parse_fd(const char *text, int *fd)
+{
+	char *end;
+	long value;
+
+	errno = 0;
+	value = strtol(text, &end, 10);
+	if (errno || end == text || *end != '\0' || value < 0 || value > 1 << 20)
+		return -EINVAL;
+	*fd = (int)value;
+	return 0;
+}
+
+/* One password source per password: two would leave it unclear which one is used. */
+static int set_source(const struct command *command, struct password_source *source, bool *given,
+		      enum password_source_kind kind, const char *argument)
+{
+	if (*given)
+		return usage_error(command, "give only one password source", NULL);
+	*given = true;
+	source->kind = kind;
+	source->explicit = true;
+	if (kind == PASSWORD_SOURCE_FILE)
+		source->path = argument;
+	if (kind == PASSWORD_SOURCE_FD && parse_fd(argument, &source->fd) < 0)
+		return usage_error(command, "not a file descriptor number:", argument);
+	return 0;
+}
+
+int parse_options(const struct command *command, int argc, char *argv[], struct options *options,
+		  bool *help_shown)
+{
+	char error[KEYSTORE_ERROR_SIZE];
+	int option, ret;
+
+	memset(options, 0, sizeof(*options));
+	options->password.kind = PASSWORD_SOURCE_PROMPT;
+	options->new_password.kind = PASSWORD_SOURCE_PROMPT;
+	options->container = WALLET_DEFAULT_CONTAINER;
+	options->cost = SCRYPT_DEFAULT_COST;
+	*help_shown = false;
+	opterr = 0;
+	optind = 1;
+	while ((option = getopt_long(argc, argv, ":w:h", long_options, NULL)) != -1) {
+		unsigned set = option_set_of(option);
+
+		if (set && !(command->options & set))
+			return usage_error(command, "this command has no option", argv[optind - 1]);
+		switch (option) {
+		case 'w':
+			options->wallet = optarg;
+			break;
+		case 'h':
+			print_command_help(command, stdout);
+			*help_shown = true;
+			return EXIT_OK;
+		case LONG_PASSWORD_FILE:
+			ret = set_source(command, &options->password, &options->password_given,
+					 PASSWORD_SOURCE_FILE, optarg);
+			if (ret)
+				return ret;
+			break;
+		case LONG_PASSWORD_FD:
+			ret = set_source(command, &options->password, &options->password_given,
+					 PASSWORD_SOURCE_FD, optarg);
+			if (ret)
+				return ret;
+			break;
+		case LONG_PASSWORD_PROMPT:
+			ret = set_source(command, &options->password, &options->password_given,
+					 PASSWORD_SOURCE_PROMPT, NULL);
+			if (ret)
+				return ret;
+			break;
+		case LONG_EXTERNAL_STORE:
+			ret = set_source(command, &options->password, &options->password_given,
+					 PASSWORD_SOURCE_EXTERNAL_STORE, NULL);
+			if (ret)
+				return ret;
+			break;
+		case LONG_NEW_PASSWORD_FILE:
+			ret = set_source(command, &options->new_password,
+					 &options->new_password_given, PASSWORD_SOURCE_FILE,
+					 optarg);
+			if (ret)
+				return ret;
+			break;
+		case LONG_NEW_PASSWORD_FD:
+			ret = set_source(command, &options->new_password,
+					 &options->new_password_given, PASSWORD_SOURCE_FD, optarg);
+			if (ret)
+				return ret;
+			break;
+		case LONG_JSON:
+			options->json = true;
+			break;
+		case LONG_TAG:
+			if (!wallet_tag_valid(optarg))
+				return usage_error(
+					command,
+					"a tag is at most 64 printable ASCII characters:", optarg);
+			options->tag = optarg;
+			break;
+		case LONG_AUTO_LOGIN:
+			options->auto_login = true;
+			break;
+		case LONG_LOCAL:
+			options->local = true;
+			break;
+		case LONG_SCRYPT_COST:
+			if (scrypt_cost_parse(optarg, &options->cost, error) < 0)
+				return usage_error(command, error, NULL);
+			options->cost_given = true;
+			break;
+		case LONG_CONTAINER:
+			if (!wallet_container_valid(optarg))
+				return usage_error(command,
+						   "a container name is 1 to 64 letters, digits, "
+						   "'_', '-', '.' or '$':",
+						   optarg);
+			options->container = optarg;
+			break;
+		case LONG_NO_KEY:
+			options->no_key = true;
+			break;
+		case LONG_BACKUP_ID:
+			if (!wallet_backup_id_valid(optarg))
+				return usage_error(
+					command,
+					"a backup ID is 1 to 64 letters, digits, '.', '_' "
+					"or '-' (not starting with '.'):",
+					optarg);
+			options->backup_id = optarg;
+			break;
+		case LONG_TO:
+			options->to = optarg;
+			break;
+		case ':':
+			return usage_error(command, "option needs an argument:", argv[optind - 1]);
+		default:
+			return usage_error(command, "unknown option", argv[optind - 1]);
+		}
+	}
+	if (!options->wallet)
+		return usage_error(command, "--wallet DIR is required", NULL);
+	options->argc = argc - optind;
+	options->argv = argv + optind;
+	if (options->argc < command->min_arguments || options->argc > command->max_arguments)
+		return usage_error(command, "wrong number of arguments", NULL);
+	return 0;
+}

@@ -1,0 +1,307 @@
+/*
+ * What tdekey prints: aligned tables for people, JSON for scripts, one-line errors on stderr
+ * with an exit code per kind of failure, so that a script can tell a wrong password (retry) from
+ * a damaged wallet (restore) without parsing messages.
+ */
+#include "tools/tdekey/tdekey.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int exit_code_for(int error)
+{
+	switch (error) {
+	case 0:
+		return EXIT_OK;
+	case -ENOENT:
+		return EXIT_NO_WALLET;
+	case -EKEYREJECTED:
+	case -ENXIO: /* a password is needed and there is no terminal to ask on */
+		return EXIT_WRONG_PASSWORD;
+	case -EBADMSG:
+		return EXIT_DAMAGED;
+	case -EPROTONOSUPPORT:
+		return EXIT_NEWER_FORMAT;
+	case -EPERM:
+		return EXIT_PERMISSIONS;
+	case -EXDEV:
+		return EXIT_OTHER_HOST;
+	case -ENOKEY:
+		return EXIT_NO_MASTER_KEY;
+	case -ESRCH:
+	case -ENOTUNIQ:
+		return EXIT_NO_SUCH_KEY;
+	case -EEXIST:
+		return EXIT_EXISTS;
+	case -ESTALE:
+		return EXIT_COPY_AHEAD;
+	default:
+		return EXIT_ERROR;
+	}
+}
+
+int report_failure(int error, const char *message)
+{
+	fprintf(stderr, "tdekey: %s\n", message && *message ? message : strerror(-error));
+	return exit_code_for(error);
+}
+
+void format_time(int64_t seconds, char out[32])
+{
+	time_t value = (time_t)seconds;
+	struct tm utc;
+
+	if (seconds == 0 || !gmtime_r(&value, &utc)) {
+		strcpy(out, "-");
+		return;
+	}
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &utc);
+}
+
+/* --- tables ---------------------------------------------------------------------------- */
+
+void table_init(struct table *table, size_t columns, const char *const headers[])
+{
+	memset(table, 0, sizeof(*table));
+	table->columns = columns < TABLE_MAX_COLUMNS ? columns : TABLE_MAX_COLUMNS;
+	for (size_t i = 0; i < table->columns; i++)
+		table->headers[i] = headers[i];
+}
+
+int table_add_row(struct table *table, const char *const cells[])
+{
+	if (table->rows == table->capacity) {
+		size_t capacity = table->capacity ? table->capacity * 2 : 8;
+		char **grown = realloc(table->cells, capacity * table->columns * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		table->cells = grown;
+		table->capacity = capacity;
+	}
+	for (size_t i = 0; i < table->columns; i++) {
+		char *copy = strdup(cells[i] && *cells[i] ? cells[i] : "-");
+
+		if (!copy) {
+			for (size_t j = 0; j < i; j++)
+				free(table->cells[table->rows * table->columns + j]);
+			return -ENOMEM;
+		}
+		table->cells[table->rows * table->columns + i] = copy;
+	}
+	table->rows++;
+	return 0;
+}
+
+void table_print(const struct table *table, FILE *out)
+{
+	size_t width[TABLE_MAX_COLUMNS];
+
+	for (size_t c = 0; c < table->columns; c++) {
+		width[c] = strlen(table->headers[c]);
+		for (size_t r = 0; r < table->rows; r++) {
+			size_t len = strlen(table->cells[r * table->columns + c]);
+
+			if (len > width[c])
+				width[c] = len;
+		}
+	}
+	for (size_t r = 0; r <= table->rows; r++) {
+		for (size_t c = 0; c < table->columns; c++) {
+			const char *text = r == 0 ? table->headers[c]
+						  : table->cells[(r - 1) * table->columns + c];
+
+			/* Two spaces between columns; the last column is not padded. */
+			if (c + 1 < table->columns)
+				fprintf(out, "%-*s  ", (int)width[c], text);
+			else
+				fprintf(out, "%s\n", text);
+		}
+	}
+}
+
+void table_free(struct table *table)
+{
+	for (size_t i = 0; i < table->rows * table->columns; i++)
+		free(table->cells[i]);
+	free(table->cells);
+	memset(table, 0, sizeof(*table));
+}
+
+/* --- JSON ------------------------------------------------------------------------------ */
+
+static void json_indent(struct json *json)
+{
+	fputc('\n', json->out);
+	for (int i = 0; i < json->depth; i++)
+		fputs("  ", json->out);
+}
+
+static void json_escaped(FILE *out, const char *text)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+/* Comma, new line and the key (inside an object) before any value. */
+static void json_member(struct json *json, const char *key)
+{
+	if (json->need_comma[json->depth])
+		fputc(',', json->out);
+	json->need_comma[json->depth] = true;
+	json_indent(json);
+	if (key) {
+		json_escaped(json->out, key);
+		fputs(": ", json->out);
+	}
+}
+
+void json_begin(struct json *json, FILE *out)
+{
+	memset(json, 0, sizeof(*json));
+	json->out = out;
+	fputc('{', out);
+	json->depth = 1;
+}
+
+void json_end(struct json *json)
+{
+	json->depth = 0;
+	fputs("\n}\n", json->out);
+}
+
+void json_string(struct json *json, const char *key, const char *value)
+{
+	json_member(json, key);
+	if (value)
+		json_escaped(json->out, value);
+	else
+		fputs("null", json->out);
+}
+
+void json_bool(struct json *json, const char *key, bool value)
+{
+	json_member(json, key);
+	fputs(value ? "true" : "false", json->out);
+}
+
+void json_uint(struct json *json, const char *key, uint64_t value)
+{
+	json_member(json, key);
+	fprintf(json->out, "%llu", (unsigned long long)value);
+}
+
+void json_time(struct json *json, const char *key, int64_t seconds)
+{
+	char text[32];
+
+	format_time(seconds, text);
+	json_string(json, key, seconds ? text : NULL);
+}
+
+static void json_open(struct json *json, const char *key, char bracket)
+{
+	json_member(json, key);
+	fputc(bracket, json->out);
+	if (json->depth + 1 < (int)(sizeof(json->need_comma) / sizeof(json->need_comma[0])))
+		json->depth++;
+	json->need_comma[json->depth] = false;
+}
+
+static void json_close(struct json *json, char bracket)
+{
+	bool had_members = json->need_comma[json->depth];
+
+	json->depth--;
+	if (had_members)
+		json_indent(json);
+	fputc(bracket, json->out);
+}
+
+void json_object_begin(struct json *json, const char *key)
+{
+	json_open(json, key, '{');
+}
+
+void json_object_end(struct json *json)
+{
+	json_close(json, '}');
+}
+
+void json_array_begin(struct json *json, const char *key)
+{
+	json_open(json, key, '[');
+}
+
+void json_array_end(struct json *json)
+{
+	json_close(json, ']');
+}
+
+/* --- keys, as V$ENCRYPTION_KEYS shows them ---------------------------------------------- */
+
+void print_keys_json(struct json *json, const struct keyring *ring)
+{
+	json_array_begin(json, "keys");
+	for (size_t i = 0; i < keyring_count(ring); i++) {
+		const struct mek_record *record = keyring_record(ring, i);
+		char id[KEY_ID_TEXT_SIZE];
+
+		key_id_format(record->id, id);
+		json_object_begin(json, NULL);
+		json_string(json, "key_id", id);
+		json_string(json, "tag", record->tag[0] ? record->tag : NULL);
+		json_string(json, "container", record->container);
+		json_time(json, "creation_time", record->creation_time);
+		json_time(json, "activation_time", record->activation_time);
+		json_string(json, "state", mek_state_name(record->state));
+		json_string(json, "origin", mek_origin_name(record->origin));
+		json_bool(json, "backed_up", record->backed_up);
+		json_object_end(json);
+	}
+	json_array_end(json);
+}
+
+int print_keys_table(const struct keyring *ring, FILE *out)
+{
+	static const char *const headers[] = { "KEY_ID",	  "TAG",
+					       "CONTAINER",	  "CREATION_TIME",
+					       "ACTIVATION_TIME", "STATE",
+					       "ORIGIN",	  "BACKED_UP" };
+	struct table table;
+	int ret = 0;
+
+	table_init(&table, 8, headers);
+	for (size_t i = 0; i < keyring_count(ring) && ret == 0; i++) {
+		const struct mek_record *record = keyring_record(ring, i);
+		char id[KEY_ID_TEXT_SIZE], created[32], activated[32];
+		const char *cells[8];
+
+		key_id_format(record->id, id);
+		format_time(record->creation_time, created);
+		format_time(record->activation_time, activated);
+		cells[0] = id;
+		cells[1] = record->tag;
+		cells[2] = record->container;
+		cells[3] = created;
+		cells[4] = activated;
+		cells[5] = mek_state_name(record->state);
+		cells[6] = mek_origin_name(record->origin);
+		cells[7] = record->backed_up ? "YES" : "NO";
+		ret = table_add_row(&table, cells);
+	}
+	if (ret == 0)
+		table_print(&table, out);
+	table_free(&table);
+	return ret;
+}

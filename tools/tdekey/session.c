@@ -1,0 +1,74 @@
+/*
+ * What every subcommand that opens a wallet does the same way: name the password source only
+ * when the user named one (so reading prefers the auto-login copy), report a failure with its
+ * exit code, and describe a commit (which file, which generation, which backup).
+ */
+#include "tools/tdekey/tdekey.h"
+
+#include <string.h>
+#include <unistd.h>
+
+int open_session(const struct options *options, enum wallet_access access,
+		 struct wallet_session **session)
+{
+	char error[KEYSTORE_ERROR_SIZE] = "";
+	const struct password_source *source = options->password_given ? &options->password : NULL;
+	int ret;
+
+	ret = wallet_session_open(options->wallet, access, source, session, error);
+	return ret < 0 ? report_failure(ret, error) : EXIT_OK;
+}
+
+int commit_session(const struct options *options, struct wallet_session *session)
+{
+	char error[KEYSTORE_ERROR_SIZE] = "";
+	int ret;
+
+	ret = wallet_session_commit(session, options->backup_id, error);
+	return ret < 0 ? report_failure(ret, error) : EXIT_OK;
+}
+
+static void copies_refreshed(struct wallet_session *session, const char *found[2])
+{
+	const struct wallet_paths *paths = wallet_session_paths(session);
+	const char *candidates[2] = { paths->autologin, paths->local_autologin };
+	size_t count = 0;
+
+	found[0] = found[1] = NULL;
+	for (size_t i = 0; i < 2; i++) {
+		if (strcmp(candidates[i], wallet_session_path(session)) != 0 &&
+		    access(candidates[i], F_OK) == 0)
+			found[count++] = candidates[i];
+	}
+}
+
+void print_commit_text(struct wallet_session *session)
+{
+	const char *copies[2];
+
+	printf("wallet %s (%s, generation %llu)\n", wallet_session_path(session),
+	       wallet_kind_name(wallet_session_kind(session)),
+	       (unsigned long long)keyring_generation(wallet_session_keyring(session)));
+	if (*wallet_session_backup_path(session))
+		printf("backup %s\n", wallet_session_backup_path(session));
+	copies_refreshed(session, copies);
+	for (size_t i = 0; i < 2 && copies[i]; i++)
+		printf("auto-login copy %s refreshed\n", copies[i]);
+}
+
+void print_commit_json(struct json *json, struct wallet_session *session)
+{
+	const char *copies[2];
+
+	json_string(json, "wallet", wallet_session_path(session));
+	json_string(json, "type", wallet_kind_name(wallet_session_kind(session)));
+	json_uint(json, "generation", keyring_generation(wallet_session_keyring(session)));
+	json_string(json, "backup",
+		    *wallet_session_backup_path(session) ? wallet_session_backup_path(session)
+							 : NULL);
+	copies_refreshed(session, copies);
+	json_array_begin(json, "refreshed_copies");
+	for (size_t i = 0; i < 2 && copies[i]; i++)
+		json_string(json, NULL, copies[i]);
+	json_array_end(json);
+}

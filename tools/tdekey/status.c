@@ -1,0 +1,227 @@
+/*
+ * tdekey status: what Oracle's V$ENCRYPTION_WALLET shows, per wallet file: location, status
+ * (NOT_AVAILABLE, CLOSED, OPEN, OPEN_NO_MASTER_KEY), wallet type (PASSWORD, AUTOLOGIN,
+ * LOCAL_AUTOLOGIN) and whether every key is backed up; plus which file the daemon opens at
+ * mount and why a file does not open. It never prompts: the password wallet is opened only
+ * when a password source is named, and shows CLOSED otherwise.
+ */
+#include "tools/tdekey/tdekey.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *backed_up_word(const struct wallet_status_row *row)
+{
+	if (!row->opened)
+		return "UNDEFINED";
+	return row->fully_backed_up ? "YES" : "NO";
+}
+
+static void print_json(const struct wallet_status_report *report)
+{
+	char id[KEY_ID_TEXT_SIZE];
+	struct json json;
+
+	json_begin(&json, stdout);
+	json_string(&json, "wallet_root", report->dir);
+	json_string(&json, "status", wallet_status_name(report->status));
+	if (report->wallet_id_known)
+		key_id_format(report->wallet_id, id);
+	json_string(&json, "wallet_id", report->wallet_id_known ? id : NULL);
+	json_string(&json, "mount_opens",
+		    report->mount_row >= 0 ? report->rows[report->mount_row].path : NULL);
+	json_array_begin(&json, "wallets");
+	for (size_t i = 0; i < report->row_count; i++) {
+		const struct wallet_status_row *row = &report->rows[i];
+
+		json_object_begin(&json, NULL);
+		json_string(&json, "location", row->path);
+		json_string(&json, "type", wallet_kind_name(row->kind));
+		json_string(&json, "status", wallet_status_name(row->status));
+		json_string(&json, "fully_backed_up", backed_up_word(row));
+		if (row->opened) {
+			json_uint(&json, "keys", row->key_count);
+			json_string(&json, "container", row->container);
+		}
+		if (row->header_valid) {
+			json_uint(&json, "generation", row->info.generation);
+			json_time(&json, "written", row->info.write_time);
+		}
+		json_bool(&json, "out_of_step", row->out_of_step);
+		json_string(&json, "error", row->error_code ? row->error : NULL);
+		json_object_end(&json);
+	}
+	json_array_end(&json);
+	if (report->external_store_present) {
+		json_object_begin(&json, "external_store");
+		json_string(&json, "location", report->external_store.path);
+		json_string(&json, "type",
+			    report->external_store.header_valid
+				    ? wallet_kind_name(report->external_store.kind)
+				    : NULL);
+		json_string(&json, "status", wallet_status_name(report->external_store.status));
+		json_string(&json, "error",
+			    report->external_store.error_code ? report->external_store.error
+							      : NULL);
+		json_object_end(&json);
+	} else {
+		json_string(&json, "external_store", NULL);
+	}
+	json_end(&json);
+}
+
+static int print_text(const struct wallet_status_report *report)
+{
+	static const char *const headers[] = { "LOCATION",	  "TYPE", "STATUS",
+					       "FULLY_BACKED_UP", "KEYS", "GENERATION" };
+	struct table table;
+	char id[KEY_ID_TEXT_SIZE];
+	int ret = 0;
+
+	printf("wallet root     %s\n", report->dir);
+	if (report->wallet_id_known) {
+		key_id_format(report->wallet_id, id);
+		printf("wallet ID       %s\n", id);
+	}
+	printf("mount opens     %s\n",
+	       report->mount_row >= 0 ? report->rows[report->mount_row].path : "nothing");
+	if (report->external_store_present)
+		printf("external store  %s (%s)\n", report->external_store.path,
+		       wallet_status_name(report->external_store.status));
+	else
+		printf("external store  none\n");
+	printf("\n");
+
+	table_init(&table, 6, headers);
+	if (report->row_count == 0) {
+		const char *cells[6] = { report->dir, "UNKNOWN", "NOT_AVAILABLE",
+					 "UNDEFINED", NULL,	 NULL };
+
+		ret = table_add_row(&table, cells);
+	}
+	for (size_t i = 0; i < report->row_count && ret == 0; i++) {
+		const struct wallet_status_row *row = &report->rows[i];
+		char keys[24] = "", generation[24] = "";
+		const char *cells[6];
+
+		if (row->opened)
+			snprintf(keys, sizeof(keys), "%zu", row->key_count);
+		if (row->header_valid)
+			snprintf(generation, sizeof(generation), "%llu",
+				 (unsigned long long)row->info.generation);
+		cells[0] = row->path;
+		cells[1] = wallet_kind_name(row->kind);
+		cells[2] = wallet_status_name(row->status);
+		cells[3] = backed_up_word(row);
+		cells[4] = keys;
+		cells[5] = generation;
+		ret = table_add_row(&table, cells);
+	}
+	if (ret == 0)
+		table_print(&table, stdout);
+	table_free(&table);
+
+	for (size_t i = 0; i < report->row_count; i++) {
+		const struct wallet_status_row *row = &report->rows[i];
+
+		if (row->error_code)
+			printf("problem: %s\n", row->error);
+		else if (row->out_of_step)
+			printf("note: %s is at another generation than %s; the next change or "
+			       "'tdekey create-autologin%s --wallet %s' brings it level\n",
+			       row->path, WALLET_PASSWORD_FILE,
+			       row->kind == WALLET_KIND_LOCAL_AUTOLOGIN ? " --local" : "",
+			       report->dir);
+		else if (row->kind == WALLET_KIND_PASSWORD && !row->opened)
+			printf("note: %s is CLOSED because no password source was given; "
+			       "add --password-prompt to open it\n",
+			       row->path);
+	}
+	if (report->external_store_present && report->external_store.error_code)
+		printf("problem: %s\n", report->external_store.error);
+	return ret;
+}
+
+static int run(const struct options *options)
+{
+	struct wallet_status_report *report;
+	int ret;
+
+	/* The report is large (paths and messages per row); keep it off the stack. */
+	report = calloc(1, sizeof(*report));
+	if (!report)
+		return report_failure(-ENOMEM, "out of memory");
+	ret = wallet_status_read(options->wallet,
+				 options->password_given ? &options->password : NULL, report);
+	if (ret < 0) {
+		free(report);
+		return report_failure(ret, "wallet directory name is too long or empty");
+	}
+	if (options->json)
+		print_json(report);
+	else if (print_text(report) < 0)
+		report->first_error = -ENOMEM;
+	/* A status was shown; the exit code still tells a script that something is wrong. */
+	ret = exit_code_for(report->first_error);
+	if (ret == EXIT_OK && report->status == WALLET_STATUS_OPEN_NO_MASTER_KEY)
+		ret = EXIT_NO_MASTER_KEY;
+	free(report);
+	return ret;
+}
+
+const struct command command_status = {
+	.name = "status",
+	.summary = "show the wallet status (V$ENCRYPTION_WALLET)",
+	.synopsis = "tdekey status --wallet DIR [--password-file FILE | --password-fd N |\n"
+		    "                     --password-prompt | --external-store] [--json]",
+	.description =
+		"DESCRIPTION\n"
+		"       Shows, for each wallet file in DIR, what Oracle's V$ENCRYPTION_WALLET shows:\n"
+		"\n"
+		"       LOCATION         the file\n"
+		"       TYPE             PASSWORD, AUTOLOGIN or LOCAL_AUTOLOGIN (UNKNOWN when there\n"
+		"                        is no wallet)\n"
+		"       STATUS           NOT_AVAILABLE  no wallet in DIR\n"
+		"                        CLOSED         the wallet did not open: a password wallet\n"
+		"                                       without a password source, or a problem\n"
+		"                                       that is printed below the table\n"
+		"                        OPEN           open, with an active master key\n"
+		"                        OPEN_NO_MASTER_KEY  open, but no key is active\n"
+		"       FULLY_BACKED_UP  YES when every key is in a backup, NO when not, UNDEFINED\n"
+		"                        when the wallet is not open\n"
+		"       KEYS             number of master keys\n"
+		"       GENERATION       change counter; auto-login copies match the password wallet\n"
+		"\n"
+		"       Above the table: the wallet root, the wallet ID, which file the tdefs daemon\n"
+		"       opens at mount (an auto-login wallet when there is one) and the external\n"
+		"       password store. Below it, one line per problem. status never prompts: the\n"
+		"       password wallet is opened only when a password source is named, but its\n"
+		"       checksum is checked in any case, so damage shows without a password.\n"
+		"\n"
+		"       The exit status is that of the first problem found; else 9 when the wallet\n"
+		"       the daemon would open is OPEN_NO_MASTER_KEY; else 0 (NOT_AVAILABLE and\n"
+		"       CLOSED for want of a password included).\n"
+		"\n"
+		"OPTIONS\n"
+		"       -w, --wallet DIR\n"
+		"              The wallet directory.\n"
+		"\n"
+		"       --password-file FILE, --password-fd N, --password-prompt, --external-store\n"
+		"              Open password.wallet too, with the password from there.\n"
+		"\n"
+		"       --json\n"
+		"              Print wallet_root, status (of the wallet the daemon opens), wallet_id,\n"
+		"              mount_opens, wallets (location, type, status, fully_backed_up, keys,\n"
+		"              container, generation, written, out_of_step, error) and\n"
+		"              external_store as JSON.\n"
+		"\n"
+		"EXAMPLES\n"
+		"       tdekey status --wallet /etc/tdefs/wallet\n"
+		"       tdekey status --wallet /etc/tdefs/wallet --password-prompt --json\n"
+		"\n",
+	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_JSON,
+	.min_arguments = 0,
+	.max_arguments = 0,
+	.run = run,
+};

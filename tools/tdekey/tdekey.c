@@ -1,0 +1,179 @@
+/*
+ * tdekey: the entry point and the dispatch table. Each subcommand lives in its own file and
+ * exports a struct command (name, help text, accepted options, run function); this file finds
+ * it, parses its options and prints the help pages' shared sections.
+ *
+ * Before anything else the process is hardened (no core dumps, not traceable by other users):
+ * every run may hold a password or master keys.
+ */
+#include "tools/tdekey/tdekey.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "util/util.h"
+
+#ifndef TDEFS_VERSION
+#define TDEFS_VERSION "unknown"
+#endif
+
+static const struct command *const commands[] = {
+	&command_create,  &command_create_autologin, &command_status,
+	&command_keys,	  &command_set_key,	     &command_create_key,
+	&command_use_key, &command_set_tag,	     &command_change_password,
+	&command_backup,  &command_add_secret,	     &command_delete_secret,
+};
+
+static const char password_sources_section[] =
+	"PASSWORD SOURCES\n"
+	"       Passwords are never taken from the command line or the environment, where other\n"
+	"       users and shell histories would see them. A password comes from one of:\n"
+	"\n"
+	"       --password-file FILE\n"
+	"              The first line of FILE (a trailing newline or CR LF is not part of it).\n"
+	"              Keep the file mode 0600; tdekey warns when group or others may read it.\n"
+	"\n"
+	"       --password-fd N\n"
+	"              The first line read from the inherited file descriptor N, for example\n"
+	"              'tdekey keys --wallet W --password-fd 3 3<secret' or a pipe from a vault\n"
+	"              client. Reading stops at the newline, so one descriptor can carry the old\n"
+	"              and the new password of change-password on two lines.\n"
+	"\n"
+	"       --password-prompt\n"
+	"              The terminal, without echo. This is the default whenever a password is\n"
+	"              needed and no other source is named; a new password is asked twice.\n"
+	"\n"
+	"       --external-store\n"
+	"              The password kept in the wallet's external password store (see\n"
+	"              tdekey add-secret), for services that must run without a person.\n"
+	"\n";
+
+static const char exit_status_section[] =
+	"EXIT STATUS\n"
+	"       0   success\n"
+	"       1   any other failure (I/O error, out of memory, ...)\n"
+	"       2   usage error\n"
+	"       3   no wallet in the directory (NOT_AVAILABLE)\n"
+	"       4   wrong password, or no password available for a password wallet\n"
+	"       5   wallet damaged; the message names the newest backup\n"
+	"       6   wallet written by a newer version of tdefs\n"
+	"       7   auto-login wallet or external store open to group or others; the message\n"
+	"           gives the chmod that fixes it\n"
+	"       8   local auto-login wallet or store made on another host\n"
+	"       9   status: the wallet the daemon opens has no active master key\n"
+	"           (OPEN_NO_MASTER_KEY)\n"
+	"       10  no key matches the key ID given, or a prefix matches several keys\n"
+	"       11  a wallet already exists there\n"
+	"       12  an auto-login wallet holds keys that password.wallet lacks\n"
+	"\n";
+
+static const char files_section[] =
+	"FILES\n"
+	"       DIR/password.wallet         keys sealed under the password (scrypt, AES-256-GCM)\n"
+	"       DIR/autologin.wallet        the same keys, opens without a password (mode 0600)\n"
+	"       DIR/local-autologin.wallet  the same keys, opens only on the host that made it\n"
+	"       DIR/external-store.wallet   the password of password.wallet, for --external-store\n"
+	"       DIR/backup/                 copies taken before every change:\n"
+	"                                   <file>-<UTC time>-g<generation>[-<ID>].wallet\n"
+	"       DIR/wallet.lock             held while a tdekey run changes the directory\n"
+	"\n"
+	"SEE ALSO\n"
+	"       tdekey --help, docs/WALLET.md\n";
+
+void print_command_help(const struct command *command, FILE *out)
+{
+	fprintf(out, "NAME\n       tdekey %s - %s\n\nSYNOPSIS\n       %s\n\n%s", command->name,
+		command->summary, command->synopsis, command->description);
+	if (command->options & (OPTION_PASSWORD | OPTION_NEW_PASSWORD | OPTION_EXTERNAL_STORE))
+		fputs(password_sources_section, out);
+	fputs(exit_status_section, out);
+	fputs(files_section, out);
+}
+
+static void print_main_help(FILE *out)
+{
+	fputs("Usage: tdekey COMMAND --wallet DIR [OPTIONS]\n"
+	      "       tdekey help COMMAND | tdekey COMMAND --help\n"
+	      "       tdekey --version\n"
+	      "\n"
+	      "Manage the wallets that hold the master encryption keys (MEKs) of tdefs, the way\n"
+	      "Oracle's ADMINISTER KEY MANAGEMENT manages a TDE keystore. DIR is the wallet\n"
+	      "directory (like Oracle's WALLET_ROOT/tde).\n"
+	      "\n"
+	      "Commands:\n",
+	      out);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(out, "  %-17s %s\n", commands[i]->name, commands[i]->summary);
+	fputs("\n"
+	      "Wallet kinds: PASSWORD (password.wallet), AUTOLOGIN (autologin.wallet, opens without\n"
+	      "a password) and LOCAL_AUTOLOGIN (local-autologin.wallet, opens only on its host).\n"
+	      "Every change keeps a backup in DIR/backup first. Add --json for machine output.\n"
+	      "\n"
+	      "Quick start:\n"
+	      "  # a password wallet and its auto-login copy (asks for the password twice)\n"
+	      "  tdekey create --wallet /etc/tdefs/wallet --auto-login --password-prompt\n"
+	      "  # or, with no password at all, an auto-login wallet only (no prompt)\n"
+	      "  tdekey create --wallet /etc/tdefs/wallet --auto-login\n"
+	      "  tdekey status --wallet /etc/tdefs/wallet\n"
+	      "  tdekey keys --wallet /etc/tdefs/wallet\n"
+	      "  tdekey set-key --wallet /etc/tdefs/wallet --tag 2025-q1\n",
+	      out);
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+int main(int argc, char *argv[])
+{
+	const struct command *command;
+	struct options options;
+	bool help_shown;
+	int ret;
+
+	if (secure_process_setup(false) < 0) {
+		fprintf(stderr, "tdekey: cannot disable core dumps; refusing to handle keys\n");
+		return EXIT_ERROR;
+	}
+	if (argc < 2) {
+		print_main_help(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		print_main_help(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("tdekey %s (wallet format %d, %s)\n", TDEFS_VERSION, WALLET_FORMAT_VERSION,
+		       crypto_backend_version());
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "help") == 0) {
+		if (argc < 3) {
+			print_main_help(stdout);
+			return EXIT_OK;
+		}
+		command = find_command(argv[2]);
+		if (!command) {
+			fprintf(stderr, "tdekey: no command '%s'; tdekey --help lists them\n",
+				argv[2]);
+			return EXIT_USAGE;
+		}
+		print_command_help(command, stdout);
+		return EXIT_OK;
+	}
+	command = find_command(argv[1]);
+	if (!command) {
+		fprintf(stderr, "tdekey: no command '%s'; tdekey --help lists them\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	ret = parse_options(command, argc - 1, argv + 1, &options, &help_shown);
+	if (ret || help_shown)
+		return ret;
+	return command->run(&options);
+}
