@@ -12,6 +12,11 @@
  *       that names a key the wallet does not hold.
  *   key-id BACKING_FILE
  *       Print the key ID named by the newest valid header copy.
+ *   dek WALLET BACKING_FILE
+ *       Print the file's DEK in hex, unwrapped as verify does.
+ *   find-in-memory PID HEX
+ *       Exit 0 if the bytes HEX occur anywhere in the readable memory of process PID, 1 if not:
+ *       the test that a released file's key is gone from the daemon's memory.
  *   forge-watermark BACKING_FILE N
  *       Mark both header copies as "data rekey in progress, watermark N" with valid checksums,
  *       as an attacker or a bug might: the seal must refuse it (cryptsetup's CVE-2021-4122).
@@ -68,23 +73,18 @@ static int xts_unit(const uint8_t key[64], uint64_t tweak_value, const uint8_t *
 	return ok ? 0 : -1;
 }
 
-static int command_verify(const char *wallet, const char *backing_path, const char *plain_path)
+/* The newest header copy's DEK, unwrapped with OpenSSL directly (docs/FORMAT.md). */
+static int unwrap_dek(const char *wallet, const uint8_t *backing, const char *backing_path,
+		      uint8_t dek[64])
 {
 	char error[KEYSTORE_ERROR_SIZE];
 	struct keyring *ring;
-	size_t backing_len, plain_len;
-	uint8_t *backing = read_whole(backing_path, &backing_len);
-	uint8_t *plain = read_whole(plain_path, &plain_len);
 	const uint8_t *copy = NULL, *mek;
-	uint8_t wrap_key[32], aad[HEADER_COPY_SIZE], dek[64];
+	uint8_t wrap_key[32], aad[HEADER_COPY_SIZE];
 	size_t wrap_key_len = sizeof(wrap_key);
 	uint64_t best_sequence = 0;
 	int len;
 
-	if (!backing || !plain)
-		return die("cannot read the input files", NULL);
-	if (backing_len < TDEFS_HEADER_SIZE || backing_len - TDEFS_HEADER_SIZE != plain_len)
-		return die("backing size is not plaintext size + 4096", backing_path);
 	for (int i = 0; i < 2; i++) {
 		const uint8_t *candidate = backing + i * HEADER_COPY_SIZE;
 		/* Newest copy by sequence; the checksum is the project's XXH3, trusted here. */
@@ -122,6 +122,22 @@ static int command_verify(const char *wallet, const char *backing_path, const ch
 	    EVP_DecryptFinal_ex(gcm, dek + len, &len) != 1)
 		return die("the DEK does not unwrap", backing_path);
 	EVP_CIPHER_CTX_free(gcm);
+	return 0;
+}
+
+static int command_verify(const char *wallet, const char *backing_path, const char *plain_path)
+{
+	size_t backing_len, plain_len;
+	uint8_t *backing = read_whole(backing_path, &backing_len);
+	uint8_t *plain = read_whole(plain_path, &plain_len);
+	uint8_t dek[64];
+
+	if (!backing || !plain)
+		return die("cannot read the input files", NULL);
+	if (backing_len < TDEFS_HEADER_SIZE || backing_len - TDEFS_HEADER_SIZE != plain_len)
+		return die("backing size is not plaintext size + 4096", backing_path);
+	if (unwrap_dek(wallet, backing, backing_path, dek))
+		return 1;
 
 	for (size_t offset = 0; offset < plain_len; offset += TDEFS_BLOCK_SIZE) {
 		size_t block_len = plain_len - offset < TDEFS_BLOCK_SIZE ? plain_len - offset
@@ -157,6 +173,71 @@ static int command_verify(const char *wallet, const char *backing_path, const ch
 	free(backing);
 	free(plain);
 	return 0;
+}
+
+static int command_dek(const char *wallet, const char *backing_path)
+{
+	size_t backing_len;
+	uint8_t *backing = read_whole(backing_path, &backing_len);
+	uint8_t dek[64];
+
+	if (!backing || backing_len < TDEFS_HEADER_SIZE)
+		return die("cannot read the header", backing_path);
+	if (unwrap_dek(wallet, backing, backing_path, dek))
+		return 1;
+	for (int i = 0; i < 64; i++)
+		printf("%02x", dek[i]);
+	printf("\n");
+	free(backing);
+	return 0;
+}
+
+static int command_find_in_memory(const char *pid, const char *hex)
+{
+	char maps_path[64], mem_path[64], line[512];
+	uint8_t needle[64];
+	size_t needle_len = strlen(hex) / 2;
+	bool found = false;
+	FILE *maps;
+	int mem;
+
+	if (needle_len == 0 || needle_len > sizeof(needle))
+		return die("bad needle", hex);
+	for (size_t i = 0; i < needle_len; i++) {
+		unsigned value;
+		if (sscanf(hex + 2 * i, "%2x", &value) != 1)
+			return die("bad needle", hex);
+		needle[i] = (uint8_t)value;
+	}
+	snprintf(maps_path, sizeof(maps_path), "/proc/%s/maps", pid);
+	snprintf(mem_path, sizeof(mem_path), "/proc/%s/mem", pid);
+	maps = fopen(maps_path, "r");
+	mem = open(mem_path, O_RDONLY);
+	if (!maps || mem < 0)
+		return die("cannot read the memory of process", pid);
+	while (!found && fgets(line, sizeof(line), maps)) {
+		unsigned long start, end;
+		char perms[8];
+
+		if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3 || perms[0] != 'r' ||
+		    strstr(line, "[vvar]") || strstr(line, "[vsyscall]"))
+			continue;
+		for (unsigned long at = start; at < end && !found;) {
+			static uint8_t chunk[1 << 20];
+			size_t want = end - at < sizeof(chunk) ? end - at : sizeof(chunk);
+			ssize_t got = pread(mem, chunk, want, (off_t)at);
+
+			if (got <= 0)
+				break;
+			if (memmem(chunk, (size_t)got, needle, needle_len))
+				found = true;
+			/* Overlap so a needle across two chunks is not missed. */
+			at += (size_t)got > needle_len ? (size_t)got - needle_len : (size_t)got;
+		}
+	}
+	fclose(maps);
+	close(mem);
+	return found ? 0 : 1;
 }
 
 static int command_set_key_id(const char *path, const char *hex)
@@ -311,6 +392,10 @@ int main(int argc, char **argv)
 		return command_verify(argv[2], argv[3], argv[4]);
 	if (argc == 4 && strcmp(argv[1], "set-key-id") == 0)
 		return command_set_key_id(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "dek") == 0)
+		return command_dek(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "find-in-memory") == 0)
+		return command_find_in_memory(argv[2], argv[3]);
 	if (argc == 4 && strcmp(argv[1], "forge-watermark") == 0)
 		return command_forge_watermark(argv[2], strtoull(argv[3], NULL, 10));
 	if (argc == 3 && strcmp(argv[1], "key-id") == 0)
