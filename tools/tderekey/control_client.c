@@ -47,11 +47,12 @@ int control_request(const char *path, const char *request, struct control_reply 
 			close(fd);
 		return EXIT_FAILED;
 	}
-	if (write(fd, request, strlen(request)) < 0 || write(fd, "\n", 1) < 0) {
-		fprintf(stderr, "tderekey: %s: %s\n", entry.mount_point, strerror(errno));
-		close(fd);
-		return EXIT_FAILED;
-	}
+	/*
+	 * The daemon may answer and close before reading a request it refuses (another user):
+	 * a failed send is not the end, the refusal is still there to read.
+	 */
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
+		shutdown(fd, SHUT_WR);
 	for (;;) {
 		ssize_t got = read(fd, reply->text + used, sizeof(reply->text) - 1 - used);
 		if (got <= 0)
