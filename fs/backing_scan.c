@@ -63,6 +63,7 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 		current_scan->damaged++;
 		return 0;
 	}
+	memset(image, 0, sizeof(image)); /* a short file leaves the rest zero: no valid copy there */
 	ret = pread_full(fd, image, sizeof(image), 0, &done);
 	close(fd);
 	if (ret < 0 || header_select(image, done, &header, &slot) < 0) {
@@ -72,6 +73,14 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 	if (header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)
 		current_scan->rekey_in_progress++;
 	ret = count_key(current_scan, header.key_id);
+	/*
+	 * The other copy, if valid, is a fallback that may still be sealed under another key (a
+	 * rewrap cut short between its two writes): that key is referenced too.
+	 */
+	struct file_header other;
+	if (ret == 0 && header_copy_decode(image + (1 - slot) * HEADER_COPY_SIZE, &other) == 0 &&
+	    memcmp(other.key_id, header.key_id, MASTER_KEY_ID_SIZE) != 0)
+		ret = count_key(current_scan, other.key_id);
 	if (ret < 0) {
 		scan_error = ret;
 		return 1;

@@ -202,7 +202,11 @@ struct key_usage {
 
 /* What a read-only walk of a backing directory finds in its file headers. */
 struct backing_scan {
-	struct key_usage *keys; /* one entry per master key ID referenced by a header */
+	/*
+	 * One entry per master key ID referenced by a valid header copy: a file whose two copies
+	 * name different keys (a rewrap cut short) counts under both.
+	 */
+	struct key_usage *keys;
 	size_t key_count;
 	uint64_t files;   /* regular files, the config file excepted */
 	uint64_t empty;   /* no header yet (size 0) */

@@ -133,6 +133,7 @@ out_unlock:
 
 struct rewrap_context {
 	struct rewrap_outcome *outcome;
+	bool force; /* the older copy is not under the active key: rewrite even if the newest is */
 };
 
 static int edit_rewrap(struct file_header *header, uint8_t *deks, unsigned *dek_count,
@@ -143,16 +144,45 @@ static int edit_rewrap(struct file_header *header, uint8_t *deks, unsigned *dek_
 	(void)deks;
 	(void)dek_count;
 	memcpy(rewrap->outcome->old_key_id, header->key_id, MASTER_KEY_ID_SIZE);
-	if (memcmp(header->key_id, active_id, MASTER_KEY_ID_SIZE) == 0) {
+	if (memcmp(header->key_id, active_id, MASTER_KEY_ID_SIZE) == 0 && !rewrap->force) {
 		rewrap->outcome->skipped = true;
 		return 1;
 	}
 	return 0;
 }
 
+/*
+ * True when both valid header copies already name the active master key. The newest copy alone
+ * is not enough: a rewrap cut short between its two copy writes leaves the older copy under the
+ * old key, and only rewriting it lets that key be deleted one day.
+ */
+static bool both_copies_current(int fd)
+{
+	uint8_t image[TDEFS_HEADER_SIZE], active_id[MASTER_KEY_ID_SIZE];
+	const uint8_t *mek;
+	size_t done;
+	bool current = true;
+
+	if (pread_full(fd, image, sizeof(image), 0, &done) < 0)
+		return false;
+	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	if (keyring_active(daemon_state.keyring, active_id, &mek) < 0)
+		current = false;
+	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	for (unsigned i = 0; i < HEADER_COPY_COUNT && current; i++) {
+		struct file_header copy;
+
+		if (done < (i + 1) * HEADER_COPY_SIZE ||
+		    header_copy_decode(image + i * HEADER_COPY_SIZE, &copy) < 0 ||
+		    memcmp(copy.key_id, active_id, MASTER_KEY_ID_SIZE) != 0)
+			current = false;
+	}
+	return current;
+}
+
 int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outcome)
 {
-	struct rewrap_context context = { outcome };
+	struct rewrap_context context = { outcome, false };
 	struct stat st;
 	int fd, ret;
 
@@ -174,6 +204,7 @@ int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outc
 	 * header under the old key, which the wallet keeps), then the other, so that no copy under
 	 * the old key remains and the old key can one day be deleted.
 	 */
+	context.force = !both_copies_current(fd);
 	ret = header_update(fd, edit_rewrap, &context, HEADER_UPDATE_BOTH_COPIES);
 	if (ret == 0 && !outcome->skipped)
 		outcome->rewrapped = true;

@@ -39,6 +39,7 @@ struct command_line {
 	const char *wallet;
 	const char *backing;
 	const char *mountpoint;
+	char *mountpoint_absolute;
 	char fuse_options[4096]; /* options passed on to libfuse, comma separated */
 };
 
@@ -211,6 +212,15 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	}
 	cmd->backing = argv[optind];
 	cmd->mountpoint = one_directory ? NULL : argv[optind + 1];
+	/* Daemonising changes to "/": keep the mount point as an absolute path from here on. */
+	if (cmd->mountpoint) {
+		cmd->mountpoint_absolute = realpath(cmd->mountpoint, NULL);
+		if (!cmd->mountpoint_absolute) {
+			fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint, strerror(errno));
+			return 2;
+		}
+		cmd->mountpoint = cmd->mountpoint_absolute;
+	}
 	if (!cmd->wallet && !cmd->check) {
 		fprintf(stderr, "tdefs: no wallet given: use --wallet DIR (or -o wallet=DIR)\n");
 		return 2;
@@ -530,5 +540,7 @@ int main(int argc, char **argv)
 		keyring_free(ring);
 		return ret;
 	}
-	return run_mount(&cmd);
+	ret = run_mount(&cmd);
+	free(cmd.mountpoint_absolute);
+	return ret;
 }
