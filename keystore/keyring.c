@@ -211,6 +211,22 @@ out_wipe:
 	return ret;
 }
 
+int keyring_remove(struct keyring *ring, size_t index)
+{
+	struct mek_record *record;
+
+	if (index >= ring->count)
+		return -EINVAL;
+	record = &ring->records[index];
+	if (record->state == MEK_STATE_ACTIVE)
+		return -EBUSY;
+	memmove(record, record + 1, (ring->count - index - 1) * sizeof(*record));
+	ring->count--;
+	/* The slot past the end holds the removed record or a second copy of the last: wipe it. */
+	secure_wipe(&ring->records[ring->count], sizeof(*record));
+	return 0;
+}
+
 int keyring_set_tag(struct keyring *ring, size_t index, const char *tag)
 {
 	if (index >= ring->count || !wallet_tag_valid(tag))

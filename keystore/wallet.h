@@ -18,8 +18,8 @@
  * Functions return 0 or a negative errno as listed in keystore.h, plus -EEXIST (a wallet is
  * already there), -ESRCH (no key matches a key ID), -ENOTUNIQ (a key ID prefix matches several
  * keys), -ESTALE (an auto-login copy holds keys the password wallet lacks), -ENXIO (a password
- * is needed and there is no terminal to ask on) and -EINVAL (bad argument), each with a
- * one-line message where an error buffer is taken.
+ * is needed and there is no terminal to ask on), -EBUSY (the ACTIVE key cannot be removed) and
+ * -EINVAL (bad argument), each with a one-line message where an error buffer is taken.
  */
 #ifndef TDEFS_WALLET_H
 #define TDEFS_WALLET_H
@@ -171,6 +171,14 @@ int keyring_activate(struct keyring *ring, size_t index, int64_t now);
 int keyring_set_tag(struct keyring *ring, size_t index, const char *tag);
 
 /*
+ * Remove the key at index (its MEK is wiped); the others keep their order. -EBUSY for an
+ * ACTIVE key, which wraps new files; -EINVAL for an index out of range. Only for tdekey
+ * delete-key, after it has proved that no file header references the key: rotation never
+ * removes a key. wallet_session_delete_key() is the way to make the removal durable.
+ */
+int keyring_remove(struct keyring *ring, size_t index);
+
+/*
  * Find a key by any unique prefix of its text key ID (case-insensitive). -EINVAL for text that
  * is not hexadecimal, -ESRCH when nothing matches, -ENOTUNIQ when several keys match.
  */
@@ -307,6 +315,16 @@ const char *wallet_session_backup_path(const struct wallet_session *session);
  */
 int wallet_session_commit(struct wallet_session *session, const char *backup_id,
 			  char error[KEYSTORE_ERROR_SIZE]);
+
+/*
+ * Remove the master key at index and commit, like wallet_session_commit() but with the
+ * auto-login copies written before the primary: a crash then leaves a copy that lacks the key
+ * (a subset, as a lagging copy is) rather than one holding a key the primary lacks, which the
+ * next change would refuse (-ESTALE). The caller has proved that no header uses the key.
+ * -EBUSY (message naming the key) for the ACTIVE key.
+ */
+int wallet_session_delete_key(struct wallet_session *session, size_t index, const char *backup_id,
+			      char error[KEYSTORE_ERROR_SIZE]);
 
 /*
  * (Re)create the auto-login wallet of the kind asked from the primary. A directory holds one

@@ -12,6 +12,9 @@
  * A crash before 3 leaves the old wallet (and a backup of it); after 3 the new one, with copies
  * that may lag one generation behind: they still hold a subset of the keys, so the daemon
  * mounts with them, and the next change (or create-autologin) brings them level.
+ *
+ * Deleting a key (tdekey delete-key) swaps 3 and 4: the copies first, so that at every instant
+ * each copy's keys are a subset of the primary's, as check_copies() and the daemon expect.
  */
 #include "keystore/wallet_internal.h"
 
@@ -49,6 +52,7 @@ struct commit_plan {
 	const char *backup_to; /* back up the new primary into this directory instead */
 	const char *backup_id;
 	const char *remove_path; /* a wallet file to remove after the new primary is in place */
+	bool copies_first;	 /* a key was removed: rewrite the copies before the primary */
 };
 
 static const char *kind_path(const struct wallet_session *session, enum wallet_kind kind)
@@ -300,11 +304,31 @@ static int store_write(struct wallet_session *session, struct store_update *stor
 	return ret;
 }
 
-static int commit(struct wallet_session *session, const struct commit_plan *plan,
-		  char error[KEYSTORE_ERROR_SIZE])
+/* Rewrite every auto-login copy that exists, except the new primary and a file to remove. */
+static int write_copies(struct wallet_session *session, const struct commit_plan *plan,
+			char error[KEYSTORE_ERROR_SIZE])
 {
 	static const enum wallet_kind copies[] = { WALLET_KIND_AUTOLOGIN,
 						   WALLET_KIND_LOCAL_AUTOLOGIN };
+
+	for (size_t i = 0; i < ARRAY_SIZE(copies); i++) {
+		const char *copy_path = kind_path(session, copies[i]);
+		int ret;
+
+		if (copies[i] == plan->new_kind || !wallet_file_present(copy_path) ||
+		    (plan->remove_path && strcmp(plan->remove_path, copy_path) == 0))
+			continue;
+		ret = write_copy(session, copies[i], error);
+		if (ret < 0)
+			return ret;
+		fault_point("wallet:copy-written");
+	}
+	return 0;
+}
+
+static int commit(struct wallet_session *session, const struct commit_plan *plan,
+		  char error[KEYSTORE_ERROR_SIZE])
+{
 	struct password_key *password_key =
 		plan->new_password_key ? plan->new_password_key : session->password_key;
 	const char *new_path = kind_path(session, plan->new_kind);
@@ -361,21 +385,19 @@ static int commit(struct wallet_session *session, const struct commit_plan *plan
 		}
 	}
 
+	if (plan->copies_first) {
+		ret = write_copies(session, plan, error);
+		if (ret < 0)
+			goto out_free_bytes;
+	}
 	ret = wallet_write_bytes(new_path, bytes, len, error);
 	if (ret < 0)
 		goto out_free_bytes;
 	fault_point("wallet:primary-written");
-
-	for (size_t i = 0; i < ARRAY_SIZE(copies); i++) {
-		const char *copy_path = kind_path(session, copies[i]);
-
-		if (copies[i] == plan->new_kind || !wallet_file_present(copy_path) ||
-		    (plan->remove_path && strcmp(plan->remove_path, copy_path) == 0))
-			continue;
-		ret = write_copy(session, copies[i], error);
+	if (!plan->copies_first) {
+		ret = write_copies(session, plan, error);
 		if (ret < 0)
 			goto out_free_bytes;
-		fault_point("wallet:copy-written");
 	}
 	if (plan->remove_path) {
 		ret = wallet_remove_file(plan->remove_path, error);
@@ -437,6 +459,36 @@ int wallet_session_commit(struct wallet_session *session, const char *backup_id,
 
 	if (session->access != WALLET_FOR_CHANGE)
 		return -EINVAL;
+	return commit(session, &plan, error);
+}
+
+int wallet_session_delete_key(struct wallet_session *session, size_t index, const char *backup_id,
+			      char error[KEYSTORE_ERROR_SIZE])
+{
+	struct commit_plan plan = {
+		.new_kind = session->kind,
+		.backup_before = true,
+		.backup_id = backup_id,
+		.copies_first = true,
+	};
+	const struct mek_record *record;
+	char id[KEY_ID_TEXT_SIZE];
+	int ret;
+
+	if (session->access != WALLET_FOR_CHANGE)
+		return -EINVAL;
+	record = keyring_record(session->ring, index);
+	if (!record) {
+		wallet_message(error, "no key at index %zu", index);
+		return -EINVAL;
+	}
+	key_id_format(record->id, id);
+	ret = keyring_remove(session->ring, index);
+	if (ret == -EBUSY)
+		wallet_message(error, "key %s is the ACTIVE key of container %s and cannot be deleted",
+			       id, record->container);
+	if (ret < 0)
+		return ret;
 	return commit(session, &plan, error);
 }
 

@@ -4,9 +4,10 @@
  * of the same wallet, with TDEFS_FAULT_AT=1, 2, 3, ... (each run is SIGKILLed at that point),
  * until a run completes. After every kill:
  *   - password.wallet opens, holding either the old key set or the new one (nothing in
- *     between: no key lost, at most the one new key, correctly activated);
+ *     between: no key lost, at most the one new key, correctly activated; for delete-key,
+ *     exactly the one key deleted);
  *   - the auto-login copy opens, with the old or the new key set, never a key the password
- *     wallet lacks;
+ *     wallet lacks (which is why delete-key writes the copy before the primary);
  *   - when the wallet holds the new set, DIR/backup holds a backup with exactly the old one;
  *   - the external store (change-password) still holds a password that opens the wallet;
  *   - a following tdekey run without faults succeeds and brings the copy level.
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "crypto/crypto.h"
+#include "fs/format.h"
 #include "keystore/wallet.h"
 #include "util/util.h"
 
@@ -257,6 +259,22 @@ static bool is_rotation_of(const struct keyring *old, const struct keyring *cand
 	return !holds(old, new_active);
 }
 
+/* The delete-key outcome: the old keys less the one deleted, MEKs unchanged. */
+static bool is_deletion_of(const struct keyring *old, const struct keyring *candidate,
+			   const uint8_t deleted[KEY_ID_SIZE])
+{
+	if (keyring_count(candidate) + 1 != keyring_count(old) || holds(candidate, deleted))
+		return false;
+	for (size_t i = 0; i < keyring_count(candidate); i++) {
+		const struct mek_record *record = keyring_record(candidate, i);
+		const uint8_t *mek = keyring_find(old, record->id);
+
+		if (!mek || !secure_equal(mek, record->mek, MEK_SIZE))
+			return false;
+	}
+	return true;
+}
+
 /* A backup in DIR/backup that opens with password and holds exactly the old key set. */
 static bool backup_holds(const char *wallet_dir, const char *prefix, enum wallet_kind kind,
 			 const char *password, const struct keyring *old)
@@ -292,6 +310,7 @@ struct scenario {
 	const char *name;
 	const char *const *argv; /* tdekey arguments; "@" is replaced by the wallet directory */
 	bool changes_password;
+	const uint8_t *deleted_key; /* delete-key: the key it removes */
 };
 
 static void fill_argv(const struct scenario *scenario, const char *wallet, const char *argv[16])
@@ -338,7 +357,8 @@ static bool check_after_kill(const struct scenario *scenario, const char *wallet
 			     scenario->name, point);
 	} else if (same_set(primary, old)) {
 		is_new = false;
-	} else if (is_rotation_of(old, primary)) {
+	} else if (scenario->deleted_key ? is_deletion_of(old, primary, scenario->deleted_key)
+					 : is_rotation_of(old, primary)) {
 		is_new = true;
 		if (!backup_holds(wallet, "password-", WALLET_KIND_PASSWORD, OLD_PASSWORD, old))
 			fail("%s, fault point %d: new key set but no backup holds the old one",
@@ -350,7 +370,8 @@ static bool check_after_kill(const struct scenario *scenario, const char *wallet
 
 	copy = open_wallet(autologin_path, WALLET_KIND_AUTOLOGIN, NULL, false);
 	if (copy) {
-		if (!same_set(copy, old) && !same_set(copy, primary))
+		if (!same_set(copy, old) && !same_set(copy, primary) &&
+		    !(scenario->deleted_key && is_deletion_of(old, copy, scenario->deleted_key)))
 			fail("%s, fault point %d: autologin.wallet holds neither key set",
 			     scenario->name, point);
 		for (size_t i = 0; i < keyring_count(copy); i++)
@@ -468,8 +489,9 @@ int main(int argc, char *argv[])
 		"--new-password-file", "NEW_PASSWORD_FILE", NULL
 	};
 	char base[PATH_MAX], password_file[PATH_MAX], new_password_file[PATH_MAX];
-	char password_path[PATH_MAX], log_path[PATH_MAX];
-	const char *set_key_args[8], *change_password_args[7];
+	char password_path[PATH_MAX], log_path[PATH_MAX], backing[PATH_MAX];
+	char deleted_text[KEY_ID_TEXT_SIZE];
+	const char *set_key_args[8], *change_password_args[7], *delete_key_args[9];
 	struct keyring *old;
 	const char *tmp = getenv("TMPDIR");
 
@@ -535,12 +557,46 @@ int main(int argc, char *argv[])
 						  : change_password_argv[i];
 	}
 	change_password_args[6] = NULL;
+	/*
+	 * delete-key of the first (retired) key, proved unused by a backing directory that holds
+	 * no file: only its config record, naming this wallet.
+	 */
+	join(backing, root, "backing");
+	{
+		struct backing_config config = {
+			.version = CONFIG_FORMAT_VERSION,
+			.cipher_suite = CIPHER_SUITE_AES256_XTS,
+			.block_size = TDEFS_BLOCK_SIZE,
+		};
+		uint8_t encoded[CONFIG_FILE_SIZE];
+		char config_path[PATH_MAX];
+
+		keyring_wallet_id(old, config.wallet_id);
+		snprintf(config.container, sizeof(config.container), "%s", keyring_container(old));
+		join(config_path, backing, CONFIG_FILE_NAME);
+		if (mkdir(backing, 0700) < 0 || config_encode(&config, encoded) < 0 ||
+		    write_file_atomic(config_path, encoded, sizeof(encoded), 0644) < 0) {
+			perror("backing directory");
+			return 1;
+		}
+	}
+	key_id_format(keyring_record(old, 0)->id, deleted_text);
+	{
+		const char *args[] = { "delete-key", "--wallet",  "@",	   "--password-file",
+				       password_file, "--backing", backing, deleted_text,
+				       NULL };
+
+		memcpy(delete_key_args, args, sizeof(args));
+	}
 	{
 		const struct scenario scenarios[] = {
 			{ .name = "set-key", .argv = set_key_args },
 			{ .name = "change-password",
 			  .argv = change_password_args,
 			  .changes_password = true },
+			{ .name = "delete-key",
+			  .argv = delete_key_args,
+			  .deleted_key = keyring_record(old, 0)->id },
 		};
 
 		for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++)

@@ -3,11 +3,14 @@
 # of failure, the exact one-line messages, --help pages, JSON output, key ID prefixes, password
 # descriptors, the external store, and a local auto-login wallet seen from another host (with
 # the test build of tdekey, which takes the host identity from $TDEFS_TEST_HOST_IDENTITY).
+# keys --usage and delete-key run on backing directories written by MAKE_BACKING (file headers
+# under chosen keys, through fs/format.h, no mount).
 #
-# Usage: test_tdekey_cli.sh TDEKEY TDEKEY_FOR_TESTS
+# Usage: test_tdekey_cli.sh TDEKEY TDEKEY_FOR_TESTS MAKE_BACKING
 set -u
 TDEKEY=$1
 TDEKEY_TEST=$2
+MAKE_BACKING=$3
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/tdefs-cli-test-XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
 FAILURES=0
@@ -62,7 +65,7 @@ run 0 "$TDEKEY" --help
 contains "$OUT" "create-autologin"
 run 0 "$TDEKEY" --version
 for command in create create-autologin status keys set-key create-key use-key set-tag \
-	change-password backup add-secret delete-secret; do
+	change-password backup add-secret delete-secret delete-key; do
 	run 0 "$TDEKEY" "$command" --help
 	for section in NAME SYNOPSIS DESCRIPTION OPTIONS "EXIT STATUS" EXAMPLES FILES; do
 		contains "$OUT" "$section"
@@ -188,6 +191,169 @@ run 0 "$TDEKEY" create-autologin --wallet "$P" --local --external-store
 run 0 "$TDEKEY" delete-secret --wallet "$P"
 run 4 "$TDEKEY" set-key --wallet "$P" --external-store
 run 3 "$TDEKEY" delete-secret --wallet "$P"
+
+# --- key usage and delete-key ---------------------------------------------------------------
+# Wallet K: password wallet with an auto-login copy, keys K1 (retired), K2 (active), K3
+# (preactive). B1 holds 3 headers under K1 at the top, 2 under K2 two levels down and a file
+# without a header yet; B2 holds 1 under K1. B3 holds a header under a key of another wallet
+# and a damaged one.
+K="$SCRATCH/keys"
+key_ids() { # key_ids WALLET: the wallet's key IDs in creation order, one per line
+	"$TDEKEY" keys --wallet "$1" --json | python3 -c 'import json, sys
+print("\n".join(k["key_id"] for k in json.load(sys.stdin)["keys"]))'
+}
+backup_keys() { # backup_keys BACKUP_FILE KIND_FILE [PASSWORD OPTION...]: key IDs a backup holds
+	local file=$1 kind=$2 dir
+	shift 2
+	dir=$(mktemp -d "$SCRATCH/restore-XXXXXX")
+	cp "$file" "$dir/$kind"
+	"$TDEKEY" keys --wallet "$dir" "$@" --json | python3 -c 'import json, sys
+print("\n".join(k["key_id"] for k in json.load(sys.stdin)["keys"]))'
+	rm -rf "$dir"
+}
+run 0 "$TDEKEY" create --wallet "$K" --auto-login --password-file "$SCRATCH/pw" "${COST[@]}" \
+	--tag one
+run 0 "$TDEKEY" set-key --wallet "$K" --password-file "$SCRATCH/pw" --tag two
+run 0 "$TDEKEY" create-key --wallet "$K" --password-file "$SCRATCH/pw" --tag three
+mapfile -t KEY_IDS < <(key_ids "$K")
+K1=${KEY_IDS[0]} K2=${KEY_IDS[1]} K3=${KEY_IDS[2]}
+B1="$SCRATCH/backing1" B2="$SCRATCH/backing2" B3="$SCRATCH/backing3"
+O="$SCRATCH/other"
+run 0 "$TDEKEY" create --wallet "$O" --auto-login
+OTHER_KEY=$(key_ids "$O")
+for b in "$B1" "$B2" "$B3"; do
+	run 0 "$MAKE_BACKING" init "$K" "$b"
+done
+mkdir -p "$B1/base/16384"
+run 0 "$MAKE_BACKING" files "$K" "${K1:0:8}" "$B1" 3
+run 0 "$MAKE_BACKING" files "$K" active "$B1/base/16384" 2
+: >"$B1/new-file"
+run 0 "$MAKE_BACKING" files "$K" "$K1" "$B2" 1
+run 0 "$MAKE_BACKING" files "$O" active "$B3" 1
+head -c 8192 /dev/urandom >"$B3/damaged"
+
+run 0 "$TDEKEY" keys --wallet "$K" --usage "$B1" --usage "$B2" --json
+json '[k["files"] for k in j["keys"]] == [4, 2, 0] and j["damaged"] == 0 and j["unknown_keys"] == []'
+json '[(b["files"], b["empty"], b["damaged"]) for b in j["backing"]] == [(6, 1, 0), (1, 0, 0)]'
+# The same directory twice (another spelling) is counted once.
+run 0 "$TDEKEY" keys --wallet "$K" --usage "$B1" --usage "$B1/" --usage "$B2/../backing2" --json
+json '[k["files"] for k in j["keys"]] == [4, 2, 0] and len(j["backing"]) == 2'
+run 0 "$TDEKEY" keys --wallet "$K" --usage "$B1"
+contains "$OUT" "FILES"
+contains "$OUT" "backing $B1: 6 files, 1 without a header yet, 0 damaged, 0 in a data rekey"
+python3 -c 'import sys
+rows = {l.split()[0]: l.split()[-1] for l in sys.stdin.read().splitlines() if len(l.split()) > 8}
+sys.exit(0 if rows.get(sys.argv[1]) == "3" and rows.get(sys.argv[2]) == "2" else 1)' \
+	"$K1" "$K2" <<<"$OUT" || fail "FILES column: $OUT"
+CHECKS=$((CHECKS + 1))
+# Without --usage the listing has no FILES column and no files field.
+run 0 "$TDEKEY" keys --wallet "$K"
+case "$OUT" in *FILES*) fail "FILES column without --usage" ;; esac
+run 0 "$TDEKEY" keys --wallet "$K" --json
+json 'all("files" not in k for k in j["keys"]) and "unknown_keys" not in j'
+# A key the wallet lacks, and a damaged header.
+run 0 "$TDEKEY" keys --wallet "$K" --usage "$B3"
+contains "$OUT" "warning: key $OTHER_KEY is not in this wallet, yet 1 file header references it: those files cannot be opened"
+contains "$OUT" "warning: 1 file header is damaged and counts under no key"
+run 0 "$TDEKEY" keys --wallet "$K" --usage "$B1" --usage "$B3" --json
+json 'j["unknown_keys"] == [{"key_id": "'"$OTHER_KEY"'", "files": 1}] and j["damaged"] == 1'
+json '[k["files"] for k in j["keys"]] == [3, 2, 0]'
+# Directories that prove nothing: missing, not a backing directory, another wallet's.
+run 14 "$TDEKEY" keys --wallet "$K" --usage "$SCRATCH/missing"
+contains "$ERR" "cannot scan backing directory $SCRATCH/missing: No such file or directory"
+run 14 "$TDEKEY" keys --wallet "$K" --usage "$SCRATCH/empty"
+contains "$ERR" "$SCRATCH/empty is not a tdefs backing directory (no .tdefs.conf)"
+run 0 "$MAKE_BACKING" init "$O" "$SCRATCH/backing-other"
+run 14 "$TDEKEY" keys --wallet "$K" --usage "$SCRATCH/backing-other"
+contains "$ERR" "belongs to another wallet"
+run 14 "$TDEKEY" keys --wallet "$K" --usage "$B1/new-file"
+contains "$ERR" "not a directory"
+# Options belong to their command.
+run 2 "$TDEKEY" keys --wallet "$K" --backing "$B1"
+run 2 "$TDEKEY" set-key --wallet "$K" --usage "$B1"
+run 2 "$TDEKEY" keys --wallet "$K" --usage ""
+
+# delete-key refusals: the wallet and its backups stay as they are.
+BACKUPS_BEFORE=$(ls "$K/backup" | wc -l)
+cp "$K/password.wallet" "$SCRATCH/keys-before.wallet"
+run 2 "$TDEKEY" delete-key --wallet "$K" --password-file "$SCRATCH/pw" "$K1"
+contains "$ERR" "with --backing BACKING: a key is deleted only after proving that no file header"
+run 2 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --password-file "$SCRATCH/pw"
+run 2 "$TDEKEY" delete-key --wallet "$K" --usage "$B1" --password-file "$SCRATCH/pw" "$K3"
+run 2 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --password-file "$SCRATCH/pw" xyz
+run 10 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --password-file "$SCRATCH/pw" \
+	0123456789abcdef0123456789abcdef
+run 4 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --password-file "$SCRATCH/bad" "$K3"
+run 4 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" "$K3"
+contains "$ERR" "no terminal"
+run 13 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --password-file "$SCRATCH/pw" "$K2"
+contains "$ERR" "key $K2 is the ACTIVE key"
+run 13 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --backing "$B2" \
+	--password-file "$SCRATCH/pw" "${K1:0:6}"
+[ "$ERR" = "tdekey: key $K1 is still used by 4 file headers under $B1 (3), $B2 (1); rewrap them under the active key with 'tderekey rewrap MOUNTPOINT' on the mount of each directory, then delete again" ] ||
+	fail "key in use message: $ERR"
+CHECKS=$((CHECKS + 1))
+run 13 "$TDEKEY" delete-key --wallet "$K" --backing "$B2" --password-file "$SCRATCH/pw" "$K1"
+contains "$ERR" "still used by 1 file header under $B2 (1);"
+run 14 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --backing "$B3" \
+	--password-file "$SCRATCH/pw" "$K3"
+contains "$ERR" "cannot prove that key $K3 is unused: 1 file header cannot be read and might reference it, under $B3 (1)"
+contains "$ERR" "tdefs --check --wallet $K BACKING"
+run 14 "$TDEKEY" delete-key --wallet "$K" --backing "$SCRATCH/empty" --password-file "$SCRATCH/pw" "$K3"
+contains "$ERR" "is not a tdefs backing directory"
+run 14 "$TDEKEY" delete-key --wallet "$K" --backing "$SCRATCH/backing-other" \
+	--password-file "$SCRATCH/pw" "$K3"
+run 14 "$TDEKEY" delete-key --wallet "$K" --backing "$SCRATCH/missing" --password-file "$SCRATCH/pw" "$K3"
+[ "$(ls "$K/backup" | wc -l)" = "$BACKUPS_BEFORE" ] || fail "a refused delete-key wrote a backup"
+cmp -s "$K/password.wallet" "$SCRATCH/keys-before.wallet" || fail "a refused delete-key changed the wallet"
+CHECKS=$((CHECKS + 2))
+
+# Success: K3 (no header anywhere), with the password, a backup ID and JSON.
+run 0 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --backing "$B2" \
+	--password-file "$SCRATCH/pw" --backup-id before-delete --json "${K3:0:10}"
+json 'j["key_id"] == "'"$K3"'" and j["state"] == "PREACTIVE" and j["tag"] == "three"'
+json 'j["files_scanned"] == 7 and j["backup"].endswith("-before-delete.wallet") and j["type"] == "PASSWORD"'
+json 'j["refreshed_copies"] == ["'"$K/autologin.wallet"'"]'
+BACKUP=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["backup"])' <<<"$OUT")
+[ "$(key_ids "$K" | tr '\n' ' ')" = "$K1 $K2 " ] || fail "K3 still listed by keys (auto-login copy)"
+run 0 "$TDEKEY" keys --wallet "$K" --password-file "$SCRATCH/pw" --json
+json '[k["key_id"] for k in j["keys"]] == ["'"$K1"'", "'"$K2"'"]'
+[ "$(backup_keys "$BACKUP" password.wallet --password-file "$SCRATCH/pw" | tr '\n' ' ')" = "$K1 $K2 $K3 " ] ||
+	fail "the backup does not hold the deleted key"
+CHECKS=$((CHECKS + 2))
+run 10 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --password-file "$SCRATCH/pw" "$K3"
+
+# After a "rewrap" (the files under K1 rewritten under the active key) K1 goes too, in text.
+rm "$B1"/key-"${K1:0:8}"-* "$B2"/key-"${K1:0:8}"-*
+run 0 "$MAKE_BACKING" files "$K" active "$B2" 4
+run 0 "$TDEKEY" keys --wallet "$K" --usage "$B1" --usage "$B2" --json
+json '[k["files"] for k in j["keys"]] == [0, 6]'
+run 0 "$TDEKEY" delete-key --wallet "$K" --backing "$B1" --backing "$B2" --password-fd 3 "$K1" 3<"$SCRATCH/pw"
+contains "$OUT" "master key $K1 (RETIRED, tag one) deleted: no file header under 2 backing directories references it (7 files scanned)"
+contains "$OUT" "backup $K/backup/password-"
+contains "$OUT" "auto-login copy $K/autologin.wallet refreshed"
+run 0 "$TDEKEY" keys --wallet "$K" --usage "$B2" --json
+json '[(k["key_id"], k["files"], k["state"]) for k in j["keys"]] == [("'"$K2"'", 4, "ACTIVE")]'
+# Rotation still works after a deletion (the copy is level: no exit 12).
+run 0 "$TDEKEY" set-key --wallet "$K" --password-file "$SCRATCH/pw"
+run 0 "$TDEKEY" status --wallet "$K" --password-file "$SCRATCH/pw" --json
+json 'all(w["status"] == "OPEN" and not w["out_of_step"] for w in j["wallets"])'
+
+# An auto-login-only wallet: no password at all, the backup is of autologin.wallet.
+AO="$SCRATCH/auto-only"
+run 0 "$TDEKEY" create --wallet "$AO" --auto-login
+run 0 "$TDEKEY" set-key --wallet "$AO"
+mapfile -t KEY_IDS < <(key_ids "$AO")
+run 0 "$MAKE_BACKING" init "$AO" "$SCRATCH/backing-auto"
+run 0 "$MAKE_BACKING" files "$AO" active "$SCRATCH/backing-auto" 2
+run 13 "$TDEKEY" delete-key --wallet "$AO" --backing "$SCRATCH/backing-auto" "${KEY_IDS[1]}"
+run 0 "$TDEKEY" delete-key --wallet "$AO" --backing "$SCRATCH/backing-auto" "${KEY_IDS[0]}"
+contains "$OUT" "wallet $AO/autologin.wallet (AUTOLOGIN"
+BACKUP=$(ls "$AO"/backup/autologin-*-g2.wallet)
+[ "$(key_ids "$AO")" = "${KEY_IDS[1]}" ] || fail "auto-login only: key not deleted"
+[ "$(backup_keys "$BACKUP" autologin.wallet | tr '\n' ' ')" = "${KEY_IDS[0]} ${KEY_IDS[1]} " ] ||
+	fail "auto-login only: the backup does not hold the deleted key"
+CHECKS=$((CHECKS + 2))
 
 # --- damage, truncation, newer versions ----------------------------------------------------
 D="$SCRATCH/damaged"

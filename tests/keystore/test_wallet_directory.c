@@ -356,6 +356,77 @@ static void test_key_id_prefixes(void **state)
 	keyring_free(ring);
 }
 
+static void test_keyring_remove(void **state)
+{
+	static const uint8_t wallet_id[KEY_ID_SIZE];
+	static const uint8_t states[] = { MEK_STATE_RETIRED, MEK_STATE_ACTIVE, MEK_STATE_RETIRED,
+					  MEK_STATE_PREACTIVE };
+	uint8_t ids[ARRAY_SIZE(states)][KEY_ID_SIZE];
+	struct keyring *ring;
+
+	(void)state;
+	assert_int_equal(keyring_new(wallet_id, "default", &ring), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(states); i++) {
+		struct mek_record record;
+
+		memset(&record, 0, sizeof(record));
+		memset(record.id, 0x10 + (int)i, KEY_ID_SIZE);
+		memset(record.mek, 0xa0 + (int)i, MEK_SIZE);
+		memcpy(ids[i], record.id, KEY_ID_SIZE);
+		record.state = states[i];
+		record.origin = MEK_ORIGIN_LOCAL;
+		snprintf(record.tag, sizeof(record.tag), "key %zu", i);
+		strcpy(record.container, "default");
+		assert_int_equal(keyring_append(ring, &record), 0);
+	}
+	/* The ACTIVE key wraps new files: never removed. Out of range: refused. */
+	assert_int_equal(keyring_remove(ring, 1), -EBUSY);
+	assert_int_equal(keyring_remove(ring, 4), -EINVAL);
+	assert_int_equal(keyring_count(ring), 4);
+
+	/* The first: the others move up in order, their MEKs and metadata intact. */
+	assert_int_equal(keyring_remove(ring, 0), 0);
+	assert_int_equal(keyring_count(ring), 3);
+	assert_null(keyring_find(ring, ids[0]));
+	for (size_t i = 1; i < 4; i++) {
+		const struct mek_record *record = keyring_record(ring, i - 1);
+		char tag[16];
+
+		snprintf(tag, sizeof(tag), "key %zu", i);
+		assert_memory_equal(record->id, ids[i], KEY_ID_SIZE);
+		assert_int_equal(record->mek[0], 0xa0 + (int)i);
+		assert_int_equal(record->mek[MEK_SIZE - 1], 0xa0 + (int)i);
+		assert_int_equal(record->state, states[i]);
+		assert_string_equal(record->tag, tag);
+	}
+	{
+		uint8_t active[KEY_ID_SIZE];
+
+		assert_int_equal(keyring_active(ring, active, NULL), 0);
+		assert_memory_equal(active, ids[1], KEY_ID_SIZE);
+	}
+	/* The last, then the middle one. */
+	assert_int_equal(keyring_remove(ring, 2), 0);
+	assert_null(keyring_find(ring, ids[3]));
+	assert_null(keyring_record(ring, 2));
+	assert_int_equal(keyring_remove(ring, 1), 0);
+	assert_int_equal(keyring_count(ring), 1);
+	assert_non_null(keyring_find(ring, ids[1]));
+	assert_int_equal(keyring_remove(ring, 0), -EBUSY);
+	/* A removed key can be appended again (the ring holds no stale copy of it). */
+	{
+		struct mek_record record;
+
+		memset(&record, 0, sizeof(record));
+		memcpy(record.id, ids[0], KEY_ID_SIZE);
+		record.state = MEK_STATE_RETIRED;
+		strcpy(record.container, "default");
+		assert_int_equal(keyring_append(ring, &record), 0);
+		assert_int_equal(keyring_count(ring), 2);
+	}
+	keyring_free(ring);
+}
+
 /* The newest backup is byte for byte the wallet as it was before the change. */
 static void expect_backup_of(const struct fixture *fixture, const uint8_t *before,
 			     size_t before_len, size_t expected_count)
@@ -463,6 +534,120 @@ static void test_backed_up_marks(void **state)
 	assert_true(keyring_record(ring, 0)->backed_up);
 	assert_false(keyring_record(ring, 1)->backed_up);
 	assert_false(keyring_fully_backed_up(ring));
+	keyring_free(ring);
+}
+
+/*
+ * tdekey delete-key's commit: refused for the ACTIVE key with nothing written; otherwise a
+ * backup (still holding the key) first, then a primary and a copy that both lack it.
+ */
+static void test_delete_key(void **state)
+{
+	struct fixture *fixture = *state;
+	char error[KEYSTORE_ERROR_SIZE] = "", newest[PATH_MAX];
+	uint8_t ids[3][KEY_ID_SIZE], meks[3][MEK_SIZE];
+	struct wallet_session *session;
+	struct keyring *ring;
+	size_t len;
+	uint8_t *before;
+
+	create_wallet(fixture->dir, PASSWORD, true, false);
+	set_key(fixture, &fixture->source);
+	set_key(fixture, &fixture->source);
+	ring = read_keys(fixture->paths.password, WALLET_KIND_PASSWORD, PASSWORD);
+	assert_int_equal(keyring_count(ring), 3);
+	for (size_t i = 0; i < 3; i++) {
+		memcpy(ids[i], keyring_record(ring, i)->id, KEY_ID_SIZE);
+		memcpy(meks[i], keyring_record(ring, i)->mek, MEK_SIZE);
+	}
+	keyring_free(ring);
+
+	/* A reading session cannot change anything. */
+	assert_int_equal(wallet_session_open(fixture->dir, WALLET_FOR_READING, NULL, &session,
+					     error),
+			 0);
+	assert_int_equal(wallet_session_delete_key(session, 0, NULL, error), -EINVAL);
+	wallet_session_close(session);
+
+	/* The active key: refused, nothing written. */
+	before = read_whole(fixture->paths.password, &len);
+	session = open_change(fixture, &fixture->source);
+	assert_int_equal(wallet_session_delete_key(session, 2, NULL, error), -EBUSY);
+	assert_non_null(strstr(error, "ACTIVE"));
+	assert_int_equal(wallet_session_delete_key(session, 3, NULL, error), -EINVAL);
+	wallet_session_close(session);
+	assert_int_equal(count_entries(fixture->paths.backup_dir, "password-"), 2);
+
+	/* The oldest retired key. */
+	session = open_change(fixture, &fixture->source);
+	assert_int_equal(wallet_session_delete_key(session, 0, "before-delete", error), 0);
+	assert_non_null(strstr(wallet_session_backup_path(session), "-before-delete.wallet"));
+	wallet_session_close(session);
+	expect_backup_of(fixture, before, len, 3);
+	free(before);
+
+	ring = read_keys(fixture->paths.password, WALLET_KIND_PASSWORD, PASSWORD);
+	assert_int_equal(keyring_count(ring), 2);
+	assert_null(keyring_find(ring, ids[0]));
+	for (size_t i = 1; i < 3; i++)
+		assert_memory_equal(keyring_find(ring, ids[i]), meks[i], MEK_SIZE);
+	assert_true(keyring_fully_backed_up(ring));
+	{
+		struct keyring *copy =
+			read_keys(fixture->paths.autologin, WALLET_KIND_AUTOLOGIN, NULL);
+
+		assert_true(same_keys(ring, copy));
+		assert_int_equal(keyring_generation(copy), keyring_generation(ring));
+		keyring_free(copy);
+	}
+	keyring_free(ring);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), 0);
+	assert_int_equal(keyring_count(ring), 2);
+	assert_null(keyring_find(ring, ids[0]));
+	keyring_free(ring);
+
+	/* The backup still holds it, with its MEK, under the same password. */
+	assert_int_equal(wallet_newest_backup(fixture->paths.backup_dir, "password", newest), 0);
+	ring = read_keys(newest, WALLET_KIND_PASSWORD, PASSWORD);
+	assert_int_equal(keyring_count(ring), 3);
+	assert_memory_equal(keyring_find(ring, ids[0]), meks[0], MEK_SIZE);
+	keyring_free(ring);
+
+	/* The next change finds the copy level (no -ESTALE) and keeps the deletion. */
+	set_key(fixture, &fixture->source);
+	ring = read_keys(fixture->paths.autologin, WALLET_KIND_AUTOLOGIN, NULL);
+	assert_int_equal(keyring_count(ring), 3);
+	assert_null(keyring_find(ring, ids[0]));
+	keyring_free(ring);
+}
+
+/* A wallet without a password wallet: its auto-login primary changes without a password. */
+static void test_delete_key_autologin_only(void **state)
+{
+	struct fixture *fixture = *state;
+	char error[KEYSTORE_ERROR_SIZE] = "", newest[PATH_MAX];
+	uint8_t first[KEY_ID_SIZE];
+	struct wallet_session *session;
+	struct keyring *ring;
+
+	create_wallet(fixture->dir, NULL, true, false);
+	set_key(fixture, NULL);
+	ring = read_keys(fixture->paths.autologin, WALLET_KIND_AUTOLOGIN, NULL);
+	memcpy(first, keyring_record(ring, 0)->id, KEY_ID_SIZE);
+	keyring_free(ring);
+
+	session = open_change(fixture, NULL);
+	assert_int_equal(wallet_session_delete_key(session, 0, NULL, error), 0);
+	wallet_session_close(session);
+	assert_false(wallet_file_present(fixture->paths.password));
+	ring = read_keys(fixture->paths.autologin, WALLET_KIND_AUTOLOGIN, NULL);
+	assert_int_equal(keyring_count(ring), 1);
+	assert_null(keyring_find(ring, first));
+	keyring_free(ring);
+	assert_int_equal(count_entries(fixture->paths.backup_dir, "autologin-"), 2);
+	assert_int_equal(wallet_newest_backup(fixture->paths.backup_dir, "autologin", newest), 0);
+	ring = read_keys(newest, WALLET_KIND_AUTOLOGIN, NULL);
+	assert_non_null(keyring_find(ring, first));
 	keyring_free(ring);
 }
 
@@ -791,8 +976,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_local_autologin_other_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_historical_keys_survive, setup, teardown),
 		cmocka_unit_test(test_key_id_prefixes),
+		cmocka_unit_test(test_keyring_remove),
 		cmocka_unit_test_setup_teardown(test_backup_before_each_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backed_up_marks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_key_autologin_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_for_mount, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_external_store_and_change_password, setup,
 						teardown),

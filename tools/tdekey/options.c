@@ -29,6 +29,8 @@ enum long_only_option {
 	LONG_NO_KEY,
 	LONG_BACKUP_ID,
 	LONG_TO,
+	LONG_USAGE,
+	LONG_BACKING,
 };
 
 static const struct option long_options[] = {
@@ -50,8 +52,14 @@ static const struct option long_options[] = {
 	{ "backup-id", required_argument, NULL, LONG_BACKUP_ID },
 	{ "id", required_argument, NULL, LONG_BACKUP_ID },
 	{ "to", required_argument, NULL, LONG_TO },
+	{ "usage", required_argument, NULL, LONG_USAGE },
+	{ "backing", required_argument, NULL, LONG_BACKING },
 	{ NULL, 0, NULL, 0 },
 };
+
+#define STRINGIFY(x) #x
+#define EXPAND_STRINGIFY(x) STRINGIFY(x)
+#define BACKING_MAX_TEXT EXPAND_STRINGIFY(BACKING_MAX)
 
 static int usage_error(const struct command *command, const char *message, const char *detail)
 {
@@ -90,6 +98,10 @@ static unsigned option_set_of(int option)
 		return OPTION_BACKUP_ID;
 	case LONG_TO:
 		return OPTION_TO;
+	case LONG_USAGE:
+		return OPTION_USAGE;
+	case LONG_BACKING:
+		return OPTION_BACKING;
 	default:
 		return 0;
 	}
@@ -231,6 +243,15 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			break;
 		case LONG_TO:
 			options->to = optarg;
+			break;
+		case LONG_USAGE:
+		case LONG_BACKING:
+			if (!*optarg)
+				return usage_error(command, "a backing directory name is empty", NULL);
+			if (options->backing_count == BACKING_MAX)
+				return usage_error(command, "too many backing directories; the most is",
+						   BACKING_MAX_TEXT);
+			options->backing[options->backing_count++] = optarg;
 			break;
 		case ':':
 			return usage_error(command, "option needs an argument:", argv[optind - 1]);

@@ -250,7 +250,8 @@ void json_array_end(struct json *json)
 
 /* --- keys, as V$ENCRYPTION_KEYS shows them ---------------------------------------------- */
 
-void print_keys_json(struct json *json, const struct keyring *ring)
+void print_keys_json(struct json *json, const struct keyring *ring,
+		     const struct key_census *census)
 {
 	json_array_begin(json, "keys");
 	for (size_t i = 0; i < keyring_count(ring); i++) {
@@ -267,25 +268,28 @@ void print_keys_json(struct json *json, const struct keyring *ring)
 		json_string(json, "state", mek_state_name(record->state));
 		json_string(json, "origin", mek_origin_name(record->origin));
 		json_bool(json, "backed_up", record->backed_up);
+		if (census)
+			json_uint(json, "files", census_files_for(census, record->id));
 		json_object_end(json);
 	}
 	json_array_end(json);
 }
 
-int print_keys_table(const struct keyring *ring, FILE *out)
+int print_keys_table(const struct keyring *ring, const struct key_census *census, FILE *out)
 {
 	static const char *const headers[] = { "KEY_ID",	  "TAG",
 					       "CONTAINER",	  "CREATION_TIME",
 					       "ACTIVATION_TIME", "STATE",
-					       "ORIGIN",	  "BACKED_UP" };
+					       "ORIGIN",	  "BACKED_UP",
+					       "FILES" };
 	struct table table;
 	int ret = 0;
 
-	table_init(&table, 8, headers);
+	table_init(&table, census ? 9 : 8, headers);
 	for (size_t i = 0; i < keyring_count(ring) && ret == 0; i++) {
 		const struct mek_record *record = keyring_record(ring, i);
-		char id[KEY_ID_TEXT_SIZE], created[32], activated[32];
-		const char *cells[8];
+		char id[KEY_ID_TEXT_SIZE], created[32], activated[32], files[24];
+		const char *cells[9];
 
 		key_id_format(record->id, id);
 		format_time(record->creation_time, created);
@@ -298,6 +302,11 @@ int print_keys_table(const struct keyring *ring, FILE *out)
 		cells[5] = mek_state_name(record->state);
 		cells[6] = mek_origin_name(record->origin);
 		cells[7] = record->backed_up ? "YES" : "NO";
+		if (census) {
+			snprintf(files, sizeof(files), "%llu",
+				 (unsigned long long)census_files_for(census, record->id));
+			cells[8] = files;
+		}
 		ret = table_add_row(&table, cells);
 	}
 	if (ret == 0)

@@ -23,6 +23,7 @@ static const struct command *const commands[] = {
 	&command_keys,	  &command_set_key,	     &command_create_key,
 	&command_use_key, &command_set_tag,	     &command_change_password,
 	&command_backup,  &command_add_secret,	     &command_delete_secret,
+	&command_delete_key,
 };
 
 static const char password_sources_section[] =
@@ -66,6 +67,11 @@ static const char exit_status_section[] =
 	"       10  no key matches the key ID given, or a prefix matches several keys\n"
 	"       11  a wallet already exists there\n"
 	"       12  an auto-login wallet holds keys that password.wallet lacks\n"
+	"       13  delete-key: file headers still reference the key, or it is the ACTIVE\n"
+	"           key\n"
+	"       14  a backing directory cannot be scanned or was initialised for another\n"
+	"           wallet; for delete-key also: some of its headers cannot be read, so\n"
+	"           nothing is proved\n"
 	"\n";
 
 static const char files_section[] =

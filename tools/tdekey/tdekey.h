@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fs/format.h"
 #include "keystore/wallet.h"
 
 /* Options a subcommand accepts (struct command.options). --wallet and --help are always on. */
@@ -26,7 +27,12 @@ enum option_set {
 	OPTION_NO_KEY = 1u << 9,
 	OPTION_BACKUP_ID = 1u << 10, /* --backup-id, and --id for the backup command */
 	OPTION_TO = 1u << 11,
+	OPTION_USAGE = 1u << 12,   /* --usage BACKING, repeatable (keys) */
+	OPTION_BACKING = 1u << 13, /* --backing BACKING, repeatable (delete-key) */
 };
+
+/* How many backing directories one run may name (--usage, --backing). */
+#define BACKING_MAX 64
 
 struct options {
 	const char *wallet;
@@ -44,6 +50,8 @@ struct options {
 	bool cost_given;
 	const char *backup_id;
 	const char *to;
+	const char *backing[BACKING_MAX]; /* --usage or --backing, in the order given */
+	size_t backing_count;
 	int argc; /* positional arguments after the options */
 	char **argv;
 };
@@ -71,6 +79,7 @@ extern const struct command command_change_password;
 extern const struct command command_backup;
 extern const struct command command_add_secret;
 extern const struct command command_delete_secret;
+extern const struct command command_delete_key;
 
 /* --- exit codes (documented in every --help and in docs/WALLET.md) ----------------------- */
 enum tdekey_exit {
@@ -87,6 +96,9 @@ enum tdekey_exit {
 	EXIT_NO_SUCH_KEY = 10,
 	EXIT_EXISTS = 11,
 	EXIT_COPY_AHEAD = 12,
+	EXIT_KEY_IN_USE = 13, /* delete-key: the ACTIVE key, or headers still reference it */
+	EXIT_BACKING = 14,    /* a backing directory cannot be scanned, is not one of this wallet,
+			       * or (delete-key) holds damaged headers: nothing can be proved */
 };
 
 int exit_code_for(int error);
@@ -147,8 +159,39 @@ int commit_session(const struct options *options, struct wallet_session *session
 void print_commit_text(struct wallet_session *session);
 void print_commit_json(struct json *json, struct wallet_session *session);
 
-/* Shared output pieces. */
-void print_keys_json(struct json *json, const struct keyring *ring);
-int print_keys_table(const struct keyring *ring, FILE *out);
+/* --- key usage across backing directories (key_usage.c) ------------------------------ */
+
+/* One backing directory's scan. */
+struct backing_census {
+	const char *path;
+	struct backing_scan scan;
+};
+
+/* What the headers under every backing directory named say, merged per master key ID. */
+struct key_census {
+	size_t directories;
+	struct backing_census dirs[BACKING_MAX];
+	struct key_usage *keys; /* every key ID some header references */
+	size_t key_count;
+	uint64_t files, empty, damaged, rekey_in_progress;
+};
+
+/*
+ * Scan every directory of options->backing (each must be a tdefs backing directory made for
+ * the wallet of ring; one given twice is scanned once). Prints the failure and returns its exit
+ * code (EXIT_BACKING, or EXIT_ERROR when out of memory); free the census in every case.
+ */
+int census_take(const struct options *options, const struct keyring *ring,
+		struct key_census *census);
+/* Headers referencing key_id, in all directories or in dirs[directory]. */
+uint64_t census_files_for(const struct key_census *census, const uint8_t key_id[KEY_ID_SIZE]);
+uint64_t census_files_in(const struct key_census *census, size_t directory,
+			 const uint8_t key_id[KEY_ID_SIZE]);
+void census_free(struct key_census *census);
+
+/* Shared output pieces. census, when not NULL, adds the FILES column (files in JSON). */
+void print_keys_json(struct json *json, const struct keyring *ring,
+		     const struct key_census *census);
+int print_keys_table(const struct keyring *ring, const struct key_census *census, FILE *out);
 
 #endif
