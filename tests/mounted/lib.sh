@@ -11,14 +11,18 @@
 #   TDEFS_BUILD        build directory (default /work/main/build) with fs/tdefs,
 #                      tools/tdekey/tdekey and tests/mounted/tdefs-exerciser
 #   TDEFS_TEST_PLAIN=1 no FUSE mount: the backing directory itself is the "mount point". For
-#                      developing tests without the daemon; tdefs_remount then only syncs.
+#                      developing tests without the daemon; tdefs_remount then only syncs and
+#                      drops the page cache. Tests that need the daemon should `skip` in it.
 #   TDEFS_TMPDIR       parent of the work directory (default ${TMPDIR:-/tmp}); run.sh sets it
-#   TDEFS_KEEP=1       keep the work directory (daemon logs, wallets, backing files)
+#   TDEFS_KEEP=1       keep the work directory (daemon logs, wallets, backing files); it is
+#                      always kept when the test fails, unless TDEFS_KEEP_ON_FAIL=0
 #   TDEFS_MOUNT_OPTS   extra arguments for every mount, e.g. "-o cache=none"
+#
+# Shell options in force: set -euo pipefail and shopt -s nullglob.
 #
 # Variables for tests:
 #   TEST_NAME          script name without .sh
-#   TDEFS_BIN TDEKEY_BIN TDEFS_EXERCISER   binaries in the build directory
+#   TDEFS_BIN TDEKEY_BIN TDEFS_EXERCISER TDEFS_POSIX_CHECK   binaries in the build directory
 #   TDEFS_WORK         private work directory on a plain filesystem, mode 0755 (the postgres
 #                      user can traverse it); put reference files and logs here
 #   TDEFS_WALLET TDEFS_BACKING TDEFS_MNT   set by tdefs_setup ($TDEFS_MNT = $TDEFS_BACKING in
@@ -33,6 +37,7 @@
 #   have CMD               true if CMD (a name on PATH or an absolute path) is executable
 #   need_cmd CMD [PKG]     make CMD available: apt-get install PKG (default CMD) if missing,
 #                          running apt-get update once if the install fails; fail otherwise
+#   need_build FILE...     fail with build instructions unless each FILE is executable
 #   on_exit CMD            run the shell command CMD at exit, before unmounting (last
 #                          registered runs first); e.g. stop a database server. CMD can read
 #                          the test's exit status in $TDEFS_EXIT_STATUS (e.g. to show a log)
@@ -65,6 +70,7 @@ TDEFS_BUILD=${TDEFS_BUILD:-/work/main/build}
 TDEFS_BIN=$TDEFS_BUILD/fs/tdefs
 TDEKEY_BIN=$TDEFS_BUILD/tools/tdekey/tdekey
 TDEFS_EXERCISER=$TDEFS_BUILD/tests/mounted/tdefs-exerciser
+TDEFS_POSIX_CHECK=$TDEFS_BUILD/tests/mounted/tdefs-posix-check
 TDEFS_WALLET=${TDEFS_WALLET:-}
 TDEFS_BACKING=${TDEFS_BACKING:-}
 TDEFS_MNT=${TDEFS_MNT:-}
@@ -151,7 +157,7 @@ drop_caches() {
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 }
 
-tdefs__need_build() {
+need_build() {
 	local b
 	for b in "$@"; do
 		[[ -x $b ]] || fail "$b not found: build first (meson setup BUILD $TDEFS_SRC && ninja -C BUILD) and set TDEFS_BUILD=BUILD (now $TDEFS_BUILD)"
@@ -160,7 +166,7 @@ tdefs__need_build() {
 
 tdefs_make_wallet() {
 	is_plain && { mkdir -p "$1"; return 0; }
-	tdefs__need_build "$TDEKEY_BIN"
+	need_build "$TDEKEY_BIN"
 	"$TDEKEY_BIN" create --wallet "$1" --auto-login </dev/null >"$TDEFS_WORK/tdekey-create.log" 2>&1 ||
 		{ cat "$TDEFS_WORK/tdekey-create.log" >&2; fail "tdekey create --wallet $1 --auto-login failed"; }
 }
@@ -169,7 +175,7 @@ tdefs_init_backing() {
 	local wallet=$1 backing=$2
 	mkdir -p "$backing"
 	is_plain && return 0
-	tdefs__need_build "$TDEFS_BIN"
+	need_build "$TDEFS_BIN"
 	"$TDEFS_BIN" --init --wallet "$wallet" "$backing" </dev/null >"$TDEFS_WORK/tdefs-init.log" 2>&1 ||
 		{ cat "$TDEFS_WORK/tdefs-init.log" >&2; fail "tdefs --init --wallet $wallet $backing failed"; }
 }
@@ -192,7 +198,7 @@ tdefs_mount() {
 	shift 3
 	tdefs__args[$mnt]="$wallet"$'\n'"$backing"$'\n'"$*"
 	is_plain && return 0
-	tdefs__need_build "$TDEFS_BIN"
+	need_build "$TDEFS_BIN"
 	[[ -c /dev/fuse ]] || fail "/dev/fuse is missing: the mounted tests need FUSE"
 	have fusermount3 || need_cmd fusermount3 fuse3
 	mkdir -p "$mnt"

@@ -81,7 +81,7 @@ for t in "${tests[@]}"; do
 	dur=$(printf '%d.%ds' $((us / 1000000)) $((us / 100000 % 10)))
 	clean_leftovers
 	case $rc in
-	0) status=PASS; passed=$((passed + 1)); note= ;;
+	0) status=PASS; passed=$((passed + 1)); note=$(sed -n 's/^PASS: [^:]*: /  /p' "$logf" | tail -n 1) ;;
 	77) status=SKIP; skipped=$((skipped + 1)); note=" ($(grep -m1 '^SKIP:' "$logf" | sed 's/^SKIP: [^:]*: //'))" ;;
 	124 | 137) status=FAIL; failed=$((failed + 1)); note=" (time limit ${limit}s exceeded)" ;;
 	*) status=FAIL; failed=$((failed + 1)); note=" (exit status $rc)" ;;

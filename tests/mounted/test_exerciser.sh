@@ -12,7 +12,7 @@
 # TDEFS_EXERCISER_RANDOM_SEED (replaces the random seed of run 2, to reproduce it).
 . "$(dirname "$0")/lib.sh"
 
-tdefs__need_build "$TDEFS_EXERCISER"
+need_build "$TDEFS_EXERCISER"
 seed=${TDEFS_EXERCISER_SEED:-20240611}
 ops=${TDEFS_EXERCISER_OPS:-100000}
 rseed=${TDEFS_EXERCISER_RANDOM_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}

@@ -26,7 +26,6 @@ verify_dump=1
 do_verify=1
 randrepeat=1
 randseed=4242
-fallocate=none
 group_reporting=0
 
 [rand4k-buffered]

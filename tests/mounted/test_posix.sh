@@ -11,8 +11,8 @@
 #    contents, owners and modes across a remount (read back through decryption)
 . "$(dirname "$0")/lib.sh"
 
-checker=$TDEFS_BUILD/tests/mounted/tdefs-posix-check
-tdefs__need_build "$checker"
+checker=$TDEFS_POSIX_CHECK
+need_build "$checker"
 need_cmd runuser util-linux
 need_cmd fallocate util-linux
 id postgres >/dev/null 2>&1 || need_cmd /usr/lib/postgresql/15/bin/postgres postgresql-15
