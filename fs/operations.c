@@ -335,6 +335,41 @@ static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 											     : 0);
 }
 
+/*
+ * The application bypasses the page cache; so does the daemon, end to end, for the whole-block
+ * I/O that makes up a database's O_DIRECT traffic: it gets a backing descriptor of its own
+ * opened with O_DIRECT. Two threads may get here at once for one open: the first wins.
+ */
+static int open_direct(struct open_file *open_file)
+{
+	struct tdefs_inode *inode = open_file->inode;
+	char proc_path[64];
+	int expected = -1, fd;
+
+	if (__atomic_load_n(&open_file->direct_fd, __ATOMIC_ACQUIRE) >= 0)
+		return 0;
+	inode_proc_path(inode, proc_path, sizeof(proc_path));
+	fd = open(proc_path, (inode->crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (!__atomic_compare_exchange_n(&open_file->direct_fd, &expected, fd, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		close(fd);
+	return 0;
+}
+
+/*
+ * O_DIRECT set later with fcntl(F_SETFL), as InnoDB does, reaches no open handler; but every
+ * read and write request carries the file's current flags, so the switch happens here.
+ */
+static int direct_fd_for(struct open_file *open_file, const struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_DIRECT) && open_direct(open_file) < 0)
+		return -1; /* fall back to the buffered descriptor; the data path stays correct */
+	return (fi->flags & O_DIRECT) ? __atomic_load_n(&open_file->direct_fd, __ATOMIC_ACQUIRE)
+				      : -1;
+}
+
 static int open_common(struct tdefs_inode *inode, struct fuse_file_info *fi)
 {
 	struct open_file *open_file;
@@ -363,18 +398,8 @@ static int open_common(struct tdefs_inode *inode, struct fuse_file_info *fi)
 	open_file->inode = inode;
 	open_file->direct_fd = -1;
 	if (fi->flags & O_DIRECT) {
-		/*
-		 * The application bypasses the page cache; so does the daemon, end to end, for
-		 * the whole-block I/O that makes up a database's O_DIRECT traffic.
-		 */
-		char proc_path[64];
-
-		inode_proc_path(inode, proc_path, sizeof(proc_path));
-		open_file->direct_fd = open(proc_path,
-					    (inode->crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT |
-						    O_CLOEXEC);
-		if (open_file->direct_fd < 0) {
-			ret = -errno;
+		ret = open_direct(open_file);
+		if (ret < 0) {
 			free(open_file);
 			goto out_release;
 		}
@@ -441,8 +466,8 @@ static void tdefs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 	size_t length = 0;
 	int ret;
 
-	ret = file_read(open_file->inode, open_file->direct_fd, (uint64_t)offset, size, &data,
-			&length);
+	ret = file_read(open_file->inode, direct_fd_for(open_file, fi), (uint64_t)offset, size,
+			&data, &length);
 	if (ret < 0)
 		reply_result(req, ret);
 	else
@@ -459,7 +484,7 @@ static void tdefs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t 
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ret = file_write(open_file->inode, open_file->direct_fd, (const uint8_t *)buf, size,
+	ret = file_write(open_file->inode, direct_fd_for(open_file, fi), (const uint8_t *)buf, size,
 			 (uint64_t)offset);
 	if (ret < 0)
 		reply_result(req, ret);
