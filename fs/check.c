@@ -132,7 +132,14 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 		goto out_close;
 	}
 	if (ret < 0) {
-		problem(relative, "no valid header copy (not a tdefs file, or both copies damaged)");
+		struct file_header first, second;
+
+		if (header_copy_decode(image, &first) == 0 &&
+		    header_copy_decode(image + HEADER_COPY_SIZE, &second) == 0)
+			problem(relative, "header copies belong to two different files (spliced)");
+		else
+			problem(relative,
+				"no valid header copy (not a tdefs file, or both copies damaged)");
 		goto out_close;
 	}
 	count_key(header.key_id);

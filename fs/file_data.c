@@ -244,8 +244,8 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		return -EIO;
 	}
 	if (ret < 0) {
-		log_file_error_once(inode,
-				    "damaged header: neither copy passes its checksum");
+		log_file_error_once(inode, "damaged header: no usable copy (torn or corrupted, "
+					   "or the two copies come from different files)");
 		return -EIO;
 	}
 	deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);

@@ -137,6 +137,14 @@ int header_select(const uint8_t *data, size_t len, struct file_header *header, u
 		return -EBADMSG;
 	}
 	/*
+	 * Two valid copies always describe the same file. Copies that disagree on the file ID were
+	 * spliced together from two files (a copy pasted over one half of a header): neither can
+	 * be trusted to hold this file's key.
+	 */
+	if (results[0] == 0 && results[1] == 0 &&
+	    memcmp(candidates[0].file_id, candidates[1].file_id, FILE_ID_SIZE) != 0)
+		return -EBADMSG;
+	/*
 	 * A copy from a newer format that is not torn may be the most recent write; using the
 	 * older copy beside it could silently drop that change, so refuse instead.
 	 */

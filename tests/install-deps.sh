@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_packages=(gcc pkg-config meson ninja-build libfuse3-dev fuse3 libssl-dev libxxhash-dev
 	libcmocka-dev)
-test_packages=(clang libclang-rt-14-dev fio sqlite3 postgresql-15 postgresql-contrib xxhash
+test_packages=(clang libclang-rt-14-dev fio sqlite3 libsqlite3-dev postgresql-15 postgresql-contrib xxhash
 	util-linux procps psmisc valgrind)
 
 mode=${1:-build}

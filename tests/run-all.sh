@@ -4,6 +4,8 @@
 #   build/        warnings as errors; cmocka unit tests, then the mounted integration tests
 #   build-asan/   ASan+UBSan and fault injection; the unit tests and the wallet crash test
 #   build-fuzz/   clang libFuzzer targets, each run for a bounded time on its seed corpus
+# then the mounted integration tests (tests/mounted) and the reliability tests (tests/reliability)
+# against build/.
 # It ends with one line "N passed, N failed" and exits non-zero if anything failed.
 # Options: --quick skips the fuzzers and the sanitizer build (for iterating locally).
 set -uo pipefail
@@ -92,19 +94,28 @@ if [ "$quick" -eq 0 ]; then
 	fi
 fi
 
+# A script suite that ends with "N passed, N failed": its counts join ours.
+run_script_suite() { # label script
+	local label=$1 script=$2 log status suite_pass suite_fail
+	log=$(mktemp)
+	TDEFS_BUILD="$top/build" bash "$script" 2>&1 | tee "$log"
+	status=${PIPESTATUS[0]}
+	suite_pass=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\1/p' "$log" | tail -n 1)
+	suite_fail=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\2/p' "$log" | tail -n 1)
+	passed=$((passed + ${suite_pass:-0}))
+	failed=$((failed + ${suite_fail:-0}))
+	if [ "$status" -ne 0 ] || [ -z "$suite_pass" ]; then
+		failures+=("$label")
+		[ -z "$suite_pass" ] && failed=$((failed + 1))
+	fi
+	rm -f "$log"
+}
+
 note "mounted integration tests"
-mounted_log=$(mktemp)
-TDEFS_BUILD="$top/build" bash tests/mounted/run.sh 2>&1 | tee "$mounted_log"
-mounted_status=${PIPESTATUS[0]}
-mounted_pass=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\1/p' "$mounted_log" | tail -n 1)
-mounted_fail=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\2/p' "$mounted_log" | tail -n 1)
-passed=$((passed + ${mounted_pass:-0}))
-failed=$((failed + ${mounted_fail:-0}))
-if [ "$mounted_status" -ne 0 ] || [ -z "$mounted_pass" ]; then
-	failures+=("mounted tests")
-	[ -z "$mounted_pass" ] && failed=$((failed + 1))
-fi
-rm -f "$mounted_log"
+run_script_suite "mounted tests" tests/mounted/run.sh
+
+note "reliability tests (crashes under databases, concurrency, bad backing states)"
+run_script_suite "reliability tests" tests/reliability/run.sh
 
 note "summary"
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"

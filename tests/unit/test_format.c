@@ -350,6 +350,11 @@ static void test_spliced_fields_fail_the_seal(void **state)
 	memcpy(first.wrapped_keys, second.wrapped_keys, sizeof(first.wrapped_keys));
 	memcpy(first.tag, second.tag, GCM_TAG_SIZE);
 	assert_int_equal(header_unseal(&first, in.mek, deks), -EBADMSG);
+	/* One copy of another file's header pasted over half of this one: refused as a whole. */
+	struct file_header chosen;
+	unsigned slot;
+	memcpy(image_a + HEADER_COPY_SIZE, image_b + HEADER_COPY_SIZE, HEADER_COPY_SIZE);
+	assert_int_equal(header_select(image_a, sizeof(image_a), &chosen, &slot), -EBADMSG);
 	/* A forged field (here the sequence) with a recomputed checksum also fails. */
 	second.sequence += 5;
 	assert_int_equal(header_unseal(&second, in.mek, deks), -EBADMSG);
