@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what is missing, builds tdefs three ways and
 # runs every test:
-#   build/        warnings as errors; cmocka unit tests, then the mounted integration tests
-#   build-asan/   ASan+UBSan and fault injection; the unit tests and the wallet crash test
+#   build/        warnings as errors; cmocka unit tests (also under valgrind memcheck), then the
+#                 mounted integration tests
+#   build-asan/   ASan+UBSan and fault injection; the unit tests, the wallet crash test, and a
+#                 subset of the mounted tests with the sanitized daemon and tools
 #   build-fuzz/   clang libFuzzer targets, each run for a bounded time on its seed corpus
 # then the mounted integration tests (tests/mounted) and the reliability tests (tests/reliability)
 # against build/.
@@ -41,6 +43,24 @@ run_meson_tests() { # label builddir suites...
 	rm -f "$log"
 }
 
+# A script suite that ends with "N passed, N failed": its counts join ours.
+run_script_suite() { # label build script [filters...]
+	local label=$1 build=$2 script=$3 log status suite_pass suite_fail
+	shift 3
+	log=$(mktemp)
+	TDEFS_BUILD="$top/$build" bash "$script" "$@" 2>&1 | tee "$log"
+	status=${PIPESTATUS[0]}
+	suite_pass=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\1/p' "$log" | tail -n 1)
+	suite_fail=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\2/p' "$log" | tail -n 1)
+	passed=$((passed + ${suite_pass:-0}))
+	failed=$((failed + ${suite_fail:-0}))
+	if [ "$status" -ne 0 ] || [ -z "$suite_pass" ]; then
+		failures+=("$label")
+		[ -z "$suite_pass" ] && failed=$((failed + 1))
+	fi
+	rm -f "$log"
+}
+
 setup_build() { # dir meson-options...
 	local dir=$1
 	shift
@@ -62,12 +82,25 @@ record "build" $?
 note "unit tests"
 run_meson_tests "unit tests" build
 
+note "unit tests under valgrind memcheck"
+run_meson_tests "valgrind unit tests" build crypto format test_wallet_format test_wallet_directory \
+	--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite' \
+	--timeout-multiplier 4
+
 if [ "$quick" -eq 0 ]; then
 	note "ASan+UBSan build with fault injection"
 	if setup_build build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dfault_injection=true; then
-		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-			run_meson_tests "sanitizer unit tests" build-asan
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+		export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+		run_meson_tests "sanitizer unit tests" build-asan
+		note "mounted tests with the ASan+UBSan daemon and tools"
+		# A subset that drives every daemon path (I/O, holes, headers, rotation, rekey,
+		# crashes) in a few minutes; the full suite runs with build/ below.
+		TDEFS_EXERCISER_OPS=30000 TDEFS_CRASH_ROUNDS=5 TDEFS_REKEY_CRASH_ROUNDS=10 \
+			run_script_suite "mounted tests under ASan" build-asan tests/mounted/run.sh \
+			exerciser bad_input ciphertext posix rotation secrets rewrap_crash rekey_crash
+		unset ASAN_OPTIONS UBSAN_OPTIONS
 	else
 		record "sanitizer build" 1
 	fi
@@ -94,28 +127,11 @@ if [ "$quick" -eq 0 ]; then
 	fi
 fi
 
-# A script suite that ends with "N passed, N failed": its counts join ours.
-run_script_suite() { # label script
-	local label=$1 script=$2 log status suite_pass suite_fail
-	log=$(mktemp)
-	TDEFS_BUILD="$top/build" bash "$script" 2>&1 | tee "$log"
-	status=${PIPESTATUS[0]}
-	suite_pass=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\1/p' "$log" | tail -n 1)
-	suite_fail=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\2/p' "$log" | tail -n 1)
-	passed=$((passed + ${suite_pass:-0}))
-	failed=$((failed + ${suite_fail:-0}))
-	if [ "$status" -ne 0 ] || [ -z "$suite_pass" ]; then
-		failures+=("$label")
-		[ -z "$suite_pass" ] && failed=$((failed + 1))
-	fi
-	rm -f "$log"
-}
-
 note "mounted integration tests"
-run_script_suite "mounted tests" tests/mounted/run.sh
+run_script_suite "mounted tests" build tests/mounted/run.sh
 
 note "reliability tests (crashes under databases, concurrency, bad backing states)"
-run_script_suite "reliability tests" tests/reliability/run.sh
+run_script_suite "reliability tests" build tests/reliability/run.sh
 
 note "summary"
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
