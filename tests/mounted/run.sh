@@ -11,10 +11,13 @@
 # another, sorted by name. One line per test (PASS/FAIL/SKIP and duration) and a last line
 # "N passed, N failed[, N skipped]"; the exit status is non-zero if any test failed. Logs are
 # kept in a printed directory when something fails.
+# TDEFS_SUITE_DIR and TDEFS_SUITE_NAME let another suite (tests/reliability) use this runner for
+# its own test_*.sh.
 set -euo pipefail
 shopt -s nullglob
 
-here=$(cd "$(dirname "$0")" && pwd)
+here=${TDEFS_SUITE_DIR:-$(cd "$(dirname "$0")" && pwd)}
+suite=${TDEFS_SUITE_NAME:-mounted}
 verbose=0
 default_limit=${TDEFS_TEST_TIMEOUT:-600}
 while getopts "vb:t:h" o; do
@@ -42,7 +45,7 @@ for t in $(printf '%s\n' "$here"/test_*.sh | LC_ALL=C sort); do
 done
 ((${#tests[@]} > 0)) || { echo "run.sh: no test matches: $*" >&2; exit 2; }
 
-rundir=$(mktemp -d "${TMPDIR:-/tmp}/tdefs-mounted.XXXXXX")
+rundir=$(mktemp -d "${TMPDIR:-/tmp}/tdefs-$suite.XXXXXX")
 chmod 0755 "$rundir"
 mkdir "$rundir/logs"
 export TDEFS_TMPDIR=$rundir
@@ -57,7 +60,7 @@ clean_leftovers() {
 	done
 }
 
-echo "tdefs mounted tests: ${#tests[@]} test(s), build ${TDEFS_BUILD:-/work/main/build}$([[ ${TDEFS_TEST_PLAIN:-0} == 1 ]] && echo ', PLAIN MODE (no mount)'), logs in $rundir/logs"
+echo "tdefs $suite tests: ${#tests[@]} test(s), build ${TDEFS_BUILD:-/work/main/build}$([[ ${TDEFS_TEST_PLAIN:-0} == 1 ]] && echo ', PLAIN MODE (no mount)'), logs in $rundir/logs"
 passed=0 failed=0 skipped=0
 failed_names=()
 suite_t0=${EPOCHREALTIME/./}

@@ -12,106 +12,12 @@
 # Needs root and /dev/fuse. Tests run one after another, sorted by name. One line per test
 # (PASS/FAIL/SKIP and duration) and a last line "N passed, N failed[, N skipped]"; the exit
 # status is non-zero if any test failed. Logs are kept in a printed directory when something
-# fails. The default suite takes about 3-4 minutes on 2 cores (plus ~15 s for the first TSan build); for soak runs raise the rounds:
+# fails. The default suite takes about 3-4 minutes on 2 cores (plus ~15 s for the first TSan
+# build); for soak runs raise the rounds:
 #   TDEFS_REL_PG_ROUNDS (10)  TDEFS_REL_SQLITE_ROUNDS (30)  TDEFS_REL_MARIADB_ROUNDS (6)
 #   TDEFS_REL_CONC_ROUNDS (6)  TDEFS_REL_SEED (random; printed by every test that uses it)
 #   TDEFS_REL_TSAN=0 skips the ThreadSanitizer run; TDEFS_TSAN_BUILD names its build directory
 # (and the per-test "# timeout:" lines with TDEFS_TEST_TIMEOUT / -t).
-set -euo pipefail
-shopt -s nullglob
-
+# The runner itself is tests/mounted/run.sh (same options, same output).
 here=$(cd "$(dirname "$0")" && pwd)
-verbose=0
-default_limit=${TDEFS_TEST_TIMEOUT:-600}
-while getopts "vb:t:h" o; do
-	case $o in
-	v) verbose=1 ;;
-	b) TDEFS_BUILD=$(cd "$OPTARG" && pwd); export TDEFS_BUILD ;;
-	t) default_limit=$OPTARG ;;
-	h) sed -n '2,20p' "$0"; exit 0 ;;
-	*) exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-
-tests=()
-for t in $(printf '%s\n' "$here"/test_*.sh | LC_ALL=C sort); do
-	name=$(basename "$t" .sh)
-	if (($# > 0)); then
-		keep=0
-		for f in "$@"; do
-			[[ $name == *"$f"* ]] && keep=1
-		done
-		((keep)) || continue
-	fi
-	tests+=("$t")
-done
-((${#tests[@]} > 0)) || { echo "run.sh: no test matches: $*" >&2; exit 2; }
-
-rundir=$(mktemp -d "${TMPDIR:-/tmp}/tdefs-reliability.XXXXXX")
-chmod 0755 "$rundir"
-mkdir "$rundir/logs"
-export TDEFS_TMPDIR=$rundir
-
-# A test killed at its time limit can leave a mount (and its daemon) behind; clear them so the
-# next test and the machine are not affected.
-clean_leftovers() {
-	local m
-	for m in $(findmnt -rn -o TARGET | grep "^$rundir/" | sort -r); do
-		echo "    run.sh: leftover mount $m; lazy unmount" >&2
-		fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-	done
-}
-
-echo "tdefs reliability tests: ${#tests[@]} test(s), build ${TDEFS_BUILD:-/work/main/build}, logs in $rundir/logs"
-passed=0 failed=0 skipped=0
-failed_names=()
-suite_t0=${EPOCHREALTIME/./}
-for t in "${tests[@]}"; do
-	name=$(basename "$t" .sh)
-	limit=$(sed -n 's/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$t" | head -n 1)
-	limit=${limit:-$default_limit}
-	# An explicit -t or TDEFS_TEST_TIMEOUT larger than the script's own limit wins (soak runs).
-	if ((default_limit > limit)) && [[ -n ${TDEFS_TEST_TIMEOUT:-} || $default_limit != 600 ]]; then
-		limit=$default_limit
-	fi
-	logf=$rundir/logs/$name.log
-	t0=${EPOCHREALTIME/./}
-	rc=0
-	if ((verbose)); then
-		echo "==== $name (limit ${limit}s)"
-		set +e
-		timeout -k 20 "$limit" bash "$t" </dev/null 2>&1 | tee "$logf"
-		rc=${PIPESTATUS[0]}
-		set -e
-	else
-		timeout -k 20 "$limit" bash "$t" </dev/null >"$logf" 2>&1 || rc=$?
-	fi
-	us=$((${EPOCHREALTIME/./} - t0))
-	dur=$(printf '%d.%ds' $((us / 1000000)) $((us / 100000 % 10)))
-	clean_leftovers
-	case $rc in
-	0) status=PASS; passed=$((passed + 1)); note= ;;
-	77) status=SKIP; skipped=$((skipped + 1)); note=" ($(grep -m1 '^SKIP:' "$logf" | sed 's/^SKIP: [^:]*: //'))" ;;
-	124 | 137) status=FAIL; failed=$((failed + 1)); note=" (time limit ${limit}s exceeded)" ;;
-	*) status=FAIL; failed=$((failed + 1)); note=" (exit status $rc)" ;;
-	esac
-	printf '%-4s %-24s %8s%s\n' "$status" "$name" "$dur" "$note"
-	if [[ $status == FAIL ]]; then
-		failed_names+=("$name")
-		if ((!verbose)); then
-			tail -n 60 "$logf" | sed 's/^/    | /'
-		fi
-	fi
-done
-us=$((${EPOCHREALTIME/./} - suite_t0))
-echo "total $((us / 1000000))s"
-summary="$passed passed, $failed failed"
-((skipped == 0)) || summary+=", $skipped skipped"
-if ((failed > 0)); then
-	echo "failed: ${failed_names[*]}; full logs in $rundir/logs"
-elif [[ ${TDEFS_KEEP:-0} != 1 ]]; then
-	rm -rf --one-file-system "$rundir"
-fi
-echo "$summary"
-((failed == 0))
+TDEFS_SUITE_DIR=$here TDEFS_SUITE_NAME=reliability exec bash "$here/../mounted/run.sh" "$@"
