@@ -345,7 +345,7 @@ tdefs__on_exit() {
 	if [[ -n ${TDEFS_WORK:-} && -d $TDEFS_WORK ]]; then
 		if [[ ${TDEFS_KEEP:-0} == 1 || ($rc != 0 && $rc != 77 && ${TDEFS_KEEP_ON_FAIL:-1} == 1) ]]; then
 			echo "$TEST_NAME: work directory kept: $TDEFS_WORK" >&2
-		elif findmnt -rn -o TARGET | grep -q "^$TDEFS_WORK/"; then
+		elif findmnt -rn -o TARGET | grep "^$TDEFS_WORK/" >/dev/null; then
 			echo "$TEST_NAME: something is still mounted under $TDEFS_WORK; not removing it" >&2
 		else
 			rm -rf --one-file-system "$TDEFS_WORK"

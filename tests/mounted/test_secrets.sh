@@ -11,7 +11,7 @@ pid=${tdefs__pid[$TDEFS_MNT]}
 grep -Eq '^Max core file size +0 +0 ' "/proc/$pid/limits" ||
 	fail "core dumps are not disabled: $(grep 'core file' "/proc/$pid/limits")"
 locked_kb=$(awk '/^VmLck:/ {print $2}' "/proc/$pid/status")
-if ldd "$TDEFS_BIN" | grep -q libasan; then
+if ldd "$TDEFS_BIN" | grep libasan >/dev/null; then
 	# AddressSanitizer turns mlock and mlockall into no-ops (its shadow memory cannot be locked).
 	log "AddressSanitizer build: memory locking is not in effect, not checked"
 else

@@ -98,7 +98,7 @@ need_cmd meson
 need_cmd ninja ninja-build
 build_tsan || { tail -n 30 "$TDEFS_WORK/tsan-build.log" >&2; fail "cannot build the daemon with -Db_sanitize=thread (log above)"; }
 
-ldd "$tsan_build/fs/tdefs" | grep -q libtsan || fail "$tsan_build/fs/tdefs is not linked with the ThreadSanitizer runtime"
+ldd "$tsan_build/fs/tdefs" | grep libtsan >/dev/null || fail "$tsan_build/fs/tdefs is not linked with the ThreadSanitizer runtime"
 export TSAN_OPTIONS="halt_on_error=0 detect_deadlocks=1 second_deadlock_stack=1 history_size=3 ${TSAN_OPTIONS:-}"
 tsan_backing=$TDEFS_WORK/backing-tsan
 tsan_mnt=$TDEFS_WORK/mnt-tsan
