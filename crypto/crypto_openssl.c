@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -335,20 +336,47 @@ static bool crypto_xts_direct_dispatch(void)
  */
 typedef void unit_context;
 
-/* Enough for the daemon's worker threads; beyond it contexts are freed instead of pooled. */
-#define XTS_POOL_SIZE 32
+/*
+ * The context pool. A request borrows one context per call (the daemon's worker threads share a
+ * file's key), so the borrow and return are on the path of every 4 KiB request. A mutex there
+ * cost about 110 instructions per request and, worse, bounced its cache line between cores on
+ * every request: with two threads at 4 KiB that held decryption at 0.84 of the bare loop. The
+ * pool is therefore a set of single-pointer slots, each on its own cache line, taken with one
+ * atomic exchange and refilled with one compare-and-swap; each thread starts at its own slot,
+ * so in the steady state a thread keeps reusing one context on one line no other core touches.
+ * Contexts are only borrowed for the duration of a cipher call (never across I/O), so the
+ * number in use at once is about the number of CPUs; 16 slots cover that, and when more are in
+ * use the extra contexts are copied from the template and freed instead of pooled.
+ */
+#define XTS_POOL_SIZE 16
+#define CACHE_LINE 64
+
+struct pool_slot {
+	_Alignas(CACHE_LINE) _Atomic(unit_context *) ctx;
+};
 
 struct xts_context_pool {
-	unit_context *template_context;
-	unit_context *idle[XTS_POOL_SIZE]; /* guarded by xts_key.lock */
-	unsigned idle_count;               /* guarded by xts_key.lock */
+	struct pool_slot slots[XTS_POOL_SIZE];
+	unit_context *template_context; /* never used for data, only copied */
 };
 
 struct xts_key {
-	pthread_mutex_t lock;
-	bool direct; /* xts_direct_ready when the key was made; fixed for the key's life */
 	struct xts_context_pool pool[2]; /* [0] decrypt, [1] encrypt */
+	bool direct; /* xts_direct_ready when the key was made; fixed for the key's life */
 };
+
+/* This thread's first slot to try; threads are spread over the slots as they first arrive. */
+static unsigned thread_slot(void)
+{
+	static atomic_uint next_slot;
+	static _Thread_local unsigned slot_plus_one;
+
+	if (!slot_plus_one)
+		slot_plus_one = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) %
+					XTS_POOL_SIZE +
+				1;
+	return slot_plus_one - 1;
+}
 
 static void unit_context_free(bool direct, unit_context *ctx)
 {
@@ -407,10 +435,11 @@ int xts_key_new(const uint8_t key[XTS_KEY_SIZE], struct xts_key **out)
 
 	if (algorithms_ready() < 0)
 		return -ENOTSUP;
-	xts = calloc(1, sizeof(*xts));
+	/* Aligned so that each pool slot really has a cache line of its own. */
+	xts = aligned_alloc(CACHE_LINE, sizeof(*xts));
 	if (!xts)
 		return -ENOMEM;
-	pthread_mutex_init(&xts->lock, NULL);
+	memset(xts, 0, sizeof(*xts));
 	xts->direct = crypto_xts_direct_dispatch();
 	for (int encrypt = 0; encrypt < 2; encrypt++) {
 		xts->pool[encrypt].template_context = keyed_context(xts->direct, key, encrypt);
@@ -428,48 +457,64 @@ void xts_key_free(struct xts_key *xts)
 {
 	if (!xts)
 		return;
+	/* The caller guarantees no call is in flight, so every pooled context is in a slot. */
 	for (int encrypt = 0; encrypt < 2; encrypt++) {
 		struct xts_context_pool *pool = &xts->pool[encrypt];
 
-		for (unsigned i = 0; i < pool->idle_count; i++)
-			unit_context_free(xts->direct, pool->idle[i]);
+		for (unsigned i = 0; i < XTS_POOL_SIZE; i++)
+			unit_context_free(xts->direct, atomic_load(&pool->slots[i].ctx));
 		unit_context_free(xts->direct, pool->template_context);
 	}
-	pthread_mutex_destroy(&xts->lock);
 	free(xts);
 }
 
 static unit_context *borrow_context(struct xts_key *xts, bool encrypt)
 {
 	struct xts_context_pool *pool = &xts->pool[encrypt];
-	unit_context *ctx = NULL;
+	unsigned first = thread_slot();
 
-	pthread_mutex_lock(&xts->lock);
-	if (pool->idle_count > 0)
-		ctx = pool->idle[--pool->idle_count];
-	pthread_mutex_unlock(&xts->lock);
-	if (ctx)
-		return ctx;
+	for (unsigned n = 0; n < XTS_POOL_SIZE; n++) {
+		struct pool_slot *slot = &pool->slots[(first + n) % XTS_POOL_SIZE];
+		unit_context *ctx;
+
+		/* A plain load first: an empty slot costs no locked instruction, no line steal. */
+		if (!atomic_load_explicit(&slot->ctx, memory_order_relaxed))
+			continue;
+		ctx = atomic_exchange_explicit(&slot->ctx, NULL, memory_order_acquire);
+		if (ctx)
+			return ctx;
+	}
 	return copy_context(xts->direct, pool->template_context);
 }
 
 static void return_context(struct xts_key *xts, bool encrypt, unit_context *ctx)
 {
 	struct xts_context_pool *pool = &xts->pool[encrypt];
+	unsigned first = thread_slot();
 
-	pthread_mutex_lock(&xts->lock);
-	if (pool->idle_count < XTS_POOL_SIZE) {
-		pool->idle[pool->idle_count++] = ctx;
-		ctx = NULL;
+	for (unsigned n = 0; n < XTS_POOL_SIZE; n++) {
+		struct pool_slot *slot = &pool->slots[(first + n) % XTS_POOL_SIZE];
+		unit_context *empty = NULL;
+
+		if (atomic_load_explicit(&slot->ctx, memory_order_relaxed))
+			continue;
+		if (atomic_compare_exchange_strong_explicit(&slot->ctx, &empty, ctx,
+							    memory_order_release,
+							    memory_order_relaxed))
+			return;
 	}
-	pthread_mutex_unlock(&xts->lock);
 	unit_context_free(xts->direct, ctx);
 }
 
 static inline void tweak_for_unit(uint8_t tweak[16], uint64_t unit_number)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* Two stores instead of a byte loop (58 instructions per unit at -O2 with GCC 12). */
+	memcpy(tweak, &unit_number, 8);
+#else
 	for (int i = 0; i < 8; i++)
 		tweak[i] = (uint8_t)(unit_number >> (8 * i));
+#endif
 	memset(tweak + 8, 0, 8);
 }
 
