@@ -88,6 +88,12 @@ struct tdefs_daemon {
 	enum cache_mode cache;
 	double timeout;
 	bool read_only;
+	/*
+	 * -o xattr=off: every xattr request is answered ENOSYS, which the kernel remembers for the
+	 * mount. Without it the kernel asks for security.capability before every buffered write
+	 * (FUSE never sets SB_NOSEC), one extra round trip per write(2): docs/PERFORMANCE.md.
+	 */
+	bool xattr_off;
 	bool debug;
 	struct fuse_session *session;
 };

@@ -669,6 +669,19 @@ static void tdefs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* --- extended attributes: stored on the backing object as they are (docs/SECURITY.md) ---- */
 
+/*
+ * With -o xattr=off every xattr request gets ENOSYS rather than EOPNOTSUPP: the kernel then
+ * stops sending that request type for the mount's lifetime and answers EOPNOTSUPP itself,
+ * which is what removes the GETXATTR(security.capability) round trip before each write.
+ */
+static bool xattr_disabled(fuse_req_t req)
+{
+	if (!daemon_state.xattr_off)
+		return false;
+	fuse_reply_err(req, ENOSYS);
+	return true;
+}
+
 static int xattr_path(struct tdefs_inode *inode, char *buf, size_t len)
 {
 	/* The /proc link of an O_PATH descriptor would follow a symlink to its target. */
@@ -692,8 +705,11 @@ static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 {
 	char path[64], *value = NULL;
 	ssize_t n;
-	int ret = xattr_path(get_inode(ino), path, sizeof(path));
+	int ret;
 
+	if (xattr_disabled(req))
+		return;
+	ret = xattr_path(get_inode(ino), path, sizeof(path));
 	if (ret < 0) {
 		reply_result(req, ret);
 		return;
@@ -711,8 +727,11 @@ static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char path[64], *value = NULL;
 	ssize_t n;
-	int ret = xattr_path(get_inode(ino), path, sizeof(path));
+	int ret;
 
+	if (xattr_disabled(req))
+		return;
+	ret = xattr_path(get_inode(ino), path, sizeof(path));
 	if (ret < 0) {
 		reply_result(req, ret);
 		return;
@@ -730,8 +749,11 @@ static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, con
 			   size_t size, int flags)
 {
 	char path[64];
-	int ret = xattr_path(get_inode(ino), path, sizeof(path));
+	int ret;
 
+	if (xattr_disabled(req))
+		return;
+	ret = xattr_path(get_inode(ino), path, sizeof(path));
 	if (ret == 0 && setxattr(path, name, value, size, flags) < 0)
 		ret = -errno;
 	reply_result(req, ret);
@@ -740,8 +762,11 @@ static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, con
 static void tdefs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	char path[64];
-	int ret = xattr_path(get_inode(ino), path, sizeof(path));
+	int ret;
 
+	if (xattr_disabled(req))
+		return;
+	ret = xattr_path(get_inode(ino), path, sizeof(path));
 	if (ret == 0 && removexattr(path, name) < 0)
 		ret = -errno;
 	reply_result(req, ret);

@@ -55,6 +55,7 @@
 #                          previous ones): afterwards every byte read comes from the backing
 #                          files through decryption, not from a cache
 #   tdefs_daemon_log [MNT] path of the daemon log of MNT (default $TDEFS_MNT)
+#   tdefs_daemon_pid [MNT] process ID of the daemon of MNT (default $TDEFS_MNT)
 #   tdefs_teardown         unmount everything mounted by this script (the EXIT trap calls it)
 #   drop_caches            sync and drop the kernel page cache if permitted
 #
@@ -178,6 +179,11 @@ tdefs_init_backing() {
 	need_build "$TDEFS_BIN"
 	"$TDEFS_BIN" --init --wallet "$wallet" "$backing" </dev/null >"$TDEFS_WORK/tdefs-init.log" 2>&1 ||
 		{ cat "$TDEFS_WORK/tdefs-init.log" >&2; fail "tdefs --init --wallet $wallet $backing failed"; }
+}
+
+tdefs_daemon_pid() {
+	local mnt=${1:-$TDEFS_MNT}
+	echo "${tdefs__pid[$mnt]:-}"
 }
 
 tdefs_daemon_log() {
