@@ -59,6 +59,16 @@ struct tdefs_inode {
 	ino_t backing_ino;
 	mode_t file_type; /* S_IFMT bits */
 
+	/*
+	 * The kernel asks for security.capability before every buffered write (xattrs on). Bit 0
+	 * set: the backing object is known to have none, so the answer comes from here without a
+	 * getxattr(2). Only a setxattr of that name through the mount can add one (the backing
+	 * directory is the daemon's alone; chown and writes only ever remove it), and it adds 2
+	 * and clears bit 0, so a lookup that raced with it cannot set the bit (compare-and-swap
+	 * on the generation it started with). Atomic accesses only.
+	 */
+	uint64_t file_capability_state;
+
 	/* Guarded by the inode table lock. */
 	uint64_t lookup_count;
 	struct tdefs_inode *hash_next;

@@ -682,6 +682,22 @@ static bool xattr_disabled(fuse_req_t req)
 	return true;
 }
 
+static bool is_file_capability(const char *name)
+{
+	return strcmp(name, "security.capability") == 0;
+}
+
+/* After a setxattr of security.capability: forget "has none", and bump the generation. */
+static void file_capability_changed(struct tdefs_inode *inode)
+{
+	uint64_t state = __atomic_load_n(&inode->file_capability_state, __ATOMIC_ACQUIRE);
+
+	while (!__atomic_compare_exchange_n(&inode->file_capability_state, &state,
+					    (state | 1) + 1, false, __ATOMIC_ACQ_REL,
+					    __ATOMIC_ACQUIRE))
+		;
+}
+
 static int xattr_path(struct tdefs_inode *inode, char *buf, size_t len)
 {
 	/* The /proc link of an O_PATH descriptor would follow a symlink to its target. */
@@ -703,13 +719,23 @@ static void reply_xattr_result(fuse_req_t req, ssize_t n, size_t size, const cha
 
 static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	struct tdefs_inode *inode = get_inode(ino);
 	char path[64], *value = NULL;
+	uint64_t capability_state = 0;
+	bool capability = is_file_capability(name);
 	ssize_t n;
 	int ret;
 
 	if (xattr_disabled(req))
 		return;
-	ret = xattr_path(get_inode(ino), path, sizeof(path));
+	if (capability) {
+		capability_state = __atomic_load_n(&inode->file_capability_state, __ATOMIC_ACQUIRE);
+		if (capability_state & 1) {
+			fuse_reply_err(req, ENODATA);
+			return;
+		}
+	}
+	ret = xattr_path(inode, path, sizeof(path));
 	if (ret < 0) {
 		reply_result(req, ret);
 		return;
@@ -719,6 +745,10 @@ static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 		return;
 	}
 	n = getxattr(path, name, value, size);
+	if (n < 0 && errno == ENODATA && capability)
+		__atomic_compare_exchange_n(&inode->file_capability_state, &capability_state,
+					    capability_state | 1, false, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED);
 	reply_xattr_result(req, n, size, value);
 	free(value);
 }
@@ -756,6 +786,8 @@ static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, con
 	ret = xattr_path(get_inode(ino), path, sizeof(path));
 	if (ret == 0 && setxattr(path, name, value, size, flags) < 0)
 		ret = -errno;
+	if (ret == 0 && is_file_capability(name))
+		file_capability_changed(get_inode(ino));
 	reply_result(req, ret);
 }
 

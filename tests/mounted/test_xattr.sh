@@ -1,7 +1,11 @@
 #!/bin/bash
 # timeout: 180
-# -o xattr=off: the mount serves no extended attributes, and the kernel stops asking.
-#  - on a default mount (the control) xattrs round-trip, so the request trace counts GETXATTRs
+# Extended attributes and the kernel's per-write file-capability check.
+#  - default mount: xattrs round-trip; the daemon remembers that a file has no
+#    security.capability (the kernel asks before every buffered write), and forgets it when one
+#    is set: a file given a capability after such writes loses it on its next write, as on any
+#    filesystem (the kernel must see it to remove it)
+#  - -o xattr=off: the mount serves no extended attributes, and the kernel stops asking
 #  - with xattr=off: setfattr/getfattr fail with "Operation not supported", nothing reaches the
 #    backing file, and after 400 buffered writes the trace shows at most one GETXATTR (the one
 #    answered ENOSYS): the per-write security.capability lookup that docs/PERFORMANCE.md
@@ -12,6 +16,8 @@
 
 need_cmd setfattr attr
 need_cmd getfattr attr
+need_cmd setcap libcap2-bin
+need_cmd getcap libcap2-bin
 is_plain && skip "needs the daemon's request trace"
 
 count_getxattr() { # daemon log
@@ -33,6 +39,16 @@ buffered_writes "$TDEFS_MNT/written-on"
 with_xattrs=$(($(count_getxattr "$(tdefs_daemon_log)") - before))
 log "default mount: $with_xattrs GETXATTR requests for 400 buffered writes"
 ((with_xattrs >= 1)) || fail "the request trace shows no GETXATTR on the default mount"
+
+log "file capabilities: set after writes that found none, removed by the next write"
+cp /bin/true "$TDEFS_MNT/tool"
+buffered_writes "$TDEFS_MNT/tool" # the daemon now knows: no capability
+setcap cap_net_raw+ep "$TDEFS_MNT/tool"
+[[ $(getcap "$TDEFS_MNT/tool") == *cap_net_raw* ]] || fail "setcap on the mount did not stick"
+[[ $(getcap "$TDEFS_BACKING/tool") == *cap_net_raw* ]] || fail "the capability is not on the backing file"
+dd if=/dev/zero of="$TDEFS_MNT/tool" bs=1 count=1 conv=notrunc status=none
+[[ -z $(getcap "$TDEFS_MNT/tool") ]] ||
+	fail "a write did not remove the file capability (the daemon still answered 'none'): $(getcap "$TDEFS_MNT/tool")"
 tdefs_umount "$TDEFS_MNT"
 
 tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT" -d -o xattr=off
