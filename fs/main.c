@@ -504,23 +504,26 @@ static int run_mount(struct command_line *cmd)
 	ret = 1;
 
 	/*
-	 * Request buffers (libfuse's receive buffer, our scratch buffer) are about 1 MiB per
-	 * worker thread. A fixed mmap threshold makes every one of them its own mapping, returned
-	 * to the kernel when freed; with glibc's default sliding threshold they would land in the
-	 * threads' malloc arenas after the first free, and stay resident there for good, since
-	 * locked pages (mlockall above) are never trimmed. That is the difference between 43 and
-	 * 20 MiB of RSS after a large-request workload (docs/PERFORMANCE.md).
+	 * Buffers of up to 1 MiB (libfuse's receive buffers, scratch buffers, the data rekey's
+	 * 880 KiB chunks) each get their own mapping, returned to the kernel when freed. With
+	 * glibc's sliding threshold they land in the threads' malloc arenas after the first free
+	 * and stay resident for good once their thread ends, since locked pages (mlockall above)
+	 * are never trimmed: with worker threads that came and went, 67 against 20 MiB of RSS
+	 * after a mixed load (docs/PERFORMANCE.md). Rekey job threads still come and go.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	loop_config = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(loop_config, 0);
 	/*
-	 * Each worker thread keeps a receive buffer and a scratch buffer of about 1 MiB each, so
-	 * the thread count bounds the daemon's memory (it stays under 64 MiB with 1,000 open
-	 * files); 12 threads keep 2 cores and a deep device queue busy.
+	 * Eight worker threads, started on demand and never ended (idle = max). Each keeps a
+	 * receive buffer and a scratch buffer of up to 1 MiB, so the count bounds memory (under
+	 * 64 MiB with 1,000 open files). Fewer idle than max made libfuse end and start threads
+	 * all the time under bursty writeback (450 clone3/s under random writes), each paying
+	 * for fresh stacks and buffers: 25 % more daemon CPU on 1 MiB writes. Eight cover two
+	 * cores plus requests blocked in fsync (docs/PERFORMANCE.md).
 	 */
-	fuse_loop_cfg_set_idle_threads(loop_config, 4);
-	fuse_loop_cfg_set_max_threads(loop_config, 12);
+	fuse_loop_cfg_set_idle_threads(loop_config, 8);
+	fuse_loop_cfg_set_max_threads(loop_config, 8);
 	ret = fuse_session_loop_mt(session, loop_config) == 0 ? 0 : 1;
 	fuse_loop_cfg_destroy(loop_config);
 	control_stop();

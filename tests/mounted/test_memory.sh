@@ -2,10 +2,11 @@
 # timeout: 300
 # The daemon's resident memory stays under 64 MiB with 1,000 open files (issue 6), also on a
 # mount that has just served a heavy load: buffered and O_DIRECT requests of 4 KiB to 1 MiB from 12
-# parallel jobs grow the worker threads to their maximum and their request buffers to 1 MiB. Those
-# buffers must go back to the kernel when a worker exits: before the daemon fixed its mmap
-# threshold they stayed in the exited threads' malloc arenas, locked, and RSS after such a load
-# was 76 MiB. tdefs-open-many (bench/) creates the 1,000 files, writes and fdatasyncs 8 KiB in
+# parallel jobs grow the worker threads to their maximum and their request buffers to 1 MiB.
+# What this guards: with worker threads ended and restarted under load (libfuse's default
+# idle policy) and glibc's sliding mmap threshold, the exited threads' buffers stayed in their
+# malloc arenas, locked, and RSS after this load was 67 MiB (76 MiB after bench/compare's fio
+# jobs). tdefs-open-many (bench/) creates the 1,000 files, writes and fdatasyncs 8 KiB in
 # each, holds them all open and reads the daemon's VmRSS.
 . "$(dirname "$0")/lib.sh"
 
