@@ -778,16 +778,17 @@ static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			   size_t size, int flags)
 {
+	struct tdefs_inode *inode = get_inode(ino);
 	char path[64];
 	int ret;
 
 	if (xattr_disabled(req))
 		return;
-	ret = xattr_path(get_inode(ino), path, sizeof(path));
+	ret = xattr_path(inode, path, sizeof(path));
 	if (ret == 0 && setxattr(path, name, value, size, flags) < 0)
 		ret = -errno;
 	if (ret == 0 && is_file_capability(name))
-		file_capability_changed(get_inode(ino));
+		file_capability_changed(inode);
 	reply_result(req, ret);
 }
 
