@@ -6,8 +6,8 @@
 #   build-asan/   ASan+UBSan and fault injection; the unit tests, the wallet crash test, and a
 #                 subset of the mounted tests with the sanitized daemon and tools
 #   build-fuzz/   clang libFuzzer targets, each run for a bounded time on its seed corpus
-# then the mounted integration tests (tests/mounted) and the reliability tests (tests/reliability)
-# against build/.
+# then the mounted integration tests (tests/mounted), the reliability tests (tests/reliability)
+# and the security tests (tests/security) against build/.
 # It ends with one line "N passed, N failed" and exits non-zero if anything failed.
 # Options: --quick skips the fuzzers and the sanitizer build (for iterating locally).
 set -uo pipefail
@@ -132,6 +132,9 @@ run_script_suite "mounted tests" build tests/mounted/run.sh
 
 note "reliability tests (crashes under databases, concurrency, bad backing states)"
 run_script_suite "reliability tests" build tests/reliability/run.sh
+
+note "security tests (attacks by an unprivileged local user, uid 65534)"
+run_script_suite "security tests" build tests/security/run.sh
 
 note "summary"
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"

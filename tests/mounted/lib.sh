@@ -58,6 +58,8 @@
 #   tdefs_daemon_pid [MNT] process ID of the daemon of MNT (default $TDEFS_MNT)
 #   tdefs_teardown         unmount everything mounted by this script (the EXIT trap calls it)
 #   drop_caches            sync and drop the kernel page cache if permitted
+#   as_nobody CMD...       run CMD as uid/gid 65534 with no groups or capabilities (the local
+#                          attacker of tests/security); returns CMD's status
 #
 # Exit status of a test: 0 pass, 1 fail, 77 skip. A daemon that crashes or exits non-zero at
 # unmount turns a passing test into a failure.
@@ -156,6 +158,13 @@ on_exit() {
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+}
+
+# Run a command as the unprivileged local user every security test plays: uid and gid 65534
+# (nobody/nogroup), no supplementary groups, no capabilities. The command's exit status is
+# returned, so `as_nobody CMD && fail ...` asserts that the attack was refused.
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all -- "$@"
 }
 
 need_build() {
