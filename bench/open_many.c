@@ -1,5 +1,5 @@
 /*
- * tdefs-open-many: the memory measurement of issue 6. It creates COUNT files in a directory on
+ * tdefs-open-many: the memory measurement of docs/PERFORMANCE.md. It creates COUNT files in a directory on
  * a mounted filesystem, writes one 8 KiB page to each and fdatasyncs it (so the daemon has
  * really opened the file, unwrapped its DEK and run its cipher contexts, not just answered a
  * lookup), keeps every file open, and then reads VmRSS and VmHWM of the daemon's process from

@@ -1,65 +1,25 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what is missing, builds tdefs three ways and
-# runs every test:
-#   build/        warnings as errors; cmocka unit tests (also under valgrind memcheck), then the
-#                 mounted integration tests
-#   build-asan/   ASan+UBSan and fault injection; the unit tests, the wallet crash test, and a
-#                 subset of the mounted tests with the sanitized daemon and tools
-#   build-fuzz/   clang libFuzzer targets, each run for a bounded time on its seed corpus
-# then the mounted integration tests (tests/mounted), the reliability tests (tests/reliability)
-# and the security tests (tests/security) against build/.
-# It ends with one line "N passed, N failed" and exits non-zero if anything failed.
-# Options: --quick skips the fuzzers and the sanitizer build (for iterating locally).
+# runs every meson test suite (tests/meson.build lists them):
+#   build/        warnings as errors: unit and keystore suites, the C unit tests again under
+#                 valgrind memcheck, then the system suites mounted, reliability, security and
+#                 compat (root, /dev/fuse, real fio, sqlite3, PostgreSQL and MariaDB)
+#   build-asan/   ASan+UBSan and fault injection: unit and keystore suites, and a subset of the
+#                 mounted suite with the sanitized daemon and tools
+#   build-fuzz/   clang libFuzzer targets (suite fuzz), each for TDEFS_FUZZ_SECONDS (20) on its
+#                 seed corpus
+# Each `meson test` prints its own summary; the last line is "N passed, N failed, N skipped",
+# counted from meson's JSON logs, and the exit status is non-zero if anything failed.
+# Options: --quick skips the sanitizer and fuzzer builds (for iterating locally).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-top=$(pwd)
 quick=0
 [ "${1:-}" = --quick ] && quick=1
-fuzz_seconds=${TDEFS_FUZZ_SECONDS:-20}
 
-passed=0
-failed=0
-failures=()
+failed_steps=()
+logs=()
 
 note() { printf '\n=== %s\n' "$*"; }
-record() { # name status
-	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
-}
-
-# meson test, counted test by test from its summary lines.
-run_meson_tests() { # label builddir suites...
-	local label=$1 dir=$2 log ok fail
-	shift 2
-	log=$(mktemp)
-	meson test -C "$dir" --print-errorlogs "$@" 2>&1 | tee "$log"
-	ok=$(awk '/^Ok:/ {print $2}' "$log")
-	fail=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $NF} END {print s + 0}' "$log")
-	passed=$((passed + ${ok:-0}))
-	failed=$((failed + fail))
-	if [ "${ok:-0}" -eq 0 ] || [ "$fail" -ne 0 ]; then
-		failures+=("$label")
-		[ "${ok:-0}" -eq 0 ] && failed=$((failed + 1))
-	fi
-	rm -f "$log"
-}
-
-# A script suite that ends with "N passed, N failed": its counts join ours.
-run_script_suite() { # label build script [filters...]
-	local label=$1 build=$2 script=$3 log status suite_pass suite_fail
-	shift 3
-	log=$(mktemp)
-	TDEFS_BUILD="$top/$build" bash "$script" "$@" 2>&1 | tee "$log"
-	status=${PIPESTATUS[0]}
-	suite_pass=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\1/p' "$log" | tail -n 1)
-	suite_fail=$(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed.*/\2/p' "$log" | tail -n 1)
-	passed=$((passed + ${suite_pass:-0}))
-	failed=$((failed + ${suite_fail:-0}))
-	if [ "$status" -ne 0 ] || [ -z "$suite_pass" ]; then
-		failures+=("$label")
-		[ -z "$suite_pass" ] && failed=$((failed + 1))
-	fi
-	rm -f "$log"
-}
 
 setup_build() { # dir meson-options...
 	local dir=$1
@@ -68,22 +28,34 @@ setup_build() { # dir meson-options...
 		meson setup --reconfigure "$dir" "$@" >/dev/null
 	else
 		meson setup "$dir" "$@" >/dev/null
-	fi && ninja -C "$dir"
+	fi && ninja -C "$dir" >/dev/null || { failed_steps+=("build $dir"); return 1; }
+}
+
+# meson test in BUILD with a log of its own, counted at the end. Meson names the log
+# NAME[-SETUP][-WRAPPER].json; every NAME here is no prefix of another.
+run_suites() { # build name meson-test-arguments...
+	local dir=$1 name=$2 log
+	shift 2
+	rm -f "$dir/meson-logs/$name".json "$dir/meson-logs/$name"-*.json
+	meson test -C "$dir" --print-errorlogs --logbase "$name" "$@" || true
+	log=$(ls "$dir/meson-logs/$name".json "$dir/meson-logs/$name"-*.json 2>/dev/null | head -n 1)
+	logs+=("${log:-$dir/meson-logs/$name.json}")
 }
 
 note "installing missing packages"
 tests/install-deps.sh test || { echo "run-all: cannot install the packages the tests need" >&2; exit 1; }
 
 note "build (warnings are errors)"
-setup_build build --werror -Dbuildtype=debugoptimized
-record "build" $?
-[ "$failed" -eq 0 ] || { echo "0 passed, 1 failed"; exit 1; }
+if ! setup_build build --werror -Dbuildtype=debugoptimized; then
+	echo "0 passed, 1 failed"
+	exit 1
+fi
 
-note "unit tests"
-run_meson_tests "unit tests" build
+note "unit and keystore suites"
+run_suites build unit --suite unit --suite keystore
 
-note "unit tests under valgrind memcheck"
-run_meson_tests "valgrind unit tests" build crypto format test_wallet_format test_wallet_directory \
+note "C unit tests under valgrind memcheck"
+run_suites build valgrind crypto format test_wallet_format test_wallet_directory \
 	--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite' \
 	--timeout-multiplier 4
 
@@ -93,50 +65,67 @@ if [ "$quick" -eq 0 ]; then
 		-Dfault_injection=true; then
 		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 		export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-		run_meson_tests "sanitizer unit tests" build-asan
+		run_suites build-asan asan-unit --suite unit --suite keystore
 		note "mounted tests with the ASan+UBSan daemon and tools"
 		# A subset that drives every daemon path (I/O, holes, headers, rotation, rekey,
-		# crashes) in a few minutes; the full suite runs with build/ below.
+		# crashes) in a few minutes; the whole suite runs with build/ below.
 		TDEFS_EXERCISER_OPS=30000 TDEFS_CRASH_ROUNDS=5 TDEFS_REKEY_CRASH_ROUNDS=10 \
-			run_script_suite "mounted tests under ASan" build-asan tests/mounted/run.sh \
-			exerciser bad_input ciphertext posix rotation secrets rewrap_crash rekey_crash
+			run_suites build-asan asan-mounted --setup system --timeout-multiplier 2 \
+			test_exerciser test_bad_input test_ciphertext test_posix test_rotation \
+			test_secrets test_rewrap_crash test_rekey_crash
 		unset ASAN_OPTIONS UBSAN_OPTIONS
-	else
-		record "sanitizer build" 1
 	fi
 
-	note "fuzzers (${fuzz_seconds}s each)"
+	note "fuzzers (${TDEFS_FUZZ_SECONDS:-20}s each)"
 	if CC=clang setup_build build-fuzz -Dfuzzers=true -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link; then
-		while IFS= read -r fuzzer; do
-			name=$(basename "$fuzzer")
-			# Seeds: the corpus folder beside the target's source, read-only.
-			seeds=()
-			for dir in $(find "$top/tests" -type d -name "corpus*"); do seeds+=("$dir"); done
-			work=$(mktemp -d)
-			echo "fuzzing $name"
-			"$fuzzer" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
-				-print_final_stats=0 "$work" "${seeds[@]}" >"$work.log" 2>&1
-			status=$?
-			[ $status -eq 0 ] || tail -n 40 "$work.log"
-			record "fuzz $name" $status
-			rm -rf "$work" "$work.log"
-		done < <(find build-fuzz -type f -perm -u+x -name 'fuzz_*' | sort)
-	else
-		record "fuzzer build" 1
+		run_suites build-fuzz fuzz --suite fuzz
 	fi
 fi
 
-note "mounted integration tests"
-run_script_suite "mounted tests" build tests/mounted/run.sh
+note "mounted suite"
+run_suites build mounted --setup system --suite mounted
 
-note "reliability tests (crashes under databases, concurrency, bad backing states)"
-run_script_suite "reliability tests" build tests/reliability/run.sh
+note "reliability suite (crashes under databases, concurrency, bad backing states)"
+run_suites build reliability --setup system --suite reliability
 
-note "security tests (attacks by an unprivileged local user, uid 65534)"
-run_script_suite "security tests" build tests/security/run.sh
+note "security suite (attacks by an unprivileged local user, uid 65534)"
+run_suites build security --setup system --suite security
+
+note "compat suite (backing directories and wallets made by earlier releases)"
+run_suites build compat --setup system --suite compat
 
 note "summary"
-[ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+python3 - "${failed_steps[@]/#/--step=}" -- "${logs[@]}" <<'PY'
+import json, sys
+args = sys.argv[1:]
+split = args.index('--')
+steps, logs = [a[len('--step='):] for a in args[:split]], args[split + 1:]
+passed = failed = skipped = 0
+failures = ['%s (did not build)' % s for s in steps]
+failed += len(steps)
+for path in logs:
+    run = path.rsplit('/', 1)[-1][:-len('.json')]
+    try:
+        records = [json.loads(line) for line in open(path) if line.strip()]
+    except OSError:
+        failures.append('%s (meson test did not run)' % run)
+        failed += 1
+        continue
+    if not records:
+        failures.append('%s (no test ran)' % run)
+        failed += 1
+    for record in records:
+        result = record.get('result')
+        if result in ('OK', 'EXPECTEDFAIL'):
+            passed += 1
+        elif result == 'SKIP':
+            skipped += 1
+        else:
+            failed += 1
+            failures.append('%s: %s (%s)' % (run, record.get('name'), result))
+for failure in failures:
+    print('failed:', failure)
+print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
+sys.exit(1 if failed else 0)
+PY

@@ -5,15 +5,15 @@
 # which turns on `set -euo pipefail`, creates a private work directory ($TDEFS_WORK) and installs
 # an EXIT trap that runs the registered cleanups, unmounts every filesystem this script mounted
 # and removes the work directory. A test ends with `pass`, `fail MSG` or `skip MSG`; an error
-# anywhere (set -e) also fails it. run.sh runs the tests; a test script can also be run alone.
+# anywhere (set -e) also fails it. meson test runs the tests (tests/meson.build); a script can also be run alone.
 #
 # Environment (all optional):
-#   TDEFS_BUILD        build directory (default /work/main/build) with fs/tdefs,
+#   TDEFS_BUILD        build directory (default build/ in the source tree) with fs/tdefs,
 #                      tools/tdekey/tdekey and tests/mounted/tdefs-exerciser
 #   TDEFS_TEST_PLAIN=1 no FUSE mount: the backing directory itself is the "mount point". For
 #                      developing tests without the daemon; tdefs_remount then only syncs and
 #                      drops the page cache. Tests that need the daemon should `skip` in it.
-#   TDEFS_TMPDIR       parent of the work directory (default ${TMPDIR:-/tmp}); run.sh sets it
+#   TDEFS_TMPDIR       parent of the work directory (default ${TMPDIR:-/tmp}); the meson wrapper sets it
 #   TDEFS_KEEP=1       keep the work directory (daemon logs, wallets, backing files); it is
 #                      always kept when the test fails, unless TDEFS_KEEP_ON_FAIL=0
 #   TDEFS_MOUNT_OPTS   extra arguments for every mount, e.g. "-o cache=none"
@@ -32,7 +32,7 @@
 #   log MSG...             progress line "[name +12.3s] MSG" on stderr
 #   fail MSG...            "FAIL: name: MSG" on stderr, exit 1 (cleanup runs from the trap)
 #   pass [MSG...]          "PASS: name MSG", exit 0
-#   skip MSG...            "SKIP: name: MSG", exit 77 (run.sh counts it as skipped)
+#   skip MSG...            "SKIP: name: MSG", exit 77 (meson counts it as skipped)
 #   is_plain               true in TDEFS_TEST_PLAIN mode
 #   have CMD               true if CMD (a name on PATH or an absolute path) is executable
 #   need_cmd CMD [PKG]     make CMD available: apt-get install PKG (default CMD) if missing,
@@ -69,7 +69,7 @@ shopt -s nullglob
 
 TEST_NAME=$(basename "$0" .sh)
 TDEFS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-TDEFS_BUILD=${TDEFS_BUILD:-/work/main/build}
+TDEFS_BUILD=${TDEFS_BUILD:-$TDEFS_SRC/build}
 TDEFS_BIN=$TDEFS_BUILD/fs/tdefs
 TDEKEY_BIN=$TDEFS_BUILD/tools/tdekey/tdekey
 TDEFS_EXERCISER=$TDEFS_BUILD/tests/mounted/tdefs-exerciser

@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 420
 # The randomised model-based exerciser (tdefs-exerciser) against a tdefs mount:
 #  1. the default run: a fixed seed, 100,000 operations, plus a 4-thread concurrent phase on
 #     stripes that share blocks; the files are then compared again after a remount, so the

@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 300
 # fio with --verify=crc32c on the mount: random 4 KiB and 8 KiB writes, buffered (psync) and
 # direct=1 (libaio, queue depth 16), four jobs at once on their own files. Every block carries a
 # crc32c and its offset; fio reads them all back after writing (verify_fatal). Then the mount is

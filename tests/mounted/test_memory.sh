@@ -1,6 +1,5 @@
 #!/bin/bash
-# timeout: 300
-# The daemon's resident memory stays under 64 MiB with 1,000 open files (issue 6), also on a
+# The daemon's resident memory stays under 64 MiB with 1,000 open files (docs/PERFORMANCE.md), also on a
 # mount that has just served a heavy load: buffered and O_DIRECT requests of 4 KiB to 1 MiB from 12
 # parallel jobs grow the worker threads to their maximum and their request buffers to 1 MiB.
 # What this guards: with worker threads ended and restarted under load (libfuse's default

@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 180
 # POSIX behaviour databases and their tools rely on, and persistence across a remount:
 #  - tdefs-posix-check (posix_check.c) as root and as the postgres user: edge file sizes, I/O
 #    past 4 GiB, unlink/rename of open files, renameat2 flags, links, O_APPEND, O_DIRECT, locks,

@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 420
 # PostgreSQL 15 (Debian's postgresql-15) with its data directory on the mount, run as the
 # postgres user (the mount is made by root with allow_other and default_permissions):
 #  - initdb --data-checksums, start on a private unix socket (no TCP), small max_wal_size so

@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 420
 # Both rekeys against a running PostgreSQL: pgbench runs on the mount while a master-key rotation
 # (tdekey set-key + tderekey rewrap) and a full data rekey (tderekey data) run at the same time;
 # no transaction fails, pgbench's invariant holds, and after a clean stop pg_checksums --check

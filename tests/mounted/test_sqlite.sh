@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 300
 # SQLite in WAL mode on the mount (WAL uses a shared mmap of the -shm file and POSIX locks).
 #  1. A deterministic write-heavy script: 120 transactions of 100 inserts (rows up to 3 KB, so
 #     overflow pages), updates and deletes, two indexes, a tiny page cache so pages are re-read

@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 180
 # Extended attributes and the kernel's per-write file-capability check.
 #  - default mount: xattrs round-trip; the daemon remembers that a file has no
 #    security.capability (the kernel asks before every buffered write), and forgets it when one

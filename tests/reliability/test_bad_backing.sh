@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 240
 # Bad backing states not covered by tests/mounted/test_bad_input.sh (garbage and truncated
 # headers, unknown key, read-only and full backing are there). Each must give a clear error for
 # the file concerned and lose nothing else:

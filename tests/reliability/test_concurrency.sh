@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 420
 # Concurrency against a model (tdefs-rel-conc, see concurrency.c): several processes write and
 # read one file at overlapping and non-overlapping unaligned ranges, with truncates, fallocate
 # (0, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE) and whole-record writes under and without OFD locks;

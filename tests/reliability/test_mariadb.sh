@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 420
 # MariaDB (InnoDB, Debian's mariadb-server-core: the server binaries of mariadb-server without
 # its service scripts) with its datadir on the mount and innodb_flush_method=O_DIRECT, run
 # privately: --user=mysql, own socket and pid file in the work directory, skip-networking, no

@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 420
 # The tdefs daemon dies under PostgreSQL: PostgreSQL 15 (Debian's postgresql-15, run privately
 # as the postgres user: its own data directory on the mount, socket in the work directory, no
 # TCP, no Debian cluster) with initdb --data-checksums and pgbench -i -s 2. Then rounds

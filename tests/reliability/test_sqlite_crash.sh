@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 300
 # The tdefs daemon dies under SQLite in WAL mode (synchronous=FULL, small autocheckpoint so the
 # database file is written too, shared-memory wal-index and POSIX locks through the mount).
 # Rounds (TDEFS_REL_SQLITE_ROUNDS, default 30), each:

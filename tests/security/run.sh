@@ -8,4 +8,4 @@
 # Needs root and /dev/fuse. Soak lengths: TDEFS_SEC_RACE_SECONDS (30) for the rename races.
 # The runner itself is tests/mounted/run.sh (same options, same output).
 here=$(cd "$(dirname "$0")" && pwd)
-TDEFS_SUITE_DIR=$here TDEFS_SUITE_NAME=security exec bash "$here/../mounted/run.sh" "$@"
+TDEFS_SUITE_NAME=security exec bash "$here/../mounted/run.sh" "$@"
