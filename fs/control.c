@@ -180,7 +180,14 @@ static void serve(int fd)
 	socklen_t peer_len = sizeof(peer);
 	size_t used = 0;
 
+	/*
+	 * The greeting first, before the request is read: the tool checks that it reached the
+	 * daemon of the mount it means before it sends anything that would start a job.
+	 */
 	reply_add(&reply, "device %s\nmount_point %s\n", served_device, served_mount_point);
+	if (write(fd, reply.text, reply.used) < 0)
+		return;
+	reply.used = 0;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) < 0 ||
 	    (peer.uid != 0 && peer.uid != getuid())) {
 		reply_add(&reply, "error permission denied: only root or the user who mounted "

@@ -226,10 +226,10 @@ void backing_scan_free(struct backing_scan *scan);
  * directory is writable only by the mount's owner (FUSE's user_id= in the mount table): root's
  * mounts use /run/tdefs, another user's /run/user/UID/tdefs (or $XDG_RUNTIME_DIR/tdefs); the
  * socket is 0600. Only root and the user who mounted may use it (SO_PEERCRED, both ways: a tool
- * talks only to a server run by root or the mount's owner). Requests are one line; every reply
- * starts with "device MAJOR:MINOR" and "mount_point PATH" of the mount the daemon serves (the
- * tool compares the device with the path's), then "key value" lines, ending with "ok" or
- * "error MESSAGE".
+ * talks only to a server run by root or the mount's owner). On connecting the daemon sends
+ * "device MAJOR:MINOR" and "mount_point PATH" of the mount it serves (the tool compares the
+ * device with the path's before it sends anything). Requests are one line; replies are
+ * "key value" lines ending with "ok" or "error MESSAGE".
  *   status                       backing, wallet, active key, both jobs' state and counters
  *   reload                       re-read the wallet now
  *   rewrap-start RATE            rewrap every header under the active key (RATE headers/s)

@@ -8,8 +8,9 @@
  *      (FUSE's user_id= in the mount table), a real directory owned by root or that owner and
  *      writable by nobody else, holding a socket owned by one of them, not writable by others;
  *   2. the server's SO_PEERCRED uid: root or the mount's owner;
- *   3. every reply starts with the device number of the mount the daemon serves: it must be the
- *      one of the path asked about (a daemon of another mount, a stale name, is refused).
+ *   3. the daemon's greeting names the device number of the mount it serves: it must be the
+ *      one of the path asked about (a daemon of another mount, a stale name, is refused)
+ *      before the request is sent.
  * A failed check is EXIT_UNTRUSTED with a message that says which one and what to fix.
  */
 #include "tools/tderekey/tderekey.h"
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +185,25 @@ static int connect_channel(const struct channel *channel, const char *mount_poin
 	return fd;
 }
 
+/*
+ * A FUSE mount without allow_other (another user's) refuses even root a stat(2). Its mount
+ * point is still in the mount table: realpath(3) reads links only, which the mount root
+ * answers without asking its daemon. Sets st_dev; errno is left as stat set it otherwise.
+ */
+static bool mount_point_of_closed_mount(const char *path, struct stat *st)
+{
+	int saved = errno;
+	char *resolved = saved == EACCES ? realpath(path, NULL) : NULL;
+	struct mount_entry entry;
+	bool found = resolved && mount_find_by_point(resolved, &entry) == 0;
+
+	free(resolved);
+	errno = saved;
+	if (found)
+		st->st_dev = makedev(entry.major, entry.minor);
+	return found;
+}
+
 int control_request(const char *path, const char *request, struct control_reply *reply)
 {
 	struct channel channel;
@@ -193,7 +214,7 @@ int control_request(const char *path, const char *request, struct control_reply 
 	int fd, ret;
 
 	memset(reply, 0, sizeof(*reply));
-	if (stat(path, &st) < 0) {
+	if (stat(path, &st) < 0 && !mount_point_of_closed_mount(path, &st)) {
 		fprintf(stderr, "tderekey: %s: %s\n", path, strerror(errno));
 		return EXIT_USAGE;
 	}
@@ -209,6 +230,34 @@ int control_request(const char *path, const char *request, struct control_reply 
 	close(channel.directory_fd);
 	if (fd < 0)
 		return -fd;
+	/* The greeting: two lines, naming the mount this daemon serves. */
+	while (used < sizeof(reply->text) - 1) {
+		char *newline = memchr(reply->text, '\n', used);
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t got;
+
+		if (newline && memchr(newline + 1, '\n', used - (size_t)(newline + 1 - reply->text)))
+			break;
+		if (poll(&pfd, 1, 5000) <= 0)
+			break;
+		got = read(fd, reply->text + used, sizeof(reply->text) - 1 - used);
+		if (got <= 0)
+			break;
+		used += (size_t)got;
+	}
+	reply->text[used] = '\0';
+	snprintf(expected, sizeof(expected), "%u:%u", major(st.st_dev), minor(st.st_dev));
+	if (!reply_value(reply, "device", device, sizeof(device)) || strcmp(device, expected) != 0) {
+		if (!reply_value(reply, "mount_point", served, sizeof(served)))
+			snprintf(served, sizeof(served), "?");
+		fprintf(stderr,
+			"tderekey: %s: refusing %s: it comes from the daemon of device %s (%s), not "
+			"of this mount (device %s)\n",
+			entry.mount_point, channel.path, device, served, expected);
+		close(fd);
+		memset(reply, 0, sizeof(*reply));
+		return EXIT_UNTRUSTED;
+	}
 	/*
 	 * The daemon may answer and close before reading a request it refuses (another user):
 	 * a failed send is not the end, the refusal is still there to read.
@@ -223,17 +272,6 @@ int control_request(const char *path, const char *request, struct control_reply 
 	}
 	close(fd);
 	reply->text[used] = '\0';
-	snprintf(expected, sizeof(expected), "%u:%u", major(st.st_dev), minor(st.st_dev));
-	if (!reply_value(reply, "device", device, sizeof(device)) || strcmp(device, expected) != 0) {
-		if (!reply_value(reply, "mount_point", served, sizeof(served)))
-			snprintf(served, sizeof(served), "?");
-		fprintf(stderr,
-			"tderekey: %s: refusing the reply on %s: it comes from the daemon of device "
-			"%s (%s), not of this mount (device %s)\n",
-			entry.mount_point, channel.path, used ? device : "(no reply)", served, expected);
-		memset(reply, 0, sizeof(*reply));
-		return EXIT_UNTRUSTED;
-	}
 	/* The last line says how it went. */
 	char *last = reply->text + used;
 	while (last > reply->text && last[-1] == '\n')
