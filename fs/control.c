@@ -1,13 +1,18 @@
 /*
- * The control channel: an abstract Unix socket the tools reach by naming any path on the mount
- * (protocol in fs/format.h). One thread accepts connections and answers one request each; the
- * requests are cheap (status, starting or stopping a job), so serving them one at a time keeps
- * this simple. Peers are checked with SO_PEERCRED: root or the user who mounted.
+ * The control channel: a Unix socket file the tools reach by naming any path on the mount
+ * (protocol in fs/format.h). It lives in a directory only the daemon's user can write
+ * (/run/tdefs for root), so nobody else can take its name first or put a socket of theirs
+ * there; the socket is 0600 and every peer is checked again with SO_PEERCRED: root or the user
+ * who mounted. The socket is made before the mount goes to the background (control_open), so
+ * a mount that cannot have its channel fails where its caller sees it; one thread then accepts
+ * connections and answers one request each (control_start). The requests are cheap (status,
+ * starting or stopping a job), so serving them one at a time keeps this simple.
  */
 #include "fs/daemon.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <poll.h>
@@ -15,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -24,6 +30,17 @@
 static int listen_fd = -1;
 static int stop_pipe[2] = { -1, -1 };
 static pthread_t control_thread;
+static bool thread_running;
+/* The socket's directory and name, and the inode bind made: removed at stop only if still ours. */
+static int directory_fd = -1;
+static char socket_name[64];
+static char directory_path[PATH_MAX];
+static char socket_display[PATH_MAX + 80];
+static dev_t socket_dev;
+static ino_t socket_ino;
+/* What every reply starts with: which mount this daemon serves. */
+static char served_device[32];
+static char served_mount_point[PATH_MAX];
 
 struct reply {
 	char text[8192];
@@ -163,6 +180,14 @@ static void serve(int fd)
 	socklen_t peer_len = sizeof(peer);
 	size_t used = 0;
 
+	/*
+	 * The greeting first, before the request is read: the tool checks that it reached the
+	 * daemon of the mount it means before it sends anything that would start a job.
+	 */
+	reply_add(&reply, "device %s\nmount_point %s\n", served_device, served_mount_point);
+	if (write(fd, reply.text, reply.used) < 0)
+		return;
+	reply.used = 0;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) < 0 ||
 	    (peer.uid != 0 && peer.uid != getuid())) {
 		reply_add(&reply, "error permission denied: only root or the user who mounted "
@@ -213,45 +238,255 @@ static void *accept_loop(void *unused)
 	return NULL;
 }
 
-int control_start(const char *mountpoint)
+/* The address of NAME in the directory open as DIRECTORY: by descriptor, never by path again. */
+static socklen_t socket_address(int directory, const char *name, struct sockaddr_un *address)
 {
-	struct sockaddr_un address = { .sun_family = AF_UNIX };
+	int n;
+
+	memset(address, 0, sizeof(*address));
+	address->sun_family = AF_UNIX;
+	n = snprintf(address->sun_path, sizeof(address->sun_path), "/proc/self/fd/%d/%s", directory,
+		     name);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
+}
+
+/*
+ * BASE/NAME as a directory that only our user can write: made with MODE if missing; if it is
+ * there, it must be a real directory (not a symlink) owned by us, with no write bits for group
+ * or others (and, for a user's own directory, no access for them at all). BASE itself must not
+ * be writable by others, who could otherwise rename our directory away and put theirs there.
+ */
+static int open_private_directory(const char *base, const char *name, mode_t mode,
+				  char *error, size_t error_size)
+{
+	uid_t uid = geteuid();
+	mode_t forbidden = uid == 0 ? 022 : 077;
+	char path[PATH_MAX];
+	bool created;
+	struct stat st;
+	int base_fd, fd, ret;
+
+	snprintf(path, sizeof(path), "%s/%s", base, name);
+	base_fd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (base_fd < 0 || fstat(base_fd, &st) < 0) {
+		ret = -errno;
+		snprintf(error, error_size, "%s: %s", base, strerror(errno));
+		goto out;
+	}
+	if ((st.st_uid != 0 && st.st_uid != uid) || (st.st_mode & 022)) {
+		snprintf(error, error_size,
+			 "%s (owner uid %u, mode %04o) can be changed by others, who could replace "
+			 "%s; fix: chown %u %s; chmod go-w %s",
+			 base, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), path,
+			 (unsigned)uid, base, base);
+		ret = -EPERM;
+		goto out;
+	}
+	created = mkdirat(base_fd, name, mode) == 0;
+	if (!created && errno != EEXIST) {
+		ret = -errno;
+		snprintf(error, error_size, "cannot create %s: %s", path, strerror(errno));
+		goto out;
+	}
+	fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		if (fstatat(base_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+			snprintf(error, error_size,
+				 "%s is %s, not a directory that only %s can write; fix: rm %s "
+				 "(tdefs then creates it)",
+				 path, S_ISLNK(st.st_mode) ? "a symlink" : "not a directory",
+				 uid == 0 ? "root" : "the mounting user", path);
+		else
+			snprintf(error, error_size, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (created && fchmod(fd, mode) < 0) {
+		ret = -errno;
+		snprintf(error, error_size, "chmod %04o %s: %s", (unsigned)mode, path, strerror(errno));
+		close(fd);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || st.st_uid != uid || (st.st_mode & forbidden)) {
+		snprintf(error, error_size,
+			 "%s (owner uid %u, mode %04o) must be owned by uid %u and %s; fix: chown %u "
+			 "%s; chmod %04o %s",
+			 path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)uid,
+			 uid == 0 ? "not writable by group or others" : "closed to group and others",
+			 (unsigned)uid, path, (unsigned)mode, path);
+		close(fd);
+		ret = -EPERM;
+		goto out;
+	}
+	snprintf(directory_path, sizeof(directory_path), "%s", path);
+	ret = fd;
+out:
+	if (base_fd >= 0)
+		close(base_fd);
+	return ret;
+}
+
+/*
+ * Root's sockets go to /run/tdefs. Another user's go to their runtime directory, where the tools
+ * look too: /run/user/UID (made by the login manager) or else $XDG_RUNTIME_DIR.
+ */
+static int open_socket_directory(char *error, size_t error_size)
+{
+	uid_t uid = geteuid();
+	const char *runtime = getenv("XDG_RUNTIME_DIR");
+	char base[64];
+	struct stat st;
+
+	if (uid == 0)
+		return open_private_directory("/run", "tdefs", 0755, error, error_size);
+	snprintf(base, sizeof(base), "/run/user/%u", (unsigned)uid);
+	if (lstat(base, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == uid)
+		return open_private_directory(base, "tdefs", 0700, error, error_size);
+	if (runtime && runtime[0] == '/')
+		return open_private_directory(runtime, "tdefs", 0700, error, error_size);
+	snprintf(error, error_size,
+		 "no runtime directory for the control channel: %s is missing and XDG_RUNTIME_DIR "
+		 "is not set (log in through the login manager, or set XDG_RUNTIME_DIR to a "
+		 "directory of yours with mode 0700)",
+		 base);
+	return -ENOENT;
+}
+
+/*
+ * A socket left by a daemon that died is removed; anything else under our name (another file
+ * type, or a socket someone still listens on) is not ours to remove.
+ */
+static int remove_stale_socket(char *error, size_t error_size)
+{
+	struct sockaddr_un address;
+	socklen_t length;
+	struct stat st;
+	int probe, connected;
+
+	if (fstatat(directory_fd, socket_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(error, error_size, "%s exists and is not a socket; fix: rm %s",
+			 socket_display, socket_display);
+		return -EEXIST;
+	}
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return -errno;
+	length = socket_address(directory_fd, socket_name, &address);
+	connected = connect(probe, (struct sockaddr *)&address, length);
+	close(probe);
+	if (connected == 0) {
+		snprintf(error, error_size,
+			 "%s is in use by another running process (a daemon whose mount is gone?); "
+			 "stop it, or remove the socket: rm %s",
+			 socket_display, socket_display);
+		return -EADDRINUSE;
+	}
+	if (errno != ECONNREFUSED) {
+		snprintf(error, error_size, "%s: %s", socket_display, strerror(errno));
+		return -errno;
+	}
+	if (unlinkat(directory_fd, socket_name, 0) < 0)
+		return -errno;
+	log_info("tdefs: removed the stale control socket %s", socket_display);
+	return 0;
+}
+
+static void close_all(void)
+{
+	if (listen_fd >= 0)
+		close(listen_fd);
+	if (directory_fd >= 0)
+		close(directory_fd);
+	for (int i = 0; i < 2; i++)
+		if (stop_pipe[i] >= 0)
+			close(stop_pipe[i]);
+	listen_fd = directory_fd = stop_pipe[0] = stop_pipe[1] = -1;
+}
+
+int control_open(const char *mountpoint, char *error, size_t error_size)
+{
+	struct sockaddr_un address;
 	struct mount_entry entry;
 	char *resolved = realpath(mountpoint, NULL);
 	socklen_t length;
-	int ret, n;
+	struct stat st;
+	mode_t old_umask;
+	int ret;
 
-	if (!resolved)
+	error[0] = '\0';
+	if (!resolved) {
+		snprintf(error, error_size, "%s: %s", mountpoint, strerror(errno));
 		return -errno;
+	}
 	/* Found through mountinfo: a stat of our own mount point would wait on this very daemon. */
 	ret = mount_find_by_point(resolved, &entry);
+	snprintf(served_mount_point, sizeof(served_mount_point), "%s", resolved);
 	free(resolved);
-	if (ret < 0)
-		return ret;
-	n = snprintf(address.sun_path + 1, sizeof(address.sun_path) - 1, CONTROL_SOCKET_FORMAT,
-		     entry.major, entry.minor);
-	length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listen_fd < 0)
-		return -errno;
-	if (bind(listen_fd, (struct sockaddr *)&address, length) < 0 || listen(listen_fd, 8) < 0 ||
-	    pipe2(stop_pipe, O_CLOEXEC) < 0) {
-		ret = -errno;
-		close(listen_fd);
-		listen_fd = -1;
+	if (ret < 0) {
+		snprintf(error, error_size, "%s is not in the mount table: %s", mountpoint,
+			 strerror(-ret));
 		return ret;
 	}
-	return -pthread_create(&control_thread, NULL, accept_loop, NULL);
+	snprintf(served_device, sizeof(served_device), "%u:%u", entry.major, entry.minor);
+	snprintf(socket_name, sizeof(socket_name), CONTROL_SOCKET_FORMAT, entry.major, entry.minor);
+	directory_fd = open_socket_directory(error, error_size);
+	if (directory_fd < 0)
+		return directory_fd;
+	snprintf(socket_display, sizeof(socket_display), "%s/%s", directory_path, socket_name);
+	ret = remove_stale_socket(error, error_size);
+	if (ret < 0)
+		goto fail;
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listen_fd < 0 || pipe2(stop_pipe, O_CLOEXEC) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	/* Born 0600: there is no moment at which others may connect (not that they would pass). */
+	length = socket_address(directory_fd, socket_name, &address);
+	old_umask = umask(0177);
+	ret = bind(listen_fd, (struct sockaddr *)&address, length);
+	umask(old_umask);
+	if (ret < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	if (fstatat(directory_fd, socket_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || listen(listen_fd, 8) < 0) {
+		ret = -errno;
+		unlinkat(directory_fd, socket_name, 0);
+		goto fail;
+	}
+	socket_dev = st.st_dev;
+	socket_ino = st.st_ino;
+	return 0;
+fail:
+	if (!error[0])
+		snprintf(error, error_size, "%s: %s", socket_display, strerror(-ret));
+	close_all();
+	return ret;
+}
+
+int control_start(void)
+{
+	int ret = -pthread_create(&control_thread, NULL, accept_loop, NULL);
+
+	thread_running = ret == 0;
+	return ret;
 }
 
 void control_stop(void)
 {
+	struct stat st;
+
 	if (listen_fd < 0)
 		return;
-	if (write(stop_pipe[1], "x", 1) == 1)
+	if (thread_running && write(stop_pipe[1], "x", 1) == 1)
 		pthread_join(control_thread, NULL);
-	close(listen_fd);
-	close(stop_pipe[0]);
-	close(stop_pipe[1]);
-	listen_fd = -1;
+	thread_running = false;
+	/* Our name only if it is still our socket (a daemon of a later mount may have reused it). */
+	if (fstatat(directory_fd, socket_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_dev == socket_dev && st.st_ino == socket_ino)
+		unlinkat(directory_fd, socket_name, 0);
+	close_all();
 }

@@ -231,8 +231,13 @@ void job_set_current(struct job *job, uint64_t done, uint64_t total);
 /* check.c: tdefs --check; returns the exit code (0 clean, 1 problems found, 2 error). */
 int check_backing(const char *backing, struct keyring *ring, bool repair);
 
-/* control.c */
-int control_start(const char *mountpoint);
+/*
+ * control.c: control_open makes the socket of the mount on mountpoint (after it is mounted,
+ * before daemonising: its failure must reach the caller); returns 0 or -errno with a one-line
+ * error. control_start starts serving it; control_stop ends that and removes the socket.
+ */
+int control_open(const char *mountpoint, char *error, size_t error_size);
+int control_start(void);
 void control_stop(void);
 
 #endif

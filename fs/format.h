@@ -221,10 +221,15 @@ void backing_scan_free(struct backing_scan *scan);
 /* --- control channel ----------------------------------------------------------------- */
 
 /*
- * Each mounted daemon listens on an abstract Unix socket named after the device number of its
- * mount, so a tool that is given any path on the mount finds it from stat(2) alone, and no
- * socket file can go stale. Requests are one line; replies are "key value" lines ending with
- * "ok" or "error MESSAGE". Only root and the user who mounted may use it (SO_PEERCRED).
+ * Each mounted daemon listens on a Unix socket file named after the device number of its mount,
+ * so a tool that is given any path on the mount finds it from stat(2) and the mount table. The
+ * directory is writable only by the mount's owner (FUSE's user_id= in the mount table): root's
+ * mounts use /run/tdefs, another user's /run/user/UID/tdefs (or $XDG_RUNTIME_DIR/tdefs); the
+ * socket is 0600. Only root and the user who mounted may use it (SO_PEERCRED, both ways: a tool
+ * talks only to a server run by root or the mount's owner). On connecting the daemon sends
+ * "device MAJOR:MINOR" and "mount_point PATH" of the mount it serves (the tool compares the
+ * device with the path's before it sends anything). Requests are one line; replies are
+ * "key value" lines ending with "ok" or "error MESSAGE".
  *   status                       backing, wallet, active key, both jobs' state and counters
  *   reload                       re-read the wallet now
  *   rewrap-start RATE            rewrap every header under the active key (RATE headers/s)
@@ -237,7 +242,9 @@ void backing_scan_free(struct backing_scan *scan);
  *                                data-resume-interrupted (run at every mount) or data-start
  * RATE 0 means no limit.
  */
-#define CONTROL_SOCKET_FORMAT "tdefs-control-%u:%u"
+#define CONTROL_DIRECTORY_ROOT "/run/tdefs"
+#define CONTROL_DIRECTORY_USER "/run/user/%u/tdefs"
+#define CONTROL_SOCKET_FORMAT "control-%u:%u.sock"
 #define CONTROL_LINE_MAX 4096
 
 int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_SIZE]);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -57,6 +58,8 @@ static const char usage_text[] =
 	"                       per master key ID (with --wallet: every header unseals); exit\n"
 	"                       0 clean, 1 problems found, 2 error. Writes nothing unless\n"
 	"  --repair             is given: then a damaged header copy is restored from the other\n"
+	"                       (refused while BACKING is mounted; a plain --check may run then,\n"
+	"                       and reports what it sees of files being written)\n"
 	"  -w, --wallet DIR     wallet directory (also -o wallet=DIR, for fstab)\n"
 	"  --password-file F    read the password wallet's password from F\n"
 	"  --password-fd N      read the password wallet's password from descriptor N\n"
@@ -64,7 +67,9 @@ static const char usage_text[] =
 	"  -d, --debug          foreground, with libfuse's request trace\n"
 	"  -o OPTIONS           comma-separated mount options:\n"
 	"       cache=auto      kernel page cache, writeback cache and attribute caching (default)\n"
-	"       cache=none      no caching in the kernel (backing storage shared with others)\n"
+	"       cache=none      no caching in the kernel: every read, write and lookup goes to\n"
+	"                       the daemon (less memory, slower). One daemon serves a BACKING\n"
+	"                       at a time: a second mount of it is refused\n"
 	"       timeout=SECS    attribute and entry cache time with cache=auto (default 1)\n"
 	"       xattr=on        serve extended attributes, stored on the backing files (default)\n"
 	"       xattr=off       no extended attributes (EOPNOTSUPP): saves the kernel's\n"
@@ -75,6 +80,10 @@ static const char usage_text[] =
 	"       default_permissions are always on\n"
 	"  -h, --help           this text\n"
 	"  -V, --version        version\n"
+	"\n"
+	"BACKING must be owned by the mounting user with mode 0700 (--init makes it so); the\n"
+	"daemon's control socket for tderekey is in /run/tdefs (another user's mount:\n"
+	"/run/user/UID/tdefs).\n"
 	"\n"
 	"An auto-login wallet opens without a prompt. In /etc/fstab:\n"
 	"  /srv/pgdata.enc /srv/pgdata fuse.tdefs wallet=/etc/tdefs/wallet 0 0\n";
@@ -261,6 +270,95 @@ static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 	return ret;
 }
 
+/*
+ * The backing root as a descriptor: symlinks in the path given are resolved first (fstab may
+ * name one), then the directory itself is opened without following a symlink, and everything
+ * after this works on that descriptor (fstat, the lock, the daemon's root), never on the path
+ * again. Returns the descriptor, or -errno after one line naming WHAT ("--init", ...).
+ */
+static int open_backing_root(const char *backing, const char *what, char **resolved)
+{
+	int fd;
+
+	*resolved = realpath(backing, NULL);
+	if (!*resolved) {
+		fprintf(stderr, "tdefs: %s %s: %s\n", what, backing, strerror(errno));
+		return -errno;
+	}
+	fd = open(*resolved, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int error = errno;
+
+		fprintf(stderr, "tdefs: %s %s: %s\n", what, backing,
+			error == ENOTDIR || error == ELOOP ? "not a directory" : strerror(error));
+		free(*resolved);
+		*resolved = NULL;
+		return -error;
+	}
+	return fd;
+}
+
+/*
+ * One daemon per backing directory: an exclusive flock on the backing root, held as long as the
+ * descriptor lives. A lock belongs to the open file description, so the one taken before the
+ * mount goes to the background survives fuse_daemonize's fork in the process that stays.
+ * --init and --check --repair take it too. A refusal names the mount that holds it.
+ */
+static int lock_backing(int fd, const char *resolved, const char *what)
+{
+	struct mount_entry entry;
+
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno != EWOULDBLOCK) {
+		fprintf(stderr, "tdefs: %s %s: cannot lock it: %s\n", what, resolved, strerror(errno));
+		return -errno;
+	}
+	if (mount_find_by_source("fuse.tdefs", resolved, &entry) == 0)
+		fprintf(stderr,
+			"tdefs: %s %s: refused, it is in use: mounted on %s (one daemon per backing "
+			"directory; unmount it first: fusermount3 -u %s)\n",
+			what, resolved, entry.mount_point, entry.mount_point);
+	else
+		fprintf(stderr,
+			"tdefs: %s %s: refused, it is in use by another tdefs process (a mount in "
+			"another mount namespace, --init or --check --repair)\n",
+			what, resolved);
+	return -EBUSY;
+}
+
+/*
+ * The backing directory is the daemon's alone: nobody else may enter it, or they could copy
+ * ciphertext from a backup into a backing file of their own and have the daemon decrypt it
+ * for them (backing objects carry the owners and modes the mount shows). Owned by the daemon's
+ * user, no access for group or others.
+ */
+static int check_backing_private(int fd, const char *resolved)
+{
+	uid_t uid = geteuid();
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		fprintf(stderr, "tdefs: backing directory %s: %s\n", resolved, strerror(errno));
+		return -errno;
+	}
+	if (st.st_uid != uid) {
+		fprintf(stderr,
+			"tdefs: backing directory %s is owned by uid %u, not by the daemon's user (uid "
+			"%u): its owner could hand its files to anyone; fix: chown %u %s\n",
+			resolved, (unsigned)st.st_uid, (unsigned)uid, (unsigned)uid, resolved);
+		return -EPERM;
+	}
+	if (st.st_mode & 077) {
+		fprintf(stderr,
+			"tdefs: backing directory %s has mode %04o: other users can enter it and swap "
+			"ciphertext into files they own; fix: chmod 0700 %s\n",
+			resolved, (unsigned)(st.st_mode & 07777), resolved);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int read_config(const char *backing, struct backing_config *config)
 {
 	char path[PATH_MAX];
@@ -291,14 +389,18 @@ static int read_config(const char *backing, struct backing_config *config)
 	return ret;
 }
 
-static bool directory_is_empty(const char *path)
+static bool directory_is_empty(int directory)
 {
-	DIR *dir = opendir(path);
+	int fd = openat(directory, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *entry;
 	bool empty = true;
 
-	if (!dir)
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
 		return false;
+	}
 	while ((entry = readdir(dir))) {
 		if (strcmp(entry->d_name, ".") && strcmp(entry->d_name, "..") &&
 		    strcmp(entry->d_name, "lost+found")) {
@@ -315,29 +417,30 @@ static int initialise_backing(const struct command_line *cmd)
 	struct backing_config config = { 0 };
 	uint8_t encoded[CONFIG_FILE_SIZE];
 	char path[PATH_MAX];
+	char *resolved;
 	struct keyring *ring;
 	struct stat st;
-	int ret;
+	int fd, ret = 1;
 
-	if (stat(cmd->backing, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "tdefs: --init %s: not a directory\n", cmd->backing);
+	fd = open_backing_root(cmd->backing, "--init", &resolved);
+	if (fd < 0)
 		return 1;
-	}
-	snprintf(path, sizeof(path), "%s/%s", cmd->backing, CONFIG_FILE_NAME);
-	if (access(path, F_OK) == 0) {
+	if (lock_backing(fd, resolved, "--init") < 0)
+		goto out;
+	if (fstatat(fd, CONFIG_FILE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
 		fprintf(stderr, "tdefs: --init %s: already a tdefs backing directory\n",
 			cmd->backing);
-		return 1;
+		goto out;
 	}
-	if (!directory_is_empty(cmd->backing)) {
+	if (!directory_is_empty(fd)) {
 		fprintf(stderr,
 			"tdefs: --init %s: directory is not empty; existing files would not be "
 			"encrypted (copy them in through the mount instead)\n",
 			cmd->backing);
-		return 1;
+		goto out;
 	}
 	if (open_wallet(cmd, &ring) < 0)
-		return 1;
+		goto out;
 	config.version = CONFIG_FORMAT_VERSION;
 	config.cipher_suite = CIPHER_SUITE_AES256_XTS;
 	config.block_size = TDEFS_BLOCK_SIZE;
@@ -345,19 +448,41 @@ static int initialise_backing(const struct command_line *cmd)
 	keyring_wallet_id(ring, config.wallet_id);
 	snprintf(config.container, sizeof(config.container), "%s", keyring_container(ring));
 	keyring_free(ring);
+	/* The daemon's alone from the start: owned by who mounts it (us), closed to others. */
+	if (fstat(fd, &st) < 0 || (st.st_uid != geteuid() && fchown(fd, geteuid(), getegid()) < 0)) {
+		fprintf(stderr, "tdefs: --init %s: cannot make it owned by uid %u: %s\n",
+			cmd->backing, (unsigned)geteuid(), strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, 0700) < 0) {
+		fprintf(stderr, "tdefs: --init %s: chmod 0700: %s\n", cmd->backing, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/%s", resolved, CONFIG_FILE_NAME);
 	ret = crypto_random_bytes(config.directory_id, sizeof(config.directory_id));
 	if (ret == 0)
 		ret = config_encode(&config, encoded);
 	if (ret == 0)
-		ret = write_file_atomic(path, encoded, sizeof(encoded), 0644);
+		ret = write_file_atomic(path, encoded, sizeof(encoded), 0600);
 	if (ret < 0) {
 		fprintf(stderr, "tdefs: --init: cannot write %s: %s\n", path, strerror(-ret));
-		return 1;
+		ret = 1;
+		goto out;
 	}
 	printf("tdefs: %s is ready; mount it with 'tdefs --wallet %s %s MOUNTPOINT'\n",
 	       cmd->backing, cmd->wallet, cmd->backing);
-	return 0;
+	ret = 0;
+out:
+	close(fd);
+	free(resolved);
+	return ret;
 }
+
+/*
+ * The backing root, open (O_RDONLY: flock needs more than O_PATH) and locked for as long as the
+ * daemon runs; never closed before exit.
+ */
+static int backing_lock_fd = -1;
 
 /* Everything that can be wrong before mounting, each with its own message. */
 static int prepare_mount(const struct command_line *cmd)
@@ -368,14 +493,22 @@ static int prepare_mount(const struct command_line *cmd)
 	const uint8_t *mek;
 	struct statvfs vfs;
 	struct stat st;
+	int fd;
 
-	if (stat(cmd->backing, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "tdefs: backing directory %s: %s\n", cmd->backing,
-			S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
-		return -ENOTDIR;
+	fd = open_backing_root(cmd->backing, "backing directory", &daemon_state.backing_path);
+	if (fd < 0)
+		return fd;
+	backing_lock_fd = fd;
+	if (fstat(fd, &st) < 0) {
+		fprintf(stderr, "tdefs: backing directory %s: %s\n", cmd->backing, strerror(errno));
+		return -errno;
 	}
+	if (lock_backing(fd, daemon_state.backing_path, "backing directory") < 0)
+		return -EBUSY;
 	if (read_config(cmd->backing, &config) < 0)
 		return -EINVAL;
+	if (check_backing_private(fd, daemon_state.backing_path) < 0)
+		return -EPERM;
 	if (open_wallet(cmd, &daemon_state.keyring) < 0)
 		return -EINVAL;
 	keyring_wallet_id(daemon_state.keyring, wallet_id);
@@ -395,20 +528,18 @@ static int prepare_mount(const struct command_line *cmd)
 		return -ENOKEY;
 	}
 	if (!daemon_state.read_only &&
-	    ((statvfs(cmd->backing, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||
-	     access(cmd->backing, W_OK) < 0)) {
+	    ((fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||
+	     faccessat(fd, ".", W_OK, 0) < 0)) {
 		fprintf(stderr,
 			"tdefs: backing directory %s is read-only: mount with -o ro to use it "
 			"read-only\n",
 			cmd->backing);
 		return -EROFS;
 	}
-	daemon_state.backing_path = realpath(cmd->backing, NULL);
 	daemon_state.wallet_path = realpath(cmd->wallet, NULL);
-	daemon_state.backing_fd = open(cmd->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	daemon_state.root.path_fd = open(cmd->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (!daemon_state.backing_path || daemon_state.backing_fd < 0 ||
-	    daemon_state.root.path_fd < 0) {
+	daemon_state.backing_fd = openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	daemon_state.root.path_fd = openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (daemon_state.backing_fd < 0 || daemon_state.root.path_fd < 0) {
 		fprintf(stderr, "tdefs: backing directory %s: %s\n", cmd->backing, strerror(errno));
 		return -errno;
 	}
@@ -442,6 +573,7 @@ static int run_mount(struct command_line *cmd)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *loop_config;
 	struct fuse_session *session;
+	char control_error[PATH_MAX + 512];
 	int ret = 1;
 
 	if (secure_process_setup(geteuid() == 0) < 0)
@@ -471,26 +603,41 @@ static int run_mount(struct command_line *cmd)
 		goto out_destroy_session;
 	if (fuse_session_mount(session, cmd->mountpoint) != 0)
 		goto out_remove_handlers;
+	/*
+	 * The control socket is named after the mount's device number, so it is made once mounted,
+	 * but before daemonising: the parent exits 0 as soon as the child is set up, so a failure
+	 * after that could not reach whoever ran the mount. No mount goes on without its channel:
+	 * anyone could otherwise speak for it.
+	 */
+	if (control_open(cmd->mountpoint, control_error, sizeof(control_error)) < 0) {
+		log_error("tdefs: cannot create the control channel of %s: %s; not mounting "
+			  "without it", cmd->mountpoint, control_error);
+		goto out_unmount;
+	}
 	log_info("tdefs: mounted %s on %s with wallet %s", daemon_state.backing_path,
 		 cmd->mountpoint, daemon_state.wallet_path);
 	if (!cmd->foreground)
 		log_use_syslog("tdefs");
 	if (fuse_daemonize(cmd->foreground) != 0)
-		goto out_unmount;
+		goto out_control_stop;
 	/* Page locks are not inherited across the fork of daemonising: take them again. */
 	if (!cmd->foreground && geteuid() == 0 && secure_process_setup(true) < 0)
 		log_warning("tdefs: cannot lock memory; keys may reach swap");
 
 	/*
-	 * After daemonising (the threads must live in the process that stays): the wallet
-	 * watcher and the control channel. Neither is needed to serve files, so a failure is
-	 * logged and the mount goes on.
+	 * After daemonising (the threads must live in the process that stays): the control
+	 * channel's thread, and the wallet watcher, which is not needed to serve files (a failure
+	 * is logged and the mount goes on).
 	 */
+	if ((ret = control_start()) < 0) {
+		log_error("tdefs: cannot serve the control channel of %s: %s; unmounting",
+			  cmd->mountpoint, strerror(-ret));
+		ret = 1;
+		goto out_control_stop;
+	}
 	if (wallet_watch_start() < 0)
 		log_warning("tdefs: cannot watch wallet %s for changes; run 'tderekey reload' after "
 			    "a key change", daemon_state.wallet_path);
-	if ((ret = control_start(cmd->mountpoint)) < 0)
-		log_warning("tdefs: control channel unavailable: %s", strerror(-ret));
 	/*
 	 * Files whose data rekey was interrupted (a crash, an unmount) are recovered when opened;
 	 * this background pass also finishes them, so no file keeps two DEKs for long.
@@ -529,7 +676,8 @@ static int run_mount(struct command_line *cmd)
 	control_stop();
 	jobs_join_all();
 	wallet_watch_stop();
-
+out_control_stop:
+	control_stop(); /* nothing left to do when the loop ended: it stopped above */
 out_unmount:
 	fuse_session_unmount(session);
 out_remove_handlers:
@@ -546,6 +694,48 @@ out_free_keyring:
 	return ret;
 }
 
+/*
+ * tdefs --check. With --repair it writes, so it is held to what a mount is: the backing
+ * directory's lock (refused while mounted) and its strict modes. A plain --check only reads and
+ * may run next to the daemon; it says so, as a file being written may be caught half-way.
+ */
+static int run_check(const struct command_line *cmd)
+{
+	struct keyring *ring = NULL;
+	struct mount_entry entry;
+	char *resolved;
+	int fd, ret = 2;
+
+	fd = open_backing_root(cmd->backing, "--check", &resolved);
+	if (fd < 0)
+		return 2;
+	if (cmd->repair) {
+		if (lock_backing(fd, resolved, "--check --repair") < 0 ||
+		    check_backing_private(fd, resolved) < 0)
+			goto out;
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+		bool mounted = mount_find_by_source("fuse.tdefs", resolved, &entry) == 0;
+
+		fprintf(stderr,
+			"tdefs: --check %s: note: in use%s%s; checking it read-only next to the "
+			"daemon: a file written meanwhile may show as a problem, check again or "
+			"unmount before acting on one\n",
+			cmd->backing, mounted ? ", mounted on " : " by another tdefs process",
+			mounted ? entry.mount_point : "");
+	} else {
+		/* Not held: a plain check must not keep a mount from starting. */
+		flock(fd, LOCK_UN);
+	}
+	if (cmd->wallet && open_wallet(cmd, &ring) < 0)
+		goto out;
+	ret = check_backing(cmd->backing, ring, cmd->repair);
+	keyring_free(ring);
+out:
+	close(fd);
+	free(resolved);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct command_line cmd = { 0 };
@@ -558,14 +748,8 @@ int main(int argc, char **argv)
 		return initialise_backing(&cmd);
 	}
 	if (cmd.check) {
-		struct keyring *ring = NULL;
-
 		secure_process_setup(false);
-		if (cmd.wallet && open_wallet(&cmd, &ring) < 0)
-			return 2;
-		ret = check_backing(cmd.backing, ring, cmd.repair);
-		keyring_free(ring);
-		return ret;
+		return run_check(&cmd);
 	}
 	ret = run_mount(&cmd);
 	free(cmd.mountpoint_absolute);

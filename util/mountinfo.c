@@ -25,6 +25,22 @@ static void unescape(char *text)
 	*out = '\0';
 }
 
+/* "user_id=N" among the comma-separated super options (FUSE writes it for every mount). */
+static long long user_id_option(const char *options)
+{
+	for (const char *p = options; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (strncmp(p, "user_id=", 8) == 0) {
+			char *end;
+			long long value = strtoll(p + 8, &end, 10);
+
+			if (end != p + 8 && (*end == ',' || *end == '\0') && value >= 0)
+				return value;
+			return -1;
+		}
+	}
+	return -1;
+}
+
 static bool parse_line(char *line, struct mount_entry *entry)
 {
 	char *fields[12], *saveptr = NULL, *separator;
@@ -43,6 +59,7 @@ static bool parse_line(char *line, struct mount_entry *entry)
 	saveptr = NULL;
 	char *fs_type = strtok_r(separator + 3, " ", &saveptr);
 	char *source = strtok_r(NULL, " ", &saveptr);
+	char *super_options = strtok_r(NULL, " ", &saveptr);
 	if (!fs_type || !source)
 		return false;
 	unescape(fields[4]);
@@ -50,11 +67,28 @@ static bool parse_line(char *line, struct mount_entry *entry)
 	snprintf(entry->mount_point, sizeof(entry->mount_point), "%s", fields[4]);
 	snprintf(entry->fs_type, sizeof(entry->fs_type), "%s", fs_type);
 	snprintf(entry->source, sizeof(entry->source), "%s", source);
+	entry->user_id = user_id_option(super_options);
 	return true;
 }
 
-static int find_mount(bool by_device, unsigned major, unsigned minor, const char *mount_point,
-		      struct mount_entry *entry)
+enum match { MATCH_DEVICE, MATCH_POINT, MATCH_SOURCE };
+
+static bool matches(const struct mount_entry *candidate, enum match match, unsigned major,
+		    unsigned minor, const char *text, const char *fs_type)
+{
+	switch (match) {
+	case MATCH_DEVICE:
+		return candidate->major == major && candidate->minor == minor;
+	case MATCH_POINT:
+		return strcmp(candidate->mount_point, text) == 0;
+	case MATCH_SOURCE:
+		return strcmp(candidate->fs_type, fs_type) == 0 && strcmp(candidate->source, text) == 0;
+	}
+	return false;
+}
+
+static int find_mount(enum match match, unsigned major, unsigned minor, const char *text,
+		      const char *fs_type, struct mount_entry *entry)
 {
 	FILE *mounts = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
@@ -70,8 +104,7 @@ static int find_mount(bool by_device, unsigned major, unsigned minor, const char
 		line[strcspn(line, "\n")] = '\0';
 		if (!parse_line(line, &candidate))
 			continue;
-		if (by_device ? (candidate.major == major && candidate.minor == minor)
-			      : strcmp(candidate.mount_point, mount_point) == 0) {
+		if (matches(&candidate, match, major, minor, text, fs_type)) {
 			*entry = candidate;
 			ret = 0;
 		}
@@ -83,10 +116,15 @@ static int find_mount(bool by_device, unsigned major, unsigned minor, const char
 
 int mount_find_by_device(unsigned major, unsigned minor, struct mount_entry *entry)
 {
-	return find_mount(true, major, minor, NULL, entry);
+	return find_mount(MATCH_DEVICE, major, minor, NULL, NULL, entry);
 }
 
 int mount_find_by_point(const char *mount_point, struct mount_entry *entry)
 {
-	return find_mount(false, 0, 0, mount_point, entry);
+	return find_mount(MATCH_POINT, 0, 0, mount_point, NULL, entry);
+}
+
+int mount_find_by_source(const char *fs_type, const char *source, struct mount_entry *entry)
+{
+	return find_mount(MATCH_SOURCE, 0, 0, source, fs_type, entry);
 }

@@ -88,16 +88,20 @@ static inline void fault_point(const char *name)
 
 /*
  * One line of /proc/self/mountinfo. Tools find the tdefs mount that holds a path by the path's
- * st_dev; the daemon finds its own mount by mount point, without touching its own filesystem.
+ * st_dev; the daemon finds its own mount by mount point, without touching its own filesystem;
+ * a second daemon names the mount that holds a backing directory by its source.
  */
 struct mount_entry {
 	unsigned major, minor;
 	char mount_point[4096];
 	char fs_type[64];
 	char source[4096];
+	long long user_id; /* FUSE's user_id= super option: who mounted; -1 if absent */
 };
 int mount_find_by_device(unsigned major, unsigned minor, struct mount_entry *entry);
 int mount_find_by_point(const char *mount_point, struct mount_entry *entry);
+/* The last mount of type fs_type whose source is source (both as the mount table shows them). */
+int mount_find_by_source(const char *fs_type, const char *source, struct mount_entry *entry);
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 

@@ -27,7 +27,9 @@ mkdir -p "$TDEFS_WORK/plain-dir"
 echo "not encrypted" >"$TDEFS_WORK/plain-dir/file"
 expect_mount_failure "is not a tdefs backing directory" --wallet "$wallet" "$TDEFS_WORK/plain-dir"
 
-# 2. A missing wallet.
+# 2. A missing wallet. (Unmounted first: a mounted backing directory is refused for being in
+# use before its wallet is looked at, and cases 2 and 4 are about the wallet.)
+tdefs_umount "$TDEFS_MNT"
 expect_mount_failure "$TDEFS_WORK/no-such-wallet" --wallet "$TDEFS_WORK/no-such-wallet" "$TDEFS_BACKING"
 
 # 3. A wallet without a master key.
@@ -49,6 +51,7 @@ expect_mount_failure "was initialised for wallet ID" --wallet "$TDEFS_WORK/other
 	fail "--init accepted an already initialised directory"
 
 # 6. Damaged files: garbage header, truncated header, a header naming a key the wallet lacks.
+tdefs_mount "$wallet" "$TDEFS_BACKING" "$TDEFS_MNT"
 for name in good garbage truncated foreign-key; do
 	head -c 20000 /dev/urandom >"$TDEFS_WORK/$name.plain"
 	cp "$TDEFS_WORK/$name.plain" "$TDEFS_MNT/$name"

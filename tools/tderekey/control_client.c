@@ -1,10 +1,24 @@
 /*
- * The client side of the control channel: find the tdefs mount that holds a path (its st_dev
- * names the daemon's abstract socket), send one request line, read the reply.
+ * The client side of the control channel: find the tdefs mount that holds a path, find its
+ * daemon's socket, make sure it is that daemon, send one request line, read the reply.
+ *
+ * Who answers is checked three ways before a request is sent or a reply believed, so that a
+ * local user cannot stand in for the daemon (and answer "done" while nothing happened):
+ *   1. the socket's directory and file: the place fs/format.h names for the mount's owner
+ *      (FUSE's user_id= in the mount table), a real directory owned by root or that owner and
+ *      writable by nobody else, holding a socket owned by one of them, not writable by others;
+ *   2. the server's SO_PEERCRED uid: root or the mount's owner;
+ *   3. the daemon's greeting names the device number of the mount it serves: it must be the
+ *      one of the path asked about (a daemon of another mount, a stale name, is refused)
+ *      before the request is sent.
+ * A failed check is EXIT_UNTRUSTED with a message that says which one and what to fix.
  */
 #include "tools/tderekey/tderekey.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +31,190 @@
 #include "fs/format.h"
 #include "util/util.h"
 
-int control_request(const char *path, const char *request, struct control_reply *reply)
+/* Where the daemon of a mount put its socket: its directory and name, and who may own them. */
+struct channel {
+	uid_t owner; /* the mount's owner */
+	char directory[PATH_MAX];
+	char name[64];
+	char path[PATH_MAX + 80]; /* for messages */
+	int directory_fd;
+};
+
+static bool trusted_owner(uid_t uid, uid_t owner)
+{
+	return uid == 0 || uid == owner;
+}
+
+/*
+ * Opens the socket directory DIRECTORY (without following a symlink) and checks it and the
+ * socket in it. Returns 0, -ENOENT when there is no such socket there (the caller may look
+ * elsewhere), or an exit code after a message.
+ */
+static int open_channel(struct channel *channel, const char *directory, const char *mount_point)
+{
+	struct stat st;
+	int fd;
+
+	snprintf(channel->directory, sizeof(channel->directory), "%s", directory);
+	snprintf(channel->path, sizeof(channel->path), "%s/%s", directory, channel->name);
+	fd = open(directory, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "tderekey: %s: control channel directory %s: %s\n", mount_point,
+			directory, errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink?)"
+								   : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return errno == EACCES ? EXIT_DENIED : EXIT_UNTRUSTED;
+	}
+	if (!trusted_owner(st.st_uid, channel->owner) || (st.st_mode & 022)) {
+		fprintf(stderr,
+			"tderekey: %s: refusing the control channel: its directory %s (owner uid %u, "
+			"mode %04o) could hold anyone's socket; it must be owned by root or uid %u and "
+			"writable by nobody else: chown %u %s; chmod go-w %s\n",
+			mount_point, directory, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+			(unsigned)channel->owner, (unsigned)channel->owner, directory, directory);
+		close(fd);
+		return EXIT_UNTRUSTED;
+	}
+	if (fstatat(fd, channel->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		int error = errno;
+
+		close(fd);
+		if (error == ENOENT)
+			return -ENOENT;
+		fprintf(stderr, "tderekey: %s: control socket %s: %s\n", mount_point, channel->path,
+			strerror(error));
+		return error == EACCES ? EXIT_DENIED : EXIT_FAILED;
+	}
+	if (!S_ISSOCK(st.st_mode) || !trusted_owner(st.st_uid, channel->owner) ||
+	    (st.st_mode & 022)) {
+		fprintf(stderr,
+			"tderekey: %s: refusing the control socket %s (%s, owner uid %u, mode %04o): "
+			"the daemon's socket is owned by root or the mount's owner (uid %u) and "
+			"writable by nobody else\n",
+			mount_point, channel->path, S_ISSOCK(st.st_mode) ? "a socket" : "not a socket",
+			(unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)channel->owner);
+		close(fd);
+		return EXIT_UNTRUSTED;
+	}
+	channel->directory_fd = fd;
+	return 0;
+}
+
+/*
+ * The places fs/control.c may have put the socket: /run/tdefs for a mount by root; for another
+ * user's mount their /run/user/UID/tdefs, or (when that user runs us) $XDG_RUNTIME_DIR/tdefs.
+ */
+static int find_channel(struct channel *channel, const struct mount_entry *entry)
+{
+	const char *runtime = getenv("XDG_RUNTIME_DIR");
+	char directory[PATH_MAX];
+	int ret;
+
+	if (entry->user_id < 0) {
+		fprintf(stderr, "tderekey: %s: the mount table does not say who mounted it (no "
+				"user_id=): refusing to guess whose daemon may answer\n",
+			entry->mount_point);
+		return EXIT_UNTRUSTED;
+	}
+	channel->owner = (uid_t)entry->user_id;
+	channel->directory_fd = -1;
+	snprintf(channel->name, sizeof(channel->name), CONTROL_SOCKET_FORMAT, entry->major,
+		 entry->minor);
+	if (channel->owner == 0) {
+		ret = open_channel(channel, CONTROL_DIRECTORY_ROOT, entry->mount_point);
+	} else {
+		snprintf(directory, sizeof(directory), CONTROL_DIRECTORY_USER,
+			 (unsigned)channel->owner);
+		ret = open_channel(channel, directory, entry->mount_point);
+		if (ret == -ENOENT && runtime && runtime[0] == '/' && geteuid() == channel->owner) {
+			snprintf(directory, sizeof(directory), "%s/tdefs", runtime);
+			ret = open_channel(channel, directory, entry->mount_point);
+		}
+	}
+	if (ret == -ENOENT) {
+		fprintf(stderr, "tderekey: the tdefs daemon of %s does not answer on its control "
+				"channel: no socket %s\n",
+			entry->mount_point, channel->path);
+		return EXIT_FAILED;
+	}
+	return ret;
+}
+
+/* Connects through the directory's descriptor and checks who listens: root or the owner. */
+static int connect_channel(const struct channel *channel, const char *mount_point)
 {
 	struct sockaddr_un address = { .sun_family = AF_UNIX };
-	struct mount_entry entry;
-	struct stat st;
-	size_t used = 0;
-	socklen_t length;
+	struct ucred peer;
+	socklen_t peer_length = sizeof(peer), length;
 	int fd, n;
 
+	n = snprintf(address.sun_path, sizeof(address.sun_path), "/proc/self/fd/%d/%s",
+		     channel->directory_fd, channel->name);
+	length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&address, length) < 0) {
+		int error = errno;
+
+		if (fd >= 0)
+			close(fd);
+		if (error == EACCES || error == EPERM) {
+			fprintf(stderr, "tderekey: %s: permission denied: only root or the user who "
+					"mounted may use the control channel\n",
+				mount_point);
+			return -EXIT_DENIED;
+		}
+		fprintf(stderr, "tderekey: the tdefs daemon of %s does not answer on its control "
+				"channel %s: %s\n",
+			mount_point, channel->path, strerror(error));
+		return -EXIT_FAILED;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) < 0 ||
+	    !trusted_owner(peer.uid, channel->owner)) {
+		fprintf(stderr,
+			"tderekey: %s: refusing the control socket %s: it is served by uid %d "
+			"(pid %d), not by root or the mount's owner (uid %u): not this mount's "
+			"daemon\n",
+			mount_point, channel->path, (int)peer.uid, (int)peer.pid,
+			(unsigned)channel->owner);
+		close(fd);
+		return -EXIT_UNTRUSTED;
+	}
+	return fd;
+}
+
+/*
+ * A FUSE mount without allow_other (another user's) refuses even root a stat(2). Its mount
+ * point is still in the mount table: realpath(3) reads links only, which the mount root
+ * answers without asking its daemon. Sets st_dev; errno is left as stat set it otherwise.
+ */
+static bool mount_point_of_closed_mount(const char *path, struct stat *st)
+{
+	int saved = errno;
+	char *resolved = saved == EACCES ? realpath(path, NULL) : NULL;
+	struct mount_entry entry;
+	bool found = resolved && mount_find_by_point(resolved, &entry) == 0;
+
+	free(resolved);
+	errno = saved;
+	if (found)
+		st->st_dev = makedev(entry.major, entry.minor);
+	return found;
+}
+
+int control_request(const char *path, const char *request, struct control_reply *reply)
+{
+	struct channel channel;
+	struct mount_entry entry;
+	char expected[32], device[64] = "(none)", served[PATH_MAX];
+	struct stat st;
+	size_t used = 0;
+	int fd, ret;
+
 	memset(reply, 0, sizeof(*reply));
-	if (stat(path, &st) < 0) {
+	if (stat(path, &st) < 0 && !mount_point_of_closed_mount(path, &st)) {
 		fprintf(stderr, "tderekey: %s: %s\n", path, strerror(errno));
 		return EXIT_USAGE;
 	}
@@ -36,16 +223,40 @@ int control_request(const char *path, const char *request, struct control_reply 
 		fprintf(stderr, "tderekey: %s is not on a tdefs mount\n", path);
 		return EXIT_NOT_TDEFS;
 	}
-	n = snprintf(address.sun_path + 1, sizeof(address.sun_path) - 1, CONTROL_SOCKET_FORMAT,
-		     major(st.st_dev), minor(st.st_dev));
-	length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&address, length) < 0) {
-		fprintf(stderr, "tderekey: the tdefs daemon of %s does not answer on its control "
-				"channel: %s\n", entry.mount_point, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return EXIT_FAILED;
+	ret = find_channel(&channel, &entry);
+	if (ret)
+		return ret;
+	fd = connect_channel(&channel, entry.mount_point);
+	close(channel.directory_fd);
+	if (fd < 0)
+		return -fd;
+	/* The greeting: two lines, naming the mount this daemon serves. */
+	while (used < sizeof(reply->text) - 1) {
+		char *newline = memchr(reply->text, '\n', used);
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t got;
+
+		if (newline && memchr(newline + 1, '\n', used - (size_t)(newline + 1 - reply->text)))
+			break;
+		if (poll(&pfd, 1, 5000) <= 0)
+			break;
+		got = read(fd, reply->text + used, sizeof(reply->text) - 1 - used);
+		if (got <= 0)
+			break;
+		used += (size_t)got;
+	}
+	reply->text[used] = '\0';
+	snprintf(expected, sizeof(expected), "%u:%u", major(st.st_dev), minor(st.st_dev));
+	if (!reply_value(reply, "device", device, sizeof(device)) || strcmp(device, expected) != 0) {
+		if (!reply_value(reply, "mount_point", served, sizeof(served)))
+			snprintf(served, sizeof(served), "?");
+		fprintf(stderr,
+			"tderekey: %s: refusing %s: it comes from the daemon of device %s (%s), not "
+			"of this mount (device %s)\n",
+			entry.mount_point, channel.path, device, served, expected);
+		close(fd);
+		memset(reply, 0, sizeof(*reply));
+		return EXIT_UNTRUSTED;
 	}
 	/*
 	 * The daemon may answer and close before reading a request it refuses (another user):

@@ -166,7 +166,8 @@ const struct rekey_command command_data = {
 		"  --no-wait      start the job and return; follow it with 'tderekey status'\n"
 		"\n"
 		"Exit status: 0 every file was re-encrypted; 1 failed or stopped; 2 usage;\n"
-		"3 not a tdefs mount; 4 permission denied (root or the mounting user only).\n",
+		"3 not a tdefs mount; 4 permission denied (root or the mounting user only);\n"
+		"5 the control channel failed its checks (not this mount's daemon).\n",
 	.run = run_data,
 };
 
@@ -201,7 +202,7 @@ const struct rekey_command command_pause = {
 		"'tderekey resume' continues where it stopped.\n"
 		"\n"
 		"Exit status: 0 ok; 1 no data rekey is running; 2 usage; 3 not a tdefs mount;\n"
-		"4 permission denied.\n",
+		"4 permission denied; 5 the control channel failed its checks.\n",
 	.run = run_pause,
 };
 
@@ -213,6 +214,6 @@ const struct rekey_command command_resume = {
 		"Continue the paused data rekey of the daemon serving MOUNTPOINT.\n"
 		"\n"
 		"Exit status: 0 ok; 1 no data rekey is paused; 2 usage; 3 not a tdefs mount;\n"
-		"4 permission denied.\n",
+		"4 permission denied; 5 the control channel failed its checks.\n",
 	.run = run_resume,
 };

@@ -35,6 +35,7 @@ const struct rekey_command command_reload = {
 		"wallet's active master key. A daemon started with a password typed on a\n"
 		"descriptor cannot re-read a password wallet; it keeps its keys and says why.\n"
 		"\n"
-		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied.\n",
+		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
+		"5 the control channel failed its checks (not this mount's daemon).\n",
 	.run = run_reload,
 };

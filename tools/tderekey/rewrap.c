@@ -146,6 +146,7 @@ const struct rekey_command command_rewrap = {
 		"  --no-wait    start the job and return; follow it with 'tderekey status'\n"
 		"\n"
 		"Exit status: 0 every header is under the active key; 1 failed or stopped;\n"
-		"2 usage; 3 not a tdefs mount; 4 permission denied (root or the mounting user only).\n",
+		"2 usage; 3 not a tdefs mount; 4 permission denied (root or the mounting user only);\n"
+		"5 the control channel failed its checks (not this mount's daemon).\n",
 	.run = run_rewrap,
 };

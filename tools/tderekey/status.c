@@ -82,6 +82,7 @@ const struct rekey_command command_status = {
 		"\n"
 		"  --json   one JSON object instead of the table\n"
 		"\n"
-		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied.\n",
+		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
+		"5 the control channel failed its checks (not this mount's daemon).\n",
 	.run = run_status,
 };

@@ -30,6 +30,7 @@ const struct rekey_command command_stop = {
 		"rekey was cut short keeps two keys until the next mount or 'tderekey data'.\n"
 		"To hold a data rekey and continue it later, use pause and resume instead.\n"
 		"\n"
-		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied.\n",
+		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
+		"5 the control channel failed its checks (not this mount's daemon).\n",
 	.run = run_stop,
 };

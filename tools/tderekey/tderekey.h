@@ -31,8 +31,12 @@ extern const struct rekey_command command_data;
 extern const struct rekey_command command_pause;
 extern const struct rekey_command command_resume;
 
-/* Exit codes, also listed in every --help. */
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_TDEFS = 3, EXIT_DENIED = 4 };
+/*
+ * Exit codes, also listed in every --help. EXIT_UNTRUSTED: the control channel failed its
+ * checks (control_client.c): whoever answers is not the daemon of this mount.
+ */
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_TDEFS = 3, EXIT_DENIED = 4,
+       EXIT_UNTRUSTED = 5 };
 
 /* A reply from the daemon: "key value" lines, then "ok" or "error MESSAGE". */
 struct control_reply {
@@ -42,8 +46,9 @@ struct control_reply {
 };
 
 /*
- * Send one request to the daemon serving path. Prints a one-line error naming the path and
- * returns an exit code when the path is not on a tdefs mount or the daemon refuses.
+ * Send one request to the daemon serving path, after checking that it is that daemon. Prints a
+ * one-line error naming the path and returns an exit code when the path is not on a tdefs
+ * mount, the daemon refuses, or whoever answers fails the checks (EXIT_UNTRUSTED).
  */
 int control_request(const char *path, const char *request, struct control_reply *reply);
 /* The value of key in a reply, or NULL. */
