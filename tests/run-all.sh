@@ -7,7 +7,8 @@
 #                 subset of the mounted tests with the sanitized daemon and tools
 #   build-fuzz/   clang libFuzzer targets, each run for a bounded time on its seed corpus
 # then the mounted integration tests (tests/mounted), the reliability tests (tests/reliability)
-# and the security tests (tests/security) against build/.
+# and the security tests (tests/security) against build/ (the one security test that needs
+# fault injection, test_rekey_header_loss, uses build-asan/'s daemon).
 # It ends with one line "N passed, N failed" and exits non-zero if anything failed.
 # Options: --quick skips the fuzzers and the sanitizer build (for iterating locally).
 set -uo pipefail
@@ -134,7 +135,13 @@ note "reliability tests (crashes under databases, concurrency, bad backing state
 run_script_suite "reliability tests" build tests/reliability/run.sh
 
 note "security tests (attacks by an unprivileged local user, uid 65534)"
-run_script_suite "security tests" build tests/security/run.sh
+# test_rekey_header_loss kills the daemon at named fault points, so it runs its daemon and tools
+# from a -Dfault_injection=true build: build-asan/ (without it, under --quick, it skips).
+if [ -x build-asan/fs/tdefs ]; then
+	TDEFS_FAULT_BUILD="$top/build-asan" run_script_suite "security tests" build tests/security/run.sh
+else
+	run_script_suite "security tests" build tests/security/run.sh
+fi
 
 note "summary"
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
