@@ -2,7 +2,9 @@
  * tdefs --check BACKING: walk a backing directory without mounting it and report, with paths,
  * everything that is not as docs/FORMAT.md says: a missing or damaged config record, regular
  * files whose header is damaged, truncated, from a newer format, or (with --wallet) names a key
- * the wallet lacks or fails authentication; and a census of files per master key ID. It writes
+ * the wallet lacks or fails authentication; files in a data rekey whose two header copies
+ * disagree in a way no crash leaves them (which the daemon refuses), or of which only one copy
+ * is valid; and a census of files per master key ID. It writes
  * nothing unless --repair is given, and then only one thing: a header copy that fails its
  * checksum is replaced by the valid copy beside it (one pwrite and an fsync per file).
  */
@@ -73,11 +75,57 @@ static void check_sealed(const char *path, const struct file_header *header)
 	secure_free(deks);
 }
 
-static void repair_copy(const char *path, int fd, const uint8_t *image, unsigned good_slot)
+/*
+ * A file in a data rekey: the daemon refuses it when its two valid copies disagree in a way no
+ * crash leaves them (header_copies_verify), so this says so too, with the same reason. With
+ * --wallet the copies' DEKs are compared as well.
+ */
+static void check_rekey_copies(const char *path, const uint8_t *image, size_t len,
+			       const struct file_header *header, unsigned slot)
+{
+	struct file_header other;
+	bool rekey = header->flags & HEADER_FLAG_REKEY_IN_PROGRESS, other_valid;
+	const uint8_t *mek;
+	const char *reason;
+	uint8_t *deks = NULL;
+	char message[400];
+
+	if (len >= TDEFS_HEADER_SIZE &&
+	    header_copy_decode(image + (1 - slot) * HEADER_COPY_SIZE, &other) == 0 &&
+	    (other.flags & HEADER_FLAG_REKEY_IN_PROGRESS))
+		rekey = true;
+	if (!rekey)
+		return;
+	mek = check.ring ? keyring_find(check.ring, header->key_id) : NULL;
+	if (mek) {
+		deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
+		if (deks && header_unseal(header, mek, deks) < 0) {
+			secure_free(deks);
+			deks = NULL; /* check_sealed() reports it */
+		}
+	}
+	if (header_copies_verify(check.ring, image, len, slot, header, deks, &other_valid,
+				 &reason) == -EIO) {
+		snprintf(message, sizeof(message), "data rekey state cannot be decided: %s; the "
+			 "daemon refuses the file (EIO) rather than guess which key a block is "
+			 "under: restore it from a backup", reason);
+		problem(path, message);
+	}
+	secure_free(deks);
+}
+
+static void repair_copy(const char *path, int fd, const uint8_t *image, unsigned good_slot,
+			bool rekey)
 {
 	if (!check.repair) {
-		printf("REPAIRABLE %s: header copy %u is damaged, copy %u is valid (--repair "
-		       "restores it)\n", path, 1 - good_slot, good_slot);
+		if (rekey)
+			printf("REPAIRABLE %s: header copy %u is damaged, copy %u is valid and in the "
+			       "middle of a data rekey (mount read-write to let the rekey finish, "
+			       "which rewrites both copies, or --repair restores the copy)\n",
+			       path, 1 - good_slot, good_slot);
+		else
+			printf("REPAIRABLE %s: header copy %u is damaged, copy %u is valid (--repair "
+			       "restores it)\n", path, 1 - good_slot, good_slot);
 		check.problems++;
 		return;
 	}
@@ -146,8 +194,10 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 	if (header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)
 		check.rekey_in_progress++;
 	check_sealed(relative, &header);
+	check_rekey_copies(relative, image, done, &header, slot);
 	if (header_copy_decode(image + (1 - slot) * HEADER_COPY_SIZE, &other) < 0)
-		repair_copy(relative, fd, image, slot);
+		repair_copy(relative, fd, image, slot,
+			    header.flags & HEADER_FLAG_REKEY_IN_PROGRESS);
 out_close:
 	close(fd);
 	return 0;

@@ -161,12 +161,28 @@ int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outc
  * HEADER_MAX_DEKS) under the file's update lock, changes them in place and returns 0 to
  * write, 1 to leave the header as it is, or a negative errno. The result is sealed under the
  * active master key and written over the older copy (and then the other one too with
- * HEADER_UPDATE_BOTH_COPIES), each synced. Returns edit's 1 when nothing was written.
+ * HEADER_UPDATE_BOTH_COPIES, which a header in a data rekey, before or after the edit, always
+ * gets), each synced. Returns edit's 1 when nothing was written; -EIO when the two copies
+ * disagree in a way no crash leaves them (header_copies_verify), so that no update ever
+ * papers over such a file.
  */
 typedef int (*header_edit_fn)(struct file_header *header, uint8_t *deks, unsigned *dek_count,
 			      const uint8_t *active_key_id, void *context);
 #define HEADER_UPDATE_BOTH_COPIES 0x1u
 int header_update(int fd, header_edit_fn edit, void *context, unsigned flags);
+
+/*
+ * Before a header in a data rekey is trusted: the copy beside the newest one (image holds both,
+ * len bytes; slot is the newest's) must be valid and agree with it (header_copies_check), or be
+ * damaged. The other copy is unsealed with ring when ring holds its master key, so that its DEKs
+ * are compared too; newest_deks may be NULL when the newest was not unsealed. *other_valid says
+ * whether the other copy is valid. -EIO with *reason set when the copies disagree (or the other
+ * fails its seal), -ENOMEM. Nothing is checked when neither copy is in a data rekey. The caller
+ * keeps ring from being replaced meanwhile (daemon_state.keyring_lock).
+ */
+int header_copies_verify(const struct keyring *ring, const uint8_t *image, size_t len,
+			 unsigned slot, const struct file_header *newest, const uint8_t *newest_deks,
+			 bool *other_valid, const char **reason);
 
 /* data_rekey.c */
 struct rekey_progress_edit {

@@ -6,14 +6,25 @@
  *
  * One chunk, in the order that makes a crash at any instant recoverable:
  *   1. lock the chunk's blocks; read its ciphertext; note each block's XXH3-64;
- *   2. write the header (one copy, synced): watermark = chunk start, hot zone = the chunk with
- *      those checksums;
+ *   2. write the header: watermark = chunk start, hot zone = the chunk with those checksums;
+ *      over the older copy first, synced, then over the other copy, synced;
  *   3. write the chunk re-encrypted under the new DEK, and sync it;
  *   4. move the in-memory watermark past the chunk and unlock.
  * The next chunk's header records the watermark past this chunk. After a crash, a hot-zone
  * block whose checksum still matches is under the old DEK; any other was written under the new
  * one (by step 3, or by the database after step 4). At the end the header keeps only the new
  * DEK, in both copies, and the old one leaves memory.
+ *
+ * Why every step (begin, each chunk, finish, and recovery in fs/file_data.c) writes both copies,
+ * as LUKS2 writes both header areas for every reencryption step: a copy can be lost at any
+ * instant (a latent sector error, one flipped bit), and then the other copy alone must be
+ * right. With both copies written before step 3, the copies hold step k in both, or step k in
+ * one and step k - 1 in the other while step k's second write is pending, and step k's data is
+ * written only once both hold step k. So a lone surviving copy is step k, which is right, or
+ * step k - 1 while step k's chunk is untouched: its hot zone is the previous chunk, whose blocks
+ * are all under the new DEK and fail their old checksums, and its watermark is where step k's
+ * untouched chunk starts. Written to one copy only, the older copy would be one chunk behind a
+ * chunk already rewritten, and recovery from it would decrypt that chunk with the old DEK.
  */
 #include "fs/daemon.h"
 
@@ -26,7 +37,10 @@
 
 #include "util/util.h"
 
-/* 880 KiB chunks (the most the header's hot zone holds): two syncs per chunk. */
+/*
+ * 880 KiB chunks (the most the header's hot zone holds): three syncs per chunk, one per header
+ * copy and one for the data.
+ */
 #define REKEY_CHUNK_BLOCKS 220
 _Static_assert(REKEY_CHUNK_BLOCKS <= REKEY_HOT_ZONE_MAX, "a chunk fits the header's hot zone");
 
@@ -135,7 +149,8 @@ static int rekey_chunk(struct file_crypt *crypt, uint8_t *buffer, bool *finished
 		.hot_count = (uint32_t)count,
 		.hot_old_checksums = checksums,
 	};
-	ret = header_update(crypt->data_fd, rekey_edit_progress, &progress, 0);
+	ret = header_update(crypt->data_fd, rekey_edit_progress, &progress,
+			    HEADER_UPDATE_BOTH_COPIES);
 	if (ret < 0)
 		goto out_unlock_blocks;
 	fault_point("rekey:hot-zone-recorded");
@@ -218,7 +233,7 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt,
 		new_dek = secure_alloc(DEK_SIZE);
 		if (!new_dek)
 			return -ENOMEM;
-		ret = header_update(crypt->data_fd, edit_begin, new_dek, 0);
+		ret = header_update(crypt->data_fd, edit_begin, new_dek, HEADER_UPDATE_BOTH_COPIES);
 		if (ret == 0) {
 			struct xts_key *key;
 

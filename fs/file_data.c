@@ -162,8 +162,11 @@ static size_t block_length(uint64_t block, uint64_t size);
  * A data rekey was interrupted inside its hot zone. Each hot-zone block whose ciphertext still
  * has the checksum recorded before the chunk was rewritten is under the old DEK: re-encrypt it
  * under the new one. Every other block there was written under the new DEK (by the rekey, or by
- * the database after it). Then the watermark moves past the hot zone. docs/REKEY.md explains why
- * this is sound when 4096-byte block writes are not torn.
+ * the database after it). Then the watermark moves past the hot zone, in both header copies like
+ * every rekey step. docs/REKEY.md explains why this is sound when 4096-byte block writes are not
+ * torn, and why it stays sound from a lone surviving header copy (load_file_key has checked
+ * that two valid copies agree). Recovery is idempotent: a block it re-encrypted no longer
+ * matches its old checksum, so a crash before the header write only repeats it.
  */
 static int recover_hot_zone(struct tdefs_inode *inode, struct file_crypt *crypt,
 			    const struct file_header *header, uint64_t size)
@@ -205,7 +208,8 @@ static int recover_hot_zone(struct tdefs_inode *inode, struct file_crypt *crypt,
 	if (ret == 0 && fdatasync(crypt->data_fd) < 0)
 		ret = -errno;
 	if (ret == 0)
-		ret = header_update(crypt->data_fd, rekey_edit_progress, &progress, 0);
+		ret = header_update(crypt->data_fd, rekey_edit_progress, &progress,
+				    HEADER_UPDATE_BOTH_COPIES);
 	if (ret == 0)
 		crypt->watermark = progress.watermark;
 	return ret;
@@ -215,7 +219,9 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 {
 	uint8_t raw[TDEFS_HEADER_SIZE];
 	char key_text[KEY_ID_TEXT_SIZE];
+	const char *reason;
 	const uint8_t *mek;
+	bool other_valid;
 	unsigned slot;
 	struct stat st;
 	uint8_t *deks;
@@ -254,7 +260,29 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
 	mek = keyring_find(daemon_state.keyring, crypt->header.key_id);
 	ret = mek ? header_unseal(&crypt->header, mek, deks) : -ENOKEY;
+	if (ret == 0)
+		ret = header_copies_verify(daemon_state.keyring, raw, done, slot, &crypt->header,
+					   deks, &other_valid, &reason);
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	if (ret == -ENOMEM)
+		goto out_free_deks;
+	if (ret == -EIO) {
+		char detail[320];
+
+		snprintf(detail, sizeof(detail),
+			 "data rekey state cannot be decided, file refused rather than read under "
+			 "a guessed key: %s (tdefs --check lists it)", reason);
+		log_file_error_once(inode, detail);
+		goto out_free_deks;
+	}
+	if (ret == 0 && !other_valid && (crypt->header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)) {
+		char path[512];
+
+		/* Decidable: every rekey step is in both copies, so this one is at most a step behind. */
+		inode_describe(inode, path, sizeof(path));
+		log_warning("%s: header copy %u is damaged; the data rekey goes on from copy %u, "
+			    "which is the current step or the one before it", path, 1 - slot, slot);
+	}
 	if (ret == -ENOKEY) {
 		char detail[160];
 

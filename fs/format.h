@@ -126,6 +126,20 @@ int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *h
 int header_select(const uint8_t *data, size_t len, struct file_header *header, unsigned *slot);
 
 /*
+ * Two valid copies of one file's header side by side: newer (the one header_select() chose) and
+ * older. 0 when they are the same state, or two consecutive steps of a data rekey, which is all
+ * a crash can leave, since every rekey step writes both copies in turn (docs/REKEY.md, "Damaged
+ * header copies"). -EBADMSG, with *reason set to a one-line explanation, when no crash leaves
+ * them so: which key a block is under then cannot be told, and the file must be refused rather
+ * than read under a guess. newer_deks and older_deks are the copies' unsealed DEKs, or NULL when
+ * a copy's master key is not at hand (the keys are then not compared). Copies of which neither
+ * is in a data rekey always pass: they raise no question of which key a block is under.
+ */
+int header_copies_check(const struct file_header *newer, const uint8_t *newer_deks,
+			const struct file_header *older, const uint8_t *older_deks,
+			const char **reason);
+
+/*
  * Seal deks (count DEKs) under the MEK: a fresh random nonce, AES-256-GCM with a key from
  * HKDF-SHA256(MEK, "tdefs v1 dek wrap"), and every other field of the copy as associated data.
  * Sets key_id, nonce, wrapped_length, wrapped_keys and tag. Seal after every other field is

@@ -156,6 +156,59 @@ int header_select(const uint8_t *data, size_t len, struct file_header *header, u
 	return 0;
 }
 
+static bool same_progress(const struct file_header *a, const struct file_header *b)
+{
+	return a->watermark == b->watermark && a->hot_first == b->hot_first &&
+	       a->hot_count == b->hot_count &&
+	       memcmp(a->hot_old_checksums, b->hot_old_checksums,
+		      sizeof(a->hot_old_checksums[0]) * a->hot_count) == 0;
+}
+
+/*
+ * The steps of a data rekey, each written to both copies before the next begins: begin (new DEK,
+ * watermark 0, no hot zone); per chunk, a hot zone at the watermark, whose end is the next
+ * step's watermark; after recovery, the watermark past the hot zone and no hot zone; finish (the
+ * new DEK alone). A rewrap of a header in a rekey keeps its progress. So the older copy holds
+ * the newer copy's state or the one just before it; anything else is damage or a splice.
+ */
+int header_copies_check(const struct file_header *newer, const uint8_t *newer_deks,
+			const struct file_header *older, const uint8_t *older_deks,
+			const char **reason)
+{
+	bool newer_rekey = newer->flags & HEADER_FLAG_REKEY_IN_PROGRESS;
+	bool older_rekey = older->flags & HEADER_FLAG_REKEY_IN_PROGRESS;
+	bool keys = newer_deks && older_deks;
+
+	*reason = NULL;
+	if (!newer_rekey && !older_rekey)
+		return 0;
+	if (newer_rekey && !older_rekey) {
+		if (newer->watermark != 0 || newer->hot_count != 0)
+			*reason = "one header copy is part-way through a data rekey, the other is from "
+				  "before that rekey began";
+		else if (keys && memcmp(newer_deks, older_deks, DEK_SIZE) != 0)
+			*reason = "the header copy that begins the data rekey does not keep the file's "
+				  "old key";
+	} else if (!newer_rekey && older_rekey) {
+		if (keys && memcmp(newer_deks, older_deks + DEK_SIZE, DEK_SIZE) != 0)
+			*reason = "the header copy that ends the data rekey does not keep the rekey's "
+				  "new key";
+	} else if (keys && memcmp(newer_deks, older_deks, 2 * DEK_SIZE) != 0) {
+		*reason = "the two header copies carry the keys of two different data rekeys";
+	} else if (same_progress(newer, older)) {
+		/* The same step in both copies: its second write, a rewrap, or a --repair copy. */
+	} else if (newer->sequence == older->sequence) {
+		*reason = "the two header copies have one sequence number but different data rekey "
+			  "progress";
+	} else if (!(older->hot_count == 0 && newer->hot_count > 0 &&
+		     newer->watermark == older->watermark) &&
+		   !(older->hot_count > 0 &&
+		     newer->watermark == older->watermark + older->hot_count)) {
+		*reason = "the two header copies' data rekey progress is not one step apart";
+	}
+	return *reason ? -EBADMSG : 0;
+}
+
 /* Associated data: the whole encoded copy with the sealed fields and the checksum zeroed. */
 static void build_associated_data(const struct file_header *header,
 				  uint8_t aad[HEADER_COPY_SIZE])

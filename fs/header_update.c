@@ -7,8 +7,12 @@
  * Readers need no lock. A copy is written only over the older of the two copies, and synced
  * before anything else depends on it, so a reader, or a crash, always finds the newest whole
  * copy to be a complete state. Updates that must leave no trace of the previous state (a rewrap,
- * which must leave no DEK under the old master key; the end of a rekey, which must leave no old
- * DEK) then write the other copy too.
+ * which must leave no DEK under the old master key) then write the other copy too, and so does
+ * every update of a header in a data rekey (begin, each chunk's progress, recovery, finish): a
+ * rekey step lives in both copies before the data it describes is written, so that losing
+ * either copy at any instant (a latent sector error, a bit flip) leaves a copy that is the
+ * current step or the one before it, and both are correct (docs/REKEY.md, "Damaged header
+ * copies").
  */
 #include "fs/daemon.h"
 
@@ -39,22 +43,55 @@ static pthread_mutex_t *update_lock_for(dev_t dev, ino_t ino)
 	return &update_locks[(h >> 40) % HEADER_UPDATE_STRIPES];
 }
 
-static int read_header(int fd, struct file_header *header, unsigned *slot)
+static int read_header(int fd, uint8_t image[TDEFS_HEADER_SIZE], size_t *done,
+		       struct file_header *header, unsigned *slot)
 {
-	uint8_t image[TDEFS_HEADER_SIZE];
-	size_t done;
 	int ret;
 
 	/* A create in flight may be writing this header right now: look again before failing. */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		ret = pread_full(fd, image, sizeof(image), 0, &done);
+		ret = pread_full(fd, image, TDEFS_HEADER_SIZE, 0, done);
 		if (ret < 0)
 			return ret;
-		ret = header_select(image, done, header, slot);
+		ret = header_select(image, *done, header, slot);
 		if (ret != -EBADMSG)
 			return ret;
 		usleep(10000);
 	}
+	return ret;
+}
+
+int header_copies_verify(const struct keyring *ring, const uint8_t *image, size_t len,
+			 unsigned slot, const struct file_header *newest, const uint8_t *newest_deks,
+			 bool *other_valid, const char **reason)
+{
+	struct file_header other;
+	const uint8_t *mek;
+	uint8_t *other_deks;
+	int ret;
+
+	*reason = NULL;
+	*other_valid = len >= TDEFS_HEADER_SIZE &&
+		       header_copy_decode(image + (1 - slot) * HEADER_COPY_SIZE, &other) == 0;
+	if (!*other_valid ||
+	    !((newest->flags | other.flags) & HEADER_FLAG_REKEY_IN_PROGRESS))
+		return 0;
+	other_deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
+	if (!other_deks)
+		return -ENOMEM;
+	mek = ring ? keyring_find(ring, other.key_id) : NULL;
+	ret = mek ? header_unseal(&other, mek, other_deks) : -ENOKEY;
+	if (ret == -EBADMSG) {
+		/* A copy with a good checksum and a bad seal was altered: nothing it says counts. */
+		*reason = "the other header copy fails authentication (altered or spliced)";
+	} else if (ret == 0 || ret == -ENOKEY) {
+		header_copies_check(newest, newest_deks, &other, ret == 0 ? other_deks : NULL,
+				    reason);
+		ret = 0;
+	}
+	secure_free(other_deks);
+	if (*reason)
+		return -EIO;
 	return ret;
 }
 
@@ -79,13 +116,16 @@ static int write_copy(int fd, struct file_header *next, uint64_t sequence, unsig
 
 int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 {
-	uint8_t active_id[MASTER_KEY_ID_SIZE];
+	uint8_t active_id[MASTER_KEY_ID_SIZE], image[TDEFS_HEADER_SIZE];
 	struct file_header header, next;
 	const uint8_t *old_mek, *new_mek;
 	pthread_mutex_t *lock;
 	unsigned slot, dek_count;
+	const char *reason;
+	bool other_valid;
 	uint8_t *deks;
 	struct stat st;
+	size_t done;
 	int ret;
 
 	if (fstat(fd, &st) < 0)
@@ -95,7 +135,7 @@ int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 		return -ENOMEM;
 	lock = update_lock_for(st.st_dev, st.st_ino);
 	pthread_mutex_lock(lock);
-	ret = read_header(fd, &header, &slot);
+	ret = read_header(fd, image, &done, &header, &slot);
 	if (ret < 0)
 		goto out_unlock;
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
@@ -110,11 +150,18 @@ int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 	ret = header_unseal(&header, old_mek, deks);
 	if (ret < 0)
 		goto out_unlock_keyring;
+	/* Both copies are about to be rewritten from the newest: never from a state not decided. */
+	ret = header_copies_verify(daemon_state.keyring, image, done, slot, &header, deks,
+				   &other_valid, &reason);
+	if (ret < 0)
+		goto out_unlock_keyring;
 	next = header;
 	dek_count = header.wrapped_length / DEK_SIZE;
 	ret = edit(&next, deks, &dek_count, active_id, context);
 	if (ret != 0) /* 1: nothing to change */
 		goto out_unlock_keyring;
+	if ((header.flags | next.flags) & HEADER_FLAG_REKEY_IN_PROGRESS)
+		flags |= HEADER_UPDATE_BOTH_COPIES;
 	/* Every update is sealed under the active master key: it rewraps as a side effect. */
 	ret = write_copy(fd, &next, header.sequence + 1, 1 - slot, new_mek, active_id, deks,
 			 dek_count);

@@ -90,6 +90,8 @@ note "reliability suite (crashes under databases, concurrency, bad backing state
 run_suites build reliability --setup system --suite reliability
 
 note "security suite (attacks by an unprivileged local user, uid 65534)"
+# test_rekey_header_loss kills the daemon at named fault points: it takes its daemon and tools
+# from build-asan/ (fault injection), and skips under --quick.
 run_suites build security --setup system --suite security
 
 note "compat suite (backing directories and wallets made by earlier releases)"

@@ -12,7 +12,8 @@
  *                        a self-consistent header of another file, which no checksum or seal
  *                        can tell from DST's own.
  *   copy-slot SRC DST N  Copy header copy N (0 or 1) of SRC over copy N of DST.
- *   describe FILE        Print each copy: valid or not, sequence, file ID.
+ *   describe FILE        Print each copy: valid or not, sequence, file ID, and for a copy in a
+ *                        data rekey its watermark and hot-zone length.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,6 +122,9 @@ static int describe(const char *path)
 		printf("valid, sequence %llu, file ID ", (unsigned long long)h.sequence);
 		for (unsigned i = 0; i < FILE_ID_SIZE; i++)
 			printf("%02x", h.file_id[i]);
+		if (h.flags & HEADER_FLAG_REKEY_IN_PROGRESS)
+			printf(", rekey watermark %llu, hot zone %u", (unsigned long long)h.watermark,
+			       h.hot_count);
 		printf("\n");
 	}
 	return 0;

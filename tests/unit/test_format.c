@@ -2,7 +2,8 @@
  * Unit tests for the on-disk format (docs/FORMAT.md): the known-answer vectors printed in the
  * spec, an independent check of the DEK seal with OpenSSL's EVP API called directly, detection of
  * every single-bit flip and every truncation of a header copy, fallback to the other copy when
- * one is torn, the refusal of a newer format, holes, short tails, and the config record.
+ * one is torn, the refusal of a newer format, holes, short tails, the config record, and which
+ * pairs of header copies a data rekey can leave side by side (header_copies_check).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -424,6 +425,104 @@ static void test_rekey_progress_is_authenticated(void **state)
 	assert_int_equal(header_copy_decode(copy, &decoded), -EBADMSG);
 }
 
+/* A header copy in the rekey state given (watermark, hot zone of count blocks at it). */
+static struct file_header rekey_step(uint64_t sequence, bool rekey, uint64_t watermark,
+				     uint32_t count, uint64_t salt)
+{
+	struct file_header header;
+
+	memset(&header, 0, sizeof(header));
+	header.version = HEADER_FORMAT_VERSION;
+	header.cipher_suite = CIPHER_SUITE_AES256_XTS;
+	header.unit_size = TDEFS_BLOCK_SIZE;
+	header.sequence = sequence;
+	header.wrapped_length = rekey ? 2 * DEK_SIZE : DEK_SIZE;
+	if (rekey) {
+		header.flags = HEADER_FLAG_REKEY_IN_PROGRESS;
+		header.watermark = watermark;
+		header.hot_first = count ? watermark : 0;
+		header.hot_count = count;
+		for (uint32_t i = 0; i < count; i++)
+			header.hot_old_checksums[i] = (watermark + i) * 0x9e3779b97f4a7c15u ^ salt;
+	}
+	return header;
+}
+
+static bool copies_agree(const struct file_header *newer, const uint8_t *newer_deks,
+			 const struct file_header *older, const uint8_t *older_deks)
+{
+	const char *reason;
+	int ret = header_copies_check(newer, newer_deks, older, older_deks, &reason);
+
+	assert_true((ret == 0) == (reason == NULL));
+	assert_true(ret == 0 || ret == -EBADMSG);
+	return ret == 0;
+}
+
+/*
+ * Every rekey step is written to both header copies in turn, so the copies hold one step, or two
+ * consecutive steps. The whole life of a rekey of a 500-block file (begin, three chunks, a crash
+ * recovery, finish) is walked: each step beside the one before it agrees, and each step beside
+ * one two steps back (a pair no crash leaves) does not, nor do copies with another rekey's keys.
+ */
+static void test_rekey_copies_one_step_apart(void **state)
+{
+	uint8_t old_dek[DEK_SIZE], pair[2 * DEK_SIZE], other_pair[2 * DEK_SIZE];
+	struct file_header steps[8];
+	const uint8_t *keys[8];
+	unsigned n = 0;
+
+	(void)state;
+	memset(old_dek, 0x11, sizeof(old_dek));
+	memcpy(pair, old_dek, DEK_SIZE);
+	memset(pair + DEK_SIZE, 0x22, DEK_SIZE);
+	memcpy(other_pair, old_dek, DEK_SIZE);
+	memset(other_pair + DEK_SIZE, 0x33, DEK_SIZE);
+	steps[n] = rekey_step(2, false, 0, 0, 0), keys[n++] = old_dek;       /* before */
+	steps[n] = rekey_step(4, true, 0, 0, 0), keys[n++] = pair;           /* begin */
+	steps[n] = rekey_step(6, true, 0, 220, 1), keys[n++] = pair;         /* chunk 1 */
+	steps[n] = rekey_step(8, true, 220, 220, 2), keys[n++] = pair;       /* chunk 2 */
+	steps[n] = rekey_step(10, true, 440, 60, 3), keys[n++] = pair;       /* chunk 3 */
+	steps[n] = rekey_step(12, true, 500, 0, 0), keys[n++] = pair;        /* recovery */
+	steps[n] = rekey_step(14, false, 0, 0, 0), keys[n++] = pair + DEK_SIZE; /* finish */
+	for (unsigned k = 0; k < n; k++) {
+		struct file_header second = steps[k];
+
+		/* Both copies of one step (the first write's copy has the lower sequence). */
+		second.sequence++;
+		assert_true(copies_agree(&second, keys[k], &steps[k], keys[k]));
+		if (k >= 1) {
+			assert_true(copies_agree(&steps[k], keys[k], &steps[k - 1], keys[k - 1]));
+			/* Without the older copy's keys at hand, only the progress is compared. */
+			assert_true(copies_agree(&steps[k], keys[k], &steps[k - 1], NULL));
+		}
+		if (k >= 2 && (steps[k].flags & HEADER_FLAG_REKEY_IN_PROGRESS) &&
+		    (steps[k - 2].flags & HEADER_FLAG_REKEY_IN_PROGRESS))
+			assert_false(copies_agree(&steps[k], keys[k], &steps[k - 2], keys[k - 2]));
+		/* A rollback: the older copy ahead of the newer one. */
+		if (k >= 2 && k + 1 < n && (steps[k].flags & HEADER_FLAG_REKEY_IN_PROGRESS))
+			assert_false(copies_agree(&steps[k - 1], keys[k - 1], &steps[k], keys[k]));
+	}
+	/* Begin beside "before" with the progress of a later step: no crash leaves that. */
+	assert_false(copies_agree(&steps[3], pair, &steps[0], old_dek));
+	/* Keys of another rekey: begin, chunk and finish each refuse them. */
+	assert_false(copies_agree(&steps[3], other_pair, &steps[2], pair));
+	/* Without one copy's keys at hand they cannot be compared; the progress still is. */
+	assert_true(copies_agree(&steps[3], NULL, &steps[2], pair));
+	assert_false(copies_agree(&steps[4], NULL, &steps[2], pair));
+	assert_false(copies_agree(&steps[1], other_pair + DEK_SIZE, &steps[0], old_dek));
+	assert_false(copies_agree(&steps[6], other_pair + DEK_SIZE, &steps[5], pair));
+	/* The finish must keep the new DEK, not the old one. */
+	assert_false(copies_agree(&steps[6], old_dek, &steps[5], pair));
+	/* The same chunk recorded twice with other checksums, or one sequence, two progresses. */
+	struct file_header again = rekey_step(9, true, 220, 220, 99);
+	assert_false(copies_agree(&again, pair, &steps[3], pair));
+	again = rekey_step(8, true, 440, 60, 3);
+	assert_false(copies_agree(&again, pair, &steps[3], pair));
+	/* Outside a rekey the question does not arise: copies always agree here. */
+	assert_true(copies_agree(&steps[0], old_dek, &steps[0], pair + DEK_SIZE));
+}
+
 static void test_config_round_trip_and_damage(void **state)
 {
 	struct backing_config config = { 0 }, decoded;
@@ -465,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_newer_version_is_refused),
 		cmocka_unit_test(test_spliced_fields_fail_the_seal),
 		cmocka_unit_test(test_rekey_progress_is_authenticated),
+		cmocka_unit_test(test_rekey_copies_one_step_apart),
 		cmocka_unit_test(test_config_round_trip_and_damage),
 	};
 	return cmocka_run_group_tests_name("format", tests, NULL, NULL);
