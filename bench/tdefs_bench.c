@@ -26,6 +26,7 @@
  */
 #include "crypto/crypto.h"
 #include "fs/format.h"
+#include "util/json_text.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -369,10 +370,12 @@ static void print_table(const struct options *opt, const struct result *results,
 static void print_json(const struct options *opt, const struct result *results, unsigned n,
 		       unsigned trial_ms)
 {
-	printf("{\n  \"tool\": \"tdefs-bench\",\n  \"backend\": \"%s\",\n", crypto_backend_version());
-	printf("  \"unit_dispatch\": \"%s\",\n", opt->evp_only || getenv("TDEFS_XTS_EVP_ONLY")
-							  ? "evp"
-							  : "provider");
+	/* The backend's version string comes from the library: escaped like every string. */
+	printf("{\n  \"tool\": \"tdefs-bench\",\n  \"backend\": ");
+	json_write_string(stdout, crypto_backend_version());
+	printf(",\n  \"unit_dispatch\": \"%s\",\n", opt->evp_only || getenv("TDEFS_XTS_EVP_ONLY")
+							      ? "evp"
+							      : "provider");
 	printf("  \"online_cpus\": %ld,\n  \"rounds\": %u,\n  \"trial_ms\": %u,\n",
 	       sysconf(_SC_NPROCESSORS_ONLN), opt->rounds, trial_ms);
 	printf("  \"results\": [\n");

@@ -104,12 +104,25 @@ struct tdefs_daemon {
 	 * (FUSE never sets SB_NOSEC), one extra round trip per write(2): docs/PERFORMANCE.md.
 	 */
 	bool xattr_off;
+	/*
+	 * -o xattr_security: the security.* names served, without the prefix, ':'-separated;
+	 * "all", or "" for none. NULL: security.capability only (fs/operations.c).
+	 */
+	char *xattr_security;
+	/*
+	 * POSIX ACLs are served only while the kernel enforces them (FUSE_CAP_POSIX_ACL, set in
+	 * the init request when the kernel and the backing filesystem can); else refused.
+	 */
+	bool acl_enforced;
 	bool debug;
 	struct fuse_session *session;
 };
 
 extern struct tdefs_daemon daemon_state;
 extern const struct fuse_lowlevel_ops tdefs_operations;
+
+/* operations.c: -o xattr_security=VALUE; -EINVAL for a malformed list. */
+int xattr_security_option(const char *value);
 
 /* inode_table.c */
 struct tdefs_inode *inode_from_fuse(fuse_ino_t ino);

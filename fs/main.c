@@ -71,10 +71,15 @@ static const char usage_text[] =
 	"                       the daemon (less memory, slower). One daemon serves a BACKING\n"
 	"                       at a time: a second mount of it is refused\n"
 	"       timeout=SECS    attribute and entry cache time with cache=auto (default 1)\n"
-	"       xattr=on        serve extended attributes, stored on the backing files (default)\n"
-	"       xattr=off       no extended attributes (EOPNOTSUPP): saves the kernel's\n"
-	"                       security.capability lookup before every buffered write (3-5x\n"
-	"                       the random-write speed); databases do not use xattrs\n"
+	"       xattr=on        serve extended attributes, stored on the backing files, and\n"
+	"                       POSIX ACLs, enforced by the kernel (default; ACLs are refused\n"
+	"                       where the kernel or the backing filesystem cannot)\n"
+	"       xattr=off       no extended attributes and no ACLs (EOPNOTSUPP): saves the\n"
+	"                       kernel's security.capability lookup before every buffered\n"
+	"                       write (3-5x the random-write speed); databases use neither\n"
+	"       xattr_security=NAMES  the security.* xattrs served: capability (default),\n"
+	"                       a ':'-separated list (capability:selinux), all, or none;\n"
+	"                       others are refused (EOPNOTSUPP; reads ENODATA)\n"
 	"       ro              read-only mount (required for a read-only BACKING)\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
@@ -128,6 +133,14 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 		} else if (strncmp(option, "xattr=", 6) == 0) {
 			fprintf(stderr, "tdefs: -o %s: xattr must be on or off\n", option);
 			return -EINVAL;
+		} else if (strncmp(option, "xattr_security=", 15) == 0) {
+			if (xattr_security_option(option + 15) < 0) {
+				fprintf(stderr,
+					"tdefs: -o %s: give all, none or security.* names without "
+					"the prefix, separated by ':' (capability:selinux)\n",
+					option);
+				return -EINVAL;
+			}
 		} else if (strcmp(option, "ro") == 0) {
 			daemon_state.read_only = true;
 			append_fuse_option(cmd, option);
@@ -578,7 +591,7 @@ static int run_mount(struct command_line *cmd)
 
 	if (secure_process_setup(geteuid() == 0) < 0)
 		fprintf(stderr, "tdefs: warning: cannot lock memory; keys may reach swap\n");
-	/* Modes arrive from the kernel with the caller's umask applied; do not apply ours. */
+	/* Creations take the caller's umask (fs/operations.c); the daemon's own is 0. */
 	umask(0);
 	if (prepare_mount(cmd) < 0)
 		goto out_free_keyring;

@@ -5,7 +5,10 @@
  *
  * The daemon runs as root and creates backing objects itself, then gives them the caller's uid
  * and gid, so files on the mount belong to whoever made them (PostgreSQL's initdb refuses to run
- * as root). Permission checks are the kernel's (default_permissions).
+ * as root). Permission checks are the kernel's (default_permissions, and POSIX ACLs where the
+ * kernel and the backing filesystem support them). Extended attribute names are checked here:
+ * the daemon writes them as root, so a name the kernel lets any caller through with (security.*,
+ * system.*) must not reach the backing file unless this mount serves it (docs/SECURITY.md).
  */
 #include "fs/daemon.h"
 
@@ -13,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,9 @@
 #include <unistd.h>
 
 #include "util/util.h"
+
+#define XATTR_ACL_ACCESS "system.posix_acl_access"
+#define XATTR_ACL_DEFAULT "system.posix_acl_default"
 
 static struct tdefs_inode *get_inode(fuse_ino_t ino)
 {
@@ -58,8 +65,41 @@ static int apply_owner(fuse_req_t req, struct tdefs_inode *parent, int dir_fd, c
 	return ret < 0 ? -errno : 0;
 }
 
+/*
+ * POSIX ACLs need the backing filesystem to store and apply them (the daemon passes ACL xattrs
+ * through, and the backing filesystem inherits default ACLs and keeps the mode in sync).
+ */
+static bool backing_supports_acls(void)
+{
+	char proc_path[64];
+
+	inode_proc_path(&daemon_state.root, proc_path, sizeof(proc_path));
+	return getxattr(proc_path, XATTR_ACL_ACCESS, NULL, 0) >= 0 || errno != EOPNOTSUPP;
+}
+
 static void tdefs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	/*
+	 * ACLs are enforced by the kernel or not served at all: without FUSE_CAP_POSIX_ACL the
+	 * kernel would store them and check only the mode bits (default_permissions).
+	 */
+	daemon_state.acl_enforced = false;
+	if (!daemon_state.xattr_off) {
+		if (!(conn->capable & FUSE_CAP_POSIX_ACL))
+			log_warning("tdefs: the kernel cannot enforce POSIX ACLs on FUSE mounts; "
+				    "ACLs are refused (EOPNOTSUPP)");
+		else if (!backing_supports_acls())
+			log_warning("tdefs: the backing filesystem of %s has no POSIX ACLs; ACLs "
+				    "are refused (EOPNOTSUPP)",
+				    daemon_state.backing_path);
+		else
+			daemon_state.acl_enforced = true;
+	}
+	if (daemon_state.acl_enforced)
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* The caller's umask comes with each creation and is applied here (caller_umask_begin). */
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
 	if (daemon_state.cache == CACHE_AUTO && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -197,14 +237,44 @@ static void tdefs_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, target);
 }
 
+/*
+ * The kernel sends the mode unmasked and the creating process's umask beside it
+ * (FUSE_CAP_DONT_MASK), because POSIX applies the umask only where the parent directory has no
+ * default ACL, and only the backing filesystem knows that at the instant it creates the object.
+ * So the worker thread creates with the caller's umask as its own: each worker gets a umask of
+ * its own (unshare(CLONE_FS), once per thread) and goes back to 0 afterwards. Where unshare is
+ * refused the mode is masked here, which errs towards fewer permissions under a default ACL.
+ */
+static _Thread_local bool thread_has_own_umask;
+
+static void caller_umask_begin(fuse_req_t req, mode_t *mode)
+{
+	mode_t mask = fuse_req_ctx(req)->umask & 0777;
+
+	if (!thread_has_own_umask && unshare(CLONE_FS) == 0)
+		thread_has_own_umask = true;
+	if (thread_has_own_umask)
+		umask(mask);
+	else
+		*mode &= ~mask;
+}
+
+static void caller_umask_end(void)
+{
+	if (thread_has_own_umask)
+		umask(0);
+}
+
 /* Create an empty encrypted regular file: the header is in place before the name is used. */
 static int create_regular(fuse_req_t req, struct tdefs_inode *parent, const char *name,
 			  mode_t mode, bool exclusive)
 {
 	int fd, ret;
 
+	caller_umask_begin(req, &mode);
 	fd = openat(parent->path_fd, name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW,
 		    mode & 07777);
+	caller_umask_end();
 	if (fd < 0)
 		return (errno == EEXIST && !exclusive) ? 1 : -errno;
 	ret = apply_owner(req, parent, -1, NULL, fd);
@@ -226,14 +296,18 @@ static int make_node(fuse_req_t req, struct tdefs_inode *parent, const char *nam
 	if (link_target) {
 		ret = symlinkat(link_target, parent->path_fd, name) < 0 ? -errno : 0;
 	} else if (S_ISDIR(mode)) {
+		caller_umask_begin(req, &mode);
 		ret = mkdirat(parent->path_fd, name, mode & 07777) < 0 ? -errno : 0;
+		caller_umask_end();
 	} else if (S_ISREG(mode)) {
 		ret = create_regular(req, parent, name, mode, true);
 		if (ret == 0)
 			goto out_lookup;
 		return ret;
 	} else {
+		caller_umask_begin(req, &mode);
 		ret = mknodat(parent->path_fd, name, mode, rdev) < 0 ? -errno : 0;
+		caller_umask_end();
 	}
 	if (ret < 0)
 		return ret;
@@ -682,6 +756,96 @@ static bool xattr_disabled(fuse_req_t req)
 	return true;
 }
 
+#define SECURITY_PREFIX "security."
+#define SECURITY_PREFIX_LENGTH (sizeof(SECURITY_PREFIX) - 1)
+#define DEFAULT_SECURITY_NAMES "capability"
+
+/*
+ * -o xattr_security=all | none | NAME[:NAME...]: the security.* names the mount serves, named
+ * without the prefix ("capability:ima"). The default is security.capability alone: the kernel
+ * checks CAP_SETFCAP before it sets that one, while other security.* names (an LSM's label)
+ * pass the kernel unchecked when no LSM claims them, and the daemon would set them as root.
+ */
+int xattr_security_option(const char *value)
+{
+	char *copy;
+
+	if (strcmp(value, "none") == 0)
+		value = "";
+	else if (strcmp(value, "all") != 0)
+		for (const char *p = value;; p++) {
+			bool item_end = *p == ':' || *p == '\0';
+
+			if (item_end && (p == value || p[-1] == ':'))
+				return -EINVAL; /* an empty name */
+			if (*p == '\0')
+				break;
+			if (!item_end && !(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+			    !(*p >= '0' && *p <= '9') && *p != '.' && *p != '_' && *p != '-')
+				return -EINVAL;
+		}
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	free(daemon_state.xattr_security);
+	daemon_state.xattr_security = copy;
+	return 0;
+}
+
+static bool security_name_served(const char *suffix)
+{
+	const char *list =
+		daemon_state.xattr_security ? daemon_state.xattr_security : DEFAULT_SECURITY_NAMES;
+	size_t length = strlen(suffix);
+
+	if (strcmp(list, "all") == 0)
+		return true;
+	for (const char *item = list; *item;) {
+		const char *end = strchrnul(item, ':');
+
+		if ((size_t)(end - item) == length && memcmp(item, suffix, length) == 0)
+			return true;
+		item = *end ? end + 1 : end;
+	}
+	return false;
+}
+
+enum xattr_use { XATTR_READ, XATTR_CHANGE };
+
+static bool is_acl_name(const char *name)
+{
+	return strcmp(name, XATTR_ACL_ACCESS) == 0 || strcmp(name, XATTR_ACL_DEFAULT) == 0;
+}
+
+/*
+ * Whether the mount serves the xattr name to this caller: 0, or the answer of a filesystem
+ * that does not have that name (ENODATA to a read; EOPNOTSUPP, or EPERM, to a change).
+ *  - user.*: served; the kernel has checked the caller's permission on the file.
+ *  - trusted.*: to uid 0 only. The kernel asks for CAP_SYS_ADMIN already, but the daemon sets
+ *    the name as root, so it does not take the request's word for where it came from.
+ *  - security.*: the names of -o xattr_security (security.capability by default).
+ *  - system.posix_acl_access and _default: when the kernel enforces ACLs (tdefs_init).
+ *  - anything else (other system.* names, unknown namespaces): not served.
+ */
+static int xattr_name_check(fuse_req_t req, const char *name, enum xattr_use use)
+{
+	if (strncmp(name, "user.", 5) == 0)
+		return 0;
+	if (strncmp(name, "trusted.", 8) == 0) {
+		if (fuse_req_ctx(req)->uid == 0)
+			return 0;
+		return use == XATTR_READ ? -ENODATA : -EPERM;
+	}
+	if (strncmp(name, SECURITY_PREFIX, SECURITY_PREFIX_LENGTH) == 0) {
+		if (security_name_served(name + SECURITY_PREFIX_LENGTH))
+			return 0;
+		return use == XATTR_READ ? -ENODATA : -EOPNOTSUPP;
+	}
+	if (is_acl_name(name))
+		return daemon_state.acl_enforced ? 0 : -EOPNOTSUPP;
+	return -EOPNOTSUPP;
+}
+
 static bool is_file_capability(const char *name)
 {
 	return strcmp(name, "security.capability") == 0;
@@ -728,6 +892,11 @@ static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 
 	if (xattr_disabled(req))
 		return;
+	ret = xattr_name_check(req, name, XATTR_READ);
+	if (ret < 0) {
+		reply_result(req, ret);
+		return;
+	}
 	if (capability) {
 		capability_state = __atomic_load_n(&inode->file_capability_state, __ATOMIC_ACQUIRE);
 		if (capability_state & 1) {
@@ -736,6 +905,12 @@ static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 		}
 	}
 	ret = xattr_path(inode, path, sizeof(path));
+	/*
+	 * The kernel asks for the access ACL before it checks a permission: "none" lets the
+	 * mode bits decide, where any error would refuse the access.
+	 */
+	if (ret == -EOPNOTSUPP && is_acl_name(name))
+		ret = -ENODATA;
 	if (ret < 0) {
 		reply_result(req, ret);
 		return;
@@ -753,10 +928,45 @@ static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 	free(value);
 }
 
+/* The names of the backing object's xattrs, less those the mount does not serve this caller. */
+static ssize_t list_served_names(fuse_req_t req, const char *path, char **names)
+{
+	ssize_t length, kept = 0;
+
+	*names = NULL;
+	/* The list may grow between asking its length and reading it: ask again then. */
+	for (int attempt = 0;; attempt++) {
+		length = listxattr(path, NULL, 0);
+		if (length < 0)
+			return -errno;
+		free(*names);
+		*names = malloc((size_t)length + 1);
+		if (!*names)
+			return -ENOMEM;
+		length = listxattr(path, *names, (size_t)length);
+		if (length >= 0) {
+			(*names)[length] = '\0';
+			break;
+		}
+		if (errno != ERANGE || attempt == 8)
+			return -errno;
+	}
+	for (ssize_t at = 0; at < length;) {
+		size_t name_length = strnlen(*names + at, (size_t)(length - at));
+
+		if (xattr_name_check(req, *names + at, XATTR_READ) == 0) {
+			memmove(*names + kept, *names + at, name_length + 1);
+			kept += (ssize_t)name_length + 1;
+		}
+		at += (ssize_t)name_length + 1;
+	}
+	return kept;
+}
+
 static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char path[64], *value = NULL;
-	ssize_t n;
+	char path[64], *names = NULL;
+	ssize_t length;
 	int ret;
 
 	if (xattr_disabled(req))
@@ -766,13 +976,16 @@ static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		reply_result(req, ret);
 		return;
 	}
-	if (size && !(value = malloc(size))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = listxattr(path, value, size);
-	reply_xattr_result(req, n, size, value);
-	free(value);
+	length = list_served_names(req, path, &names);
+	if (length < 0)
+		reply_result(req, (int)length);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)length);
+	else if ((size_t)length > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names, (size_t)length);
+	free(names);
 }
 
 static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
@@ -784,7 +997,9 @@ static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, con
 
 	if (xattr_disabled(req))
 		return;
-	ret = xattr_path(inode, path, sizeof(path));
+	ret = xattr_name_check(req, name, XATTR_CHANGE);
+	if (ret == 0)
+		ret = xattr_path(inode, path, sizeof(path));
 	if (ret == 0 && setxattr(path, name, value, size, flags) < 0)
 		ret = -errno;
 	if (ret == 0 && is_file_capability(name))
@@ -799,7 +1014,9 @@ static void tdefs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	if (xattr_disabled(req))
 		return;
-	ret = xattr_path(get_inode(ino), path, sizeof(path));
+	ret = xattr_name_check(req, name, XATTR_CHANGE);
+	if (ret == 0)
+		ret = xattr_path(get_inode(ino), path, sizeof(path));
 	if (ret == 0 && removexattr(path, name) < 0)
 		ret = -errno;
 	reply_result(req, ret);

@@ -1,5 +1,6 @@
 /*
- * What tdekey prints: aligned tables for people, JSON for scripts, one-line errors on stderr
+ * What tdekey prints: aligned tables for people, JSON for scripts (every string escaped by
+ * util/json_text.c: tags and backing paths are chosen by users), one-line errors on stderr
  * with an exit code per kind of failure, so that a script can tell a wrong password (retry) from
  * a damaged wallet (restore) without parsing messages.
  */
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "util/json_text.h"
 
 int exit_code_for(int error)
 {
@@ -139,20 +142,6 @@ static void json_indent(struct json *json)
 		fputs("  ", json->out);
 }
 
-static void json_escaped(FILE *out, const char *text)
-{
-	fputc('"', out);
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(out, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(out, "\\u%04x", *p);
-		else
-			fputc(*p, out);
-	}
-	fputc('"', out);
-}
-
 /* Comma, new line and the key (inside an object) before any value. */
 static void json_member(struct json *json, const char *key)
 {
@@ -161,7 +150,7 @@ static void json_member(struct json *json, const char *key)
 	json->need_comma[json->depth] = true;
 	json_indent(json);
 	if (key) {
-		json_escaped(json->out, key);
+		json_write_string(json->out, key);
 		fputs(": ", json->out);
 	}
 }
@@ -184,7 +173,7 @@ void json_string(struct json *json, const char *key, const char *value)
 {
 	json_member(json, key);
 	if (value)
-		json_escaped(json->out, value);
+		json_write_string(json->out, value);
 	else
 		fputs("null", json->out);
 }

@@ -11,6 +11,7 @@
 
 #include "fs/format.h"
 #include "keystore/keystore.h"
+#include "util/json_text.h"
 
 static int run_status(const struct rekey_options *options)
 {
@@ -36,10 +37,15 @@ static int run_status(const struct rekey_options *options)
 		return EXIT_FAILED;
 	}
 	if (options->json) {
+		/* Values carry backing paths and file names: every one goes through the escaper. */
 		printf("{");
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-			if (reply_value(&reply, fields[i], value, sizeof(value)))
-				printf("\"%s\": \"%s\", ", fields[i], value);
+			if (reply_value(&reply, fields[i], value, sizeof(value))) {
+				json_write_string(stdout, fields[i]);
+				printf(": ");
+				json_write_string(stdout, value);
+				printf(", ");
+			}
 		printf("\"files\": %llu, \"empty\": %llu, \"damaged\": %llu, \"files_per_key\": {",
 		       (unsigned long long)scan.files, (unsigned long long)scan.empty,
 		       (unsigned long long)scan.damaged);
