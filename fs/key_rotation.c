@@ -6,9 +6,13 @@
  * rewrap) through header_rewrap_file(); readers and writers of a file never wait for it, since
  * data I/O does not touch the header.
  *
- * Re-reading works for every wallet the daemon can open unattended (auto-login, local
- * auto-login, or a password wallet with an external password store). A daemon started from a
- * password typed on a descriptor keeps the keys it has and says so in its log.
+ * A reload re-reads the kind of wallet the daemon mounted with (keystore_reload): auto-login,
+ * local auto-login, or a password wallet through its external password store. A daemon started
+ * from a password typed on a descriptor and without a store keeps the keys it has and says so
+ * in its log; it never switches to an auto-login file that appears beside its password wallet.
+ * The keys re-read are merged into those loaded: new keys are added and the active key follows
+ * the wallet, but a loaded key is never dropped, so a wallet restored from an older backup (or
+ * replaced by someone) cannot make files already written unreadable.
  */
 #include "fs/daemon.h"
 
@@ -26,44 +30,50 @@
 
 /* --- wallet reload ----------------------------------------------------------------------- */
 
+/* The watcher and the control channel may both ask for a reload: one merge at a time. */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int keys_reload(char *error, size_t error_len)
 {
 	char keystore_error[KEYSTORE_ERROR_SIZE] = "";
-	uint8_t old_id[16], new_id[16], active_id[KEY_ID_SIZE];
+	struct keystore_reload_result result;
+	uint8_t active_id[KEY_ID_SIZE];
 	char active_text[KEY_ID_TEXT_SIZE];
-	struct keyring *fresh, *stale;
-	const uint8_t *mek;
+	struct keyring *merged, *loaded;
 	int ret;
 
-	ret = keystore_open_for_mount(daemon_state.wallet_path, -1, &fresh, keystore_error);
+	pthread_mutex_lock(&reload_lock);
+	/* Only this function replaces the ring, so it can be read here without the rwlock. */
+	loaded = daemon_state.keyring;
+	ret = keystore_reload(daemon_state.wallet_path, loaded, &merged, &result, keystore_error);
 	if (ret < 0) {
 		snprintf(error, error_len, "%s; keeping the %zu keys already loaded", keystore_error,
-			 keyring_count(daemon_state.keyring));
+			 keyring_count(loaded));
+		pthread_mutex_unlock(&reload_lock);
 		return ret;
 	}
-	keyring_wallet_id(fresh, new_id);
-	keyring_wallet_id(daemon_state.keyring, old_id);
-	if (memcmp(old_id, new_id, sizeof(old_id)) != 0) {
-		keyring_free(fresh);
-		snprintf(error, error_len,
-			 "wallet %s now holds another wallet (different wallet ID); keeping the keys "
-			 "already loaded", daemon_state.wallet_path);
-		return -EINVAL;
-	}
-	if (keyring_active(fresh, active_id, &mek) < 0) {
-		keyring_free(fresh);
-		snprintf(error, error_len, "wallet %s has no active master key; keeping the keys "
-			 "already loaded", daemon_state.wallet_path);
-		return -ENOKEY;
-	}
 	pthread_rwlock_wrlock(&daemon_state.keyring_lock);
-	stale = daemon_state.keyring;
-	daemon_state.keyring = fresh;
+	daemon_state.keyring = merged;
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
-	keyring_free(stale);
-	key_id_format(active_id, active_text);
-	log_info("tdefs: wallet %s re-read: %zu master keys, active %s", daemon_state.wallet_path,
-		 keyring_count(fresh), active_text);
+	keyring_free(loaded);
+	pthread_mutex_unlock(&reload_lock);
+
+	if (result.kept)
+		log_warning("tdefs: %s lacks %zu of the master keys loaded (restored from an older "
+			    "backup, or a key deleted?); they stay loaded, since files may still "
+			    "be wrapped under them",
+			    result.path, result.kept);
+	if (!result.wallet_has_active)
+		log_warning("tdefs: %s has no active master key; new files stay wrapped under the "
+			    "active key already loaded",
+			    result.path);
+	if (keyring_active(merged, active_id, NULL) == 0)
+		key_id_format(active_id, active_text);
+	else
+		snprintf(active_text, sizeof(active_text), "none");
+	log_info("tdefs: wallet %s re-read: %zu master keys (%zu new), active %s%s",
+		 result.path, keyring_count(merged), result.added, active_text,
+		 result.active_moved ? " (changed)" : "");
 	return 0;
 }
 

@@ -131,6 +131,9 @@ static int lock_directory(const char *dir, struct wallet_paths *paths, int *lock
 		wallet_message(error, "no wallet in %s: no such directory", paths->dir);
 		return -ENOENT;
 	}
+	ret = wallet_directory_check(paths, error);
+	if (ret < 0)
+		return ret;
 	ret = wallet_lock(paths, lock_fd, error);
 	if (ret == 0)
 		wallet_remove_stale_temporaries(paths);

@@ -2,10 +2,12 @@
  * The key ring: every MEK a wallet holds, historical ones included, in creation order. Records
  * (and so the MEKs) live in one secure_alloc() array that is wiped when it grows or is freed.
  * Keys are only ever appended: rotation retires the previous active key and never drops it,
- * because headers wrapped under it must keep opening (DESIGN.md section 2).
+ * because headers wrapped under it must keep opening.
  *
  * Each container has at most one ACTIVE key; the ring's own container is the one the daemon
- * wraps new file keys for.
+ * wraps new file keys for. A ring read from a file remembers the kind of that file, so that a
+ * running daemon re-reads the kind it mounted with; keyring_merge() is how it takes in what it
+ * re-read without ever losing a key it holds.
  */
 #include "keystore/wallet_internal.h"
 
@@ -19,6 +21,7 @@
 
 struct keyring {
 	uint8_t wallet_id[KEY_ID_SIZE];
+	enum wallet_kind source_kind; /* 0 for a ring not read from a file */
 	char container[WALLET_CONTAINER_MAX + 1];
 	uint64_t generation;
 	size_t count;
@@ -113,6 +116,16 @@ uint64_t keyring_generation(const struct keyring *ring)
 void keyring_set_generation(struct keyring *ring, uint64_t generation)
 {
 	ring->generation = generation;
+}
+
+enum wallet_kind keyring_source_kind(const struct keyring *ring)
+{
+	return ring->source_kind;
+}
+
+void keyring_set_source_kind(struct keyring *ring, enum wallet_kind kind)
+{
+	ring->source_kind = kind;
 }
 
 void keyring_wallet_id(const struct keyring *ring, uint8_t id[KEY_ID_SIZE])
@@ -293,4 +306,103 @@ void keyring_mark_backed_up(struct keyring *ring, size_t count)
 {
 	for (size_t i = 0; i < count && i < ring->count; i++)
 		ring->records[i].backed_up = true;
+}
+
+/*
+ * The ACTIVE key of each container after a merge: the re-read wallet's when it has one there
+ * (the wallet is the authority on which key wraps new files: set-key and use-key move it, and
+ * use-key may move it back to an older key), otherwise the one the loaded ring had, so that a
+ * wallet without an active key never leaves the daemon without one.
+ */
+static void settle_active_keys(struct keyring *merged, const struct keyring *loaded,
+			       const struct keyring *fresh)
+{
+	for (size_t i = 0; i < merged->count; i++) {
+		struct mek_record *record = &merged->records[i];
+		const struct mek_record *wallet_active = active_record(fresh, record->container);
+		const struct mek_record *loaded_active;
+
+		if (wallet_active) {
+			if (record->state == MEK_STATE_ACTIVE &&
+			    memcmp(record->id, wallet_active->id, KEY_ID_SIZE) != 0)
+				record->state = MEK_STATE_RETIRED;
+			continue;
+		}
+		loaded_active = active_record(loaded, record->container);
+		if (loaded_active && memcmp(record->id, loaded_active->id, KEY_ID_SIZE) == 0)
+			record->state = MEK_STATE_ACTIVE;
+	}
+}
+
+int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, struct keyring **out,
+		  struct keyring_merge_summary *summary, char error[KEYSTORE_ERROR_SIZE])
+{
+	char id_text[KEY_ID_TEXT_SIZE], other_text[KEY_ID_TEXT_SIZE];
+	const struct mek_record *before, *after;
+	struct keyring *merged;
+	int ret;
+
+	memset(summary, 0, sizeof(*summary));
+	if (memcmp(loaded->wallet_id, fresh->wallet_id, KEY_ID_SIZE) != 0) {
+		key_id_format(fresh->wallet_id, id_text);
+		key_id_format(loaded->wallet_id, other_text);
+		wallet_message(error,
+			       "the wallet now holds another wallet (wallet ID %s, the keys loaded "
+			       "are of wallet %s)",
+			       id_text, other_text);
+		return -EINVAL;
+	}
+	if (strcmp(loaded->container, fresh->container) != 0) {
+		wallet_message(error,
+			       "the wallet's container is now %s, the keys loaded are of container "
+			       "%s",
+			       fresh->container, loaded->container);
+		return -EINVAL;
+	}
+	ret = keyring_new(loaded->wallet_id, loaded->container, &merged);
+	if (ret < 0) {
+		wallet_message(error, "cannot merge the keys: %s", strerror(-ret));
+		return ret;
+	}
+	merged->source_kind = loaded->source_kind;
+	merged->generation =
+		fresh->generation > loaded->generation ? fresh->generation : loaded->generation;
+	/* Every loaded key, in its order, with what the wallet says of it now when it has it. */
+	for (size_t i = 0; i < loaded->count && ret == 0; i++) {
+		const struct mek_record *record = &loaded->records[i];
+		const struct mek_record *now = find_record(fresh, record->id);
+
+		if (now && !secure_equal(now->mek, record->mek, MEK_SIZE)) {
+			key_id_format(record->id, id_text);
+			wallet_message(error,
+				       "the wallet holds key %s with another key value than the one "
+				       "loaded (a forged or foreign wallet?)",
+				       id_text);
+			ret = -EKEYREJECTED;
+			break;
+		}
+		if (!now)
+			summary->kept++;
+		ret = keyring_append(merged, now ? now : record);
+	}
+	/* Then the keys that are new, in the wallet's order. */
+	for (size_t i = 0; i < fresh->count && ret == 0; i++) {
+		if (find_record(loaded, fresh->records[i].id))
+			continue;
+		summary->added++;
+		ret = keyring_append(merged, &fresh->records[i]);
+	}
+	if (ret < 0) {
+		if (ret != -EKEYREJECTED)
+			wallet_message(error, "cannot merge the keys: %s", strerror(-ret));
+		keyring_free(merged);
+		return ret;
+	}
+	settle_active_keys(merged, loaded, fresh);
+	summary->wallet_has_active = active_record(fresh, fresh->container) != NULL;
+	before = active_record(loaded, loaded->container);
+	after = active_record(merged, merged->container);
+	summary->active_moved = after && (!before || memcmp(before->id, after->id, KEY_ID_SIZE));
+	*out = merged;
+	return 0;
 }

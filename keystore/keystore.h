@@ -11,13 +11,16 @@
  *   -EKEYREJECTED  wrong password
  *   -EBADMSG       wallet damaged (corrupt, truncated, bad magic); message points to a backup
  *   -EPROTONOSUPPORT  wallet written by a newer format version
- *   -EPERM         auto-login wallet readable by group or others (message gives the chmod)
+ *   -EPERM         auto-login wallet readable by group or others, or a wallet file, the wallet
+ *                  directory or one of its parents owned by another user or writable by
+ *                  others (strict modes; the message gives the chmod or chown)
  *   -EXDEV         local auto-login wallet made on another host
  *   -ENOKEY        the wallet holds no master key (status OPEN_NO_MASTER_KEY)
  */
 #ifndef TDEFS_KEYSTORE_H
 #define TDEFS_KEYSTORE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,13 +37,31 @@ void key_id_format(const uint8_t id[KEY_ID_SIZE], char out[KEY_ID_TEXT_SIZE]);
 int key_id_parse(const char *text, uint8_t id[KEY_ID_SIZE]);
 
 /*
- * Open the wallet directory for a mount: the auto-login or local auto-login wallet when present
- * (no prompt), else the password wallet with the password read from password_fd, or with
- * password_fd -1 from the external password store when there is one. The daemon's wallet
- * watcher relies on the last case to re-read a password wallet after a key change.
+ * Open the wallet directory for a mount. With password_fd >= 0 the password wallet, with the
+ * password read from it, even when an auto-login file is there too (the password given wins;
+ * logged). With -1: the auto-login or local auto-login wallet when present (no prompt), else the
+ * password wallet with the password from the external password store when there is one. The
+ * directory, its parents and its files must pass strict modes first.
  */
 int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyring **out,
 			    char error[KEYSTORE_ERROR_SIZE]);
+
+/*
+ * Re-read the wallet for a running daemon that holds loaded: the file of the kind loaded was
+ * read from, never another kind (a password wallet is re-opened only through the external
+ * password store), after the same strict-modes check as at mount. On success *out is a new ring
+ * with every key of loaded and the wallet's new keys; the active key is the wallet's when it
+ * has one, else the loaded one. On failure loaded is all there is: the caller keeps it.
+ */
+struct keystore_reload_result {
+	char path[PATH_MAX];	/* the file re-read */
+	size_t added;		/* keys new to the daemon */
+	size_t kept;		/* loaded keys the file lacks, kept */
+	bool active_moved;	/* the active key changed */
+	bool wallet_has_active; /* false: the loaded active key stays active */
+};
+int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct keyring **out,
+		    struct keystore_reload_result *result, char error[KEYSTORE_ERROR_SIZE]);
 
 void keyring_free(struct keyring *ring);
 

@@ -1,7 +1,19 @@
 /*
- * keystore_open_for_mount: what the daemon calls at mount. It never prompts: the auto-login or
- * local auto-login wallet when one is present, else the password wallet with the password from
- * the descriptor the daemon was given, else (no descriptor) the external password store.
+ * What the daemon calls: keystore_open_for_mount at mount, keystore_reload when its wallet
+ * directory changed. Neither ever prompts.
+ *
+ * At mount: with a password given (the descriptor from --password-fd or --password-file) the
+ * password wallet, whatever else the directory holds: the operator who typed a password meant
+ * that wallet, and an auto-login file beside it must not win over it. Without one, the auto-login
+ * or local auto-login wallet when present, else the password wallet with the password from the
+ * external password store.
+ *
+ * On a reload: the same kind of wallet the daemon mounted with, never another (a daemon started
+ * from a password does not switch to an auto-login file that appears later), merged into the
+ * keys it holds (keyring_merge): keys are added and the active key may move, but a loaded key
+ * is never dropped and the wallet ID never changes.
+ *
+ * Both check the wallet directory's strict modes first (strict_modes.c).
  *
  * A copy that lags behind the password wallet (a tdekey run killed between writing the two)
  * still holds every key the running filesystem can have used, so it is used, with a warning.
@@ -35,25 +47,73 @@ static void warn_if_behind(const struct wallet_paths *paths, const struct wallet
 	wallet_read_release(&primary);
 }
 
+/* The directory exists and passes strict modes. */
+static int open_directory(const char *wallet_dir, struct wallet_paths *paths,
+			  char error[KEYSTORE_ERROR_SIZE])
+{
+	struct stat st;
+	int ret;
+
+	ret = wallet_paths_init(wallet_dir, paths);
+	if (ret < 0) {
+		wallet_message(error, "wallet directory name is too long or empty");
+		return ret;
+	}
+	if (stat(paths->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		wallet_message(error, "no wallet in %s: no such directory", paths->dir);
+		return -ENOENT;
+	}
+	return wallet_directory_check(paths, error);
+}
+
+static int open_with_password(const struct wallet_paths *paths, int password_fd,
+			      struct wallet_read *read, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct password_source source = {
+		.kind = PASSWORD_SOURCE_FD,
+		.fd = password_fd,
+		.explicit = true,
+	};
+	struct secret *password = NULL;
+	int ret;
+
+	if (!wallet_file_present(paths->password)) {
+		wallet_message(error,
+			       "a password was given but there is no password wallet %s to open "
+			       "with it",
+			       paths->password);
+		return -ENOENT;
+	}
+	if (wallet_file_present(paths->autologin) || wallet_file_present(paths->local_autologin))
+		log_info("a password was given: opening %s, not the auto-login wallet beside it",
+			 paths->password);
+	read->path = paths->password;
+	read->expected_kind = WALLET_KIND_PASSWORD;
+	ret = password_read(&source, NULL, false, &password, error);
+	if (ret == 0) {
+		read->password = password;
+		ret = wallet_read(read, error);
+		read->password = NULL;
+	}
+	secret_free(password);
+	return ret;
+}
+
 int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyring **out,
 			    char error[KEYSTORE_ERROR_SIZE])
 {
 	struct wallet_read read = { .expected_content = WALLET_CONTENT_KEYS };
 	struct wallet_paths paths;
 	struct secret *password = NULL;
-	struct stat st;
 	int ret;
 
-	ret = wallet_paths_init(wallet_dir, &paths);
-	if (ret < 0) {
-		wallet_message(error, "wallet directory name is too long or empty");
+	ret = open_directory(wallet_dir, &paths, error);
+	if (ret < 0)
 		return ret;
-	}
-	if (stat(paths.dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		wallet_message(error, "no wallet in %s: no such directory", paths.dir);
-		return -ENOENT;
-	}
-	if (wallet_file_present(paths.autologin) || wallet_file_present(paths.local_autologin)) {
+	if (password_fd >= 0) {
+		ret = open_with_password(&paths, password_fd, &read, error);
+	} else if (wallet_file_present(paths.autologin) ||
+		   wallet_file_present(paths.local_autologin)) {
 		read.expected_kind = wallet_file_present(paths.autologin)
 					     ? WALLET_KIND_AUTOLOGIN
 					     : WALLET_KIND_LOCAL_AUTOLOGIN;
@@ -64,19 +124,7 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 	} else if (wallet_file_present(paths.password)) {
 		read.path = paths.password;
 		read.expected_kind = WALLET_KIND_PASSWORD;
-		if (password_fd >= 0) {
-			struct password_source source = {
-				.kind = PASSWORD_SOURCE_FD,
-				.fd = password_fd,
-				.explicit = true,
-			};
-
-			ret = password_read(&source, NULL, false, &password, error);
-			if (ret == 0) {
-				read.password = password;
-				ret = wallet_read(&read, error);
-			}
-		} else if (wallet_file_present(paths.external_store)) {
+		if (wallet_file_present(paths.external_store)) {
 			ret = wallet_open_with_external_store(&paths, &read, &password, error);
 		} else {
 			wallet_message(
@@ -98,5 +146,86 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 	*out = read.ring;
 	read.ring = NULL;
 	wallet_read_release(&read);
+	return 0;
+}
+
+/* Re-read the wallet file of the kind the daemon mounted with. */
+static int reread_same_kind(const struct wallet_paths *paths, enum wallet_kind kind,
+			    struct keyring **out, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct wallet_read read = {
+		.expected_kind = kind,
+		.expected_content = WALLET_CONTENT_KEYS,
+	};
+	struct secret *password = NULL;
+	int ret;
+
+	if (kind != WALLET_KIND_PASSWORD && kind != WALLET_KIND_AUTOLOGIN &&
+	    kind != WALLET_KIND_LOCAL_AUTOLOGIN) {
+		wallet_message(error, "the keys loaded were not read from a wallet file");
+		return -EINVAL;
+	}
+	read.path = wallet_paths_of_kind(paths, kind);
+	if (!wallet_file_present(read.path)) {
+		wallet_message(error,
+			       "the daemon mounted with %s, which is gone; a wallet of another kind "
+			       "is not taken up by a running daemon (remount to use it)",
+			       read.path);
+		return -ENOENT;
+	}
+	if (kind == WALLET_KIND_PASSWORD) {
+		if (!wallet_file_present(paths->external_store)) {
+			wallet_message(error,
+				       "%s was opened with the password given at mount, and there is "
+				       "no external password store to open it again with (an "
+				       "auto-login wallet is not used instead); remount with the "
+				       "password to use new keys",
+				       read.path);
+			return -EKEYREJECTED;
+		}
+		ret = wallet_open_with_external_store(paths, &read, &password, error);
+		secret_free(password);
+	} else {
+		ret = wallet_read(&read, error);
+	}
+	if (ret < 0)
+		return ret;
+	*out = read.ring;
+	read.ring = NULL;
+	wallet_read_release(&read);
+	return 0;
+}
+
+int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct keyring **out,
+		    struct keystore_reload_result *result, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct keyring_merge_summary summary;
+	struct wallet_paths paths;
+	struct keyring *fresh;
+	char why[KEYSTORE_ERROR_SIZE];
+	int ret;
+
+	memset(result, 0, sizeof(*result));
+	ret = open_directory(wallet_dir, &paths, error);
+	if (ret < 0)
+		return ret;
+	ret = reread_same_kind(&paths, keyring_source_kind(loaded), &fresh, error);
+	if (ret < 0)
+		return ret;
+	ret = keyring_merge(loaded, fresh, out, &summary, why);
+	if (ret < 0) {
+		wallet_message(error, "%s: %s", wallet_paths_of_kind(&paths,
+								     keyring_source_kind(loaded)),
+			       why);
+		keyring_free(fresh);
+		return ret;
+	}
+	keyring_free(fresh);
+	result->added = summary.added;
+	result->kept = summary.kept;
+	result->active_moved = summary.active_moved;
+	result->wallet_has_active = summary.wallet_has_active;
+	snprintf(result->path, sizeof(result->path), "%s",
+		 wallet_paths_of_kind(&paths, keyring_source_kind(loaded)));
 	return 0;
 }

@@ -158,6 +158,9 @@ int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, str
 int keyring_append(struct keyring *ring, const struct mek_record *record);
 const struct mek_record *keyring_record(const struct keyring *ring, size_t index);
 uint64_t keyring_generation(const struct keyring *ring);
+/* The kind of wallet file the ring was read from (wallet_read sets it); 0 for a new ring. */
+enum wallet_kind keyring_source_kind(const struct keyring *ring);
+void keyring_set_source_kind(struct keyring *ring, enum wallet_kind kind);
 void keyring_set_generation(struct keyring *ring, uint64_t generation);
 
 /*
@@ -184,6 +187,23 @@ int keyring_remove(struct keyring *ring, size_t index);
  */
 int keyring_find_prefix(const struct keyring *ring, const char *prefix, size_t *index,
 			char error[KEYSTORE_ERROR_SIZE]);
+
+/*
+ * A new ring holding every key of loaded and every key of fresh (a re-read of the same wallet):
+ * loaded keys keep their order and take fresh's metadata (state, tag, times) when fresh has
+ * them; keys only fresh has follow. Nothing loaded is ever dropped. The active key of each
+ * container is fresh's when fresh has one there, else loaded's. -EINVAL when the wallet ID or
+ * the container differs, -EKEYREJECTED when a key ID is in both with different MEKs; the
+ * message says which.
+ */
+struct keyring_merge_summary {
+	size_t added;		/* keys of fresh that loaded lacked */
+	size_t kept;		/* keys of loaded that fresh lacks, kept */
+	bool active_moved;	/* the active key of the ring's container changed */
+	bool wallet_has_active; /* fresh has an active key in the ring's container */
+};
+int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, struct keyring **out,
+		  struct keyring_merge_summary *summary, char error[KEYSTORE_ERROR_SIZE]);
 
 bool keyring_fully_backed_up(const struct keyring *ring);
 /* Mark the first count keys as backed up (they are in a backup just written). */
@@ -393,11 +413,13 @@ struct wallet_status_report {
 	bool external_store_present;
 	struct wallet_status_row external_store;
 	int first_error; /* the first error_code among the rows, 0 when none */
+	char error[KEYSTORE_ERROR_SIZE]; /* why wallet_status_read() failed */
 };
 
 /*
  * What V$ENCRYPTION_WALLET would show for the directory. Auto-login wallets are opened; the
  * password wallet only when source is not NULL (else it is CLOSED, its header still checked).
+ * Fails (report->error says why) only for a bad name or a directory that fails strict modes.
  */
 int wallet_status_read(const char *dir, const struct password_source *source,
 		       struct wallet_status_report *report);

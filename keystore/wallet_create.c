@@ -1,6 +1,8 @@
 /*
  * Creating a wallet directory: the directory (0700) and its backup folder, a fresh wallet ID,
- * usually the first MEK, and the primary wallet with, on request, its auto-login copy.
+ * usually the first MEK, and the primary wallet with, on request, its auto-login copy. The
+ * directory and its parents must pass strict modes (strict_modes.c) before anything is written:
+ * a wallet made in a directory others can write would be theirs to replace.
  *
  * Without a password, create makes an auto-login (or local auto-login) wallet and nothing else:
  * the one-command, no-prompt setup a test rig or a host without an operator needs. Such a wallet
@@ -102,6 +104,10 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 		return ret;
 	}
 	ret = make_directory(paths.dir, error);
+	if (ret < 0)
+		return ret;
+	/* A directory that was there already, or a parent, may be open to others. */
+	ret = wallet_directory_check(&paths, error);
 	if (ret < 0)
 		return ret;
 	ret = wallet_lock(&paths, &lock_fd, error);

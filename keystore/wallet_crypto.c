@@ -3,6 +3,8 @@
  * in HKDF-SHA256 with its own info string, so no key ever serves two purposes: the password
  * check of a password wallet and its sealing key come from the same scrypt output but cannot be
  * computed from each other, and an auto-login key can never open a local auto-login wallet.
+ * Local auto-login files made with a host secret use info strings of their own, so no key of
+ * such a file equals one of an older file made from the same stored key and host identity.
  */
 #include "keystore/wallet_format.h"
 
@@ -14,6 +16,9 @@
 #define INFO_AUTOLOGIN_SEALING "tdefs wallet v1 auto-login sealing key"
 #define INFO_LOCAL_SEALING "tdefs wallet v1 local auto-login sealing key"
 #define INFO_LOCAL_HOST_CHECK "tdefs wallet v1 local auto-login host check"
+/* Local auto-login files with WALLET_FLAG_HOST_SECRET: the host secret is part of the input. */
+#define INFO_LOCAL_SECRET_SEALING "tdefs wallet v1 local auto-login sealing key with host secret"
+#define INFO_LOCAL_SECRET_CHECK "tdefs wallet v1 local auto-login host and secret check"
 
 int password_key_derive(const struct secret *password, const uint8_t salt[WALLET_SALT_SIZE],
 			const struct scrypt_cost *cost, struct password_key **out)
@@ -62,30 +67,70 @@ int autologin_sealing_key(const uint8_t stored[WALLET_STORED_KEY_SIZE],
 				  INFO_AUTOLOGIN_SEALING, out, AES256_KEY_SIZE);
 }
 
-int local_host_check(const struct host_identity *identity, const uint8_t salt[WALLET_SALT_SIZE],
-		     uint8_t out[WALLET_CHECK_SIZE])
+/*
+ * Input key material for a local auto-login derivation: the parts in a fixed order, each of a
+ * fixed size but the identity, which comes last, so that no two inputs run together.
+ */
+static int local_input(const uint8_t *stored, const uint8_t *host_secret,
+		       const struct host_identity *identity, uint8_t **out, size_t *out_len)
 {
-	return crypto_hkdf_sha256(identity->bytes, identity->len, salt, WALLET_SALT_SIZE,
-				  INFO_LOCAL_HOST_CHECK, out, WALLET_CHECK_SIZE);
-}
-
-int local_autologin_sealing_key(const uint8_t stored[WALLET_STORED_KEY_SIZE],
-				const struct host_identity *identity,
-				const uint8_t salt[WALLET_SALT_SIZE], uint8_t out[AES256_KEY_SIZE])
-{
-	/*
-	 * The stored key and the host identity together: the identity alone is public (anyone on
-	 * the host reads /etc/machine-id), the stored key alone would open a copy anywhere.
-	 */
-	size_t len = WALLET_STORED_KEY_SIZE + identity->len;
-	uint8_t *input = secure_alloc(len);
-	int ret;
+	size_t len = (stored ? WALLET_STORED_KEY_SIZE : 0) + (host_secret ? HOST_SECRET_SIZE : 0) +
+		     identity->len;
+	uint8_t *input = secure_alloc(len ? len : 1);
+	size_t at = 0;
 
 	if (!input)
 		return -ENOMEM;
-	memcpy(input, stored, WALLET_STORED_KEY_SIZE);
-	memcpy(input + WALLET_STORED_KEY_SIZE, identity->bytes, identity->len);
-	ret = crypto_hkdf_sha256(input, len, salt, WALLET_SALT_SIZE, INFO_LOCAL_SEALING, out,
+	if (stored) {
+		memcpy(input, stored, WALLET_STORED_KEY_SIZE);
+		at += WALLET_STORED_KEY_SIZE;
+	}
+	if (host_secret) {
+		memcpy(input + at, host_secret, HOST_SECRET_SIZE);
+		at += HOST_SECRET_SIZE;
+	}
+	memcpy(input + at, identity->bytes, identity->len);
+	*out = input;
+	*out_len = len;
+	return 0;
+}
+
+int local_host_check(const struct host_identity *identity, const uint8_t *host_secret,
+		     const uint8_t salt[WALLET_SALT_SIZE], uint8_t out[WALLET_CHECK_SIZE])
+{
+	uint8_t *input;
+	size_t len;
+	int ret;
+
+	/* The check binds the secret too: a copy opened with the identity alone fails it (exit 8). */
+	ret = local_input(NULL, host_secret, identity, &input, &len);
+	if (ret < 0)
+		return ret;
+	ret = crypto_hkdf_sha256(input, len, salt, WALLET_SALT_SIZE,
+				 host_secret ? INFO_LOCAL_SECRET_CHECK : INFO_LOCAL_HOST_CHECK, out,
+				 WALLET_CHECK_SIZE);
+	secure_free(input);
+	return ret;
+}
+
+int local_autologin_sealing_key(const uint8_t stored[WALLET_STORED_KEY_SIZE],
+				const struct host_identity *identity, const uint8_t *host_secret,
+				const uint8_t salt[WALLET_SALT_SIZE], uint8_t out[AES256_KEY_SIZE])
+{
+	uint8_t *input;
+	size_t len;
+	int ret;
+
+	/*
+	 * The stored key, the host secret and the host identity together: the identity alone is
+	 * public (anyone on the host reads /etc/machine-id), the stored key travels with every
+	 * copy of the file, and only the secret stays behind on the host, readable by root alone.
+	 */
+	ret = local_input(stored, host_secret, identity, &input, &len);
+	if (ret < 0)
+		return ret;
+	ret = crypto_hkdf_sha256(input, len, salt, WALLET_SALT_SIZE,
+				 host_secret ? INFO_LOCAL_SECRET_SEALING : INFO_LOCAL_SEALING, out,
 				 AES256_KEY_SIZE);
 	secure_free(input);
 	return ret;

@@ -255,6 +255,10 @@ int wallet_backup_write(const char *backup_dir, const char *prefix, uint64_t gen
 	ret = ensure_directory(backup_dir, error);
 	if (ret < 0)
 		return ret;
+	/* A backup is restored from one day: no one else may be able to swap it meanwhile. */
+	ret = strict_modes_check_directory(backup_dir, "backup directory", error);
+	if (ret < 0)
+		return ret;
 	gmtime_r(&now, &utc);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &utc);
 	/* Two changes within one second on one generation get .2, .3, ...: never overwrite. */

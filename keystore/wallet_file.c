@@ -39,6 +39,8 @@ static int check_kind_fields(const struct wallet_file_view *view, char why[WALLE
 
 	switch (view->kind) {
 	case WALLET_KIND_PASSWORD:
+		if (view->flags & WALLET_FLAG_HOST_SECRET)
+			return damaged(why, "only a local auto-login file uses the host secret");
 		if (view->content != WALLET_CONTENT_KEYS)
 			return damaged(why, "a password wallet must hold keys");
 		if (!scrypt_cost_valid(&view->cost))
@@ -47,6 +49,8 @@ static int check_kind_fields(const struct wallet_file_view *view, char why[WALLE
 			return damaged(why, "a password wallet carries a stored key");
 		return 0;
 	case WALLET_KIND_AUTOLOGIN:
+		if (view->flags & WALLET_FLAG_HOST_SECRET)
+			return damaged(why, "only a local auto-login file uses the host secret");
 		if (!cost_zero)
 			return damaged(why, "an auto-login wallet records a scrypt cost");
 		if (!all_zero(view->check, WALLET_CHECK_SIZE))
@@ -98,11 +102,13 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 		return -EPROTONOSUPPORT;
 	}
 	flags = load_le32(data + WALLET_OFFSET_FLAGS);
-	if (flags != 0) {
+	if (flags & ~WALLET_KNOWN_FLAGS) {
 		snprintf(why, WALLET_WHY_SIZE,
-			 "unknown flags 0x%x, written by a newer version of tdefs", flags);
+			 "unknown flags 0x%x, written by a newer version of tdefs",
+			 flags & ~WALLET_KNOWN_FLAGS);
 		return -EPROTONOSUPPORT;
 	}
+	view->flags = flags;
 
 	view->header = data;
 	view->kind = (enum wallet_kind)data[WALLET_OFFSET_KIND];
@@ -165,7 +171,7 @@ int wallet_file_build(const struct wallet_header_fields *fields, const uint8_t k
 	store_le16(file + WALLET_OFFSET_VERSION, WALLET_FORMAT_VERSION);
 	file[WALLET_OFFSET_KIND] = (uint8_t)fields->kind;
 	file[WALLET_OFFSET_CONTENT] = (uint8_t)fields->content;
-	store_le32(file + WALLET_OFFSET_FLAGS, 0);
+	store_le32(file + WALLET_OFFSET_FLAGS, fields->flags);
 	memcpy(file + WALLET_OFFSET_WALLET_ID, fields->wallet_id, KEY_ID_SIZE);
 	store_le64(file + WALLET_OFFSET_GENERATION, fields->generation);
 	store_le64(file + WALLET_OFFSET_WRITE_TIME, (uint64_t)fields->write_time);

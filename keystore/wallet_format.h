@@ -25,6 +25,15 @@
 #define WALLET_SALT_SIZE 32
 #define WALLET_STORED_KEY_SIZE 32
 #define WALLET_CHECK_SIZE 32
+#define HOST_SECRET_SIZE 32
+
+/*
+ * Header flags. HOST_SECRET marks a local auto-login wallet (or store) whose keys also depend on
+ * this host's secret (host_secret.c); local auto-login files written before host secrets existed
+ * have no flag and still open, with a warning. Any other bit means a newer writer.
+ */
+#define WALLET_FLAG_HOST_SECRET 0x00000001u
+#define WALLET_KNOWN_FLAGS WALLET_FLAG_HOST_SECRET
 
 /* Byte offsets inside the clear header (docs/WALLET.md, "Header"). */
 enum wallet_header_offset {
@@ -121,6 +130,7 @@ _Static_assert(WALLET_MAX_SEALED_SIZE >=
  */
 struct wallet_file_view {
 	uint16_t version;
+	uint32_t flags;
 	enum wallet_kind kind;
 	enum wallet_content content;
 	uint8_t wallet_id[KEY_ID_SIZE];
@@ -146,6 +156,7 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 
 /* The fields of a header to write; the nonce is drawn fresh by wallet_file_build. */
 struct wallet_header_fields {
+	uint32_t flags; /* WALLET_FLAG_* */
 	enum wallet_kind kind;
 	enum wallet_content content;
 	uint8_t wallet_id[KEY_ID_SIZE];
@@ -193,10 +204,25 @@ struct host_identity {
 };
 int host_identity_read(struct host_identity *identity, char error[KEYSTORE_ERROR_SIZE]);
 
-int local_host_check(const struct host_identity *identity, const uint8_t salt[WALLET_SALT_SIZE],
-		     uint8_t out[WALLET_CHECK_SIZE]);
+/* Where this host's secret is (host_secret.c). */
+int host_secret_path(char out[PATH_MAX]);
+/*
+ * Read this host's secret into secret (secure memory of HOST_SECRET_SIZE bytes). With create,
+ * make it first when there is none (never replacing one); without, -ENOENT when there is none.
+ * -EPERM (message with the fix) when it or its directory is open to others.
+ */
+int host_secret_load(uint8_t secret[HOST_SECRET_SIZE], bool create,
+		     char error[KEYSTORE_ERROR_SIZE]);
+
+/*
+ * The host check value and the sealing key of a local auto-login file. host_secret is NULL for
+ * a file without WALLET_FLAG_HOST_SECRET (made before host secrets), which then depends on the
+ * public host identity only.
+ */
+int local_host_check(const struct host_identity *identity, const uint8_t *host_secret,
+		     const uint8_t salt[WALLET_SALT_SIZE], uint8_t out[WALLET_CHECK_SIZE]);
 int local_autologin_sealing_key(const uint8_t stored[WALLET_STORED_KEY_SIZE],
-				const struct host_identity *identity,
+				const struct host_identity *identity, const uint8_t *host_secret,
 				const uint8_t salt[WALLET_SALT_SIZE], uint8_t out[AES256_KEY_SIZE]);
 
 /* --- sealed payloads (wallet_payload.c) ------------------------------------------------ */

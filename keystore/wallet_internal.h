@@ -7,6 +7,7 @@
 #define TDEFS_WALLET_INTERNAL_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "keystore/wallet.h"
@@ -25,6 +26,26 @@ void wallet_message_damaged(char error[KEYSTORE_ERROR_SIZE], const char *path, c
 const char *wallet_backup_prefix(const char *path);
 
 int64_t wallet_now(void);
+
+/*
+ * Strict modes (strict_modes.c). A file or directory described by st must belong to root or to
+ * the user running the program and be writable by no one else; subject names it in the message
+ * ("wallet file /x/autologin.wallet"), path is what the chmod or chown fix names. -EPERM.
+ */
+int strict_modes_check_stat(const struct stat *st, const char *subject, const char *path,
+			    char error[KEYSTORE_ERROR_SIZE]);
+/*
+ * directory (what: "wallet directory", "backup directory", ...) and each of its ancestors up to
+ * "/", links followed and the directories they live in checked too. Ancestors writable by others
+ * pass only as root-owned sticky directories (/tmp); the directory itself never does.
+ */
+int strict_modes_check_directory(const char *directory, const char *what,
+				 char error[KEYSTORE_ERROR_SIZE]);
+/*
+ * The whole wallet directory, before anything in it is opened or created: the directory and its
+ * ancestors, then each wallet file, the lock file and backup/ that exist (lstat: no links).
+ */
+int wallet_directory_check(const struct wallet_paths *paths, char error[KEYSTORE_ERROR_SIZE]);
 
 /* Take the directory's lock file (created 0600) exclusively; *fd keeps it. */
 int wallet_lock(const struct wallet_paths *paths, int *fd, char error[KEYSTORE_ERROR_SIZE]);

@@ -5,7 +5,12 @@
  *
  * Files are read into locked memory because an auto-login file carries the key to its own
  * contents. Symbolic links are refused: every change replaces the file by rename, which would
- * silently turn a link into a file.
+ * silently turn a link into a file. The file opened must belong to root or to the user running
+ * the program and be writable by no one else (strict_modes.c), checked on the descriptor read.
+ *
+ * Local auto-login files written now depend on the host secret (host_secret.c) as well as on
+ * the host identity; older ones, bound to the identity alone, still open with a warning that
+ * says how to remake them.
  */
 #include "keystore/wallet_internal.h"
 
@@ -41,7 +46,7 @@ static void wallet_dir_of(const char *path, char out[PATH_MAX])
 		snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
 }
 
-static int load_file(const char *path, uint8_t **data, size_t *len, mode_t *mode,
+static int load_file(const char *path, uint8_t **data, size_t *len, struct stat *file_stat,
 		     char error[KEYSTORE_ERROR_SIZE])
 {
 	struct stat st;
@@ -94,7 +99,7 @@ static int load_file(const char *path, uint8_t **data, size_t *len, mode_t *mode
 	}
 	*data = buffer;
 	*len = done;
-	*mode = st.st_mode;
+	*file_stat = st;
 out_close:
 	close(fd);
 	return ret;
@@ -113,11 +118,87 @@ static int refuse_permissions(const char *path, mode_t mode, enum wallet_content
 	return -EPERM;
 }
 
+/* "tdekey create-autologin --local --wallet DIR", or add-secret for a store. */
+static void remake_command(const struct wallet_file_view *view, const char *path,
+			   char out[PATH_MAX + 64])
+{
+	char dir[PATH_MAX];
+
+	wallet_dir_of(path, dir);
+	snprintf(out, PATH_MAX + 64, "tdekey %s --local --wallet %s",
+		 view->content == WALLET_CONTENT_SECRET ? "add-secret" : "create-autologin", dir);
+}
+
+static int local_sealing_key(const struct wallet_file_view *view, struct wallet_read *request,
+			     uint8_t key[AES256_KEY_SIZE], char error[KEYSTORE_ERROR_SIZE])
+{
+	bool with_secret = view->flags & WALLET_FLAG_HOST_SECRET;
+	const char *what = describe_store(view->content, view->kind);
+	char remake[PATH_MAX + 64], secret_path[PATH_MAX];
+	struct host_identity identity;
+	uint8_t check[WALLET_CHECK_SIZE];
+	uint8_t *secret = NULL;
+	int ret;
+
+	remake_command(view, request->path, remake);
+	ret = host_identity_read(&identity, error);
+	if (ret < 0)
+		return ret;
+	if (with_secret) {
+		secret = secure_alloc(HOST_SECRET_SIZE);
+		if (!secret) {
+			wallet_message(error, "out of memory reading %s", request->path);
+			return -ENOMEM;
+		}
+		ret = host_secret_load(secret, false, error);
+		if (ret == -ENOENT) {
+			host_secret_path(secret_path);
+			wallet_message(error,
+				       "%s %s was made on another host: it needs the host secret %s, "
+				       "which this host does not have; make one for this host with: "
+				       "%s",
+				       what, request->path, secret_path, remake);
+			ret = -EXDEV;
+		}
+		if (ret < 0)
+			goto out_free_secret;
+	} else {
+		log_warning("warning: %s %s is bound only to this host's machine ID and host name, "
+			    "which every local user can read, so a copy of it opens anywhere those "
+			    "are known; make a new one bound to the host secret with: %s",
+			    what, request->path, remake);
+	}
+	ret = local_host_check(&identity, secret, view->salt, check);
+	if (ret < 0)
+		goto out_report_failure;
+	if (!secure_equal(check, view->check, WALLET_CHECK_SIZE)) {
+		host_secret_path(secret_path);
+		wallet_message(error,
+			       "%s %s was made on another host (its machine ID, host name%s%s "
+			       "differ from this one's); %s with: %s",
+			       what, request->path, with_secret ? " or host secret " : "",
+			       with_secret ? secret_path : "",
+			       view->content == WALLET_CONTENT_SECRET
+				       ? "store the password again here"
+				       : "make one for this host",
+			       remake);
+		ret = -EXDEV;
+		goto out_free_secret;
+	}
+	ret = local_autologin_sealing_key(view->stored_key, &identity, secret, view->salt, key);
+	if (ret == 0)
+		goto out_free_secret;
+out_report_failure:
+	wallet_message(error, "cannot derive the key of wallet %s: %s", request->path,
+		       strerror(-ret));
+out_free_secret:
+	secure_free(secret);
+	return ret;
+}
+
 static int sealing_key_for(const struct wallet_file_view *view, struct wallet_read *request,
 			   uint8_t key[AES256_KEY_SIZE], char error[KEYSTORE_ERROR_SIZE])
 {
-	char dir[PATH_MAX];
-	struct host_identity identity;
 	uint8_t check[WALLET_CHECK_SIZE];
 	int ret;
 
@@ -144,33 +225,9 @@ static int sealing_key_for(const struct wallet_file_view *view, struct wallet_re
 		ret = autologin_sealing_key(view->stored_key, view->salt, key);
 		break;
 	case WALLET_KIND_LOCAL_AUTOLOGIN:
-		ret = host_identity_read(&identity, error);
+		ret = local_sealing_key(view, request, key, error);
 		if (ret < 0)
 			return ret;
-		ret = local_host_check(&identity, view->salt, check);
-		if (ret < 0)
-			goto out_report_failure;
-		if (!secure_equal(check, view->check, WALLET_CHECK_SIZE)) {
-			wallet_dir_of(request->path, dir);
-			if (view->content == WALLET_CONTENT_SECRET)
-				wallet_message(
-					error,
-					"%s %s was made on another host (its machine ID or host "
-					"name differ from this one's); store the password again "
-					"here with: tdekey add-secret --local --wallet %s",
-					describe_store(view->content, view->kind), request->path,
-					dir);
-			else
-				wallet_message(
-					error,
-					"%s %s was made on another host (its machine ID or host "
-					"name differ from this one's); make one for this host with: "
-					"tdekey create-autologin --local --wallet %s",
-					describe_store(view->content, view->kind), request->path,
-					dir);
-			return -EXDEV;
-		}
-		ret = local_autologin_sealing_key(view->stored_key, &identity, view->salt, key);
 		break;
 	default:
 		ret = -EINVAL;
@@ -190,7 +247,9 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 	char why[WALLET_WHY_SIZE];
 	uint8_t *key = NULL, *plaintext = NULL;
 	size_t plaintext_len;
-	mode_t mode = 0;
+	char subject[PATH_MAX + 16];
+	struct stat st;
+	mode_t mode;
 	int ret;
 
 	request->ring = NULL;
@@ -201,9 +260,10 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 	request->raw_len = 0;
 	memset(&request->info, 0, sizeof(request->info));
 
-	ret = load_file(request->path, &request->raw, &request->raw_len, &mode, error);
+	ret = load_file(request->path, &request->raw, &request->raw_len, &st, error);
 	if (ret < 0)
 		return ret;
+	mode = st.st_mode;
 	/* An auto-login file is refused for its mode before a byte of it is used. */
 	if (request->expected_kind && request->expected_kind != WALLET_KIND_PASSWORD) {
 		ret = refuse_permissions(request->path, mode, request->expected_content,
@@ -211,6 +271,11 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		if (ret < 0)
 			goto out_release;
 	}
+	/* Whoever else could write the file could have put their own keys in it. */
+	snprintf(subject, sizeof(subject), "wallet file %s", request->path);
+	ret = strict_modes_check_stat(&st, subject, request->path, error);
+	if (ret < 0)
+		goto out_release;
 	ret = wallet_file_parse(request->raw, request->raw_len, &view, why);
 	if (ret == -EPROTONOSUPPORT) {
 		wallet_message(error, "wallet %s was written by a newer version of tdefs: %s",
@@ -270,10 +335,12 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		wallet_message(error, "cannot unseal wallet %s: %s", request->path, strerror(-ret));
 		goto out_free_key;
 	}
-	if (view.content == WALLET_CONTENT_KEYS)
+	if (view.content == WALLET_CONTENT_KEYS) {
 		ret = wallet_payload_decode_keys(plaintext, plaintext_len, view.wallet_id,
 						 view.generation, &request->ring, why);
-	else
+		if (ret == 0)
+			keyring_set_source_kind(request->ring, view.kind);
+	} else
 		ret = wallet_payload_decode_secrets(plaintext, plaintext_len, request->secrets,
 						    &request->secret_count, why);
 	secure_free(plaintext);
@@ -311,7 +378,7 @@ void wallet_read_release(struct wallet_read *request)
  */
 static int protect(enum wallet_kind kind, const struct password_key *password_key,
 		   struct wallet_header_fields *fields, uint8_t *salt, uint8_t *stored,
-		   uint8_t *check, uint8_t *key, char error[KEYSTORE_ERROR_SIZE])
+		   uint8_t *check, uint8_t *secret, uint8_t *key, char error[KEYSTORE_ERROR_SIZE])
 {
 	struct host_identity identity;
 	int ret;
@@ -341,13 +408,18 @@ static int protect(enum wallet_kind kind, const struct password_key *password_ke
 		ret = host_identity_read(&identity, error);
 		if (ret < 0)
 			return ret;
+		/* Every local file written now is bound to the host secret, made here if need be. */
+		ret = host_secret_load(secret, true, error);
+		if (ret < 0)
+			return ret;
+		fields->flags |= WALLET_FLAG_HOST_SECRET;
 		ret = crypto_random_bytes(salt, WALLET_SALT_SIZE);
 		if (ret == 0)
 			ret = crypto_random_bytes(stored, WALLET_STORED_KEY_SIZE);
 		if (ret == 0)
-			ret = local_host_check(&identity, salt, check);
+			ret = local_host_check(&identity, secret, salt, check);
 		if (ret == 0)
-			ret = local_autologin_sealing_key(stored, &identity, salt, key);
+			ret = local_autologin_sealing_key(stored, &identity, secret, salt, key);
 		fields->stored_key = stored;
 		fields->check = check;
 		return ret;
@@ -355,11 +427,15 @@ static int protect(enum wallet_kind kind, const struct password_key *password_ke
 	return -EINVAL;
 }
 
-/* Protection material in one locked block: salt, stored key, check value, sealing key. */
+/*
+ * Protection material in one locked block: salt, stored key, check value, host secret, sealing
+ * key.
+ */
 struct protection_material {
 	uint8_t salt[WALLET_SALT_SIZE];
 	uint8_t stored[WALLET_STORED_KEY_SIZE];
 	uint8_t check[WALLET_CHECK_SIZE];
+	uint8_t secret[HOST_SECRET_SIZE];
 	uint8_t key[AES256_KEY_SIZE];
 };
 
@@ -382,7 +458,7 @@ static int encode(enum wallet_kind kind, enum wallet_content content,
 	if (!material)
 		return -ENOMEM;
 	ret = protect(kind, password_key, &fields, material->salt, material->stored,
-		      material->check, material->key, error);
+		      material->check, material->secret, material->key, error);
 	if (ret == 0)
 		ret = wallet_file_build(&fields, material->key, payload, payload_len, out, out_len);
 	secure_free(material);

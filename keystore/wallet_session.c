@@ -194,6 +194,10 @@ int wallet_session_open(const char *dir, enum wallet_access access,
 			       session->paths.dir, session->paths.dir);
 		goto out_close;
 	}
+	/* Before the lock file is made or anything is read: who else could write here? */
+	ret = wallet_directory_check(&session->paths, error);
+	if (ret < 0)
+		goto out_close;
 	if (access == WALLET_FOR_CHANGE) {
 		ret = wallet_lock(&session->paths, &session->lock_fd, error);
 		if (ret < 0)

@@ -118,9 +118,17 @@ int wallet_status_read(const char *dir, const struct password_source *source,
 	report->status = WALLET_STATUS_NOT_AVAILABLE;
 	report->mount_row = -1;
 	ret = wallet_paths_init(dir, &paths);
-	if (ret < 0)
+	if (ret < 0) {
+		wallet_message(report->error, "wallet directory name is too long or empty");
 		return ret;
+	}
 	snprintf(report->dir, sizeof(report->dir), "%s", paths.dir);
+	/* A directory that does not exist is NOT_AVAILABLE; one open to others is refused. */
+	if (wallet_file_present(paths.dir)) {
+		ret = wallet_directory_check(&paths, report->error);
+		if (ret < 0)
+			return ret;
+	}
 
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		struct wallet_status_row *row = &report->rows[report->row_count];

@@ -6,7 +6,9 @@
  * The first input byte is a mode: with bit 0 set the trailing SHA-256 is recomputed before
  * parsing, so that mutations get past the checksum to the header checks behind it; the rest is
  * the file. Seeds in corpus/fuzz_wallet_file are real wallets (made with the test host identity
- * set below) behind a mode byte.
+ * set below and, for local-autologin-host-secret, the host secret FUZZ_HOST_SECRET_BYTE
+ * repeated) behind a mode byte. The secret is given here rather than read from a file, so that
+ * no input makes the fuzzer touch the disk.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_HOST_IDENTITY "machine-id=fuzz hostname=fuzz"
+#define FUZZ_HOST_SECRET_BYTE 0x5a
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -32,7 +35,8 @@ static void open_payload(const struct wallet_file_view *view)
 {
 	char error[KEYSTORE_ERROR_SIZE], why[WALLET_WHY_SIZE];
 	struct host_identity identity;
-	uint8_t key[AES256_KEY_SIZE], check[WALLET_CHECK_SIZE];
+	uint8_t key[AES256_KEY_SIZE], check[WALLET_CHECK_SIZE], secret[HOST_SECRET_SIZE];
+	const uint8_t *host_secret;
 	uint8_t *plaintext;
 	size_t len;
 
@@ -40,10 +44,13 @@ static void open_payload(const struct wallet_file_view *view)
 		if (autologin_sealing_key(view->stored_key, view->salt, key) < 0)
 			return;
 	} else if (view->kind == WALLET_KIND_LOCAL_AUTOLOGIN) {
+		memset(secret, FUZZ_HOST_SECRET_BYTE, sizeof(secret));
+		host_secret = (view->flags & WALLET_FLAG_HOST_SECRET) ? secret : NULL;
 		if (host_identity_read(&identity, error) < 0 ||
-		    local_host_check(&identity, view->salt, check) < 0 ||
+		    local_host_check(&identity, host_secret, view->salt, check) < 0 ||
 		    memcmp(check, view->check, sizeof(check)) != 0 ||
-		    local_autologin_sealing_key(view->stored_key, &identity, view->salt, key) < 0)
+		    local_autologin_sealing_key(view->stored_key, &identity, host_secret,
+						view->salt, key) < 0)
 			return;
 	} else {
 		return; /* password wallets: scrypt at a fuzzed cost would only measure scrypt */

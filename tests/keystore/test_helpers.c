@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "crypto/crypto.h"
+#include "keystore/wallet_format.h"
 
 void scratch_dir_make(char path[PATH_MAX])
 {
@@ -43,6 +44,21 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 void scratch_dir_remove(const char *path)
 {
 	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void host_secret_dir_use(const char *root, int fill_byte)
+{
+	char dir[PATH_MAX], file[PATH_MAX];
+	uint8_t secret[HOST_SECRET_SIZE];
+
+	path_join(dir, root, "host-secret");
+	assert_int_equal(setenv("TDEFS_TEST_HOST_SECRET_DIR", dir, 1), 0);
+	if (fill_byte < 0)
+		return;
+	assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+	path_join(file, dir, "host-secret");
+	memset(secret, fill_byte, sizeof(secret));
+	write_whole(file, secret, sizeof(secret), 0600);
 }
 
 void path_join(char out[PATH_MAX], const char *dir, const char *name)

@@ -25,6 +25,14 @@ void write_whole(const char *path, const uint8_t *data, size_t len, unsigned mod
 
 struct secret *secret_from(const char *text);
 
+/*
+ * Make the test keystore keep this host's secret in root/host-secret/ ($TDEFS_TEST_HOST_SECRET_DIR),
+ * so tests never touch /var/lib/tdefs. With fill_byte >= 0 the secret is written there at once,
+ * HOST_SECRET_SIZE bytes of that value (a known secret, for seeds and known answers); else it is
+ * made by the first local auto-login wallet written.
+ */
+void host_secret_dir_use(const char *root, int fill_byte);
+
 /* Number of directory entries whose name starts with prefix. */
 size_t count_entries(const char *dir, const char *prefix);
 

@@ -13,6 +13,9 @@ TDEKEY_TEST=$2
 MAKE_BACKING=$3
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/tdefs-cli-test-XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
+# The test build keeps this host's secret for local auto-login wallets here, not in
+# /var/lib/tdefs (the installed tdekey ignores the variable).
+export TDEFS_TEST_HOST_SECRET_DIR="$SCRATCH/host-secret"
 FAILURES=0
 CHECKS=0
 COST=(--scrypt-cost 10,1,1)
@@ -127,6 +130,36 @@ chmod 644 "$A/autologin.wallet"
 run 7 "$TDEKEY" keys --wallet "$A"
 contains "$ERR" "fix with: chmod 600 $A/autologin.wallet"
 chmod 600 "$A/autologin.wallet"
+
+# Strict modes: the directory, its parents and its files belong to root and no one else may
+# write them; every command refuses with the chmod or chown that fixes it.
+chmod 770 "$A"
+run 7 "$TDEKEY" keys --wallet "$A"
+contains "$ERR" "wallet directory $A is writable by group: chmod g-w $A"
+run 7 "$TDEKEY" status --wallet "$A"
+contains "$ERR" "chmod g-w $A"
+run 7 "$TDEKEY" set-key --wallet "$A"
+chmod 700 "$A"
+chmod 777 "$SCRATCH"
+run 7 "$TDEKEY" keys --wallet "$A"
+contains "$ERR" "$SCRATCH, a parent of wallet directory $A, is writable by group and others: chmod go-w $SCRATCH"
+chmod 1777 "$SCRATCH" # root's and sticky, as /tmp: others cannot replace what they do not own
+run 0 "$TDEKEY" keys --wallet "$A"
+chmod 700 "$SCRATCH"
+chown 65534 "$A/autologin.wallet"
+run 7 "$TDEKEY" keys --wallet "$A"
+contains "$ERR" "wallet file $A/autologin.wallet is owned by uid 65534, not by root: chown root $A/autologin.wallet"
+chown 0 "$A/autologin.wallet"
+mv "$A/autologin.wallet" "$SCRATCH/moved.wallet"
+ln -s "$SCRATCH/moved.wallet" "$A/autologin.wallet"
+run 7 "$TDEKEY" keys --wallet "$A"
+contains "$ERR" "$A/autologin.wallet is a symbolic link"
+rm "$A/autologin.wallet"
+mv "$SCRATCH/moved.wallet" "$A/autologin.wallet"
+mkdir -m 775 "$SCRATCH/open"
+run 7 "$TDEKEY" create --wallet "$SCRATCH/open" --auto-login
+contains "$ERR" "chmod g-w $SCRATCH/open"
+[ -e "$SCRATCH/open/autologin.wallet" ] && fail "create wrote a wallet into a group-writable directory"
 
 # --- password wallet with its auto-login copy ----------------------------------------------
 P="$SCRATCH/pass"
@@ -387,6 +420,13 @@ run 0 "$TDEKEY_TEST" keys --wallet "$L"
 export TDEFS_TEST_HOST_IDENTITY="machine-id=2222 hostname=db2"
 run 8 "$TDEKEY_TEST" keys --wallet "$L"
 contains "$ERR" "local auto-login wallet $L/local-autologin.wallet was made on another host"
+# Same machine ID and host name, but not this host's secret: another host all the same.
+export TDEFS_TEST_HOST_IDENTITY="machine-id=1111 hostname=db1"
+[ "$(stat -c %a "$TDEFS_TEST_HOST_SECRET_DIR")" = 700 ] || fail "host secret directory is not 0700"
+[ "$(stat -c %a "$TDEFS_TEST_HOST_SECRET_DIR/host-secret")" = 600 ] || fail "host secret is not 0600"
+TDEFS_TEST_HOST_SECRET_DIR="$SCRATCH/elsewhere" run 8 "$TDEKEY_TEST" keys --wallet "$L"
+contains "$ERR" "it needs the host secret $SCRATCH/elsewhere/host-secret, which this host does not have"
+[ -e "$SCRATCH/elsewhere" ] && fail "reading a local wallet made a host secret"
 unset TDEFS_TEST_HOST_IDENTITY
 # The installed tdekey ignores the variable: this host is neither of the two above. (The
 # first line proves the variable does reach the program this way.)

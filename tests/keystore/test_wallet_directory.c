@@ -52,6 +52,7 @@ static int setup(void **state)
 	fixture->source.path = fixture->password_file;
 	fixture->source.explicit = true;
 	setenv("TDEFS_TEST_HOST_IDENTITY", "host-a", 1);
+	host_secret_dir_use(fixture->root, -1);
 	*state = fixture;
 	return 0;
 }

@@ -43,6 +43,7 @@ static int setup(void **state)
 	assert_non_null(fixture);
 	scratch_dir_make(fixture->dir);
 	path_join(fixture->path, fixture->dir, "sample.wallet");
+	host_secret_dir_use(fixture->dir, 0x33);
 	assert_int_equal(keyring_new(wallet_id, "default", &fixture->ring), 0);
 	keyring_set_generation(fixture->ring, 42);
 	/* One key of each state, with and without tags. */

@@ -155,8 +155,9 @@ static int run(const struct options *options)
 	ret = wallet_status_read(options->wallet,
 				 options->password_given ? &options->password : NULL, report);
 	if (ret < 0) {
+		ret = report_failure(ret, report->error);
 		free(report);
-		return report_failure(ret, "wallet directory name is too long or empty");
+		return ret;
 	}
 	if (options->json)
 		print_json(report);
