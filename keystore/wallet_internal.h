@@ -1,6 +1,6 @@
 /*
  * wallet_internal: helpers shared by the keystore's own files and by nothing else: messages in
- * the fixed wording the issue asks for, the directory lock, and crash-safe writes of encoded
+ * one fixed wording, the directory lock, and crash-safe writes of encoded
  * wallets. tdekey and the daemon go through wallet.h and keystore.h.
  */
 #ifndef TDEFS_WALLET_INTERNAL_H

@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# timeout: 300
 # The control channel cannot be taken over by another local user (docs/SECURITY.md, "The control
 # channel"). Replayed as uid 65534:
 #  1. A squatter binds the names a daemon would use before it starts: abstract sockets

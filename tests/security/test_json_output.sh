@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 180
 # --json output carries names other users chose; it must stay one valid JSON document.
 #  - uid 65534 makes a file on the mount whose name holds a quote, a backslash, a fake JSON
 #    member and a byte that is not UTF-8; root runs a data rekey and `tderekey status --json`

@@ -15,7 +15,6 @@
 # Needs a build with -Dfault_injection=true: TDEFS_FAULT_BUILD, else TDEFS_BUILD if it is one,
 # else build-fault/ or build-asan/ (tests/run-all.sh builds it) in the source tree.
 # TDEFS_SEC_REKEY_LOSS_STRIDE=N kills at every Nth fault point only (default 1: all of them).
-# timeout: 1500
 . "$(dirname "$0")/../mounted/lib.sh"
 is_plain && skip "needs the real mount"
 

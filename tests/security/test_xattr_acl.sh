@@ -1,5 +1,4 @@
 #!/bin/bash
-# timeout: 180
 # POSIX ACLs and the xattr names an unprivileged user (uid 65534) could use against the root
 # daemon, which stores every xattr on the backing files as root.
 #  - an access ACL that denies uid 65534 a file its mode lets everyone read: reading fails with

@@ -1,6 +1,6 @@
 /*
  * tdekey delete-key: remove a master key from the wallet, the one operation that ever does
- * (DESIGN.md section 2). Rotation keeps every key because file headers wrapped under it must
+ * (docs/WALLET.md). Rotation keeps every key because file headers wrapped under it must
  * keep opening; so a key goes only after a proof that no header needs it: every backing
  * directory named with --backing is scanned, under the wallet lock, and the key is refused
  * while any header references it, while it is the ACTIVE key, while any header cannot be read
