@@ -92,6 +92,12 @@ struct tdefs_daemon {
 	char *backing_path;
 	char *wallet_path;
 	int backing_fd;
+	/*
+	 * The directory the mount covers (O_PATH, opened before mounting): the mount root shows
+	 * its owner and mode, and chmod/chown on the mount root change it, so that the backing
+	 * root itself stays the daemon's alone (0700) while the mount is open to its users.
+	 */
+	int mount_point_fd;
 	struct tdefs_inode root;
 	struct keyring *keyring;
 	pthread_rwlock_t keyring_lock; /* the keyring may later be replaced on a key rotation */

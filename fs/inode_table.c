@@ -65,9 +65,19 @@ void stat_to_plaintext(struct stat *st)
 
 int inode_stat(struct tdefs_inode *inode, struct stat *st)
 {
+	struct stat cover;
+
 	if (fstatat(inode->path_fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	stat_to_plaintext(st);
+	/* The root: owner and mode of the covered mount point, not of the 0700 backing root. */
+	if (inode == &daemon_state.root && daemon_state.mount_point_fd >= 0) {
+		if (fstat(daemon_state.mount_point_fd, &cover) < 0)
+			return -errno;
+		st->st_mode = (st->st_mode & S_IFMT) | (cover.st_mode & 07777);
+		st->st_uid = cover.st_uid;
+		st->st_gid = cover.st_gid;
+	}
 	return 0;
 }
 

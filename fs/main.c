@@ -26,6 +26,7 @@
 
 struct tdefs_daemon daemon_state = {
 	.backing_fd = -1,
+	.mount_point_fd = -1,
 	.keyring_lock = PTHREAD_RWLOCK_INITIALIZER,
 	.timeout = 1.0,
 };
@@ -595,6 +596,12 @@ static int run_mount(struct command_line *cmd)
 	umask(0);
 	if (prepare_mount(cmd) < 0)
 		goto out_free_keyring;
+	/* Opened before it is covered: the mount root shows its owner and mode (daemon.h). */
+	daemon_state.mount_point_fd = open(cmd->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (daemon_state.mount_point_fd < 0) {
+		fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint, strerror(errno));
+		goto out_free_keyring;
+	}
 
 	add_fsname(cmd);
 	append_fuse_option(cmd, "subtype=tdefs");

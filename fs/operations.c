@@ -181,7 +181,14 @@ static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int
 	struct stat st;
 	int ret = 0;
 
-	inode_proc_path(inode, proc_path, sizeof(proc_path));
+	/* The root's owner and mode are those of the mount point it covers (daemon.h). */
+	bool covered = inode == &daemon_state.root && daemon_state.mount_point_fd >= 0;
+	int owner_fd = covered ? daemon_state.mount_point_fd : inode->path_fd;
+
+	if (covered)
+		snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", owner_fd);
+	else
+		inode_proc_path(inode, proc_path, sizeof(proc_path));
 	if ((to_set & FUSE_SET_ATTR_MODE) && !S_ISLNK(inode->file_type) &&
 	    chmod(proc_path, attr->st_mode & 07777) < 0) {
 		ret = -errno;
@@ -191,7 +198,7 @@ static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int
 		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(inode->path_fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		if (fchownat(owner_fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 			ret = -errno;
 			goto out_reply;
 		}
