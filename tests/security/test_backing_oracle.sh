@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# timeout: 300
 # The backing directory is the daemon's alone (docs/SECURITY.md, "The backing directory is the
 # daemon's alone"). Backing objects carry the owners and modes the mount shows, so if others
 # could enter the backing directory, uid 65534 could copy the ciphertext of a root-only file

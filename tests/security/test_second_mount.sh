@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# timeout: 300
 # One daemon per backing directory (docs/SECURITY.md, "One daemon per backing directory"). Two
 # daemons on one backing directory corrupt each other's files (a data rekey on one rewrote
 # files the other was writing). While a mount is up:
