@@ -219,7 +219,8 @@ run 0 "$TDEKEY" set-key --wallet "$P" --external-store --json
 json 'j["previous_key_id"] is not None and j["refreshed_copies"][0].endswith("autologin.wallet")'
 run 0 "$TDEKEY" backup --wallet "$P" --external-store --to "$SCRATCH/offsite" --id offsite
 ls "$SCRATCH/offsite"/password-*-offsite.wallet >/dev/null 2>&1 || fail "no backup in --to DIR"
-run 0 "$TDEKEY" create-autologin --wallet "$P" --local --external-store
+# (the test build, so that the host secret goes to $TDEFS_TEST_HOST_SECRET_DIR, not /var/lib)
+run 0 "$TDEKEY_TEST" create-autologin --wallet "$P" --local --external-store
 [ -e "$P/autologin.wallet" ] && fail "create-autologin --local kept autologin.wallet"
 run 0 "$TDEKEY" delete-secret --wallet "$P"
 run 4 "$TDEKEY" set-key --wallet "$P" --external-store

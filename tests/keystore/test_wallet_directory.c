@@ -1,8 +1,8 @@
 /*
  * Unit tests of the wallet directory: creating the three kinds, the operations tdekey runs
  * (sessions and commits), backups before every change, historical keys, key ID prefixes, the
- * permission and host checks, the external store, the status report and the daemon's
- * keystore_open_for_mount().
+ * permission and host checks, strict modes, the host secret, the external store, the status
+ * report, the daemon's keystore_open_for_mount() and keystore_reload(), and keyring_merge().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -968,6 +968,422 @@ static void test_backup_names(void **state)
 			 -ENOENT);
 }
 
+/* A password descriptor holding PASSWORD, as the daemon gets from --password-fd. */
+static int password_pipe(void)
+{
+	int fds[2];
+
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], PASSWORD "\n", strlen(PASSWORD) + 1),
+			 (ssize_t)strlen(PASSWORD) + 1);
+	close(fds[1]);
+	return fds[0];
+}
+
+/*
+ * Strict modes: the wallet directory, its parents and its files belong to root (the user
+ * running the tests) and are writable by no one else, or nothing opens, and the message names
+ * the path and the fix. A root-owned sticky parent (as /tmp) is accepted; links to the
+ * directory are followed, links in it are refused.
+ */
+static void test_strict_modes(void **state)
+{
+	struct fixture *fixture = *state;
+	char error[KEYSTORE_ERROR_SIZE], expected[2 * PATH_MAX + 128], link_path[PATH_MAX];
+	struct wallet_status_report *report = calloc(1, sizeof(*report));
+	struct wallet_session *session = NULL;
+	struct keyring *ring = NULL;
+
+	assert_non_null(report);
+	create_wallet(fixture->dir, PASSWORD, true, false);
+	assert_int_equal(file_mode(fixture->dir), 0700);
+	assert_int_equal(file_mode(fixture->paths.backup_dir), 0700);
+
+	assert_int_equal(chmod(fixture->dir, 0770), 0);
+	snprintf(expected, sizeof(expected),
+		 "wallet directory %s is writable by group: chmod g-w %s", fixture->dir,
+		 fixture->dir);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_null(ring);
+	assert_string_equal(error, expected);
+	assert_int_equal(wallet_session_open(fixture->dir, WALLET_FOR_READING, NULL, &session,
+					     error),
+			 -EPERM);
+	assert_null(session);
+	assert_int_equal(wallet_status_read(fixture->dir, NULL, report), -EPERM);
+	assert_string_equal(report->error, expected);
+	assert_int_equal(chmod(fixture->dir, 0702), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_non_null(strstr(error, "is writable by others: chmod o-w"));
+	assert_int_equal(chmod(fixture->dir, 0700), 0);
+
+	/* A parent writable by others: refused unless it is root's and sticky. */
+	assert_int_equal(chmod(fixture->root, 0777), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	snprintf(expected, sizeof(expected), "%s, a parent of wallet directory %s,", fixture->root,
+		 fixture->dir);
+	assert_non_null(strstr(error, expected));
+	assert_non_null(strstr(error, "chmod go-w"));
+	assert_int_equal(chmod(fixture->root, 01777), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), 0);
+	keyring_free(ring);
+	ring = NULL;
+	assert_int_equal(chmod(fixture->root, 0700), 0);
+
+	/* Files: owner, write bits, links; the lock file and backup/ too. */
+	assert_int_equal(chown(fixture->paths.password, 65534, 0), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	snprintf(expected, sizeof(expected),
+		 "wallet file %s is owned by uid 65534, not by root: chown root %s",
+		 fixture->paths.password, fixture->paths.password);
+	assert_string_equal(error, expected);
+	assert_int_equal(chown(fixture->paths.password, 0, 0), 0);
+	assert_int_equal(chmod(fixture->paths.password, 0620), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_non_null(strstr(error, "chmod g-w"));
+	assert_int_equal(chmod(fixture->paths.password, 0600), 0);
+	write_whole(fixture->paths.lock, (const uint8_t *)"", 0, 0666);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_non_null(strstr(error, fixture->paths.lock));
+	assert_int_equal(chmod(fixture->paths.lock, 0600), 0);
+	assert_int_equal(chmod(fixture->paths.backup_dir, 0730), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_non_null(strstr(error, "backup directory"));
+	assert_int_equal(chmod(fixture->paths.backup_dir, 0700), 0);
+	path_join(link_path, fixture->root, "elsewhere.wallet");
+	assert_int_equal(rename(fixture->paths.autologin, link_path), 0);
+	assert_int_equal(symlink(link_path, fixture->paths.autologin), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_non_null(strstr(error, "is a symbolic link"));
+	assert_int_equal(unlink(fixture->paths.autologin), 0);
+	assert_int_equal(rename(link_path, fixture->paths.autologin), 0);
+
+	/* A link to the wallet directory is followed; its target and the link's home are checked. */
+	path_join(link_path, fixture->root, "link-to-wallet");
+	assert_int_equal(symlink(fixture->dir, link_path), 0);
+	assert_int_equal(keystore_open_for_mount(link_path, -1, &ring, error), 0);
+	keyring_free(ring);
+	ring = NULL;
+	assert_int_equal(chmod(fixture->dir, 0750 | 0020), 0);
+	assert_int_equal(keystore_open_for_mount(link_path, -1, &ring, error), -EPERM);
+	assert_int_equal(chmod(fixture->dir, 0700), 0);
+
+	/* create refuses an existing directory others may write, and writes nothing into it. */
+	{
+		struct wallet_create_options options = {
+			.auto_login = true,
+			.make_key = true,
+			.container = WALLET_DEFAULT_CONTAINER,
+			.cost = TEST_COST,
+		};
+		struct wallet_create_result result;
+		char open_dir[PATH_MAX];
+
+		path_join(open_dir, fixture->root, "open");
+		assert_int_equal(mkdir(open_dir, 0700), 0);
+		assert_int_equal(chmod(open_dir, 0775), 0);
+		assert_int_equal(wallet_create(open_dir, &options, NULL, &result, error), -EPERM);
+		assert_non_null(strstr(error, "chmod g-w"));
+		assert_int_equal(count_entries(open_dir, ""), 0);
+	}
+	free(report);
+}
+
+/* A ring of the given keys: ids[i] filled with 0x10 + seed[i], MEK 0xa0 + seed[i]. */
+static struct keyring *ring_of(const uint8_t wallet_id[KEY_ID_SIZE], const int *seeds,
+			       const uint8_t *states, size_t count)
+{
+	struct keyring *ring;
+
+	assert_int_equal(keyring_new(wallet_id, "default", &ring), 0);
+	for (size_t i = 0; i < count; i++) {
+		struct mek_record record;
+
+		memset(&record, 0, sizeof(record));
+		memset(record.id, 0x10 + seeds[i], KEY_ID_SIZE);
+		memset(record.mek, 0xa0 + seeds[i], MEK_SIZE);
+		record.state = states[i];
+		record.origin = MEK_ORIGIN_LOCAL;
+		record.creation_time = 1700000000 + seeds[i];
+		record.activation_time = states[i] == MEK_STATE_PREACTIVE ? 0 : 1700000000;
+		strcpy(record.container, "default");
+		assert_int_equal(keyring_append(ring, &record), 0);
+	}
+	return ring;
+}
+
+static void expect_active(const struct keyring *ring, int seed)
+{
+	uint8_t id[KEY_ID_SIZE], expected[KEY_ID_SIZE];
+	size_t active = 0;
+
+	assert_int_equal(keyring_active(ring, id, NULL), 0);
+	memset(expected, 0x10 + seed, KEY_ID_SIZE);
+	assert_memory_equal(id, expected, KEY_ID_SIZE);
+	for (size_t i = 0; i < keyring_count(ring); i++)
+		active += keyring_record(ring, i)->state == MEK_STATE_ACTIVE;
+	assert_int_equal(active, 1);
+}
+
+/*
+ * keyring_merge: what a reload does with what it re-read. Nothing loaded is dropped; new keys
+ * are added; the active key is the wallet's when it has one, else the loaded one; another
+ * wallet ID, or a known key ID with another MEK, is refused.
+ */
+static void test_keyring_merge(void **state)
+{
+	static const uint8_t wallet_id[KEY_ID_SIZE] = { 9 };
+	static const uint8_t other_wallet[KEY_ID_SIZE] = { 8 };
+	static const int loaded_seeds[] = { 1, 2 };
+	static const uint8_t loaded_states[] = { MEK_STATE_RETIRED, MEK_STATE_ACTIVE };
+	static const int fresh_seeds[] = { 1, 3 };
+	static const uint8_t fresh_states[] = { MEK_STATE_RETIRED, MEK_STATE_ACTIVE };
+	static const uint8_t no_active[] = { MEK_STATE_RETIRED, MEK_STATE_PREACTIVE };
+	struct keyring *loaded = ring_of(wallet_id, loaded_seeds, loaded_states, 2);
+	struct keyring *fresh = ring_of(wallet_id, fresh_seeds, fresh_states, 2);
+	struct keyring *merged = NULL, *foreign;
+	struct keyring_merge_summary summary;
+	char error[KEYSTORE_ERROR_SIZE];
+	uint8_t id[KEY_ID_SIZE];
+
+	(void)state;
+	/* The wallet lacks key 2 (restored from an older backup) and has a new active key 3. */
+	assert_int_equal(keyring_merge(loaded, fresh, &merged, &summary, error), 0);
+	assert_int_equal(keyring_count(merged), 3);
+	assert_int_equal(summary.added, 1);
+	assert_int_equal(summary.kept, 1);
+	assert_true(summary.active_moved);
+	assert_true(summary.wallet_has_active);
+	for (int seed = 1; seed <= 3; seed++) {
+		uint8_t expected_mek[MEK_SIZE];
+
+		memset(id, 0x10 + seed, KEY_ID_SIZE);
+		memset(expected_mek, 0xa0 + seed, MEK_SIZE);
+		assert_non_null(keyring_find(merged, id));
+		assert_memory_equal(keyring_find(merged, id), expected_mek, MEK_SIZE);
+	}
+	expect_active(merged, 3);
+	assert_int_equal(keyring_record(merged, 1)->state, MEK_STATE_RETIRED);
+	keyring_free(merged);
+
+	/* A wallet without an active key leaves the loaded one active. */
+	keyring_free(fresh);
+	fresh = ring_of(wallet_id, fresh_seeds, no_active, 2);
+	assert_int_equal(keyring_merge(loaded, fresh, &merged, &summary, error), 0);
+	assert_false(summary.wallet_has_active);
+	assert_false(summary.active_moved);
+	expect_active(merged, 2);
+	keyring_free(merged);
+
+	/* The same ring re-read changes nothing. */
+	assert_int_equal(keyring_merge(loaded, loaded, &merged, &summary, error), 0);
+	assert_int_equal(summary.added + summary.kept, 0);
+	assert_true(same_keys(merged, loaded));
+	keyring_free(merged);
+
+	/* Another wallet ID, or key 1 with another MEK: refused, nothing made. */
+	foreign = ring_of(other_wallet, fresh_seeds, fresh_states, 2);
+	merged = NULL;
+	assert_int_equal(keyring_merge(loaded, foreign, &merged, &summary, error), -EINVAL);
+	assert_null(merged);
+	assert_non_null(strstr(error, "another wallet"));
+	keyring_free(foreign);
+	{
+		struct mek_record record = *keyring_record(fresh, 0);
+
+		keyring_free(fresh);
+		assert_int_equal(keyring_new(wallet_id, "default", &fresh), 0);
+		record.mek[0] ^= 1;
+		assert_int_equal(keyring_append(fresh, &record), 0);
+		secure_wipe(&record, sizeof(record));
+	}
+	assert_int_equal(keyring_merge(loaded, fresh, &merged, &summary, error), -EKEYREJECTED);
+	assert_null(merged);
+	assert_non_null(strstr(error, "another key value"));
+	keyring_free(fresh);
+	keyring_free(loaded);
+}
+
+/*
+ * The daemon's side: a password given at mount wins over an auto-login file beside the password
+ * wallet, and a reload re-reads the kind it mounted with (never an auto-login file that appeared
+ * later), merging, so that a wallet put back from an older backup drops no key.
+ */
+static void test_reload_keeps_kind_and_keys(void **state)
+{
+	struct fixture *fixture = *state;
+	char error[KEYSTORE_ERROR_SIZE], old_copy[PATH_MAX];
+	struct keystore_reload_result result;
+	struct keyring *mounted = NULL, *reloaded = NULL, *planted = NULL;
+	uint8_t active[KEY_ID_SIZE], planted_active[KEY_ID_SIZE];
+	size_t index;
+	int fd;
+
+	create_wallet(fixture->dir, PASSWORD, true, false);
+	fd = password_pipe();
+	assert_int_equal(keystore_open_for_mount(fixture->dir, fd, &mounted, error), 0);
+	close(fd);
+	assert_int_equal(keyring_source_kind(mounted), WALLET_KIND_PASSWORD);
+
+	/* An auto-login wallet with the same ID but other keys replaces autologin.wallet. */
+	{
+		uint8_t wallet_id[KEY_ID_SIZE];
+		uint8_t *bytes;
+		size_t len;
+
+		keyring_wallet_id(mounted, wallet_id);
+		assert_int_equal(keyring_new(wallet_id, "default", &planted), 0);
+		assert_int_equal(keyring_generate(planted, "planted", true, 1700000000, &index), 0);
+		assert_int_equal(keyring_active(planted, planted_active, NULL), 0);
+		assert_int_equal(
+			wallet_encode_keys(WALLET_KIND_AUTOLOGIN, planted, NULL, &bytes, &len, error),
+			0);
+		write_whole(fixture->paths.autologin, bytes, len, 0600);
+		secure_free(bytes);
+	}
+	/* Without a store the password wallet cannot be re-read: the keys stay, no switch. */
+	assert_int_equal(keystore_reload(fixture->dir, mounted, &reloaded, &result, error),
+			 -EKEYREJECTED);
+	assert_non_null(strstr(error, "an auto-login wallet is not used instead"));
+	{
+		struct secret *password = secret_from(PASSWORD);
+		char backup[PATH_MAX];
+
+		assert_int_equal(
+			wallet_add_secret(fixture->dir, password, false, NULL, backup, error), 0);
+		secret_free(password);
+	}
+	assert_int_equal(keystore_reload(fixture->dir, mounted, &reloaded, &result, error), 0);
+	assert_int_equal(keyring_source_kind(reloaded), WALLET_KIND_PASSWORD);
+	assert_null(keyring_find(reloaded, planted_active));
+	assert_int_equal(keyring_active(reloaded, active, NULL), 0);
+	assert_memory_not_equal(active, planted_active, KEY_ID_SIZE);
+	assert_true(same_keys(reloaded, mounted));
+	keyring_free(reloaded);
+
+	/* At mount too, the password given wins over the planted file. */
+	fd = password_pipe();
+	assert_int_equal(keystore_open_for_mount(fixture->dir, fd, &reloaded, error), 0);
+	close(fd);
+	assert_null(keyring_find(reloaded, planted_active));
+	keyring_free(reloaded);
+	/* (Without a password the auto-login file is what a mount opens, as before.) */
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &reloaded, error), 0);
+	assert_non_null(keyring_find(reloaded, planted_active));
+	keyring_free(reloaded);
+	keyring_free(planted);
+	keyring_free(mounted);
+
+	/* An auto-login daemon; the wallet rotates, then is put back from before the rotation. */
+	assert_int_equal(unlink(fixture->paths.autologin), 0);
+	{
+		struct wallet_session *session = open_change(fixture, &fixture->source);
+
+		assert_int_equal(wallet_session_create_autologin(session, false, NULL, error), 0);
+		wallet_session_close(session);
+	}
+	path_join(old_copy, fixture->root, "autologin-before.wallet");
+	{
+		size_t len;
+		uint8_t *bytes = read_whole(fixture->paths.autologin, &len);
+
+		write_whole(old_copy, bytes, len, 0600);
+		free(bytes);
+	}
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &mounted, error), 0);
+	assert_int_equal(keyring_source_kind(mounted), WALLET_KIND_AUTOLOGIN);
+	set_key(fixture, &fixture->source);
+	assert_int_equal(keystore_reload(fixture->dir, mounted, &reloaded, &result, error), 0);
+	assert_int_equal(result.added, 1);
+	assert_true(result.active_moved);
+	keyring_free(mounted);
+	mounted = reloaded;
+	assert_int_equal(keyring_active(mounted, active, NULL), 0);
+	assert_int_equal(rename(old_copy, fixture->paths.autologin), 0);
+	assert_int_equal(keystore_reload(fixture->dir, mounted, &reloaded, &result, error), 0);
+	assert_int_equal(result.kept, 1);
+	assert_int_equal(keyring_count(reloaded), keyring_count(mounted));
+	assert_non_null(keyring_find(reloaded, active));
+	keyring_free(reloaded);
+
+	/* The kind it mounted with gone: the keys stay; a local file instead is not taken up. */
+	{
+		struct wallet_session *session = open_change(fixture, &fixture->source);
+
+		assert_int_equal(wallet_session_create_autologin(session, true, NULL, error), 0);
+		wallet_session_close(session);
+	}
+	assert_int_equal(keystore_reload(fixture->dir, mounted, &reloaded, &result, error),
+			 -ENOENT);
+	assert_non_null(strstr(error, "is not taken up by a running daemon"));
+	keyring_free(mounted);
+}
+
+/* The host secret: made once (0600 in a 0700 directory), never replaced, checked like wallets. */
+static void test_host_secret(void **state)
+{
+	struct fixture *fixture = *state;
+	char error[KEYSTORE_ERROR_SIZE], path[PATH_MAX], dir[PATH_MAX];
+	uint8_t *first = secure_alloc(HOST_SECRET_SIZE), *again = secure_alloc(HOST_SECRET_SIZE);
+	struct keyring *ring = NULL;
+
+	assert_int_equal(host_secret_path(path), 0);
+	path_join(dir, fixture->root, "host-secret");
+	assert_false(wallet_file_present(dir));
+	assert_int_equal(host_secret_load(first, false, error), -ENOENT);
+	assert_false(wallet_file_present(dir));
+	create_wallet(fixture->dir, NULL, true, true);
+	assert_int_equal(file_mode(dir), 0700);
+	assert_int_equal(file_mode(path), 0600);
+	assert_int_equal(host_secret_load(first, false, error), 0);
+	assert_int_equal(host_secret_load(again, true, error), 0);
+	assert_memory_equal(first, again, HOST_SECRET_SIZE);
+	/* A change rewrites the wallet under the same secret. */
+	{
+		struct wallet_session *session = open_change(fixture, NULL);
+
+		assert_int_equal(keyring_generate(wallet_session_keyring(session), NULL, true,
+						  wallet_now(), NULL),
+				 0);
+		commit(session, NULL);
+		wallet_session_close(session);
+	}
+	assert_int_equal(host_secret_load(again, false, error), 0);
+	assert_memory_equal(first, again, HOST_SECRET_SIZE);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), 0);
+	keyring_free(ring);
+	ring = NULL;
+
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_non_null(strstr(error, "chmod 600"));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_non_null(strstr(error, "host secret directory"));
+	assert_non_null(strstr(error, "chmod g-w"));
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_non_null(strstr(error, "chown root"));
+	assert_int_equal(chown(path, 0, 0), 0);
+	assert_int_equal(truncate(path, 31), 0);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EBADMSG);
+	assert_non_null(strstr(error, "damaged"));
+	/* The damaged secret is not replaced by a write either. */
+	{
+		struct wallet_session *session = NULL;
+
+		assert_int_equal(wallet_session_open(fixture->dir, WALLET_FOR_CHANGE, NULL,
+						     &session, error),
+				 -EBADMSG);
+		assert_null(session);
+	}
+	assert_int_equal(count_entries(dir, "host-secret"), 1);
+	secure_free(first);
+	secure_free(again);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -993,6 +1409,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_status_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_temporaries_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backup_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_strict_modes, setup, teardown),
+		cmocka_unit_test(test_keyring_merge),
+		cmocka_unit_test_setup_teardown(test_reload_keeps_kind_and_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_secret, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("keystore wallet directory", tests, NULL, NULL);

@@ -348,7 +348,102 @@ static void test_newer_version_and_flags(void **state)
 	write_whole(fixture->path, copy, len, 0600);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, PASSWORD, &read, error),
 			 -EPROTONOSUPPORT);
+
+	/* The host-secret flag is known, but only a local auto-login file may carry it. */
+	memcpy(copy, bytes, len);
+	store_le32(copy + WALLET_OFFSET_FLAGS, WALLET_FLAG_HOST_SECRET);
+	recompute_checksum(copy, len);
+	write_whole(fixture->path, copy, len, 0600);
+	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, PASSWORD, &read, error),
+			 -EBADMSG);
+	assert_non_null(strstr(error, "only a local auto-login file uses the host secret"));
 	free(copy);
+	free(bytes);
+}
+
+/*
+ * The local auto-login derivations, against values computed independently (Python's hmac and
+ * hashlib, RFC 5869 HKDF written out) from the inputs below. A change here would lock every
+ * local auto-login wallet in the field out of its host.
+ */
+static void test_local_derivation_known_answers(void **state)
+{
+	static const char identity_text[] =
+		"machine-id=0123456789abcdef0123456789abcdef\nhostname=db1";
+	static const char *const expected[] = {
+		/* check, with the host secret */
+		"fff43e7936d32a919a7185a3b3f0a4462c8878f785cc45482e29de53ac115b60",
+		/* sealing key, with the host secret */
+		"0ec78361d9be8cdfb1ae530d7ba451f988c0379a6b819c7ee77ed424171d3f48",
+		/* check of a file made before host secrets */
+		"4fa9c0ed10e9a7894e13c71ef29cc718eecd48968078cc5c2c1892b7774a217c",
+		/* sealing key of a file made before host secrets */
+		"745f8f6437958d346e44738532356cfb1786002cbf6bd71dff032238a45528fa",
+	};
+	uint8_t secret[HOST_SECRET_SIZE], stored[WALLET_STORED_KEY_SIZE], salt[WALLET_SALT_SIZE];
+	uint8_t out[4][32];
+	struct host_identity identity = { .len = sizeof(identity_text) - 1 };
+	char hex[65];
+
+	(void)state;
+	memcpy(identity.bytes, identity_text, identity.len);
+	for (size_t i = 0; i < 32; i++) {
+		secret[i] = (uint8_t)i;
+		stored[i] = (uint8_t)(0x40 + i);
+		salt[i] = (uint8_t)(0x80 + i);
+	}
+	assert_int_equal(local_host_check(&identity, secret, salt, out[0]), 0);
+	assert_int_equal(local_autologin_sealing_key(stored, &identity, secret, salt, out[1]), 0);
+	assert_int_equal(local_host_check(&identity, NULL, salt, out[2]), 0);
+	assert_int_equal(local_autologin_sealing_key(stored, &identity, NULL, salt, out[3]), 0);
+	for (size_t k = 0; k < ARRAY_SIZE(expected); k++) {
+		for (size_t i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", out[k][i]);
+		assert_string_equal(hex, expected[k]);
+	}
+	/* One bit of the secret changes both. */
+	secret[31] ^= 1;
+	assert_int_equal(local_host_check(&identity, secret, salt, out[2]), 0);
+	assert_memory_not_equal(out[2], out[0], 32);
+	assert_int_equal(local_autologin_sealing_key(stored, &identity, secret, salt, out[3]), 0);
+	assert_memory_not_equal(out[3], out[1], 32);
+}
+
+/*
+ * A local auto-login file is bound to the host secret: read with another secret, or with none
+ * at all, it is a file from another host (-EXDEV), and reading never creates a secret.
+ */
+static void test_local_file_needs_host_secret(void **state)
+{
+	struct fixture *fixture = *state;
+	char error[KEYSTORE_ERROR_SIZE], elsewhere[PATH_MAX];
+	struct wallet_read read;
+	size_t len;
+	uint8_t *bytes = write_sample(fixture, WALLET_KIND_LOCAL_AUTOLOGIN, &len);
+
+	assert_int_equal(load_le32(bytes + WALLET_OFFSET_FLAGS), WALLET_FLAG_HOST_SECRET);
+	assert_int_equal(try_read(fixture->path, WALLET_KIND_LOCAL_AUTOLOGIN, NULL, &read, error),
+			 0);
+	wallet_read_release(&read);
+
+	path_join(elsewhere, fixture->dir, "other-host");
+	assert_int_equal(mkdir(elsewhere, 0700), 0);
+	host_secret_dir_use(elsewhere, -1);
+	assert_int_equal(try_read(fixture->path, WALLET_KIND_LOCAL_AUTOLOGIN, NULL, &read, error),
+			 -EXDEV);
+	assert_non_null(strstr(error, "which this host does not have"));
+	assert_int_equal(count_entries(elsewhere, "host-secret"), 0);
+	host_secret_dir_use(elsewhere, 0x44);
+	assert_int_equal(try_read(fixture->path, WALLET_KIND_LOCAL_AUTOLOGIN, NULL, &read, error),
+			 -EXDEV);
+	assert_non_null(strstr(error, "was made on another host"));
+	assert_non_null(strstr(error, "host secret"));
+
+	/* Back on the host that made it. */
+	host_secret_dir_use(fixture->dir, 0x33);
+	assert_int_equal(try_read(fixture->path, WALLET_KIND_LOCAL_AUTOLOGIN, NULL, &read, error),
+			 0);
+	wallet_read_release(&read);
 	free(bytes);
 }
 
@@ -629,8 +724,18 @@ static void test_known_wallets_open(void **state)
 	setenv("TDEFS_TEST_HOST_IDENTITY", "machine-id=fuzz hostname=fuzz", 1);
 	expect_known_wallet("autologin-two-keys", WALLET_KIND_AUTOLOGIN, WALLET_CONTENT_KEYS, NULL,
 			    2);
+	/* Made before host secrets: it still opens (with a warning), bound to the identity only. */
 	expect_known_wallet("local-autologin-one-key", WALLET_KIND_LOCAL_AUTOLOGIN,
 			    WALLET_CONTENT_KEYS, NULL, 1);
+	{
+		char root[PATH_MAX];
+
+		scratch_dir_make(root);
+		host_secret_dir_use(root, 0x5a); /* FUZZ_HOST_SECRET_BYTE */
+		expect_known_wallet("local-autologin-host-secret", WALLET_KIND_LOCAL_AUTOLOGIN,
+				    WALLET_CONTENT_KEYS, NULL, 1);
+		scratch_dir_remove(root);
+	}
 	expect_known_wallet("password-no-keys", WALLET_KIND_PASSWORD, WALLET_CONTENT_KEYS,
 			    "fuzz password", 0);
 	expect_known_wallet("external-store", 0, WALLET_CONTENT_SECRET, "fuzz password", 0);
@@ -651,6 +756,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_and_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forged_payload_is_damage, setup, teardown),
+		cmocka_unit_test(test_local_derivation_known_answers),
+		cmocka_unit_test_setup_teardown(test_local_file_needs_host_secret, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_kind_must_match_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_payload_decoder_rejects, setup, teardown),
 		cmocka_unit_test(test_secret_payload),

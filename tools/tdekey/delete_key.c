@@ -1,6 +1,6 @@
 /*
- * tdekey delete-key: remove a master key from the wallet, the one operation that ever does
- * (docs/WALLET.md). Rotation keeps every key because file headers wrapped under it must
+ * tdekey delete-key: remove a master key from the wallet, the one operation that ever does.
+ * Rotation keeps every key because file headers wrapped under it must
  * keep opening; so a key goes only after a proof that no header needs it: every backing
  * directory named with --backing is scanned, under the wallet lock, and the key is refused
  * while any header references it, while it is the ACTIVE key, while any header cannot be read
@@ -190,9 +190,9 @@ const struct command command_delete_key = {
 		"       no other key shares. The change is made like set-key's: a backup of the\n"
 		"       wallet as it was first (it still holds the key), then the auto-login\n"
 		"       copies and then the primary wallet, each rewritten crash-safely. A mounted\n"
-		"       tdefs re-reads the wallet and drops the key. The primary is password.wallet\n"
-		"       when there is one (the password is needed), else the auto-login wallet,\n"
-		"       changed without a password.\n"
+		"       tdefs keeps the key in memory until it is unmounted (a reload only ever adds\n"
+		"       keys). The primary is password.wallet when there is one (the password is\n"
+		"       needed), else the auto-login wallet, changed without a password.\n"
 		"\n"
 		"OPTIONS\n"
 		"       -w, --wallet DIR\n"
