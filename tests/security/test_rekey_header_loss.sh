@@ -126,7 +126,13 @@ for point in $points; do
 	tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
 	unset TDEFS_FAULT_AT
 	"$tderekey" data "$TDEFS_MNT" --no-wait >/dev/null 2>&1 || true
-	reap_killed "$TDEFS_MNT" || fail "fault point $point was never reached (the rekey did not follow the traced run)"
+	# The rekey workers run in parallel, so a run may pass fewer fault points than the traced
+	# one: a point past its end is not reached, the mount finishes, and the next point is tried.
+	if ! reap_killed "$TDEFS_MNT"; then
+		log "fault point $point not reached in this run (worker order differs from the traced run)"
+		tdefs_umount "$TDEFS_MNT"
+		continue
+	fi
 	name=$(sed -n "s/^fault point $point: //p" "$(tdefs_daemon_log)")
 	[[ -n $name ]] || fail "the daemon died before fault point $point"
 	hit[$name]=1
