@@ -7,12 +7,15 @@
  * is valid; and a census of files per master key ID. It writes
  * nothing unless --repair is given, and then only one thing: a header copy that fails its
  * checksum is replaced by the valid copy beside it (one pwrite and an fsync per file).
+ * It walks by descriptor (fs/backing_walk.c): --repair opens files read-write as root in a
+ * tree other users may be renaming under it.
  */
 #include "fs/daemon.h"
+#include "fs/backing_walk.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +26,12 @@
 struct check_state {
 	struct keyring *ring; /* NULL: headers are checked but not unsealed */
 	bool repair;
-	size_t backing_length;
 	uint64_t files, empty, problems, repaired, rekey_in_progress;
 	struct key_usage *keys;
 	size_t key_count;
 };
 
-static struct check_state check; /* nftw has no context pointer; --check is single-threaded */
+static struct check_state check; /* --check is single-threaded and runs once per process */
 
 static void problem(const char *path, const char *what)
 {
@@ -138,46 +140,44 @@ static void repair_copy(const char *path, int fd, const uint8_t *image, unsigned
 	check.repaired++;
 }
 
-static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *context)
 {
 	uint8_t image[TDEFS_HEADER_SIZE];
 	struct file_header header, other;
-	const char *relative = path + check.backing_length;
+	char relative[PATH_MAX + 1]; /* shown from the backing root: "/dir/file" */
 	unsigned slot;
 	size_t done;
-	int fd, ret;
+	int ret;
 
-	if (type == FTW_DNR) {
-		problem(relative, "directory cannot be read");
+	(void)fd_taken;
+	(void)context;
+	snprintf(relative, sizeof(relative), "/%s", entry->relative);
+	if (entry->kind == BACKING_WALK_ERROR) {
+		problem(relative, entry->error == ELOOP
+				? "directories nested deeper than tdefs walks"
+				: strerror(entry->error));
 		return 0;
 	}
-	if (type != FTW_F || !S_ISREG(st->st_mode))
-		return 0;
-	if (ftw->level == 1 && strcmp(path + ftw->base, CONFIG_FILE_NAME) == 0)
+	if (strcmp(entry->relative, CONFIG_FILE_NAME) == 0)
 		return 0;
 	check.files++;
-	if (st->st_size == 0) {
+	if (entry->st.st_size == 0) {
 		check.empty++;
 		return 0;
 	}
-	if (st->st_size < (off_t)TDEFS_HEADER_SIZE) {
+	if (entry->st.st_size < (off_t)TDEFS_HEADER_SIZE) {
 		problem(relative, "shorter than its 4096-byte header (truncated, or not a tdefs file)");
 		return 0;
 	}
-	fd = open(path, (check.repair ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		problem(relative, strerror(errno));
-		return 0;
-	}
-	ret = pread_full(fd, image, sizeof(image), 0, &done);
+	ret = pread_full(entry->fd, image, sizeof(image), 0, &done);
 	if (ret < 0) {
 		problem(relative, strerror(-ret));
-		goto out_close;
+		return 0;
 	}
 	ret = header_select(image, done, &header, &slot);
 	if (ret == -EPROTONOSUPPORT) {
 		problem(relative, "header from a newer tdefs format");
-		goto out_close;
+		return 0;
 	}
 	if (ret < 0) {
 		struct file_header first, second;
@@ -188,7 +188,7 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 		else
 			problem(relative,
 				"no valid header copy (not a tdefs file, or both copies damaged)");
-		goto out_close;
+		return 0;
 	}
 	count_key(header.key_id);
 	if (header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)
@@ -196,10 +196,8 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 	check_sealed(relative, &header);
 	check_rekey_copies(relative, image, done, &header, slot);
 	if (header_copy_decode(image + (1 - slot) * HEADER_COPY_SIZE, &other) < 0)
-		repair_copy(relative, fd, image, slot,
+		repair_copy(relative, entry->fd, image, slot,
 			    header.flags & HEADER_FLAG_REKEY_IN_PROGRESS);
-out_close:
-	close(fd);
 	return 0;
 }
 
@@ -209,12 +207,11 @@ int check_backing(const char *backing, struct keyring *ring, bool repair)
 	char path[4096];
 	uint8_t *data;
 	size_t len;
-	int ret;
+	int root_fd, ret;
 
 	memset(&check, 0, sizeof(check));
 	check.ring = ring;
 	check.repair = repair;
-	check.backing_length = strlen(backing);
 	snprintf(path, sizeof(path), "%s/%s", backing, CONFIG_FILE_NAME);
 	ret = read_small_file(path, 4096, &data, &len);
 	if (ret < 0) {
@@ -232,8 +229,13 @@ int check_backing(const char *backing, struct keyring *ring, bool repair)
 				problem(CONFIG_FILE_NAME, "initialised for another wallet");
 		}
 	}
-	if (nftw(backing, visit, 16, FTW_PHYS | FTW_MOUNT) < 0) {
-		fprintf(stderr, "tdefs: --check %s: %s\n", backing, strerror(errno));
+	root_fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ret = root_fd < 0 ? -errno
+			  : backing_walk(root_fd, "", check.repair ? O_RDWR : O_RDONLY, visit, NULL);
+	if (root_fd >= 0)
+		close(root_fd);
+	if (ret < 0) {
+		fprintf(stderr, "tdefs: --check %s: %s\n", backing, strerror(-ret));
 		free(check.keys);
 		return 2;
 	}

@@ -138,7 +138,7 @@ void inode_forget(struct tdefs_inode *inode, uint64_t count);
  * The inode of a backing path, with one reference the caller drops with inode_forget(inode, 1):
  * jobs use it so that their work on a file shares the state of the kernel's opens of it.
  */
-int inode_get_by_path(const char *path, struct tdefs_inode **inode);
+int inode_get_by_fd(int path_fd, struct tdefs_inode **inode);
 void inode_table_clear(void);
 int inode_stat(struct tdefs_inode *inode, struct stat *st);
 /* Convert a backing stat into what the mount shows (plaintext size of regular files). */
@@ -172,8 +172,11 @@ struct rewrap_outcome {
 	bool skipped;   /* already under it, or no header yet */
 	uint8_t old_key_id[MASTER_KEY_ID_SIZE];
 };
-/* Rewrap one backing file's DEK under the active master key (two synced copy writes). */
-int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outcome);
+/*
+ * Rewrap one backing file's DEK under the active master key (two synced copy writes). fd is
+ * the file open read-write, from a walk (fs/backing_walk.h); it stays open.
+ */
+int header_rewrap_fd(int fd, struct rewrap_outcome *outcome);
 
 /*
  * Change a header: edit gets the current header and its unsealed DEKs (room for
@@ -219,8 +222,11 @@ struct file_job_result {
 	uint64_t bytes;  /* data bytes rewritten */
 };
 struct job;
-/* Re-encrypt one backing file under a fresh DEK, online. */
-int data_rekey_file(struct job *job, const char *path, bool resume_only,
+/*
+ * Re-encrypt one backing file under a fresh DEK, online. path_fd: an O_PATH descriptor of a
+ * regular file from a walk (fs/backing_walk.h), consumed.
+ */
+int data_rekey_file(struct job *job, int path_fd, bool resume_only,
 		    struct file_job_result *result);
 
 /* key_rotation.c */

@@ -27,6 +27,7 @@
  * chunk already rewritten, and recovery from it would decrypt that chunk with the old DEK.
  */
 #include "fs/daemon.h"
+#include "fs/backing_walk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -277,14 +278,14 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt,
 	return ret;
 }
 
-static bool rekey_interrupted(const char *path)
+static bool rekey_interrupted(int path_fd)
 {
 	uint8_t image[TDEFS_HEADER_SIZE];
 	struct file_header header;
 	unsigned slot;
 	size_t done;
 	bool interrupted = false;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = backing_reopen(path_fd, O_RDONLY);
 
 	if (fd < 0)
 		return false;
@@ -295,7 +296,7 @@ static bool rekey_interrupted(const char *path)
 	return interrupted;
 }
 
-int data_rekey_file(struct job *job, const char *path, bool resume_only,
+int data_rekey_file(struct job *job, int path_fd, bool resume_only,
 		    struct file_job_result *result)
 {
 	struct tdefs_inode *inode;
@@ -303,9 +304,14 @@ int data_rekey_file(struct job *job, const char *path, bool resume_only,
 	int ret;
 
 	memset(result, 0, sizeof(*result));
-	if (lstat(path, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode) || st.st_size == 0 || (resume_only && !rekey_interrupted(path))) {
+	if (fstat(path_fd, &st) < 0) {
+		ret = -errno;
+		close(path_fd);
+		return ret;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
+	    (resume_only && !rekey_interrupted(path_fd))) {
+		close(path_fd);
 		result->skipped = true;
 		return 0;
 	}
@@ -313,7 +319,7 @@ int data_rekey_file(struct job *job, const char *path, bool resume_only,
 	 * Through the inode table, so that the kernel's opens of this file and the rekey share
 	 * one encryption state, one watermark and one set of block locks.
 	 */
-	ret = inode_get_by_path(path, &inode);
+	ret = inode_get_by_fd(path_fd, &inode);
 	if (ret < 0)
 		return ret;
 	ret = file_crypt_acquire(inode);

@@ -13,6 +13,7 @@
  * than a last block whose length no longer matches its ciphertext.
  */
 #include "fs/daemon.h"
+#include "fs/backing_walk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,17 +144,19 @@ out_free_dek:
 
 static int open_backing_data(struct tdefs_inode *inode, bool *writable)
 {
-	char proc_path[64];
 	int fd;
 
-	inode_proc_path(inode, proc_path, sizeof(proc_path));
+	/*
+	 * backing_reopen() checks that what opens is the inode's regular file: an inode that is
+	 * anything else (a device node, a FIFO) is never opened for data, let alone written.
+	 */
 	*writable = !daemon_state.read_only;
-	fd = open(proc_path, (*writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0 && *writable && (errno == EACCES || errno == EROFS)) {
+	fd = backing_reopen(inode->path_fd, *writable ? O_RDWR : O_RDONLY);
+	if ((fd == -EACCES || fd == -EROFS) && *writable) {
 		*writable = false;
-		fd = open(proc_path, O_RDONLY | O_CLOEXEC);
+		fd = backing_reopen(inode->path_fd, O_RDONLY);
 	}
-	return fd < 0 ? -errno : fd;
+	return fd;
 }
 
 static size_t block_length(uint64_t block, uint64_t size);

@@ -227,24 +227,20 @@ static bool both_copies_current(int fd)
 	return current;
 }
 
-int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outcome)
+int header_rewrap_fd(int fd, struct rewrap_outcome *outcome)
 {
 	struct rewrap_context context = { outcome, false };
 	struct stat st;
-	int fd, ret;
+	int ret;
 
 	memset(outcome, 0, sizeof(*outcome));
-	fd = openat(dir_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL; /* the walk hands over regular files only: never write anything else */
+	if (st.st_size == 0) {
 		outcome->skipped = true; /* no header yet: it will be made under the active key */
-		ret = 0;
-		goto out_close;
+		return 0;
 	}
 	/*
 	 * Both copies: the older slot first (until it is synced the newest copy is still the old
@@ -257,7 +253,5 @@ int header_rewrap_file(int dir_fd, const char *name, struct rewrap_outcome *outc
 		outcome->rewrapped = true;
 	if (ret == 1)
 		ret = 0;
-out_close:
-	close(fd);
 	return ret;
 }

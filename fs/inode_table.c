@@ -133,14 +133,11 @@ static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 	return 0;
 }
 
-int inode_get_by_path(const char *path, struct tdefs_inode **inode)
+int inode_get_by_fd(int path_fd, struct tdefs_inode **inode)
 {
 	struct stat st;
-	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
-	if (fd < 0)
-		return -errno;
-	return inode_insert(fd, &st, inode);
+	return inode_insert(path_fd, &st, inode);
 }
 
 int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry_param *entry)

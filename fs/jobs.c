@@ -2,17 +2,21 @@
  * Background jobs over a backing directory: the master-key rewrap and the online data rekey.
  * Each kind has one slot, so a rewrap and a data rekey can run at the same time; both funnel
  * their header writes through header_update(), which serialises them per file. A job walks the
- * backing tree (or one subtree) with nftw, hands each regular file to its worker, throttles to
+ * backing tree (or one subtree), hands each regular file to its worker, throttles to
  * its rate, and can be paused (the thread waits between chunks), stopped and started again.
+ * The walk goes by descriptor (fs/backing_walk.c): the tree's names belong to the database's
+ * users, who can rename them while root's job runs, so a worker gets the file already opened
+ * and checked to be a regular file, never a path to open again.
  *
  * A data rekey is bound by the two syncs per chunk that make it crash-safe, not by AES, so it
  * works on several files at once: the walk feeds a short queue that REKEY_WORKERS threads drain,
  * and the device overlaps their syncs.
  */
 #include "fs/daemon.h"
+#include "fs/backing_walk.h"
 
 #include <errno.h>
-#include <ftw.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +36,14 @@ struct job {
 	struct job_status status; /* guarded by lock */
 	pthread_t thread;         /* guarded by lock */
 	bool joinable;            /* guarded by lock */
-	char root[PATH_MAX];      /* where the walk starts; set before the thread starts */
+	char start[PATH_MAX];     /* where the walk starts, relative to the backing root */
 	struct timespec clock_start; /* set before the workers start */
 	uint64_t throttled_amount;   /* guarded by lock */
 	/* The data rekey's work queue, guarded by lock. */
-	char *queue[QUEUE_SLOTS];
+	struct queued_file {
+		int path_fd; /* O_PATH descriptor of a regular file, checked by the walk */
+		char *relative;
+	} queue[QUEUE_SLOTS];
 	unsigned queue_head, queue_count;
 	bool walk_done;
 	pthread_cond_t queue_changed;
@@ -50,9 +57,6 @@ static struct job jobs[JOB_KIND_COUNT] = {
 			     .resumed = PTHREAD_COND_INITIALIZER,
 			     .queue_changed = PTHREAD_COND_INITIALIZER },
 };
-
-/* nftw has no context argument: one walk per kind at a time, so a thread-local job is enough. */
-static __thread struct job *walking_job;
 
 const char *job_state_name(enum job_state state)
 {
@@ -105,15 +109,16 @@ void job_set_current(struct job *job, uint64_t done, uint64_t total)
 	pthread_mutex_unlock(&job->lock);
 }
 
-static int run_worker(struct job *job, const char *path, struct file_job_result *result)
+/* fd: the file, O_RDWR for a rewrap, O_PATH for a data rekey (which consumes it). */
+static int run_worker(struct job *job, int fd, struct file_job_result *result)
 {
 	struct rewrap_outcome outcome;
 	int ret;
 
 	memset(result, 0, sizeof(*result));
 	if (job->kind == JOB_DATA_REKEY)
-		return data_rekey_file(job, path, job->status.resume_only, result);
-	ret = header_rewrap_file(AT_FDCWD, path, &outcome);
+		return data_rekey_file(job, fd, job->status.resume_only, result);
+	ret = header_rewrap_fd(fd, &outcome);
 	result->changed = outcome.rewrapped;
 	result->skipped = outcome.skipped;
 	if (outcome.rewrapped)
@@ -121,38 +126,43 @@ static int run_worker(struct job *job, const char *path, struct file_job_result 
 	return ret;
 }
 
-static void process_file(struct job *job, const char *path)
+static void record_failure(struct job *job, const char *relative, int error)
+{
+	char failure[sizeof(job->status.last_error)];
+
+	snprintf(failure, sizeof(failure), "/%s: %s", relative,
+		 error == -ENOKEY ? "the wallet lacks the master key its header names"
+		 : error == -ELOOP ? "directories nested deeper than tdefs walks"
+				   : strerror(-error));
+	pthread_mutex_lock(&job->lock);
+	job->status.files_failed++;
+	memcpy(job->status.last_error, failure, sizeof(failure));
+	pthread_mutex_unlock(&job->lock);
+	log_error("tdefs: %s %s", job->kind == JOB_REWRAP ? "rewrap" : "data rekey", failure);
+}
+
+static void process_file(struct job *job, const char *relative, int fd)
 {
 	struct file_job_result result;
-	char failure[sizeof(job->status.last_error)] = "";
-	const char *relative = path + strlen(daemon_state.backing_path);
 	int ret;
 
 	pthread_mutex_lock(&job->lock);
-	snprintf(job->status.current, sizeof(job->status.current), "%s", relative);
+	snprintf(job->status.current, sizeof(job->status.current), "/%s", relative);
 	job->status.current_done = 0;
 	job->status.current_total = 0;
 	pthread_mutex_unlock(&job->lock);
 
-	ret = run_worker(job, path, &result);
-	if (ret < 0)
-		snprintf(failure, sizeof(failure), "%s: %s", relative,
-			 ret == -ENOKEY ? "the wallet lacks the master key its header names"
-					: strerror(-ret));
+	ret = run_worker(job, fd, &result);
 	pthread_mutex_lock(&job->lock);
 	job->status.files_total++;
 	job->status.bytes_done += result.bytes;
-	if (ret < 0) {
-		job->status.files_failed++;
-		memcpy(job->status.last_error, failure, sizeof(failure));
-	} else if (result.changed) {
+	if (ret >= 0 && result.changed)
 		job->status.files_changed++;
-	} else {
+	else if (ret >= 0)
 		job->status.files_skipped++;
-	}
 	pthread_mutex_unlock(&job->lock);
 	if (ret < 0)
-		log_error("tdefs: %s %s", job->kind == JOB_REWRAP ? "rewrap" : "data rekey", failure);
+		record_failure(job, relative, ret);
 }
 
 static void *rekey_worker(void *argument)
@@ -160,53 +170,58 @@ static void *rekey_worker(void *argument)
 	struct job *job = argument;
 
 	for (;;) {
-		char *path = NULL;
+		struct queued_file item = { -1, NULL };
 
 		pthread_mutex_lock(&job->lock);
 		while (job->queue_count == 0 && !job->walk_done)
 			pthread_cond_wait(&job->queue_changed, &job->lock);
 		if (job->queue_count > 0) {
-			path = job->queue[job->queue_head];
+			item = job->queue[job->queue_head];
 			job->queue_head = (job->queue_head + 1) % QUEUE_SLOTS;
 			job->queue_count--;
 			pthread_cond_broadcast(&job->queue_changed);
 		}
 		pthread_mutex_unlock(&job->lock);
-		if (!path)
+		if (!item.relative)
 			return NULL;
 		if (!job_should_stop(job))
-			process_file(job, path);
-		free(path);
+			process_file(job, item.relative, item.path_fd); /* consumes path_fd */
+		else
+			close(item.path_fd);
+		free(item.relative);
 	}
 }
 
-static int visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *context)
 {
-	struct job *job = walking_job;
+	struct job *job = context;
 	char *copy;
 
-	(void)ftw;
 	if (job_should_stop(job))
-		return FTW_STOP;
-	if (type != FTW_F || !S_ISREG(st->st_mode))
-		return FTW_CONTINUE;
-	if (strcmp(path + strlen(daemon_state.backing_path), "/" CONFIG_FILE_NAME) == 0)
-		return FTW_CONTINUE;
-	if (job->kind == JOB_REWRAP) {
-		process_file(job, path);
-		return FTW_CONTINUE;
+		return 1;
+	if (entry->kind == BACKING_WALK_ERROR) {
+		record_failure(job, entry->relative, -entry->error);
+		return 0;
 	}
-	copy = strdup(path);
+	if (strcmp(entry->relative, CONFIG_FILE_NAME) == 0)
+		return 0;
+	if (job->kind == JOB_REWRAP) {
+		process_file(job, entry->relative, entry->fd);
+		return 0;
+	}
+	copy = strdup(entry->relative);
 	if (!copy)
-		return FTW_STOP;
+		return -ENOMEM;
+	*fd_taken = true;
 	pthread_mutex_lock(&job->lock);
 	while (job->queue_count == QUEUE_SLOTS)
 		pthread_cond_wait(&job->queue_changed, &job->lock);
-	job->queue[(job->queue_head + job->queue_count) % QUEUE_SLOTS] = copy;
+	job->queue[(job->queue_head + job->queue_count) % QUEUE_SLOTS] =
+		(struct queued_file){ entry->fd, copy };
 	job->queue_count++;
 	pthread_cond_broadcast(&job->queue_changed);
 	pthread_mutex_unlock(&job->lock);
-	return FTW_CONTINUE;
+	return 0;
 }
 
 static void *run_job(void *argument)
@@ -217,7 +232,6 @@ static void *run_job(void *argument)
 	pthread_t workers[REKEY_WORKERS];
 	unsigned started = 0;
 
-	walking_job = job;
 	clock_gettime(CLOCK_MONOTONIC, &job->clock_start);
 	job->throttled_amount = 0;
 	job->queue_head = job->queue_count = 0;
@@ -226,12 +240,11 @@ static void *run_job(void *argument)
 		while (started < REKEY_WORKERS &&
 		       pthread_create(&workers[started], NULL, rekey_worker, job) == 0)
 			started++;
-	if (job->kind == JOB_DATA_REKEY && started == 0) {
-		ret = -1;
-		errno = EAGAIN;
-	} else {
-		ret = nftw(job->root, visit, 16, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
-	}
+	if (job->kind == JOB_DATA_REKEY && started == 0)
+		ret = -EAGAIN;
+	else
+		ret = backing_walk(daemon_state.backing_fd, job->start,
+				   job->kind == JOB_REWRAP ? O_RDWR : O_PATH, visit, job);
 	pthread_mutex_lock(&job->lock);
 	job->walk_done = true;
 	pthread_cond_broadcast(&job->queue_changed);
@@ -246,8 +259,8 @@ static void *run_job(void *argument)
 	else
 		job->status.state = JOB_DONE;
 	if (ret < 0 && !job->status.last_error[0])
-		snprintf(job->status.last_error, sizeof(job->status.last_error), "%.400s: %s", job->root,
-			 strerror(errno));
+		snprintf(job->status.last_error, sizeof(job->status.last_error), "/%.400s: %s",
+			 job->start, strerror(-ret));
 	job->status.finished = time(NULL);
 	log_info("tdefs: %s %s: %llu files changed, %llu already current, %llu failed",
 		 job->kind == JOB_REWRAP ? "rewrap" : "data rekey", job_state_name(job->status.state),
@@ -262,12 +275,33 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 	      char *error, size_t error_len)
 {
 	struct job *job = &jobs[kind];
+	const char *shown = relative_path[0] ? relative_path : "/";
 	struct stat st;
-	int ret;
+	int fd, ret;
 
-	if (strstr(relative_path, "..")) {
-		snprintf(error, error_len, "path %s leaves the mount", relative_path);
-		return -EINVAL;
+	/*
+	 * The start is resolved as the walk will resolve it, one component at a time from the
+	 * backing root, never through a symlink or "..", so that a refusal comes back now.
+	 */
+	ret = backing_open_beneath(daemon_state.backing_fd, relative_path, &fd, &st);
+	if (ret == 0) {
+		close(fd);
+		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+			snprintf(error, error_len, "%s: not a regular file or directory", shown);
+			return -EINVAL;
+		}
+	}
+	if (ret < 0) {
+		snprintf(error, error_len, "%s: %s", shown,
+			 ret == -EINVAL ? "leaves the mount (\"..\")"
+			 : ret == -ELOOP ? "a symlink on the way (jobs never follow one)"
+			 : ret == -EXDEV ? "on another filesystem than the backing directory"
+					 : strerror(-ret));
+		return ret;
+	}
+	if (strlen(relative_path) >= sizeof(job->start)) {
+		snprintf(error, error_len, "%s: %s", shown, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
 	}
 	pthread_mutex_lock(&job->lock);
 	if (job->status.state == JOB_RUNNING || job->status.state == JOB_PAUSED ||
@@ -281,15 +315,7 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 		pthread_join(job->thread, NULL);
 		job->joinable = false;
 	}
-	snprintf(job->root, sizeof(job->root), "%s%s%s", daemon_state.backing_path,
-		 relative_path[0] && relative_path[0] != '/' ? "/" : "", relative_path);
-	if (lstat(job->root, &st) < 0) {
-		ret = -errno;
-		pthread_mutex_unlock(&job->lock);
-		snprintf(error, error_len, "%s: %s", relative_path[0] ? relative_path : "/",
-			 strerror(-ret));
-		return ret;
-	}
+	snprintf(job->start, sizeof(job->start), "%s", relative_path);
 	memset(&job->status, 0, sizeof(job->status));
 	job->status.state = JOB_RUNNING;
 	job->status.rate_limit = rate_limit;

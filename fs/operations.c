@@ -11,6 +11,7 @@
  * system.*) must not reach the backing file unless this mount serves it (docs/SECURITY.md).
  */
 #include "fs/daemon.h"
+#include "fs/backing_walk.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -424,15 +425,13 @@ static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 static int open_direct(struct open_file *open_file)
 {
 	struct tdefs_inode *inode = open_file->inode;
-	char proc_path[64];
 	int expected = -1, fd;
 
 	if (__atomic_load_n(&open_file->direct_fd, __ATOMIC_ACQUIRE) >= 0)
 		return 0;
-	inode_proc_path(inode, proc_path, sizeof(proc_path));
-	fd = open(proc_path, (inode->crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT | O_CLOEXEC);
+	fd = backing_reopen(inode->path_fd, (inode->crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (!__atomic_compare_exchange_n(&open_file->direct_fd, &expected, fd, false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		close(fd);

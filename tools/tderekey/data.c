@@ -8,7 +8,7 @@
 #include "tools/tderekey/tderekey.h"
 
 #include <errno.h>
-#include <ftw.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/backing_walk.h"
 #include "util/util.h"
 
 static volatile sig_atomic_t interrupted;
@@ -30,13 +31,28 @@ static void on_interrupt(int signal_number)
 	interrupted = 1;
 }
 
-static int add_size(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int add_size(const struct backing_walk_entry *entry, bool *fd_taken, void *context)
 {
-	(void)path;
-	(void)ftw;
-	if (type == FTW_F && S_ISREG(st->st_mode))
-		total_bytes += (unsigned long long)st->st_size;
+	(void)fd_taken;
+	(void)context;
+	if (entry->kind == BACKING_WALK_FILE)
+		total_bytes += (unsigned long long)entry->st.st_size;
 	return 0;
+}
+
+/*
+ * The bytes the rekey will go through, for the progress bar: a walk of the mount by
+ * descriptor (fs/backing_walk.h), as root in a tree other users rename.
+ */
+static void sum_sizes(const char *path)
+{
+	int fd = open(path, O_PATH | O_CLOEXEC);
+
+	total_bytes = 0;
+	if (fd < 0)
+		return;
+	backing_walk(fd, "", O_PATH, add_size, NULL);
+	close(fd);
 }
 
 /* PATH on the mount, as a path relative to the mount point ("" for the mount point itself). */
@@ -85,8 +101,12 @@ static int run_data(const struct rekey_options *options)
 		fprintf(stderr, "tderekey: cannot resolve %s on its mount\n", options->path);
 		return EXIT_USAGE;
 	}
-	total_bytes = 0;
-	nftw(options->path, add_size, 16, FTW_PHYS | FTW_MOUNT);
+	if (strchr(relative, '\n')) {
+		fprintf(stderr, "tderekey: %s: a path with a newline cannot be sent to the daemon\n",
+			options->path);
+		return EXIT_USAGE;
+	}
+	sum_sizes(options->path);
 	snprintf(request, sizeof(request), "data-start %.0f %s", options->rate, relative);
 	ret = control_request(options->path, request, &reply);
 	if (ret)
