@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Walking the backing tree (docs/SECURITY.md, "Walking the backing tree"). Root's passes over a
+# backing directory (the rewrap, the data rekey, the resume pass at mount, the key census of
+# tderekey status and tdekey keys --usage, tdefs --check) must never open anything
+# outside the tree, nor a device, nor hang on a FIFO, while an unprivileged user renames the
+# names they own. Release 0.1.0 walked by path (nftw, lstat, then open by path again); a user
+# swapping a directory for a symlink with renameat2(RENAME_EXCHANGE) between the two made the
+# data rekey open a block device read-write and write a tdefs header over its first 4 KiB.
+#
+# uid 65534 owns MNT/attack and, through the mount, swaps as fast as it can (tdefs-rename-racer):
+#   dI <-> lI   a directory holding files "victim" and "device" <-> a symlink to OUTSIDE, a
+#               root-only directory beside the backing one holding "victim" (a copy of a
+#               tdefs file of this very wallet, copy 0 damaged: what a rewrap, a rekey or a
+#               repair would write) and "device" (a block device node of a loop device over a
+#               sentinel image)
+#   fI <-> sI   a regular file <-> a symlink to OUTSIDE/victim
+#   gI <-> tI   a regular file <-> a symlink to OUTSIDE/device
+#   hI <-> pI   a regular file <-> a FIFO (an open without O_NONBLOCK hangs on it)
+# while root runs, each for a share of TDEFS_SEC_RACE_SECONDS (default 30): key rotations with
+# `tderekey rewrap`, `tderekey data`, the census commands; remounts (the resume pass runs at
+# every mount); then, unmounted and the backing root opened to other users as a directory made
+# by release 0.1.0 may be, the same swaps in the backing directory itself under `tdefs --check`
+# (and --check --repair refuses such a root). Asserted: the sentinel device and OUTSIDE/victim are unchanged byte for byte; no
+# command hung (each runs under a timeout); the database's own files read back intact; the
+# racer really swapped.
+. "$(dirname "$0")/../mounted/lib.sh"
+is_plain && skip "needs the real mount"
+need_cmd losetup mount
+need_cmd setpriv util-linux
+racer=$TDEFS_BUILD/tests/security/tdefs-rename-racer
+tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
+need_build "$racer" "$tderekey"
+seconds=${TDEFS_SEC_RACE_SECONDS:-30}
+share=$((seconds / 5))
+((share >= 2)) || share=2
+pairs=4
+
+tdefs_setup
+
+# ---- the database's files and the targets outside the tree ------------------------------------
+mkdir "$TDEFS_MNT/db"
+for i in 1 2 3; do
+	head -c $((300000 + i * 4097)) /dev/urandom >"$TDEFS_WORK/table$i.ref"
+	cp "$TDEFS_WORK/table$i.ref" "$TDEFS_MNT/db/table$i"
+done
+sync
+outside=$TDEFS_WORK/outside
+mkdir -m 0700 "$outside"
+cp "$TDEFS_BACKING/db/table1" "$outside/victim"
+printf '\377\377\377\377' | dd of="$outside/victim" bs=1 seek=64 conv=notrunc status=none
+chmod 0600 "$outside/victim"
+
+head -c 1048576 /dev/urandom >"$TDEFS_WORK/sentinel.img"
+loop=$(losetup --find --show "$TDEFS_WORK/sentinel.img") || skip "no loop device can be set up here"
+on_exit "losetup -d '$loop' 2>/dev/null || true"
+mknod "$outside/device" b "$((16#$(stat -c %t "$loop")))" "$((16#$(stat -c %T "$loop")))"
+targets_digest() {
+	sha256sum "$outside/victim" "$loop" | awk '{ print $1 }' | tr '\n' ' '
+}
+before=$(targets_digest)
+log "targets: $outside/victim (a tdefs file of this wallet, copy 0 damaged) and $outside/device (loop device $loop)"
+
+# ---- the attacker's tree, made by uid 65534 through the mount --------------------------------------
+attack=$TDEFS_MNT/attack
+mkdir "$attack"
+chown 65534:65534 "$attack"
+as_nobody bash -c '
+	set -e
+	cd "$1"
+	for ((i = 1; i <= $3; i++)); do
+		mkdir d$i
+		head -c 20000 /dev/urandom >d$i/victim
+		head -c 20000 /dev/urandom >d$i/device
+		ln -s "$2" l$i
+		head -c 20000 /dev/urandom >f$i
+		ln -s "$2/victim" s$i
+		head -c 20000 /dev/urandom >g$i
+		ln -s "$2/device" t$i
+		head -c 20000 /dev/urandom >h$i
+		mkfifo p$i
+	done' attack-setup "$attack" "$outside" "$pairs" || fail "uid 65534 could not build its tree on the mount"
+swap_names=()
+for ((i = 1; i <= pairs; i++)); do swap_names+=(d$i l$i f$i s$i g$i t$i h$i p$i); done
+sync
+
+racer_pid=
+start_racer() { # DIR SECONDS
+	as_nobody "$racer" "$2" "$1" "${swap_names[@]}" >"$TDEFS_WORK/racer.out" 2>&1 &
+	racer_pid=$!
+	on_exit "kill $racer_pid 2>/dev/null || true"
+}
+racer_running() { kill -0 "$racer_pid" 2>/dev/null; }
+wait_racer() { # WHAT
+	local rc=0
+	wait "$racer_pid" || rc=$?
+	((rc == 0)) || fail "$1: the racer failed: $(cat "$TDEFS_WORK/racer.out")"
+	log "$1: $(head -n 1 "$TDEFS_WORK/racer.out") exchanges by uid 65534"
+}
+# run_bounded WHAT SECONDS CMD...: CMD must finish in time (a walk that opened a FIFO hangs).
+run_bounded() {
+	local what=$1 limit=$2 rc=0
+	shift 2
+	timeout "$limit" "$@" >"$TDEFS_WORK/last.out" 2>&1 || rc=$?
+	((rc != 124)) || fail "$what did not finish within $limit s while names were swapped (a FIFO opened?): $(tail -n 3 "$TDEFS_WORK/last.out")"
+	return $rc
+}
+check_targets() {
+	[[ $(targets_digest) == "$before" ]] ||
+		fail "$1: a file outside the backing directory or the sentinel device was written"
+}
+
+# ---- 1. key rotations and rewraps ---------------------------------------------------------------
+start_racer "$attack" "$share"
+rounds=0
+while racer_running; do
+	"$TDEKEY_BIN" set-key --wallet "$TDEFS_WALLET" >/dev/null 2>&1 || fail "tdekey set-key failed"
+	run_bounded "tderekey rewrap" 120 "$tderekey" rewrap "$TDEFS_MNT" || true
+	run_bounded "tderekey status" 60 "$tderekey" status "$TDEFS_MNT" || true
+	rounds=$((rounds + 1))
+done
+wait_racer "rewrap ($rounds rotations and rewraps)"
+check_targets "rewrap"
+
+# ---- 2. data rekeys ----------------------------------------------------------------------------------
+start_racer "$attack" "$share"
+rounds=0
+while racer_running; do
+	run_bounded "tderekey data" 300 "$tderekey" data "$TDEFS_MNT" || true
+	rounds=$((rounds + 1))
+done
+wait_racer "data rekey ($rounds passes)"
+check_targets "data rekey"
+
+# ---- 3. the key census -----------------------------------------------------------------------------
+start_racer "$attack" "$share"
+rounds=0
+while racer_running; do
+	run_bounded "tdekey keys --usage" 60 "$TDEKEY_BIN" keys --wallet "$TDEFS_WALLET" --usage "$TDEFS_BACKING" || true
+	run_bounded "tderekey status" 60 "$tderekey" status "$TDEFS_MNT" || true
+	rounds=$((rounds + 1))
+done
+wait_racer "census ($rounds rounds)"
+check_targets "census"
+
+# ---- 4. the resume pass at mount -------------------------------------------------------------------
+for round in 1 2 3; do
+	tdefs_remount
+	start_racer "$attack" 1
+	run_bounded "tderekey status after a mount" 60 "$tderekey" status "$TDEFS_MNT" || true
+	wait_racer "resume pass, mount $round"
+done
+check_targets "resume pass"
+
+# ---- 5. tdefs --check on a backing directory other users can enter ----------------------------------
+# A backing root made by release 0.1.0 may still be 0755. --check --repair (the only pass that
+# opens files read-write outside the daemon) refuses such a root, so no user can be renaming
+# under it; the read-only --check runs there and must neither follow a swapped name nor hang on
+# a swapped-in FIFO. The attacker's files get a damaged copy 0 each, so that --check has
+# something to report in them.
+tdefs_umount "$TDEFS_MNT"
+for ((i = 1; i <= pairs; i++)); do
+	for f in "d$i/victim" "d$i/device" "f$i" "g$i" "h$i"; do
+		[[ -f $TDEFS_BACKING/attack/$f && ! -L $TDEFS_BACKING/attack/$f ]] || continue
+		printf '\377\377\377\377' | dd of="$TDEFS_BACKING/attack/$f" bs=1 seek=64 conv=notrunc status=none
+	done
+done
+chmod 0755 "$TDEFS_BACKING"
+on_exit "chmod 0700 '$TDEFS_BACKING'"
+rc=0
+"$TDEFS_BIN" --check --repair --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" >"$TDEFS_WORK/repair.out" 2>&1 || rc=$?
+((rc == 2)) && grep -q "chmod 0700" "$TDEFS_WORK/repair.out" ||
+	fail "--check --repair on a backing root others can enter: expected a refusal (exit 2), got $rc: $(cat "$TDEFS_WORK/repair.out")"
+start_racer "$TDEFS_BACKING/attack" "$share"
+rounds=0
+while racer_running; do
+	run_bounded "tdefs --check" 120 "$TDEFS_BIN" --check --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" || true
+	rounds=$((rounds + 1))
+done
+wait_racer "--check ($rounds runs)"
+chmod 0700 "$TDEFS_BACKING"
+check_targets "--check"
+
+# ---- the database's files --------------------------------------------------------------------------
+tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
+for i in 1 2 3; do
+	cmp -s "$TDEFS_WORK/table$i.ref" "$TDEFS_MNT/db/table$i" || fail "db/table$i does not read back after the rewraps and rekeys"
+done
+"$tderekey" status "$TDEFS_MNT" --json >"$TDEFS_WORK/status.json" || fail "tderekey status failed at the end"
+pass "rewrap, data rekey, census, resume pass and --check under RENAME_EXCHANGE swaps by uid 65534: nothing outside the tree written, no hang, data intact"
