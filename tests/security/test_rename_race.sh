@@ -31,7 +31,7 @@ racer=$TDEFS_BUILD/tests/security/tdefs-rename-racer
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 need_build "$racer" "$tderekey"
 seconds=${TDEFS_SEC_RACE_SECONDS:-30}
-share=$((seconds / 5))
+share=$((seconds / 4))
 ((share >= 2)) || share=2
 pairs=4
 
