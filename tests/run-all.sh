@@ -97,6 +97,9 @@ run_suites build security --setup system --suite security
 note "compat suite (backing directories and wallets made by earlier releases)"
 run_suites build compat --setup system --suite compat
 
+note "dist suite (what meson install puts in place)"
+run_suites build dist --setup system --suite dist
+
 note "summary"
 python3 - "${failed_steps[@]/#/--step=}" -- "${logs[@]}" <<'PY'
 import json, sys
