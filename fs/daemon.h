@@ -18,39 +18,35 @@
 #include "fs/format.h"
 #include "keystore/keystore.h"
 
-/*
- * Stripes of block locks per file: a request locks the stripes of the blocks it touches. 32
- * keeps a large request's lock count (stripes plus the size lock) under the 64 that
- * ThreadSanitizer's deadlock detector can follow.
- */
-#define BLOCK_LOCK_STRIPES 32
+#include "fs/file_io.h"
 
 /*
- * Encryption state of a regular file, present while at least one open (or an internal user
- * such as a truncate without an open file) holds it. Loaded from the header once per file and
- * shared by all opens and hard links, since it belongs to the backing inode.
+ * Lock order. A thread holding one of these locks takes only locks further down the list, each
+ * in the mode shown; a leaf takes nothing after it. Every lock of the daemon is here.
+ *
+ *   1. table_lock (fs/inode_table.c): the inode hash table. Only inode_table_clear() takes
+ *      anything under it: crypt_lock, through file_crypt_release() at unmount.
+ *   2. tdefs_inode.crypt_lock: loading and releasing a file's struct file_crypt. Under it, the
+ *      header's loading takes 5 and 6: keyring_lock while the DEK is unsealed or a new header
+ *      sealed, and the header update lock when data_rekey_recover() rewrites the header.
+ *      Never held across I/O requests: requests hold a reference (crypt_users), not the lock.
+ *   3. file_crypt.size_lock: shared for I/O inside the size, exclusive to move it (fs/file_io.c);
+ *      the data rekey takes it shared per chunk and exclusive to finish (fs/data_rekey.c).
+ *      Not taken under crypt_lock, nor crypt_lock under it.
+ *   4. file_crypt.block_locks: only under size_lock, stripes in ascending index
+ *      (fs/block_locks.c); readers shared, writers and the rekey's chunk exclusive. Under an
+ *      exclusive size_lock they are not needed and not taken.
+ *   5. the header update lock (fs/header_update.c, one mutex per backing inode, hashed):
+ *      header_update() holds it from reading the header to writing both copies. Taken under
+ *      2 (recovery), under 3 + 4 (a rekey chunk), under exclusive 3 (rekey finish), or alone
+ *      (rewrap jobs). Only one is ever held, so two inodes sharing a hashed mutex cannot
+ *      deadlock.
+ *   6. daemon_state.keyring_lock: shared to use a MEK, exclusive only in keys_reload() to swap
+ *      the ring. A leaf.
+ * Apart from the list, each a leaf: reload_lock (fs/key_rotation.c) is taken first and then
+ * only keyring_lock (exclusive); job->lock and the job table lock (fs/jobs.c) are held for
+ * bookkeeping and condition waits only, never around file work.
  */
-struct file_crypt {
-	int data_fd;            /* backing file, O_RDWR (O_RDONLY on a read-only backing) */
-	bool writable;
-	struct xts_key *key;    /* the DEK, expanded; wiped by xts_key_free */
-	/*
-	 * During a data rekey: the new DEK, used for blocks below the watermark. Both are set
-	 * under the block locks of the chunk that moves them (fs/data_rekey.c) and read with
-	 * atomic loads; key becomes new_key under an exclusive size_lock when the rekey ends.
-	 */
-	struct xts_key *new_key;
-	uint64_t watermark;
-	struct file_header header;
-	/*
-	 * size_lock: shared for I/O inside the current size, exclusive for anything that moves
-	 * the size (extending writes, truncate, fallocate); the plaintext size lives under it.
-	 */
-	pthread_rwlock_t size_lock;
-	uint64_t size; /* guarded by size_lock */
-	/* Serialise read-modify-write of a block against other I/O on the same block. */
-	pthread_rwlock_t block_locks[BLOCK_LOCK_STRIPES];
-};
 
 struct tdefs_inode {
 	/* Immutable after creation. */
@@ -148,23 +144,51 @@ void inode_proc_path(const struct tdefs_inode *inode, char *buf, size_t len);
 /* Best-effort backing path for log lines. */
 void inode_describe(const struct tdefs_inode *inode, char *buf, size_t len);
 
-/* file_data.c */
+/* file_keys.c: the shared encryption state of a regular file's inode (inode->crypt). */
 int file_crypt_acquire(struct tdefs_inode *inode);
 void file_crypt_release(struct tdefs_inode *inode);
 /* Write a fresh header into a just-created, empty backing file. */
 int file_write_new_header(int fd);
-int file_read(struct tdefs_inode *inode, int direct_fd, uint64_t offset, size_t size,
-	      uint8_t **data, size_t *length);
-int file_write(struct tdefs_inode *inode, int direct_fd, const uint8_t *data, size_t size,
-	       uint64_t offset);
-int file_truncate(struct tdefs_inode *inode, uint64_t new_size);
-int file_fallocate(struct tdefs_inode *inode, int mode, uint64_t offset, uint64_t length);
-int file_lseek(struct tdefs_inode *inode, uint64_t offset, int whence, uint64_t *result);
-int file_fsync(struct tdefs_inode *inode, bool data_only);
-int file_size(struct tdefs_inode *inode, uint64_t *size);
-/* Block-lock stripes for blocks first..last (see struct file_crypt). */
-void file_lock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last, bool exclusive);
-void file_unlock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last);
+
+/* The data path (fs/file_io.h) on an inode whose state is acquired. */
+static inline int file_read(struct tdefs_inode *inode, int direct_fd, uint64_t offset,
+			    size_t size, uint8_t **data, size_t *length)
+{
+	return file_io_read(inode->crypt, direct_fd, offset, size, data, length);
+}
+
+static inline int file_write(struct tdefs_inode *inode, int direct_fd, const uint8_t *data,
+			     size_t size, uint64_t offset)
+{
+	return file_io_write(inode->crypt, direct_fd, data, size, offset);
+}
+
+static inline int file_truncate(struct tdefs_inode *inode, uint64_t new_size)
+{
+	return file_io_truncate(inode->crypt, new_size);
+}
+
+static inline int file_fallocate(struct tdefs_inode *inode, int mode, uint64_t offset,
+				 uint64_t length)
+{
+	return file_io_fallocate(inode->crypt, mode, offset, length);
+}
+
+static inline int file_lseek(struct tdefs_inode *inode, uint64_t offset, int whence,
+			     uint64_t *result)
+{
+	return file_io_lseek(inode->crypt, offset, whence, result);
+}
+
+static inline int file_fsync(struct tdefs_inode *inode, bool data_only)
+{
+	return file_io_fsync(inode->crypt, data_only);
+}
+
+static inline int file_size(struct tdefs_inode *inode, uint64_t *size)
+{
+	return file_io_size(inode->crypt, size);
+}
 
 /* header_update.c */
 struct rewrap_outcome {
@@ -215,6 +239,11 @@ struct rekey_progress_edit {
 /* header_edit_fn that records rekey progress (the file must be in a rekey). */
 int rekey_edit_progress(struct file_header *header, uint8_t *deks, unsigned *dek_count,
 			const uint8_t *active_key_id, void *context);
+/*
+ * Finish a data rekey step that a crash cut short inside its hot zone: crypt has been loaded
+ * (both keys, watermark, header, size) and is not shared yet; the caller holds crypt_lock.
+ */
+int data_rekey_recover(struct tdefs_inode *inode, struct file_crypt *crypt);
 
 struct file_job_result {
 	bool changed;    /* the file was rewrapped / rekeyed */

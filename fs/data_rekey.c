@@ -15,7 +15,7 @@
  * one (by step 3, or by the database after step 4). At the end the header keeps only the new
  * DEK, in both copies, and the old one leaves memory.
  *
- * Why every step (begin, each chunk, finish, and recovery in fs/file_data.c) writes both copies,
+ * Why every step (begin, each chunk, finish, and the recovery below) writes both copies,
  * as LUKS2 writes both header areas for every reencryption step: a copy can be lost at any
  * instant (a latent sector error, one flipped bit), and then the other copy alone must be
  * right. With both copies written before step 3, the copies hold step k in both, or step k in
@@ -275,6 +275,65 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt,
 	free(buffer);
 	if (ret == 0 && finished)
 		result->changed = true;
+	return ret;
+}
+
+/*
+ * A data rekey was interrupted inside its hot zone. Each hot-zone block whose ciphertext still
+ * has the checksum recorded before the chunk was rewritten is under the old DEK: re-encrypt it
+ * under the new one. Every other block there was written under the new DEK (by the rekey, or by
+ * the database after it). Then the watermark moves past the hot zone, in both header copies like
+ * every rekey step. docs/REKEY.md explains why this is sound when 4096-byte block writes are not
+ * torn, and why it stays sound from a lone surviving header copy (load_file_key in
+ * fs/file_keys.c has checked that two valid copies agree). Recovery is idempotent: a block it
+ * re-encrypted no longer matches its old checksum, so a crash before the header write only
+ * repeats it. The caller holds the inode's crypt_lock, and crypt is not yet shared.
+ */
+int data_rekey_recover(struct tdefs_inode *inode, struct file_crypt *crypt)
+{
+	const struct file_header *header = &crypt->header;
+	uint64_t size = crypt->size;
+	char path[512];
+	unsigned reencrypted = 0;
+	struct rekey_progress_edit progress = {
+		.watermark = header->hot_first + header->hot_count,
+	};
+	uint8_t block_data[TDEFS_BLOCK_SIZE];
+	size_t done;
+	int ret = 0;
+
+	for (uint32_t i = 0; i < header->hot_count && ret == 0; i++) {
+		uint64_t block = header->hot_first + i;
+		size_t len = file_block_length(block, size);
+		off_t offset = file_block_backing_offset(block);
+
+		if (len == 0)
+			break;
+		ret = pread_full(crypt->data_fd, block_data, len, offset, &done);
+		if (ret < 0)
+			break;
+		memset(block_data + done, 0, len - done);
+		if (XXH3_64bits(block_data, len) != header->hot_old_checksums[i] ||
+		    buffer_is_zero(block_data, len))
+			continue;
+		ret = block_decrypt(crypt->key, block, block_data, block_data, len);
+		if (ret == 0)
+			ret = block_encrypt(crypt->new_key, block, block_data, block_data, len);
+		if (ret == 0)
+			ret = pwrite_all(crypt->data_fd, block_data, len, offset);
+		reencrypted++;
+	}
+	secure_wipe(block_data, sizeof(block_data));
+	inode_describe(inode, path, sizeof(path));
+	log_info("%s: data rekey was interrupted in a chunk of %u blocks; %u were still under the "
+		 "old key and are re-encrypted", path, header->hot_count, reencrypted);
+	if (ret == 0 && fdatasync(crypt->data_fd) < 0)
+		ret = -errno;
+	if (ret == 0)
+		ret = header_update(crypt->data_fd, rekey_edit_progress, &progress,
+				    HEADER_UPDATE_BOTH_COPIES);
+	if (ret == 0)
+		crypt->watermark = progress.watermark;
 	return ret;
 }
 

@@ -1,0 +1,257 @@
+/*
+ * The keys of a file's encryption state: the DEK (and, during a data rekey, the new DEK and the
+ * watermark) loaded from the backing file's header, a fresh header for a new file, and the
+ * struct file_crypt that all opens and hard links of one backing inode share, counted by
+ * file_crypt_acquire/file_crypt_release under the inode's crypt_lock. A header that stopped in
+ * the middle of a data rekey's chunk is recovered here before the file is used
+ * (data_rekey_recover, fs/data_rekey.c). The data path itself is fs/file_io.c.
+ *
+ * Locks (fs/daemon.h, "Lock order"): crypt_lock, then the header update lock (recovery), then
+ * keyring_lock, read-only and held only while the MEK is used.
+ */
+#include "fs/daemon.h"
+#include "fs/backing_walk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+static void log_file_error_once(struct tdefs_inode *inode, const char *detail)
+{
+	char path[512];
+
+	if (inode->load_error_logged)
+		return;
+	inode->load_error_logged = true;
+	inode_describe(inode, path, sizeof(path));
+	log_error("%s: %s", path, detail);
+}
+
+int file_write_new_header(int fd)
+{
+	uint8_t image[TDEFS_HEADER_SIZE];
+	uint8_t key_id[MASTER_KEY_ID_SIZE];
+	struct file_header header;
+	const uint8_t *mek;
+	uint8_t *dek;
+	int ret;
+
+	dek = secure_alloc(DEK_SIZE);
+	if (!dek)
+		return -ENOMEM;
+	ret = crypto_random_bytes(dek, DEK_SIZE);
+	if (ret < 0)
+		goto out_free_dek;
+	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	ret = keyring_active(daemon_state.keyring, key_id, &mek);
+	if (ret == 0)
+		ret = header_create(&header, mek, key_id, dek);
+	if (ret == 0)
+		ret = header_build_image(&header, mek, dek, image);
+	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	if (ret < 0)
+		goto out_free_dek;
+	ret = pwrite_all(fd, image, sizeof(image), 0);
+	/* A new file's header is durable before any data can depend on it. */
+	if (ret == 0 && fdatasync(fd) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		/* Never leave a half-written header behind (ENOSPC): an empty file is valid. */
+		if (ftruncate(fd, 0) < 0)
+			log_warning("cannot truncate a backing file after a failed header write: %s",
+				    strerror(errno));
+	}
+out_free_dek:
+	secure_free(dek);
+	return ret;
+}
+
+static int open_backing_data(struct tdefs_inode *inode, bool *writable)
+{
+	int fd;
+
+	/*
+	 * backing_reopen() checks that what opens is the inode's regular file: an inode that is
+	 * anything else (a device node, a FIFO) is never opened for data, let alone written.
+	 */
+	*writable = !daemon_state.read_only;
+	fd = backing_reopen(inode->path_fd, *writable ? O_RDWR : O_RDONLY);
+	if ((fd == -EACCES || fd == -EROFS) && *writable) {
+		*writable = false;
+		fd = backing_reopen(inode->path_fd, O_RDONLY);
+	}
+	return fd;
+}
+
+static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
+{
+	uint8_t raw[TDEFS_HEADER_SIZE];
+	char key_text[KEY_ID_TEXT_SIZE];
+	const char *reason;
+	const uint8_t *mek;
+	bool other_valid;
+	unsigned slot;
+	struct stat st;
+	uint8_t *deks;
+	size_t done;
+	int ret;
+
+	if (fstat(crypt->data_fd, &st) < 0)
+		return -errno;
+	/* An empty backing file (created by hand, or a create cut short) gets a header now. */
+	if (st.st_size == 0 && crypt->writable) {
+		ret = file_write_new_header(crypt->data_fd);
+		if (ret < 0)
+			return ret;
+		st.st_size = TDEFS_HEADER_SIZE;
+	}
+	if (st.st_size < (off_t)TDEFS_HEADER_SIZE) {
+		log_file_error_once(inode, "backing file is shorter than its 4096-byte header");
+		return -EIO;
+	}
+	ret = pread_full(crypt->data_fd, raw, sizeof(raw), 0, &done);
+	if (ret < 0)
+		return ret;
+	ret = header_select(raw, done, &crypt->header, &slot);
+	if (ret == -EPROTONOSUPPORT) {
+		log_file_error_once(inode, "header written by a newer tdefs format");
+		return -EIO;
+	}
+	if (ret < 0) {
+		log_file_error_once(inode, "damaged header: no usable copy (torn or corrupted, "
+					   "or the two copies come from different files)");
+		return -EIO;
+	}
+	deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
+	if (!deks)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	mek = keyring_find(daemon_state.keyring, crypt->header.key_id);
+	ret = mek ? header_unseal(&crypt->header, mek, deks) : -ENOKEY;
+	if (ret == 0)
+		ret = header_copies_verify(daemon_state.keyring, raw, done, slot, &crypt->header,
+					   deks, &other_valid, &reason);
+	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	if (ret == -ENOMEM)
+		goto out_free_deks;
+	if (ret == -EIO) {
+		char detail[320];
+
+		snprintf(detail, sizeof(detail),
+			 "data rekey state cannot be decided, file refused rather than read under "
+			 "a guessed key: %s (tdefs --check lists it)", reason);
+		log_file_error_once(inode, detail);
+		goto out_free_deks;
+	}
+	if (ret == 0 && !other_valid && (crypt->header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)) {
+		char path[512];
+
+		/* Decidable: every rekey step is in both copies, so this one is at most a step behind. */
+		inode_describe(inode, path, sizeof(path));
+		log_warning("%s: header copy %u is damaged; the data rekey goes on from copy %u, "
+			    "which is the current step or the one before it", path, 1 - slot, slot);
+	}
+	if (ret == -ENOKEY) {
+		char detail[160];
+
+		key_id_format(crypt->header.key_id, key_text);
+		snprintf(detail, sizeof(detail),
+			 "header names master key %s, which the wallet does not hold", key_text);
+		log_file_error_once(inode, detail);
+		goto out_free_deks;
+	}
+	if (ret < 0) {
+		log_file_error_once(inode,
+				    "header fails authentication (altered or spliced)");
+		ret = -EIO;
+		goto out_free_deks;
+	}
+	ret = xts_key_new(deks, &crypt->key);
+	crypt->size = (uint64_t)st.st_size - TDEFS_HEADER_SIZE;
+	if (ret == 0 && (crypt->header.flags & HEADER_FLAG_REKEY_IN_PROGRESS)) {
+		ret = xts_key_new(deks + DEK_SIZE, &crypt->new_key);
+		crypt->watermark = crypt->header.watermark;
+		if (ret == 0 && crypt->header.hot_count > 0) {
+			if (!crypt->writable) {
+				log_file_error_once(inode, "an interrupted data rekey needs recovery; "
+							   "mount read-write once to finish it");
+				ret = -EIO;
+			} else {
+				ret = data_rekey_recover(inode, crypt);
+			}
+		}
+		if (ret < 0) {
+			xts_key_free(crypt->key);
+			xts_key_free(crypt->new_key);
+			crypt->key = crypt->new_key = NULL;
+		}
+	}
+out_free_deks:
+	secure_free(deks);
+	return ret;
+}
+
+int file_crypt_acquire(struct tdefs_inode *inode)
+{
+	struct file_crypt *crypt;
+	int ret = 0;
+
+	pthread_mutex_lock(&inode->crypt_lock);
+	if (inode->crypt) {
+		inode->crypt_users++;
+		goto out_unlock;
+	}
+	crypt = calloc(1, sizeof(*crypt));
+	if (!crypt) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	crypt->data_fd = open_backing_data(inode, &crypt->writable);
+	if (crypt->data_fd < 0) {
+		ret = crypt->data_fd;
+		goto out_free_crypt;
+	}
+	ret = load_file_key(inode, crypt);
+	if (ret < 0)
+		goto out_close_data;
+	file_crypt_locks_init(crypt);
+	inode->crypt = crypt;
+	inode->crypt_users = 1;
+	inode->load_error_logged = false;
+	goto out_unlock;
+
+out_close_data:
+	close(crypt->data_fd);
+out_free_crypt:
+	free(crypt);
+out_unlock:
+	pthread_mutex_unlock(&inode->crypt_lock);
+	return ret;
+}
+
+void file_crypt_release(struct tdefs_inode *inode)
+{
+	struct file_crypt *crypt;
+
+	pthread_mutex_lock(&inode->crypt_lock);
+	if (inode->crypt_users == 0 || --inode->crypt_users > 0) {
+		pthread_mutex_unlock(&inode->crypt_lock);
+		return;
+	}
+	crypt = inode->crypt;
+	inode->crypt = NULL;
+	pthread_mutex_unlock(&inode->crypt_lock);
+
+	/* The last user is gone: the DEK leaves memory (xts_key_free cleanses it). */
+	xts_key_free(crypt->key);
+	xts_key_free(crypt->new_key);
+	close(crypt->data_fd);
+	file_crypt_locks_destroy(crypt);
+	secure_wipe(&crypt->header, sizeof(crypt->header));
+	free(crypt);
+}
