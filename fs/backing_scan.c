@@ -5,8 +5,9 @@
  * needed and a damaged file is counted, not fatal. The walk goes by descriptor
  * (fs/backing_walk.c): tdekey and tderekey run it as root over directories other users write.
  */
-#include "fs/format.h"
+#include "fs/backing_scan.h"
 #include "fs/backing_walk.h"
+#include "fs/format.h"
 
 #include <errno.h>
 #include <fcntl.h>

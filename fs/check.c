@@ -11,6 +11,7 @@
  * tree other users may be renaming under it.
  */
 #include "fs/daemon.h"
+#include "fs/backing_scan.h"
 #include "fs/backing_walk.h"
 
 #include <errno.h>

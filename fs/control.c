@@ -1,6 +1,6 @@
 /*
  * The control channel: a Unix socket file the tools reach by naming any path on the mount
- * (protocol in fs/format.h). It lives in a directory only the daemon's user can write
+ * (protocol in fs/control_protocol.h). It lives in a directory only the daemon's user can write
  * (/run/tdefs for root), so nobody else can take its name first or put a socket of theirs
  * there; the socket is 0600 and every peer is checked again with SO_PEERCRED: root or the user
  * who mounted. The socket is made before the mount goes to the background (control_open), so
@@ -9,6 +9,7 @@
  * starting or stopping a job), so serving them one at a time keeps this simple.
  */
 #include "fs/daemon.h"
+#include "fs/control_protocol.h"
 
 #include <errno.h>
 #include <fcntl.h>

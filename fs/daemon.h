@@ -120,11 +120,20 @@ struct tdefs_daemon {
 	struct fuse_session *session;
 };
 
+/*
+ * The daemon's state: defined in fs/main.c, which fills it before mounting and gives it to
+ * libfuse as the session's userdata, so the FUSE handlers (fs/operations.c) get it from each
+ * request (fuse_req_userdata) or as init's userdata argument, and the data path (file_io.c)
+ * never sees it: it works on a struct file_crypt alone, which is what lets tests/unit drive it.
+ * The modules between the two that need the wallet, the backing root or the mount options
+ * (inode_table.c, file_keys.c, header_update.c, jobs.c, key_rotation.c, control.c) reach it by
+ * name: one daemon per process, as in libfuse's passthrough_hp.
+ */
 extern struct tdefs_daemon daemon_state;
 extern const struct fuse_lowlevel_ops tdefs_operations;
 
 /* operations.c: -o xattr_security=VALUE; -EINVAL for a malformed list. */
-int xattr_security_option(const char *value);
+int xattr_security_option(struct tdefs_daemon *state, const char *value);
 
 /* inode_table.c */
 struct tdefs_inode *inode_from_fuse(fuse_ino_t ino);

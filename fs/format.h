@@ -1,7 +1,9 @@
 /*
  * format: the on-disk layout of a tdefs backing directory, shared by the daemon, the tools and
- * the tests. docs/FORMAT.md specifies every byte; this header and fs/header.c, fs/config.c and
- * fs/block_cipher.c are its only implementation.
+ * the tests: the file header, the data-block cipher and the backing directory's config record,
+ * and nothing else (the key census is fs/backing_scan.h, the control channel
+ * fs/control_protocol.h). docs/FORMAT.md specifies every byte; this header and fs/header.c,
+ * fs/config.c and fs/block_cipher.c are its only implementation.
  *
  * A backing file is a 4096-byte header followed by data blocks: plaintext block i lives at
  * backing offset 4096 * (i + 1), so plaintext size = backing size - 4096. The header holds two
@@ -206,60 +208,6 @@ struct backing_config {
 	char container[CONFIG_CONTAINER_SIZE + 1];
 	uint64_t created_time;
 };
-
-/* --- scanning a backing directory --------------------------------------------------- */
-
-struct key_usage {
-	uint8_t key_id[MASTER_KEY_ID_SIZE];
-	uint64_t files;
-};
-
-/* What a read-only walk of a backing directory finds in its file headers. */
-struct backing_scan {
-	/*
-	 * One entry per master key ID referenced by a valid header copy: a file whose two copies
-	 * name different keys (a rewrap cut short) counts under both.
-	 */
-	struct key_usage *keys;
-	size_t key_count;
-	uint64_t files;   /* regular files, the config file excepted */
-	uint64_t empty;   /* no header yet (size 0) */
-	uint64_t damaged; /* no valid header copy, or a header from a newer format */
-	uint64_t rekey_in_progress; /* headers that carry two DEKs (a data rekey not finished) */
-};
-
-/* Walk BACKING without writing anything; headers are checked but not unsealed. */
-int backing_scan(const char *backing, struct backing_scan *scan);
-void backing_scan_free(struct backing_scan *scan);
-
-/* --- control channel ----------------------------------------------------------------- */
-
-/*
- * Each mounted daemon listens on a Unix socket file named after the device number of its mount,
- * so a tool that is given any path on the mount finds it from stat(2) and the mount table. The
- * directory is writable only by the mount's owner (FUSE's user_id= in the mount table): root's
- * mounts use /run/tdefs, another user's /run/user/UID/tdefs (or $XDG_RUNTIME_DIR/tdefs); the
- * socket is 0600. Only root and the user who mounted may use it (SO_PEERCRED, both ways: a tool
- * talks only to a server run by root or the mount's owner). On connecting the daemon sends
- * "device MAJOR:MINOR" and "mount_point PATH" of the mount it serves (the tool compares the
- * device with the path's before it sends anything). Requests are one line; replies are
- * "key value" lines ending with "ok" or "error MESSAGE".
- *   status                       backing, wallet, active key, both jobs' state and counters
- *   reload                       re-read the wallet now
- *   rewrap-start RATE            rewrap every header under the active key (RATE headers/s)
- *   rewrap-stop                  stop the rewrap (starting it again resumes: done files skip)
- *   data-start RATE [PATH]       re-encrypt every file (below PATH, relative to the backing
- *                                directory) under a fresh DEK (RATE bytes/s)
- *   data-resume-interrupted RATE finish only the files whose data rekey was interrupted
- *   data-pause, data-resume      hold and continue the data rekey between chunks
- *   data-stop                    stop it; an interrupted file finishes at the next
- *                                data-resume-interrupted (run at every mount) or data-start
- * RATE 0 means no limit.
- */
-#define CONTROL_DIRECTORY_ROOT "/run/tdefs"
-#define CONTROL_DIRECTORY_USER "/run/user/%u/tdefs"
-#define CONTROL_SOCKET_FORMAT "control-%u:%u.sock"
-#define CONTROL_LINE_MAX 4096
 
 int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_SIZE]);
 int config_decode(const uint8_t *data, size_t len, struct backing_config *config);

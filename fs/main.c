@@ -135,7 +135,7 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 			fprintf(stderr, "tdefs: -o %s: xattr must be on or off\n", option);
 			return -EINVAL;
 		} else if (strncmp(option, "xattr_security=", 15) == 0) {
-			if (xattr_security_option(option + 15) < 0) {
+			if (xattr_security_option(&daemon_state, option + 15) < 0) {
 				fprintf(stderr,
 					"tdefs: -o %s: give all, none or security.* names without "
 					"the prefix, separated by ':' (capability:selinux)\n",
@@ -296,8 +296,10 @@ static int open_backing_root(const char *backing, const char *what, char **resol
 
 	*resolved = realpath(backing, NULL);
 	if (!*resolved) {
-		fprintf(stderr, "tdefs: %s %s: %s\n", what, backing, strerror(errno));
-		return -errno;
+		int error = errno;
+
+		fprintf(stderr, "tdefs: %s %s: %s\n", what, backing, strerror(error));
+		return -error;
 	}
 	fd = open(*resolved, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
@@ -353,8 +355,10 @@ static int check_backing_private(int fd, const char *resolved)
 	struct stat st;
 
 	if (fstat(fd, &st) < 0) {
-		fprintf(stderr, "tdefs: backing directory %s: %s\n", resolved, strerror(errno));
-		return -errno;
+		int error = errno;
+
+		fprintf(stderr, "tdefs: backing directory %s: %s\n", resolved, strerror(error));
+		return -error;
 	}
 	if (st.st_uid != uid) {
 		fprintf(stderr,
@@ -441,9 +445,15 @@ static int initialise_backing(const struct command_line *cmd)
 		return 1;
 	if (lock_backing(fd, resolved, "--init") < 0)
 		goto out;
-	if (fstatat(fd, CONFIG_FILE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+	/* Only "no such file" means there is no config yet: any other failure is said as it is. */
+	if (fstatat(fd, CONFIG_FILE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		fprintf(stderr, "tdefs: --init %s: already a tdefs backing directory\n",
 			cmd->backing);
+		goto out;
+	}
+	if (errno != ENOENT) {
+		fprintf(stderr, "tdefs: --init %s: cannot check for %s/%s: %s\n", cmd->backing,
+			resolved, CONFIG_FILE_NAME, strerror(errno));
 		goto out;
 	}
 	if (!directory_is_empty(fd)) {
@@ -513,9 +523,13 @@ static int prepare_mount(const struct command_line *cmd)
 	if (fd < 0)
 		return fd;
 	backing_lock_fd = fd;
+	/* st is read below (the root's device and inode) only when fstat succeeded. */
 	if (fstat(fd, &st) < 0) {
-		fprintf(stderr, "tdefs: backing directory %s: %s\n", cmd->backing, strerror(errno));
-		return -errno;
+		int error = errno;
+
+		fprintf(stderr, "tdefs: backing directory %s: cannot stat it: %s\n", cmd->backing,
+			strerror(error));
+		return -error;
 	}
 	if (lock_backing(fd, daemon_state.backing_path, "backing directory") < 0)
 		return -EBUSY;
@@ -615,7 +629,8 @@ static int run_mount(struct command_line *cmd)
 	fuse_opt_add_arg(&args, "-o");
 	fuse_opt_add_arg(&args, cmd->fuse_options);
 
-	session = fuse_session_new(&args, &tdefs_operations, sizeof(tdefs_operations), NULL);
+	session = fuse_session_new(&args, &tdefs_operations, sizeof(tdefs_operations),
+				   &daemon_state);
 	if (!session)
 		goto out_free_args;
 	daemon_state.session = session;

@@ -1,6 +1,6 @@
 /*
  * The FUSE low-level operations table. Each handler turns the request into calls on the inode
- * table (fs/inode_table.c) or the encrypted file layer (fs/file_data.c) and sends exactly one
+ * table (fs/inode_table.c) or the encrypted file layer (fs/file_keys.c, fs/file_io.c) and sends exactly one
  * reply; errors travel as negative errno values until the one place here that replies with them.
  *
  * The daemon runs as root and creates backing objects itself, then gives them the caller's uid
@@ -30,19 +30,33 @@
 #define XATTR_ACL_ACCESS "system.posix_acl_access"
 #define XATTR_ACL_DEFAULT "system.posix_acl_default"
 
+/*
+ * The daemon's state comes with each request as the session's userdata (fuse_session_new in
+ * fs/main.c), as in libfuse's examples: no handler here reaches for a global.
+ */
+static struct tdefs_daemon *state_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
 static struct tdefs_inode *get_inode(fuse_ino_t ino)
 {
 	return inode_from_fuse(ino);
 }
 
+/*
+ * The one place an error becomes a reply: every handler's error is a negative errno until here,
+ * and a status-only reply (0) goes through here too, so no handler calls fuse_reply_err itself.
+ */
 static void reply_result(fuse_req_t req, int ret)
 {
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
 
-static bool is_reserved_name(struct tdefs_inode *parent, const char *name)
+static bool is_reserved_name(const struct tdefs_daemon *state, const struct tdefs_inode *parent,
+			     const char *name)
 {
-	return parent == &daemon_state.root && strcmp(name, CONFIG_FILE_NAME) == 0;
+	return parent == &state->root && strcmp(name, CONFIG_FILE_NAME) == 0;
 }
 
 /* Give a new backing object the caller's ownership (the group of a setgid parent stays). */
@@ -70,38 +84,40 @@ static int apply_owner(fuse_req_t req, struct tdefs_inode *parent, int dir_fd, c
  * POSIX ACLs need the backing filesystem to store and apply them (the daemon passes ACL xattrs
  * through, and the backing filesystem inherits default ACLs and keeps the mode in sync).
  */
-static bool backing_supports_acls(void)
+static bool backing_supports_acls(const struct tdefs_daemon *state)
 {
 	char proc_path[64];
 
-	inode_proc_path(&daemon_state.root, proc_path, sizeof(proc_path));
+	inode_proc_path(&state->root, proc_path, sizeof(proc_path));
 	return getxattr(proc_path, XATTR_ACL_ACCESS, NULL, 0) >= 0 || errno != EOPNOTSUPP;
 }
 
 static void tdefs_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct tdefs_daemon *state = userdata;
+
 	/*
 	 * ACLs are enforced by the kernel or not served at all: without FUSE_CAP_POSIX_ACL the
 	 * kernel would store them and check only the mode bits (default_permissions).
 	 */
-	daemon_state.acl_enforced = false;
-	if (!daemon_state.xattr_off) {
+	state->acl_enforced = false;
+	if (!state->xattr_off) {
 		if (!(conn->capable & FUSE_CAP_POSIX_ACL))
 			log_warning("tdefs: the kernel cannot enforce POSIX ACLs on FUSE mounts; "
 				    "ACLs are refused (EOPNOTSUPP)");
-		else if (!backing_supports_acls())
+		else if (!backing_supports_acls(state))
 			log_warning("tdefs: the backing filesystem of %s has no POSIX ACLs; ACLs "
 				    "are refused (EOPNOTSUPP)",
-				    daemon_state.backing_path);
+				    state->backing_path);
 		else
-			daemon_state.acl_enforced = true;
+			state->acl_enforced = true;
 	}
-	if (daemon_state.acl_enforced)
+	if (state->acl_enforced)
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	/* The caller's umask comes with each creation and is applied here (caller_umask_begin). */
 	if (conn->capable & FUSE_CAP_DONT_MASK)
 		conn->want |= FUSE_CAP_DONT_MASK;
-	if (daemon_state.cache == CACHE_AUTO && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+	if (state->cache == CACHE_AUTO && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -113,13 +129,14 @@ static void tdefs_init(void *userdata, struct fuse_conn_info *conn)
 
 static void tdefs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct tdefs_daemon *state = state_of(req);
 	struct fuse_entry_param entry;
 	int ret = inode_lookup(get_inode(parent), name, &entry);
 
-	if (ret == -ENOENT && daemon_state.timeout > 0) {
+	if (ret == -ENOENT && state->timeout > 0) {
 		/* Negative entry: cache "does not exist" as long as positive entries. */
 		memset(&entry, 0, sizeof(entry));
-		entry.entry_timeout = daemon_state.timeout;
+		entry.entry_timeout = state->timeout;
 		fuse_reply_entry(req, &entry);
 		return;
 	}
@@ -144,13 +161,14 @@ static void tdefs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_
 
 static void tdefs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct tdefs_daemon *state = state_of(req);
 	struct stat st;
 	int ret = inode_stat(get_inode(ino), &st);
 
 	if (ret < 0)
 		reply_result(req, ret);
 	else
-		fuse_reply_attr(req, &st, daemon_state.timeout);
+		fuse_reply_attr(req, &st, state->timeout);
 }
 
 static int set_times(struct tdefs_inode *inode, struct stat *attr, int to_set)
@@ -177,14 +195,15 @@ static int set_times(struct tdefs_inode *inode, struct stat *attr, int to_set)
 static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			  struct fuse_file_info *fi)
 {
+	struct tdefs_daemon *state = state_of(req);
 	struct tdefs_inode *inode = get_inode(ino);
 	char proc_path[64];
 	struct stat st;
 	int ret = 0;
 
 	/* The root's owner and mode are those of the mount point it covers (daemon.h). */
-	bool covered = inode == &daemon_state.root && daemon_state.mount_point_fd >= 0;
-	int owner_fd = covered ? daemon_state.mount_point_fd : inode->path_fd;
+	bool covered = inode == &state->root && state->mount_point_fd >= 0;
+	int owner_fd = covered ? state->mount_point_fd : inode->path_fd;
 
 	if (covered)
 		snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", owner_fd);
@@ -229,7 +248,7 @@ out_reply:
 	if (ret < 0)
 		reply_result(req, ret);
 	else
-		fuse_reply_attr(req, &st, daemon_state.timeout);
+		fuse_reply_attr(req, &st, state->timeout);
 }
 
 static void tdefs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -238,7 +257,7 @@ static void tdefs_readlink(fuse_req_t req, fuse_ino_t ino)
 	ssize_t n = readlinkat(get_inode(ino)->path_fd, "", target, sizeof(target) - 1);
 
 	if (n < 0) {
-		fuse_reply_err(req, errno);
+		reply_result(req, -errno);
 		return;
 	}
 	target[n] = '\0';
@@ -299,7 +318,7 @@ static int make_node(fuse_req_t req, struct tdefs_inode *parent, const char *nam
 {
 	int ret;
 
-	if (is_reserved_name(parent, name))
+	if (is_reserved_name(state_of(req), parent, name))
 		return -EPERM;
 	if (link_target) {
 		ret = symlinkat(link_target, parent->path_fd, name) < 0 ? -errno : 0;
@@ -370,13 +389,13 @@ static void tdefs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, con
 	char proc_path[64];
 	int ret;
 
-	if (is_reserved_name(parent, newname)) {
-		fuse_reply_err(req, EPERM);
+	if (is_reserved_name(state_of(req), parent, newname)) {
+		reply_result(req, -EPERM);
 		return;
 	}
 	inode_proc_path(inode, proc_path, sizeof(proc_path));
 	if (linkat(AT_FDCWD, proc_path, parent->path_fd, newname, AT_SYMLINK_FOLLOW) < 0) {
-		fuse_reply_err(req, errno);
+		reply_result(req, -errno);
 		return;
 	}
 	ret = inode_lookup(parent, newname, &entry);
@@ -387,16 +406,16 @@ static void tdefs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct tdefs_inode *dir = get_inode(parent);
 
-	if (is_reserved_name(dir, name)) {
-		fuse_reply_err(req, ENOENT);
+	if (is_reserved_name(state_of(req), dir, name)) {
+		reply_result(req, -ENOENT);
 		return;
 	}
-	fuse_reply_err(req, unlinkat(dir->path_fd, name, 0) < 0 ? errno : 0);
+	reply_result(req, unlinkat(dir->path_fd, name, 0) < 0 ? -errno : 0);
 }
 
 static void tdefs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, unlinkat(get_inode(parent)->path_fd, name, AT_REMOVEDIR) < 0 ? errno : 0);
+	reply_result(req, unlinkat(get_inode(parent)->path_fd, name, AT_REMOVEDIR) < 0 ? -errno : 0);
 }
 
 static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -404,17 +423,18 @@ static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct tdefs_inode *from = get_inode(parent), *to = get_inode(newparent);
 
-	if (is_reserved_name(from, name) || is_reserved_name(to, newname)) {
-		fuse_reply_err(req, EPERM);
+	if (is_reserved_name(state_of(req), from, name) ||
+	    is_reserved_name(state_of(req), to, newname)) {
+		reply_result(req, -EPERM);
 		return;
 	}
 	/* RENAME_WHITEOUT belongs to overlay filesystems; tdefs has no use for it. */
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
-		fuse_reply_err(req, EINVAL);
+		reply_result(req, -EINVAL);
 		return;
 	}
-	fuse_reply_err(req, renameat2(from->path_fd, name, to->path_fd, newname, flags) < 0 ? errno
-											     : 0);
+	reply_result(req,
+		     renameat2(from->path_fd, name, to->path_fd, newname, flags) < 0 ? -errno : 0);
 }
 
 /*
@@ -450,7 +470,8 @@ static int direct_fd_for(struct open_file *open_file, const struct fuse_file_inf
 				      : -1;
 }
 
-static int open_common(struct tdefs_inode *inode, struct fuse_file_info *fi)
+static int open_common(const struct tdefs_daemon *state, struct tdefs_inode *inode,
+		       struct fuse_file_info *fi)
 {
 	struct open_file *open_file;
 	int ret;
@@ -461,7 +482,7 @@ static int open_common(struct tdefs_inode *inode, struct fuse_file_info *fi)
 	if (ret < 0)
 		return ret;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY && !inode->crypt->writable) {
-		ret = daemon_state.read_only ? -EROFS : -EACCES;
+		ret = state->read_only ? -EROFS : -EACCES;
 		goto out_release;
 	}
 	/* libfuse enables atomic O_TRUNC: the truncate arrives with the open, not before it. */
@@ -485,7 +506,7 @@ static int open_common(struct tdefs_inode *inode, struct fuse_file_info *fi)
 		}
 	}
 	fi->fh = (uint64_t)(uintptr_t)open_file;
-	fi->keep_cache = daemon_state.cache == CACHE_AUTO;
+	fi->keep_cache = state->cache == CACHE_AUTO;
 	return 0;
 
 out_release:
@@ -495,7 +516,7 @@ out_release:
 
 static void tdefs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int ret = open_common(get_inode(ino), fi);
+	int ret = open_common(state_of(req), get_inode(ino), fi);
 
 	if (ret < 0)
 		reply_result(req, ret);
@@ -510,8 +531,8 @@ static void tdefs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 	struct fuse_entry_param entry;
 	int ret;
 
-	if (is_reserved_name(dir, name)) {
-		fuse_reply_err(req, EPERM);
+	if (is_reserved_name(state_of(req), dir, name)) {
+		reply_result(req, -EPERM);
 		return;
 	}
 	ret = create_regular(req, dir, name, mode, (fi->flags & O_EXCL) != 0);
@@ -524,7 +545,7 @@ static void tdefs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 		reply_result(req, ret);
 		return;
 	}
-	ret = open_common(inode_from_fuse(entry.ino), fi);
+	ret = open_common(state_of(req), inode_from_fuse(entry.ino), fi);
 	if (ret < 0) {
 		inode_forget(inode_from_fuse(entry.ino), 1);
 		reply_result(req, ret);
@@ -561,7 +582,7 @@ static void tdefs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t 
 	int ret;
 
 	if (offset < 0) {
-		fuse_reply_err(req, EINVAL);
+		reply_result(req, -EINVAL);
 		return;
 	}
 	ret = file_write(open_file->inode, direct_fd_for(open_file, fi), (const uint8_t *)buf, size,
@@ -575,7 +596,7 @@ static void tdefs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t 
 static void tdefs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* Writes reach the backing file when they are made; close() has nothing to push. */
-	fuse_reply_err(req, 0);
+	reply_result(req, 0);
 }
 
 static void tdefs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -586,7 +607,7 @@ static void tdefs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		close(open_file->direct_fd);
 	file_crypt_release(open_file->inode);
 	free(open_file);
-	fuse_reply_err(req, 0);
+	reply_result(req, 0);
 }
 
 static void tdefs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -598,7 +619,7 @@ static void tdefs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offs
 			    off_t length, struct fuse_file_info *fi)
 {
 	if (offset < 0 || length <= 0) {
-		fuse_reply_err(req, EINVAL);
+		reply_result(req, -EINVAL);
 		return;
 	}
 	reply_result(req, file_fallocate(open_file_of(fi)->inode, mode, (uint64_t)offset,
@@ -608,11 +629,12 @@ static void tdefs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offs
 static void tdefs_lseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence,
 			struct fuse_file_info *fi)
 {
+	struct tdefs_daemon *state = state_of(req);
 	uint64_t result;
 	int ret;
 
 	if (offset < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
-		fuse_reply_err(req, EINVAL);
+		reply_result(req, -EINVAL);
 		return;
 	}
 	/*
@@ -620,8 +642,8 @@ static void tdefs_lseek(fuse_req_t req, fuse_ino_t ino, off_t offset, int whence
 	 * not flush them before asking. Invalidating the inode's cache makes it write them back
 	 * (through other worker threads) first, so holes are answered on current data.
 	 */
-	if (daemon_state.cache == CACHE_AUTO) {
-		ret = fuse_lowlevel_notify_inval_inode(daemon_state.session, ino, 0, 0);
+	if (state->cache == CACHE_AUTO) {
+		ret = fuse_lowlevel_notify_inval_inode(state->session, ino, 0, 0);
 		if (ret < 0 && ret != -ENOENT) {
 			reply_result(req, ret);
 			return;
@@ -648,7 +670,7 @@ static void tdefs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	int fd;
 
 	if (!handle) {
-		fuse_reply_err(req, ENOMEM);
+		reply_result(req, -ENOMEM);
 		return;
 	}
 	fd = openat(get_inode(ino)->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -658,11 +680,11 @@ static void tdefs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		if (fd >= 0)
 			close(fd);
 		free(handle);
-		fuse_reply_err(req, saved);
+		reply_result(req, -saved);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)handle;
-	fi->cache_readdir = daemon_state.cache == CACHE_AUTO;
+	fi->cache_readdir = state_of(req)->cache == CACHE_AUTO;
 	fuse_reply_open(req, fi);
 }
 
@@ -670,12 +692,12 @@ static void tdefs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 			  struct fuse_file_info *fi)
 {
 	struct directory_handle *handle = (struct directory_handle *)(uintptr_t)fi->fh;
-	bool is_root = get_inode(ino) == &daemon_state.root;
+	bool is_root = get_inode(ino) == &state_of(req)->root;
 	char *buffer = calloc(1, size);
 	size_t used = 0;
 
 	if (!buffer) {
-		fuse_reply_err(req, ENOMEM);
+		reply_result(req, -ENOMEM);
 		return;
 	}
 	if (offset != handle->offset) {
@@ -694,7 +716,7 @@ static void tdefs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 				if (errno && used == 0) {
 					int saved = errno;
 					free(buffer);
-					fuse_reply_err(req, saved);
+					reply_result(req, -saved);
 					return;
 				}
 				break;
@@ -725,7 +747,7 @@ static void tdefs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 
 	closedir(handle->stream);
 	free(handle);
-	fuse_reply_err(req, 0);
+	reply_result(req, 0);
 }
 
 static void tdefs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -734,15 +756,15 @@ static void tdefs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct directory_handle *handle = (struct directory_handle *)(uintptr_t)fi->fh;
 	int fd = dirfd(handle->stream);
 
-	fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+	reply_result(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0);
 }
 
 static void tdefs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs st;
 
-	if (fstatvfs(daemon_state.backing_fd, &st) < 0)
-		fuse_reply_err(req, errno);
+	if (fstatvfs(state_of(req)->backing_fd, &st) < 0)
+		reply_result(req, -errno);
 	else
 		fuse_reply_statfs(req, &st);
 }
@@ -756,9 +778,9 @@ static void tdefs_statfs(fuse_req_t req, fuse_ino_t ino)
  */
 static bool xattr_disabled(fuse_req_t req)
 {
-	if (!daemon_state.xattr_off)
+	if (!state_of(req)->xattr_off)
 		return false;
-	fuse_reply_err(req, ENOSYS);
+	reply_result(req, -ENOSYS);
 	return true;
 }
 
@@ -772,7 +794,7 @@ static bool xattr_disabled(fuse_req_t req)
  * checks CAP_SETFCAP before it sets that one, while other security.* names (an LSM's label)
  * pass the kernel unchecked when no LSM claims them, and the daemon would set them as root.
  */
-int xattr_security_option(const char *value)
+int xattr_security_option(struct tdefs_daemon *state, const char *value)
 {
 	char *copy;
 
@@ -793,15 +815,15 @@ int xattr_security_option(const char *value)
 	copy = strdup(value);
 	if (!copy)
 		return -ENOMEM;
-	free(daemon_state.xattr_security);
-	daemon_state.xattr_security = copy;
+	free(state->xattr_security);
+	state->xattr_security = copy;
 	return 0;
 }
 
-static bool security_name_served(const char *suffix)
+static bool security_name_served(const struct tdefs_daemon *state, const char *suffix)
 {
 	const char *list =
-		daemon_state.xattr_security ? daemon_state.xattr_security : DEFAULT_SECURITY_NAMES;
+		state->xattr_security ? state->xattr_security : DEFAULT_SECURITY_NAMES;
 	size_t length = strlen(suffix);
 
 	if (strcmp(list, "all") == 0)
@@ -843,12 +865,12 @@ static int xattr_name_check(fuse_req_t req, const char *name, enum xattr_use use
 		return use == XATTR_READ ? -ENODATA : -EPERM;
 	}
 	if (strncmp(name, SECURITY_PREFIX, SECURITY_PREFIX_LENGTH) == 0) {
-		if (security_name_served(name + SECURITY_PREFIX_LENGTH))
+		if (security_name_served(state_of(req), name + SECURITY_PREFIX_LENGTH))
 			return 0;
 		return use == XATTR_READ ? -ENODATA : -EOPNOTSUPP;
 	}
 	if (is_acl_name(name))
-		return daemon_state.acl_enforced ? 0 : -EOPNOTSUPP;
+		return state_of(req)->acl_enforced ? 0 : -EOPNOTSUPP;
 	return -EOPNOTSUPP;
 }
 
@@ -880,7 +902,7 @@ static int xattr_path(struct tdefs_inode *inode, char *buf, size_t len)
 static void reply_xattr_result(fuse_req_t req, ssize_t n, size_t size, const char *value)
 {
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		reply_result(req, -errno);
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)n);
 	else
@@ -906,7 +928,7 @@ static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 	if (capability) {
 		capability_state = __atomic_load_n(&inode->file_capability_state, __ATOMIC_ACQUIRE);
 		if (capability_state & 1) {
-			fuse_reply_err(req, ENODATA);
+			reply_result(req, -ENODATA);
 			return;
 		}
 	}
@@ -922,7 +944,7 @@ static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 		return;
 	}
 	if (size && !(value = malloc(size))) {
-		fuse_reply_err(req, ENOMEM);
+		reply_result(req, -ENOMEM);
 		return;
 	}
 	n = getxattr(path, name, value, size);
@@ -988,7 +1010,7 @@ static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)length);
 	else if ((size_t)length > size)
-		fuse_reply_err(req, ERANGE);
+		reply_result(req, -ERANGE);
 	else
 		fuse_reply_buf(req, names, (size_t)length);
 	free(names);

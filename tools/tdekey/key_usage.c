@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fs/format.h"
 #include "util/util.h"
 
 /* The directory exists and its config record names the wallet of ring; st gets its stat. */

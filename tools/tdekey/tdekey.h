@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "fs/format.h"
+#include "fs/backing_scan.h"
 #include "keystore/wallet.h"
 
 /* Options a subcommand accepts (struct command.options). --wallet and --help are always on. */

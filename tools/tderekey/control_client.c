@@ -4,7 +4,7 @@
  *
  * Who answers is checked three ways before a request is sent or a reply believed, so that a
  * local user cannot stand in for the daemon (and answer "done" while nothing happened):
- *   1. the socket's directory and file: the place fs/format.h names for the mount's owner
+ *   1. the socket's directory and file: the place fs/control_protocol.h names for the mount's owner
  *      (FUSE's user_id= in the mount table), a real directory owned by root or that owner and
  *      writable by nobody else, holding a socket owned by one of them, not writable by others;
  *   2. the server's SO_PEERCRED uid: root or the mount's owner;
@@ -28,7 +28,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "fs/format.h"
+#include "fs/control_protocol.h"
 #include "util/util.h"
 
 /* Where the daemon of a mount put its socket: its directory and name, and who may own them. */

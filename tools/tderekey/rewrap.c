@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/format.h"
+#include "fs/backing_scan.h"
 #include "keystore/keystore.h"
 
 static volatile sig_atomic_t interrupted;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/format.h"
+#include "fs/backing_scan.h"
 #include "keystore/keystore.h"
 #include "util/json_text.h"
 

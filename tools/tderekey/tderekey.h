@@ -1,7 +1,7 @@
 /*
  * tderekey: online rekeying of a mounted tdefs filesystem. One file per subcommand, each
  * exporting a struct rekey_command; tderekey.c holds the dispatch table. Everything goes through
- * the daemon's control channel (fs/format.h), which the daemon serialises per file.
+ * the daemon's control channel (fs/control_protocol.h), which the daemon serialises per file.
  */
 #ifndef TDEFS_TDEREKEY_H
 #define TDEFS_TDEREKEY_H
