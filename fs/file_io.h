@@ -17,12 +17,7 @@
 
 #include "fs/format.h"
 
-/*
- * The largest plaintext size (bytes). It keeps every backing offset, header included, inside
- * off_t, and every block index far below the short-tail tweak bit (bit 63, fs/block_cipher.c).
- * Writes past it fail with EFBIG, truncates with EFBIG, fallocate with EINVAL.
- */
-#define TDEFS_MAX_FILE_SIZE (UINT64_C(1) << 52)
+/* TDEFS_MAX_FILE_SIZE (fs/format.h) bounds every size and offset here. */
 
 /*
  * Stripes of block locks per file: a request locks the stripes of the blocks it touches. 32

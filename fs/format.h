@@ -20,6 +20,13 @@
 
 #define TDEFS_BLOCK_SIZE 4096u
 #define TDEFS_BLOCK_SHIFT 12
+
+/*
+ * The largest plaintext size (bytes). It keeps every backing offset, header included, inside
+ * off_t, and every block index far below the short-tail tweak bit (bit 63, fs/block_cipher.c).
+ * Writes past it fail with EFBIG, truncates with EFBIG, fallocate with EINVAL.
+ */
+#define TDEFS_MAX_FILE_SIZE (UINT64_C(1) << 52)
 #define TDEFS_HEADER_SIZE 4096u
 #define HEADER_COPY_SIZE 2048u
 #define HEADER_COPY_COUNT 2

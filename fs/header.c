@@ -88,7 +88,8 @@ int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *h
 	if (decoded.flags & HEADER_FLAG_REKEY_IN_PROGRESS) {
 		/* Two DEKs (old, new); a hot zone, when present, starts at the watermark. */
 		if (decoded.wrapped_length != 2 * DEK_SIZE || decoded.hot_count > REKEY_HOT_ZONE_MAX ||
-		    decoded.watermark >= (UINT64_C(1) << 52) ||
+		    /* a block index; bounded by the byte limit, as loosely as release 0.1.0 did */
+		    decoded.watermark >= TDEFS_MAX_FILE_SIZE ||
 		    (decoded.hot_count > 0 && decoded.hot_first != decoded.watermark) ||
 		    (decoded.hot_count == 0 && decoded.hot_first != 0))
 			return -EBADMSG;

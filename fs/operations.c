@@ -1,7 +1,7 @@
 /*
  * The FUSE low-level operations table. Each handler turns the request into calls on the inode
- * table (fs/inode_table.c) or the encrypted file layer (fs/file_keys.c, fs/file_io.c) and sends exactly one
- * reply; errors travel as negative errno values until the one place here that replies with them.
+ * table (fs/inode_table.c) or the encrypted file layer (fs/file_keys.c, fs/file_io.c) and sends
+ * exactly one reply; errors travel as negative errno values until the one place here that replies with them.
  *
  * The daemon runs as root and creates backing objects itself, then gives them the caller's uid
  * and gid, so files on the mount belong to whoever made them (PostgreSQL's initdb refuses to run
