@@ -10,26 +10,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fs/backing_walk.h"
 #include "util/util.h"
 
-static volatile sig_atomic_t interrupted;
+/* The bytes under the path at the start: the progress bar's 100%. */
 static unsigned long long total_bytes;
-
-static void on_interrupt(int signal_number)
-{
-	(void)signal_number;
-	interrupted = 1;
-}
 
 static int add_size(const struct backing_walk_entry *entry, bool *fd_taken, void *context)
 {
@@ -78,19 +70,29 @@ static int relative_to_mount(const char *path, char *relative, size_t len)
 	return 0;
 }
 
-static unsigned long long number(const struct control_reply *reply, const char *key)
+static void draw_data(const struct control_reply *status, const char *state, double elapsed,
+		      void *context)
 {
-	char buf[64];
+	unsigned long long done = reply_number(status, "data_bytes") +
+				  reply_number(status, "data_current_done");
+	double speed = elapsed > 0 ? (double)done / elapsed : 0;
+	double fraction = total_bytes ? (double)done / (double)total_bytes : 1.0;
+	double eta = speed > 0 && total_bytes > done ? (double)(total_bytes - done) / speed : 0;
 
-	return reply_value(reply, key, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
+	(void)context;
+	fprintf(stderr, "\rdata rekey: %.1f/%.1f MB (%3.0f%%), %.1f MB/s, ETA %.0fs, %s %s ",
+		(double)done / 1e6, (double)total_bytes / 1e6, 100.0 * (fraction > 1 ? 1 : fraction),
+		speed / 1e6, eta, state,
+		strcmp(state, "paused") == 0 ? "(tderekey resume continues)" : "");
 }
 
 static int run_data(const struct rekey_options *options)
 {
 	struct control_reply reply;
 	char request[PATH_MAX + 64], relative[PATH_MAX], state[32] = "";
-	bool tty = isatty(STDERR_FILENO);
-	struct timespec start, now;
+	struct job_follow follow = { .prefix = "data", .stop_request = "data-stop",
+				     .poll_us = 250000, .draw = draw_data };
+	double seconds;
 	int ret;
 
 	/* Checks that the path is on a tdefs mount and that we may talk to its daemon. */
@@ -115,45 +117,15 @@ static int run_data(const struct rekey_options *options)
 		printf("data rekey started on %s; follow it with 'tderekey status'\n", options->path);
 		return EXIT_OK;
 	}
-	signal(SIGINT, on_interrupt);
-	signal(SIGTERM, on_interrupt);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (bool stop_sent = false;;) {
-		if (interrupted && !stop_sent) {
-			control_request(options->path, "data-stop", &reply);
-			stop_sent = true;
-		}
-		ret = control_request(options->path, "status", &reply);
-		if (ret)
-			return ret;
-		reply_value(&reply, "data_state", state, sizeof(state));
-		unsigned long long done = number(&reply, "data_bytes") +
-					  number(&reply, "data_current_done");
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		double elapsed = (double)(now.tv_sec - start.tv_sec) +
-				 (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-		double speed = elapsed > 0 ? (double)done / elapsed : 0;
-		if (tty) {
-			double fraction = total_bytes ? (double)done / (double)total_bytes : 1.0;
-			double eta = speed > 0 && total_bytes > done ? (double)(total_bytes - done) / speed : 0;
-			fprintf(stderr, "\rdata rekey: %.1f/%.1f MB (%3.0f%%), %.1f MB/s, ETA %.0fs, %s %s ",
-				(double)done / 1e6, (double)total_bytes / 1e6,
-				100.0 * (fraction > 1 ? 1 : fraction), speed / 1e6, eta, state,
-				strcmp(state, "paused") == 0 ? "(tderekey resume continues)" : "");
-		}
-		if (strcmp(state, "running") && strcmp(state, "stopping") && strcmp(state, "paused"))
-			break;
-		usleep(250000);
-	}
-	if (tty)
-		fputc('\n', stderr);
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	double seconds = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+	ret = follow_job(options->path, &follow, &reply, state, sizeof(state), &seconds);
+	if (ret)
+		return ret;
 	printf("data rekey %s: %llu files re-encrypted under new keys, %llu skipped, %llu failed, "
 	       "%.1f MB in %.1f s (%.1f MB/s)\n",
-	       state, number(&reply, "data_changed"), number(&reply, "data_skipped"),
-	       number(&reply, "data_failed"), (double)number(&reply, "data_bytes") / 1e6, seconds,
-	       seconds > 0 ? (double)number(&reply, "data_bytes") / 1e6 / seconds : 0.0);
+	       state, reply_number(&reply, "data_changed"), reply_number(&reply, "data_skipped"),
+	       reply_number(&reply, "data_failed"), (double)reply_number(&reply, "data_bytes") / 1e6,
+	       seconds,
+	       seconds > 0 ? (double)reply_number(&reply, "data_bytes") / 1e6 / seconds : 0.0);
 	if (strcmp(state, "done") != 0) {
 		char last[600];
 		if (reply_value(&reply, "data_last_error", last, sizeof(last)))

@@ -6,30 +6,12 @@
  */
 #include "tools/tderekey/tderekey.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "fs/backing_scan.h"
 #include "keystore/keystore.h"
-
-static volatile sig_atomic_t interrupted;
-
-static void on_interrupt(int signal_number)
-{
-	(void)signal_number;
-	interrupted = 1;
-}
-
-static unsigned long long value_number(const struct control_reply *reply, const char *key)
-{
-	char buf[64];
-
-	return reply_value(reply, key, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
-}
 
 /* How many headers are not yet under the active key: the progress bar's 100%. */
 static long long headers_to_rewrap(const struct control_reply *status)
@@ -51,13 +33,35 @@ static long long headers_to_rewrap(const struct control_reply *status)
 	return pending;
 }
 
+struct rewrap_progress {
+	long long pending; /* headers not under the active key at the start; -1 unknown */
+};
+
+static void draw_rewrap(const struct control_reply *status, const char *state, double elapsed,
+			void *context)
+{
+	const struct rewrap_progress *progress = context;
+	unsigned long long rewrapped = reply_number(status, "rewrap_changed");
+	unsigned long long failed = reply_number(status, "rewrap_failed");
+
+	(void)state;
+	if (progress->pending > 0)
+		fprintf(stderr, "\rrewrap: %llu/%lld headers (%3.0f%%), %.0f/s, %llu failed ",
+			rewrapped, progress->pending,
+			100.0 * (double)rewrapped / (double)progress->pending,
+			elapsed > 0 ? (double)rewrapped / elapsed : 0.0, failed);
+	else
+		fprintf(stderr, "\rrewrap: %llu headers, %llu failed ", rewrapped, failed);
+}
+
 static int run_rewrap(const struct rekey_options *options)
 {
 	struct control_reply reply;
 	char request[64], state[32] = "", active[KEY_ID_TEXT_SIZE + 1] = "?";
-	bool tty = isatty(STDERR_FILENO);
-	struct timespec start, now;
-	long long pending;
+	struct rewrap_progress progress;
+	struct job_follow follow = { .prefix = "rewrap", .stop_request = "rewrap-stop",
+				     .poll_us = 200000, .draw = draw_rewrap, .context = &progress };
+	double seconds;
 	int ret;
 
 	/* Make sure the daemon holds the wallet as it is now (a key may have just been set). */
@@ -68,7 +72,7 @@ static int run_rewrap(const struct rekey_options *options)
 	if (ret)
 		return ret;
 	reply_value(&reply, "active_key", active, sizeof(active));
-	pending = headers_to_rewrap(&reply);
+	progress.pending = headers_to_rewrap(&reply);
 	snprintf(request, sizeof(request), "rewrap-start %g", options->rate);
 	ret = control_request(options->path, request, &reply);
 	if (ret)
@@ -78,42 +82,14 @@ static int run_rewrap(const struct rekey_options *options)
 		       active, options->path);
 		return EXIT_OK;
 	}
-	signal(SIGINT, on_interrupt);
-	signal(SIGTERM, on_interrupt);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (bool stop_sent = false;;) {
-		if (interrupted && !stop_sent) {
-			control_request(options->path, "rewrap-stop", &reply);
-			stop_sent = true;
-		}
-		ret = control_request(options->path, "status", &reply);
-		if (ret)
-			return ret;
-		reply_value(&reply, "rewrap_state", state, sizeof(state));
-		unsigned long long rewrapped = value_number(&reply, "rewrap_changed");
-		unsigned long long failed = value_number(&reply, "rewrap_failed");
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		double elapsed = (double)(now.tv_sec - start.tv_sec) +
-				 (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-		if (tty) {
-			if (pending > 0)
-				fprintf(stderr, "\rrewrap: %llu/%lld headers (%3.0f%%), %.0f/s, %llu failed ",
-					rewrapped, pending, 100.0 * (double)rewrapped / (double)pending,
-					elapsed > 0 ? (double)rewrapped / elapsed : 0.0, failed);
-			else
-				fprintf(stderr, "\rrewrap: %llu headers, %llu failed ", rewrapped, failed);
-		}
-		if (strcmp(state, "running") && strcmp(state, "stopping"))
-			break;
-		usleep(200000);
-	}
-	if (tty)
-		fputc('\n', stderr);
+	ret = follow_job(options->path, &follow, &reply, state, sizeof(state), &seconds);
+	if (ret)
+		return ret;
 	printf("rewrap %s: %llu headers rewrapped under master key %s, %llu already under it, "
 	       "%llu failed, %llu files in all\n",
-	       state, value_number(&reply, "rewrap_changed"), active,
-	       value_number(&reply, "rewrap_skipped"), value_number(&reply, "rewrap_failed"),
-	       value_number(&reply, "rewrap_files"));
+	       state, reply_number(&reply, "rewrap_changed"), active,
+	       reply_number(&reply, "rewrap_skipped"), reply_number(&reply, "rewrap_failed"),
+	       reply_number(&reply, "rewrap_files"));
 	if (strcmp(state, "stopped") == 0) {
 		printf("stopped before the end; run 'tderekey rewrap %s' again to finish\n",
 		       options->path);

@@ -53,5 +53,24 @@ struct control_reply {
 int control_request(const char *path, const char *request, struct control_reply *reply);
 /* The value of key in a reply, or NULL. */
 const char *reply_value(const struct control_reply *reply, const char *key, char *buf, size_t len);
+/* The value of key as a number, 0 when absent (follow.c). */
+unsigned long long reply_number(const struct control_reply *reply, const char *key);
+
+/* How to follow one kind of job (follow.c). */
+struct job_follow {
+	const char *prefix;       /* its keys in a status reply: "rewrap" or "data" */
+	const char *stop_request; /* sent once on Ctrl-C or SIGTERM */
+	unsigned poll_us;
+	/* Draws one progress line on stderr (a terminal); may be NULL. */
+	void (*draw)(const struct control_reply *status, const char *state, double elapsed,
+		     void *context);
+	void *context;
+};
+/*
+ * Poll the job until it ends; the last status is left in reply, its state in state, the time
+ * taken in *seconds. 0, or an exit code from control_request.
+ */
+int follow_job(const char *path, const struct job_follow *follow, struct control_reply *reply,
+	       char *state, size_t state_size, double *seconds);
 
 #endif

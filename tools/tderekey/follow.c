@@ -1,0 +1,71 @@
+/*
+ * Following a job the daemon runs (tderekey rewrap, tderekey data): poll its status until it
+ * leaves running, stopping and paused, draw its progress on a terminal, and send its stop
+ * request once on Ctrl-C or SIGTERM, so that an interrupted command leaves the job stopped
+ * (and resumable) rather than running unseen.
+ */
+#include "tools/tderekey/tderekey.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int signal_number)
+{
+	(void)signal_number;
+	interrupted = 1;
+}
+
+unsigned long long reply_number(const struct control_reply *reply, const char *key)
+{
+	char buf[64];
+
+	return reply_value(reply, key, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+int follow_job(const char *path, const struct job_follow *follow, struct control_reply *reply,
+	       char *state, size_t state_size, double *seconds)
+{
+	char state_key[32];
+	bool tty = isatty(STDERR_FILENO), stop_sent = false;
+	struct timespec start;
+	int ret;
+
+	snprintf(state_key, sizeof(state_key), "%s_state", follow->prefix);
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (interrupted && !stop_sent) {
+			control_request(path, follow->stop_request, reply);
+			stop_sent = true;
+		}
+		ret = control_request(path, "status", reply);
+		if (ret)
+			return ret;
+		if (!reply_value(reply, state_key, state, state_size))
+			snprintf(state, state_size, "unknown");
+		if (tty && follow->draw)
+			follow->draw(reply, state, seconds_since(&start), follow->context);
+		if (strcmp(state, "running") && strcmp(state, "stopping") && strcmp(state, "paused"))
+			break;
+		usleep(follow->poll_us);
+	}
+	if (tty)
+		fputc('\n', stderr);
+	*seconds = seconds_since(&start);
+	return 0;
+}
