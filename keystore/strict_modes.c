@@ -52,7 +52,7 @@ static int refuse_owner(const char *subject, const char *path, uid_t owner,
 			       "%s is owned by uid %u, neither root nor uid %u that runs this "
 			       "program: %s %s",
 			       subject, (unsigned)owner, (unsigned)geteuid(), fix, path);
-	return -EPERM;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 }
 
 static int refuse_writable(const char *subject, const char *path, mode_t mode,
@@ -68,7 +68,7 @@ static int refuse_writable(const char *subject, const char *path, mode_t mode,
 		       : group	       ? "g-w"
 				       : "o-w",
 		       path);
-	return -EPERM;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 }
 
 int strict_modes_check_stat(const struct stat *st, const char *subject, const char *path,
@@ -95,7 +95,7 @@ static int check_ancestor(const char *directory, const char *what, const char *t
 	if (lstat(directory, &st) < 0) {
 		ret = -errno;
 		wallet_message(error, "cannot check %s, a parent of %s %s: %s", directory, what,
-			       target, strerror(-ret));
+			       target, keystore_error_message(ret));
 		return ret;
 	}
 	snprintf(subject, sizeof(subject), "%s, a parent of %s %s,", directory, what, target);
@@ -135,7 +135,7 @@ static int check_chain(const char *resolved, bool last_is_target, const char *wh
 		if (lstat(prefix, &st) < 0) {
 			ret = -errno;
 			wallet_message(error, "cannot check %s %s: %s", what, prefix,
-				       strerror(-ret));
+				       keystore_error_message(ret));
 			return ret;
 		}
 		snprintf(subject, sizeof(subject), "%s %s", what, prefix);
@@ -159,7 +159,7 @@ int strict_modes_check_directory(const char *directory, const char *what,
 		if (!getcwd(absolute, sizeof(absolute))) {
 			ret = -errno;
 			wallet_message(error, "cannot check %s %s: getcwd: %s", what, directory,
-				       strerror(-ret));
+				       keystore_error_message(ret));
 			return ret;
 		}
 		len = strlen(absolute);
@@ -184,7 +184,7 @@ int strict_modes_check_directory(const char *directory, const char *what,
 		if (!realpath(absolute, resolved)) {
 			ret = -errno;
 			wallet_message(error, "cannot check %s %s: %s: %s", what, directory,
-				       absolute, strerror(-ret));
+				       absolute, keystore_error_message(ret));
 			absolute[i] = saved;
 			return ret;
 		}
@@ -212,7 +212,7 @@ static int check_entry(const char *path, bool directory, const char *secret_kind
 		if (errno == ENOENT)
 			return 0;
 		ret = -errno;
-		wallet_message(error, "cannot check %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot check %s: %s", path, keystore_error_message(ret));
 		return ret;
 	}
 	if (S_ISLNK(st.st_mode)) {
@@ -221,12 +221,12 @@ static int check_entry(const char *path, bool directory, const char *secret_kind
 			       "(changes replace it by rename): replace the link with the %s",
 			       path, directory ? "directory" : "file",
 			       directory ? "directory" : "file");
-		return -EPERM;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 	}
 	if (directory ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
 		wallet_message(error, "%s is not a %s; move it out of the wallet directory", path,
 			       directory ? "directory" : "regular file");
-		return -EPERM;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 	}
 	snprintf(subject, sizeof(subject), "%s %s", directory ? "backup directory" : "wallet file",
 		 path);
@@ -235,7 +235,7 @@ static int check_entry(const char *path, bool directory, const char *secret_kind
 			       "%s %s is open to group or others (mode %04o), so anyone who can read "
 			       "it has the keys; fix with: chmod 600 %s",
 			       secret_kind, path, (unsigned)(st.st_mode & 07777), path);
-		return -EPERM;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 	}
 	return strict_modes_check_stat(&st, subject, path, error);
 }

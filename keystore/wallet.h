@@ -15,11 +15,11 @@
  * The primary wallet, the one changes are made to, is password.wallet when it exists; a wallet
  * created without a password has an auto-login (or local auto-login) primary instead.
  *
- * Functions return 0 or a negative errno as listed in keystore.h, plus -EEXIST (a wallet is
- * already there), -ESRCH (no key matches a key ID), -ENOTUNIQ (a key ID prefix matches several
- * keys), -ESTALE (an auto-login copy holds keys the password wallet lacks), -ENXIO (a password
- * is needed and there is no terminal to ask on), -EBUSY (the ACTIVE key cannot be removed) and
- * -EINVAL (bad argument), each with a one-line message where an error buffer is taken.
+ * Functions return as keystore.h says: 0, -errno for a system error, or KEYSTORE_ERROR(n) for a
+ * keystore meaning (enum keystore_error: KEYSTORE_ERR_NO_SUCH_KEY, _AMBIGUOUS_KEY_ID,
+ * _COPY_HAS_MORE_KEYS, _KEY_IS_ACTIVE, _WALLET_FULL, ...). Plain errno values: -EEXIST (a wallet
+ * is already there), -ENXIO (a password is needed and there is no terminal to ask on) and
+ * -EINVAL (bad argument). Each comes with a one-line message where an error buffer is taken.
  */
 #ifndef TDEFS_WALLET_H
 #define TDEFS_WALLET_H
@@ -174,16 +174,18 @@ int keyring_activate(struct keyring *ring, size_t index, int64_t now);
 int keyring_set_tag(struct keyring *ring, size_t index, const char *tag);
 
 /*
- * Remove the key at index (its MEK is wiped); the others keep their order. -EBUSY for an
- * ACTIVE key, which wraps new files; -EINVAL for an index out of range. Only for tdekey
- * delete-key, after it has proved that no file header references the key: rotation never
- * removes a key. wallet_session_delete_key() is the way to make the removal durable.
+ * Remove the key at index (its MEK is wiped); the others keep their order.
+ * KEYSTORE_ERR_KEY_IS_ACTIVE for an ACTIVE key, which wraps new files; -EINVAL for an index out
+ * of range. Only for tdekey delete-key, after it has proved that no file header references the
+ * key: rotation never removes a key. wallet_session_delete_key() is the way to make the removal
+ * durable.
  */
 int keyring_remove(struct keyring *ring, size_t index);
 
 /*
  * Find a key by any unique prefix of its text key ID (case-insensitive). -EINVAL for text that
- * is not hexadecimal, -ESRCH when nothing matches, -ENOTUNIQ when several keys match.
+ * is not hexadecimal, KEYSTORE_ERR_NO_SUCH_KEY when nothing matches,
+ * KEYSTORE_ERR_AMBIGUOUS_KEY_ID when several keys match.
  */
 int keyring_find_prefix(const struct keyring *ring, const char *prefix, size_t *index,
 			char error[KEYSTORE_ERROR_SIZE]);
@@ -193,8 +195,8 @@ int keyring_find_prefix(const struct keyring *ring, const char *prefix, size_t *
  * loaded keys keep their order and take fresh's metadata (state, tag, times) when fresh has
  * them; keys only fresh has follow. Nothing loaded is ever dropped. The active key of each
  * container is fresh's when fresh has one there, else loaded's. -EINVAL when the wallet ID or
- * the container differs, -EKEYREJECTED when a key ID is in both with different MEKs; the
- * message says which.
+ * the container differs, KEYSTORE_ERR_KEY_MISMATCH when a key ID is in both with different
+ * MEKs; the message says which.
  */
 struct keyring_merge_summary {
 	size_t added;		/* keys of fresh that loaded lacked */
@@ -340,8 +342,10 @@ int wallet_session_commit(struct wallet_session *session, const char *backup_id,
  * Remove the master key at index and commit, like wallet_session_commit() but with the
  * auto-login copies written before the primary: a crash then leaves a copy that lacks the key
  * (a subset, as a lagging copy is) rather than one holding a key the primary lacks, which the
- * next change would refuse (-ESTALE). The caller has proved that no header uses the key.
- * -EBUSY (message naming the key) for the ACTIVE key.
+ * next change would refuse (KEYSTORE_ERR_COPY_HAS_MORE_KEYS). The caller has proved that no
+ * header uses the key.
+ * KEYSTORE_ERR_KEY_IS_ACTIVE (message naming the key) for the ACTIVE key. Every session call
+ * that changes the wallet refuses a session opened for reading: -EINVAL, with a message.
  */
 int wallet_session_delete_key(struct wallet_session *session, size_t index, const char *backup_id,
 			      char error[KEYSTORE_ERROR_SIZE]);

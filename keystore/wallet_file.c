@@ -28,7 +28,7 @@ static bool all_zero(const uint8_t *data, size_t len)
 static int damaged(char why[WALLET_WHY_SIZE], const char *reason)
 {
 	snprintf(why, WALLET_WHY_SIZE, "%s", reason);
-	return -EBADMSG;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 }
 
 static int check_kind_fields(const struct wallet_file_view *view, char why[WALLET_WHY_SIZE])
@@ -62,7 +62,7 @@ static int check_kind_fields(const struct wallet_file_view *view, char why[WALLE
 		return 0;
 	}
 	snprintf(why, WALLET_WHY_SIZE, "unknown wallet type %u", header[WALLET_OFFSET_KIND]);
-	return -EBADMSG;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 }
 
 int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *view,
@@ -82,7 +82,7 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 		snprintf(why, WALLET_WHY_SIZE,
 			 "the file is truncated (%zu bytes, a wallet has at least %d)", len,
 			 WALLET_MIN_FILE_SIZE);
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	if (len > WALLET_MAX_FILE_SIZE)
 		return damaged(why, "the file is larger than any wallet can be");
@@ -99,14 +99,14 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 		snprintf(why, WALLET_WHY_SIZE,
 			 "format version %u, this build of tdefs reads up to version %d",
 			 view->version, WALLET_FORMAT_VERSION);
-		return -EPROTONOSUPPORT;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT);
 	}
 	flags = load_le32(data + WALLET_OFFSET_FLAGS);
 	if (flags & ~WALLET_KNOWN_FLAGS) {
 		snprintf(why, WALLET_WHY_SIZE,
 			 "unknown flags 0x%x, written by a newer version of tdefs",
 			 flags & ~WALLET_KNOWN_FLAGS);
-		return -EPROTONOSUPPORT;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT);
 	}
 	view->flags = flags;
 
@@ -130,7 +130,7 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 	if (view->content != WALLET_CONTENT_KEYS && view->content != WALLET_CONTENT_SECRET) {
 		snprintf(why, WALLET_WHY_SIZE, "unknown content type %u",
 			 data[WALLET_OFFSET_CONTENT]);
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	ret = check_kind_fields(view, why);
 	if (ret < 0)
@@ -141,7 +141,7 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 		snprintf(why, WALLET_WHY_SIZE,
 			 "payload length field says %u bytes but the file holds %zu", sealed_len,
 			 len - WALLET_MIN_FILE_SIZE);
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	minimum_sealed = view->content == WALLET_CONTENT_KEYS
 				 ? KEYS_PAYLOAD_HEADER_SIZE
@@ -214,6 +214,9 @@ int wallet_file_unseal(const struct wallet_file_view *view, const uint8_t key[AE
 		return -ENOMEM;
 	ret = crypto_gcm_open(key, view->nonce, view->header, WALLET_HEADER_SIZE, view->sealed,
 			      view->sealed_len, view->tag, buffer);
+	/* The crypto layer speaks errno (-EBADMSG: fails authentication); a wallet is damaged. */
+	if (ret == -EBADMSG)
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	if (ret < 0) {
 		secure_free(buffer);
 		return ret;

@@ -66,12 +66,12 @@ static int load_file(const char *path, uint8_t **data, size_t *len, struct stat 
 				"directory (changes replace it by rename)",
 				path);
 		else
-			wallet_message(error, "cannot open wallet %s: %s", path, strerror(-ret));
+			wallet_message(error, "cannot open wallet %s: %s", path, keystore_error_message(ret));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		wallet_message(error, "cannot stat wallet %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot stat wallet %s: %s", path, keystore_error_message(ret));
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -80,7 +80,7 @@ static int load_file(const char *path, uint8_t **data, size_t *len, struct stat 
 		goto out_close;
 	}
 	if ((uint64_t)st.st_size > WALLET_MAX_FILE_SIZE) {
-		ret = -EBADMSG;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 		wallet_message_damaged(error, path, "the file is larger than any wallet can be");
 		goto out_close;
 	}
@@ -94,7 +94,7 @@ static int load_file(const char *path, uint8_t **data, size_t *len, struct stat 
 	ret = pread_full(fd, buffer, (size_t)st.st_size, 0, &done);
 	if (ret < 0) {
 		secure_free(buffer);
-		wallet_message(error, "cannot read wallet %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot read wallet %s: %s", path, keystore_error_message(ret));
 		goto out_close;
 	}
 	*data = buffer;
@@ -115,7 +115,7 @@ static int refuse_permissions(const char *path, mode_t mode, enum wallet_content
 		"%s %s is open to group or others (mode %04o), so anyone who can read it has "
 		"the keys; fix with: chmod 600 %s",
 		describe_store(content, kind), path, (unsigned)(mode & 07777), path);
-	return -EPERM;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 }
 
 /* "tdekey create-autologin --local --wallet DIR", or add-secret for a store. */
@@ -158,7 +158,7 @@ static int local_sealing_key(const struct wallet_file_view *view, struct wallet_
 				       "which this host does not have; make one for this host with: "
 				       "%s",
 				       what, request->path, secret_path, remake);
-			ret = -EXDEV;
+			ret = KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST);
 		}
 		if (ret < 0)
 			goto out_free_secret;
@@ -182,7 +182,7 @@ static int local_sealing_key(const struct wallet_file_view *view, struct wallet_
 				       ? "store the password again here"
 				       : "make one for this host",
 			       remake);
-		ret = -EXDEV;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST);
 		goto out_free_secret;
 	}
 	ret = local_autologin_sealing_key(view->stored_key, &identity, secret, view->salt, key);
@@ -190,7 +190,7 @@ static int local_sealing_key(const struct wallet_file_view *view, struct wallet_
 		goto out_free_secret;
 out_report_failure:
 	wallet_message(error, "cannot derive the key of wallet %s: %s", request->path,
-		       strerror(-ret));
+		       keystore_error_message(ret));
 out_free_secret:
 	secure_free(secret);
 	return ret;
@@ -206,7 +206,7 @@ static int sealing_key_for(const struct wallet_file_view *view, struct wallet_re
 	case WALLET_KIND_PASSWORD:
 		if (!request->password) {
 			wallet_message(error, "wallet %s needs a password", request->path);
-			return -EKEYREJECTED;
+			return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
 		}
 		ret = password_key_derive(request->password, view->salt, &view->cost,
 					  &request->password_key);
@@ -217,7 +217,7 @@ static int sealing_key_for(const struct wallet_file_view *view, struct wallet_re
 			goto out_report_failure;
 		if (!secure_equal(check, view->check, WALLET_CHECK_SIZE)) {
 			wallet_message(error, "wrong password for wallet %s", request->path);
-			return -EKEYREJECTED;
+			return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
 		}
 		ret = password_key_sealing(request->password_key, key);
 		break;
@@ -237,7 +237,7 @@ static int sealing_key_for(const struct wallet_file_view *view, struct wallet_re
 		return 0;
 out_report_failure:
 	wallet_message(error, "cannot derive the key of wallet %s: %s", request->path,
-		       strerror(-ret));
+		       keystore_error_message(ret));
 	return ret;
 }
 
@@ -277,7 +277,7 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 	if (ret < 0)
 		goto out_release;
 	ret = wallet_file_parse(request->raw, request->raw_len, &view, why);
-	if (ret == -EPROTONOSUPPORT) {
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT)) {
 		wallet_message(error, "wallet %s was written by a newer version of tdefs: %s",
 			       request->path, why);
 		goto out_release;
@@ -301,7 +301,7 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 			 wallet_kind_name(view.kind),
 			 view.content == WALLET_CONTENT_KEYS ? "key wallet" : "password store");
 		wallet_message_damaged(error, request->path, why);
-		ret = -EBADMSG;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 		goto out_release;
 	}
 	if (view.kind != WALLET_KIND_PASSWORD) {
@@ -322,7 +322,7 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 	if (ret < 0)
 		goto out_free_key;
 	ret = wallet_file_unseal(&view, key, &plaintext, &plaintext_len);
-	if (ret == -EBADMSG) {
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED)) {
 		/*
 		 * The checksum held, and for a password wallet so did the password check: the
 		 * payload was changed and the checksum recomputed. That is damage, not a password.
@@ -332,7 +332,7 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		goto out_free_key;
 	}
 	if (ret < 0) {
-		wallet_message(error, "cannot unseal wallet %s: %s", request->path, strerror(-ret));
+		wallet_message(error, "cannot unseal wallet %s: %s", request->path, keystore_error_message(ret));
 		goto out_free_key;
 	}
 	if (view.content == WALLET_CONTENT_KEYS) {
@@ -344,10 +344,10 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		ret = wallet_payload_decode_secrets(plaintext, plaintext_len, request->secrets,
 						    &request->secret_count, why);
 	secure_free(plaintext);
-	if (ret == -EBADMSG)
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED))
 		wallet_message_damaged(error, request->path, why);
 	else if (ret < 0)
-		wallet_message(error, "cannot decode wallet %s: %s", request->path, strerror(-ret));
+		wallet_message(error, "cannot decode wallet %s: %s", request->path, keystore_error_message(ret));
 out_free_key:
 	secure_free(key);
 out_release:
