@@ -5,6 +5,7 @@
  * buggy or newer writer must be refused with a reason, never misread.
  */
 #include "keystore/wallet_format.h"
+#include "keystore/wallet_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
