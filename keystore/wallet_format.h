@@ -129,14 +129,10 @@ _Static_assert(WALLET_MAX_SEALED_SIZE >=
  * nothing secret (the stored key of an auto-login wallet) is copied out of it.
  */
 struct wallet_file_view {
-	uint16_t version;
+	/* The clear header as the status report and wallet_read() show it: one description of a
+	 * wallet file's header, filled here once and copied whole, never field by field. */
+	struct wallet_file_info info;
 	uint32_t flags;
-	enum wallet_kind kind;
-	enum wallet_content content;
-	uint8_t wallet_id[KEY_ID_SIZE];
-	uint64_t generation;
-	int64_t write_time;
-	struct scrypt_cost cost;
 	const uint8_t *header; /* WALLET_HEADER_SIZE bytes: the associated data */
 	const uint8_t *salt;
 	const uint8_t *stored_key;

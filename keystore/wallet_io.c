@@ -126,14 +126,14 @@ static void remake_command(const struct wallet_file_view *view, const char *path
 
 	wallet_dir_of(path, dir);
 	snprintf(out, PATH_MAX + 64, "tdekey %s --local --wallet %s",
-		 view->content == WALLET_CONTENT_SECRET ? "add-secret" : "create-autologin", dir);
+		 view->info.content == WALLET_CONTENT_SECRET ? "add-secret" : "create-autologin", dir);
 }
 
 static int local_sealing_key(const struct wallet_file_view *view, struct wallet_read *request,
 			     uint8_t key[AES256_KEY_SIZE], char error[KEYSTORE_ERROR_SIZE])
 {
 	bool with_secret = view->flags & WALLET_FLAG_HOST_SECRET;
-	const char *what = describe_store(view->content, view->kind);
+	const char *what = describe_store(view->info.content, view->info.kind);
 	char remake[PATH_MAX + 64], secret_path[PATH_MAX];
 	struct host_identity identity;
 	uint8_t check[WALLET_CHECK_SIZE];
@@ -178,7 +178,7 @@ static int local_sealing_key(const struct wallet_file_view *view, struct wallet_
 			       "differ from this one's); %s with: %s",
 			       what, request->path, with_secret ? " or host secret " : "",
 			       with_secret ? secret_path : "",
-			       view->content == WALLET_CONTENT_SECRET
+			       view->info.content == WALLET_CONTENT_SECRET
 				       ? "store the password again here"
 				       : "make one for this host",
 			       remake);
@@ -202,13 +202,13 @@ static int sealing_key_for(const struct wallet_file_view *view, struct wallet_re
 	uint8_t check[WALLET_CHECK_SIZE];
 	int ret;
 
-	switch (view->kind) {
+	switch (view->info.kind) {
 	case WALLET_KIND_PASSWORD:
 		if (!request->password) {
 			wallet_message(error, "wallet %s needs a password", request->path);
 			return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
 		}
-		ret = password_key_derive(request->password, view->salt, &view->cost,
+		ret = password_key_derive(request->password, view->salt, &view->info.cost,
 					  &request->password_key);
 		if (ret < 0)
 			goto out_report_failure;
@@ -286,26 +286,19 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		wallet_message_damaged(error, request->path, why);
 		goto out_release;
 	}
-	request->info.version = view.version;
-	request->info.kind = view.kind;
-	request->info.content = view.content;
-	memcpy(request->info.wallet_id, view.wallet_id, KEY_ID_SIZE);
-	request->info.generation = view.generation;
-	request->info.write_time = view.write_time;
-	request->info.cost = view.cost;
-	request->info.file_size = request->raw_len;
+	request->info = view.info;
 
-	if ((request->expected_kind && view.kind != request->expected_kind) ||
-	    view.content != request->expected_content) {
+	if ((request->expected_kind && view.info.kind != request->expected_kind) ||
+	    view.info.content != request->expected_content) {
 		snprintf(why, sizeof(why), "it holds a %s %s, not what its name says",
-			 wallet_kind_name(view.kind),
-			 view.content == WALLET_CONTENT_KEYS ? "key wallet" : "password store");
+			 wallet_kind_name(view.info.kind),
+			 view.info.content == WALLET_CONTENT_KEYS ? "key wallet" : "password store");
 		wallet_message_damaged(error, request->path, why);
 		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 		goto out_release;
 	}
-	if (view.kind != WALLET_KIND_PASSWORD) {
-		ret = refuse_permissions(request->path, mode, view.content, view.kind, error);
+	if (view.info.kind != WALLET_KIND_PASSWORD) {
+		ret = refuse_permissions(request->path, mode, view.info.content, view.info.kind, error);
 		if (ret < 0)
 			goto out_release;
 	}
@@ -335,11 +328,11 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		wallet_message(error, "cannot unseal wallet %s: %s", request->path, keystore_error_message(ret));
 		goto out_free_key;
 	}
-	if (view.content == WALLET_CONTENT_KEYS) {
-		ret = wallet_payload_decode_keys(plaintext, plaintext_len, view.wallet_id,
-						 view.generation, &request->ring, why);
+	if (view.info.content == WALLET_CONTENT_KEYS) {
+		ret = wallet_payload_decode_keys(plaintext, plaintext_len, view.info.wallet_id,
+						 view.info.generation, &request->ring, why);
 		if (ret == 0)
-			keyring_set_source_kind(request->ring, view.kind);
+			keyring_set_source_kind(request->ring, view.info.kind);
 	} else
 		ret = wallet_payload_decode_secrets(plaintext, plaintext_len, request->secrets,
 						    &request->secret_count, why);
