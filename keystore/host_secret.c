@@ -74,11 +74,15 @@ static int create_secret(const char *directory, const char *path,
 	ret = strict_modes_check_directory(directory, "host secret directory", error);
 	if (ret < 0)
 		return ret;
-	if (snprintf(temporary, sizeof(temporary), "%s.tmp-XXXXXX", path) >= (int)sizeof(temporary))
+	if (snprintf(temporary, sizeof(temporary), "%s.tmp-XXXXXX", path) >= (int)sizeof(temporary)) {
+		wallet_message(error, "cannot create host secret %s: its path is too long", path);
 		return -ENAMETOOLONG;
+	}
 	secret = secure_alloc(HOST_SECRET_SIZE);
-	if (!secret)
+	if (!secret) {
+		wallet_message(error, "out of memory creating host secret %s", path);
 		return -ENOMEM;
+	}
 	ret = crypto_random_bytes(secret, HOST_SECRET_SIZE);
 	if (ret < 0) {
 		wallet_message(error, "cannot draw a host secret: %s", keystore_error_message(ret));

@@ -118,8 +118,10 @@ static int check_chain(const char *resolved, bool last_is_target, const char *wh
 	struct stat st;
 	int ret;
 
-	if (len >= sizeof(prefix))
+	if (len >= sizeof(prefix)) {
+		wallet_message(error, "cannot check %s %s: its path is too long", what, target);
 		return -ENAMETOOLONG;
+	}
 	ret = check_ancestor("/", what, target, error);
 	for (size_t i = 1; ret == 0 && i <= len; i++) {
 		if (i < len && resolved[i] != '/')
@@ -152,8 +154,11 @@ int strict_modes_check_directory(const char *directory, const char *what,
 	int ret;
 
 	if (directory[0] == '/') {
-		if (strlen(directory) >= sizeof(absolute))
+		if (strlen(directory) >= sizeof(absolute)) {
+			wallet_message(error, "cannot check %s %s: its path is too long", what,
+				       directory);
 			return -ENAMETOOLONG;
+		}
 		strcpy(absolute, directory);
 	} else {
 		if (!getcwd(absolute, sizeof(absolute))) {
@@ -164,8 +169,11 @@ int strict_modes_check_directory(const char *directory, const char *what,
 		}
 		len = strlen(absolute);
 		if (snprintf(absolute + len, sizeof(absolute) - len, "/%s", directory) >=
-		    (int)(sizeof(absolute) - len))
+		    (int)(sizeof(absolute) - len)) {
+			wallet_message(error, "cannot check %s %s: its path is too long", what,
+				       directory);
 			return -ENAMETOOLONG;
+		}
 	}
 	/*
 	 * Every directory a name is looked up in matters, links included: for each prefix of the

@@ -380,8 +380,10 @@ static int protect(enum wallet_kind kind, const struct password_key *password_ke
 	fields->salt = salt;
 	switch (kind) {
 	case WALLET_KIND_PASSWORD:
-		if (!password_key)
+		if (!password_key) {
+			wallet_message(error, "cannot encode a password wallet without its password key");
 			return -EINVAL;
+		}
 		memcpy(salt, password_key->salt, WALLET_SALT_SIZE);
 		fields->cost = password_key->cost;
 		ret = password_key_check(password_key, check);
@@ -417,6 +419,7 @@ static int protect(enum wallet_kind kind, const struct password_key *password_ke
 		fields->check = check;
 		return ret;
 	}
+	wallet_message(error, "cannot encode a wallet of unknown kind %d", (int)kind);
 	return -EINVAL;
 }
 
