@@ -47,7 +47,8 @@ int keys_reload(char *error, size_t error_len)
 	loaded = daemon_state.keyring;
 	ret = keystore_reload(daemon_state.wallet_path, loaded, &merged, &result, keystore_error);
 	if (ret < 0) {
-		snprintf(error, error_len, "%s; keeping the %zu keys already loaded", keystore_error,
+		snprintf(error, error_len, "%s; keeping the %zu keys already loaded",
+			 keystore_error[0] ? keystore_error : keystore_error_message(ret),
 			 keyring_count(loaded));
 		pthread_mutex_unlock(&reload_lock);
 		return ret;

@@ -280,7 +280,7 @@ static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 		close(password_fd);
 	if (ret < 0)
 		fprintf(stderr, "tdefs: %s\n",
-			error[0] ? error : "cannot open the wallet");
+			error[0] ? error : keystore_error_message(ret));
 	return ret;
 }
 

@@ -60,11 +60,11 @@ int wallet_open_with_external_store(const struct wallet_paths *paths, struct wal
 	ret = wallet_external_store_read(paths, secrets, &count, error);
 	/* No store means no password for the wallet, which is what the caller has to hear. */
 	if (ret == -ENOENT)
-		return -EKEYREJECTED;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
 	if (ret < 0)
 		return ret;
-	ret = -EKEYREJECTED;
-	for (size_t i = 0; i < count && ret == -EKEYREJECTED; i++) {
+	ret = KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
+	for (size_t i = 0; i < count && ret == KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD); i++) {
 		read->password = secrets[i];
 		ret = wallet_read(read, error);
 		read->password = NULL;
@@ -73,7 +73,7 @@ int wallet_open_with_external_store(const struct wallet_paths *paths, struct wal
 			secrets[i] = NULL;
 		}
 	}
-	if (ret == -EKEYREJECTED)
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD))
 		wallet_message(
 			error,
 			"wrong password for wallet %s: the external password store %s holds a "
@@ -106,7 +106,7 @@ static int backup_store(const struct wallet_paths *paths, const char *backup_id,
 	ret = read_small_file(paths->external_store, WALLET_MAX_FILE_SIZE, &data, &len);
 	if (ret < 0) {
 		wallet_message(error, "cannot read %s for its backup: %s", paths->external_store,
-			       strerror(-ret));
+			       keystore_error_message(ret));
 		return ret;
 	}
 	ret = wallet_backup_write(paths->backup_dir, "external-store", generation, backup_id, data,

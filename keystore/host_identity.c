@@ -80,7 +80,7 @@ int host_identity_read(struct host_identity *identity, char error[KEYSTORE_ERROR
 		wallet_message(
 			error,
 			"cannot identify this host for a local auto-login wallet: gethostname: %s",
-			strerror(-ret));
+			keystore_error_message(ret));
 		return ret;
 	}
 	host_name[sizeof(host_name) - 1] = '\0';

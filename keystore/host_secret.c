@@ -62,32 +62,36 @@ static int create_secret(const char *directory, const char *path,
 		ret = fsync_parent_directory(directory);
 		if (ret < 0) {
 			wallet_message(error, "cannot sync the parent of %s: %s", directory,
-				       strerror(-ret));
+				       keystore_error_message(ret));
 			return ret;
 		}
 	} else if (errno != EEXIST) {
 		ret = -errno;
 		wallet_message(error, "cannot create host secret directory %s: %s", directory,
-			       strerror(-ret));
+			       keystore_error_message(ret));
 		return ret;
 	}
 	ret = strict_modes_check_directory(directory, "host secret directory", error);
 	if (ret < 0)
 		return ret;
-	if (snprintf(temporary, sizeof(temporary), "%s.tmp-XXXXXX", path) >= (int)sizeof(temporary))
+	if (snprintf(temporary, sizeof(temporary), "%s.tmp-XXXXXX", path) >= (int)sizeof(temporary)) {
+		wallet_message(error, "cannot create host secret %s: its path is too long", path);
 		return -ENAMETOOLONG;
+	}
 	secret = secure_alloc(HOST_SECRET_SIZE);
-	if (!secret)
+	if (!secret) {
+		wallet_message(error, "out of memory creating host secret %s", path);
 		return -ENOMEM;
+	}
 	ret = crypto_random_bytes(secret, HOST_SECRET_SIZE);
 	if (ret < 0) {
-		wallet_message(error, "cannot draw a host secret: %s", strerror(-ret));
+		wallet_message(error, "cannot draw a host secret: %s", keystore_error_message(ret));
 		goto out_free;
 	}
 	fd = mkostemp(temporary, O_CLOEXEC); /* mode 0600 */
 	if (fd < 0) {
 		ret = -errno;
-		wallet_message(error, "cannot create %s: %s", temporary, strerror(-ret));
+		wallet_message(error, "cannot create %s: %s", temporary, keystore_error_message(ret));
 		goto out_free;
 	}
 	ret = pwrite_all(fd, secret, HOST_SECRET_SIZE, 0);
@@ -101,7 +105,7 @@ static int create_secret(const char *directory, const char *path,
 	if (ret == 0)
 		ret = fsync_parent_directory(path);
 	if (ret < 0)
-		wallet_message(error, "cannot write host secret %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot write host secret %s: %s", path, keystore_error_message(ret));
 	else
 		log_info("created host secret %s for local auto-login wallets; back it up with the "
 			 "host, not with the wallets",
@@ -146,18 +150,18 @@ int host_secret_load(uint8_t secret[HOST_SECRET_SIZE], bool create,
 				       path);
 		else
 			wallet_message(error, "cannot open host secret %s: %s", path,
-				       strerror(-ret));
-		return ret == -ELOOP ? -EPERM : ret;
+				       keystore_error_message(ret));
+		return ret == -ELOOP ? KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES) : ret;
 	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		wallet_message(error, "cannot stat host secret %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot stat host secret %s: %s", path, keystore_error_message(ret));
 		goto out_close;
 	}
 	snprintf(subject, sizeof(subject), "host secret %s", path);
 	if (!S_ISREG(st.st_mode)) {
 		wallet_message(error, "host secret %s is not a regular file", path);
-		ret = -EPERM;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 		goto out_close;
 	}
 	ret = strict_modes_check_stat(&st, subject, path, error);
@@ -168,7 +172,7 @@ int host_secret_load(uint8_t secret[HOST_SECRET_SIZE], bool create,
 			       "host secret %s is open to group or others (mode %04o), so they "
 			       "can open this host's local auto-login wallets: chmod 600 %s",
 			       path, (unsigned)(st.st_mode & 07777), path);
-		ret = -EPERM;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 		goto out_close;
 	}
 	if (st.st_size != HOST_SECRET_SIZE) {
@@ -176,14 +180,14 @@ int host_secret_load(uint8_t secret[HOST_SECRET_SIZE], bool create,
 			       "host secret %s is damaged (%lld bytes, a host secret has %d); "
 			       "restore it from a backup of this host",
 			       path, (long long)st.st_size, HOST_SECRET_SIZE);
-		ret = -EBADMSG;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 		goto out_close;
 	}
 	ret = pread_full(fd, secret, HOST_SECRET_SIZE, 0, &done);
 	if (ret == 0 && done != HOST_SECRET_SIZE)
 		ret = -EIO;
 	if (ret < 0)
-		wallet_message(error, "cannot read host secret %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot read host secret %s: %s", path, keystore_error_message(ret));
 out_close:
 	close(fd);
 	return ret;

@@ -60,7 +60,7 @@ static int keyring_reserve(struct keyring *ring, size_t wanted)
 	if (wanted <= ring->capacity)
 		return 0;
 	if (wanted > WALLET_MAX_KEYS)
-		return -ENOSPC;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_WALLET_FULL);
 	capacity = ring->capacity ? ring->capacity * 2 : 8;
 	if (capacity < wanted)
 		capacity = wanted;
@@ -232,7 +232,7 @@ int keyring_remove(struct keyring *ring, size_t index)
 		return -EINVAL;
 	record = &ring->records[index];
 	if (record->state == MEK_STATE_ACTIVE)
-		return -EBUSY;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_KEY_IS_ACTIVE);
 	memmove(record, record + 1, (ring->count - index - 1) * sizeof(*record));
 	ring->count--;
 	/* The slot past the end holds the removed record or a second copy of the last: wipe it. */
@@ -282,14 +282,14 @@ int keyring_find_prefix(const struct keyring *ring, const char *prefix, size_t *
 	}
 	if (matches == 0) {
 		wallet_message(error, "no key in the wallet has an ID starting with %s", lower);
-		return -ESRCH;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_NO_SUCH_KEY);
 	}
 	if (matches > 1) {
 		wallet_message(
 			error,
 			"key ID prefix %s is ambiguous: %zu keys match (%s, %s%s); give more digits",
 			lower, matches, first, second, matches > 2 ? ", ..." : "");
-		return -ENOTUNIQ;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_AMBIGUOUS_KEY_ID);
 	}
 	return 0;
 }
@@ -361,7 +361,7 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 	}
 	ret = keyring_new(loaded->wallet_id, loaded->container, &merged);
 	if (ret < 0) {
-		wallet_message(error, "cannot merge the keys: %s", strerror(-ret));
+		wallet_message(error, "cannot merge the keys: %s", keystore_error_message(ret));
 		return ret;
 	}
 	merged->source_kind = loaded->source_kind;
@@ -378,7 +378,7 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 				       "the wallet holds key %s with another key value than the one "
 				       "loaded (a forged or foreign wallet?)",
 				       id_text);
-			ret = -EKEYREJECTED;
+			ret = KEYSTORE_ERROR(KEYSTORE_ERR_KEY_MISMATCH);
 			break;
 		}
 		if (!now)
@@ -393,8 +393,8 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 		ret = keyring_append(merged, &fresh->records[i]);
 	}
 	if (ret < 0) {
-		if (ret != -EKEYREJECTED)
-			wallet_message(error, "cannot merge the keys: %s", strerror(-ret));
+		if (ret != KEYSTORE_ERROR(KEYSTORE_ERR_KEY_MISMATCH))
+			wallet_message(error, "cannot merge the keys: %s", keystore_error_message(ret));
 		keyring_free(merged);
 		return ret;
 	}

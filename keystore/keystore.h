@@ -4,18 +4,24 @@
  * auto-login wallet with the same keys. Opening a wallet yields a keyring: every MEK ever
  * created (historical keys included), with one marked active.
  *
- * This header is the whole contract the filesystem and the tools use. Functions return 0 or a
- * negative errno; where a person must read why, they also fill a one-line message in the
- * caller's buffer that names the wallet file and never contains key material or passwords.
- *   -ENOENT        no wallet there (status NOT_AVAILABLE)
- *   -EKEYREJECTED  wrong password
- *   -EBADMSG       wallet damaged (corrupt, truncated, bad magic); message points to a backup
- *   -EPROTONOSUPPORT  wallet written by a newer format version
- *   -EPERM         auto-login wallet readable by group or others, or a wallet file, the wallet
- *                  directory or one of its parents owned by another user or writable by
- *                  others (strict modes; the message gives the chmod or chown)
- *   -EXDEV         local auto-login wallet made on another host
- *   -ENOKEY        the wallet holds no master key (status OPEN_NO_MASTER_KEY)
+ * This header is the whole contract the filesystem and the tools use. Where a person must read
+ * why a call failed, it also fills a one-line message in the caller's buffer that names the
+ * wallet file and never contains key material or passwords.
+ *
+ * Return values: 0 on success; -errno for a system error (the errno the system call gave, so
+ * that an ESTALE from a wallet on NFS reads as "Stale file handle"); or -(KEYSTORE_ERROR_BASE +
+ * n) for a keystore meaning n of enum keystore_error below (wrong password, damaged wallet, ...).
+ * The two ranges cannot meet: Linux errno values stop at 4095 (MAX_ERRNO) and
+ * KEYSTORE_ERROR_BASE is 4096. An int in two ranges rather than a struct because every caller
+ * already propagates "ret < 0" unchanged up the stack: only the few places that decide what a
+ * failure means (tdekey's exit codes, the daemon's messages) classify it, with
+ * keystore_error_of(), and every failure has a text, keystore_error_message().
+ *
+ * Errno values that keep their plain system meaning: -ENOENT (no wallet there: status
+ * NOT_AVAILABLE), -EEXIST (a wallet is already there), -ENXIO (a password is needed and there is
+ * no terminal: what opening /dev/tty says), -EINVAL (bad argument), -ENOMEM and I/O errors. One
+ * exception by design: keyring_active() returns -ENOKEY, because the daemon's data path hands
+ * it to the kernel as the errno of a create or a rewrap.
  */
 #ifndef TDEFS_KEYSTORE_H
 #define TDEFS_KEYSTORE_H
@@ -29,6 +35,40 @@
 #define KEY_ID_TEXT_SIZE 33 /* 32 lowercase hex digits and a NUL */
 #define MEK_SIZE 32
 #define KEYSTORE_ERROR_SIZE 512
+
+/* What a keystore failure means, apart from system errors (see the return values above). */
+enum keystore_error {
+	KEYSTORE_OK = 0,
+	KEYSTORE_ERR_SYSTEM,		  /* not a keystore meaning: a -errno, see errno */
+	KEYSTORE_ERR_WRONG_PASSWORD,	  /* wrong password, or none given for a password wallet */
+	KEYSTORE_ERR_DAMAGED,		  /* corrupt, truncated, bad magic; restore a backup */
+	KEYSTORE_ERR_NEWER_FORMAT,	  /* written by a newer format version */
+	KEYSTORE_ERR_UNSAFE_MODES,	  /* strict modes: readable or writable by others, owner */
+	KEYSTORE_ERR_OTHER_HOST,	  /* local auto-login wallet made on another host */
+	KEYSTORE_ERR_NO_SUCH_KEY,	  /* no key matches a key ID */
+	KEYSTORE_ERR_AMBIGUOUS_KEY_ID,	  /* a key ID prefix matches several keys */
+	KEYSTORE_ERR_COPY_HAS_MORE_KEYS,  /* an auto-login copy holds keys the primary lacks */
+	KEYSTORE_ERR_KEY_MISMATCH,	  /* one key ID with two different MEKs */
+	KEYSTORE_ERR_KEY_IS_ACTIVE,	  /* the ACTIVE key cannot be removed */
+	KEYSTORE_ERR_WALLET_FULL,	  /* the wallet holds the most keys it can */
+	KEYSTORE_ERROR_COUNT
+};
+
+#define KEYSTORE_ERROR_BASE 4096
+/* The return value for a keystore meaning: KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED). */
+#define KEYSTORE_ERROR(e) (-(KEYSTORE_ERROR_BASE + (int)(e)))
+
+/*
+ * What a return value means: KEYSTORE_OK for 0 (or any value >= 0), the keystore meaning for
+ * -(KEYSTORE_ERROR_BASE + n), KEYSTORE_ERR_SYSTEM for anything else (a -errno).
+ */
+enum keystore_error keystore_error_of(int ret);
+
+/* A short text for any return value: the meaning's, or strerror() of a system error. */
+const char *keystore_error_message(int ret);
+
+/* The constant name of a meaning ("KEYSTORE_ERR_DAMAGED"), for logs and tests. */
+const char *keystore_error_name(enum keystore_error error);
 
 struct keyring;
 
@@ -68,7 +108,7 @@ void keyring_free(struct keyring *ring);
 /* The MEK with this key ID, or NULL. The memory is locked and owned by the keyring. */
 const uint8_t *keyring_find(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE]);
 
-/* The active MEK and its ID; -ENOKEY when the wallet has none. */
+/* The active MEK and its ID; -ENOKEY (an errno on purpose, see above) when there is none. */
 int keyring_active(const struct keyring *ring, uint8_t id[KEY_ID_SIZE], const uint8_t **mek);
 
 size_t keyring_count(const struct keyring *ring);

@@ -132,7 +132,7 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 				"wallet %s needs a password and none was given (no auto-login "
 				"wallet, no external password store, no password descriptor)",
 				paths.password);
-			ret = -EKEYREJECTED;
+			ret = KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
 		}
 	} else {
 		wallet_message(error, "no wallet in %s (no %s, %s or %s)", paths.dir,
@@ -181,7 +181,7 @@ static int reread_same_kind(const struct wallet_paths *paths, enum wallet_kind k
 				       "auto-login wallet is not used instead); remount with the "
 				       "password to use new keys",
 				       read.path);
-			return -EKEYREJECTED;
+			return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
 		}
 		ret = wallet_open_with_external_store(paths, &read, &password, error);
 		secret_free(password);

@@ -55,7 +55,7 @@ static int read_from_fd(int fd, const char *what, struct secret *secret,
 	int ret = read_line(fd, secret, &too_long);
 
 	if (ret < 0) {
-		wallet_message(error, "cannot read the password from %s: %s", what, strerror(-ret));
+		wallet_message(error, "cannot read the password from %s: %s", what, keystore_error_message(ret));
 		return ret;
 	}
 	if (too_long) {
@@ -78,7 +78,7 @@ static int read_from_file(const char *path, struct secret *secret, char error[KE
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		ret = -errno;
-		wallet_message(error, "cannot open password file %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot open password file %s: %s", path, keystore_error_message(ret));
 		return ret;
 	}
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)))
@@ -116,7 +116,7 @@ static int prompt_once(int fd, const char *prompt, struct secret *secret,
 
 	if (tcgetattr(fd, &saved_terminal) < 0) {
 		ret = -errno;
-		wallet_message(error, "cannot set up the terminal: %s", strerror(-ret));
+		wallet_message(error, "cannot set up the terminal: %s", keystore_error_message(ret));
 		return ret;
 	}
 	quiet = saved_terminal;
@@ -150,7 +150,7 @@ static int prompt_once(int fd, const char *prompt, struct secret *secret,
 
 	if (ret < 0) {
 		wallet_message(error, "cannot read the password from the terminal: %s",
-			       strerror(-ret));
+			       keystore_error_message(ret));
 		return ret;
 	}
 	if (too_long) {

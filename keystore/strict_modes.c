@@ -52,7 +52,7 @@ static int refuse_owner(const char *subject, const char *path, uid_t owner,
 			       "%s is owned by uid %u, neither root nor uid %u that runs this "
 			       "program: %s %s",
 			       subject, (unsigned)owner, (unsigned)geteuid(), fix, path);
-	return -EPERM;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 }
 
 static int refuse_writable(const char *subject, const char *path, mode_t mode,
@@ -68,7 +68,7 @@ static int refuse_writable(const char *subject, const char *path, mode_t mode,
 		       : group	       ? "g-w"
 				       : "o-w",
 		       path);
-	return -EPERM;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 }
 
 int strict_modes_check_stat(const struct stat *st, const char *subject, const char *path,
@@ -95,7 +95,7 @@ static int check_ancestor(const char *directory, const char *what, const char *t
 	if (lstat(directory, &st) < 0) {
 		ret = -errno;
 		wallet_message(error, "cannot check %s, a parent of %s %s: %s", directory, what,
-			       target, strerror(-ret));
+			       target, keystore_error_message(ret));
 		return ret;
 	}
 	snprintf(subject, sizeof(subject), "%s, a parent of %s %s,", directory, what, target);
@@ -118,8 +118,10 @@ static int check_chain(const char *resolved, bool last_is_target, const char *wh
 	struct stat st;
 	int ret;
 
-	if (len >= sizeof(prefix))
+	if (len >= sizeof(prefix)) {
+		wallet_message(error, "cannot check %s %s: its path is too long", what, target);
 		return -ENAMETOOLONG;
+	}
 	ret = check_ancestor("/", what, target, error);
 	for (size_t i = 1; ret == 0 && i <= len; i++) {
 		if (i < len && resolved[i] != '/')
@@ -135,7 +137,7 @@ static int check_chain(const char *resolved, bool last_is_target, const char *wh
 		if (lstat(prefix, &st) < 0) {
 			ret = -errno;
 			wallet_message(error, "cannot check %s %s: %s", what, prefix,
-				       strerror(-ret));
+				       keystore_error_message(ret));
 			return ret;
 		}
 		snprintf(subject, sizeof(subject), "%s %s", what, prefix);
@@ -152,20 +154,26 @@ int strict_modes_check_directory(const char *directory, const char *what,
 	int ret;
 
 	if (directory[0] == '/') {
-		if (strlen(directory) >= sizeof(absolute))
+		if (strlen(directory) >= sizeof(absolute)) {
+			wallet_message(error, "cannot check %s %s: its path is too long", what,
+				       directory);
 			return -ENAMETOOLONG;
+		}
 		strcpy(absolute, directory);
 	} else {
 		if (!getcwd(absolute, sizeof(absolute))) {
 			ret = -errno;
 			wallet_message(error, "cannot check %s %s: getcwd: %s", what, directory,
-				       strerror(-ret));
+				       keystore_error_message(ret));
 			return ret;
 		}
 		len = strlen(absolute);
 		if (snprintf(absolute + len, sizeof(absolute) - len, "/%s", directory) >=
-		    (int)(sizeof(absolute) - len))
+		    (int)(sizeof(absolute) - len)) {
+			wallet_message(error, "cannot check %s %s: its path is too long", what,
+				       directory);
 			return -ENAMETOOLONG;
+		}
 	}
 	/*
 	 * Every directory a name is looked up in matters, links included: for each prefix of the
@@ -184,7 +192,7 @@ int strict_modes_check_directory(const char *directory, const char *what,
 		if (!realpath(absolute, resolved)) {
 			ret = -errno;
 			wallet_message(error, "cannot check %s %s: %s: %s", what, directory,
-				       absolute, strerror(-ret));
+				       absolute, keystore_error_message(ret));
 			absolute[i] = saved;
 			return ret;
 		}
@@ -212,7 +220,7 @@ static int check_entry(const char *path, bool directory, const char *secret_kind
 		if (errno == ENOENT)
 			return 0;
 		ret = -errno;
-		wallet_message(error, "cannot check %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot check %s: %s", path, keystore_error_message(ret));
 		return ret;
 	}
 	if (S_ISLNK(st.st_mode)) {
@@ -221,12 +229,12 @@ static int check_entry(const char *path, bool directory, const char *secret_kind
 			       "(changes replace it by rename): replace the link with the %s",
 			       path, directory ? "directory" : "file",
 			       directory ? "directory" : "file");
-		return -EPERM;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 	}
 	if (directory ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
 		wallet_message(error, "%s is not a %s; move it out of the wallet directory", path,
 			       directory ? "directory" : "regular file");
-		return -EPERM;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 	}
 	snprintf(subject, sizeof(subject), "%s %s", directory ? "backup directory" : "wallet file",
 		 path);
@@ -235,7 +243,7 @@ static int check_entry(const char *path, bool directory, const char *secret_kind
 			       "%s %s is open to group or others (mode %04o), so anyone who can read "
 			       "it has the keys; fix with: chmod 600 %s",
 			       secret_kind, path, (unsigned)(st.st_mode & 07777), path);
-		return -EPERM;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 	}
 	return strict_modes_check_stat(&st, subject, path, error);
 }

@@ -1,9 +1,11 @@
 /*
- * wallet: the administration side of the keystore, for tdekey and the tests. The daemon needs
- * only keystore.h; this header adds what changing a wallet directory takes: key records with
- * their metadata, password sources, sessions that open the wallet that holds the truth and
- * commit changes (backup first, then crash-safe rewrites, then the auto-login copies), and the
- * status report in the words of V$ENCRYPTION_WALLET.
+ * wallet: the administration side of the keystore, for tdekey. The daemon needs only
+ * keystore.h; this header adds what changing a wallet directory takes: key records with their
+ * metadata, password sources, sessions that open the wallet that holds the truth and commit
+ * changes (backup first, then crash-safe rewrites, then the auto-login copies), and the status
+ * report in the words of V$ENCRYPTION_WALLET. The layers under the sessions (reading and
+ * encoding one file, merging rings, backups) are in wallet_internal.h, for the keystore and its
+ * tests only.
  *
  * A wallet directory holds (docs/WALLET.md):
  *   password.wallet          keys sealed under scrypt(password)
@@ -15,11 +17,11 @@
  * The primary wallet, the one changes are made to, is password.wallet when it exists; a wallet
  * created without a password has an auto-login (or local auto-login) primary instead.
  *
- * Functions return 0 or a negative errno as listed in keystore.h, plus -EEXIST (a wallet is
- * already there), -ESRCH (no key matches a key ID), -ENOTUNIQ (a key ID prefix matches several
- * keys), -ESTALE (an auto-login copy holds keys the password wallet lacks), -ENXIO (a password
- * is needed and there is no terminal to ask on), -EBUSY (the ACTIVE key cannot be removed) and
- * -EINVAL (bad argument), each with a one-line message where an error buffer is taken.
+ * Functions return as keystore.h says: 0, -errno for a system error, or KEYSTORE_ERROR(n) for a
+ * keystore meaning (enum keystore_error: KEYSTORE_ERR_NO_SUCH_KEY, _AMBIGUOUS_KEY_ID,
+ * _COPY_HAS_MORE_KEYS, _KEY_IS_ACTIVE, _WALLET_FULL, ...). Plain errno values: -EEXIST (a wallet
+ * is already there), -ENXIO (a password is needed and there is no terminal to ask on) and
+ * -EINVAL (bad argument). Each comes with a one-line message where an error buffer is taken.
  */
 #ifndef TDEFS_WALLET_H
 #define TDEFS_WALLET_H
@@ -30,8 +32,6 @@
 #include <stdint.h>
 
 #include "keystore/keystore.h"
-
-struct password_key; /* scrypt output of a password wallet: wallet_format.h */
 
 #define WALLET_PASSWORD_FILE "password.wallet"
 #define WALLET_AUTOLOGIN_FILE "autologin.wallet"
@@ -82,7 +82,6 @@ enum wallet_status {
 };
 
 const char *wallet_kind_name(enum wallet_kind kind);	   /* PASSWORD, AUTOLOGIN, ... */
-const char *wallet_kind_file(enum wallet_kind kind);	   /* password.wallet, ... */
 const char *wallet_status_name(enum wallet_status status); /* NOT_AVAILABLE, ... */
 const char *mek_state_name(uint8_t state);		   /* ACTIVE, RETIRED, PREACTIVE */
 const char *mek_origin_name(uint8_t origin);		   /* LOCAL, IMPORTED */
@@ -132,9 +131,6 @@ struct password_source {
 int password_read(const struct password_source *source, const char *prompt, bool confirm,
 		  struct secret **out, char error[KEYSTORE_ERROR_SIZE]);
 
-/* -EINVAL with a message when a new password is too short. */
-int password_check_new(const struct secret *password, char error[KEYSTORE_ERROR_SIZE]);
-
 /* --- key records ----------------------------------------------------------------------- */
 
 struct mek_record {
@@ -153,15 +149,8 @@ bool wallet_tag_valid(const char *tag);
 bool wallet_container_valid(const char *name);
 bool wallet_backup_id_valid(const char *id);
 
-int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, struct keyring **out);
-/* Append a copy of record; -EEXIST when its key ID is already present. */
-int keyring_append(struct keyring *ring, const struct mek_record *record);
 const struct mek_record *keyring_record(const struct keyring *ring, size_t index);
 uint64_t keyring_generation(const struct keyring *ring);
-/* The kind of wallet file the ring was read from (wallet_read sets it); 0 for a new ring. */
-enum wallet_kind keyring_source_kind(const struct keyring *ring);
-void keyring_set_source_kind(struct keyring *ring, enum wallet_kind kind);
-void keyring_set_generation(struct keyring *ring, uint64_t generation);
 
 /*
  * Generate a new MEK (origin LOCAL) in the ring's container. With activate it becomes ACTIVE
@@ -174,40 +163,12 @@ int keyring_activate(struct keyring *ring, size_t index, int64_t now);
 int keyring_set_tag(struct keyring *ring, size_t index, const char *tag);
 
 /*
- * Remove the key at index (its MEK is wiped); the others keep their order. -EBUSY for an
- * ACTIVE key, which wraps new files; -EINVAL for an index out of range. Only for tdekey
- * delete-key, after it has proved that no file header references the key: rotation never
- * removes a key. wallet_session_delete_key() is the way to make the removal durable.
- */
-int keyring_remove(struct keyring *ring, size_t index);
-
-/*
  * Find a key by any unique prefix of its text key ID (case-insensitive). -EINVAL for text that
- * is not hexadecimal, -ESRCH when nothing matches, -ENOTUNIQ when several keys match.
+ * is not hexadecimal, KEYSTORE_ERR_NO_SUCH_KEY when nothing matches,
+ * KEYSTORE_ERR_AMBIGUOUS_KEY_ID when several keys match.
  */
 int keyring_find_prefix(const struct keyring *ring, const char *prefix, size_t *index,
 			char error[KEYSTORE_ERROR_SIZE]);
-
-/*
- * A new ring holding every key of loaded and every key of fresh (a re-read of the same wallet):
- * loaded keys keep their order and take fresh's metadata (state, tag, times) when fresh has
- * them; keys only fresh has follow. Nothing loaded is ever dropped. The active key of each
- * container is fresh's when fresh has one there, else loaded's. -EINVAL when the wallet ID or
- * the container differs, -EKEYREJECTED when a key ID is in both with different MEKs; the
- * message says which.
- */
-struct keyring_merge_summary {
-	size_t added;		/* keys of fresh that loaded lacked */
-	size_t kept;		/* keys of loaded that fresh lacks, kept */
-	bool active_moved;	/* the active key of the ring's container changed */
-	bool wallet_has_active; /* fresh has an active key in the ring's container */
-};
-int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, struct keyring **out,
-		  struct keyring_merge_summary *summary, char error[KEYSTORE_ERROR_SIZE]);
-
-bool keyring_fully_backed_up(const struct keyring *ring);
-/* Mark the first count keys as backed up (they are in a backup just written). */
-void keyring_mark_backed_up(struct keyring *ring, size_t count);
 
 /* --- one wallet file ------------------------------------------------------------------- */
 
@@ -223,35 +184,6 @@ struct wallet_file_info {
 	size_t file_size;
 };
 
-/*
- * Read one wallet file. Fill path (and, for a password wallet, password); on success ring (key
- * wallets) or secrets (external stores) are set, and for a password wallet password_key keeps
- * the scrypt output so the file can be rewritten without running scrypt again. raw holds the
- * file's bytes as read, for a backup. Release with wallet_read_release().
- */
-struct wallet_read {
-	const char *path;
-	enum wallet_kind expected_kind; /* 0: any kind (a backup) */
-	enum wallet_content expected_content;
-	const struct secret *password;
-	bool header_only; /* stop after the clear header (status of a closed wallet) */
-
-	struct wallet_file_info info;
-	struct keyring *ring;
-	struct secret *secrets[2];
-	size_t secret_count;
-	struct password_key *password_key;
-	uint8_t *raw;
-	size_t raw_len;
-};
-int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE]);
-void wallet_read_release(struct wallet_read *request);
-
-/* Encode a key ring as a wallet file of the given kind (secure memory, free with secure_free). */
-int wallet_encode_keys(enum wallet_kind kind, const struct keyring *ring,
-		       const struct password_key *password_key, uint8_t **out, size_t *out_len,
-		       char error[KEYSTORE_ERROR_SIZE]);
-
 /* --- the wallet directory -------------------------------------------------------------- */
 
 struct wallet_paths {
@@ -265,17 +197,6 @@ struct wallet_paths {
 };
 int wallet_paths_init(const char *dir, struct wallet_paths *paths);
 const char *wallet_paths_of_kind(const struct wallet_paths *paths, enum wallet_kind kind);
-
-/* The newest backup of a kind's file in dir/backup (by time stamp, then generation). */
-int wallet_newest_backup(const char *backup_dir, const char *kind_prefix, char out[PATH_MAX]);
-
-/*
- * Write bytes as a new backup file backup_dir/<prefix>-<UTC time>-g<generation>[-<id>].wallet
- * (mode 0600, crash-safe), never replacing an existing file. written gets its path.
- */
-int wallet_backup_write(const char *backup_dir, const char *prefix, uint64_t generation,
-			const char *id, const uint8_t *bytes, size_t len, char written[PATH_MAX],
-			char error[KEYSTORE_ERROR_SIZE]);
 
 struct wallet_create_options {
 	bool auto_login; /* also (or, without a password, only) an auto-login wallet */
@@ -340,8 +261,10 @@ int wallet_session_commit(struct wallet_session *session, const char *backup_id,
  * Remove the master key at index and commit, like wallet_session_commit() but with the
  * auto-login copies written before the primary: a crash then leaves a copy that lacks the key
  * (a subset, as a lagging copy is) rather than one holding a key the primary lacks, which the
- * next change would refuse (-ESTALE). The caller has proved that no header uses the key.
- * -EBUSY (message naming the key) for the ACTIVE key.
+ * next change would refuse (KEYSTORE_ERR_COPY_HAS_MORE_KEYS). The caller has proved that no
+ * header uses the key.
+ * KEYSTORE_ERR_KEY_IS_ACTIVE (message naming the key) for the ACTIVE key. Every session call
+ * that changes the wallet refuses a session opened for reading: -EINVAL, with a message.
  */
 int wallet_session_delete_key(struct wallet_session *session, size_t index, const char *backup_id,
 			      char error[KEYSTORE_ERROR_SIZE]);
@@ -380,9 +303,6 @@ int wallet_add_secret(const char *dir, const struct secret *password, bool local
 /* Remove external-store.wallet after backing it up. */
 int wallet_delete_secret(const char *dir, const char *backup_id, char written_backup[PATH_MAX],
 			 char error[KEYSTORE_ERROR_SIZE]);
-/* The passwords held by the store (normally one; two while a change of password is under way). */
-int wallet_external_store_read(const struct wallet_paths *paths, struct secret *secrets[2],
-			       size_t *count, char error[KEYSTORE_ERROR_SIZE]);
 
 /* --- status ---------------------------------------------------------------------------- */
 

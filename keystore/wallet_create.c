@@ -62,7 +62,7 @@ static int make_directory(const char *path, char error[KEYSTORE_ERROR_SIZE])
 	if (ret == -EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		return 0;
 	wallet_message(error, "cannot create wallet directory %s: %s", path,
-		       ret == -EEXIST ? "a file of that name exists" : strerror(-ret));
+		       ret == -EEXIST ? "a file of that name exists" : keystore_error_message(ret));
 	return ret == -EEXIST ? -ENOTDIR : ret;
 }
 
@@ -130,14 +130,14 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 	if (ret == 0)
 		ret = keyring_new(result->wallet_id, options->container, &ring);
 	if (ret < 0) {
-		wallet_message(error, "cannot set up the key ring: %s", strerror(-ret));
+		wallet_message(error, "cannot set up the key ring: %s", keystore_error_message(ret));
 		goto out_unlock;
 	}
 	keyring_set_generation(ring, 1);
 	if (options->make_key) {
 		ret = keyring_generate(ring, options->tag, true, wallet_now(), &key_index);
 		if (ret < 0) {
-			wallet_message(error, "cannot generate a master key: %s", strerror(-ret));
+			wallet_message(error, "cannot generate a master key: %s", keystore_error_message(ret));
 			goto out_free_ring;
 		}
 		memcpy(result->key_id, keyring_record(ring, key_index)->id, KEY_ID_SIZE);
@@ -149,7 +149,7 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 		if (ret == 0)
 			ret = password_key_derive(password, salt, &options->cost, &password_key);
 		if (ret < 0) {
-			wallet_message(error, "cannot derive the password key: %s", strerror(-ret));
+			wallet_message(error, "cannot derive the password key: %s", keystore_error_message(ret));
 			goto out_free_ring;
 		}
 		ret = write_wallet(WALLET_KIND_PASSWORD, paths.password, ring, password_key, error);

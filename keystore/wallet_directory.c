@@ -233,7 +233,7 @@ static int ensure_directory(const char *path, char error[KEYSTORE_ERROR_SIZE])
 	if (ret == -EEXIST)
 		ret = -ENOTDIR;
 out_report_failure:
-	wallet_message(error, "cannot create directory %s: %s", path, strerror(-ret));
+	wallet_message(error, "cannot create directory %s: %s", path, keystore_error_message(ret));
 	return ret;
 }
 
@@ -280,7 +280,7 @@ int wallet_backup_write(const char *backup_dir, const char *prefix, uint64_t gen
 	}
 	ret = write_file_atomic(path, bytes, len, 0600);
 	if (ret < 0) {
-		wallet_message(error, "cannot write backup %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot write backup %s: %s", path, keystore_error_message(ret));
 		return ret;
 	}
 	snprintf(written, PATH_MAX, "%s", path);
@@ -294,7 +294,7 @@ int wallet_lock(const struct wallet_paths *paths, int *fd, char error[KEYSTORE_E
 	lock_fd = open(paths->lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (lock_fd < 0) {
 		ret = -errno;
-		wallet_message(error, "cannot open lock file %s: %s", paths->lock, strerror(-ret));
+		wallet_message(error, "cannot open lock file %s: %s", paths->lock, keystore_error_message(ret));
 		return ret;
 	}
 	/* Another tdekey changing this wallet: wait for it, its run takes a second at most. */
@@ -303,7 +303,7 @@ int wallet_lock(const struct wallet_paths *paths, int *fd, char error[KEYSTORE_E
 			continue;
 		ret = -errno;
 		close(lock_fd);
-		wallet_message(error, "cannot lock %s: %s", paths->lock, strerror(-ret));
+		wallet_message(error, "cannot lock %s: %s", paths->lock, keystore_error_message(ret));
 		return ret;
 	}
 	*fd = lock_fd;
@@ -373,7 +373,7 @@ int wallet_write_bytes(const char *path, const uint8_t *bytes, size_t len,
 	int ret = write_file_atomic(path, bytes, len, 0600);
 
 	if (ret < 0)
-		wallet_message(error, "cannot write wallet %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot write wallet %s: %s", path, keystore_error_message(ret));
 	return ret;
 }
 
@@ -383,11 +383,11 @@ int wallet_remove_file(const char *path, char error[KEYSTORE_ERROR_SIZE])
 
 	if (unlink(path) < 0 && errno != ENOENT) {
 		ret = -errno;
-		wallet_message(error, "cannot remove %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot remove %s: %s", path, keystore_error_message(ret));
 		return ret;
 	}
 	ret = fsync_parent_directory(path);
 	if (ret < 0)
-		wallet_message(error, "cannot sync the directory of %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot sync the directory of %s: %s", path, keystore_error_message(ret));
 	return ret;
 }

@@ -28,22 +28,22 @@ static bool all_zero(const uint8_t *data, size_t len)
 static int damaged(char why[WALLET_WHY_SIZE], const char *reason)
 {
 	snprintf(why, WALLET_WHY_SIZE, "%s", reason);
-	return -EBADMSG;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 }
 
 static int check_kind_fields(const struct wallet_file_view *view, char why[WALLET_WHY_SIZE])
 {
 	const uint8_t *header = view->header;
 	bool cost_zero =
-		header[WALLET_OFFSET_SCRYPT_LOG2_N] == 0 && view->cost.r == 0 && view->cost.p == 0;
+		header[WALLET_OFFSET_SCRYPT_LOG2_N] == 0 && view->info.cost.r == 0 && view->info.cost.p == 0;
 
-	switch (view->kind) {
+	switch (view->info.kind) {
 	case WALLET_KIND_PASSWORD:
 		if (view->flags & WALLET_FLAG_HOST_SECRET)
 			return damaged(why, "only a local auto-login file uses the host secret");
-		if (view->content != WALLET_CONTENT_KEYS)
+		if (view->info.content != WALLET_CONTENT_KEYS)
 			return damaged(why, "a password wallet must hold keys");
-		if (!scrypt_cost_valid(&view->cost))
+		if (!scrypt_cost_valid(&view->info.cost))
 			return damaged(why, "scrypt cost parameters out of range");
 		if (!all_zero(view->stored_key, WALLET_STORED_KEY_SIZE))
 			return damaged(why, "a password wallet carries a stored key");
@@ -62,7 +62,7 @@ static int check_kind_fields(const struct wallet_file_view *view, char why[WALLE
 		return 0;
 	}
 	snprintf(why, WALLET_WHY_SIZE, "unknown wallet type %u", header[WALLET_OFFSET_KIND]);
-	return -EBADMSG;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 }
 
 int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *view,
@@ -74,6 +74,7 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 	int ret;
 
 	memset(view, 0, sizeof(*view));
+	view->info.file_size = len;
 	if (len == 0)
 		return damaged(why, "the file is empty");
 	if (len < WALLET_MAGIC_SIZE || memcmp(data, WALLET_MAGIC, WALLET_MAGIC_SIZE) != 0)
@@ -82,7 +83,7 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 		snprintf(why, WALLET_WHY_SIZE,
 			 "the file is truncated (%zu bytes, a wallet has at least %d)", len,
 			 WALLET_MIN_FILE_SIZE);
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	if (len > WALLET_MAX_FILE_SIZE)
 		return damaged(why, "the file is larger than any wallet can be");
@@ -92,33 +93,33 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 	if (memcmp(digest, data + len - SHA256_SIZE, SHA256_SIZE) != 0)
 		return damaged(why, "checksum mismatch");
 
-	view->version = load_le16(data + WALLET_OFFSET_VERSION);
-	if (view->version == 0)
+	view->info.version = load_le16(data + WALLET_OFFSET_VERSION);
+	if (view->info.version == 0)
 		return damaged(why, "format version 0");
-	if (view->version > WALLET_FORMAT_VERSION) {
+	if (view->info.version > WALLET_FORMAT_VERSION) {
 		snprintf(why, WALLET_WHY_SIZE,
 			 "format version %u, this build of tdefs reads up to version %d",
-			 view->version, WALLET_FORMAT_VERSION);
-		return -EPROTONOSUPPORT;
+			 view->info.version, WALLET_FORMAT_VERSION);
+		return KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT);
 	}
 	flags = load_le32(data + WALLET_OFFSET_FLAGS);
 	if (flags & ~WALLET_KNOWN_FLAGS) {
 		snprintf(why, WALLET_WHY_SIZE,
 			 "unknown flags 0x%x, written by a newer version of tdefs",
 			 flags & ~WALLET_KNOWN_FLAGS);
-		return -EPROTONOSUPPORT;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT);
 	}
 	view->flags = flags;
 
 	view->header = data;
-	view->kind = (enum wallet_kind)data[WALLET_OFFSET_KIND];
-	view->content = (enum wallet_content)data[WALLET_OFFSET_CONTENT];
-	memcpy(view->wallet_id, data + WALLET_OFFSET_WALLET_ID, KEY_ID_SIZE);
-	view->generation = load_le64(data + WALLET_OFFSET_GENERATION);
-	view->write_time = (int64_t)load_le64(data + WALLET_OFFSET_WRITE_TIME);
-	view->cost.log2_n = data[WALLET_OFFSET_SCRYPT_LOG2_N];
-	view->cost.r = load_le32(data + WALLET_OFFSET_SCRYPT_R);
-	view->cost.p = load_le32(data + WALLET_OFFSET_SCRYPT_P);
+	view->info.kind = (enum wallet_kind)data[WALLET_OFFSET_KIND];
+	view->info.content = (enum wallet_content)data[WALLET_OFFSET_CONTENT];
+	memcpy(view->info.wallet_id, data + WALLET_OFFSET_WALLET_ID, KEY_ID_SIZE);
+	view->info.generation = load_le64(data + WALLET_OFFSET_GENERATION);
+	view->info.write_time = (int64_t)load_le64(data + WALLET_OFFSET_WRITE_TIME);
+	view->info.cost.log2_n = data[WALLET_OFFSET_SCRYPT_LOG2_N];
+	view->info.cost.r = load_le32(data + WALLET_OFFSET_SCRYPT_R);
+	view->info.cost.p = load_le32(data + WALLET_OFFSET_SCRYPT_P);
 	view->salt = data + WALLET_OFFSET_SALT;
 	view->stored_key = data + WALLET_OFFSET_STORED_KEY;
 	view->check = data + WALLET_OFFSET_CHECK;
@@ -127,10 +128,10 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 	if (!all_zero(data + WALLET_OFFSET_RESERVED_1, WALLET_RESERVED_1_SIZE) ||
 	    !all_zero(data + WALLET_OFFSET_RESERVED_2, WALLET_RESERVED_2_SIZE))
 		return damaged(why, "reserved header bytes are not zero");
-	if (view->content != WALLET_CONTENT_KEYS && view->content != WALLET_CONTENT_SECRET) {
+	if (view->info.content != WALLET_CONTENT_KEYS && view->info.content != WALLET_CONTENT_SECRET) {
 		snprintf(why, WALLET_WHY_SIZE, "unknown content type %u",
 			 data[WALLET_OFFSET_CONTENT]);
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	ret = check_kind_fields(view, why);
 	if (ret < 0)
@@ -141,9 +142,9 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 		snprintf(why, WALLET_WHY_SIZE,
 			 "payload length field says %u bytes but the file holds %zu", sealed_len,
 			 len - WALLET_MIN_FILE_SIZE);
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
-	minimum_sealed = view->content == WALLET_CONTENT_KEYS
+	minimum_sealed = view->info.content == WALLET_CONTENT_KEYS
 				 ? KEYS_PAYLOAD_HEADER_SIZE
 				 : SECRETS_PAYLOAD_HEADER_SIZE + SECRET_ENTRY_HEADER_SIZE + 1;
 	if (sealed_len < minimum_sealed)
@@ -214,6 +215,9 @@ int wallet_file_unseal(const struct wallet_file_view *view, const uint8_t key[AE
 		return -ENOMEM;
 	ret = crypto_gcm_open(key, view->nonce, view->header, WALLET_HEADER_SIZE, view->sealed,
 			      view->sealed_len, view->tag, buffer);
+	/* The crypto layer speaks errno (-EBADMSG: fails authentication); a wallet is damaged. */
+	if (ret == -EBADMSG)
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	if (ret < 0) {
 		secure_free(buffer);
 		return ret;

@@ -129,14 +129,10 @@ _Static_assert(WALLET_MAX_SEALED_SIZE >=
  * nothing secret (the stored key of an auto-login wallet) is copied out of it.
  */
 struct wallet_file_view {
-	uint16_t version;
+	/* The clear header as the status report and wallet_read() show it: one description of a
+	 * wallet file's header, filled here once and copied whole, never field by field. */
+	struct wallet_file_info info;
 	uint32_t flags;
-	enum wallet_kind kind;
-	enum wallet_content content;
-	uint8_t wallet_id[KEY_ID_SIZE];
-	uint64_t generation;
-	int64_t write_time;
-	struct scrypt_cost cost;
 	const uint8_t *header; /* WALLET_HEADER_SIZE bytes: the associated data */
 	const uint8_t *salt;
 	const uint8_t *stored_key;
@@ -149,7 +145,7 @@ struct wallet_file_view {
 
 /*
  * Check everything that can be checked without a key: size, magic, checksum, version, and every
- * header field. -EBADMSG (damaged) or -EPROTONOSUPPORT (newer format), with the reason in why.
+ * header field. KEYSTORE_ERR_DAMAGED or KEYSTORE_ERR_NEWER_FORMAT, with the reason in why.
  */
 int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *view,
 		      char why[WALLET_WHY_SIZE]);
@@ -172,7 +168,7 @@ struct wallet_header_fields {
 int wallet_file_build(const struct wallet_header_fields *fields, const uint8_t key[AES256_KEY_SIZE],
 		      const uint8_t *plaintext, size_t len, uint8_t **out, size_t *out_len);
 
-/* Open the sealed payload into secure memory; -EBADMSG when it does not authenticate. */
+/* Open the sealed payload into secure memory; KEYSTORE_ERR_DAMAGED when it fails authentication. */
 int wallet_file_unseal(const struct wallet_file_view *view, const uint8_t key[AES256_KEY_SIZE],
 		       uint8_t **plaintext, size_t *len);
 
@@ -232,7 +228,7 @@ int wallet_payload_encode_keys(const struct keyring *ring, uint8_t **out, size_t
 
 /*
  * Decode a key payload without trusting any length or field. The wallet ID and generation come
- * from the (authenticated) header. -EBADMSG with the reason in why.
+ * from the (authenticated) header. KEYSTORE_ERR_DAMAGED with the reason in why.
  */
 int wallet_payload_decode_keys(const uint8_t *data, size_t len,
 			       const uint8_t wallet_id[KEY_ID_SIZE], uint64_t generation,

@@ -1,7 +1,9 @@
 /*
- * wallet_internal: helpers shared by the keystore's own files and by nothing else: messages in
- * one fixed wording, the directory lock, and crash-safe writes of encoded
- * wallets. tdekey and the daemon go through wallet.h and keystore.h.
+ * wallet_internal: what the keystore's own files and its tests share and nothing else uses:
+ * messages in one fixed wording, the directory lock, crash-safe writes of encoded wallets, and
+ * the lower layers under the sessions (reading and encoding one wallet file, building and
+ * merging key rings, backups, the external store). tdekey and the daemon go through wallet.h and
+ * keystore.h, which stay narrow so that a change down here touches neither.
  */
 #ifndef TDEFS_WALLET_INTERNAL_H
 #define TDEFS_WALLET_INTERNAL_H
@@ -11,6 +13,8 @@
 #include <sys/types.h>
 
 #include "keystore/wallet.h"
+
+struct wallet_read; /* below: one wallet file */
 
 /*
  * Fill a one-line message. A function rather than snprintf so that paths of any length may be
@@ -74,5 +78,103 @@ int wallet_encode_secrets(enum wallet_kind kind, const uint8_t wallet_id[KEY_ID_
  */
 int wallet_open_with_external_store(const struct wallet_paths *paths, struct wallet_read *read,
 				    struct secret **password, char error[KEYSTORE_ERROR_SIZE]);
+
+/* --- moved out of wallet.h: used only inside the keystore and by its tests ------------- */
+
+struct password_key; /* scrypt output of a password wallet: wallet_format.h */
+
+const char *wallet_kind_file(enum wallet_kind kind);	   /* password.wallet, ... */
+
+/* -EINVAL with a message when a new password is too short. */
+int password_check_new(const struct secret *password, char error[KEYSTORE_ERROR_SIZE]);
+
+/* --- key rings: building, merging and bookkeeping -------------------------------------- */
+
+int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, struct keyring **out);
+/* Append a copy of record; -EEXIST when its key ID is already present. */
+int keyring_append(struct keyring *ring, const struct mek_record *record);
+
+/* The kind of wallet file the ring was read from (wallet_read sets it); 0 for a new ring. */
+enum wallet_kind keyring_source_kind(const struct keyring *ring);
+void keyring_set_source_kind(struct keyring *ring, enum wallet_kind kind);
+void keyring_set_generation(struct keyring *ring, uint64_t generation);
+
+/*
+ * Remove the key at index (its MEK is wiped); the others keep their order.
+ * KEYSTORE_ERR_KEY_IS_ACTIVE for an ACTIVE key, which wraps new files; -EINVAL for an index out
+ * of range. Only for tdekey delete-key, after it has proved that no file header references the
+ * key: rotation never removes a key. wallet_session_delete_key() is the way to make the removal
+ * durable.
+ */
+int keyring_remove(struct keyring *ring, size_t index);
+
+/*
+ * A new ring holding every key of loaded and every key of fresh (a re-read of the same wallet):
+ * loaded keys keep their order and take fresh's metadata (state, tag, times) when fresh has
+ * them; keys only fresh has follow. Nothing loaded is ever dropped. The active key of each
+ * container is fresh's when fresh has one there, else loaded's. -EINVAL when the wallet ID or
+ * the container differs, KEYSTORE_ERR_KEY_MISMATCH when a key ID is in both with different
+ * MEKs; the message says which.
+ */
+struct keyring_merge_summary {
+	size_t added;		/* keys of fresh that loaded lacked */
+	size_t kept;		/* keys of loaded that fresh lacks, kept */
+	bool active_moved;	/* the active key of the ring's container changed */
+	bool wallet_has_active; /* fresh has an active key in the ring's container */
+};
+int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, struct keyring **out,
+		  struct keyring_merge_summary *summary, char error[KEYSTORE_ERROR_SIZE]);
+
+bool keyring_fully_backed_up(const struct keyring *ring);
+/* Mark the first count keys as backed up (they are in a backup just written). */
+void keyring_mark_backed_up(struct keyring *ring, size_t count);
+
+/* --- one wallet file ------------------------------------------------------------------- */
+
+/*
+ * Read one wallet file. Fill path (and, for a password wallet, password); on success ring (key
+ * wallets) or secrets (external stores) are set, and for a password wallet password_key keeps
+ * the scrypt output so the file can be rewritten without running scrypt again. raw holds the
+ * file's bytes as read, for a backup. Release with wallet_read_release().
+ */
+struct wallet_read {
+	const char *path;
+	enum wallet_kind expected_kind; /* 0: any kind (a backup) */
+	enum wallet_content expected_content;
+	const struct secret *password;
+	bool header_only; /* stop after the clear header (status of a closed wallet) */
+
+	struct wallet_file_info info;
+	struct keyring *ring;
+	struct secret *secrets[2];
+	size_t secret_count;
+	struct password_key *password_key;
+	uint8_t *raw;
+	size_t raw_len;
+};
+int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE]);
+void wallet_read_release(struct wallet_read *request);
+
+/* Encode a key ring as a wallet file of the given kind (secure memory, free with secure_free). */
+int wallet_encode_keys(enum wallet_kind kind, const struct keyring *ring,
+		       const struct password_key *password_key, uint8_t **out, size_t *out_len,
+		       char error[KEYSTORE_ERROR_SIZE]);
+
+/* --- backups and the external store ---------------------------------------------------- */
+
+/* The newest backup of a kind's file in dir/backup (by time stamp, then generation). */
+int wallet_newest_backup(const char *backup_dir, const char *kind_prefix, char out[PATH_MAX]);
+
+/*
+ * Write bytes as a new backup file backup_dir/<prefix>-<UTC time>-g<generation>[-<id>].wallet
+ * (mode 0600, crash-safe), never replacing an existing file. written gets its path.
+ */
+int wallet_backup_write(const char *backup_dir, const char *prefix, uint64_t generation,
+			const char *id, const uint8_t *bytes, size_t len, char written[PATH_MAX],
+			char error[KEYSTORE_ERROR_SIZE]);
+
+/* The passwords held by the store (normally one; two while a change of password is under way). */
+int wallet_external_store_read(const struct wallet_paths *paths, struct secret *secrets[2],
+			       size_t *count, char error[KEYSTORE_ERROR_SIZE]);
 
 #endif

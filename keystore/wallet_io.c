@@ -66,12 +66,12 @@ static int load_file(const char *path, uint8_t **data, size_t *len, struct stat 
 				"directory (changes replace it by rename)",
 				path);
 		else
-			wallet_message(error, "cannot open wallet %s: %s", path, strerror(-ret));
+			wallet_message(error, "cannot open wallet %s: %s", path, keystore_error_message(ret));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		wallet_message(error, "cannot stat wallet %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot stat wallet %s: %s", path, keystore_error_message(ret));
 		goto out_close;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -80,7 +80,7 @@ static int load_file(const char *path, uint8_t **data, size_t *len, struct stat 
 		goto out_close;
 	}
 	if ((uint64_t)st.st_size > WALLET_MAX_FILE_SIZE) {
-		ret = -EBADMSG;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 		wallet_message_damaged(error, path, "the file is larger than any wallet can be");
 		goto out_close;
 	}
@@ -94,7 +94,7 @@ static int load_file(const char *path, uint8_t **data, size_t *len, struct stat 
 	ret = pread_full(fd, buffer, (size_t)st.st_size, 0, &done);
 	if (ret < 0) {
 		secure_free(buffer);
-		wallet_message(error, "cannot read wallet %s: %s", path, strerror(-ret));
+		wallet_message(error, "cannot read wallet %s: %s", path, keystore_error_message(ret));
 		goto out_close;
 	}
 	*data = buffer;
@@ -115,7 +115,7 @@ static int refuse_permissions(const char *path, mode_t mode, enum wallet_content
 		"%s %s is open to group or others (mode %04o), so anyone who can read it has "
 		"the keys; fix with: chmod 600 %s",
 		describe_store(content, kind), path, (unsigned)(mode & 07777), path);
-	return -EPERM;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 }
 
 /* "tdekey create-autologin --local --wallet DIR", or add-secret for a store. */
@@ -126,14 +126,14 @@ static void remake_command(const struct wallet_file_view *view, const char *path
 
 	wallet_dir_of(path, dir);
 	snprintf(out, PATH_MAX + 64, "tdekey %s --local --wallet %s",
-		 view->content == WALLET_CONTENT_SECRET ? "add-secret" : "create-autologin", dir);
+		 view->info.content == WALLET_CONTENT_SECRET ? "add-secret" : "create-autologin", dir);
 }
 
 static int local_sealing_key(const struct wallet_file_view *view, struct wallet_read *request,
 			     uint8_t key[AES256_KEY_SIZE], char error[KEYSTORE_ERROR_SIZE])
 {
 	bool with_secret = view->flags & WALLET_FLAG_HOST_SECRET;
-	const char *what = describe_store(view->content, view->kind);
+	const char *what = describe_store(view->info.content, view->info.kind);
 	char remake[PATH_MAX + 64], secret_path[PATH_MAX];
 	struct host_identity identity;
 	uint8_t check[WALLET_CHECK_SIZE];
@@ -158,7 +158,7 @@ static int local_sealing_key(const struct wallet_file_view *view, struct wallet_
 				       "which this host does not have; make one for this host with: "
 				       "%s",
 				       what, request->path, secret_path, remake);
-			ret = -EXDEV;
+			ret = KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST);
 		}
 		if (ret < 0)
 			goto out_free_secret;
@@ -178,11 +178,11 @@ static int local_sealing_key(const struct wallet_file_view *view, struct wallet_
 			       "differ from this one's); %s with: %s",
 			       what, request->path, with_secret ? " or host secret " : "",
 			       with_secret ? secret_path : "",
-			       view->content == WALLET_CONTENT_SECRET
+			       view->info.content == WALLET_CONTENT_SECRET
 				       ? "store the password again here"
 				       : "make one for this host",
 			       remake);
-		ret = -EXDEV;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST);
 		goto out_free_secret;
 	}
 	ret = local_autologin_sealing_key(view->stored_key, &identity, secret, view->salt, key);
@@ -190,7 +190,7 @@ static int local_sealing_key(const struct wallet_file_view *view, struct wallet_
 		goto out_free_secret;
 out_report_failure:
 	wallet_message(error, "cannot derive the key of wallet %s: %s", request->path,
-		       strerror(-ret));
+		       keystore_error_message(ret));
 out_free_secret:
 	secure_free(secret);
 	return ret;
@@ -202,13 +202,13 @@ static int sealing_key_for(const struct wallet_file_view *view, struct wallet_re
 	uint8_t check[WALLET_CHECK_SIZE];
 	int ret;
 
-	switch (view->kind) {
+	switch (view->info.kind) {
 	case WALLET_KIND_PASSWORD:
 		if (!request->password) {
 			wallet_message(error, "wallet %s needs a password", request->path);
-			return -EKEYREJECTED;
+			return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
 		}
-		ret = password_key_derive(request->password, view->salt, &view->cost,
+		ret = password_key_derive(request->password, view->salt, &view->info.cost,
 					  &request->password_key);
 		if (ret < 0)
 			goto out_report_failure;
@@ -217,7 +217,7 @@ static int sealing_key_for(const struct wallet_file_view *view, struct wallet_re
 			goto out_report_failure;
 		if (!secure_equal(check, view->check, WALLET_CHECK_SIZE)) {
 			wallet_message(error, "wrong password for wallet %s", request->path);
-			return -EKEYREJECTED;
+			return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
 		}
 		ret = password_key_sealing(request->password_key, key);
 		break;
@@ -237,7 +237,7 @@ static int sealing_key_for(const struct wallet_file_view *view, struct wallet_re
 		return 0;
 out_report_failure:
 	wallet_message(error, "cannot derive the key of wallet %s: %s", request->path,
-		       strerror(-ret));
+		       keystore_error_message(ret));
 	return ret;
 }
 
@@ -277,7 +277,7 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 	if (ret < 0)
 		goto out_release;
 	ret = wallet_file_parse(request->raw, request->raw_len, &view, why);
-	if (ret == -EPROTONOSUPPORT) {
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT)) {
 		wallet_message(error, "wallet %s was written by a newer version of tdefs: %s",
 			       request->path, why);
 		goto out_release;
@@ -286,26 +286,19 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		wallet_message_damaged(error, request->path, why);
 		goto out_release;
 	}
-	request->info.version = view.version;
-	request->info.kind = view.kind;
-	request->info.content = view.content;
-	memcpy(request->info.wallet_id, view.wallet_id, KEY_ID_SIZE);
-	request->info.generation = view.generation;
-	request->info.write_time = view.write_time;
-	request->info.cost = view.cost;
-	request->info.file_size = request->raw_len;
+	request->info = view.info;
 
-	if ((request->expected_kind && view.kind != request->expected_kind) ||
-	    view.content != request->expected_content) {
+	if ((request->expected_kind && view.info.kind != request->expected_kind) ||
+	    view.info.content != request->expected_content) {
 		snprintf(why, sizeof(why), "it holds a %s %s, not what its name says",
-			 wallet_kind_name(view.kind),
-			 view.content == WALLET_CONTENT_KEYS ? "key wallet" : "password store");
+			 wallet_kind_name(view.info.kind),
+			 view.info.content == WALLET_CONTENT_KEYS ? "key wallet" : "password store");
 		wallet_message_damaged(error, request->path, why);
-		ret = -EBADMSG;
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 		goto out_release;
 	}
-	if (view.kind != WALLET_KIND_PASSWORD) {
-		ret = refuse_permissions(request->path, mode, view.content, view.kind, error);
+	if (view.info.kind != WALLET_KIND_PASSWORD) {
+		ret = refuse_permissions(request->path, mode, view.info.content, view.info.kind, error);
 		if (ret < 0)
 			goto out_release;
 	}
@@ -322,7 +315,7 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 	if (ret < 0)
 		goto out_free_key;
 	ret = wallet_file_unseal(&view, key, &plaintext, &plaintext_len);
-	if (ret == -EBADMSG) {
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED)) {
 		/*
 		 * The checksum held, and for a password wallet so did the password check: the
 		 * payload was changed and the checksum recomputed. That is damage, not a password.
@@ -332,22 +325,22 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		goto out_free_key;
 	}
 	if (ret < 0) {
-		wallet_message(error, "cannot unseal wallet %s: %s", request->path, strerror(-ret));
+		wallet_message(error, "cannot unseal wallet %s: %s", request->path, keystore_error_message(ret));
 		goto out_free_key;
 	}
-	if (view.content == WALLET_CONTENT_KEYS) {
-		ret = wallet_payload_decode_keys(plaintext, plaintext_len, view.wallet_id,
-						 view.generation, &request->ring, why);
+	if (view.info.content == WALLET_CONTENT_KEYS) {
+		ret = wallet_payload_decode_keys(plaintext, plaintext_len, view.info.wallet_id,
+						 view.info.generation, &request->ring, why);
 		if (ret == 0)
-			keyring_set_source_kind(request->ring, view.kind);
+			keyring_set_source_kind(request->ring, view.info.kind);
 	} else
 		ret = wallet_payload_decode_secrets(plaintext, plaintext_len, request->secrets,
 						    &request->secret_count, why);
 	secure_free(plaintext);
-	if (ret == -EBADMSG)
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED))
 		wallet_message_damaged(error, request->path, why);
 	else if (ret < 0)
-		wallet_message(error, "cannot decode wallet %s: %s", request->path, strerror(-ret));
+		wallet_message(error, "cannot decode wallet %s: %s", request->path, keystore_error_message(ret));
 out_free_key:
 	secure_free(key);
 out_release:
@@ -387,8 +380,10 @@ static int protect(enum wallet_kind kind, const struct password_key *password_ke
 	fields->salt = salt;
 	switch (kind) {
 	case WALLET_KIND_PASSWORD:
-		if (!password_key)
+		if (!password_key) {
+			wallet_message(error, "cannot encode a password wallet without its password key");
 			return -EINVAL;
+		}
 		memcpy(salt, password_key->salt, WALLET_SALT_SIZE);
 		fields->cost = password_key->cost;
 		ret = password_key_check(password_key, check);
@@ -424,6 +419,7 @@ static int protect(enum wallet_kind kind, const struct password_key *password_ke
 		fields->check = check;
 		return ret;
 	}
+	wallet_message(error, "cannot encode a wallet of unknown kind %d", (int)kind);
 	return -EINVAL;
 }
 

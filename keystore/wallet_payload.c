@@ -5,6 +5,7 @@
  * buggy or newer writer must be refused with a reason, never misread.
  */
 #include "keystore/wallet_format.h"
+#include "keystore/wallet_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -105,7 +106,7 @@ static int decode_record(const uint8_t *p, size_t index, struct mek_record *reco
 		return 0;
 	snprintf(why, WALLET_WHY_SIZE, "key record %zu: %s", index + 1, problem);
 	secure_wipe(record, sizeof(*record));
-	return -EBADMSG;
+	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 }
 
 static bool second_active(const struct keyring *ring, const struct mek_record *record)
@@ -134,24 +135,24 @@ int wallet_payload_decode_keys(const uint8_t *data, size_t len,
 
 	if (len < KEYS_PAYLOAD_HEADER_SIZE) {
 		snprintf(why, WALLET_WHY_SIZE, "key list shorter than its header");
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	count = load_le32(data + KEYS_OFFSET_COUNT);
 	if (count > WALLET_MAX_KEYS) {
 		snprintf(why, WALLET_WHY_SIZE, "key count %u exceeds the limit of %d", count,
 			 WALLET_MAX_KEYS);
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	if (len != KEYS_PAYLOAD_HEADER_SIZE + (size_t)count * KEY_RECORD_SIZE) {
 		snprintf(why, WALLET_WHY_SIZE, "key list of %zu bytes does not hold %u records",
 			 len, count);
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	if (!all_zero(data + KEYS_OFFSET_RESERVED, KEYS_OFFSET_CONTAINER - KEYS_OFFSET_RESERVED) ||
 	    !decode_text(data + KEYS_OFFSET_CONTAINER, WALLET_CONTAINER_MAX,
 			 data[KEYS_OFFSET_CONTAINER_LENGTH], container, wallet_container_valid)) {
 		snprintf(why, WALLET_WHY_SIZE, "bad container name in the key list header");
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	ret = keyring_new(wallet_id, container, &ring);
 	if (ret < 0)
@@ -172,13 +173,13 @@ int wallet_payload_decode_keys(const uint8_t *data, size_t len,
 			snprintf(why, WALLET_WHY_SIZE,
 				 "key record %zu: a second active key in container %s", i + 1,
 				 record->container);
-			ret = -EBADMSG;
+			ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 			goto out_free_record;
 		}
 		ret = keyring_append(ring, record);
 		if (ret == -EEXIST) {
 			snprintf(why, WALLET_WHY_SIZE, "key record %zu: duplicate key ID", i + 1);
-			ret = -EBADMSG;
+			ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 		}
 		if (ret < 0)
 			goto out_free_record;
@@ -229,17 +230,17 @@ int wallet_payload_decode_secrets(const uint8_t *data, size_t len,
 {
 	size_t offset = SECRETS_PAYLOAD_HEADER_SIZE, decoded = 0;
 	uint32_t entries;
-	int ret = -EBADMSG;
+	int ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 
 	if (len < SECRETS_PAYLOAD_HEADER_SIZE) {
 		snprintf(why, WALLET_WHY_SIZE, "secret list shorter than its header");
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	entries = load_le32(data + SECRETS_OFFSET_COUNT);
 	if (entries < 1 || entries > WALLET_MAX_SECRETS ||
 	    load_le32(data + SECRETS_OFFSET_RESERVED) != 0) {
 		snprintf(why, WALLET_WHY_SIZE, "bad secret list header");
-		return -EBADMSG;
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
 	for (; decoded < entries; decoded++) {
 		uint32_t secret_len;

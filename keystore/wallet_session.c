@@ -155,7 +155,7 @@ static int check_copies(const struct wallet_session *session, char error[KEYSTOR
 				"backup?); changing the wallet would drop it from the copy: decide "
 				"which is right and move the other away first",
 				read.path, id_text, session->paths.password, WALLET_PASSWORD_FILE);
-			ret = -ESTALE;
+			ret = KEYSTORE_ERROR(KEYSTORE_ERR_COPY_HAS_MORE_KEYS);
 		}
 		wallet_read_release(&read);
 		if (ret < 0)
@@ -452,6 +452,20 @@ out_release_store:
 	return ret;
 }
 
+/*
+ * A change asked of a session opened WALLET_FOR_READING: it holds no lock and may hold the
+ * auto-login copy rather than the primary, so nothing may be written from it.
+ */
+static int refuse_read_only(const struct wallet_session *session, const char *what,
+			    char error[KEYSTORE_ERROR_SIZE])
+{
+	wallet_message(error,
+		       "cannot %s wallet %s: it was opened for reading, not for a change (no "
+		       "directory lock held)",
+		       what, session->paths.dir);
+	return -EINVAL; /* a bad argument: the caller opened the session for reading */
+}
+
 int wallet_session_commit(struct wallet_session *session, const char *backup_id,
 			  char error[KEYSTORE_ERROR_SIZE])
 {
@@ -462,7 +476,7 @@ int wallet_session_commit(struct wallet_session *session, const char *backup_id,
 	};
 
 	if (session->access != WALLET_FOR_CHANGE)
-		return -EINVAL;
+		return refuse_read_only(session, "commit changes to", error);
 	return commit(session, &plan, error);
 }
 
@@ -480,7 +494,7 @@ int wallet_session_delete_key(struct wallet_session *session, size_t index, cons
 	int ret;
 
 	if (session->access != WALLET_FOR_CHANGE)
-		return -EINVAL;
+		return refuse_read_only(session, "delete a key from", error);
 	record = keyring_record(session->ring, index);
 	if (!record) {
 		wallet_message(error, "no key at index %zu", index);
@@ -488,7 +502,7 @@ int wallet_session_delete_key(struct wallet_session *session, size_t index, cons
 	}
 	key_id_format(record->id, id);
 	ret = keyring_remove(session->ring, index);
-	if (ret == -EBUSY)
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_IS_ACTIVE))
 		wallet_message(error, "key %s is the ACTIVE key of container %s and cannot be deleted",
 			       id, record->container);
 	if (ret < 0)
@@ -510,7 +524,7 @@ int wallet_session_create_autologin(struct wallet_session *session, bool local,
 	int ret;
 
 	if (session->access != WALLET_FOR_CHANGE)
-		return -EINVAL;
+		return refuse_read_only(session, "make an auto-login copy of", error);
 	if (session->kind == WALLET_KIND_PASSWORD) {
 		/*
 		 * A copy of the password wallet: the keys do not change, so there is nothing to
@@ -550,7 +564,7 @@ int wallet_session_change_password(struct wallet_session *session,
 	int ret;
 
 	if (session->access != WALLET_FOR_CHANGE)
-		return -EINVAL;
+		return refuse_read_only(session, "change the password of", error);
 	ret = password_check_new(new_password, error);
 	if (ret < 0)
 		return ret;
@@ -563,7 +577,7 @@ int wallet_session_change_password(struct wallet_session *session,
 	if (ret == 0)
 		ret = password_key_derive(new_password, salt, &chosen, &plan.new_password_key);
 	if (ret < 0) {
-		wallet_message(error, "cannot derive the new password key: %s", strerror(-ret));
+		wallet_message(error, "cannot derive the new password key: %s", keystore_error_message(ret));
 		return ret;
 	}
 	ret = commit(session, &plan, error);
@@ -582,7 +596,7 @@ int wallet_session_backup(struct wallet_session *session, const char *backup_id,
 	};
 
 	if (session->access != WALLET_FOR_CHANGE)
-		return -EINVAL;
+		return refuse_read_only(session, "back up", error);
 	/* The backup written is the new wallet itself, so it already says every key is in it. */
 	keyring_mark_backed_up(session->ring, keyring_count(session->ring));
 	return commit(session, &plan, error);

@@ -31,6 +31,7 @@
 #include "crypto/crypto.h"
 #include "fs/format.h"
 #include "keystore/wallet.h"
+#include "keystore/wallet_internal.h"
 #include "util/util.h"
 
 #ifdef TDEFS_FAULT_INJECTION

@@ -16,6 +16,7 @@
 
 #include "crypto/crypto.h"
 #include "keystore/wallet.h"
+#include "keystore/wallet_internal.h"
 #include "util/util.h"
 
 int main(int argc, char *argv[])

@@ -40,10 +40,10 @@ static void open_payload(const struct wallet_file_view *view)
 	uint8_t *plaintext;
 	size_t len;
 
-	if (view->kind == WALLET_KIND_AUTOLOGIN) {
+	if (view->info.kind == WALLET_KIND_AUTOLOGIN) {
 		if (autologin_sealing_key(view->stored_key, view->salt, key) < 0)
 			return;
-	} else if (view->kind == WALLET_KIND_LOCAL_AUTOLOGIN) {
+	} else if (view->info.kind == WALLET_KIND_LOCAL_AUTOLOGIN) {
 		memset(secret, FUZZ_HOST_SECRET_BYTE, sizeof(secret));
 		host_secret = (view->flags & WALLET_FLAG_HOST_SECRET) ? secret : NULL;
 		if (host_identity_read(&identity, error) < 0 ||
@@ -57,10 +57,10 @@ static void open_payload(const struct wallet_file_view *view)
 	}
 	if (wallet_file_unseal(view, key, &plaintext, &len) < 0)
 		return;
-	if (view->content == WALLET_CONTENT_KEYS) {
+	if (view->info.content == WALLET_CONTENT_KEYS) {
 		struct keyring *ring = NULL;
 
-		if (wallet_payload_decode_keys(plaintext, len, view->wallet_id, view->generation,
+		if (wallet_payload_decode_keys(plaintext, len, view->info.wallet_id, view->info.generation,
 					       &ring, why) == 0) {
 			(void)keyring_active(ring, NULL, NULL);
 			keyring_free(ring);

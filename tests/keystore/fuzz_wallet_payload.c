@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "keystore/wallet_format.h"
+#include "keystore/wallet_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "keystore/wallet.h"
+#include "keystore/wallet_internal.h" /* the tests drive the layers under the sessions too */
 
 /* The cost every test wallet uses: fast, and still a real scrypt run. */
 #define TEST_COST ((struct scrypt_cost){ .log2_n = 10, .r = 1, .p = 1 })

@@ -193,7 +193,8 @@ static void test_autologin_permissions_refused(void **state)
 	create_wallet(fixture->dir, PASSWORD, true, false);
 	for (size_t i = 0; i < ARRAY_SIZE(bad_modes); i++) {
 		assert_int_equal(chmod(fixture->paths.autologin, bad_modes[i]), 0);
-		assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+		assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+				 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 		assert_null(ring);
 		snprintf(expected, sizeof(expected), "fix with: chmod 600 %s",
 			 fixture->paths.autologin);
@@ -214,7 +215,7 @@ static void test_autologin_permissions_refused(void **state)
 		assert_int_equal(chmod(fixture->paths.external_store, 0644), 0);
 		assert_int_equal(
 			wallet_external_store_read(&fixture->paths, secrets, &count, error),
-			-EPERM);
+			KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 		assert_non_null(strstr(error, "external password store"));
 		assert_non_null(strstr(error, "chmod 600"));
 		secret_free(password);
@@ -237,18 +238,21 @@ static void test_local_autologin_other_host(void **state)
 
 	/* The same directory seen from another host. */
 	setenv("TDEFS_TEST_HOST_IDENTITY", "machine-id=bbbb\nhostname=db1", 1);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EXDEV);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST));
 	assert_null(ring);
 	assert_non_null(strstr(error, "was made on another host"));
 	assert_non_null(strstr(error, fixture->paths.local_autologin));
 	setenv("TDEFS_TEST_HOST_IDENTITY", "machine-id=aaaa\nhostname=db2", 1);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EXDEV);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST));
 
 	/* Damage is still damage on another host: the checksum is checked first. */
 	bytes = read_whole(fixture->paths.local_autologin, &len);
 	bytes[len / 2] ^= 1;
 	write_whole(fixture->paths.local_autologin, bytes, len, 0600);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EBADMSG);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	bytes[len / 2] ^= 1;
 	write_whole(fixture->paths.local_autologin, bytes, len, 0600);
 	free(bytes);
@@ -342,12 +346,15 @@ static void test_key_id_prefixes(void **state)
 	assert_int_equal(keyring_find_prefix(ring, "c", &index, error), 0);
 	assert_int_equal(index, 2);
 	assert_int_equal(keyring_find_prefix(ring, ids[2], &index, error), 0);
-	assert_int_equal(keyring_find_prefix(ring, "ab", &index, error), -ENOTUNIQ);
+	assert_int_equal(keyring_find_prefix(ring, "ab", &index, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_AMBIGUOUS_KEY_ID));
 	assert_non_null(strstr(error, "ambiguous"));
 	assert_non_null(strstr(error, ids[0]));
 	assert_non_null(strstr(error, ids[1]));
-	assert_int_equal(keyring_find_prefix(ring, "a", &index, error), -ENOTUNIQ);
-	assert_int_equal(keyring_find_prefix(ring, "ef", &index, error), -ESRCH);
+	assert_int_equal(keyring_find_prefix(ring, "a", &index, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_AMBIGUOUS_KEY_ID));
+	assert_int_equal(keyring_find_prefix(ring, "ef", &index, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_NO_SUCH_KEY));
 	assert_non_null(strstr(error, "no key"));
 	assert_int_equal(keyring_find_prefix(ring, "zz", &index, error), -EINVAL);
 	assert_int_equal(keyring_find_prefix(ring, "", &index, error), -EINVAL);
@@ -381,7 +388,7 @@ static void test_keyring_remove(void **state)
 		assert_int_equal(keyring_append(ring, &record), 0);
 	}
 	/* The ACTIVE key wraps new files: never removed. Out of range: refused. */
-	assert_int_equal(keyring_remove(ring, 1), -EBUSY);
+	assert_int_equal(keyring_remove(ring, 1), KEYSTORE_ERROR(KEYSTORE_ERR_KEY_IS_ACTIVE));
 	assert_int_equal(keyring_remove(ring, 4), -EINVAL);
 	assert_int_equal(keyring_count(ring), 4);
 
@@ -413,7 +420,7 @@ static void test_keyring_remove(void **state)
 	assert_int_equal(keyring_remove(ring, 1), 0);
 	assert_int_equal(keyring_count(ring), 1);
 	assert_non_null(keyring_find(ring, ids[1]));
-	assert_int_equal(keyring_remove(ring, 0), -EBUSY);
+	assert_int_equal(keyring_remove(ring, 0), KEYSTORE_ERROR(KEYSTORE_ERR_KEY_IS_ACTIVE));
 	/* A removed key can be appended again (the ring holds no stale copy of it). */
 	{
 		struct mek_record record;
@@ -573,7 +580,8 @@ static void test_delete_key(void **state)
 	/* The active key: refused, nothing written. */
 	before = read_whole(fixture->paths.password, &len);
 	session = open_change(fixture, &fixture->source);
-	assert_int_equal(wallet_session_delete_key(session, 2, NULL, error), -EBUSY);
+	assert_int_equal(wallet_session_delete_key(session, 2, NULL, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_KEY_IS_ACTIVE));
 	assert_non_null(strstr(error, "ACTIVE"));
 	assert_int_equal(wallet_session_delete_key(session, 3, NULL, error), -EINVAL);
 	wallet_session_close(session);
@@ -614,7 +622,7 @@ static void test_delete_key(void **state)
 	assert_memory_equal(keyring_find(ring, ids[0]), meks[0], MEK_SIZE);
 	keyring_free(ring);
 
-	/* The next change finds the copy level (no -ESTALE) and keeps the deletion. */
+	/* The next change finds the copy level (no COPY_HAS_MORE_KEYS) and keeps the deletion. */
 	set_key(fixture, &fixture->source);
 	ring = read_keys(fixture->paths.autologin, WALLET_KIND_AUTOLOGIN, NULL);
 	assert_int_equal(keyring_count(ring), 3);
@@ -668,13 +676,14 @@ static void test_open_for_mount(void **state)
 
 	/* Password wallet only: needs the descriptor (or the external store). */
 	create_wallet(fixture->dir, PASSWORD, false, false);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EKEYREJECTED);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD));
 	assert_non_null(strstr(error, "needs a password"));
 	assert_int_equal(pipe(fds), 0);
 	assert_int_equal(write(fds[1], "nope nope\n", 10), 10);
 	close(fds[1]);
 	assert_int_equal(keystore_open_for_mount(fixture->dir, fds[0], &ring, error),
-			 -EKEYREJECTED);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD));
 	assert_non_null(strstr(error, "wrong password for wallet "));
 	close(fds[0]);
 	assert_int_equal(pipe(fds), 0);
@@ -731,11 +740,11 @@ static void test_external_store_and_change_password(void **state)
 	create_wallet(fixture->dir, PASSWORD, false, false);
 	assert_int_equal(
 		wallet_session_open(fixture->dir, WALLET_FOR_CHANGE, &store, &session, error),
-		-EKEYREJECTED);
+		KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD));
 	assert_non_null(strstr(error, "tdekey add-secret"));
 	/* A wrong password is never stored. */
 	assert_int_equal(wallet_add_secret(fixture->dir, wrong, false, NULL, backup, error),
-			 -EKEYREJECTED);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD));
 	assert_false(wallet_file_present(fixture->paths.external_store));
 	assert_int_equal(wallet_add_secret(fixture->dir, password, false, NULL, backup, error), 0);
 	assert_int_equal(file_mode(fixture->paths.external_store), 0600);
@@ -809,7 +818,7 @@ static void test_autologin_only_wallet(void **state)
 		wrong_file.path = fixture->new_password_file;
 		assert_int_equal(wallet_session_open(fixture->dir, WALLET_FOR_CHANGE, &wrong_file,
 						     &session, error),
-				 -EKEYREJECTED);
+				 KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD));
 	}
 	secret_free(password);
 }
@@ -848,10 +857,51 @@ static void test_copy_holding_more_keys_is_kept(void **state)
 	write_whole(fixture->paths.password, old_password_wallet, len, 0600);
 	assert_int_equal(wallet_session_open(fixture->dir, WALLET_FOR_CHANGE, &fixture->source,
 					     &session, error),
-			 -ESTALE);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_COPY_HAS_MORE_KEYS));
 	assert_null(session);
 	assert_non_null(strstr(error, "lacks"));
 	free(old_password_wallet);
+}
+
+/*
+ * Every session call that changes the wallet refuses a session opened for reading (-EINVAL, a
+ * bad argument) with a message that says why, and writes nothing.
+ */
+static void test_change_refused_on_reading_session(void **state)
+{
+	struct fixture *fixture = *state;
+	char error[KEYSTORE_ERROR_SIZE];
+	struct wallet_session *session = NULL;
+	struct secret *password = secret_from("another good password");
+	size_t backups;
+	int results[5];
+
+	create_wallet(fixture->dir, PASSWORD, true, false);
+	backups = count_entries(fixture->paths.backup_dir, "");
+	assert_int_equal(wallet_session_open(fixture->dir, WALLET_FOR_READING, NULL, &session,
+					     error),
+			 0);
+	error[0] = '\0';
+	results[0] = wallet_session_commit(session, NULL, error);
+	assert_non_null(strstr(error, "opened for reading"));
+	error[0] = '\0';
+	results[1] = wallet_session_delete_key(session, 0, NULL, error);
+	assert_non_null(strstr(error, "opened for reading"));
+	error[0] = '\0';
+	results[2] = wallet_session_create_autologin(session, true, NULL, error);
+	assert_non_null(strstr(error, "opened for reading"));
+	error[0] = '\0';
+	results[3] = wallet_session_change_password(session, password, NULL, NULL, error);
+	assert_non_null(strstr(error, "opened for reading"));
+	error[0] = '\0';
+	results[4] = wallet_session_backup(session, NULL, NULL, error);
+	assert_non_null(strstr(error, fixture->dir));
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(results[i], -EINVAL);
+	wallet_session_close(session);
+	secret_free(password);
+	assert_int_equal(count_entries(fixture->paths.backup_dir, ""), backups);
+	assert_false(wallet_file_present(fixture->paths.local_autologin));
 }
 
 static void test_status_report(void **state)
@@ -905,8 +955,8 @@ static void test_status_report(void **state)
 	write_whole(fixture->paths.password, old_copy, len, 0600);
 	free(old_copy);
 	assert_int_equal(wallet_status_read(fixture->dir, NULL, report), 0);
-	assert_int_equal(report->rows[0].error_code, -EBADMSG);
-	assert_int_equal(report->first_error, -EBADMSG);
+	assert_int_equal(report->rows[0].error_code, KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
+	assert_int_equal(report->first_error, KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	assert_non_null(strstr(report->rows[0].error, "newest backup: "));
 
 	/* A wallet without an active key. */
@@ -1003,23 +1053,27 @@ static void test_strict_modes(void **state)
 	snprintf(expected, sizeof(expected),
 		 "wallet directory %s is writable by group: chmod g-w %s", fixture->dir,
 		 fixture->dir);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_null(ring);
 	assert_string_equal(error, expected);
 	assert_int_equal(wallet_session_open(fixture->dir, WALLET_FOR_READING, NULL, &session,
 					     error),
-			 -EPERM);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_null(session);
-	assert_int_equal(wallet_status_read(fixture->dir, NULL, report), -EPERM);
+	assert_int_equal(wallet_status_read(fixture->dir, NULL, report),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_string_equal(report->error, expected);
 	assert_int_equal(chmod(fixture->dir, 0702), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, "is writable by others: chmod o-w"));
 	assert_int_equal(chmod(fixture->dir, 0700), 0);
 
 	/* A parent writable by others: refused unless it is root's and sticky. */
 	assert_int_equal(chmod(fixture->root, 0777), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	snprintf(expected, sizeof(expected), "%s, a parent of wallet directory %s,", fixture->root,
 		 fixture->dir);
 	assert_non_null(strstr(error, expected));
@@ -1032,28 +1086,33 @@ static void test_strict_modes(void **state)
 
 	/* Files: owner, write bits, links; the lock file and backup/ too. */
 	assert_int_equal(chown(fixture->paths.password, 65534, 0), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	snprintf(expected, sizeof(expected),
 		 "wallet file %s is owned by uid 65534, not by root: chown root %s",
 		 fixture->paths.password, fixture->paths.password);
 	assert_string_equal(error, expected);
 	assert_int_equal(chown(fixture->paths.password, 0, 0), 0);
 	assert_int_equal(chmod(fixture->paths.password, 0620), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, "chmod g-w"));
 	assert_int_equal(chmod(fixture->paths.password, 0600), 0);
 	write_whole(fixture->paths.lock, (const uint8_t *)"", 0, 0666);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, fixture->paths.lock));
 	assert_int_equal(chmod(fixture->paths.lock, 0600), 0);
 	assert_int_equal(chmod(fixture->paths.backup_dir, 0730), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, "backup directory"));
 	assert_int_equal(chmod(fixture->paths.backup_dir, 0700), 0);
 	path_join(link_path, fixture->root, "elsewhere.wallet");
 	assert_int_equal(rename(fixture->paths.autologin, link_path), 0);
 	assert_int_equal(symlink(link_path, fixture->paths.autologin), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, "is a symbolic link"));
 	assert_int_equal(unlink(fixture->paths.autologin), 0);
 	assert_int_equal(rename(link_path, fixture->paths.autologin), 0);
@@ -1065,7 +1124,8 @@ static void test_strict_modes(void **state)
 	keyring_free(ring);
 	ring = NULL;
 	assert_int_equal(chmod(fixture->dir, 0750 | 0020), 0);
-	assert_int_equal(keystore_open_for_mount(link_path, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(link_path, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_int_equal(chmod(fixture->dir, 0700), 0);
 
 	/* create refuses an existing directory others may write, and writes nothing into it. */
@@ -1082,7 +1142,8 @@ static void test_strict_modes(void **state)
 		path_join(open_dir, fixture->root, "open");
 		assert_int_equal(mkdir(open_dir, 0700), 0);
 		assert_int_equal(chmod(open_dir, 0775), 0);
-		assert_int_equal(wallet_create(open_dir, &options, NULL, &result, error), -EPERM);
+		assert_int_equal(wallet_create(open_dir, &options, NULL, &result, error),
+				 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 		assert_non_null(strstr(error, "chmod g-w"));
 		assert_int_equal(count_entries(open_dir, ""), 0);
 	}
@@ -1197,7 +1258,8 @@ static void test_keyring_merge(void **state)
 		assert_int_equal(keyring_append(fresh, &record), 0);
 		secure_wipe(&record, sizeof(record));
 	}
-	assert_int_equal(keyring_merge(loaded, fresh, &merged, &summary, error), -EKEYREJECTED);
+	assert_int_equal(keyring_merge(loaded, fresh, &merged, &summary, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_KEY_MISMATCH));
 	assert_null(merged);
 	assert_non_null(strstr(error, "another key value"));
 	keyring_free(fresh);
@@ -1243,7 +1305,7 @@ static void test_reload_keeps_kind_and_keys(void **state)
 	}
 	/* Without a store the password wallet cannot be re-read: the keys stay, no switch. */
 	assert_int_equal(keystore_reload(fixture->dir, mounted, &reloaded, &result, error),
-			 -EKEYREJECTED);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD));
 	assert_non_null(strstr(error, "an auto-login wallet is not used instead"));
 	{
 		struct secret *password = secret_from(PASSWORD);
@@ -1355,20 +1417,24 @@ static void test_host_secret(void **state)
 	ring = NULL;
 
 	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, "chmod 600"));
 	assert_int_equal(chmod(path, 0600), 0);
 	assert_int_equal(chmod(dir, 0770), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, "host secret directory"));
 	assert_non_null(strstr(error, "chmod g-w"));
 	assert_int_equal(chmod(dir, 0700), 0);
 	assert_int_equal(chown(path, 65534, 65534), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EPERM);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, "chown root"));
 	assert_int_equal(chown(path, 0, 0), 0);
 	assert_int_equal(truncate(path, 31), 0);
-	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error), -EBADMSG);
+	assert_int_equal(keystore_open_for_mount(fixture->dir, -1, &ring, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	assert_non_null(strstr(error, "damaged"));
 	/* The damaged secret is not replaced by a write either. */
 	{
@@ -1376,7 +1442,7 @@ static void test_host_secret(void **state)
 
 		assert_int_equal(wallet_session_open(fixture->dir, WALLET_FOR_CHANGE, NULL,
 						     &session, error),
-				 -EBADMSG);
+				 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 		assert_null(session);
 	}
 	assert_int_equal(count_entries(dir, "host-secret"), 1);
@@ -1403,6 +1469,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_autologin_only_wallet, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_autologin_replaces_other_kind, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_change_refused_on_reading_session, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_copy_holding_more_keys_is_kept, setup,
 						teardown),

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,12 +185,82 @@ static void test_wrong_password(void **state)
 
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, "correct horse batteryX",
 				  &read, error),
-			 -EKEYREJECTED);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD));
 	snprintf(expected, sizeof(expected), "wrong password for wallet %s", fixture->path);
 	assert_string_equal(error, expected);
 	assert_null(read.ring);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, NULL, &read, error),
-			 -EKEYREJECTED);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD));
+	free(bytes);
+}
+
+/*
+ * One error vocabulary: a keystore meaning and an errno never read as each other. Every errno
+ * the system has, ESTALE from a wallet on NFS among them, classifies as a system error with
+ * strerror's words; every keystore meaning classifies as itself, outside the errno range, with
+ * its own name and text.
+ */
+static void test_error_vocabulary(void **state)
+{
+	const char *seen_names[KEYSTORE_ERROR_COUNT] = { NULL };
+
+	(void)state;
+	assert_int_equal(keystore_error_of(0), KEYSTORE_OK);
+	assert_int_equal(keystore_error_of(INT_MIN), KEYSTORE_ERR_SYSTEM);
+	assert_int_equal(keystore_error_of(-KEYSTORE_ERROR_BASE), KEYSTORE_ERR_SYSTEM);
+	for (int e = 1; e < KEYSTORE_ERROR_BASE; e++) {
+		if (keystore_error_of(-e) != KEYSTORE_ERR_SYSTEM)
+			fail_msg("errno %d read as keystore error %s", e,
+				 keystore_error_name(keystore_error_of(-e)));
+		assert_string_equal(keystore_error_message(-e), strerror(e));
+	}
+	/* The case of issue 12: a real ESTALE is not "a copy holds more keys". */
+	assert_int_not_equal(keystore_error_of(-ESTALE), KEYSTORE_ERR_COPY_HAS_MORE_KEYS);
+	assert_null(strstr(keystore_error_message(-ESTALE), "copy"));
+	assert_string_equal(keystore_error_message(-ESTALE), strerror(ESTALE));
+	for (int n = KEYSTORE_ERR_SYSTEM + 1; n < KEYSTORE_ERROR_COUNT; n++) {
+		int ret = KEYSTORE_ERROR(n);
+		const char *message = keystore_error_message(ret);
+
+		assert_true(ret < -4095); /* beyond Linux's MAX_ERRNO */
+		assert_int_equal(keystore_error_of(ret), n);
+		assert_non_null(message);
+		assert_true(strlen(message) > 0);
+		assert_null(strstr(message, "Unknown error"));
+		seen_names[n] = keystore_error_name((enum keystore_error)n);
+		assert_non_null(strstr(seen_names[n], "KEYSTORE_ERR_"));
+		for (int m = KEYSTORE_ERR_SYSTEM + 1; m < n; m++) {
+			assert_string_not_equal(seen_names[m], seen_names[n]);
+			assert_string_not_equal(keystore_error_message(KEYSTORE_ERROR(m)), message);
+		}
+	}
+	assert_string_equal(keystore_error_message(KEYSTORE_ERROR(KEYSTORE_ERR_COPY_HAS_MORE_KEYS)),
+			    "an auto-login copy holds keys the password wallet lacks");
+	assert_string_equal(keystore_error_name(KEYSTORE_ERROR_COUNT), "KEYSTORE_ERR_UNKNOWN");
+}
+
+/*
+ * A system error on the way to a wallet comes out as that errno, named in the message, never as
+ * a keystore meaning: here ENOTDIR, from a wallet path under a regular file.
+ */
+static void test_system_error_passes_through(void **state)
+{
+	struct fixture *fixture = *state;
+	char error[KEYSTORE_ERROR_SIZE], under_file[PATH_MAX];
+	struct wallet_read read;
+	size_t len;
+	uint8_t *bytes = write_sample(fixture, WALLET_KIND_AUTOLOGIN, &len);
+	int ret;
+
+	path_join(under_file, fixture->path, "autologin.wallet");
+	ret = try_read(under_file, WALLET_KIND_AUTOLOGIN, NULL, &read, error);
+	assert_int_equal(ret, -ENOTDIR);
+	assert_int_equal(keystore_error_of(ret), KEYSTORE_ERR_SYSTEM);
+	assert_non_null(strstr(error, strerror(ENOTDIR)));
+	assert_non_null(strstr(error, under_file));
+	/* The same file read where it is opens: the failure above was the path's alone. */
+	assert_int_equal(try_read(fixture->path, WALLET_KIND_AUTOLOGIN, NULL, &read, error), 0);
+	wallet_read_release(&read);
 	free(bytes);
 }
 
@@ -216,11 +287,13 @@ static void check_damage(const char *path, enum wallet_kind kind, enum wallet_co
 		int ret = wallet_read(&read, error);
 
 		secret_free(secret);
-		if (ret != -EBADMSG && ret != -EPROTONOSUPPORT)
+		if (ret != KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED) &&
+		    ret != KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT))
 			fail_msg("damage at byte %zu of %zu (kind %d) read as %d: %s", at, len,
 				 kind, ret, error);
-		assert_true(strstr(error, ret == -EBADMSG ? "is damaged: " : "newer version") !=
-			    NULL);
+		assert_true(strstr(error, ret == KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED)
+						  ? "is damaged: "
+						  : "newer version") != NULL);
 		(void)bytes;
 	}
 }
@@ -291,7 +364,7 @@ static void test_zero_length_file(void **state)
 
 	write_whole(fixture->path, (const uint8_t *)"", 0, 0600);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, PASSWORD, &read, error),
-			 -EBADMSG);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	assert_non_null(strstr(error, "is damaged: the file is empty; newest backup: "));
 }
 
@@ -308,11 +381,11 @@ static void test_wrong_magic(void **state)
 	recompute_checksum(bytes, len);
 	write_whole(fixture->path, bytes, len, 0600);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_AUTOLOGIN, NULL, &read, error),
-			 -EBADMSG);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	assert_non_null(strstr(error, "bad magic"));
 	write_whole(fixture->path, (const uint8_t *)"hello, world\n", 13, 0600);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_AUTOLOGIN, NULL, &read, error),
-			 -EBADMSG);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	free(bytes);
 }
 
@@ -331,7 +404,7 @@ static void test_newer_version_and_flags(void **state)
 	recompute_checksum(copy, len);
 	write_whole(fixture->path, copy, len, 0600);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, PASSWORD, &read, error),
-			 -EPROTONOSUPPORT);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT));
 	assert_non_null(strstr(error, "written by a newer version of tdefs"));
 	assert_non_null(strstr(error, "format version 2"));
 
@@ -340,14 +413,14 @@ static void test_newer_version_and_flags(void **state)
 	store_le16(copy + WALLET_OFFSET_VERSION, WALLET_FORMAT_VERSION + 1);
 	write_whole(fixture->path, copy, len, 0600);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, PASSWORD, &read, error),
-			 -EBADMSG);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 
 	memcpy(copy, bytes, len);
 	store_le32(copy + WALLET_OFFSET_FLAGS, 0x10);
 	recompute_checksum(copy, len);
 	write_whole(fixture->path, copy, len, 0600);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, PASSWORD, &read, error),
-			 -EPROTONOSUPPORT);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT));
 
 	/* The host-secret flag is known, but only a local auto-login file may carry it. */
 	memcpy(copy, bytes, len);
@@ -355,7 +428,7 @@ static void test_newer_version_and_flags(void **state)
 	recompute_checksum(copy, len);
 	write_whole(fixture->path, copy, len, 0600);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, PASSWORD, &read, error),
-			 -EBADMSG);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	assert_non_null(strstr(error, "only a local auto-login file uses the host secret"));
 	free(copy);
 	free(bytes);
@@ -411,7 +484,8 @@ static void test_local_derivation_known_answers(void **state)
 
 /*
  * A local auto-login file is bound to the host secret: read with another secret, or with none
- * at all, it is a file from another host (-EXDEV), and reading never creates a secret.
+ * at all, it is a file from another host (KEYSTORE_ERR_OTHER_HOST), and reading never creates a
+ * secret.
  */
 static void test_local_file_needs_host_secret(void **state)
 {
@@ -430,12 +504,12 @@ static void test_local_file_needs_host_secret(void **state)
 	assert_int_equal(mkdir(elsewhere, 0700), 0);
 	host_secret_dir_use(elsewhere, -1);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_LOCAL_AUTOLOGIN, NULL, &read, error),
-			 -EXDEV);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST));
 	assert_non_null(strstr(error, "which this host does not have"));
 	assert_int_equal(count_entries(elsewhere, "host-secret"), 0);
 	host_secret_dir_use(elsewhere, 0x44);
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_LOCAL_AUTOLOGIN, NULL, &read, error),
-			 -EXDEV);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST));
 	assert_non_null(strstr(error, "was made on another host"));
 	assert_non_null(strstr(error, "host secret"));
 
@@ -467,7 +541,7 @@ static void test_forged_payload_is_damage(void **state)
 		recompute_checksum(bytes, len);
 		write_whole(fixture->path, bytes, len, 0600);
 		assert_int_equal(try_read(fixture->path, kinds[k], PASSWORD, &read, error),
-				 -EBADMSG);
+				 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 		assert_non_null(strstr(error, "fail authentication"));
 		free(bytes);
 	}
@@ -482,7 +556,7 @@ static void test_kind_must_match_name(void **state)
 	uint8_t *bytes = write_sample(fixture, WALLET_KIND_PASSWORD, &len);
 
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_AUTOLOGIN, NULL, &read, error),
-			 -EBADMSG);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	assert_non_null(strstr(error, "not what its name says"));
 	free(bytes);
 }
@@ -507,7 +581,7 @@ static void expect_payload_rejected(const uint8_t *payload, size_t len, const ch
 	struct keyring *ring = NULL;
 
 	assert_int_equal(wallet_payload_decode_keys(payload, len, wallet_id, 1, &ring, why),
-			 -EBADMSG);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	assert_null(ring);
 	if (!strstr(why, reason))
 		fail_msg("expected '%s' in '%s'", reason, why);
@@ -596,12 +670,12 @@ static void test_secret_payload(void **state)
 	for (size_t cut = 0; cut < len; cut++) {
 		decoded[0] = decoded[1] = NULL;
 		assert_int_equal(wallet_payload_decode_secrets(payload, cut, decoded, &count, why),
-				 -EBADMSG);
+				 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 		assert_null(decoded[0]);
 	}
 	store_le32(payload + SECRETS_OFFSET_COUNT, 3);
 	assert_int_equal(wallet_payload_decode_secrets(payload, len, decoded, &count, why),
-			 -EBADMSG);
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	secure_free(payload);
 	assert_int_equal(wallet_payload_encode_secrets(secrets, 0, &payload, &len), -EINVAL);
 	secret_free(secrets[0]);
@@ -746,6 +820,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_key_id_text),
+		cmocka_unit_test(test_error_vocabulary),
+		cmocka_unit_test_setup_teardown(test_system_error_passes_through, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip_each_kind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_password, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flip_and_truncate_key_wallets, setup,

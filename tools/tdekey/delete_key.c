@@ -120,7 +120,7 @@ static int run(const struct options *options)
 	if (ret < 0) {
 		int code = report_failure(ret, error);
 
-		ret = ret == -EBUSY ? EXIT_KEY_IN_USE : code;
+		ret = keystore_error_of(ret) == KEYSTORE_ERR_KEY_IS_ACTIVE ? EXIT_KEY_IN_USE : code;
 		goto out_close;
 	}
 	if (options->json) {

@@ -13,33 +13,51 @@
 
 #include "util/json_text.h"
 
+/*
+ * The keystore's own meanings first (keystore.h: a range apart from errno), then the few system
+ * errors that mean something to a script. A real ESTALE or EXDEV from the file system the wallet
+ * lives on is a system error like any other: EXIT_ERROR, with strerror's words.
+ */
 int exit_code_for(int error)
 {
-	switch (error) {
-	case 0:
+	switch (keystore_error_of(error)) {
+	case KEYSTORE_OK:
 		return EXIT_OK;
+	case KEYSTORE_ERR_WRONG_PASSWORD:
+		return EXIT_WRONG_PASSWORD;
+	case KEYSTORE_ERR_DAMAGED:
+		return EXIT_DAMAGED;
+	case KEYSTORE_ERR_NEWER_FORMAT:
+		return EXIT_NEWER_FORMAT;
+	case KEYSTORE_ERR_UNSAFE_MODES:
+		return EXIT_PERMISSIONS;
+	case KEYSTORE_ERR_OTHER_HOST:
+		return EXIT_OTHER_HOST;
+	case KEYSTORE_ERR_NO_SUCH_KEY:
+	case KEYSTORE_ERR_AMBIGUOUS_KEY_ID:
+		return EXIT_NO_SUCH_KEY;
+	case KEYSTORE_ERR_COPY_HAS_MORE_KEYS:
+		return EXIT_COPY_AHEAD;
+	case KEYSTORE_ERR_KEY_IS_ACTIVE:
+		return EXIT_KEY_IN_USE;
+	case KEYSTORE_ERR_KEY_MISMATCH:
+	case KEYSTORE_ERR_WALLET_FULL:
+	case KEYSTORE_ERROR_COUNT:
+		return EXIT_ERROR;
+	case KEYSTORE_ERR_SYSTEM:
+		break;
+	}
+	switch (error) {
 	case -ENOENT:
 		return EXIT_NO_WALLET;
-	case -EKEYREJECTED:
 	case -ENXIO: /* a password is needed and there is no terminal to ask on */
 		return EXIT_WRONG_PASSWORD;
-	case -EBADMSG:
-		return EXIT_DAMAGED;
-	case -EPROTONOSUPPORT:
-		return EXIT_NEWER_FORMAT;
-	case -EPERM:
+	case -EPERM: /* the system refused (an immutable file, a root-squashed mount) */
 		return EXIT_PERMISSIONS;
-	case -EXDEV:
-		return EXIT_OTHER_HOST;
-	case -ENOKEY:
+	case -ENOKEY: /* keyring_active(): the wallet holds no master key */
 		return EXIT_NO_MASTER_KEY;
-	case -ESRCH:
-	case -ENOTUNIQ:
-		return EXIT_NO_SUCH_KEY;
 	case -EEXIST:
 		return EXIT_EXISTS;
-	case -ESTALE:
-		return EXIT_COPY_AHEAD;
 	default:
 		return EXIT_ERROR;
 	}
@@ -47,7 +65,7 @@ int exit_code_for(int error)
 
 int report_failure(int error, const char *message)
 {
-	fprintf(stderr, "tdekey: %s\n", message && *message ? message : strerror(-error));
+	fprintf(stderr, "tdekey: %s\n", message && *message ? message : keystore_error_message(error));
 	return exit_code_for(error);
 }
 

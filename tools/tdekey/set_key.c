@@ -30,8 +30,8 @@ static int run(const struct options *options)
 		key_id_format(previous, previous_id);
 	ret = keyring_generate(ring, options->tag, true, (int64_t)time(NULL), &index);
 	if (ret < 0) {
-		snprintf(error, sizeof(error), "cannot add a master key: %s%s", strerror(-ret),
-			 ret == -ENOSPC ? " (the wallet holds the most keys it can)" : "");
+		snprintf(error, sizeof(error), "cannot add a master key: %s",
+			 keystore_error_message(ret));
 		ret = report_failure(ret, error);
 		goto out_close;
 	}
