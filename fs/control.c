@@ -221,14 +221,11 @@ static void *accept_loop(void *unused)
 {
 	(void)unused;
 	for (;;) {
-		struct pollfd fds[2] = { { listen_fd, POLLIN, 0 }, { stop_pipe[0], POLLIN, 0 } };
-		int fd;
+		int ready = wait_readable_or_stop(listen_fd, stop_pipe[0]), fd;
 
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		if (ready == 0)
 			break;
-		if (fds[1].revents)
-			break;
-		if (!(fds[0].revents & POLLIN))
+		if (ready < 0)
 			continue;
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)

@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,19 +88,17 @@ static void *watch_wallet(void *unused)
 
 	(void)unused;
 	for (;;) {
-		struct pollfd fds[2] = { { watch_fd, POLLIN, 0 }, { watch_stop_pipe[0], POLLIN, 0 } };
+		int ready = wait_readable_or_stop(watch_fd, watch_stop_pipe[0]);
 
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		if (ready == 0)
 			break;
-		if (fds[1].revents)
-			break;
-		if (!(fds[0].revents & POLLIN))
+		if (ready < 0)
 			continue;
 		if (read(watch_fd, events, sizeof(events)) <= 0)
 			continue;
 		/* A wallet change is several events (temp file, rename, backup): let them settle. */
 		usleep(200000);
-		while (poll(fds, 1, 0) > 0 && read(watch_fd, events, sizeof(events)) > 0)
+		while (read(watch_fd, events, sizeof(events)) > 0) /* non-blocking: drains */
 			;
 		if (keys_reload(error, sizeof(error)) < 0)
 			log_warning("tdefs: %s", error);

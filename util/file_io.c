@@ -7,6 +7,7 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -157,6 +158,17 @@ out_unlink:
 		close(fd);
 	unlink(temp_path);
 	return ret;
+}
+
+int wait_readable_or_stop(int fd, int stop_fd)
+{
+	struct pollfd fds[2] = { { fd, POLLIN, 0 }, { stop_fd, POLLIN, 0 } };
+
+	if (poll(fds, 2, -1) < 0)
+		return errno == EINTR ? -1 : 0;
+	if (fds[1].revents)
+		return 0;
+	return fds[0].revents & POLLIN ? 1 : -1;
 }
 
 #ifdef TDEFS_FAULT_INJECTION

@@ -73,6 +73,13 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 int fsync_parent_directory(const char *path);
 
 /*
+ * The wait of a service thread (the control socket, the wallet watch): 1 when fd is readable,
+ * 0 when stop_fd is (the thread is told to end) or poll fails, -1 to wait again (EINTR, an
+ * event that is not input).
+ */
+int wait_readable_or_stop(int fd, int stop_fd);
+
+/*
  * Crash points. In a build with -Dfault_injection=true, fault_point("name") counts calls and
  * kills the process with SIGKILL when the count reaches $TDEFS_FAULT_AT, so a test can stop a
  * writer between any two of its durable steps. In other builds it compiles to nothing.

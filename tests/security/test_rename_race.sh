@@ -109,38 +109,39 @@ check_targets() {
 		fail "$1: a file outside the backing directory or the sentinel device was written"
 }
 
+# race WHAT DIR ROUND_FUNCTION: the racer swaps in DIR for a share of the time while
+# ROUND_FUNCTION runs again and again; then nothing outside the tree may have changed.
+race() {
+	local what=$1 dir=$2 round_function=$3 rounds=0
+	start_racer "$dir" "$share"
+	while racer_running; do
+		"$round_function"
+		rounds=$((rounds + 1))
+	done
+	wait_racer "$what ($rounds rounds)"
+	check_targets "$what"
+}
+
 # ---- 1. key rotations and rewraps ---------------------------------------------------------------
-start_racer "$attack" "$share"
-rounds=0
-while racer_running; do
+rotate_and_rewrap() {
 	"$TDEKEY_BIN" set-key --wallet "$TDEFS_WALLET" >/dev/null 2>&1 || fail "tdekey set-key failed"
 	run_bounded "tderekey rewrap" 120 "$tderekey" rewrap "$TDEFS_MNT" || true
 	run_bounded "tderekey status" 60 "$tderekey" status "$TDEFS_MNT" || true
-	rounds=$((rounds + 1))
-done
-wait_racer "rewrap ($rounds rotations and rewraps)"
-check_targets "rewrap"
+}
+race "rewrap" "$attack" rotate_and_rewrap
 
 # ---- 2. data rekeys ----------------------------------------------------------------------------------
-start_racer "$attack" "$share"
-rounds=0
-while racer_running; do
+data_rekey() {
 	run_bounded "tderekey data" 300 "$tderekey" data "$TDEFS_MNT" || true
-	rounds=$((rounds + 1))
-done
-wait_racer "data rekey ($rounds passes)"
-check_targets "data rekey"
+}
+race "data rekey" "$attack" data_rekey
 
 # ---- 3. the key census -----------------------------------------------------------------------------
-start_racer "$attack" "$share"
-rounds=0
-while racer_running; do
+census() {
 	run_bounded "tdekey keys --usage" 60 "$TDEKEY_BIN" keys --wallet "$TDEFS_WALLET" --usage "$TDEFS_BACKING" || true
 	run_bounded "tderekey status" 60 "$tderekey" status "$TDEFS_MNT" || true
-	rounds=$((rounds + 1))
-done
-wait_racer "census ($rounds rounds)"
-check_targets "census"
+}
+race "census" "$attack" census
 
 # ---- 4. the resume pass at mount -------------------------------------------------------------------
 for round in 1 2 3; do
@@ -170,15 +171,11 @@ rc=0
 "$TDEFS_BIN" --check --repair --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" >"$TDEFS_WORK/repair.out" 2>&1 || rc=$?
 ((rc == 2)) && grep -q "chmod 0700" "$TDEFS_WORK/repair.out" ||
 	fail "--check --repair on a backing root others can enter: expected a refusal (exit 2), got $rc: $(cat "$TDEFS_WORK/repair.out")"
-start_racer "$TDEFS_BACKING/attack" "$share"
-rounds=0
-while racer_running; do
+check_backing() {
 	run_bounded "tdefs --check" 120 "$TDEFS_BIN" --check --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" || true
-	rounds=$((rounds + 1))
-done
-wait_racer "--check ($rounds runs)"
+}
+race "--check" "$TDEFS_BACKING/attack" check_backing
 chmod 0700 "$TDEFS_BACKING"
-check_targets "--check"
 
 # ---- the database's files --------------------------------------------------------------------------
 tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"

@@ -88,13 +88,9 @@ static int run(const struct options *options)
 		return ret;
 	memset(&census, 0, sizeof(census));
 	ring = wallet_session_keyring(session);
-	ret = keyring_find_prefix(ring, options->argv[0], &index, error);
-	if (ret < 0) {
-		report_failure(ret, error);
-		/* Text that cannot be a key ID is a usage error, not a missing key. */
-		ret = ret == -EINVAL ? EXIT_USAGE : exit_code_for(ret);
+	ret = find_key_argument(options, ring, &index);
+	if (ret)
 		goto out_close;
-	}
 	record = keyring_record(ring, index);
 	key_id_format(record->id, id);
 	memcpy(key_id, record->id, KEY_ID_SIZE);

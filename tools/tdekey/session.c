@@ -5,6 +5,7 @@
  */
 #include "tools/tdekey/tdekey.h"
 
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +27,18 @@ int commit_session(const struct options *options, struct wallet_session *session
 
 	ret = wallet_session_commit(session, options->backup_id, error);
 	return ret < 0 ? report_failure(ret, error) : EXIT_OK;
+}
+
+int find_key_argument(const struct options *options, struct keyring *ring, size_t *index)
+{
+	char error[KEYSTORE_ERROR_SIZE] = "";
+	int ret = keyring_find_prefix(ring, options->argv[0], index, error);
+
+	if (ret == 0)
+		return EXIT_OK;
+	report_failure(ret, error);
+	/* Text that cannot be a key ID is a usage error, not a missing key. */
+	return ret == -EINVAL ? EXIT_USAGE : exit_code_for(ret);
 }
 
 static void copies_refreshed(struct wallet_session *session, const char *found[2])

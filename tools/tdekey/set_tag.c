@@ -11,7 +11,6 @@
 static int run(const struct options *options)
 {
 	const char *tag = options->argv[1];
-	char error[KEYSTORE_ERROR_SIZE] = "";
 	char id[KEY_ID_TEXT_SIZE], old_tag[WALLET_TAG_MAX + 1];
 	struct wallet_session *session;
 	struct keyring *ring;
@@ -28,13 +27,9 @@ static int run(const struct options *options)
 	if (ret)
 		return ret;
 	ring = wallet_session_keyring(session);
-	ret = keyring_find_prefix(ring, options->argv[0], &index, error);
-	if (ret < 0) {
-		report_failure(ret, error);
-		/* Text that cannot be a key ID is a usage error, not a missing key. */
-		ret = ret == -EINVAL ? EXIT_USAGE : exit_code_for(ret);
+	ret = find_key_argument(options, ring, &index);
+	if (ret)
 		goto out_close;
-	}
 	key_id_format(keyring_record(ring, index)->id, id);
 	snprintf(old_tag, sizeof(old_tag), "%s", keyring_record(ring, index)->tag);
 	keyring_set_tag(ring, index, tag);

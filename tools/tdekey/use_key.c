@@ -25,13 +25,9 @@ static int run(const struct options *options)
 	if (ret)
 		return ret;
 	ring = wallet_session_keyring(session);
-	ret = keyring_find_prefix(ring, options->argv[0], &index, error);
-	if (ret < 0) {
-		report_failure(ret, error);
-		/* Text that cannot be a key ID is a usage error, not a missing key. */
-		ret = ret == -EINVAL ? EXIT_USAGE : exit_code_for(ret);
+	ret = find_key_argument(options, ring, &index);
+	if (ret)
 		goto out_close;
-	}
 	key_id_format(keyring_record(ring, index)->id, id);
 	if (strcmp(keyring_record(ring, index)->container, keyring_container(ring)) != 0) {
 		snprintf(error, sizeof(error), "key %s belongs to container %s, not %s", id,
