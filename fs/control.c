@@ -359,7 +359,7 @@ static int remove_stale_socket(char *error, size_t error_size)
 	struct sockaddr_un address;
 	socklen_t length;
 	struct stat st;
-	int probe, connected;
+	int probe, connected = -1, connect_errno = 0;
 
 	if (fstatat(directory_fd, socket_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -368,12 +368,23 @@ static int remove_stale_socket(char *error, size_t error_size)
 			 socket_display, socket_display);
 		return -EEXIST;
 	}
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe < 0)
-		return -errno;
-	length = socket_address(directory_fd, socket_name, &address);
-	connected = connect(probe, (struct sockaddr *)&address, length);
-	close(probe);
+	/*
+	 * A daemon whose mount has just gone (an unmount, then a mount at once: the kernel hands
+	 * the device number out again) still listens for the few milliseconds it takes to exit:
+	 * give it three seconds before calling the name taken.
+	 */
+	for (int attempt = 0; attempt < 60; attempt++) {
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe < 0)
+			return -errno;
+		length = socket_address(directory_fd, socket_name, &address);
+		connected = connect(probe, (struct sockaddr *)&address, length);
+		connect_errno = errno;
+		close(probe);
+		if (connected < 0)
+			break;
+		usleep(50000);
+	}
 	if (connected == 0) {
 		snprintf(error, error_size,
 			 "%s is in use by another running process (a daemon whose mount is gone?); "
@@ -381,9 +392,9 @@ static int remove_stale_socket(char *error, size_t error_size)
 			 socket_display, socket_display);
 		return -EADDRINUSE;
 	}
-	if (errno != ECONNREFUSED) {
-		snprintf(error, error_size, "%s: %s", socket_display, strerror(errno));
-		return -errno;
+	if (connect_errno != ECONNREFUSED) {
+		snprintf(error, error_size, "%s: %s", socket_display, strerror(connect_errno));
+		return -connect_errno;
 	}
 	if (unlinkat(directory_fd, socket_name, 0) < 0)
 		return -errno;
