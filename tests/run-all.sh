@@ -55,7 +55,7 @@ note "unit and keystore suites"
 run_suites build unit --suite unit --suite keystore
 
 note "C unit tests under valgrind memcheck"
-run_suites build valgrind crypto format backing_walk test_wallet_format test_wallet_directory \
+run_suites build valgrind crypto format backing_walk json_text test_wallet_format test_wallet_directory \
 	--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite' \
 	--timeout-multiplier 4
 
