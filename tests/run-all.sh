@@ -55,8 +55,8 @@ note "unit and keystore suites"
 run_suites build unit --suite unit --suite keystore
 
 note "C unit tests under valgrind memcheck"
-run_suites build valgrind crypto format backing_walk file_io test_wallet_format \
-	test_wallet_directory \
+run_suites build valgrind crypto format backing_walk file_io json_text test_wallet_format \
+	test_wallet_directory test_tdekey_exit_codes \
 	--wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite' \
 	--timeout-multiplier 4
 

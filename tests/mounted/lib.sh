@@ -9,7 +9,8 @@
 #
 # Environment (all optional):
 #   TDEFS_BUILD        build directory (default build/ in the source tree) with fs/tdefs,
-#                      tools/tdekey/tdekey and tests/mounted/tdefs-exerciser
+#                      tools/tdekey/tdekey, tests/mounted/tdefs-exerciser and
+#                      tests/lib/tdefs-test-helper
 #   TDEFS_TEST_PLAIN=1 no FUSE mount: the backing directory itself is the "mount point". For
 #                      developing tests without the daemon; tdefs_remount then only syncs and
 #                      drops the page cache. Tests that need the daemon should `skip` in it.
@@ -23,6 +24,10 @@
 # Variables for tests:
 #   TEST_NAME          script name without .sh
 #   TDEFS_BIN TDEKEY_BIN TDEFS_EXERCISER TDEFS_POSIX_CHECK   binaries in the build directory
+#   TDEFS_TEST_HELPER  the one helper program (tests/lib/test_helper.c; `$TDEFS_TEST_HELPER
+#                      help` lists its subcommands): header forging and inspection,
+#                      independent decryption, keys in memory, backing directories, forged
+#                      wallets, the durable-record writer
 #   TDEFS_WORK         private work directory on a plain filesystem, mode 0755 (the postgres
 #                      user can traverse it); put reference files and logs here
 #   TDEFS_WALLET TDEFS_BACKING TDEFS_MNT   set by tdefs_setup ($TDEFS_MNT = $TDEFS_BACKING in
@@ -74,6 +79,7 @@ TDEFS_BIN=$TDEFS_BUILD/fs/tdefs
 TDEKEY_BIN=$TDEFS_BUILD/tools/tdekey/tdekey
 TDEFS_EXERCISER=$TDEFS_BUILD/tests/mounted/tdefs-exerciser
 TDEFS_POSIX_CHECK=$TDEFS_BUILD/tests/mounted/tdefs-posix-check
+TDEFS_TEST_HELPER=$TDEFS_BUILD/tests/lib/tdefs-test-helper
 TDEFS_WALLET=${TDEFS_WALLET:-}
 TDEFS_BACKING=${TDEFS_BACKING:-}
 TDEFS_MNT=${TDEFS_MNT:-}

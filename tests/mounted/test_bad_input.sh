@@ -3,8 +3,7 @@
 # a non-zero exit or the right errno, and loses nothing already stored.
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the real mount"
-tool=$TDEFS_BUILD/tests/mounted/tdefs-test-tool
-[[ -x $tool ]] || fail "$tool not built"
+need_build "$TDEFS_TEST_HELPER"
 
 # expect_mount_failure LOG_PATTERN ARGS...: tdefs must exit non-zero at once, saying LOG_PATTERN.
 expect_mount_failure() {
@@ -60,7 +59,7 @@ tdefs_umount "$TDEFS_MNT"
 head -c 4096 /dev/urandom | dd of="$TDEFS_BACKING/garbage" conv=notrunc status=none
 truncate -s 100 "$TDEFS_BACKING/truncated"
 missing_key=0123456789abcdef0123456789abcdef
-"$tool" set-key-id "$TDEFS_BACKING/foreign-key" "$missing_key"
+"$TDEFS_TEST_HELPER" set-key-id "$TDEFS_BACKING/foreign-key" "$missing_key"
 tdefs_mount "$wallet" "$TDEFS_BACKING" "$TDEFS_MNT"
 daemon_log=$(tdefs_daemon_log)
 

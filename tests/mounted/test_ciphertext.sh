@@ -2,11 +2,10 @@
 # What lands on disk: no plaintext written through the mount appears in the backing files, two
 # files with identical contents have different ciphertext, holes stay sparse on the backing
 # side, and every file decrypts correctly with an independent implementation
-# (tdefs-test-tool verify: OpenSSL EVP called directly with the unwrapped DEK).
+# (tdefs-test-helper verify: OpenSSL EVP called directly with the unwrapped DEK).
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the real mount"
-tool=$TDEFS_BUILD/tests/mounted/tdefs-test-tool
-[[ -x $tool ]] || fail "$tool not built"
+need_build "$TDEFS_TEST_HELPER"
 tdefs_setup
 
 marker="TDEFS-PLAINTEXT-MARKER-0123456789"
@@ -59,12 +58,12 @@ allocated=$(($(stat -c %b "$TDEFS_BACKING/sparse") * $(stat -c %B "$TDEFS_BACKIN
 
 # An independent decryption of every file matches the plaintext.
 for f in "$plain"/*; do
-	"$tool" verify "$TDEFS_WALLET" "$TDEFS_BACKING/$(basename "$f")" "$f" >/dev/null ||
+	"$TDEFS_TEST_HELPER" verify "$TDEFS_WALLET" "$TDEFS_BACKING/$(basename "$f")" "$f" >/dev/null ||
 		fail "independent decryption of $(basename "$f") failed"
 done
 # And the verifier is not a rubber stamp: one flipped ciphertext byte is caught.
 cp "$TDEFS_BACKING/f4096" "$TDEFS_WORK/damaged"
 printf '\x55' | dd of="$TDEFS_WORK/damaged" bs=1 seek=5000 conv=notrunc status=none
-"$tool" verify "$TDEFS_WALLET" "$TDEFS_WORK/damaged" "$plain/f4096" 2>/dev/null &&
+"$TDEFS_TEST_HELPER" verify "$TDEFS_WALLET" "$TDEFS_WORK/damaged" "$plain/f4096" 2>/dev/null &&
 	fail "the verifier accepted a damaged ciphertext"
 pass "plaintext absent, twins differ, holes sparse, independent decryption agrees"

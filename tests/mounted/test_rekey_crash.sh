@@ -6,7 +6,6 @@
 # the rekey runs to the end, and a forged watermark is refused rather than used.
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the real mount"
-tool=$TDEFS_BUILD/tests/mounted/tdefs-test-tool
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 rounds=${TDEFS_REKEY_CRASH_ROUNDS:-50}
 tdefs_setup
@@ -33,7 +32,7 @@ verify_all() { # round description
 	for f in "$reference"/*; do
 		cmp -s "$f" "$TDEFS_MNT/$(basename "$f")" || fail "$1: $(basename "$f") differs from its reference"
 	done
-	"$tool" check "$TDEFS_MNT" 3 "$TDEFS_WORK/writer.log" >/dev/null || fail "$1: fsync'ed records lost"
+	"$TDEFS_TEST_HELPER" check "$TDEFS_MNT" 3 "$TDEFS_WORK/writer.log" >/dev/null || fail "$1: fsync'ed records lost"
 	damaged=$("$tderekey" status "$TDEFS_MNT" --json | sed -n 's/.*"damaged": \([0-9]*\).*/\1/p')
 	[[ $damaged == 0 ]] || fail "$1: $damaged damaged headers"
 }
@@ -52,7 +51,7 @@ for round in $(seq 1 "$rounds"); do
 	seed=$((round * 104729 + ${TDEFS_CRASH_SEED:-3}))
 	RANDOM=$seed
 	wait_idle
-	"$tool" writer "$TDEFS_MNT" 3 "$TDEFS_WORK/writer.log" 2>/dev/null &
+	"$TDEFS_TEST_HELPER" writer "$TDEFS_MNT" 3 "$TDEFS_WORK/writer.log" 2>/dev/null &
 	writer=$!
 	"$tderekey" data "$TDEFS_MNT" --rate 24M --no-wait >/dev/null
 	delay_ms=$((20 + RANDOM % 600))
@@ -81,7 +80,7 @@ verify_all "after the final rekey"
 
 # A forged watermark (checksum recomputed) is refused by the header's authentication.
 tdefs_umount "$TDEFS_MNT"
-"$tool" forge-watermark "$TDEFS_BACKING/b" 100 || fail "could not forge the header"
+"$TDEFS_TEST_HELPER" forge-watermark "$TDEFS_BACKING/b" 100 || fail "could not forge the header"
 tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
 out=$(cat "$TDEFS_MNT/b" 2>&1 >/dev/null) && fail "a forged rekey watermark was accepted"
 grep -q "Input/output error" <<<"$out" || fail "forged watermark: expected EIO, got: $out"

@@ -5,7 +5,6 @@
 # killed instead of the daemon: the job belongs to the daemon and finishes anyway.
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the real mount"
-tool=$TDEFS_BUILD/tests/mounted/tdefs-test-tool
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 rounds=${TDEFS_CRASH_ROUNDS:-20}
 tdefs_setup
@@ -20,7 +19,7 @@ for round in $(seq 1 "$rounds"); do
 	seed=$((round * 7919 + ${TDEFS_CRASH_SEED:-1}))
 	RANDOM=$seed
 	"$TDEKEY_BIN" set-key --wallet "$TDEFS_WALLET" --tag "round-$round" >/dev/null
-	"$tool" writer "$TDEFS_MNT" 4 "$TDEFS_WORK/writer.log" 2>/dev/null &
+	"$TDEFS_TEST_HELPER" writer "$TDEFS_MNT" 4 "$TDEFS_WORK/writer.log" 2>/dev/null &
 	writer=$!
 	"$tderekey" rewrap "$TDEFS_MNT" --rate 400 --no-wait >/dev/null 2>&1 || true
 	delay_ms=$((50 + RANDOM % 900))
@@ -33,7 +32,7 @@ for round in $(seq 1 "$rounds"); do
 	wait 2>/dev/null || true
 	unset "tdefs__pid[$TDEFS_MNT]"
 	tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
-	"$tool" check "$TDEFS_MNT" 4 "$TDEFS_WORK/writer.log" >/dev/null ||
+	"$TDEFS_TEST_HELPER" check "$TDEFS_MNT" 4 "$TDEFS_WORK/writer.log" >/dev/null ||
 		fail "round $round (seed $seed, kill after ${delay_ms} ms): fsync'ed data lost"
 	( cd "$TDEFS_MNT" && sha256sum --quiet -c "$TDEFS_WORK/data.sha256" ) ||
 		fail "round $round (seed $seed): file contents changed"

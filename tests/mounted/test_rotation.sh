@@ -6,11 +6,10 @@
 # the control channel refuses other users and paths that are not tdefs mounts.
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the real mount"
-tool=$TDEFS_BUILD/tests/mounted/tdefs-test-tool
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 tdefs_setup
 
-key_of() { "$tool" key-id "$TDEFS_BACKING/$1"; }
+key_of() { "$TDEFS_TEST_HELPER" key-id "$TDEFS_BACKING/$1"; }
 active_key() { "$tderekey" status "$TDEFS_MNT" --json | sed -n 's/.*"active_key": "\([0-9a-f]*\)".*/\1/p'; }
 
 # Files under key 1.
@@ -42,7 +41,7 @@ tdefs_remount
 cp -a "$TDEFS_BACKING" "$TDEFS_WORK/backup-before-rewrap"
 
 # Rewrap while a writer appends and fsyncs; stop part-way, then resume to the end.
-"$tool" writer "$TDEFS_MNT" 8 "$TDEFS_WORK/writer.log" &
+"$TDEFS_TEST_HELPER" writer "$TDEFS_MNT" 8 "$TDEFS_WORK/writer.log" &
 writer=$!
 on_exit "kill $writer 2>/dev/null || true"
 "$tderekey" rewrap "$TDEFS_MNT" --rate 100 --no-wait >/dev/null
@@ -62,7 +61,7 @@ for name in one-1 one-150 one-300 two three w0 w7; do
 done
 "$tderekey" status "$TDEFS_MNT" --json | grep "\"files_per_key\": {\"$key3\": " >/dev/null ||
 	fail "status shows headers under other keys: $("$tderekey" status "$TDEFS_MNT")"
-"$tool" check "$TDEFS_MNT" 8 "$TDEFS_WORK/writer.log" || fail "fsync'ed records lost during rewrap"
+"$TDEFS_TEST_HELPER" check "$TDEFS_MNT" 8 "$TDEFS_WORK/writer.log" || fail "fsync'ed records lost during rewrap"
 [[ $(cat "$TDEFS_MNT/one-250") == "key one file 250" ]] || fail "content changed by rewrap"
 
 # The restored backup (headers under keys 1 and 2) mounts with the rotated wallet.

@@ -4,7 +4,6 @@
 # file is open, and is wiped once the last open of it is released. Keys never reach the log.
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the real mount"
-tool=$TDEFS_BUILD/tests/mounted/tdefs-test-tool
 tdefs_setup
 pid=${tdefs__pid[$TDEFS_MNT]}
 
@@ -20,21 +19,21 @@ fi
 
 head -c 100000 /dev/urandom >"$TDEFS_MNT/secret-file"
 sync
-dek=$("$tool" dek "$TDEFS_WALLET" "$TDEFS_BACKING/secret-file")
+dek=$("$TDEFS_TEST_HELPER" dek "$TDEFS_WALLET" "$TDEFS_BACKING/secret-file")
 data_key=${dek:0:64} # XTS key 1: AES-256 round keys 0 and 1 are these 32 bytes
 
 # While the file is open its key schedule is in memory (this proves the scan can see it).
 exec 7<"$TDEFS_MNT/secret-file"
 head -c 10 <&7 >/dev/null
-"$tool" find-in-memory "$pid" "$data_key" ||
+"$TDEFS_TEST_HELPER" find-in-memory "$pid" "$data_key" ||
 	fail "the open file's key is not found in the daemon's memory: the scan cannot see keys"
 exec 7<&-
 # The release reaches the daemon after close(); give it a moment.
 for _ in $(seq 1 50); do
-	"$tool" find-in-memory "$pid" "$data_key" || break
+	"$TDEFS_TEST_HELPER" find-in-memory "$pid" "$data_key" || break
 	sleep 0.1
 done
-"$tool" find-in-memory "$pid" "$data_key" && fail "the key of a closed file is still in the daemon's memory"
+"$TDEFS_TEST_HELPER" find-in-memory "$pid" "$data_key" && fail "the key of a closed file is still in the daemon's memory"
 
 # Neither the key nor the master key's wrap of it ever appears in the log.
 ! grep -q "${dek:0:16}" "$(tdefs_daemon_log)" || fail "a key appears in the daemon log"

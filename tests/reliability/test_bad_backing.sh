@@ -2,7 +2,7 @@
 # Bad backing states not covered by tests/mounted/test_bad_input.sh (garbage and truncated
 # headers, unknown key, read-only and full backing are there). Each must give a clear error for
 # the file concerned and lose nothing else:
-#  1. Splices (tdefs-rel-header, header_tool.c): the sealed key material (nonce, wrapped DEK,
+#  1. Splices (tdefs-test-helper, tests/lib/helper_header.c): the sealed key material (nonce, wrapped DEK,
 #     tag) of two files' headers exchanged with valid checksums: both files EIO with a log line
 #     "header fails authentication" (the AEAD binds the wrapped DEK to the file ID), the others
 #     intact; tdefs --check --wallet names both. Then two splices no seal can see, logged as
@@ -23,7 +23,8 @@
 #     it (then exit 0, content intact, the garbage file untouched); a garbage file exit 1 naming it.
 . "$(dirname "$0")/lib-reliability.sh"
 is_plain && skip "needs the real mount"
-hdr=$(rel_helper tdefs-rel-header)
+hdr=$TDEFS_TEST_HELPER
+need_build "$hdr"
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 [[ -x $tderekey ]] || fail "$tderekey not built"
 need_cmd setpriv util-linux

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A planted wallet. The wallet ID is no secret (it is in every wallet's clear header, in the
 # backing directory's .tdefs.conf and in `tdekey status`), so a local user (uid 65534) forges an
-# auto-login wallet that claims it and holds a master key of their own (tests/keystore/
-# forge_wallet.c). Then:
+# auto-login wallet that claims it and holds a master key of their own (tdefs-test-helper
+# forge-wallet, tests/lib/helper_keys.c). Then:
 #  (a) the wallet directory is group-writable with group nogroup (an administrator's slip): the
 #      attacker swaps the forged file in. The daemon's reload refuses with the chmod that fixes
 #      the directory (and, once that is fixed, the chown that fixes the planted file), a new
@@ -16,12 +16,10 @@
 #      leaves the newer key loaded, and files wrapped under it keep reading.
 . "$(dirname "$0")/../mounted/lib.sh"
 is_plain && skip "needs the real mount"
-tool=$TDEFS_BUILD/tests/mounted/tdefs-test-tool
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
-forge=$TDEFS_BUILD/tests/keystore/forge-wallet
-need_build "$tool" "$tderekey" "$forge" "$TDEKEY_BIN" "$TDEFS_BIN"
+need_build "$TDEFS_TEST_HELPER" "$tderekey" "$TDEKEY_BIN" "$TDEFS_BIN"
 
-key_of() { "$tool" key-id "$1"; }
+key_of() { "$TDEFS_TEST_HELPER" key-id "$1"; }
 wallet_id_of() {
 	"$TDEKEY_BIN" status --wallet "$1" --json | sed -n 's/.*"wallet_id": "\([0-9a-f]*\)".*/\1/p'
 }
@@ -45,7 +43,7 @@ tdefs_init_backing "$TDEFS_WALLET" "$backing2"
 
 chgrp 65534 "$TDEFS_WALLET"
 chmod 0770 "$TDEFS_WALLET"
-as_nobody "$forge" "$wallet_id" "$attacker/forged.wallet" >"$attacker/forged.txt" ||
+as_nobody "$TDEFS_TEST_HELPER" forge-wallet "$wallet_id" "$attacker/forged.wallet" >"$attacker/forged.txt" ||
 	fail "the attacker could not forge a wallet"
 forged_key=$(head -n 1 "$attacker/forged.txt")
 log "attacker forged key $forged_key for wallet $wallet_id; victim key $victim_key"
@@ -121,7 +119,7 @@ tdefs_mount "$wallet_b" "$backing_b" "$mnt_b" --password-file "$TDEFS_WORK/passw
 echo "b before" >"$mnt_b/before"
 sync
 victim_b=$(key_of "$backing_b/before")
-as_nobody "$forge" "$(wallet_id_of "$wallet_b")" "$attacker/forged-b.wallet" >"$attacker/forged-b.txt" ||
+as_nobody "$TDEFS_TEST_HELPER" forge-wallet "$(wallet_id_of "$wallet_b")" "$attacker/forged-b.wallet" >"$attacker/forged-b.txt" ||
 	fail "(b) the attacker could not forge a wallet"
 forged_b=$(head -n 1 "$attacker/forged-b.txt")
 install -m 600 -o root -g root "$attacker/forged-b.wallet" "$wallet_b/autologin.wallet"

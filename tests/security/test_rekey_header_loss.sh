@@ -37,7 +37,7 @@ TDEFS_BUILD=$(cd "$fault_build" && pwd)
 TDEFS_BIN=$TDEFS_BUILD/fs/tdefs
 TDEKEY_BIN=$TDEFS_BUILD/tools/tdekey/tdekey
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
-header_tool=$TDEFS_BUILD/tests/reliability/tdefs-rel-header
+header_tool=$TDEFS_BUILD/tests/lib/tdefs-test-helper
 need_build "$TDEFS_BIN" "$TDEKEY_BIN" "$tderekey" "$header_tool"
 stride=${TDEFS_SEC_REKEY_LOSS_STRIDE:-1}
 log "fault-injection build: $TDEFS_BUILD"
