@@ -176,7 +176,7 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 		return 0;
 	}
 	ret = header_select(image, done, &header, &slot);
-	if (ret == -EPROTONOSUPPORT) {
+	if (ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT)) {
 		problem(relative, "header from a newer tdefs format");
 		return 0;
 	}

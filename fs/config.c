@@ -52,32 +52,32 @@ int config_decode(const uint8_t *data, size_t len, struct backing_config *config
 	struct backing_config decoded;
 
 	if (len != CONFIG_FILE_SIZE || memcmp(data + CONFIG_OFFSET_MAGIC, CONFIG_MAGIC, 8) != 0)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	if (load_le64(data + CONFIG_OFFSET_CHECKSUM) != XXH3_64bits(data, CONFIG_OFFSET_CHECKSUM))
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	memset(&decoded, 0, sizeof(decoded));
 	decoded.version = load_le16(data + CONFIG_OFFSET_VERSION);
 	if (decoded.version > CONFIG_FORMAT_VERSION)
-		return -EPROTONOSUPPORT;
+		return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
 	if (decoded.version != CONFIG_FORMAT_VERSION)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	decoded.cipher_suite = load_le16(data + CONFIG_OFFSET_SUITE);
 	decoded.block_size = load_le32(data + CONFIG_OFFSET_BLOCK_SIZE);
 	if (decoded.cipher_suite != CIPHER_SUITE_AES256_XTS || decoded.block_size != TDEFS_BLOCK_SIZE)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	if (!buffer_is_zero(data + CONFIG_OFFSET_RESERVED,
 			    CONFIG_OFFSET_CHECKSUM - CONFIG_OFFSET_RESERVED))
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	memcpy(decoded.wallet_id, data + CONFIG_OFFSET_WALLET_ID, 16);
 	memcpy(decoded.directory_id, data + CONFIG_OFFSET_DIRECTORY_ID, 16);
 	memcpy(decoded.container, data + CONFIG_OFFSET_CONTAINER, CONFIG_CONTAINER_SIZE);
 	decoded.container[CONFIG_CONTAINER_SIZE] = '\0';
 	if (decoded.container[0] == '\0')
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	/* The container is NUL-padded: bytes after the first NUL must be NUL too. */
 	for (size_t i = strlen(decoded.container); i < CONFIG_CONTAINER_SIZE; i++)
 		if (decoded.container[i] != '\0')
-			return -EBADMSG;
+			return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	decoded.created_time = load_le64(data + CONFIG_OFFSET_CREATED);
 	*config = decoded;
 	return 0;

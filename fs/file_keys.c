@@ -118,7 +118,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	if (ret < 0)
 		return ret;
 	ret = header_select(raw, done, &crypt->header, &slot);
-	if (ret == -EPROTONOSUPPORT) {
+	if (ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT)) {
 		log_file_error_once(inode, "header written by a newer tdefs format");
 		return -EIO;
 	}

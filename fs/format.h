@@ -22,6 +22,28 @@
 #define TDEFS_BLOCK_SHIFT 12
 
 /*
+ * What the decoders say about a header or a config record that is not right, apart from errno
+ * (keystore/keystore.h keeps wallet meanings the same way): they return 0, a negative errno for
+ * a system error (ENOMEM), or FORMAT_ERROR(enum format_error). The values lie past MAX_ERRNO and
+ * past the keystore's range, so no system error is mistaken for one of them (a real EBADMSG
+ * from a backing filesystem stays a system error). The FUSE layer answers them with EIO
+ * (fs/operations.c) after the one log line that names the file and the reason.
+ */
+enum format_error {
+	FORMAT_ERR_DAMAGED = 1,        /* bad magic, checksum, length or field: no usable copy */
+	FORMAT_ERR_NEWER_FORMAT,       /* a version this release does not know */
+	FORMAT_ERR_AUTHENTICATION,     /* the DEK seal fails: altered, spliced, or another key */
+	FORMAT_ERR_COPIES_DISAGREE,    /* two valid copies no crash leaves side by side */
+	FORMAT_ERR_COUNT
+};
+#define FORMAT_ERROR_BASE 8192
+#define FORMAT_ERROR(n) (-(FORMAT_ERROR_BASE + (int)(n)))
+/* The format_error a return value carries, or 0 for success and system errors. */
+enum format_error format_error_of(int ret);
+/* A message for any return value of the format functions: the meaning, or strerror. */
+const char *format_error_message(int ret);
+
+/*
  * The largest plaintext size (bytes). It keeps every backing offset, header included, inside
  * off_t, and every block index far below the short-tail tweak bit (bit 63, fs/block_cipher.c).
  * Writes past it fail with EFBIG, truncates with EFBIG, fallocate with EINVAL.
@@ -121,16 +143,16 @@ struct file_header {
 int header_copy_encode(const struct file_header *header, uint8_t out[HEADER_COPY_SIZE]);
 
 /*
- * Parse one copy without trusting any field: -EBADMSG for a bad magic, checksum or field
- * (length, suite, unit size, reserved bytes), -EPROTONOSUPPORT for a newer format version.
+ * Parse one copy without trusting any field: FORMAT_ERR_DAMAGED for a bad magic, checksum or
+ * field (length, suite, unit size, reserved bytes), FORMAT_ERR_NEWER_FORMAT for a newer version.
  */
 int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *header);
 
 /*
  * Pick the copy to use from a whole 4096-byte header (or fewer bytes when the file is short):
  * the valid copy with the highest sequence. A copy that fails its checksum (a torn write) is
- * skipped; the other is used. *slot gets the chosen copy's index. -EBADMSG when neither is
- * valid, -EPROTONOSUPPORT when the best candidate is from a newer format.
+ * skipped; the other is used. *slot gets the chosen copy's index. FORMAT_ERR_DAMAGED when
+ * neither is valid, FORMAT_ERR_NEWER_FORMAT when the best candidate is from a newer format.
  */
 int header_select(const uint8_t *data, size_t len, struct file_header *header, unsigned *slot);
 
@@ -138,7 +160,7 @@ int header_select(const uint8_t *data, size_t len, struct file_header *header, u
  * Two valid copies of one file's header side by side: newer (the one header_select() chose) and
  * older. 0 when they are the same state, or two consecutive steps of a data rekey, which is all
  * a crash can leave, since every rekey step writes both copies in turn (docs/REKEY.md, "Damaged
- * header copies"). -EBADMSG, with *reason set to a one-line explanation, when no crash leaves
+ * header copies"). FORMAT_ERR_COPIES_DISAGREE, with *reason set to a one-line explanation, when no crash leaves
  * them so: which key a block is under then cannot be told, and the file must be refused rather
  * than read under a guess. newer_deks and older_deks are the copies' unsealed DEKs, or NULL when
  * a copy's master key is not at hand (the keys are then not compared). Copies of which neither
@@ -162,7 +184,7 @@ int header_seal_with_nonce(struct file_header *header, const uint8_t mek[MASTER_
 			   const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks,
 			   unsigned count, const uint8_t nonce[GCM_NONCE_SIZE]);
 
-/* Unseal into deks (room for wrapped_length bytes); -EBADMSG if anything was altered. */
+/* Unseal into deks (room for wrapped_length bytes); FORMAT_ERR_AUTHENTICATION if altered. */
 int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
 		  uint8_t *deks);
 

@@ -56,32 +56,32 @@ int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *h
 	struct file_header decoded;
 
 	if (memcmp(in + HEADER_OFFSET_MAGIC, HEADER_MAGIC, 8) != 0)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	if (load_le64(in + HEADER_OFFSET_CHECKSUM) != copy_checksum(in))
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	memset(&decoded, 0, sizeof(decoded));
 	decoded.version = load_le16(in + HEADER_OFFSET_VERSION);
 	/* Checked after the checksum: a torn copy must not be reported as "too new". */
 	if (decoded.version > HEADER_FORMAT_VERSION)
-		return -EPROTONOSUPPORT;
+		return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
 	if (decoded.version != HEADER_FORMAT_VERSION)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	decoded.cipher_suite = load_le16(in + HEADER_OFFSET_SUITE);
 	decoded.flags = load_le32(in + HEADER_OFFSET_FLAGS);
 	decoded.sequence = load_le64(in + HEADER_OFFSET_SEQUENCE);
 	decoded.unit_size = load_le32(in + HEADER_OFFSET_UNIT_SIZE);
 	decoded.wrapped_length = load_le32(in + HEADER_OFFSET_WRAPPED_LENGTH);
 	if (decoded.cipher_suite != CIPHER_SUITE_AES256_XTS)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	if (decoded.flags & ~HEADER_KNOWN_FLAGS)
-		return -EPROTONOSUPPORT;
+		return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
 	if (decoded.unit_size != TDEFS_BLOCK_SIZE)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	if (!buffer_is_zero(in + HEADER_OFFSET_RESERVED, 4) ||
 	    !buffer_is_zero(in + HEADER_OFFSET_HOT_RESERVED, 4) ||
 	    !buffer_is_zero(in + HEADER_OFFSET_REKEY_RESERVED,
 			    HEADER_OFFSET_CHECKSUM - HEADER_OFFSET_REKEY_RESERVED))
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	decoded.watermark = load_le64(in + HEADER_OFFSET_WATERMARK);
 	decoded.hot_first = load_le64(in + HEADER_OFFSET_HOT_FIRST);
 	decoded.hot_count = load_le32(in + HEADER_OFFSET_HOT_COUNT);
@@ -92,12 +92,12 @@ int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *h
 		    decoded.watermark >= TDEFS_MAX_FILE_SIZE ||
 		    (decoded.hot_count > 0 && decoded.hot_first != decoded.watermark) ||
 		    (decoded.hot_count == 0 && decoded.hot_first != 0))
-			return -EBADMSG;
+			return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	} else {
 		/* One DEK, and no trace of rekey state. */
 		if (decoded.wrapped_length != DEK_SIZE || decoded.watermark || decoded.hot_first ||
 		    decoded.hot_count)
-			return -EBADMSG;
+			return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	}
 	for (uint32_t i = 0; i < decoded.hot_count; i++)
 		decoded.hot_old_checksums[i] = load_le64(in + HEADER_OFFSET_HOT_CHECKSUMS + 8 * i);
@@ -105,7 +105,7 @@ int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *h
 			    8 * (REKEY_HOT_ZONE_MAX - decoded.hot_count)) ||
 	    !buffer_is_zero(in + HEADER_OFFSET_WRAPPED_KEYS + decoded.wrapped_length,
 			    HEADER_WRAPPED_KEYS_SIZE - decoded.wrapped_length))
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	memcpy(decoded.file_id, in + HEADER_OFFSET_FILE_ID, FILE_ID_SIZE);
 	memcpy(decoded.key_id, in + HEADER_OFFSET_KEY_ID, MASTER_KEY_ID_SIZE);
 	memcpy(decoded.nonce, in + HEADER_OFFSET_NONCE, GCM_NONCE_SIZE);
@@ -123,7 +123,7 @@ int header_select(const uint8_t *data, size_t len, struct file_header *header, u
 
 	for (unsigned i = 0; i < HEADER_COPY_COUNT; i++) {
 		if (len < (i + 1) * HEADER_COPY_SIZE) {
-			results[i] = -EBADMSG;
+			results[i] = FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 			continue;
 		}
 		results[i] = header_copy_decode(data + i * HEADER_COPY_SIZE, &candidates[i]);
@@ -133,9 +133,9 @@ int header_select(const uint8_t *data, size_t len, struct file_header *header, u
 	}
 	if (best < 0) {
 		for (unsigned i = 0; i < HEADER_COPY_COUNT; i++)
-			if (results[i] == -EPROTONOSUPPORT)
-				return -EPROTONOSUPPORT;
-		return -EBADMSG;
+			if (results[i] == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT))
+				return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	}
 	/*
 	 * Two valid copies always describe the same file. Copies that disagree on the file ID were
@@ -144,14 +144,14 @@ int header_select(const uint8_t *data, size_t len, struct file_header *header, u
 	 */
 	if (results[0] == 0 && results[1] == 0 &&
 	    memcmp(candidates[0].file_id, candidates[1].file_id, FILE_ID_SIZE) != 0)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	/*
 	 * A copy from a newer format that is not torn may be the most recent write; using the
 	 * older copy beside it could silently drop that change, so refuse instead.
 	 */
 	for (unsigned i = 0; i < HEADER_COPY_COUNT; i++)
-		if (results[i] == -EPROTONOSUPPORT)
-			return -EPROTONOSUPPORT;
+		if (results[i] == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT))
+			return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
 	*header = candidates[best];
 	*slot = (unsigned)best;
 	return 0;
@@ -207,7 +207,7 @@ int header_copies_check(const struct file_header *newer, const uint8_t *newer_de
 		     newer->watermark == older->watermark + older->hot_count)) {
 		*reason = "the two header copies' data rekey progress is not one step apart";
 	}
-	return *reason ? -EBADMSG : 0;
+	return *reason ? FORMAT_ERROR(FORMAT_ERR_COPIES_DISAGREE) : 0;
 }
 
 /* Associated data: the whole encoded copy with the sealed fields and the checksum zeroed. */
@@ -289,7 +289,7 @@ int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY
 	int ret;
 
 	if (header->wrapped_length == 0 || header->wrapped_length > HEADER_WRAPPED_KEYS_SIZE)
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	ret = derive_wrap_key(mek, &wrap_key);
 	if (ret < 0)
 		return ret;
@@ -297,7 +297,7 @@ int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY
 	ret = crypto_gcm_open(wrap_key, header->nonce, aad, sizeof(aad), header->wrapped_keys,
 			      header->wrapped_length, header->tag, deks);
 	secure_free(wrap_key);
-	return ret;
+	return ret == -EBADMSG ? FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION) : ret; /* the GCM tag */
 }
 
 int header_create(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],

@@ -54,7 +54,7 @@ static int read_header(int fd, uint8_t image[TDEFS_HEADER_SIZE], size_t *done,
 		if (ret < 0)
 			return ret;
 		ret = header_select(image, *done, header, slot);
-		if (ret != -EBADMSG)
+		if (ret != FORMAT_ERROR(FORMAT_ERR_DAMAGED))
 			return ret;
 		usleep(10000);
 	}
@@ -81,7 +81,7 @@ int header_copies_verify(const struct keyring *ring, const uint8_t *image, size_
 		return -ENOMEM;
 	mek = ring ? keyring_find(ring, other.key_id) : NULL;
 	ret = mek ? header_unseal(&other, mek, other_deks) : -ENOKEY;
-	if (ret == -EBADMSG) {
+	if (ret == FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION)) {
 		/* A copy with a good checksum and a bad seal was altered: nothing it says counts. */
 		*reason = "the other header copy fails authentication (altered or spliced)";
 	} else if (ret == 0 || ret == -ENOKEY) {

@@ -133,7 +133,7 @@ static void record_failure(struct job *job, const char *relative, int error)
 	snprintf(failure, sizeof(failure), "/%s: %s", relative,
 		 error == -ENOKEY ? "the wallet lacks the master key its header names"
 		 : error == -ELOOP ? "directories nested deeper than tdefs walks"
-				   : strerror(-error));
+				   : format_error_message(error));
 	pthread_mutex_lock(&job->lock);
 	job->status.files_failed++;
 	memcpy(job->status.last_error, failure, sizeof(failure));

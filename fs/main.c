@@ -399,7 +399,7 @@ static int read_config(const char *backing, struct backing_config *config)
 	}
 	ret = config_decode(data, len, config);
 	free(data);
-	if (ret == -EPROTONOSUPPORT)
+	if (ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT))
 		fprintf(stderr, "tdefs: %s was written by a newer tdefs (format version too new)\n",
 			path);
 	else if (ret < 0)

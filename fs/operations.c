@@ -50,6 +50,12 @@ static struct tdefs_inode *get_inode(fuse_ino_t ino)
  */
 static void reply_result(fuse_req_t req, int ret)
 {
+	/*
+	 * A format or keystore meaning (fs/format.h, keystore/keystore.h: values past MAX_ERRNO)
+	 * that reached a reply is an I/O error to the application; the file's log line says why.
+	 */
+	if (ret < -4095)
+		ret = -EIO;
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
 

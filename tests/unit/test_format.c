@@ -262,9 +262,9 @@ static void test_every_bit_flip_of_a_copy_is_detected(void **state)
 		/* A flip is caught by the checksum, or failing that by the seal. */
 		if (ret == 0) {
 			uint8_t deks[HEADER_WRAPPED_KEYS_SIZE];
-			assert_int_equal(header_unseal(&decoded, in.mek, deks), -EBADMSG);
+			assert_int_equal(header_unseal(&decoded, in.mek, deks), FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION));
 		} else {
-			assert_true(ret == -EBADMSG || ret == -EPROTONOSUPPORT);
+			assert_true(ret == FORMAT_ERROR(FORMAT_ERR_DAMAGED) || ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT));
 		}
 		image[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 	}
@@ -300,7 +300,7 @@ static void test_torn_copy_falls_back_to_the_other(void **state)
 	assert_int_equal(slot, 1);
 	/* Both damaged: refused. */
 	image[HEADER_COPY_SIZE + 100] ^= 0x10;
-	assert_int_equal(header_select(image, sizeof(image), &chosen, &slot), -EBADMSG);
+	assert_int_equal(header_select(image, sizeof(image), &chosen, &slot), FORMAT_ERROR(FORMAT_ERR_DAMAGED));
 }
 
 static void test_every_truncation_is_detected(void **state)
@@ -315,7 +315,7 @@ static void test_every_truncation_is_detected(void **state)
 	for (size_t len = 0; len < TDEFS_HEADER_SIZE; len++) {
 		int ret = header_select(image, len, &chosen, &slot);
 		if (len < HEADER_COPY_SIZE)
-			assert_int_equal(ret, -EBADMSG);
+			assert_int_equal(ret, FORMAT_ERROR(FORMAT_ERR_DAMAGED));
 		else
 			assert_true(ret == 0 && slot == 0); /* only the first copy is whole */
 	}
@@ -333,7 +333,7 @@ static void test_newer_version_is_refused(void **state)
 	header.version = HEADER_FORMAT_VERSION + 1;
 	/* Encode without the version check: a copy as a newer writer would leave it. */
 	assert_int_equal(header_copy_encode(&header, image + HEADER_COPY_SIZE), 0);
-	assert_int_equal(header_select(image, sizeof(image), &chosen, &slot), -EPROTONOSUPPORT);
+	assert_int_equal(header_select(image, sizeof(image), &chosen, &slot), FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT));
 }
 
 static void test_spliced_fields_fail_the_seal(void **state)
@@ -350,19 +350,19 @@ static void test_spliced_fields_fail_the_seal(void **state)
 	memcpy(first.nonce, second.nonce, GCM_NONCE_SIZE);
 	memcpy(first.wrapped_keys, second.wrapped_keys, sizeof(first.wrapped_keys));
 	memcpy(first.tag, second.tag, GCM_TAG_SIZE);
-	assert_int_equal(header_unseal(&first, in.mek, deks), -EBADMSG);
+	assert_int_equal(header_unseal(&first, in.mek, deks), FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION));
 	/* One copy of another file's header pasted over half of this one: refused as a whole. */
 	struct file_header chosen;
 	unsigned slot;
 	memcpy(image_a + HEADER_COPY_SIZE, image_b + HEADER_COPY_SIZE, HEADER_COPY_SIZE);
-	assert_int_equal(header_select(image_a, sizeof(image_a), &chosen, &slot), -EBADMSG);
+	assert_int_equal(header_select(image_a, sizeof(image_a), &chosen, &slot), FORMAT_ERROR(FORMAT_ERR_DAMAGED));
 	/* A forged field (here the sequence) with a recomputed checksum also fails. */
 	second.sequence += 5;
-	assert_int_equal(header_unseal(&second, in.mek, deks), -EBADMSG);
+	assert_int_equal(header_unseal(&second, in.mek, deks), FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION));
 	/* A wrong master key fails. */
 	build_image(image_a, &first, &in);
 	in.mek[0] ^= 1;
-	assert_int_equal(header_unseal(&first, in.mek, deks), -EBADMSG);
+	assert_int_equal(header_unseal(&first, in.mek, deks), FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION));
 }
 
 /*
@@ -408,21 +408,21 @@ static void test_rekey_progress_is_authenticated(void **state)
 	decoded.hot_first = 5000;
 	assert_int_equal(header_copy_encode(&decoded, copy), 0);
 	assert_int_equal(header_copy_decode(copy, &decoded), 0);
-	assert_int_equal(header_unseal(&decoded, in.mek, unsealed), -EBADMSG);
+	assert_int_equal(header_unseal(&decoded, in.mek, unsealed), FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION));
 	/* Forge a hot-zone checksum: the same. */
 	assert_int_equal(header_copy_decode(copy, &decoded), 0);
 	decoded.watermark = 1000;
 	decoded.hot_first = 1000;
 	decoded.hot_old_checksums[1] ^= 1;
-	assert_int_equal(header_unseal(&decoded, in.mek, unsealed), -EBADMSG);
+	assert_int_equal(header_unseal(&decoded, in.mek, unsealed), FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION));
 	/* Inconsistent progress is refused before any key is tried. */
 	header.hot_first = 999;
 	assert_int_equal(header_copy_encode(&header, copy), 0);
-	assert_int_equal(header_copy_decode(copy, &decoded), -EBADMSG);
+	assert_int_equal(header_copy_decode(copy, &decoded), FORMAT_ERROR(FORMAT_ERR_DAMAGED));
 	header.hot_first = 1000;
 	header.flags = 0;
 	assert_int_equal(header_copy_encode(&header, copy), 0);
-	assert_int_equal(header_copy_decode(copy, &decoded), -EBADMSG);
+	assert_int_equal(header_copy_decode(copy, &decoded), FORMAT_ERROR(FORMAT_ERR_DAMAGED));
 }
 
 /* A header copy in the rekey state given (watermark, hot zone of count blocks at it). */
@@ -455,7 +455,7 @@ static bool copies_agree(const struct file_header *newer, const uint8_t *newer_d
 	int ret = header_copies_check(newer, newer_deks, older, older_deks, &reason);
 
 	assert_true((ret == 0) == (reason == NULL));
-	assert_true(ret == 0 || ret == -EBADMSG);
+	assert_true(ret == 0 || ret == FORMAT_ERROR(FORMAT_ERR_COPIES_DISAGREE));
 	return ret == 0;
 }
 
@@ -543,11 +543,30 @@ static void test_config_round_trip_and_damage(void **state)
 	for (size_t bit = 0; bit < sizeof(encoded) * 8; bit++) {
 		encoded[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		int ret = config_decode(encoded, sizeof(encoded), &decoded);
-		assert_true(ret == -EBADMSG || ret == -EPROTONOSUPPORT);
+		assert_true(ret == FORMAT_ERROR(FORMAT_ERR_DAMAGED) || ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT));
 		encoded[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 	}
 	for (size_t len = 0; len < sizeof(encoded); len++)
-		assert_int_equal(config_decode(encoded, len, &decoded), -EBADMSG);
+		assert_int_equal(config_decode(encoded, len, &decoded), FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+}
+
+/* The format's meanings never collide with errno: a real EBADMSG is a system error. */
+static void test_error_vocabulary(void **state)
+{
+	(void)state;
+	for (int e = 1; e <= 4095; e++) {
+		assert_int_equal(format_error_of(-e), 0);
+		assert_string_equal(format_error_message(-e), strerror(e));
+	}
+	assert_int_equal(format_error_of(0), 0);
+	for (int n = 1; n < FORMAT_ERR_COUNT; n++) {
+		assert_int_equal(format_error_of(FORMAT_ERROR(n)), n);
+		assert_true(FORMAT_ERROR(n) < -8191); /* past the keystore's range as well */
+		for (int m = 1; m < n; m++)
+			assert_string_not_equal(format_error_message(FORMAT_ERROR(n)),
+						format_error_message(FORMAT_ERROR(m)));
+	}
+	assert_int_equal(format_error_of(FORMAT_ERROR(FORMAT_ERR_COUNT)), 0);
 }
 
 int main(void)
@@ -566,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_rekey_progress_is_authenticated),
 		cmocka_unit_test(test_rekey_copies_one_step_apart),
 		cmocka_unit_test(test_config_round_trip_and_damage),
+		cmocka_unit_test(test_error_vocabulary),
 	};
 	return cmocka_run_group_tests_name("format", tests, NULL, NULL);
 }

@@ -58,7 +58,7 @@ static int check_directory(const char *path, const struct keyring *ring, struct 
 	}
 	ret = config_decode(data, len, &config);
 	free(data);
-	if (ret == -EPROTONOSUPPORT) {
+	if (ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT)) {
 		fprintf(stderr, "tdekey: %s was written by a newer version of tdefs\n",
 			config_path);
 		return EXIT_BACKING;
