@@ -90,6 +90,9 @@ const struct keystore_kind *keystore_kind_for_mount(const struct wallet_paths *p
 /* Shared by the kinds: "cannot derive the key of wallet <path>: <why>", returns ret. */
 int keystore_kind_derive_failed(const char *path, int ret, char error[KEYSTORE_ERROR_SIZE]);
 
+/* For check_header: the reason in why, KEYSTORE_ERR_DAMAGED returned. */
+int keystore_kind_damaged(char why[WALLET_WHY_SIZE], const char *reason);
+
 static inline bool keystore_kind_all_zero(const uint8_t *data, size_t len)
 {
 	uint8_t bits = 0;

@@ -6,25 +6,18 @@
  */
 #include "keystore/keystore_kind.h"
 
-#include <stdio.h>
 
 #include "util/util.h"
-
-static int damaged(char why[WALLET_WHY_SIZE], const char *reason)
-{
-	snprintf(why, WALLET_WHY_SIZE, "%s", reason);
-	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
-}
 
 static int check_header(const struct wallet_file_view *view, char why[WALLET_WHY_SIZE])
 {
 	if (view->flags & WALLET_FLAG_HOST_SECRET)
-		return damaged(why, "only a local auto-login file uses the host secret");
+		return keystore_kind_damaged(why, "only a local auto-login file uses the host secret");
 	if (view->header[WALLET_OFFSET_SCRYPT_LOG2_N] != 0 || view->info.cost.r != 0 ||
 	    view->info.cost.p != 0)
-		return damaged(why, "an auto-login wallet records a scrypt cost");
+		return keystore_kind_damaged(why, "an auto-login wallet records a scrypt cost");
 	if (!keystore_kind_all_zero(view->check, WALLET_CHECK_SIZE))
-		return damaged(why, "an auto-login wallet carries a check value");
+		return keystore_kind_damaged(why, "an auto-login wallet carries a check value");
 	return 0;
 }
 

@@ -14,17 +14,11 @@
 
 #include "util/util.h"
 
-static int damaged(char why[WALLET_WHY_SIZE], const char *reason)
-{
-	snprintf(why, WALLET_WHY_SIZE, "%s", reason);
-	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
-}
-
 static int check_header(const struct wallet_file_view *view, char why[WALLET_WHY_SIZE])
 {
 	if (view->header[WALLET_OFFSET_SCRYPT_LOG2_N] != 0 || view->info.cost.r != 0 ||
 	    view->info.cost.p != 0)
-		return damaged(why, "a local auto-login wallet records a scrypt cost");
+		return keystore_kind_damaged(why, "a local auto-login wallet records a scrypt cost");
 	return 0;
 }
 

@@ -8,27 +8,20 @@
 #include "keystore/keystore_kind.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "util/util.h"
 
-static int damaged(char why[WALLET_WHY_SIZE], const char *reason)
-{
-	snprintf(why, WALLET_WHY_SIZE, "%s", reason);
-	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
-}
-
 static int check_header(const struct wallet_file_view *view, char why[WALLET_WHY_SIZE])
 {
 	if (view->flags & WALLET_FLAG_HOST_SECRET)
-		return damaged(why, "only a local auto-login file uses the host secret");
+		return keystore_kind_damaged(why, "only a local auto-login file uses the host secret");
 	if (view->info.content != WALLET_CONTENT_KEYS)
-		return damaged(why, "a password wallet must hold keys");
+		return keystore_kind_damaged(why, "a password wallet must hold keys");
 	if (!scrypt_cost_valid(&view->info.cost))
-		return damaged(why, "scrypt cost parameters out of range");
+		return keystore_kind_damaged(why, "scrypt cost parameters out of range");
 	if (!keystore_kind_all_zero(view->stored_key, WALLET_STORED_KEY_SIZE))
-		return damaged(why, "a password wallet carries a stored key");
+		return keystore_kind_damaged(why, "a password wallet carries a stored key");
 	return 0;
 }
 

@@ -59,3 +59,9 @@ int keystore_kind_derive_failed(const char *path, int ret, char error[KEYSTORE_E
 		       keystore_error_message(ret));
 	return ret;
 }
+
+int keystore_kind_damaged(char why[WALLET_WHY_SIZE], const char *reason)
+{
+	snprintf(why, WALLET_WHY_SIZE, "%s", reason);
+	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
+}
