@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "keystore/keystore_kind.h"
 #include "util/util.h"
 
 static void warn_if_behind(const struct wallet_paths *paths, const struct wallet_read *copy)
@@ -103,6 +104,7 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 			    char error[KEYSTORE_ERROR_SIZE])
 {
 	struct wallet_read read = { .expected_content = WALLET_CONTENT_KEYS };
+	const struct keystore_kind *kind;
 	struct wallet_paths paths;
 	struct secret *password = NULL;
 	int ret;
@@ -110,20 +112,19 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 	ret = open_directory(wallet_dir, &paths, error);
 	if (ret < 0)
 		return ret;
+	/* Without a password descriptor the present kind of lowest mount rank is opened. */
+	kind = password_fd >= 0 ? NULL : keystore_kind_for_mount(&paths);
 	if (password_fd >= 0) {
 		ret = open_with_password(&paths, password_fd, &read, error);
-	} else if (wallet_file_present(paths.autologin) ||
-		   wallet_file_present(paths.local_autologin)) {
-		read.expected_kind = wallet_file_present(paths.autologin)
-					     ? WALLET_KIND_AUTOLOGIN
-					     : WALLET_KIND_LOCAL_AUTOLOGIN;
-		read.path = wallet_paths_of_kind(&paths, read.expected_kind);
+	} else if (kind && kind->auto_login) {
+		read.expected_kind = kind->code;
+		read.path = keystore_kind_path(kind, &paths);
 		ret = wallet_read(&read, error);
 		if (ret == 0)
 			warn_if_behind(&paths, &read);
-	} else if (wallet_file_present(paths.password)) {
-		read.path = paths.password;
-		read.expected_kind = WALLET_KIND_PASSWORD;
+	} else if (kind) {
+		read.path = keystore_kind_path(kind, &paths);
+		read.expected_kind = kind->code;
 		if (wallet_file_present(paths.external_store)) {
 			ret = wallet_open_with_external_store(&paths, &read, &password, error);
 		} else {
@@ -157,15 +158,15 @@ static int reread_same_kind(const struct wallet_paths *paths, enum wallet_kind k
 		.expected_kind = kind,
 		.expected_content = WALLET_CONTENT_KEYS,
 	};
+	const struct keystore_kind *entry = keystore_kind_of(kind);
 	struct secret *password = NULL;
 	int ret;
 
-	if (kind != WALLET_KIND_PASSWORD && kind != WALLET_KIND_AUTOLOGIN &&
-	    kind != WALLET_KIND_LOCAL_AUTOLOGIN) {
+	if (!entry) {
 		wallet_message(error, "the keys loaded were not read from a wallet file");
 		return -EINVAL;
 	}
-	read.path = wallet_paths_of_kind(paths, kind);
+	read.path = keystore_kind_path(entry, paths);
 	if (!wallet_file_present(read.path)) {
 		wallet_message(error,
 			       "the daemon mounted with %s, which is gone; a wallet of another kind "
@@ -173,7 +174,7 @@ static int reread_same_kind(const struct wallet_paths *paths, enum wallet_kind k
 			       read.path);
 		return -ENOENT;
 	}
-	if (kind == WALLET_KIND_PASSWORD) {
+	if (!entry->auto_login) {
 		if (!wallet_file_present(paths->external_store)) {
 			wallet_message(error,
 				       "%s was opened with the password given at mount, and there is "

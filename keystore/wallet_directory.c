@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keystore/keystore_kind.h"
 #include "util/util.h"
 
 #define BACKUP_SUFFIX ".wallet"
@@ -50,9 +51,11 @@ int wallet_paths_init(const char *dir, struct wallet_paths *paths)
 	strcpy(paths->dir, dir);
 	while (len > 1 && paths->dir[len - 1] == '/')
 		paths->dir[--len] = '\0';
-	ret = ret ? ret : join_path(paths->password, dir, WALLET_PASSWORD_FILE);
-	ret = ret ? ret : join_path(paths->autologin, dir, WALLET_AUTOLOGIN_FILE);
-	ret = ret ? ret : join_path(paths->local_autologin, dir, WALLET_LOCAL_AUTOLOGIN_FILE);
+	for (size_t i = 0; i < keystore_kind_count() && ret == 0; i++) {
+		const struct keystore_kind *kind = keystore_kind_at(i);
+
+		ret = join_path((char *)paths + kind->paths_offset, dir, kind->file);
+	}
 	ret = ret ? ret : join_path(paths->external_store, dir, WALLET_EXTERNAL_STORE_FILE);
 	ret = ret ? ret : join_path(paths->backup_dir, dir, WALLET_BACKUP_DIRECTORY);
 	ret = ret ? ret : join_path(paths->lock, dir, WALLET_LOCK_FILE);
@@ -61,15 +64,9 @@ int wallet_paths_init(const char *dir, struct wallet_paths *paths)
 
 const char *wallet_paths_of_kind(const struct wallet_paths *paths, enum wallet_kind kind)
 {
-	switch (kind) {
-	case WALLET_KIND_PASSWORD:
-		return paths->password;
-	case WALLET_KIND_AUTOLOGIN:
-		return paths->autologin;
-	case WALLET_KIND_LOCAL_AUTOLOGIN:
-		return paths->local_autologin;
-	}
-	return paths->password;
+	const struct keystore_kind *entry = keystore_kind_of(kind);
+
+	return entry ? keystore_kind_path(entry, paths) : paths->password;
 }
 
 int64_t wallet_now(void)
@@ -95,12 +92,9 @@ const char *wallet_backup_prefix(const char *path)
 {
 	const char *name = base_name(path);
 
-	if (strcmp(name, WALLET_PASSWORD_FILE) == 0)
-		return "password";
-	if (strcmp(name, WALLET_AUTOLOGIN_FILE) == 0)
-		return "autologin";
-	if (strcmp(name, WALLET_LOCAL_AUTOLOGIN_FILE) == 0)
-		return "local-autologin";
+	for (size_t i = 0; i < keystore_kind_count(); i++)
+		if (strcmp(name, keystore_kind_at(i)->file) == 0)
+			return keystore_kind_at(i)->backup_prefix;
 	if (strcmp(name, WALLET_EXTERNAL_STORE_FILE) == 0)
 		return "external-store";
 	return "";

@@ -14,16 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keystore/keystore_kind.h"
 #include "util/util.h"
-
-static bool all_zero(const uint8_t *data, size_t len)
-{
-	uint8_t bits = 0;
-
-	for (size_t i = 0; i < len; i++)
-		bits |= data[i];
-	return bits == 0;
-}
 
 static int damaged(char why[WALLET_WHY_SIZE], const char *reason)
 {
@@ -31,38 +23,17 @@ static int damaged(char why[WALLET_WHY_SIZE], const char *reason)
 	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 }
 
+/* The fields a kind fixes (a stored key, a check value, a cost) are its own to check. */
 static int check_kind_fields(const struct wallet_file_view *view, char why[WALLET_WHY_SIZE])
 {
-	const uint8_t *header = view->header;
-	bool cost_zero =
-		header[WALLET_OFFSET_SCRYPT_LOG2_N] == 0 && view->info.cost.r == 0 && view->info.cost.p == 0;
+	const struct keystore_kind *kind = keystore_kind_of(view->info.kind);
 
-	switch (view->info.kind) {
-	case WALLET_KIND_PASSWORD:
-		if (view->flags & WALLET_FLAG_HOST_SECRET)
-			return damaged(why, "only a local auto-login file uses the host secret");
-		if (view->info.content != WALLET_CONTENT_KEYS)
-			return damaged(why, "a password wallet must hold keys");
-		if (!scrypt_cost_valid(&view->info.cost))
-			return damaged(why, "scrypt cost parameters out of range");
-		if (!all_zero(view->stored_key, WALLET_STORED_KEY_SIZE))
-			return damaged(why, "a password wallet carries a stored key");
-		return 0;
-	case WALLET_KIND_AUTOLOGIN:
-		if (view->flags & WALLET_FLAG_HOST_SECRET)
-			return damaged(why, "only a local auto-login file uses the host secret");
-		if (!cost_zero)
-			return damaged(why, "an auto-login wallet records a scrypt cost");
-		if (!all_zero(view->check, WALLET_CHECK_SIZE))
-			return damaged(why, "an auto-login wallet carries a check value");
-		return 0;
-	case WALLET_KIND_LOCAL_AUTOLOGIN:
-		if (!cost_zero)
-			return damaged(why, "a local auto-login wallet records a scrypt cost");
-		return 0;
+	if (!kind) {
+		snprintf(why, WALLET_WHY_SIZE, "unknown wallet type %u",
+			 view->header[WALLET_OFFSET_KIND]);
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
-	snprintf(why, WALLET_WHY_SIZE, "unknown wallet type %u", header[WALLET_OFFSET_KIND]);
-	return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
+	return kind->check_header(view, why);
 }
 
 int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *view,
@@ -125,8 +96,8 @@ int wallet_file_parse(const uint8_t *data, size_t len, struct wallet_file_view *
 	view->check = data + WALLET_OFFSET_CHECK;
 	view->nonce = data + WALLET_OFFSET_NONCE;
 
-	if (!all_zero(data + WALLET_OFFSET_RESERVED_1, WALLET_RESERVED_1_SIZE) ||
-	    !all_zero(data + WALLET_OFFSET_RESERVED_2, WALLET_RESERVED_2_SIZE))
+	if (!keystore_kind_all_zero(data + WALLET_OFFSET_RESERVED_1, WALLET_RESERVED_1_SIZE) ||
+	    !keystore_kind_all_zero(data + WALLET_OFFSET_RESERVED_2, WALLET_RESERVED_2_SIZE))
 		return damaged(why, "reserved header bytes are not zero");
 	if (view->info.content != WALLET_CONTENT_KEYS && view->info.content != WALLET_CONTENT_SECRET) {
 		snprintf(why, WALLET_WHY_SIZE, "unknown content type %u",

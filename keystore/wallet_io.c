@@ -8,9 +8,9 @@
  * silently turn a link into a file. The file opened must belong to root or to the user running
  * the program and be writable by no one else (strict_modes.c), checked on the descriptor read.
  *
- * Local auto-login files written now depend on the host secret (host_secret.c) as well as on
- * the host identity; older ones, bound to the identity alone, still open with a warning that
- * says how to remake them.
+ * What differs between kinds (how the sealing key is derived when a file is opened, how a new
+ * file is sealed, which files carry their own key) is asked of the kind table
+ * (keystore_kind.h, kind_*.c); nothing here switches on the kind.
  */
 #include "keystore/wallet_internal.h"
 
@@ -22,28 +22,16 @@
 #include <unistd.h>
 
 #include "crypto/crypto.h"
+#include "keystore/keystore_kind.h"
 #include "keystore/wallet_format.h"
 #include "util/util.h"
 
-static const char *describe_store(enum wallet_content content, enum wallet_kind kind)
+/* What a message calls the file: "local auto-login wallet", "external password store". */
+static const char *describe_store(enum wallet_content content, const struct keystore_kind *kind)
 {
-	if (content == WALLET_CONTENT_SECRET)
-		return kind == WALLET_KIND_LOCAL_AUTOLOGIN ? "local external password store"
-							   : "external password store";
-	return kind == WALLET_KIND_LOCAL_AUTOLOGIN ? "local auto-login wallet"
-						   : "auto-login wallet";
-}
-
-static void wallet_dir_of(const char *path, char out[PATH_MAX])
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		snprintf(out, PATH_MAX, ".");
-	else if (slash == path)
-		snprintf(out, PATH_MAX, "/");
-	else
-		snprintf(out, PATH_MAX, "%.*s", (int)(slash - path), path);
+	if (content == WALLET_CONTENT_SECRET && kind->store_words)
+		return kind->store_words;
+	return kind->wallet_words;
 }
 
 static int load_file(const char *path, uint8_t **data, size_t *len, struct stat *file_stat,
@@ -105,10 +93,11 @@ out_close:
 	return ret;
 }
 
+/* An auto-login file carries what opens it: refused when group or others can reach it. */
 static int refuse_permissions(const char *path, mode_t mode, enum wallet_content content,
-			      enum wallet_kind kind, char error[KEYSTORE_ERROR_SIZE])
+			      const struct keystore_kind *kind, char error[KEYSTORE_ERROR_SIZE])
 {
-	if ((mode & (S_IRWXG | S_IRWXO)) == 0)
+	if (!kind || !kind->auto_login || (mode & (S_IRWXG | S_IRWXO)) == 0)
 		return 0;
 	wallet_message(
 		error,
@@ -118,131 +107,9 @@ static int refuse_permissions(const char *path, mode_t mode, enum wallet_content
 	return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
 }
 
-/* "tdekey create-autologin --local --wallet DIR", or add-secret for a store. */
-static void remake_command(const struct wallet_file_view *view, const char *path,
-			   char out[PATH_MAX + 64])
-{
-	char dir[PATH_MAX];
-
-	wallet_dir_of(path, dir);
-	snprintf(out, PATH_MAX + 64, "tdekey %s --local --wallet %s",
-		 view->info.content == WALLET_CONTENT_SECRET ? "add-secret" : "create-autologin", dir);
-}
-
-static int local_sealing_key(const struct wallet_file_view *view, struct wallet_read *request,
-			     uint8_t key[AES256_KEY_SIZE], char error[KEYSTORE_ERROR_SIZE])
-{
-	bool with_secret = view->flags & WALLET_FLAG_HOST_SECRET;
-	const char *what = describe_store(view->info.content, view->info.kind);
-	char remake[PATH_MAX + 64], secret_path[PATH_MAX];
-	struct host_identity identity;
-	uint8_t check[WALLET_CHECK_SIZE];
-	uint8_t *secret = NULL;
-	int ret;
-
-	remake_command(view, request->path, remake);
-	ret = host_identity_read(&identity, error);
-	if (ret < 0)
-		return ret;
-	if (with_secret) {
-		secret = secure_alloc(HOST_SECRET_SIZE);
-		if (!secret) {
-			wallet_message(error, "out of memory reading %s", request->path);
-			return -ENOMEM;
-		}
-		ret = host_secret_load(secret, false, error);
-		if (ret == -ENOENT) {
-			host_secret_path(secret_path);
-			wallet_message(error,
-				       "%s %s was made on another host: it needs the host secret %s, "
-				       "which this host does not have; make one for this host with: "
-				       "%s",
-				       what, request->path, secret_path, remake);
-			ret = KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST);
-		}
-		if (ret < 0)
-			goto out_free_secret;
-	} else {
-		log_warning("warning: %s %s is bound only to this host's machine ID and host name, "
-			    "which every local user can read, so a copy of it opens anywhere those "
-			    "are known; make a new one bound to the host secret with: %s",
-			    what, request->path, remake);
-	}
-	ret = local_host_check(&identity, secret, view->salt, check);
-	if (ret < 0)
-		goto out_report_failure;
-	if (!secure_equal(check, view->check, WALLET_CHECK_SIZE)) {
-		host_secret_path(secret_path);
-		wallet_message(error,
-			       "%s %s was made on another host (its machine ID, host name%s%s "
-			       "differ from this one's); %s with: %s",
-			       what, request->path, with_secret ? " or host secret " : "",
-			       with_secret ? secret_path : "",
-			       view->info.content == WALLET_CONTENT_SECRET
-				       ? "store the password again here"
-				       : "make one for this host",
-			       remake);
-		ret = KEYSTORE_ERROR(KEYSTORE_ERR_OTHER_HOST);
-		goto out_free_secret;
-	}
-	ret = local_autologin_sealing_key(view->stored_key, &identity, secret, view->salt, key);
-	if (ret == 0)
-		goto out_free_secret;
-out_report_failure:
-	wallet_message(error, "cannot derive the key of wallet %s: %s", request->path,
-		       keystore_error_message(ret));
-out_free_secret:
-	secure_free(secret);
-	return ret;
-}
-
-static int sealing_key_for(const struct wallet_file_view *view, struct wallet_read *request,
-			   uint8_t key[AES256_KEY_SIZE], char error[KEYSTORE_ERROR_SIZE])
-{
-	uint8_t check[WALLET_CHECK_SIZE];
-	int ret;
-
-	switch (view->info.kind) {
-	case WALLET_KIND_PASSWORD:
-		if (!request->password) {
-			wallet_message(error, "wallet %s needs a password", request->path);
-			return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
-		}
-		ret = password_key_derive(request->password, view->salt, &view->info.cost,
-					  &request->password_key);
-		if (ret < 0)
-			goto out_report_failure;
-		ret = password_key_check(request->password_key, check);
-		if (ret < 0)
-			goto out_report_failure;
-		if (!secure_equal(check, view->check, WALLET_CHECK_SIZE)) {
-			wallet_message(error, "wrong password for wallet %s", request->path);
-			return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
-		}
-		ret = password_key_sealing(request->password_key, key);
-		break;
-	case WALLET_KIND_AUTOLOGIN:
-		ret = autologin_sealing_key(view->stored_key, view->salt, key);
-		break;
-	case WALLET_KIND_LOCAL_AUTOLOGIN:
-		ret = local_sealing_key(view, request, key, error);
-		if (ret < 0)
-			return ret;
-		break;
-	default:
-		ret = -EINVAL;
-		break;
-	}
-	if (ret == 0)
-		return 0;
-out_report_failure:
-	wallet_message(error, "cannot derive the key of wallet %s: %s", request->path,
-		       keystore_error_message(ret));
-	return ret;
-}
-
 int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 {
+	const struct keystore_kind *kind;
 	struct wallet_file_view view;
 	char why[WALLET_WHY_SIZE];
 	uint8_t *key = NULL, *plaintext = NULL;
@@ -265,12 +132,10 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		return ret;
 	mode = st.st_mode;
 	/* An auto-login file is refused for its mode before a byte of it is used. */
-	if (request->expected_kind && request->expected_kind != WALLET_KIND_PASSWORD) {
-		ret = refuse_permissions(request->path, mode, request->expected_content,
-					 request->expected_kind, error);
-		if (ret < 0)
-			goto out_release;
-	}
+	ret = refuse_permissions(request->path, mode, request->expected_content,
+				 keystore_kind_of(request->expected_kind), error);
+	if (ret < 0)
+		goto out_release;
 	/* Whoever else could write the file could have put their own keys in it. */
 	snprintf(subject, sizeof(subject), "wallet file %s", request->path);
 	ret = strict_modes_check_stat(&st, subject, request->path, error);
@@ -297,11 +162,11 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		ret = KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 		goto out_release;
 	}
-	if (view.info.kind != WALLET_KIND_PASSWORD) {
-		ret = refuse_permissions(request->path, mode, view.info.content, view.info.kind, error);
-		if (ret < 0)
-			goto out_release;
-	}
+	/* The parser accepted the kind byte, so the table has it. */
+	kind = keystore_kind_of(view.info.kind);
+	ret = refuse_permissions(request->path, mode, view.info.content, kind, error);
+	if (ret < 0)
+		goto out_release;
 	if (request->header_only)
 		return 0;
 
@@ -311,7 +176,7 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		wallet_message(error, "out of memory reading %s", request->path);
 		goto out_release;
 	}
-	ret = sealing_key_for(&view, request, key, error);
+	ret = kind->open(&view, request, key, error);
 	if (ret < 0)
 		goto out_free_key;
 	ret = wallet_file_unseal(&view, key, &plaintext, &plaintext_len);
@@ -365,86 +230,21 @@ void wallet_read_release(struct wallet_read *request)
 	request->raw_len = 0;
 }
 
-/*
- * The protection of a new file: the salt, and for auto-login kinds a fresh stored key and (local)
- * the host check; key gets the sealing key.
- */
-static int protect(enum wallet_kind kind, const struct password_key *password_key,
-		   struct wallet_header_fields *fields, uint8_t *salt, uint8_t *stored,
-		   uint8_t *check, uint8_t *secret, uint8_t *key, char error[KEYSTORE_ERROR_SIZE])
-{
-	struct host_identity identity;
-	int ret;
-
-	fields->kind = kind;
-	fields->salt = salt;
-	switch (kind) {
-	case WALLET_KIND_PASSWORD:
-		if (!password_key) {
-			wallet_message(error, "cannot encode a password wallet without its password key");
-			return -EINVAL;
-		}
-		memcpy(salt, password_key->salt, WALLET_SALT_SIZE);
-		fields->cost = password_key->cost;
-		ret = password_key_check(password_key, check);
-		if (ret == 0)
-			ret = password_key_sealing(password_key, key);
-		fields->check = check;
-		return ret;
-	case WALLET_KIND_AUTOLOGIN:
-		ret = crypto_random_bytes(salt, WALLET_SALT_SIZE);
-		if (ret == 0)
-			ret = crypto_random_bytes(stored, WALLET_STORED_KEY_SIZE);
-		if (ret == 0)
-			ret = autologin_sealing_key(stored, salt, key);
-		fields->stored_key = stored;
-		return ret;
-	case WALLET_KIND_LOCAL_AUTOLOGIN:
-		ret = host_identity_read(&identity, error);
-		if (ret < 0)
-			return ret;
-		/* Every local file written now is bound to the host secret, made here if need be. */
-		ret = host_secret_load(secret, true, error);
-		if (ret < 0)
-			return ret;
-		fields->flags |= WALLET_FLAG_HOST_SECRET;
-		ret = crypto_random_bytes(salt, WALLET_SALT_SIZE);
-		if (ret == 0)
-			ret = crypto_random_bytes(stored, WALLET_STORED_KEY_SIZE);
-		if (ret == 0)
-			ret = local_host_check(&identity, secret, salt, check);
-		if (ret == 0)
-			ret = local_autologin_sealing_key(stored, &identity, secret, salt, key);
-		fields->stored_key = stored;
-		fields->check = check;
-		return ret;
-	}
-	wallet_message(error, "cannot encode a wallet of unknown kind %d", (int)kind);
-	return -EINVAL;
-}
-
-/*
- * Protection material in one locked block: salt, stored key, check value, host secret, sealing
- * key.
- */
-struct protection_material {
-	uint8_t salt[WALLET_SALT_SIZE];
-	uint8_t stored[WALLET_STORED_KEY_SIZE];
-	uint8_t check[WALLET_CHECK_SIZE];
-	uint8_t secret[HOST_SECRET_SIZE];
-	uint8_t key[AES256_KEY_SIZE];
-};
-
 static int encode(enum wallet_kind kind, enum wallet_content content,
 		  const uint8_t wallet_id[KEY_ID_SIZE], uint64_t generation,
 		  const struct password_key *password_key, const uint8_t *payload,
 		  size_t payload_len, uint8_t **out, size_t *out_len,
 		  char error[KEYSTORE_ERROR_SIZE])
 {
+	const struct keystore_kind *table_kind = keystore_kind_of(kind);
 	struct wallet_header_fields fields;
-	struct protection_material *material;
+	struct keystore_kind_material *material;
 	int ret;
 
+	if (!table_kind) {
+		wallet_message(error, "cannot encode a wallet of unknown kind %d", (int)kind);
+		return -EINVAL;
+	}
 	memset(&fields, 0, sizeof(fields));
 	fields.content = content;
 	memcpy(fields.wallet_id, wallet_id, KEY_ID_SIZE);
@@ -453,8 +253,10 @@ static int encode(enum wallet_kind kind, enum wallet_content content,
 	material = secure_alloc(sizeof(*material));
 	if (!material)
 		return -ENOMEM;
-	ret = protect(kind, password_key, &fields, material->salt, material->stored,
-		      material->check, material->secret, material->key, error);
+	fields.kind = kind;
+	fields.salt = material->salt;
+	/* The kind fills salt, stored key, check and cost, and the sealing key. */
+	ret = table_kind->seal(password_key, &fields, material, error);
 	if (ret == 0)
 		ret = wallet_file_build(&fields, material->key, payload, payload_len, out, out_len);
 	secure_free(material);
@@ -489,7 +291,8 @@ int wallet_encode_secrets(enum wallet_kind kind, const uint8_t wallet_id[KEY_ID_
 	int ret;
 
 	wallet_message(error, "cannot encode the external password store");
-	if (kind == WALLET_KIND_PASSWORD)
+	/* Only a kind with words for a store can hold one (not a password wallet). */
+	if (!keystore_kind_of(kind) || !keystore_kind_of(kind)->store_words)
 		return -EINVAL;
 	ret = wallet_payload_encode_secrets(secrets, count, &payload, &payload_len);
 	if (ret < 0)

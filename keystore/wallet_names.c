@@ -15,32 +15,21 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include "keystore/keystore_kind.h"
 #include "keystore/wallet_format.h"
 
 const char *wallet_kind_name(enum wallet_kind kind)
 {
-	switch (kind) {
-	case WALLET_KIND_PASSWORD:
-		return "PASSWORD";
-	case WALLET_KIND_AUTOLOGIN:
-		return "AUTOLOGIN";
-	case WALLET_KIND_LOCAL_AUTOLOGIN:
-		return "LOCAL_AUTOLOGIN";
-	}
-	return "UNKNOWN";
+	const struct keystore_kind *entry = keystore_kind_of(kind);
+
+	return entry ? entry->name : "UNKNOWN";
 }
 
 const char *wallet_kind_file(enum wallet_kind kind)
 {
-	switch (kind) {
-	case WALLET_KIND_PASSWORD:
-		return WALLET_PASSWORD_FILE;
-	case WALLET_KIND_AUTOLOGIN:
-		return WALLET_AUTOLOGIN_FILE;
-	case WALLET_KIND_LOCAL_AUTOLOGIN:
-		return WALLET_LOCAL_AUTOLOGIN_FILE;
-	}
-	return "?";
+	const struct keystore_kind *entry = keystore_kind_of(kind);
+
+	return entry ? entry->file : "?";
 }
 
 const char *wallet_status_name(enum wallet_status status)

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "crypto/crypto.h"
+#include "keystore/keystore_kind.h"
 #include "keystore/wallet_format.h"
 #include "util/util.h"
 
@@ -125,20 +126,20 @@ static int open_password_wallet(struct wallet_session *session,
  */
 static int check_copies(const struct wallet_session *session, char error[KEYSTORE_ERROR_SIZE])
 {
-	static const enum wallet_kind copies[] = { WALLET_KIND_AUTOLOGIN,
-						   WALLET_KIND_LOCAL_AUTOLOGIN };
 	char ignored[KEYSTORE_ERROR_SIZE];
 
-	for (size_t i = 0; i < ARRAY_SIZE(copies); i++) {
+	for (size_t i = 0; i < keystore_kind_count(); i++) {
+		const struct keystore_kind *copy = keystore_kind_at(i);
 		struct wallet_read read = {
-			.path = kind_path(session, copies[i]),
-			.expected_kind = copies[i],
+			.path = keystore_kind_path(copy, &session->paths),
+			.expected_kind = copy->code,
 			.expected_content = WALLET_CONTENT_KEYS,
 		};
 		char id_text[KEY_ID_TEXT_SIZE];
 		int ret = 0;
 
-		if (!wallet_file_present(read.path))
+		/* The copies are the auto-login kinds. */
+		if (!copy->auto_login || !wallet_file_present(read.path))
 			continue;
 		/* A copy that does not open is rewritten; nothing can be lost from it. */
 		if (wallet_read(&read, ignored) < 0)
@@ -170,7 +171,7 @@ int wallet_session_open(const char *dir, enum wallet_access access,
 {
 	struct wallet_session *session;
 	struct wallet_read read = { .expected_content = WALLET_CONTENT_KEYS };
-	bool password, autologin, local;
+	const struct keystore_kind *kind;
 	struct stat st;
 	int ret;
 
@@ -204,10 +205,8 @@ int wallet_session_open(const char *dir, enum wallet_access access,
 			goto out_close;
 		wallet_remove_stale_temporaries(&session->paths);
 	}
-	password = wallet_file_present(session->paths.password);
-	autologin = wallet_file_present(session->paths.autologin);
-	local = wallet_file_present(session->paths.local_autologin);
-	if (!password && !autologin && !local) {
+	kind = keystore_kind_for_mount(&session->paths);
+	if (!kind) {
 		ret = -ENOENT;
 		wallet_message(error,
 			       "no wallet in %s (no %s, %s or %s); create one with: tdekey create "
@@ -220,15 +219,15 @@ int wallet_session_open(const char *dir, enum wallet_access access,
 	 * Changes go to the primary, as Oracle requires the password keystore for them. Reading
 	 * prefers the auto-login copies (no prompt) unless a password source was named.
 	 */
-	if (password &&
-	    (access == WALLET_FOR_CHANGE || (source && source->explicit) || (!autologin && !local)))
-		session->kind = WALLET_KIND_PASSWORD;
-	else
-		session->kind = autologin ? WALLET_KIND_AUTOLOGIN : WALLET_KIND_LOCAL_AUTOLOGIN;
-	snprintf(session->path, sizeof(session->path), "%s", kind_path(session, session->kind));
+	if ((access == WALLET_FOR_CHANGE || (source && source->explicit)) &&
+	    wallet_file_present(keystore_kind_path(&keystore_kind_password, &session->paths)))
+		kind = &keystore_kind_password;
+	session->kind = kind->code;
+	snprintf(session->path, sizeof(session->path), "%s",
+		 keystore_kind_path(kind, &session->paths));
 	read.path = session->path;
 	read.expected_kind = session->kind;
-	if (session->kind == WALLET_KIND_PASSWORD)
+	if (!kind->auto_login)
 		ret = open_password_wallet(session, source, &read, error);
 	else
 		ret = wallet_read(&read, error);
@@ -240,7 +239,7 @@ int wallet_session_open(const char *dir, enum wallet_access access,
 	session->password_key = read.password_key;
 	session->generation_at_open = read.info.generation;
 	session->keys_at_open = keyring_count(read.ring);
-	if (access == WALLET_FOR_CHANGE && session->kind == WALLET_KIND_PASSWORD) {
+	if (access == WALLET_FOR_CHANGE && !kind->auto_login) {
 		ret = check_copies(session, error);
 		if (ret < 0)
 			goto out_close;
@@ -312,17 +311,16 @@ static int store_write(struct wallet_session *session, struct store_update *stor
 static int write_copies(struct wallet_session *session, const struct commit_plan *plan,
 			char error[KEYSTORE_ERROR_SIZE])
 {
-	static const enum wallet_kind copies[] = { WALLET_KIND_AUTOLOGIN,
-						   WALLET_KIND_LOCAL_AUTOLOGIN };
-
-	for (size_t i = 0; i < ARRAY_SIZE(copies); i++) {
-		const char *copy_path = kind_path(session, copies[i]);
+	for (size_t i = 0; i < keystore_kind_count(); i++) {
+		const struct keystore_kind *copy = keystore_kind_at(i);
+		const char *copy_path = keystore_kind_path(copy, &session->paths);
 		int ret;
 
-		if (copies[i] == plan->new_kind || !wallet_file_present(copy_path) ||
+		if (!copy->auto_login || copy->code == plan->new_kind ||
+		    !wallet_file_present(copy_path) ||
 		    (plan->remove_path && strcmp(plan->remove_path, copy_path) == 0))
 			continue;
-		ret = write_copy(session, copies[i], error);
+		ret = write_copy(session, copy->code, error);
 		if (ret < 0)
 			return ret;
 		fault_point("wallet:copy-written");
@@ -525,7 +523,7 @@ int wallet_session_create_autologin(struct wallet_session *session, bool local,
 
 	if (session->access != WALLET_FOR_CHANGE)
 		return refuse_read_only(session, "make an auto-login copy of", error);
-	if (session->kind == WALLET_KIND_PASSWORD) {
+	if (!keystore_kind_of(session->kind)->auto_login) {
 		/*
 		 * A copy of the password wallet: the keys do not change, so there is nothing to
 		 * back up (a copy is always made again from the password wallet).

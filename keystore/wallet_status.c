@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keystore/keystore_kind.h"
 #include "util/util.h"
 
 static int open_row(const struct wallet_paths *paths, struct wallet_status_row *row,
@@ -22,7 +23,7 @@ static int open_row(const struct wallet_paths *paths, struct wallet_status_row *
 	char question[PATH_MAX + 64];
 	int ret;
 
-	if (row->kind != WALLET_KIND_PASSWORD || !source)
+	if (keystore_kind_of(row->kind)->auto_login || !source)
 		return wallet_read(read, row->error);
 	if (source->kind == PASSWORD_SOURCE_EXTERNAL_STORE) {
 		ret = wallet_open_with_external_store(paths, read, &password, row->error);
@@ -45,7 +46,8 @@ static void read_row(const struct wallet_paths *paths, struct wallet_status_row 
 		.path = row->path,
 		.expected_kind = row->kind,
 		.expected_content = WALLET_CONTENT_KEYS,
-		.header_only = row->kind == WALLET_KIND_PASSWORD && !source,
+		/* A kind that needs a password shows its header only, unless one was named. */
+		.header_only = !keystore_kind_of(row->kind)->auto_login && !source,
 	};
 	int ret;
 
@@ -107,9 +109,8 @@ static void read_external_store(const struct wallet_paths *paths,
 int wallet_status_read(const char *dir, const struct password_source *source,
 		       struct wallet_status_report *report)
 {
-	static const enum wallet_kind kinds[] = { WALLET_KIND_PASSWORD, WALLET_KIND_AUTOLOGIN,
-						  WALLET_KIND_LOCAL_AUTOLOGIN };
 	const struct wallet_status_row *primary = NULL;
+	const struct keystore_kind *mount_kind = NULL;
 	struct wallet_paths paths;
 	int ret;
 
@@ -130,15 +131,15 @@ int wallet_status_read(const char *dir, const struct password_source *source,
 			return ret;
 	}
 
-	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+	for (size_t i = 0; i < keystore_kind_count(); i++) {
+		const struct keystore_kind *kind = keystore_kind_at(i);
 		struct wallet_status_row *row = &report->rows[report->row_count];
 
-		snprintf(row->path, sizeof(row->path), "%s",
-			 wallet_paths_of_kind(&paths, kinds[i]));
+		snprintf(row->path, sizeof(row->path), "%s", keystore_kind_path(kind, &paths));
 		if (!wallet_file_present(row->path))
 			continue;
 		report->row_count++;
-		row->kind = kinds[i];
+		row->kind = kind->code;
 		row->present = true;
 		read_row(&paths, row, source);
 		if (row->header_valid && !report->wallet_id_known) {
@@ -154,18 +155,17 @@ int wallet_status_read(const char *dir, const struct password_source *source,
 			report->first_error = report->external_store.error_code;
 	}
 
-	/* The daemon opens an auto-login kind first (see keystore_open_for_mount). */
+	/* The daemon opens the kind of lowest mount rank (see keystore_kind_for_mount). */
 	for (size_t i = 0; i < report->row_count; i++) {
-		if (report->rows[i].kind == WALLET_KIND_PASSWORD)
+		const struct keystore_kind *kind = keystore_kind_of(report->rows[i].kind);
+
+		if (!kind->auto_login)
 			primary = &report->rows[i];
-		if (report->rows[i].kind == WALLET_KIND_AUTOLOGIN ||
-		    (report->rows[i].kind == WALLET_KIND_LOCAL_AUTOLOGIN &&
-		     (report->mount_row < 0 ||
-		      report->rows[report->mount_row].kind == WALLET_KIND_PASSWORD)))
+		if (!mount_kind || kind->mount_rank < mount_kind->mount_rank) {
+			mount_kind = kind;
 			report->mount_row = (int)i;
+		}
 	}
-	if (report->mount_row < 0 && report->row_count > 0)
-		report->mount_row = 0;
 	if (report->mount_row >= 0)
 		report->status = report->rows[report->mount_row].status;
 	for (size_t i = 0; i < report->row_count && primary && primary->header_valid; i++) {
