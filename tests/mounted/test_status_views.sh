@@ -209,4 +209,13 @@ validate files "0 < rows['/big']['rekey_percent'] < 100 and rows['/big']['key_id
 "$tderekey" stop "$TDEFS_MNT" >/dev/null || fail "tderekey stop failed"
 "$tderekey" files "$TDEFS_MNT" --json | validate files "d['totals']['damaged'] == 1 and rows['/normal']['state'] == 'NORMAL'" ||
 	fail "tderekey files after the stop: see above"
+
+# --check --repair --json, unmounted: the damaged copy is REPAIRED, the unreadable file stays
+# DAMAGED (exit 1), and the interrupted data rekey is counted.
+tdefs_umount "$TDEFS_MNT"
+rc=0
+"$TDEFS_BIN" --check --repair --json "$TDEFS_BACKING" >"$TDEFS_WORK/repair.json" || rc=$?
+[[ $rc == 1 ]] || fail "tdefs --check --repair --json exited $rc, want 1 (one file stays damaged)"
+validate check 'probs.get("/onecopy") == ["REPAIRED"] and probs.get("/damaged") == ["DAMAGED"] and d["repair"] is True and d["totals"]["repaired"] == 1 and d["totals"]["rekey_in_progress"] == 1' \
+	<"$TDEFS_WORK/repair.json" || fail "tdefs --check --repair --json: see above"
 pass "NORMAL, EMPTY, DAMAGED, REKEYING rows; --info, --check --json; uid 65534 refused; bad inputs"
