@@ -138,7 +138,7 @@ tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
 # tderekey files: every state, the weird names exactly as json_text escapes them (a byte that
 # is not UTF-8 reads as the Latin-1 character of its value).
 "$tderekey" files "$TDEFS_MNT" --json >"$TDEFS_WORK/files.json" || fail "tderekey files --json failed"
-validate files "rows['/normal']['state'] == 'NORMAL' and rows['/normal']['size'] == 6 and rows['/normal']['key_id'] == '$key1' and rows['/normal']['valid_copies'] == 2 and rows['/normal']['reason'] is None
+validate files "d['mount'] == '$TDEFS_MNT' and d['path'] == '/' and rows['/normal']['state'] == 'NORMAL' and rows['/normal']['size'] == 6 and rows['/normal']['key_id'] == '$key1' and rows['/normal']['valid_copies'] == 2 and rows['/normal']['reason'] is None
 	and rows['/empty']['state'] == 'EMPTY' and rows['/empty']['key_id'] is None and rows['/empty']['size'] == 0
 	and rows['/damaged']['state'] == 'DAMAGED' and rows['/damaged']['key_id'] is None and 'no valid header copy' in rows['/damaged']['reason']
 	and rows['/onecopy']['state'] == 'NORMAL' and rows['/onecopy']['valid_copies'] == 1 and rows['/onecopy']['reason']

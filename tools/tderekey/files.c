@@ -213,7 +213,7 @@ static int run_files(const struct rekey_options *options)
 	struct control_reply reply;
 	struct files_walk walk = { .json = options->json };
 	const char *on_mount = options->subpath ? options->subpath : options->path;
-	char backing[4096], relative[PATH_MAX], mount_relative[PATH_MAX];
+	char backing[4096], relative[PATH_MAX];
 	struct stat mount_st, path_st;
 	int root_fd, ret;
 
@@ -226,8 +226,7 @@ static int run_files(const struct rekey_options *options)
 			options->path);
 		return EXIT_FAILED;
 	}
-	if (relative_to_mount(options->path, mount_relative, sizeof(mount_relative)) < 0 ||
-	    stat(options->path, &mount_st) < 0) {
+	if (stat(options->path, &mount_st) < 0) {
 		fprintf(stderr, "tderekey files: cannot resolve %s on its mount\n", options->path);
 		return EXIT_USAGE;
 	}
@@ -248,8 +247,10 @@ static int run_files(const struct rekey_options *options)
 		return EXIT_FAILED;
 	}
 	if (options->json) {
+		char *mount = realpath(options->path, NULL);
 		printf("{\"mount\": ");
-		json_write_string(stdout, options->path);
+		json_write_string(stdout, mount ? mount : options->path);
+		free(mount);
 		printf(", \"backing\": ");
 		json_write_string(stdout, backing);
 		printf(", \"path\": ");
