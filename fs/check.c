@@ -8,7 +8,9 @@
  * nothing unless --repair is given, and then only one thing: a header copy that fails its
  * checksum is replaced by the valid copy beside it (one pwrite and an fsync per file).
  * It walks by descriptor (fs/backing_walk.c): --repair opens files read-write as root in a
- * tree other users may be renaming under it.
+ * tree other users may be renaming under it. With --json the same findings come out as one
+ * JSON document at the end (schema in check_backing's comment in fs/daemon.h and README.md,
+ * "Status views"); every name goes through util/json_text.h, since file names can hold anything.
  */
 #include "fs/daemon.h"
 #include "fs/backing_scan.h"
@@ -22,11 +24,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/json_text.h"
 #include "util/util.h"
+
+/* One finding, kept for --json (the text output prints it at once). */
+struct check_problem {
+	const char *kind; /* "DAMAGED", "REPAIRABLE" or "REPAIRED" */
+	char *path;
+	char *reason;
+};
 
 struct check_state {
 	struct keyring *ring; /* NULL: headers are checked but not unsealed */
 	bool repair;
+	bool json;
+	struct check_problem *found;
+	size_t found_count;
+	bool found_lost; /* out of memory keeping a finding: the JSON says so, the exit code too */
 	uint64_t files, empty, problems, repaired, rekey_in_progress;
 	struct key_usage *keys;
 	size_t key_count;
@@ -34,9 +48,36 @@ struct check_state {
 
 static struct check_state check; /* --check is single-threaded and runs once per process */
 
+/* Report one finding of KIND: printed now as text, or kept for the JSON document. */
+static void report(const char *kind, const char *path, const char *what)
+{
+	struct check_problem *grown;
+
+	if (!check.json) {
+		printf("%-8s %s: %s\n", kind, path, what);
+		return;
+	}
+	grown = realloc(check.found, (check.found_count + 1) * sizeof(*grown));
+	if (!grown) {
+		check.found_lost = true;
+		return;
+	}
+	check.found = grown;
+	grown[check.found_count].kind = kind;
+	grown[check.found_count].path = strdup(path);
+	grown[check.found_count].reason = strdup(what);
+	if (!grown[check.found_count].path || !grown[check.found_count].reason) {
+		free(grown[check.found_count].path);
+		free(grown[check.found_count].reason);
+		check.found_lost = true;
+		return;
+	}
+	check.found_count++;
+}
+
 static void problem(const char *path, const char *what)
 {
-	printf("DAMAGED  %s: %s\n", path, what);
+	report("DAMAGED", path, what);
 	check.problems++;
 }
 
@@ -120,15 +161,18 @@ static void check_rekey_copies(const char *path, const uint8_t *image, size_t le
 static void repair_copy(const char *path, int fd, const uint8_t *image, unsigned good_slot,
 			bool rekey)
 {
+	char message[300];
+
 	if (!check.repair) {
 		if (rekey)
-			printf("REPAIRABLE %s: header copy %u is damaged, copy %u is valid and in the "
-			       "middle of a data rekey (mount read-write to let the rekey finish, "
-			       "which rewrites both copies, or --repair restores the copy)\n",
-			       path, 1 - good_slot, good_slot);
+			snprintf(message, sizeof(message),
+				 "header copy %u is damaged, copy %u is valid and in the middle of a "
+				 "data rekey (mount read-write to let the rekey finish, which rewrites "
+				 "both copies, or --repair restores the copy)", 1 - good_slot, good_slot);
 		else
-			printf("REPAIRABLE %s: header copy %u is damaged, copy %u is valid (--repair "
-			       "restores it)\n", path, 1 - good_slot, good_slot);
+			snprintf(message, sizeof(message), "header copy %u is damaged, copy %u is "
+				 "valid (--repair restores it)", 1 - good_slot, good_slot);
+		report("REPAIRABLE", path, message);
 		check.problems++;
 		return;
 	}
@@ -137,7 +181,9 @@ static void repair_copy(const char *path, int fd, const uint8_t *image, unsigned
 		problem(path, "cannot write the repaired header copy");
 		return;
 	}
-	printf("REPAIRED %s: header copy %u restored from copy %u\n", path, 1 - good_slot, good_slot);
+	snprintf(message, sizeof(message), "header copy %u restored from copy %u", 1 - good_slot,
+		 good_slot);
+	report("REPAIRED", path, message);
 	check.repaired++;
 }
 
@@ -202,7 +248,64 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 	return 0;
 }
 
-int check_backing(const char *backing, struct keyring *ring, bool repair)
+static void free_findings(void)
+{
+	for (size_t i = 0; i < check.found_count; i++) {
+		free(check.found[i].path);
+		free(check.found[i].reason);
+	}
+	free(check.found);
+	check.found = NULL;
+	check.found_count = 0;
+}
+
+static void print_text(const struct keyring *ring)
+{
+	printf("\n%-34s %10s\n", "MASTER KEY ID", "FILES");
+	for (size_t i = 0; i < check.key_count; i++) {
+		char id[KEY_ID_TEXT_SIZE];
+		key_id_format(check.keys[i].key_id, id);
+		printf("%-34s %10llu%s\n", id, (unsigned long long)check.keys[i].files,
+		       ring && !keyring_find(ring, check.keys[i].key_id) ? "  (not in the wallet)" : "");
+	}
+	printf("\n%llu files, %llu without a header yet, %llu in the middle of a data rekey, "
+	       "%llu problems, %llu repaired\n",
+	       (unsigned long long)check.files, (unsigned long long)check.empty,
+	       (unsigned long long)check.rekey_in_progress, (unsigned long long)check.problems,
+	       (unsigned long long)check.repaired);
+}
+
+/* The --json document; its schema is documented with check_backing() in fs/daemon.h. */
+static void print_json(const char *backing, const struct keyring *ring)
+{
+	printf("{\"backing\": ");
+	json_write_string(stdout, backing);
+	printf(", \"wallet_checked\": %s, \"repair\": %s, \"problems\": [",
+	       ring ? "true" : "false", check.repair ? "true" : "false");
+	for (size_t i = 0; i < check.found_count; i++) {
+		printf("%s{\"path\": ", i ? ", " : "");
+		json_write_string(stdout, check.found[i].path);
+		printf(", \"kind\": \"%s\", \"reason\": ", check.found[i].kind);
+		json_write_string(stdout, check.found[i].reason);
+		printf("}");
+	}
+	printf("], \"keys\": [");
+	for (size_t i = 0; i < check.key_count; i++) {
+		char id[KEY_ID_TEXT_SIZE];
+		key_id_format(check.keys[i].key_id, id);
+		printf("%s{\"key_id\": \"%s\", \"files\": %llu, \"in_wallet\": %s}", i ? ", " : "",
+		       id, (unsigned long long)check.keys[i].files,
+		       !ring ? "null" : keyring_find(ring, check.keys[i].key_id) ? "true" : "false");
+	}
+	printf("], \"totals\": {\"files\": %llu, \"empty\": %llu, \"rekey_in_progress\": %llu, "
+	       "\"problems\": %llu, \"repaired\": %llu}, \"complete\": %s, \"clean\": %s}\n",
+	       (unsigned long long)check.files, (unsigned long long)check.empty,
+	       (unsigned long long)check.rekey_in_progress, (unsigned long long)check.problems,
+	       (unsigned long long)check.repaired, check.found_lost ? "false" : "true",
+	       check.problems || check.found_lost ? "false" : "true");
+}
+
+int check_backing(const char *backing, struct keyring *ring, bool repair, bool json)
 {
 	struct backing_config config;
 	char path[4096];
@@ -213,6 +316,7 @@ int check_backing(const char *backing, struct keyring *ring, bool repair)
 	memset(&check, 0, sizeof(check));
 	check.ring = ring;
 	check.repair = repair;
+	check.json = json;
 	snprintf(path, sizeof(path), "%s/%s", backing, CONFIG_FILE_NAME);
 	ret = read_small_file(path, 4096, &data, &len);
 	if (ret < 0) {
@@ -237,21 +341,15 @@ int check_backing(const char *backing, struct keyring *ring, bool repair)
 		close(root_fd);
 	if (ret < 0) {
 		fprintf(stderr, "tdefs: --check %s: %s\n", backing, strerror(-ret));
+		free_findings();
 		free(check.keys);
 		return 2;
 	}
-	printf("\n%-34s %10s\n", "MASTER KEY ID", "FILES");
-	for (size_t i = 0; i < check.key_count; i++) {
-		char id[KEY_ID_TEXT_SIZE];
-		key_id_format(check.keys[i].key_id, id);
-		printf("%-34s %10llu%s\n", id, (unsigned long long)check.keys[i].files,
-		       ring && !keyring_find(ring, check.keys[i].key_id) ? "  (not in the wallet)" : "");
-	}
-	printf("\n%llu files, %llu without a header yet, %llu in the middle of a data rekey, "
-	       "%llu problems, %llu repaired\n",
-	       (unsigned long long)check.files, (unsigned long long)check.empty,
-	       (unsigned long long)check.rekey_in_progress, (unsigned long long)check.problems,
-	       (unsigned long long)check.repaired);
+	if (check.json)
+		print_json(backing, ring);
+	else
+		print_text(ring);
+	free_findings();
 	free(check.keys);
-	return check.problems ? 1 : 0;
+	return check.problems || check.found_lost ? 1 : 0;
 }

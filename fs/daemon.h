@@ -307,8 +307,24 @@ bool job_should_stop(struct job *job); /* waits while the job is paused */
 void job_throttle(struct job *job, uint64_t amount);
 void job_set_current(struct job *job, uint64_t done, uint64_t total);
 
-/* check.c: tdefs --check; returns the exit code (0 clean, 1 problems found, 2 error). */
-int check_backing(const char *backing, struct keyring *ring, bool repair);
+/*
+ * check.c: tdefs --check; returns the exit code (0 clean, 1 problems found, 2 error). With json
+ * the findings are one JSON object on stdout (README.md, "Status views"):
+ *   {"backing": str, "wallet_checked": bool, "repair": bool,
+ *    "problems": [{"path": str, "kind": "DAMAGED"|"REPAIRABLE"|"REPAIRED", "reason": str}],
+ *    "keys": [{"key_id": str, "files": int, "in_wallet": bool|null}],
+ *    "totals": {"files": int, "empty": int, "rekey_in_progress": int, "problems": int,
+ *               "repaired": int},
+ *    "complete": bool, "clean": bool}
+ * An error that ends the walk (exit 2) prints one line on stderr and no document.
+ */
+int check_backing(const char *backing, struct keyring *ring, bool repair, bool json);
+
+/*
+ * info.c: tdefs --info; the config record and a census of the headers of BACKING, read-only,
+ * mounted or not. Returns the exit code (0, or 2 with one line on stderr). Schema in info.c.
+ */
+int info_backing(const char *backing, bool json);
 
 /*
  * control.c: control_open makes the socket of the mount on mountpoint (after it is mounted,

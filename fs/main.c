@@ -34,6 +34,8 @@ struct tdefs_daemon daemon_state = {
 struct command_line {
 	bool init;
 	bool check;
+	bool info;
+	bool json;
 	bool repair;
 	bool foreground;
 	bool debug;
@@ -49,7 +51,8 @@ struct command_line {
 static const char usage_text[] =
 	"Usage: tdefs --init --wallet DIR BACKING\n"
 	"       tdefs --wallet DIR [-f] [-o OPTIONS] BACKING MOUNTPOINT\n"
-	"       tdefs --check [--wallet DIR] [--repair] BACKING\n"
+	"       tdefs --check [--wallet DIR] [--repair] [--json] BACKING\n"
+	"       tdefs --info [--json] BACKING\n"
 	"\n"
 	"Mount BACKING, a directory of encrypted files, on MOUNTPOINT as plaintext. Each file is\n"
 	"encrypted with its own data key (AES-256-XTS), wrapped by the wallet's master key.\n"
@@ -61,6 +64,12 @@ static const char usage_text[] =
 	"  --repair             is given: then a damaged header copy is restored from the other\n"
 	"                       (refused while BACKING is mounted; a plain --check may run then,\n"
 	"                       and reports what it sees of files being written)\n"
+	"  --info               show BACKING's config record (format version, cipher suite,\n"
+	"                       block size, wallet ID, directory ID, container, creation time)\n"
+	"                       and files per master key ID, read-only, mounted or not; exit 0,\n"
+	"                       or 2 when BACKING is not a tdefs backing directory\n"
+	"  --json               with --check or --info: one JSON object on stdout instead of\n"
+	"                       the text (schemas in README.md, \"Status views\"):\n"
 	"  -w, --wallet DIR     wallet directory (also -o wallet=DIR, for fstab)\n"
 	"  --password-file F    read the password wallet's password from F\n"
 	"  --password-fd N      read the password wallet's password from descriptor N\n"
@@ -93,6 +102,18 @@ static const char usage_text[] =
 	"\n"
 	"An auto-login wallet opens without a prompt. In /etc/fstab:\n"
 	"  /srv/pgdata.enc /srv/pgdata fuse.tdefs wallet=/etc/tdefs/wallet 0 0\n";
+
+/* The --json schemas, after usage_text in --help (one string would pass C11's 4095 bytes). */
+static const char json_schema_text[] =
+	"\n--json output (numbers, booleans and null as JSON types):\n"
+	"         --info:  {backing, mounted_on|null, format_version, cipher_suite,\n"
+	"                   cipher_suite_id, block_size, wallet_id, directory_id, container,\n"
+	"                   created (epoch s), created_utc, files, empty, damaged,\n"
+	"                   rekey_in_progress, files_per_key: [{key_id, files}]}\n"
+	"         --check: {backing, wallet_checked, repair, problems: [{path, kind\n"
+	"                   (DAMAGED|REPAIRABLE|REPAIRED), reason}], keys: [{key_id, files,\n"
+	"                   in_wallet (bool, null without --wallet)}], totals: {files, empty,\n"
+	"                   rekey_in_progress, problems, repaired}, complete, clean}\n";
 
 static int append_fuse_option(struct command_line *cmd, const char *option)
 {
@@ -160,11 +181,13 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 {
 	enum { OPTION_INIT = 256, OPTION_PASSWORD_FILE, OPTION_PASSWORD_FD, OPTION_CHECK,
-	       OPTION_REPAIR };
+	       OPTION_REPAIR, OPTION_INFO, OPTION_JSON };
 	static const struct option options[] = {
 		{ "init", no_argument, NULL, OPTION_INIT },
 		{ "check", no_argument, NULL, OPTION_CHECK },
 		{ "repair", no_argument, NULL, OPTION_REPAIR },
+		{ "info", no_argument, NULL, OPTION_INFO },
+		{ "json", no_argument, NULL, OPTION_JSON },
 		{ "wallet", required_argument, NULL, 'w' },
 		{ "password-file", required_argument, NULL, OPTION_PASSWORD_FILE },
 		{ "password-fd", required_argument, NULL, OPTION_PASSWORD_FD },
@@ -187,6 +210,12 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			break;
 		case OPTION_REPAIR:
 			cmd->repair = true;
+			break;
+		case OPTION_INFO:
+			cmd->info = true;
+			break;
+		case OPTION_JSON:
+			cmd->json = true;
 			break;
 		case 'w':
 			cmd->wallet = optarg;
@@ -220,6 +249,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			fputs(json_schema_text, stdout);
 			exit(0);
 		case 'V':
 			printf("tdefs %s (%s, libfuse %s)\n", "0.1.0", crypto_backend_version(),
@@ -230,15 +260,24 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			return 2;
 		}
 	}
-	bool one_directory = cmd->init || cmd->check;
+	bool one_directory = cmd->init || cmd->check || cmd->info;
 
 	if (cmd->repair && !cmd->check) {
 		fprintf(stderr, "tdefs: --repair goes with --check\n");
 		return 2;
 	}
+	if (cmd->json && !cmd->check && !cmd->info) {
+		fprintf(stderr, "tdefs: --json goes with --check or --info\n");
+		return 2;
+	}
+	if (cmd->info && (cmd->init || cmd->check || cmd->wallet)) {
+		fprintf(stderr, "tdefs: --info takes no --init, --check or --wallet: it reads only "
+				"what needs no key\n");
+		return 2;
+	}
 	if (argc - optind != (one_directory ? 1 : 2)) {
 		fprintf(stderr, "tdefs: %s\n%s",
-			one_directory ? "--init and --check take one directory: BACKING"
+			one_directory ? "--init, --check and --info take one directory: BACKING"
 				      : "expected BACKING and MOUNTPOINT",
 			usage_text);
 		return 2;
@@ -254,7 +293,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		}
 		cmd->mountpoint = cmd->mountpoint_absolute;
 	}
-	if (!cmd->wallet && !cmd->check) {
+	if (!cmd->wallet && !cmd->check && !cmd->info) {
 		fprintf(stderr, "tdefs: no wallet given: use --wallet DIR (or -o wallet=DIR)\n");
 		return 2;
 	}
@@ -763,7 +802,7 @@ static int run_check(const struct command_line *cmd)
 	}
 	if (cmd->wallet && open_wallet(cmd, &ring) < 0)
 		goto out;
-	ret = check_backing(cmd->backing, ring, cmd->repair);
+	ret = check_backing(cmd->backing, ring, cmd->repair, cmd->json);
 	keyring_free(ring);
 out:
 	close(fd);
@@ -785,6 +824,10 @@ int main(int argc, char **argv)
 	if (cmd.check) {
 		secure_process_setup(false);
 		return run_check(&cmd);
+	}
+	if (cmd.info) {
+		secure_process_setup(false);
+		return info_backing(cmd.backing, cmd.json);
 	}
 	ret = run_mount(&cmd);
 	free(cmd.mountpoint_absolute);

@@ -48,7 +48,7 @@ static void sum_sizes(const char *path)
 }
 
 /* PATH on the mount, as a path relative to the mount point ("" for the mount point itself). */
-static int relative_to_mount(const char *path, char *relative, size_t len)
+int relative_to_mount(const char *path, char *relative, size_t len)
 {
 	struct mount_entry entry;
 	struct stat st;

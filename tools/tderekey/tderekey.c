@@ -16,6 +16,7 @@ static const struct rekey_command *const commands[] = {
 	&command_data,
 	&command_pause,
 	&command_resume,
+	&command_files,
 };
 
 static void usage(FILE *out)
@@ -91,10 +92,12 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 1) {
-		fprintf(stderr, "tderekey %s: give exactly one MOUNTPOINT\n", command->name);
+	if (argc - optind < 1 || argc - optind > (command->max_paths == 2 ? 2 : 1)) {
+		fprintf(stderr, "tderekey %s: give exactly one MOUNTPOINT%s\n", command->name,
+			command->max_paths == 2 ? " and at most one PATH on it" : "");
 		return EXIT_USAGE;
 	}
 	options.path = argv[optind];
+	options.subpath = argc - optind == 2 ? argv[optind + 1] : NULL;
 	return command->run(&options);
 }

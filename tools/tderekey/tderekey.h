@@ -11,6 +11,7 @@
 
 struct rekey_options {
 	const char *path; /* any path on the mount */
+	const char *subpath; /* a second path, for commands with max_paths 2 (files); or NULL */
 	double rate;      /* --rate: headers (rewrap) or bytes (data) per second, 0 = no limit */
 	bool json;
 	bool no_wait;
@@ -20,6 +21,7 @@ struct rekey_command {
 	const char *name;
 	const char *summary;
 	const char *help; /* the whole --help text */
+	int max_paths;    /* 0 or 1: MOUNTPOINT only; 2: MOUNTPOINT [PATH] */
 	int (*run)(const struct rekey_options *options);
 };
 
@@ -30,6 +32,10 @@ extern const struct rekey_command command_reload;
 extern const struct rekey_command command_data;
 extern const struct rekey_command command_pause;
 extern const struct rekey_command command_resume;
+extern const struct rekey_command command_files;
+
+/* PATH on its mount, as a path relative to the mount point ("" for the mount point: data.c). */
+int relative_to_mount(const char *path, char *relative, size_t len);
 
 /*
  * Exit codes, also listed in every --help. EXIT_UNTRUSTED: the control channel failed its
