@@ -40,7 +40,7 @@ static const char *suite_name(uint16_t suite)
 	return suite == CIPHER_SUITE_AES256_XTS ? "aes-256-xts" : "unknown";
 }
 
-/* The config record beneath root_fd: 0, or -errno (-ENOENT: none, -EBADMSG: damaged). */
+/* The config record beneath root_fd: 0, -errno (-ENOENT: none), or a FORMAT_ERROR. */
 static int read_config(int root_fd, struct backing_config *config)
 {
 	uint8_t data[CONFIG_FILE_SIZE + 1];
@@ -51,10 +51,10 @@ static int read_config(int root_fd, struct backing_config *config)
 	fd = openat(root_fd, CONFIG_FILE_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
 						      O_CLOEXEC);
 	if (fd < 0)
-		return errno == ELOOP ? -EBADMSG : -errno;
+		return errno == ELOOP ? FORMAT_ERROR(FORMAT_ERR_DAMAGED) : -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return -EBADMSG;
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	}
 	ret = pread_full(fd, data, sizeof(data), 0, &done);
 	close(fd);
@@ -148,9 +148,9 @@ int info_backing(const char *backing, bool json)
 		fprintf(stderr, "tdefs: --info %s: %s\n", backing,
 			ret == -ENOENT	       ? "no " CONFIG_FILE_NAME
 						 ": not a tdefs backing directory (tdefs --init makes one)"
-			: ret == -EBADMSG      ? CONFIG_FILE_NAME " is damaged (bad magic, size or "
+			: ret == FORMAT_ERROR(FORMAT_ERR_DAMAGED) ? CONFIG_FILE_NAME " is damaged (bad magic, size or "
 						 "checksum): not a tdefs backing directory"
-			: ret == -EPROTONOSUPPORT ? CONFIG_FILE_NAME " is from a newer tdefs format"
+			: ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT) ? CONFIG_FILE_NAME " is from a newer tdefs format"
 						  : strerror(-ret));
 		close(root_fd);
 		return 2;

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the real mount"
 need_cmd python3
-tool=$TDEFS_BUILD/tests/mounted/tdefs-test-tool
+tool=$TDEFS_TEST_HELPER
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 need_build "$tool" "$tderekey"
 tdefs_setup

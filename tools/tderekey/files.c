@@ -74,7 +74,7 @@ static void describe(const struct backing_walk_entry *entry, struct file_row *ro
 		return;
 	}
 	ret = header_select(image, done, &header, &slot);
-	if (ret == -EPROTONOSUPPORT) {
+	if (ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT)) {
 		snprintf(row->reason, sizeof(row->reason), "header from a newer tdefs format");
 		return;
 	}
