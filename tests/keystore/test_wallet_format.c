@@ -212,9 +212,12 @@ static void test_error_vocabulary(void **state)
 		if (keystore_error_of(-e) != KEYSTORE_ERR_SYSTEM)
 			fail_msg("errno %d read as keystore error %s", e,
 				 keystore_error_name(keystore_error_of(-e)));
-		assert_string_equal(keystore_error_message(-e), strerror(e));
+		char expected[128]; /* strerror's text for an unknown value lives until its next call */
+
+		snprintf(expected, sizeof(expected), "%s", strerror(e));
+		assert_string_equal(keystore_error_message(-e), expected);
 	}
-	/* The case of issue 12: a real ESTALE is not "a copy holds more keys". */
+	/* A real ESTALE (a wallet on NFS) is not "a copy holds more keys". */
 	assert_int_not_equal(keystore_error_of(-ESTALE), KEYSTORE_ERR_COPY_HAS_MORE_KEYS);
 	assert_null(strstr(keystore_error_message(-ESTALE), "copy"));
 	assert_string_equal(keystore_error_message(-ESTALE), strerror(ESTALE));
