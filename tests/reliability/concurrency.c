@@ -122,7 +122,7 @@ static void fill_random(uint8_t *p, size_t n)
 	}
 }
 
-static void note(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -144,7 +144,7 @@ static void hexdump(const char *label, const uint8_t *p, size_t n)
 	fputc('\n', stderr);
 }
 
-static _Noreturn void failure(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static _Noreturn void failure(const char *fmt, ...)
 {
 	va_list ap;
 
