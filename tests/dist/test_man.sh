@@ -67,9 +67,11 @@ check_program() {
 	for cmd in "$@"; do
 		"$bin" "$cmd" --help >>"$all_help"
 	done
-	# 1. Anywhere in --help -> anywhere in the page.
+	# 1. Anywhere in --help -> anywhere in the page (its text: not the ';' comments).
+	local text=$TDEFS_WORK/$name.page-text
+	grep -v '^;' "$page" >"$text"
 	while read -r opt; do
-		grep -qF -- "$opt" "$page" || fail "$name: $opt is in --help but not in ${page##*/}"
+		grep -qF -- "$opt" "$text" || fail "$name: $opt is in --help but not in ${page##*/}"
 		checked=$((checked + 1))
 	done < <(options_in <"$all_help")
 	# 2. --help's own usage and option lines -> defined somewhere in the page.
