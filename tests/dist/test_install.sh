@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installing (README, "Install"): `meson install` puts the binaries, the bash completion and the
 # systemd units in place, and the README's flow works with what was installed.
-#  1. meson install into a staging root (DESTDIR): every file is where the README says.
+#  1. meson install into a staging root (DESTDIR): every file is where the README says, the man
+#     pages too when the build made them (scdoc found; -Dman=enabled insists).
 #  2. The README demo with the installed binaries: an auto-login wallet, --init, a mount from a
 #     test fstab (`mount -T`, never the host's) with the README's options, in a private mount
 #     namespace where the staged bin directory is bind-mounted on /usr/local/bin, because
@@ -33,7 +34,18 @@ done
 for f in tdefs tdekey tderekey; do
 	[[ -x $root/bin/$f ]] || fail "$prefix/bin/$f is not executable"
 done
-log "installed under $prefix: binaries, completion, systemd units"
+pages=
+if [[ -d $TDEFS_BUILD/man ]]; then
+	mandir=$(meson introspect "$TDEFS_BUILD" --buildoptions |
+		python3 -c 'import json, sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "mandir"][0])')
+	for f in man8/tdefs.8 man8/tdekey.8 man8/tderekey.8 man1/tdefs-bench.1; do
+		[[ -s $root/$mandir/$f ]] || fail "meson install did not install $prefix/$mandir/$f"
+	done
+	pages=", man pages"
+else
+	log "the build has no man pages (no scdoc): not checked"
+fi
+log "installed under $prefix: binaries, completion, systemd units$pages"
 
 # ---- 2. the README flow with the installed binaries -----------------------------------------------
 wallet=$TDEFS_WORK/wallet backing=$TDEFS_WORK/pgdata.enc mnt=$TDEFS_WORK/pgdata
