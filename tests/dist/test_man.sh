@@ -76,7 +76,7 @@ check_program() {
 	done < <(options_in <"$all_help")
 	# 2. --help's own usage and option lines -> defined somewhere in the page.
 	while read -r opt; do
-		page_definitions "$page" | cut -f2 | options_in | grep -qxF -- "$opt" ||
+		page_definitions "$page" | cut -f2 | options_in | grep -xF -- "$opt" >/dev/null ||
 			fail "$name: $opt (in $name --help) is defined nowhere in ${page##*/}"
 	done < <("$bin" --help | help_heads | options_in)
 	for cmd in "$@"; do
@@ -86,19 +86,19 @@ check_program() {
 		while read -r opt; do
 			[[ -n $opt ]] || continue
 			{ section_definitions "$page" "## $cmd"; section_definitions "$page" "# OPTIONS"; } |
-				options_in | grep -qxF -- "$opt" ||
+				options_in | grep -xF -- "$opt" >/dev/null ||
 				fail "$name: $opt (in $name $cmd --help) is not defined in the section '## $cmd' of ${page##*/}"
 		done <<<"$heads"
 		# 3. A command's definitions -> that command's --help.
 		while read -r opt; do
 			[[ -n $opt ]] || continue
-			options_in <"$own_help" | grep -qxF -- "$opt" ||
+			options_in <"$own_help" | grep -xF -- "$opt" >/dev/null ||
 				fail "$name: ${page##*/} defines $opt under '## $cmd', but $name $cmd --help has no $opt"
 		done < <(section_definitions "$page" "## $cmd" | options_in)
 	done
 	# 3. Every definition in the page -> some --help of the program.
 	while read -r opt; do
-		options_in <"$all_help" | grep -qxF -- "$opt" ||
+		options_in <"$all_help" | grep -xF -- "$opt" >/dev/null ||
 			fail "$name: ${page##*/} defines $opt, which no $name --help has"
 	done < <(page_definitions "$page" | cut -f2 | options_in)
 	# 4. The commands and the page's command sections, both ways.
@@ -118,6 +118,8 @@ check_program tdekey "$TDEKEY_BIN" "$man_src/tdekey.8.scd" "${tdekey_commands[@]
 check_program tderekey "$TDEREKEY_BIN" "$man_src/tderekey.8.scd" "${tderekey_commands[@]}"
 check_program tdefs-bench "$BENCH_BIN" "$man_src/tdefs-bench.1.scd"
 
+# (grep reads all its input here: with pipefail, grep -q would end a long pipe early and
+# the writer's SIGPIPE would count as a failure.)
 # 4. tdefs -o: the mount options of --help ("       name  text") and MOUNT OPTIONS, both ways.
 help_mount=$("$TDEFS_BIN" --help | sed -nE 's/^ {7}([a-z_]+(=[A-Za-z]+)?)  .*/\1/p' | sort -u)
 page_mount=$(awk '/^# / { s = $0 } s == "# MOUNT OPTIONS" && /^\*[a-z]/' "$man_src/tdefs.8.scd" |
@@ -127,7 +129,7 @@ for o in $help_mount; do
 	grep -qxF -- "$o" <<<"$page_mount" || fail "tdefs: -o $o is in --help but not in MOUNT OPTIONS of tdefs.8.scd"
 done
 for o in $page_mount; do
-	"$TDEFS_BIN" --help | grep -qF -- "$o" || fail "tdefs.8.scd: MOUNT OPTIONS has $o, which tdefs --help has not"
+	"$TDEFS_BIN" --help | grep -F -- "$o" >/dev/null || fail "tdefs.8.scd: MOUNT OPTIONS has $o, which tdefs --help has not"
 done
 log "tdefs: mount options agree: $(echo $help_mount)"
 
@@ -147,7 +149,7 @@ for src in "$man_src"/*.scd; do
 	[[ -z $out ]] || fail "groff warns about $page: $out"
 	out=$(MANWIDTH=80 man --warnings -l "$rendered/$page" 2>&1 >/dev/null)
 	[[ -z $out ]] || fail "man warns about $page: $out"
-	MANWIDTH=80 man -l "$rendered/$page" 2>/dev/null | grep -q '^NAME' || fail "$page renders without a NAME section"
+	MANWIDTH=80 man -l "$rendered/$page" 2>/dev/null | grep '^NAME' >/dev/null || fail "$page renders without a NAME section"
 done
 log "rendered without warnings: $(ls "$rendered" | tr '\n' ' ')"
 pass "$checked option mentions, every command and option line of --help agree with the man pages"

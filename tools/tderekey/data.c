@@ -146,7 +146,7 @@ const struct rekey_command command_data = {
 		"Give every file under PATH (the mount point, a directory or a file on the mount)\n"
 		"a new random data key and re-encrypt its contents in place while the database\n"
 		"reads and writes it (ALTER TABLESPACE ... ENCRYPTION ONLINE REKEY, without\n"
-		"copying the datafiles). Each file is rewritten in 512 KiB chunks; only writes to\n"
+		"copying the datafiles). Each file is rewritten in 880 KiB chunks; only writes to\n"
 		"the chunk being rewritten wait, for that chunk only. A crash at any point is\n"
 		"recovered when the file is next opened, and the interrupted file is finished at\n"
 		"the next mount. When a file is done its old key is gone from disk and memory.\n"
