@@ -195,6 +195,8 @@ fi
 
 log "merge: another wallet's keys, idempotently, nothing overwritten"
 t 4 tdekey merge --wallet "$W/B" --from "$W/P" --from-password-file "$W/wrong"
+t 4 tdekey merge --wallet "$W/B" --from "$W/P" # a password wallet, no terminal
+has "$ERR" "--from-password-file"
 P_KEY=$(tdekey keys --wallet "$W/P" --password-file "$W/p-password" --json | python3 -c 'import json,sys
 print(json.load(sys.stdin)["keys"][0]["key_id"])')
 BEFORE=$(backups "$W/B")

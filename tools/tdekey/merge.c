@@ -36,6 +36,11 @@ static int open_source(const struct options *options, struct wallet_session **se
 					  error);
 	if (fd >= 0)
 		close(fd);
+	if (ret == -ENXIO) /* the session's words name this wallet's options, not --from's */
+		snprintf(error, sizeof(error),
+			 "wallet %s needs its password and there is no terminal to ask on; give "
+			 "--from-password-file FILE or --from-password-fd N",
+			 options->from);
 	return ret < 0 ? report_failure(ret, error) : EXIT_OK;
 }
 
