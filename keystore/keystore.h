@@ -51,6 +51,9 @@ enum keystore_error {
 	KEYSTORE_ERR_KEY_MISMATCH,	  /* one key ID with two different MEKs */
 	KEYSTORE_ERR_KEY_IS_ACTIVE,	  /* the ACTIVE key cannot be removed */
 	KEYSTORE_ERR_WALLET_FULL,	  /* the wallet holds the most keys it can */
+	KEYSTORE_ERR_WRONG_SECRET,	  /* wrong transport secret for a key export file */
+	KEYSTORE_ERR_EXPORT_DAMAGED,	  /* key export file truncated, altered, or not one */
+	KEYSTORE_ERR_KEY_CONFLICT,	  /* an imported key ID is here with other key bytes */
 	KEYSTORE_ERROR_COUNT
 };
 

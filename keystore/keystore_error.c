@@ -36,6 +36,13 @@ static const struct meaning meanings[KEYSTORE_ERROR_COUNT] = {
 					 "the ACTIVE master key cannot be removed" },
 	[KEYSTORE_ERR_WALLET_FULL] = { "KEYSTORE_ERR_WALLET_FULL",
 				       "the wallet holds the most keys it can" },
+	[KEYSTORE_ERR_WRONG_SECRET] = { "KEYSTORE_ERR_WRONG_SECRET",
+					"wrong transport secret for the key export file" },
+	[KEYSTORE_ERR_EXPORT_DAMAGED] = { "KEYSTORE_ERR_EXPORT_DAMAGED",
+					  "key export file is damaged or not a key export file" },
+	[KEYSTORE_ERR_KEY_CONFLICT] = { "KEYSTORE_ERR_KEY_CONFLICT",
+					"a key ID to import is in the wallet with other key "
+					"bytes" },
 };
 
 enum keystore_error keystore_error_of(int ret)

@@ -5,7 +5,8 @@
  * until a run completes. After every kill:
  *   - password.wallet opens, holding either the old key set or the new one (nothing in
  *     between: no key lost, at most the one new key, correctly activated; for delete-key,
- *     exactly the one key deleted);
+ *     exactly the one key deleted; for import and merge, exactly the other wallet's keys
+ *     added, none of them active);
  *   - the auto-login copy opens, with the old or the new key set, never a key the password
  *     wallet lacks (which is why delete-key writes the copy before the primary);
  *   - when the wallet holds the new set, DIR/backup holds a backup with exactly the old one;
@@ -276,6 +277,37 @@ static bool is_deletion_of(const struct keyring *old, const struct keyring *cand
 	return true;
 }
 
+/*
+ * The import and merge outcome: the old keys unchanged, the old active key still active, plus
+ * every key of added with its MEK, none of them active.
+ */
+static bool is_addition_of(const struct keyring *old, const struct keyring *candidate,
+			   const struct keyring *added)
+{
+	uint8_t old_active[KEY_ID_SIZE], new_active[KEY_ID_SIZE];
+
+	if (keyring_count(candidate) != keyring_count(old) + keyring_count(added))
+		return false;
+	for (size_t i = 0; i < keyring_count(old); i++) {
+		const struct mek_record *record = keyring_record(old, i);
+		const uint8_t *mek = keyring_find(candidate, record->id);
+
+		if (!mek || !secure_equal(mek, record->mek, MEK_SIZE))
+			return false;
+	}
+	for (size_t i = 0; i < keyring_count(added); i++) {
+		const struct mek_record *record = keyring_record(added, i);
+		const uint8_t *mek = keyring_find(candidate, record->id);
+
+		if (!mek || !secure_equal(mek, record->mek, MEK_SIZE))
+			return false;
+	}
+	if (keyring_active(old, old_active, NULL) < 0 ||
+	    keyring_active(candidate, new_active, NULL) < 0)
+		return false;
+	return memcmp(old_active, new_active, KEY_ID_SIZE) == 0;
+}
+
 /* A backup in DIR/backup that opens with password and holds exactly the old key set. */
 static bool backup_holds(const char *wallet_dir, const char *prefix, enum wallet_kind kind,
 			 const char *password, const struct keyring *old)
@@ -312,6 +344,7 @@ struct scenario {
 	const char *const *argv; /* tdekey arguments; "@" is replaced by the wallet directory */
 	bool changes_password;
 	const uint8_t *deleted_key; /* delete-key: the key it removes */
+	const struct keyring *added; /* import, merge: the keys it adds */
 };
 
 static void fill_argv(const struct scenario *scenario, const char *wallet, const char *argv[16])
@@ -359,7 +392,8 @@ static bool check_after_kill(const struct scenario *scenario, const char *wallet
 	} else if (same_set(primary, old)) {
 		is_new = false;
 	} else if (scenario->deleted_key ? is_deletion_of(old, primary, scenario->deleted_key)
-					 : is_rotation_of(old, primary)) {
+		   : scenario->added	     ? is_addition_of(old, primary, scenario->added)
+					     : is_rotation_of(old, primary)) {
 		is_new = true;
 		if (!backup_holds(wallet, "password-", WALLET_KIND_PASSWORD, OLD_PASSWORD, old))
 			fail("%s, fault point %d: new key set but no backup holds the old one",
@@ -492,8 +526,10 @@ int main(int argc, char *argv[])
 	char base[PATH_MAX], password_file[PATH_MAX], new_password_file[PATH_MAX];
 	char password_path[PATH_MAX], log_path[PATH_MAX], backing[PATH_MAX];
 	char deleted_text[KEY_ID_TEXT_SIZE];
+	char other[PATH_MAX], other_path[PATH_MAX], export_path[PATH_MAX];
 	const char *set_key_args[8], *change_password_args[7], *delete_key_args[9];
-	struct keyring *old;
+	const char *import_args[10], *merge_args[8];
+	struct keyring *old, *added;
 	const char *tmp = getenv("TMPDIR");
 
 	if (argc != 2) {
@@ -589,8 +625,37 @@ int main(int argc, char *argv[])
 
 		memcpy(delete_key_args, args, sizeof(args));
 	}
+	/* import and merge: the two keys of another wallet, as an export file and as a wallet. */
+	join(other, root, "other");
+	join(export_path, root, "other.keys");
+	{
+		const char *create[] = { tdekey, "create", "--wallet", other, "--auto-login",
+					 "--scrypt-cost", "10,1,1", NULL };
+		const char *rotate[] = { tdekey, "set-key", "--wallet", other, NULL };
+		const char *export[] = { tdekey,	  "export",	     "--wallet", other,
+					 "--all",	  "--to",	     export_path,
+					 "--secret-file", new_password_file, "--scrypt-cost",
+					 "10,1,1",	  NULL };
+		const char *import[] = { "import",	    "--wallet", "@",	     "--password-file",
+					 password_file,	    "--from",	export_path, "--secret-file",
+					 new_password_file, NULL };
+		const char *merge[] = { "merge", "--wallet",	"@", "--password-file", password_file,
+					"--from", other, NULL };
+
+		must_run(create, log_path);
+		must_run(rotate, log_path);
+		must_run(export, log_path);
+		memcpy(import_args, import, sizeof(import));
+		memcpy(merge_args, merge, sizeof(merge));
+	}
+	join(other_path, other, WALLET_AUTOLOGIN_FILE);
+	added = open_wallet(other_path, WALLET_KIND_AUTOLOGIN, NULL, false);
+	if (!added)
+		return 1;
 	{
 		const struct scenario scenarios[] = {
+			{ .name = "import", .argv = import_args, .added = added },
+			{ .name = "merge", .argv = merge_args, .added = added },
 			{ .name = "set-key", .argv = set_key_args },
 			{ .name = "change-password",
 			  .argv = change_password_args,
@@ -603,6 +668,7 @@ int main(int argc, char *argv[])
 		for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++)
 			run_scenario(&scenarios[i], base, old);
 	}
+	keyring_free(added);
 	keyring_free(old);
 	if (failures) {
 		fprintf(stderr, "%d failures; wallets and logs kept in %s\n", failures, root);

@@ -31,6 +31,15 @@ enum long_only_option {
 	LONG_TO,
 	LONG_USAGE,
 	LONG_BACKING,
+	LONG_KEY,
+	LONG_ALL,
+	LONG_USED_BY,
+	LONG_SECRET_FILE,
+	LONG_SECRET_FD,
+	LONG_SECRET_PROMPT,
+	LONG_FROM,
+	LONG_FROM_PASSWORD_FILE,
+	LONG_FROM_PASSWORD_FD,
 };
 
 static const struct option long_options[] = {
@@ -54,6 +63,15 @@ static const struct option long_options[] = {
 	{ "to", required_argument, NULL, LONG_TO },
 	{ "usage", required_argument, NULL, LONG_USAGE },
 	{ "backing", required_argument, NULL, LONG_BACKING },
+	{ "key", required_argument, NULL, LONG_KEY },
+	{ "all", no_argument, NULL, LONG_ALL },
+	{ "used-by", required_argument, NULL, LONG_USED_BY },
+	{ "secret-file", required_argument, NULL, LONG_SECRET_FILE },
+	{ "secret-fd", required_argument, NULL, LONG_SECRET_FD },
+	{ "secret-prompt", no_argument, NULL, LONG_SECRET_PROMPT },
+	{ "from", required_argument, NULL, LONG_FROM },
+	{ "from-password-file", required_argument, NULL, LONG_FROM_PASSWORD_FILE },
+	{ "from-password-fd", required_argument, NULL, LONG_FROM_PASSWORD_FD },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -102,6 +120,21 @@ static unsigned option_set_of(int option)
 		return OPTION_USAGE;
 	case LONG_BACKING:
 		return OPTION_BACKING;
+	case LONG_KEY:
+		return OPTION_KEY;
+	case LONG_ALL:
+		return OPTION_ALL;
+	case LONG_USED_BY:
+		return OPTION_USED_BY;
+	case LONG_SECRET_FILE:
+	case LONG_SECRET_FD:
+	case LONG_SECRET_PROMPT:
+		return OPTION_SECRET;
+	case LONG_FROM:
+		return OPTION_FROM;
+	case LONG_FROM_PASSWORD_FILE:
+	case LONG_FROM_PASSWORD_FD:
+		return OPTION_FROM_PASSWORD;
 	default:
 		return 0;
 	}
@@ -145,6 +178,8 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 	memset(options, 0, sizeof(*options));
 	options->password.kind = PASSWORD_SOURCE_PROMPT;
 	options->new_password.kind = PASSWORD_SOURCE_PROMPT;
+	options->secret.kind = PASSWORD_SOURCE_PROMPT;
+	options->from_password.kind = PASSWORD_SOURCE_PROMPT;
 	options->container = WALLET_DEFAULT_CONTAINER;
 	options->cost = SCRYPT_DEFAULT_COST;
 	*help_shown = false;
@@ -228,6 +263,7 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 						   "'_', '-', '.' or '$':",
 						   optarg);
 			options->container = optarg;
+			options->container_given = true;
 			break;
 		case LONG_NO_KEY:
 			options->no_key = true;
@@ -244,6 +280,44 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 		case LONG_TO:
 			options->to = optarg;
 			break;
+		case LONG_KEY:
+			if (options->key_count == BACKING_MAX)
+				return usage_error(command, "too many --key options; the most is",
+						   BACKING_MAX_TEXT);
+			options->keys[options->key_count++] = optarg;
+			break;
+		case LONG_ALL:
+			options->all = true;
+			break;
+		case LONG_SECRET_FILE:
+		case LONG_SECRET_FD:
+		case LONG_SECRET_PROMPT:
+			ret = set_source(command, &options->secret, &options->secret_given,
+					 option == LONG_SECRET_FILE ? PASSWORD_SOURCE_FILE
+					 : option == LONG_SECRET_FD ? PASSWORD_SOURCE_FD
+								    : PASSWORD_SOURCE_PROMPT,
+					 optarg);
+			if (ret)
+				return ret;
+			break;
+		case LONG_FROM:
+			if (!*optarg)
+				return usage_error(command, "--from names nothing", NULL);
+			options->from = optarg;
+			break;
+		case LONG_FROM_PASSWORD_FILE:
+		case LONG_FROM_PASSWORD_FD:
+			ret = set_source(command, &options->from_password,
+					 &options->from_password_given,
+					 option == LONG_FROM_PASSWORD_FILE ? PASSWORD_SOURCE_FILE
+									   : PASSWORD_SOURCE_FD,
+					 optarg);
+			if (ret)
+				return ret;
+			break;
+		case LONG_USED_BY:
+			options->used_by = true;
+			__attribute__((fallthrough)); /* the same list as --usage, --backing */
 		case LONG_USAGE:
 		case LONG_BACKING:
 			if (!*optarg)

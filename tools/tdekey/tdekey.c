@@ -23,7 +23,8 @@ static const struct command *const commands[] = {
 	&command_keys,	  &command_set_key,	     &command_create_key,
 	&command_use_key, &command_set_tag,	     &command_change_password,
 	&command_backup,  &command_add_secret,	     &command_delete_secret,
-	&command_delete_key,
+	&command_delete_key, &command_export,	     &command_import,
+	&command_merge,
 };
 
 static const char password_sources_section[] =
@@ -75,6 +76,10 @@ static const char exit_status_section[] =
 	"       14  a backing directory cannot be scanned or was initialised for another\n"
 	"           wallet; for delete-key also: some of its headers cannot be read, so\n"
 	"           nothing is proved\n"
+	"       15  import: wrong transport secret for the key export file\n"
+	"       16  import: the key export file is truncated, altered or not one\n"
+	"       17  import, merge: a key ID to add is in the wallet with other key bytes\n"
+	"           (nothing was added)\n"
 	"\n";
 
 static const char files_section[] =

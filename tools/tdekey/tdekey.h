@@ -29,6 +29,12 @@ enum option_set {
 	OPTION_TO = 1u << 11,
 	OPTION_USAGE = 1u << 12,   /* --usage BACKING, repeatable (keys) */
 	OPTION_BACKING = 1u << 13, /* --backing BACKING, repeatable (delete-key) */
+	OPTION_KEY = 1u << 14,	   /* --key ID, repeatable (export) */
+	OPTION_ALL = 1u << 15,	   /* --all (export) */
+	OPTION_USED_BY = 1u << 16, /* --used-by BACKING, repeatable (export) */
+	OPTION_SECRET = 1u << 17,  /* --secret-file, --secret-fd, --secret-prompt */
+	OPTION_FROM = 1u << 18,	   /* --from FILE or DIR (import, merge) */
+	OPTION_FROM_PASSWORD = 1u << 19, /* --from-password-file, --from-password-fd (merge) */
 };
 
 /* How many backing directories one run may name (--usage, --backing). */
@@ -52,6 +58,16 @@ struct options {
 	const char *to;
 	const char *backing[BACKING_MAX]; /* --usage or --backing, in the order given */
 	size_t backing_count;
+	bool used_by; /* backing[] came from --used-by */
+	bool container_given;
+	const char *keys[BACKING_MAX]; /* --key, in the order given */
+	size_t key_count;
+	bool all;
+	struct password_source secret; /* --secret-* (export, import) */
+	bool secret_given;
+	const char *from;
+	struct password_source from_password; /* --from-password-* (merge) */
+	bool from_password_given;
 	int argc; /* positional arguments after the options */
 	char **argv;
 };
@@ -80,6 +96,9 @@ extern const struct command command_backup;
 extern const struct command command_add_secret;
 extern const struct command command_delete_secret;
 extern const struct command command_delete_key;
+extern const struct command command_export;
+extern const struct command command_import;
+extern const struct command command_merge;
 
 /* --- exit codes (documented in every --help and in docs/WALLET.md) ----------------------- */
 enum tdekey_exit {
@@ -99,6 +118,9 @@ enum tdekey_exit {
 	EXIT_KEY_IN_USE = 13, /* delete-key: the ACTIVE key, or headers still reference it */
 	EXIT_BACKING = 14,    /* a backing directory cannot be scanned, is not one of this wallet,
 			       * or (delete-key) holds damaged headers: nothing can be proved */
+	EXIT_WRONG_SECRET = 15,	  /* import: wrong transport secret */
+	EXIT_EXPORT_DAMAGED = 16, /* import: export file truncated, altered or not one */
+	EXIT_KEY_CONFLICT = 17,	  /* import, merge: a key ID here with other key bytes */
 };
 
 int exit_code_for(int error);
