@@ -47,13 +47,25 @@ bool fuse_channel_request_kills_suidgid(void)
 /* The request's own kill flag, from the argument struct that follows the header. */
 static bool kills_suidgid(const struct fuse_in_header *in, const char *arg, size_t arg_len)
 {
+	uint32_t valid;
+
 	switch (in->opcode) {
 	case FUSE_WRITE:
 		return arg_len >= sizeof(struct fuse_write_in) &&
 		       (((const struct fuse_write_in *)arg)->write_flags & FUSE_WRITE_KILL_SUIDGID);
 	case FUSE_SETATTR:
-		return arg_len >= sizeof(struct fuse_setattr_in) &&
-		       (((const struct fuse_setattr_in *)arg)->valid & FATTR_KILL_SUIDGID);
+		if (arg_len < sizeof(struct fuse_setattr_in))
+			return false;
+		valid = ((const struct fuse_setattr_in *)arg)->valid;
+		/*
+		 * FATTR_KILL_SUIDGID comes only with a size or an owner. Every other path that
+		 * must drop the bits (fallocate, copy_file_range: the kernel's file_remove_privs
+		 * for a caller without CAP_FSETID) arrives as a SETATTR with nothing to set, the
+		 * kernel having taken the kill bits out; from root it is the removal of a file
+		 * capability alone, which leaves the set-id bits to a root writer as ext4 does.
+		 */
+		return (valid & FATTR_KILL_SUIDGID) ||
+		       ((valid & ~(uint32_t)(FATTR_FH | FATTR_LOCKOWNER)) == 0 && in->uid != 0);
 	case FUSE_OPEN:
 		return arg_len >= sizeof(struct fuse_open_in) &&
 		       (((const struct fuse_open_in *)arg)->open_flags & FUSE_OPEN_KILL_SUIDGID);

@@ -285,6 +285,12 @@ static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int
 			goto out_reply;
 		}
 	}
+	/* A SETATTR with nothing to set is the kernel's request to drop the set-id bits. */
+	if (to_set == 0 && S_ISREG(inode->file_type)) {
+		ret = kill_suidgid(req, ino, inode);
+		if (ret < 0)
+			goto out_reply;
+	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(inode->file_type)) {
 			ret = S_ISDIR(inode->file_type) ? -EISDIR : -EINVAL;

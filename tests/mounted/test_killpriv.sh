@@ -4,6 +4,7 @@
 # the mount and, with the same operations, on a plain directory of the backing filesystem, and
 # the resulting mode and capability must be the same.
 #  - non-owner (uid 65534) write, truncate and open(O_TRUNC) on a 06777 file: suid and sgid go
+#  - non-owner fallocate (the kernel's bare SETATTR, no kill flag of its own)
 #  - non-owner write on a 02766 file (sgid, no group exec, writer not in the group)
 #  - non-owner O_DIRECT write: the request path that never sees the page cache
 #  - root writer keeps suid and sgid (CAP_FSETID), as on ext4
@@ -32,6 +33,7 @@ add_case() { # NAME MODE CAP WHO ACTION
 add_case write_nonowner 6777 0 nobody 'dd if=/dev/zero of="$F" bs=1 count=1 seek=5 conv=notrunc status=none'
 add_case truncate_nonowner 6777 0 nobody 'truncate -s 3 "$F"'
 add_case open_trunc_nonowner 6777 0 nobody ': >"$F"'
+add_case fallocate_nonowner 6777 0 nobody 'fallocate -l 65536 "$F"'
 add_case write_sgid_noexec 2766 0 nobody 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
 add_case direct_write_nonowner 6777 0 nobody 'dd if=/dev/zero of="$F" bs=4096 count=1 oflag=direct conv=notrunc status=none'
 add_case write_root 6755 0 root 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
