@@ -203,16 +203,25 @@ static int set_times(struct tdefs_inode *inode, struct stat *attr, int to_set)
 /* Whether the caller of REQ is in group GID (its fsgid or a supplementary group). */
 static bool caller_in_group(fuse_req_t req, gid_t gid)
 {
-	gid_t groups[64];
-	int n;
+	gid_t few[64], *groups = few;
+	bool found = false;
+	int n, room = 64;
 
 	if (fuse_req_ctx(req)->gid == gid)
 		return true;
-	n = fuse_req_getgroups(req, 64, groups);
-	for (int i = 0; i < n && i < 64; i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
+	n = fuse_req_getgroups(req, 64, few);
+	if (n > 64) { /* more than the stack holds: ask again with room for all */
+		room = n;
+		groups = malloc((size_t)room * sizeof(*groups));
+		if (!groups)
+			return false; /* not known to be in the group: the bit is dropped */
+		n = fuse_req_getgroups(req, room, groups);
+	}
+	for (int i = 0; i < n && i < room && !found; i++)
+		found = groups[i] == gid;
+	if (groups != few)
+		free(groups);
+	return found;
 }
 
 /*

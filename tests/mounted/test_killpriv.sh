@@ -5,7 +5,8 @@
 # the resulting mode and capability must be the same.
 #  - non-owner (uid 65534) write, truncate and open(O_TRUNC) on a 06777 file: suid and sgid go
 #  - non-owner fallocate (the kernel's bare SETATTR, no kill flag of its own)
-#  - non-owner write on a 02766 file (sgid, no group exec, writer not in the group)
+#  - non-owner write on a 02766 file (sgid, no group exec): dropped when the writer is not in
+#    the file's group, kept when it is
 #  - non-owner O_DIRECT write: the request path that never sees the page cache
 #  - root writer keeps suid and sgid (CAP_FSETID), as on ext4
 #  - chown clears suid (and group-exec sgid)
@@ -24,31 +25,34 @@ REF=$TDEFS_WORK/ref
 mkdir -m 0777 "$REF" "$TDEFS_MNT/t"
 chmod 0777 "$TDEFS_MNT/t"
 
-# Each case: NAME MODE SETUP-CAP(0/1) WHO(root/nobody) ACTION, ACTION a command with F for the file.
+# Each case: NAME MODE SETUP-CAP(0/1) WHO(root/nobody) GROUP ACTION, ACTION a command with F
+# for the file.
 cases=()
-add_case() { # NAME MODE CAP WHO ACTION
+add_case() { # NAME MODE CAP WHO GROUP ACTION (GROUP: the file's gid)
 	local IFS='|'
 	cases+=("$*")
 }
-add_case write_nonowner 6777 0 nobody 'dd if=/dev/zero of="$F" bs=1 count=1 seek=5 conv=notrunc status=none'
-add_case truncate_nonowner 6777 0 nobody 'truncate -s 3 "$F"'
-add_case open_trunc_nonowner 6777 0 nobody ': >"$F"'
-add_case fallocate_nonowner 6777 0 nobody 'fallocate -l 65536 "$F"'
-add_case write_sgid_noexec 2766 0 nobody 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
-add_case direct_write_nonowner 6777 0 nobody 'dd if=/dev/zero of="$F" bs=4096 count=1 oflag=direct conv=notrunc status=none'
-add_case write_root 6755 0 root 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
-add_case truncate_root 6755 0 root 'truncate -s 3 "$F"'
-add_case chown_root 6755 0 root 'chown 65534 "$F"'
-add_case chown_sgid_exec 2775 0 root 'chgrp 65534 "$F"'
-add_case cap_write_root 0755 1 root 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
-add_case cap_write_nonowner 0777 1 nobody 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
-add_case cap_truncate_root 0755 1 root 'truncate -s 3 "$F"'
-add_case cap_open_trunc_root 0755 1 root ': >"$F"'
+add_case write_nonowner 6777 0 nobody 0 'dd if=/dev/zero of="$F" bs=1 count=1 seek=5 conv=notrunc status=none'
+add_case truncate_nonowner 6777 0 nobody 0 'truncate -s 3 "$F"'
+add_case open_trunc_nonowner 6777 0 nobody 0 ': >"$F"'
+add_case fallocate_nonowner 6777 0 nobody 0 'fallocate -l 65536 "$F"'
+add_case write_sgid_noexec 2766 0 nobody 0 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
+add_case write_sgid_noexec_ingroup 2766 0 nobody 65534 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
+add_case direct_write_nonowner 6777 0 nobody 0 'dd if=/dev/zero of="$F" bs=4096 count=1 oflag=direct conv=notrunc status=none'
+add_case write_root 6755 0 root 0 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
+add_case truncate_root 6755 0 root 0 'truncate -s 3 "$F"'
+add_case chown_root 6755 0 root 0 'chown 65534 "$F"'
+add_case chown_sgid_exec 2775 0 root 0 'chgrp 65534 "$F"'
+add_case cap_write_root 0755 1 root 0 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
+add_case cap_write_nonowner 0777 1 nobody 0 'dd if=/dev/zero of="$F" bs=1 count=1 conv=notrunc status=none'
+add_case cap_truncate_root 0755 1 root 0 'truncate -s 3 "$F"'
+add_case cap_open_trunc_root 0755 1 root 0 ': >"$F"'
 
-run_case() { # DIR NAME MODE CAP WHO ACTION: prints "mode caps"
-	local dir=$1 name=$2 mode=$3 cap=$4 who=$5 action=$6 F
+run_case() { # DIR NAME MODE CAP WHO GROUP ACTION: prints "mode caps"
+	local dir=$1 name=$2 mode=$3 cap=$4 who=$5 group=$6 action=$7 F
 	F=$dir/$name
 	head -c 8192 /dev/urandom >"$F"
+	chgrp "$group" "$F"
 	chmod "$mode" "$F"
 	if ((cap)); then
 		setcap cap_net_raw+ep "$F" || fail "$name: setcap failed in $dir"
@@ -64,9 +68,9 @@ run_case() { # DIR NAME MODE CAP WHO ACTION: prints "mode caps"
 
 declare -A on_mount=()
 for c in "${cases[@]}"; do
-	IFS='|' read -r name mode cap who action <<<"$c"
-	want=$(run_case "$REF" "$name" "$mode" "$cap" "$who" "$action")
-	got=$(run_case "$TDEFS_MNT/t" "$name" "$mode" "$cap" "$who" "$action")
+	IFS='|' read -r name mode cap who group action <<<"$c"
+	want=$(run_case "$REF" "$name" "$mode" "$cap" "$who" "$group" "$action")
+	got=$(run_case "$TDEFS_MNT/t" "$name" "$mode" "$cap" "$who" "$group" "$action")
 	log "$name: backing filesystem $want, mount $got"
 	[[ $got == "$want" ]] || fail "$name ($mode, $who: $action): the mount gives $got, the backing filesystem $want"
 	on_mount[$name]=$want
