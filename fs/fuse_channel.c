@@ -28,13 +28,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "util/util.h"
+
 /* INIT's unique id while its reply is due (0: none), and whether the kernel took the flag. */
 static uint64_t init_unique;
 static bool killpriv_v2;
 
 static _Thread_local bool request_kills_suidgid;
 
-bool fuse_channel_handles_killpriv(void)
+static bool handles_killpriv(void)
 {
 	return __atomic_load_n(&killpriv_v2, __ATOMIC_ACQUIRE);
 }
@@ -94,9 +96,17 @@ static ssize_t channel_read(int fd, void *buf, size_t buf_len, void *userdata)
 		if (arg_len >= offsetof(struct fuse_init_in, flags) + sizeof(uint32_t) &&
 		    (((const struct fuse_init_in *)arg)->flags & FUSE_HANDLE_KILLPRIV_V2))
 			__atomic_store_n(&init_unique, in->unique, __ATOMIC_RELEASE);
+		else
+			log_warning("tdefs: the kernel does not offer FUSE_HANDLE_KILLPRIV_V2: it asks "
+				    "for security.capability before every buffered write (-o xattr=off "
+				    "avoids that)");
 		return n;
 	}
-	request_kills_suidgid = kills_suidgid(in, arg, arg_len);
+	/*
+	 * Without the flag in force the kernel clears the bits itself (with a SETATTR of the mode)
+	 * and a bare SETATTR means nothing: only then are requests read for kill flags.
+	 */
+	request_kills_suidgid = handles_killpriv() && kills_suidgid(in, arg, arg_len);
 	return n;
 }
 

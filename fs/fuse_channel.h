@@ -11,12 +11,9 @@
 /* Once mounted, before the loop: the session's I/O goes through fs/fuse_channel.c. 0 or -errno. */
 int fuse_channel_attach(struct fuse_session *session);
 
-/* True once the kernel took FUSE_HANDLE_KILLPRIV_V2 (INIT answered). */
-bool fuse_channel_handles_killpriv(void);
-
 /*
  * True while the calling worker thread runs a WRITE, SETATTR, OPEN or CREATE that the kernel
- * flagged "kill suid/sgid" (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID):
+ * (with FUSE_HANDLE_KILLPRIV_V2 in force) flagged "kill suid/sgid" (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID):
  * the caller has no CAP_FSETID, so the file loses its set-id bits as ext4 would drop them.
  */
 bool fuse_channel_request_kills_suidgid(void);
