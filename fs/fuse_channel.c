@@ -61,7 +61,7 @@ static bool kills_suidgid(const struct fuse_in_header *in, const char *arg, size
 		valid = ((const struct fuse_setattr_in *)arg)->valid;
 		/*
 		 * FATTR_KILL_SUIDGID comes only with a size or an owner. Every other path that
-		 * must drop the bits (fallocate, copy_file_range: the kernel's file_remove_privs
+		 * must drop the bits (fallocate, say: the kernel's file_remove_privs
 		 * for a caller without CAP_FSETID) arrives as a SETATTR with nothing to set, the
 		 * kernel having taken the kill bits out; from root it is the removal of a file
 		 * capability alone, which leaves the set-id bits to a root writer as ext4 does.
