@@ -6,6 +6,7 @@
  * line that names the file or option, and then hands over to the FUSE session loop.
  */
 #include "fs/daemon.h"
+#include "fs/fuse_channel.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -677,6 +678,14 @@ static int run_mount(struct command_line *cmd)
 		goto out_destroy_session;
 	if (fuse_session_mount(session, cmd->mountpoint) != 0)
 		goto out_remove_handlers;
+	/* The daemon's own reads and writes on /dev/fuse: kill-priv by the kernel's second protocol. */
+	if ((ret = fuse_channel_attach(session)) < 0) {
+		fprintf(stderr, "tdefs: cannot take over the FUSE channel of %s: %s\n",
+			cmd->mountpoint, strerror(-ret));
+		ret = 1;
+		goto out_unmount;
+	}
+	ret = 1;
 	/*
 	 * The control socket is named after the mount's device number, so it is made once mounted,
 	 * but before daemonising: the parent exits 0 as soon as the child is set up, so a failure

@@ -12,6 +12,7 @@
  */
 #include "fs/daemon.h"
 #include "fs/backing_walk.h"
+#include "fs/fuse_channel.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/types.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -129,6 +131,12 @@ static void tdefs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
+	/*
+	 * Set-id bits are cleared here, by the kernel's second protocol for it
+	 * (FUSE_HANDLE_KILLPRIV_V2, added to the reply by fs/fuse_channel.c); the first would
+	 * have the daemon clear them on root's writes too.
+	 */
+	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 	/* Locks stay with the kernel's local lock manager: this mount is the only writer. */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 }
@@ -198,6 +206,69 @@ static int set_times(struct tdefs_inode *inode, struct stat *attr, int to_set)
 	return utimensat(AT_FDCWD, proc_path, times, 0) < 0 ? -errno : 0;
 }
 
+/* Whether the caller of REQ is in group GID (its fsgid or a supplementary group). */
+static bool caller_in_group(fuse_req_t req, gid_t gid)
+{
+	gid_t few[64], *groups = few;
+	bool found = false;
+	int n, room = 64;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	n = fuse_req_getgroups(req, 64, few);
+	if (n > 64) { /* more than the stack holds: ask again with room for all */
+		room = n;
+		groups = malloc((size_t)room * sizeof(*groups));
+		if (!groups)
+			return false; /* not known to be in the group: the bit is dropped */
+		n = fuse_req_getgroups(req, room, groups);
+	}
+	for (int i = 0; i < n && i < room && !found; i++)
+		found = groups[i] == gid;
+	if (groups != few)
+		free(groups);
+	return found;
+}
+
+/*
+ * A write, truncate or open(O_TRUNC) the kernel flagged "kill suid/sgid" (the caller has no
+ * CAP_FSETID; fs/fuse_channel.c): the backing file loses its set-id bits by the rules ext4
+ * applies to the same caller (setattr_should_drop_suidgid): suid always, sgid when the group
+ * may execute or the caller is not in the file's group. Done before the data changes, so a
+ * failure fails the request. The daemon writes as root, which the backing filesystem would
+ * let keep them. Capabilities are the kernel's (it removes security.capability first).
+ */
+static int kill_suidgid(fuse_req_t req, fuse_ino_t ino, struct tdefs_inode *inode)
+{
+	char proc_path[64];
+	mode_t kill = 0;
+	struct stat st;
+
+	if (!fuse_channel_request_kills_suidgid())
+		return 0;
+	if (fstatat(inode->path_fd, "", &st, AT_EMPTY_PATH) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (st.st_mode & S_ISUID)
+		kill |= S_ISUID;
+	if ((st.st_mode & S_ISGID) && ((st.st_mode & S_IXGRP) || !caller_in_group(req, st.st_gid)))
+		kill |= S_ISGID;
+	if (kill == 0)
+		return 0;
+	inode_proc_path(inode, proc_path, sizeof(proc_path));
+	if (chmod(proc_path, st.st_mode & 07777 & ~kill) < 0)
+		return -errno;
+	/*
+	 * A WRITE or OPEN reply carries no attributes, and the kernel keeps the mode it cached
+	 * (it invalidates only size and times after a write): tell it that the mode changed.
+	 * Attributes only (negative offset), so the kernel takes no page or inode lock that the
+	 * request being served could hold.
+	 */
+	fuse_lowlevel_notify_inval_inode(state_of(req)->session, ino, -1, 0);
+	return 0;
+}
+
 static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			  struct fuse_file_info *fi)
 {
@@ -229,11 +300,20 @@ static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int
 			goto out_reply;
 		}
 	}
+	/* A SETATTR with nothing to set is the kernel's request to drop the set-id bits. */
+	if (to_set == 0 && S_ISREG(inode->file_type)) {
+		ret = kill_suidgid(req, ino, inode);
+		if (ret < 0)
+			goto out_reply;
+	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(inode->file_type)) {
 			ret = S_ISDIR(inode->file_type) ? -EISDIR : -EINVAL;
 			goto out_reply;
 		}
+		ret = kill_suidgid(req, ino, inode);
+		if (ret < 0)
+			goto out_reply;
 		/* truncate(2) on a path comes without an open file: load the key for it. */
 		ret = file_crypt_acquire(inode);
 		if (ret < 0)
@@ -476,9 +556,10 @@ static int direct_fd_for(struct open_file *open_file, const struct fuse_file_inf
 				      : -1;
 }
 
-static int open_common(const struct tdefs_daemon *state, struct tdefs_inode *inode,
-		       struct fuse_file_info *fi)
+static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	const struct tdefs_daemon *state = state_of(req);
+	struct tdefs_inode *inode = get_inode(ino);
 	struct open_file *open_file;
 	int ret;
 
@@ -493,7 +574,9 @@ static int open_common(const struct tdefs_daemon *state, struct tdefs_inode *ino
 	}
 	/* libfuse enables atomic O_TRUNC: the truncate arrives with the open, not before it. */
 	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
-		ret = file_truncate(inode, 0);
+		ret = kill_suidgid(req, ino, inode);
+		if (ret == 0)
+			ret = file_truncate(inode, 0);
 		if (ret < 0)
 			goto out_release;
 	}
@@ -522,7 +605,7 @@ out_release:
 
 static void tdefs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int ret = open_common(state_of(req), get_inode(ino), fi);
+	int ret = open_common(req, ino, fi);
 
 	if (ret < 0)
 		reply_result(req, ret);
@@ -551,7 +634,7 @@ static void tdefs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 		reply_result(req, ret);
 		return;
 	}
-	ret = open_common(state_of(req), inode_from_fuse(entry.ino), fi);
+	ret = open_common(req, entry.ino, fi);
 	if (ret < 0) {
 		inode_forget(inode_from_fuse(entry.ino), 1);
 		reply_result(req, ret);
@@ -591,8 +674,10 @@ static void tdefs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t 
 		reply_result(req, -EINVAL);
 		return;
 	}
-	ret = file_write(open_file->inode, direct_fd_for(open_file, fi), (const uint8_t *)buf, size,
-			 (uint64_t)offset);
+	ret = kill_suidgid(req, ino, open_file->inode);
+	if (ret == 0)
+		ret = file_write(open_file->inode, direct_fd_for(open_file, fi),
+				 (const uint8_t *)buf, size, (uint64_t)offset);
 	if (ret < 0)
 		reply_result(req, ret);
 	else

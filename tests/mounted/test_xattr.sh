@@ -1,14 +1,14 @@
 #!/bin/bash
 # Extended attributes and the kernel's per-write file-capability check.
 #  - default mount: xattrs round-trip; the daemon remembers that a file has no
-#    security.capability (the kernel asks before every buffered write), and forgets it when one
+#    security.capability (the kernel asks on a file's first buffered write: test_killpriv.sh), and forgets it when one
 #    is set: a file given a capability after such writes loses it on its next write, as on any
 #    filesystem (the kernel must see it to remove it)
 #  - -o xattr=off: the mount serves no extended attributes, and the kernel stops asking
 #  - with xattr=off: setfattr/getfattr fail with "Operation not supported", nothing reaches the
 #    backing file, and after 400 buffered writes the trace shows at most one GETXATTR (the one
 #    answered ENOSYS): the per-write security.capability lookup that docs/PERFORMANCE.md
-#    measures is gone. Without the option every one of those writes sends one.
+#    measures is gone (the default mount sends one per file since FUSE_HANDLE_KILLPRIV_V2).
 #  - data written with xattr=off reads back on a default mount (the option is not on disk)
 #  - a bad value is refused with a one-line error naming the option
 . "$(dirname "$0")/lib.sh"
