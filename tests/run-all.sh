@@ -101,6 +101,9 @@ run_suites build compat --setup system --suite compat
 note "dist suite (what meson install puts in place)"
 run_suites build dist --setup system --suite dist
 
+note "bench suite (a smoke run of bench/compare: the benchmark itself works)"
+run_suites build bench --setup system --suite bench
+
 note "summary"
 python3 - "${failed_steps[@]/#/--step=}" -- "${logs[@]}" <<'PY'
 import json, sys

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# bench/compare must keep working (docs/PERFORMANCE.md): a smoke run of the one benchmark
+# command on three targets (the backing filesystem, libfuse's passthrough_ll, tdefs) with one
+# fio job and a short pgbench, nothing written into bench/results. Asserted: it exits 0 and its
+# report has a median for every target and job and the tdefs/passthrough ratio. Speed is never
+# asserted here: this machine is shared, and the numbers of a smoke run mean nothing.
+. "$(dirname "$0")/../mounted/lib.sh"
+is_plain && skip "needs the real mount"
+need_cmd fio
+have /usr/lib/postgresql/15/bin/pgbench || skip "PostgreSQL 15 is not installed (tests/install-deps.sh test)"
+out=$TDEFS_WORK/compare.out
+"$TDEFS_SRC/bench/compare" --build "$TDEFS_BUILD" --quick --no-results --no-plot --no-extra \
+	--targets backing,passthrough,tdefs --jobs rand-write-8k --pgbench-time 5 \
+	--workdir-parent "$TDEFS_WORK" >"$out" 2>"$TDEFS_WORK/compare.err" ||
+	{ tail -n 30 "$TDEFS_WORK/compare.err" >&2; fail "bench/compare --quick failed"; }
+for target in backing passthrough tdefs; do
+	grep -q -- "$target" "$out" || fail "the report has no column for $target: $(head -n 40 "$out")"
+done
+grep -q "rand-write-8k" "$out" || fail "the report has no row for rand-write-8k"
+grep -qiE "tdefs ?/ ?passthrough|ratio" "$out" || fail "the report has no tdefs/passthrough ratio"
+grep -qi "pgbench" "$out" || fail "the report has no pgbench result"
+pass "bench/compare --quick ran on backing, passthrough and tdefs: report with medians and ratios"
