@@ -65,8 +65,10 @@ int brought_key_read(const struct options *options, uint8_t **key)
 		name = what;
 		ret = transport_secret_check_fd(fd, "--key-fd", error);
 	}
+	/* A missing key file is not a missing wallet (exit 3): say it as a plain error. */
 	if (ret < 0)
-		return report_failure(ret, error);
+		return report_failure(ret == KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES) ? ret : -EINVAL,
+				      error);
 	/* The raw key itself: nobody but its owner may read it either. */
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
 		snprintf(error, sizeof(error),
