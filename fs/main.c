@@ -36,6 +36,7 @@ struct tdefs_daemon daemon_state = {
 struct command_line {
 	bool init;
 	bool rebind;
+	bool read_write; /* -o rw given: no falling back to read-only */
 	const char *container; /* --init, --rebind: the container recorded in .tdefs.conf */
 	bool check;
 	bool info;
@@ -98,6 +99,7 @@ static const char usage_text[] =
 	"                       a ':'-separated list (capability:selinux), all, or none;\n"
 	"                       others are refused (EOPNOTSUPP; reads ENODATA)\n"
 	"       ro              read-only mount (required for a read-only BACKING)\n"
+	"       rw              writes or nothing: refuse, not fall back to ro, without a key\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"  -h, --help           this text\n"
@@ -173,7 +175,9 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 		} else if (strcmp(option, "ro") == 0) {
 			daemon_state.read_only = true;
 			append_fuse_option(cmd, option);
-		} else if (strcmp(option, "rw") == 0 || strcmp(option, "defaults") == 0 ||
+		} else if (strcmp(option, "rw") == 0) {
+			cmd->read_write = true;
+		} else if (strcmp(option, "defaults") == 0 ||
 			   strcmp(option, "auto") == 0 || strcmp(option, "noauto") == 0 ||
 			   strcmp(option, "_netdev") == 0 || strcmp(option, "nofail") == 0) {
 			/* fstab words that mean nothing to FUSE itself */
@@ -594,7 +598,7 @@ out:
 static int backing_lock_fd = -1;
 
 /* Everything that can be wrong before mounting, each with its own message. */
-static int prepare_mount(const struct command_line *cmd)
+static int prepare_mount(struct command_line *cmd)
 {
 	struct backing_config config;
 	uint8_t wallet_id[16], active_id[KEY_ID_SIZE];
@@ -642,18 +646,39 @@ static int prepare_mount(const struct command_line *cmd)
 			cmd->backing, config.container, cmd->wallet);
 		return -ENOKEY;
 	}
+	/*
+	 * No active key for the container (a restore: the headers are under retired or imported
+	 * keys): every file still opens, but no new file could be wrapped. Read-only then, unless
+	 * -o rw asked for writes, which is refused with what to do; so is a container without a
+	 * single key (nothing there could be read either).
+	 */
 	if (keyring_active(daemon_state.keyring, active_id, &mek) < 0) {
-		fprintf(stderr,
-			"tdefs: wallet %s holds no active master key for container %s "
-			"(OPEN_NO_MASTER_KEY): create one with 'tdekey set-key --wallet %s%s%s'\n",
-			cmd->wallet, config.container, cmd->wallet,
-			strcmp(config.container, keyring_container(daemon_state.keyring)) == 0
-				? ""
-				: " --container ",
-			strcmp(config.container, keyring_container(daemon_state.keyring)) == 0
-				? ""
-				: config.container);
-		return -ENOKEY;
+		bool own = strcmp(config.container, keyring_container(daemon_state.keyring)) == 0;
+		size_t keys = 0;
+
+		for (size_t i = 0; i < keyring_count(daemon_state.keyring); i++)
+			keys += strcmp(keyring_record(daemon_state.keyring, i)->container,
+				       config.container) == 0;
+		if (cmd->read_write || keys == 0) {
+			fprintf(stderr,
+				"tdefs: wallet %s holds no active master key for container %s "
+				"(OPEN_NO_MASTER_KEY): new files could not be wrapped; make one with "
+				"'tdekey set-key --wallet %s%s%s', or mount without -o rw to read it "
+				"read-only\n",
+				cmd->wallet, config.container, cmd->wallet, own ? "" : " --container ",
+				own ? "" : config.container);
+			return -ENOKEY;
+		}
+		if (!daemon_state.read_only) {
+			fprintf(stderr,
+				"tdefs: note: wallet %s holds no active master key for container %s: "
+				"mounting read-only; for writes run 'tdekey set-key --wallet %s%s%s' "
+				"and mount again\n",
+				cmd->wallet, config.container, cmd->wallet, own ? "" : " --container ",
+				own ? "" : config.container);
+			daemon_state.read_only = true;
+			append_fuse_option(cmd, "ro");
+		}
 	}
 	if (!daemon_state.read_only &&
 	    ((fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||

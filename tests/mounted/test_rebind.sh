@@ -8,7 +8,10 @@
 #  - after the full import, --rebind succeeds and the copy mounts under B and reads back;
 #  - two containers of one wallet on two mounts: set-key --container alpha changes only alpha's
 #    active key; new files on alpha's mount take alpha's new key, beta's mount keeps its own;
-#    a directory recording a container the wallet lacks is refused at mount.
+#    a directory recording a container the wallet lacks is refused at mount;
+#  - a restore: a copy whose headers use only keys imported into a wallet with no active key
+#    for its container mounts read-only (reads back, writes EROFS, says what to do); -o rw is
+#    refused with the set-key to run; after that set-key it mounts read-write.
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the daemon"
 MAKE_BACKING=$TDEFS_TEST_HELPER
@@ -167,4 +170,30 @@ status=0
 [[ $status != 0 ]] || fail "a directory of container gamma mounted with a wallet without gamma"
 has "$(cat "$W/out")" "container gamma"
 mountpoint -q "$W/gamma.mnt" && fail "gamma is mounted"
+
+log "a restore into a wallet without an active key: read-only, and -o rw says what to do"
+R=$W/walletR
+"$TDEKEY_BIN" create --wallet "$R" --auto-login --no-key --scrypt-cost 10,1,1 >/dev/null
+"$TDEKEY_BIN" import --wallet "$R" --from "$W/all.keys" --secret-file "$W/secret" >/dev/null
+[[ -z $(active "$R" default) ]] || fail "the import made a key active"
+cp -a "$TDEFS_BACKING" "$W/restore.enc"
+rebind 0 --wallet "$R" "$W/restore.enc"
+mkdir -p "$W/restore.mnt"
+status=0
+"$TDEFS_BIN" --wallet "$R" -f -o rw "$W/restore.enc" "$W/restore.mnt" </dev/null >"$W/out" 2>&1 || status=$?
+[[ $status != 0 ]] || fail "-o rw mounted a container without an active key"
+has "$(cat "$W/out")" "tdekey set-key --wallet $R"
+mountpoint -q "$W/restore.mnt" && fail "-o rw left a mount"
+tdefs_mount "$R" "$W/restore.enc" "$W/restore.mnt"
+has "$(cat "$(tdefs_daemon_log "$W/restore.mnt")")" "mounting read-only"
+(cd "$W/restore.mnt" && sha256sum -c --quiet "$W/sums") || fail "the restore does not read back"
+echo x 2>"$W/err" >"$W/restore.mnt/new" && fail "a read-only restore accepted a new file"
+has "$(cat "$W/err")" "Read-only file system"
+tdefs_umount "$W/restore.mnt"
+"$TDEKEY_BIN" set-key --wallet "$R" >/dev/null
+tdefs_mount "$R" "$W/restore.enc" "$W/restore.mnt" -o rw
+echo x >"$W/restore.mnt/new" || fail "after set-key the restore is still read-only"
+[[ $("$MAKE_BACKING" key-id "$W/restore.enc/new") == "$(active "$R" default)" ]] ||
+	fail "the new file is not under R's new active key"
+tdefs_umount "$W/restore.mnt"
 pass
