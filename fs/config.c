@@ -1,12 +1,13 @@
 /*
  * The backing directory's config file (.tdefs.conf): a fixed 128-byte record naming the format
  * version, cipher suite, block size, the wallet the directory was initialised with and the
- * container. It exists so that mounting a plaintext directory, or a directory made for another
+ * container (docs/FORMAT.md: version 1 for names up to 32 bytes, version 2 up to 64). It exists so that mounting a plaintext directory, or a directory made for another
  * wallet, fails with a clear message instead of serving garbage. It holds no secret.
  */
 #include "fs/format.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -20,29 +21,36 @@ enum config_field_offset {
 	CONFIG_OFFSET_WALLET_ID = 16,
 	CONFIG_OFFSET_DIRECTORY_ID = 32,
 	CONFIG_OFFSET_CONTAINER = 48,
-	CONFIG_OFFSET_CREATED = 80,
-	CONFIG_OFFSET_RESERVED = 88,
+	CONFIG_V1_OFFSET_CREATED = 80,
+	CONFIG_V1_OFFSET_RESERVED = 88,
+	CONFIG_V2_OFFSET_CREATED = 112,
 	CONFIG_OFFSET_CHECKSUM = 120,
 };
-_Static_assert(CONFIG_OFFSET_CONTAINER + CONFIG_CONTAINER_SIZE == CONFIG_OFFSET_CREATED,
-	       "container field size");
+_Static_assert(CONFIG_OFFSET_CONTAINER + CONFIG_V1_CONTAINER_SIZE == CONFIG_V1_OFFSET_CREATED,
+	       "version 1 container field size");
+_Static_assert(CONFIG_OFFSET_CONTAINER + CONFIG_CONTAINER_SIZE == CONFIG_V2_OFFSET_CREATED,
+	       "version 2 container field size");
+_Static_assert(CONFIG_V2_OFFSET_CREATED + 8 == CONFIG_OFFSET_CHECKSUM, "version 2 has no reserve");
 _Static_assert(CONFIG_OFFSET_CHECKSUM + 8 == CONFIG_FILE_SIZE, "checksum closes the record");
 
 int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_SIZE])
 {
 	size_t container_len = strnlen(config->container, sizeof(config->container));
+	bool short_name = container_len <= CONFIG_V1_CONTAINER_SIZE;
 
 	if (container_len == 0 || container_len > CONFIG_CONTAINER_SIZE)
 		return -EINVAL;
 	memset(out, 0, CONFIG_FILE_SIZE);
 	memcpy(out + CONFIG_OFFSET_MAGIC, CONFIG_MAGIC, 8);
-	store_le16(out + CONFIG_OFFSET_VERSION, config->version);
+	store_le16(out + CONFIG_OFFSET_VERSION,
+		   short_name ? CONFIG_FORMAT_VERSION_SHORT_NAME : CONFIG_FORMAT_VERSION);
 	store_le16(out + CONFIG_OFFSET_SUITE, config->cipher_suite);
 	store_le32(out + CONFIG_OFFSET_BLOCK_SIZE, config->block_size);
 	memcpy(out + CONFIG_OFFSET_WALLET_ID, config->wallet_id, 16);
 	memcpy(out + CONFIG_OFFSET_DIRECTORY_ID, config->directory_id, 16);
 	memcpy(out + CONFIG_OFFSET_CONTAINER, config->container, container_len);
-	store_le64(out + CONFIG_OFFSET_CREATED, config->created_time);
+	store_le64(out + (short_name ? CONFIG_V1_OFFSET_CREATED : CONFIG_V2_OFFSET_CREATED),
+		   config->created_time);
 	store_le64(out + CONFIG_OFFSET_CHECKSUM, XXH3_64bits(out, CONFIG_OFFSET_CHECKSUM));
 	return 0;
 }
@@ -50,6 +58,7 @@ int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_S
 int config_decode(const uint8_t *data, size_t len, struct backing_config *config)
 {
 	struct backing_config decoded;
+	size_t field;
 
 	if (len != CONFIG_FILE_SIZE || memcmp(data + CONFIG_OFFSET_MAGIC, CONFIG_MAGIC, 8) != 0)
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
@@ -59,26 +68,36 @@ int config_decode(const uint8_t *data, size_t len, struct backing_config *config
 	decoded.version = load_le16(data + CONFIG_OFFSET_VERSION);
 	if (decoded.version > CONFIG_FORMAT_VERSION)
 		return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
-	if (decoded.version != CONFIG_FORMAT_VERSION)
+	if (decoded.version != CONFIG_FORMAT_VERSION &&
+	    decoded.version != CONFIG_FORMAT_VERSION_SHORT_NAME)
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	field = decoded.version == CONFIG_FORMAT_VERSION ? CONFIG_CONTAINER_SIZE
+							 : CONFIG_V1_CONTAINER_SIZE;
 	decoded.cipher_suite = load_le16(data + CONFIG_OFFSET_SUITE);
 	decoded.block_size = load_le32(data + CONFIG_OFFSET_BLOCK_SIZE);
 	if (decoded.cipher_suite != CIPHER_SUITE_AES256_XTS || decoded.block_size != TDEFS_BLOCK_SIZE)
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
-	if (!buffer_is_zero(data + CONFIG_OFFSET_RESERVED,
-			    CONFIG_OFFSET_CHECKSUM - CONFIG_OFFSET_RESERVED))
+	if (decoded.version == CONFIG_FORMAT_VERSION_SHORT_NAME &&
+	    !buffer_is_zero(data + CONFIG_V1_OFFSET_RESERVED,
+			    CONFIG_OFFSET_CHECKSUM - CONFIG_V1_OFFSET_RESERVED))
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	memcpy(decoded.wallet_id, data + CONFIG_OFFSET_WALLET_ID, 16);
 	memcpy(decoded.directory_id, data + CONFIG_OFFSET_DIRECTORY_ID, 16);
-	memcpy(decoded.container, data + CONFIG_OFFSET_CONTAINER, CONFIG_CONTAINER_SIZE);
-	decoded.container[CONFIG_CONTAINER_SIZE] = '\0';
+	memcpy(decoded.container, data + CONFIG_OFFSET_CONTAINER, field);
+	decoded.container[field] = '\0';
 	if (decoded.container[0] == '\0')
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	/* The container is NUL-padded: bytes after the first NUL must be NUL too. */
-	for (size_t i = strlen(decoded.container); i < CONFIG_CONTAINER_SIZE; i++)
+	for (size_t i = strlen(decoded.container); i < field; i++)
 		if (decoded.container[i] != '\0')
 			return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
-	decoded.created_time = load_le64(data + CONFIG_OFFSET_CREATED);
+	/* Version 2 is written only for a name that does not fit version 1: anything else is odd. */
+	if (decoded.version == CONFIG_FORMAT_VERSION &&
+	    strlen(decoded.container) <= CONFIG_V1_CONTAINER_SIZE)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	decoded.created_time =
+		load_le64(data + (decoded.version == CONFIG_FORMAT_VERSION ? CONFIG_V2_OFFSET_CREATED
+									   : CONFIG_V1_OFFSET_CREATED));
 	*config = decoded;
 	return 0;
 }

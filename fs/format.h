@@ -224,9 +224,16 @@ bool buffer_is_zero(const uint8_t *data, size_t len);
 
 #define CONFIG_FILE_NAME ".tdefs.conf"
 #define CONFIG_MAGIC "TDEFSCFG"
-#define CONFIG_FORMAT_VERSION 1
+/*
+ * Version 1 holds a container name of up to 32 bytes, version 2 (same 128 bytes, the reserved
+ * bytes given to the name) up to 64, the wallet's limit. --init writes the lowest version that
+ * holds the name, so a directory an older tdefs can mount stays mountable by it; both are read.
+ */
+#define CONFIG_FORMAT_VERSION 2
+#define CONFIG_FORMAT_VERSION_SHORT_NAME 1
 #define CONFIG_FILE_SIZE 128u
-#define CONFIG_CONTAINER_SIZE 32
+#define CONFIG_CONTAINER_SIZE 64
+#define CONFIG_V1_CONTAINER_SIZE 32
 
 struct backing_config {
 	uint16_t version;
@@ -238,6 +245,7 @@ struct backing_config {
 	uint64_t created_time;
 };
 
+/* config->version is ignored: the lowest version that holds the container is written. */
 int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_SIZE]);
 int config_decode(const uint8_t *data, size_t len, struct backing_config *config);
 

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/rebind.h"
+#include "keystore/wallet.h"
 #include "util/util.h"
 
 struct tdefs_daemon daemon_state = {
@@ -34,6 +36,9 @@ struct tdefs_daemon daemon_state = {
 
 struct command_line {
 	bool init;
+	bool rebind;
+	bool read_write; /* -o rw given: no falling back to read-only */
+	const char *container; /* --init, --rebind: the container recorded in .tdefs.conf */
 	bool check;
 	bool info;
 	bool json;
@@ -50,7 +55,8 @@ struct command_line {
 };
 
 static const char usage_text[] =
-	"Usage: tdefs --init --wallet DIR BACKING\n"
+	"Usage: tdefs --init --wallet DIR [--container C] BACKING\n"
+	"       tdefs --rebind --wallet DIR [--container C] BACKING\n"
 	"       tdefs --wallet DIR [-f] [-o OPTIONS] BACKING MOUNTPOINT\n"
 	"       tdefs --check [--wallet DIR] [--repair] [--json] BACKING\n"
 	"       tdefs --info [--json] BACKING\n"
@@ -59,6 +65,8 @@ static const char usage_text[] =
 	"encrypted with its own data key (AES-256-XTS), wrapped by the wallet's master key.\n"
 	"\n"
 	"  --init               prepare an empty BACKING for use with the wallet\n"
+	"  --container C        (--init, --rebind) record container C: new files take its key\n"
+	"  --rebind             bind BACKING to wallet DIR once DIR opens every header in it\n"
 	"  --check              check BACKING without mounting it: config, every header, files\n"
 	"                       per master key ID (with --wallet: every header unseals); exit\n"
 	"                       0 clean, 1 problems found, 2 error. Writes nothing unless\n"
@@ -92,6 +100,7 @@ static const char usage_text[] =
 	"                       a ':'-separated list (capability:selinux), all, or none;\n"
 	"                       others are refused (EOPNOTSUPP; reads ENODATA)\n"
 	"       ro              read-only mount (required for a read-only BACKING)\n"
+	"       rw              writes or nothing: refuse, not fall back to ro, without a key\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"  -h, --help           this text\n"
@@ -167,7 +176,9 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 		} else if (strcmp(option, "ro") == 0) {
 			daemon_state.read_only = true;
 			append_fuse_option(cmd, option);
-		} else if (strcmp(option, "rw") == 0 || strcmp(option, "defaults") == 0 ||
+		} else if (strcmp(option, "rw") == 0) {
+			cmd->read_write = true;
+		} else if (strcmp(option, "defaults") == 0 ||
 			   strcmp(option, "auto") == 0 || strcmp(option, "noauto") == 0 ||
 			   strcmp(option, "_netdev") == 0 || strcmp(option, "nofail") == 0) {
 			/* fstab words that mean nothing to FUSE itself */
@@ -181,10 +192,12 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 
 static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 {
-	enum { OPTION_INIT = 256, OPTION_PASSWORD_FILE, OPTION_PASSWORD_FD, OPTION_CHECK,
+	enum { OPTION_INIT = 256, OPTION_REBIND, OPTION_CONTAINER, OPTION_PASSWORD_FILE, OPTION_PASSWORD_FD, OPTION_CHECK,
 	       OPTION_REPAIR, OPTION_INFO, OPTION_JSON };
 	static const struct option options[] = {
 		{ "init", no_argument, NULL, OPTION_INIT },
+		{ "rebind", no_argument, NULL, OPTION_REBIND },
+		{ "container", required_argument, NULL, OPTION_CONTAINER },
 		{ "check", no_argument, NULL, OPTION_CHECK },
 		{ "repair", no_argument, NULL, OPTION_REPAIR },
 		{ "info", no_argument, NULL, OPTION_INFO },
@@ -205,6 +218,20 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		switch (c) {
 		case OPTION_INIT:
 			cmd->init = true;
+			break;
+		case OPTION_REBIND:
+			cmd->rebind = true;
+			break;
+		case OPTION_CONTAINER:
+			/* The wallet's rule, and .tdefs.conf holds all of it (version 2): never cut. */
+			if (!wallet_container_valid(optarg)) {
+				fprintf(stderr,
+					"tdefs: --container '%.80s%s': a container name is 1 to %d "
+					"letters, digits, '_', '-', '.' or '$'\n",
+					optarg, strlen(optarg) > 80 ? "..." : "", WALLET_CONTAINER_MAX);
+				return 2;
+			}
+			cmd->container = optarg;
 			break;
 		case OPTION_CHECK:
 			cmd->check = true;
@@ -261,7 +288,18 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			return 2;
 		}
 	}
-	bool one_directory = cmd->init || cmd->check || cmd->info;
+	bool one_directory = cmd->init || cmd->check || cmd->info || cmd->rebind;
+
+	if (cmd->rebind && (cmd->init || cmd->check || cmd->info)) {
+		fprintf(stderr, "tdefs: --rebind goes alone with --wallet (not --init, --check, "
+				"--info)\n");
+		return 2;
+	}
+	if (cmd->container && !cmd->init && !cmd->rebind) {
+		fprintf(stderr, "tdefs: --container goes with --init or --rebind (a mount serves the "
+				"container its .tdefs.conf names)\n");
+		return 2;
+	}
 
 	if (cmd->repair && !cmd->check) {
 		fprintf(stderr, "tdefs: --repair goes with --check\n");
@@ -278,7 +316,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	}
 	if (argc - optind != (one_directory ? 1 : 2)) {
 		fprintf(stderr, "tdefs: %s\n%s",
-			one_directory ? "--init, --check and --info take one directory: BACKING"
+			one_directory ? "--init, --rebind, --check and --info take one directory: BACKING"
 				      : "expected BACKING and MOUNTPOINT",
 			usage_text);
 		return 2;
@@ -510,7 +548,18 @@ static int initialise_backing(const struct command_line *cmd)
 	config.block_size = TDEFS_BLOCK_SIZE;
 	config.created_time = (uint64_t)time(NULL);
 	keyring_wallet_id(ring, config.wallet_id);
-	snprintf(config.container, sizeof(config.container), "%s", keyring_container(ring));
+	_Static_assert(sizeof(config.container) == WALLET_CONTAINER_MAX + 1,
+		       ".tdefs.conf holds every container name a wallet accepts");
+	snprintf(config.container, sizeof(config.container), "%s",
+		 cmd->container ? cmd->container : keyring_container(ring));
+	if (!keyring_has_container(ring, config.container)) {
+		fprintf(stderr,
+			"tdefs: --init %s: wallet %s has no key of container %s: make its first "
+			"with 'tdekey set-key --wallet %s --container %s'\n",
+			cmd->backing, cmd->wallet, config.container, cmd->wallet, config.container);
+		keyring_free(ring);
+		goto out;
+	}
 	keyring_free(ring);
 	/* The daemon's alone from the start: owned by who mounts it (us), closed to others. */
 	if (fstat(fd, &st) < 0 || (st.st_uid != geteuid() && fchown(fd, geteuid(), getegid()) < 0)) {
@@ -533,8 +582,9 @@ static int initialise_backing(const struct command_line *cmd)
 		ret = 1;
 		goto out;
 	}
-	printf("tdefs: %s is ready; mount it with 'tdefs --wallet %s %s MOUNTPOINT'\n",
-	       cmd->backing, cmd->wallet, cmd->backing);
+	printf("tdefs: %s is ready (container %s); mount it with 'tdefs --wallet %s %s "
+	       "MOUNTPOINT'\n",
+	       cmd->backing, config.container, cmd->wallet, cmd->backing);
 	ret = 0;
 out:
 	close(fd);
@@ -549,7 +599,7 @@ out:
 static int backing_lock_fd = -1;
 
 /* Everything that can be wrong before mounting, each with its own message. */
-static int prepare_mount(const struct command_line *cmd)
+static int prepare_mount(struct command_line *cmd)
 {
 	struct backing_config config;
 	uint8_t wallet_id[16], active_id[KEY_ID_SIZE];
@@ -588,12 +638,48 @@ static int prepare_mount(const struct command_line *cmd)
 			cmd->backing, expected, cmd->wallet, actual);
 		return -EINVAL;
 	}
-	if (keyring_active(daemon_state.keyring, active_id, &mek) < 0) {
+	/* United mode: this directory's container is the one whose active key wraps new files. */
+	if (!keyring_has_container(daemon_state.keyring, config.container) ||
+	    keyring_select_container(daemon_state.keyring, config.container) < 0) {
 		fprintf(stderr,
-			"tdefs: wallet %s holds no active master key (OPEN_NO_MASTER_KEY): create "
-			"one with 'tdekey set-key --wallet %s'\n",
-			cmd->wallet, cmd->wallet);
+			"tdefs: %s belongs to container %s, but wallet %s holds no key of that "
+			"container (import its keys, or rebind: tdefs --rebind --container C)\n",
+			cmd->backing, config.container, cmd->wallet);
 		return -ENOKEY;
+	}
+	/*
+	 * No active key for the container (a restore: the headers are under retired or imported
+	 * keys): every file still opens, but no new file could be wrapped. Read-only then, unless
+	 * -o rw asked for writes, which is refused with what to do; so is a container without a
+	 * single key (nothing there could be read either).
+	 */
+	if (keyring_active(daemon_state.keyring, active_id, &mek) < 0) {
+		bool own = strcmp(config.container, keyring_container(daemon_state.keyring)) == 0;
+		size_t keys = 0;
+
+		for (size_t i = 0; i < keyring_count(daemon_state.keyring); i++)
+			keys += strcmp(keyring_record(daemon_state.keyring, i)->container,
+				       config.container) == 0;
+		if (cmd->read_write || keys == 0) {
+			fprintf(stderr,
+				"tdefs: wallet %s holds no active master key for container %s "
+				"(OPEN_NO_MASTER_KEY): new files could not be wrapped; make one with "
+				"'tdekey set-key --wallet %s%s%s', or mount without -o rw to read it "
+				"read-only\n",
+				cmd->wallet, config.container, cmd->wallet, own ? "" : " --container ",
+				own ? "" : config.container);
+			return -ENOKEY;
+		}
+		if (!daemon_state.read_only) {
+			fprintf(stderr,
+				"tdefs: note: wallet %s holds no active master key for container %s: "
+				"mounting read-only; for writes run 'tdekey set-key --wallet %s%s%s' "
+				"and mount again\n",
+				cmd->wallet, config.container, cmd->wallet, own ? "" : " --container ",
+				own ? "" : config.container);
+			daemon_state.read_only = true;
+			append_fuse_option(cmd, "ro");
+		}
 	}
 	if (!daemon_state.read_only &&
 	    ((fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||
@@ -778,6 +864,31 @@ out_free_keyring:
 }
 
 /*
+ * tdefs --rebind: held to what --init and a mount are (the backing lock, strict modes); the
+ * proof and the rewrite of .tdefs.conf are fs/rebind.c's.
+ */
+static int run_rebind(const struct command_line *cmd)
+{
+	struct keyring *ring = NULL;
+	char *resolved;
+	int fd, ret = 1;
+
+	fd = open_backing_root(cmd->backing, "--rebind", &resolved);
+	if (fd < 0)
+		return 1;
+	if (lock_backing(fd, resolved, "--rebind") < 0 || check_backing_private(fd, resolved) < 0)
+		goto out;
+	if (open_wallet(cmd, &ring) < 0)
+		goto out;
+	ret = rebind_backing(fd, cmd->backing, resolved, ring, cmd->wallet, cmd->container);
+	keyring_free(ring);
+out:
+	close(fd);
+	free(resolved);
+	return ret;
+}
+
+/*
  * tdefs --check. With --repair it writes, so it is held to what a mount is: the backing
  * directory's lock (refused while mounted) and its strict modes. A plain --check only reads and
  * may run next to the daemon; it says so, as a file being written may be caught half-way.
@@ -829,6 +940,10 @@ int main(int argc, char **argv)
 	if (cmd.init) {
 		secure_process_setup(false);
 		return initialise_backing(&cmd);
+	}
+	if (cmd.rebind) {
+		secure_process_setup(false);
+		return run_rebind(&cmd);
 	}
 	if (cmd.check) {
 		secure_process_setup(false);

@@ -4,8 +4,11 @@
  * Keys are only ever appended: rotation retires the previous active key and never drops it,
  * because headers wrapped under it must keep opening.
  *
- * Each container has at most one ACTIVE key; the ring's own container is the one the daemon
- * wraps new file keys for. A ring read from a file remembers the kind of that file, so that a
+ * Each container has at most one ACTIVE key. The ring's own container (the wallet's, stored in
+ * its payload header) is where a fresh ring works; keyring_select_container() points the ring
+ * at another one (united mode: one wallet, a key set per container), and that selected
+ * container is the one keyring_active() answers for and keyring_generate() adds keys to. The
+ * selection is the process's view only: it is never written to the wallet file. A ring read from a file remembers the kind of that file, so that a
  * running daemon re-reads the kind it mounted with; keyring_merge() is how it takes in what it
  * re-read without ever losing a key it holds.
  */
@@ -23,6 +26,7 @@ struct keyring {
 	uint8_t wallet_id[KEY_ID_SIZE];
 	enum wallet_kind source_kind; /* 0 for a ring not read from a file */
 	char container[WALLET_CONTAINER_MAX + 1];
+	char selected[WALLET_CONTAINER_MAX + 1]; /* keyring_select_container(); container at first */
 	uint64_t generation;
 	size_t count;
 	size_t capacity;
@@ -40,6 +44,7 @@ int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, str
 		return -ENOMEM;
 	memcpy(ring->wallet_id, wallet_id, KEY_ID_SIZE);
 	strcpy(ring->container, container);
+	strcpy(ring->selected, container);
 	*out = ring;
 	return 0;
 }
@@ -145,6 +150,50 @@ const uint8_t *keyring_find(const struct keyring *ring, const uint8_t id[KEY_ID_
 	return record ? record->mek : NULL;
 }
 
+const char *keyring_selected_container(const struct keyring *ring)
+{
+	return ring->selected;
+}
+
+int keyring_select_container(struct keyring *ring, const char *container)
+{
+	if (!wallet_container_valid(container))
+		return -EINVAL;
+	memset(ring->selected, 0, sizeof(ring->selected));
+	strcpy(ring->selected, container);
+	return 0;
+}
+
+bool keyring_has_container(const struct keyring *ring, const char *container)
+{
+	if (strcmp(ring->container, container) == 0)
+		return true;
+	for (size_t i = 0; i < ring->count; i++)
+		if (strcmp(ring->records[i].container, container) == 0)
+			return true;
+	return false;
+}
+
+size_t keyring_containers(const struct keyring *ring, const char **names, size_t max)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i <= ring->count; i++) {
+		const char *name = i == 0 ? ring->container : ring->records[i - 1].container;
+		size_t j;
+
+		for (j = 0; j < count && j < max; j++)
+			if (strcmp(names[j], name) == 0)
+				break;
+		if (j < count)
+			continue;
+		if (count < max)
+			names[count] = name;
+		count++;
+	}
+	return count;
+}
+
 static struct mek_record *active_record(const struct keyring *ring, const char *container)
 {
 	for (size_t i = 0; i < ring->count; i++)
@@ -156,7 +205,7 @@ static struct mek_record *active_record(const struct keyring *ring, const char *
 
 int keyring_active(const struct keyring *ring, uint8_t id[KEY_ID_SIZE], const uint8_t **mek)
 {
-	const struct mek_record *record = active_record(ring, ring->container);
+	const struct mek_record *record = active_record(ring, ring->selected);
 
 	if (!record)
 		return -ENOKEY;
@@ -188,30 +237,45 @@ int keyring_activate(struct keyring *ring, size_t index, int64_t now)
 int keyring_generate(struct keyring *ring, const char *tag, bool activate, int64_t now,
 		     size_t *index)
 {
+	return keyring_add_key(ring, NULL, NULL, tag, activate, now, index);
+}
+
+int keyring_add_key(struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
+		    const uint8_t mek[MEK_SIZE], const char *tag, bool activate, int64_t now,
+		    size_t *index)
+{
 	struct mek_record *record;
 	int ret;
 
 	if (tag && !wallet_tag_valid(tag))
 		return -EINVAL;
+	if (id && find_record(ring, id))
+		return -EEXIST;
 	ret = keyring_reserve(ring, ring->count + 1);
 	if (ret < 0)
 		return ret;
 	record = &ring->records[ring->count];
 	memset(record, 0, sizeof(*record));
-	/* A random 128-bit ID never collides in practice; the check costs nothing. */
-	do {
-		ret = crypto_random_bytes(record->id, KEY_ID_SIZE);
-		if (ret < 0)
-			goto out_wipe;
-	} while (find_record(ring, record->id));
-	ret = crypto_random_bytes(record->mek, MEK_SIZE);
-	if (ret < 0)
+	if (id) {
+		memcpy(record->id, id, KEY_ID_SIZE);
+	} else {
+		/* A random 128-bit ID never collides in practice; the check costs nothing. */
+		do {
+			ret = crypto_random_bytes(record->id, KEY_ID_SIZE);
+			if (ret < 0)
+				goto out_wipe;
+		} while (find_record(ring, record->id));
+	}
+	if (mek)
+		memcpy(record->mek, mek, MEK_SIZE);
+	else if ((ret = crypto_random_bytes(record->mek, MEK_SIZE)) < 0)
 		goto out_wipe;
 	record->creation_time = now;
 	record->state = MEK_STATE_PREACTIVE;
+	/* A key brought by the user is still made here, in this wallet: LOCAL, not IMPORTED. */
 	record->origin = MEK_ORIGIN_LOCAL;
 	strcpy(record->tag, tag ? tag : "");
-	strcpy(record->container, ring->container);
+	strcpy(record->container, ring->selected);
 	ring->count++;
 	if (activate)
 		keyring_activate(ring, ring->count - 1, now);
@@ -365,6 +429,7 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 		return ret;
 	}
 	merged->source_kind = loaded->source_kind;
+	strcpy(merged->selected, loaded->selected); /* a daemon keeps serving its container */
 	merged->generation =
 		fresh->generation > loaded->generation ? fresh->generation : loaded->generation;
 	/* Every loaded key, in its order, with what the wallet says of it now when it has it. */
@@ -399,9 +464,9 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 		return ret;
 	}
 	settle_active_keys(merged, loaded, fresh);
-	summary->wallet_has_active = active_record(fresh, fresh->container) != NULL;
-	before = active_record(loaded, loaded->container);
-	after = active_record(merged, merged->container);
+	summary->wallet_has_active = active_record(fresh, loaded->selected) != NULL;
+	before = active_record(loaded, loaded->selected);
+	after = active_record(merged, merged->selected);
 	summary->active_moved = after && (!before || memcmp(before->id, after->id, KEY_ID_SIZE));
 	*out = merged;
 	return 0;

@@ -126,4 +126,15 @@ void keyring_wallet_id(const struct keyring *ring, uint8_t id[KEY_ID_SIZE]);
 /* Container name of the key set (default "CDB$ROOT"-like "default"). */
 const char *keyring_container(const struct keyring *ring);
 
+/*
+ * United mode: one wallet holds a key set per container (each key record names its container).
+ * keyring_select_container() makes container the one keyring_active() answers for and new keys
+ * go to (a daemon selects its backing directory's container); -EINVAL for an invalid name. It
+ * changes nothing in the wallet file. keyring_has_container(): the wallet's own container, or
+ * one at least one key belongs to.
+ */
+int keyring_select_container(struct keyring *ring, const char *container);
+const char *keyring_selected_container(const struct keyring *ring);
+bool keyring_has_container(const struct keyring *ring, const char *container);
+
 #endif

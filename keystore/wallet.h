@@ -158,6 +158,19 @@ uint64_t keyring_generation(const struct keyring *ring);
  */
 int keyring_generate(struct keyring *ring, const char *tag, bool activate, int64_t now,
 		     size_t *index);
+/*
+ * keyring_generate() with a key the caller brings (bring your own key): mek, or a random one
+ * when NULL; id, or a random one when NULL (-EEXIST when the ring holds that ID). The key joins
+ * the selected container, origin LOCAL.
+ */
+int keyring_add_key(struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
+		    const uint8_t mek[MEK_SIZE], const char *tag, bool activate, int64_t now,
+		    size_t *index);
+/*
+ * The distinct container names: the wallet's own first, then those of the keys in order. Up to
+ * max go into names (pointers into the ring); returns how many there are.
+ */
+size_t keyring_containers(const struct keyring *ring, const char **names, size_t max);
 /* Make the key at index the active one; the previous active key becomes RETIRED. */
 int keyring_activate(struct keyring *ring, size_t index, int64_t now);
 int keyring_set_tag(struct keyring *ring, size_t index, const char *tag);
@@ -306,6 +319,8 @@ int wallet_delete_secret(const char *dir, const char *backup_id, char written_ba
 
 /* --- status ---------------------------------------------------------------------------- */
 
+#define WALLET_STATUS_CONTAINERS 32
+
 struct wallet_status_row {
 	char path[PATH_MAX];
 	enum wallet_kind kind;
@@ -317,6 +332,14 @@ struct wallet_status_row {
 	size_t key_count;
 	bool fully_backed_up;
 	char container[WALLET_CONTAINER_MAX + 1];
+	/* United mode: each container's key set (the wallet's own first), when opened. */
+	size_t container_count; /* may exceed WALLET_STATUS_CONTAINERS: the rest are not listed */
+	struct wallet_status_container {
+		char name[WALLET_CONTAINER_MAX + 1];
+		size_t keys;
+		bool has_active;
+		uint8_t active_id[KEY_ID_SIZE];
+	} containers[WALLET_STATUS_CONTAINERS];
 	bool out_of_step; /* a copy whose generation differs from the primary's */
 	int error_code;	  /* 0, or why it did not open */
 	char error[KEYSTORE_ERROR_SIZE];

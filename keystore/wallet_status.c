@@ -39,6 +39,32 @@ static int open_row(const struct wallet_paths *paths, struct wallet_status_row *
 	return ret;
 }
 
+static void list_containers(const struct keyring *ring, struct wallet_status_row *row)
+{
+	const char *names[WALLET_STATUS_CONTAINERS];
+	size_t listed;
+
+	row->container_count = keyring_containers(ring, names, WALLET_STATUS_CONTAINERS);
+	listed = row->container_count < WALLET_STATUS_CONTAINERS ? row->container_count
+								 : WALLET_STATUS_CONTAINERS;
+	for (size_t c = 0; c < listed; c++) {
+		struct wallet_status_container *entry = &row->containers[c];
+
+		snprintf(entry->name, sizeof(entry->name), "%s", names[c]);
+		for (size_t i = 0; i < keyring_count(ring); i++) {
+			const struct mek_record *record = keyring_record(ring, i);
+
+			if (strcmp(record->container, names[c]) != 0)
+				continue;
+			entry->keys++;
+			if (record->state == MEK_STATE_ACTIVE) {
+				entry->has_active = true;
+				memcpy(entry->active_id, record->id, KEY_ID_SIZE);
+			}
+		}
+	}
+}
+
 static void read_row(const struct wallet_paths *paths, struct wallet_status_row *row,
 		     const struct password_source *source)
 {
@@ -73,6 +99,8 @@ static void read_row(const struct wallet_paths *paths, struct wallet_status_row 
 				      ? WALLET_STATUS_OPEN
 				      : WALLET_STATUS_OPEN_NO_MASTER_KEY;
 	}
+	if (read.ring)
+		list_containers(read.ring, row);
 	wallet_read_release(&read);
 }
 

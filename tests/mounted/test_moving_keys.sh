@@ -7,9 +7,8 @@
 #  - a daemon already mounted with B can open a file whose header names an imported key
 #    without a remount: it fails before the import, opens after (the daemon re-reads the wallet
 #    on inotify);
-#  - with the copy's config record rewritten for B (a stand-in for 'tdefs --rebind', issue 13
-#    item 4, which this test does not cover), every file of the copy reads back through a
-#    mount under B, byte for byte.
+#  - after 'tdefs --rebind --wallet B' (tests/mounted/test_rebind.sh covers its refusals), every
+#    file of the copy reads back through a mount under B, byte for byte.
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the daemon"
 MAKE_BACKING=$TDEFS_TEST_HELPER
@@ -91,10 +90,10 @@ log "B holds every key ID the copy's headers reference"
 for k in $USED; do
 	key_ids "$B" | grep -qx "$k" || fail "B lacks key $k, which the copy's headers reference"
 done
-# Stand-in for 'tdefs --rebind' (not built here): the copy's config record rewritten for B.
+# Bind the copy to B: tdefs --rebind proves B opens every header first.
 cp -a "$W/clone.enc" "$W/clone-b.enc"
-"$MAKE_BACKING" init "$B" "$W/fresh-b.enc"
-cp "$W/fresh-b.enc/.tdefs.conf" "$W/clone-b.enc/.tdefs.conf"
+"$TDEFS_BIN" --rebind --wallet "$B" "$W/clone-b.enc" >"$W/rebind.out" 2>&1 ||
+	fail "tdefs --rebind --wallet B failed after the import: $(cat "$W/rebind.out")"
 "$TDEKEY_BIN" keys --wallet "$B" --usage "$W/clone-b.enc" --json >"$W/clone-b-usage.json"
 python3 -c 'import json,sys
 j = json.load(sys.stdin)

@@ -18,7 +18,10 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
+#include <xxhash.h>
+
 #include "fs/format.h"
+#include "util/util.h"
 
 static void from_hex(const char *hex, uint8_t *out, size_t len)
 {
@@ -550,6 +553,53 @@ static void test_config_round_trip_and_damage(void **state)
 		assert_int_equal(config_decode(encoded, len, &decoded), FORMAT_ERROR(FORMAT_ERR_DAMAGED));
 }
 
+/*
+ * Container names: up to 32 bytes stay in version 1 (readable by a tdefs that knows only it),
+ * 33 to 64 take version 2, whole; 65 does not fit and is refused, never cut. A version 2
+ * record holding a short name is not one tdefs writes: refused as damaged.
+ */
+static void test_config_container_lengths(void **state)
+{
+	struct backing_config config = { 0 }, decoded;
+	uint8_t encoded[CONFIG_FILE_SIZE];
+	static const size_t lengths[] = { 1, 31, 32, 33, 40, 63, 64 };
+
+	(void)state;
+	config.cipher_suite = CIPHER_SUITE_AES256_XTS;
+	config.block_size = TDEFS_BLOCK_SIZE;
+	memset(config.wallet_id, 0x11, 16);
+	config.created_time = 1700000123;
+	for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+		memset(config.container, 0, sizeof(config.container));
+		memset(config.container, 'a' + (int)i, lengths[i]);
+		assert_int_equal(config_encode(&config, encoded), 0);
+		assert_int_equal(load_le16(encoded + 8), lengths[i] <= 32 ? 1 : 2);
+		assert_int_equal(config_decode(encoded, sizeof(encoded), &decoded), 0);
+		assert_string_equal(decoded.container, config.container);
+		assert_int_equal(decoded.created_time, 1700000123);
+		assert_int_equal(decoded.version, lengths[i] <= 32 ? 1 : 2);
+	}
+	/* A version 1 record laid out by hand (the layout of docs/FORMAT.md) still reads. */
+	memset(config.container, 0, sizeof(config.container));
+	strcpy(config.container, "default");
+	assert_int_equal(config_encode(&config, encoded), 0);
+	assert_int_equal(load_le64(encoded + 80), 1700000123);
+	assert_true(buffer_is_zero(encoded + 88, 32));
+	/* The same short name under version 2: refused. */
+	store_le16(encoded + 8, 2);
+	store_le64(encoded + 120, XXH3_64bits(encoded, 120));
+	assert_int_equal(config_decode(encoded, sizeof(encoded), &decoded),
+			 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+	/* Version 3 is newer. */
+	store_le16(encoded + 8, 3);
+	store_le64(encoded + 120, XXH3_64bits(encoded, 120));
+	assert_int_equal(config_decode(encoded, sizeof(encoded), &decoded),
+			 FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT));
+	/* 65 bytes do not fit (the struct holds 64 and a NUL: give it unterminated). */
+	memset(config.container, 'z', sizeof(config.container));
+	assert_int_equal(config_encode(&config, encoded), -EINVAL);
+}
+
 /* The format's meanings never collide with errno: a real EBADMSG is a system error. */
 static void test_error_vocabulary(void **state)
 {
@@ -588,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_rekey_progress_is_authenticated),
 		cmocka_unit_test(test_rekey_copies_one_step_apart),
 		cmocka_unit_test(test_config_round_trip_and_damage),
+		cmocka_unit_test(test_config_container_lengths),
 		cmocka_unit_test(test_error_vocabulary),
 	};
 	return cmocka_run_group_tests_name("format", tests, NULL, NULL);

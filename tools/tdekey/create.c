@@ -74,6 +74,13 @@ static int run(const struct options *options)
 	struct secret *password = NULL;
 	int ret;
 
+	/* "all" is what --container all means to every other command: never a container's name. */
+	if (container_is_all(options)) {
+		fprintf(stderr, "tdekey create: --container all: 'all' names every container and "
+				"cannot be one; choose another name\n");
+		return EXIT_USAGE;
+	}
+
 	if (wallet_paths_init(options->wallet, &paths) < 0)
 		return report_failure(-ENAMETOOLONG, "wallet directory name is too long");
 	/* Auto-login without a named source: no password wallet, and so no prompt. */

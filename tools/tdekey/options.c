@@ -40,6 +40,9 @@ enum long_only_option {
 	LONG_FROM,
 	LONG_FROM_PASSWORD_FILE,
 	LONG_FROM_PASSWORD_FD,
+	LONG_KEY_FILE,
+	LONG_KEY_FD,
+	LONG_KEY_ID,
 };
 
 static const struct option long_options[] = {
@@ -72,6 +75,9 @@ static const struct option long_options[] = {
 	{ "from", required_argument, NULL, LONG_FROM },
 	{ "from-password-file", required_argument, NULL, LONG_FROM_PASSWORD_FILE },
 	{ "from-password-fd", required_argument, NULL, LONG_FROM_PASSWORD_FD },
+	{ "key-file", required_argument, NULL, LONG_KEY_FILE },
+	{ "key-fd", required_argument, NULL, LONG_KEY_FD },
+	{ "key-id", required_argument, NULL, LONG_KEY_ID },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -135,6 +141,10 @@ static unsigned option_set_of(int option)
 	case LONG_FROM_PASSWORD_FILE:
 	case LONG_FROM_PASSWORD_FD:
 		return OPTION_FROM_PASSWORD;
+	case LONG_KEY_FILE:
+	case LONG_KEY_FD:
+	case LONG_KEY_ID:
+		return OPTION_KEY_SOURCE;
 	default:
 		return 0;
 	}
@@ -182,6 +192,7 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 	options->from_password.kind = PASSWORD_SOURCE_PROMPT;
 	options->container = WALLET_DEFAULT_CONTAINER;
 	options->cost = SCRYPT_DEFAULT_COST;
+	options->key_fd = -1;
 	*help_shown = false;
 	opterr = 0;
 	optind = 1;
@@ -315,6 +326,28 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			if (ret)
 				return ret;
 			break;
+		case LONG_KEY_FILE:
+		case LONG_KEY_FD:
+			if (options->key_file || options->key_fd >= 0)
+				return usage_error(command, "give only one of --key-file and --key-fd",
+						   NULL);
+			if (option == LONG_KEY_FILE) {
+				if (!*optarg)
+					return usage_error(command, "--key-file names nothing", NULL);
+				options->key_file = optarg;
+			} else if (parse_fd(optarg, &options->key_fd) < 0) {
+				return usage_error(command, "--key-fd: not a file descriptor number:",
+						   optarg);
+			}
+			break;
+		case LONG_KEY_ID:
+			/* All 32 digits: a prefix names a key that exists, this one names a new one. */
+			if (strlen(optarg) != 2 * KEY_ID_SIZE ||
+			    key_id_parse(optarg, options->key_id) < 0)
+				return usage_error(command,
+						   "--key-id must be 32 hexadecimal digits:", optarg);
+			options->key_id_given = true;
+			break;
 		case LONG_USED_BY:
 			options->used_by = true;
 			__attribute__((fallthrough)); /* the same list as --usage, --backing */
@@ -335,6 +368,8 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 	}
 	if (!options->wallet)
 		return usage_error(command, "--wallet DIR is required", NULL);
+	if (options->key_id_given && !options->key_file && options->key_fd < 0)
+		return usage_error(command, "--key-id goes with --key-file or --key-fd", NULL);
 	options->argc = argc - optind;
 	options->argv = argv + optind;
 	if (options->argc < command->min_arguments || options->argc > command->max_arguments)

@@ -264,13 +264,15 @@ void json_array_end(struct json *json)
 /* --- keys, as V$ENCRYPTION_KEYS shows them ---------------------------------------------- */
 
 void print_keys_json(struct json *json, const struct keyring *ring,
-		     const struct key_census *census)
+		     const struct key_census *census, const char *container)
 {
 	json_array_begin(json, "keys");
 	for (size_t i = 0; i < keyring_count(ring); i++) {
 		const struct mek_record *record = keyring_record(ring, i);
 		char id[KEY_ID_TEXT_SIZE];
 
+		if (container && strcmp(record->container, container) != 0)
+			continue;
 		key_id_format(record->id, id);
 		json_object_begin(json, NULL);
 		json_string(json, "key_id", id);
@@ -288,7 +290,8 @@ void print_keys_json(struct json *json, const struct keyring *ring,
 	json_array_end(json);
 }
 
-int print_keys_table(const struct keyring *ring, const struct key_census *census, FILE *out)
+int print_keys_table(const struct keyring *ring, const struct key_census *census,
+		     const char *container, FILE *out)
 {
 	static const char *const headers[] = { "KEY_ID",	  "TAG",
 					       "CONTAINER",	  "CREATION_TIME",
@@ -304,6 +307,8 @@ int print_keys_table(const struct keyring *ring, const struct key_census *census
 		char id[KEY_ID_TEXT_SIZE], created[32], activated[32], files[24];
 		const char *cells[9];
 
+		if (container && strcmp(record->container, container) != 0)
+			continue;
 		key_id_format(record->id, id);
 		format_time(record->creation_time, created);
 		format_time(record->activation_time, activated);

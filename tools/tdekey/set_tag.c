@@ -30,6 +30,9 @@ static int run(const struct options *options)
 	ret = find_key_argument(options, ring, &index);
 	if (ret)
 		goto out_close;
+	ret = key_container_check(options, ring, index, true);
+	if (ret)
+		goto out_close;
 	key_id_format(keyring_record(ring, index)->id, id);
 	snprintf(old_tag, sizeof(old_tag), "%s", keyring_record(ring, index)->tag);
 	keyring_set_tag(ring, index, tag);
@@ -59,7 +62,7 @@ const struct command command_set_tag = {
 	.name = "set-tag",
 	.summary = "change the tag of a master key",
 	.synopsis =
-		"tdekey set-tag --wallet DIR [--backup-id ID]\n"
+		"tdekey set-tag --wallet DIR [--container C|all] [--backup-id ID]\n"
 		"                      [--password-file FILE | --password-fd N |\n"
 		"                       --password-prompt | --external-store] [--json] KEY_ID TAG",
 	.description =
@@ -73,6 +76,10 @@ const struct command command_set_tag = {
 		"OPTIONS\n"
 		"       -w, --wallet DIR\n"
 		"              The wallet directory.\n"
+		"\n"
+		"       --container C|all\n"
+		"              United mode: refuse unless KEY_ID is a key of container C (all, or\n"
+		"              no --container: a key of any container).\n"
 		"\n"
 		"       --backup-id ID\n"
 		"              Put ID in the name of the backup taken before the change.\n"
@@ -88,7 +95,8 @@ const struct command command_set_tag = {
 		"       tdekey set-tag --wallet /etc/tdefs/wallet 5f0c 'rotated after incident 4711'\n"
 		"       tdekey set-tag --wallet /etc/tdefs/wallet 5f0c ''\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_BACKUP_ID | OPTION_JSON,
+	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_BACKUP_ID | OPTION_JSON |
+		   OPTION_CONTAINER,
 	.min_arguments = 2,
 	.max_arguments = 2,
 	.run = run,

@@ -18,7 +18,112 @@ static const char *backed_up_word(const struct wallet_status_row *row)
 	return row->fully_backed_up ? "YES" : "NO";
 }
 
-static void print_json(const struct wallet_status_report *report)
+/* The row whose containers are shown: the wallet the daemon opens, when it opened. */
+static const struct wallet_status_row *opened_row(const struct wallet_status_report *report)
+{
+	if (report->mount_row >= 0 && report->rows[report->mount_row].opened)
+		return &report->rows[report->mount_row];
+	for (size_t i = 0; i < report->row_count; i++)
+		if (report->rows[i].opened)
+			return &report->rows[i];
+	return NULL;
+}
+
+static const char *mode_name(const struct wallet_status_row *row)
+{
+	if (!row)
+		return NULL;
+	return row->container_count > 1 ? "UNITED" : "ISOLATED";
+}
+
+/* Is container entry c one --container asked for (default: the wallet's own, entry 0)? */
+static bool container_shown(const struct options *options, const struct wallet_status_row *row,
+			    size_t c)
+{
+	if (container_is_all(options))
+		return true;
+	if (!options->container_given)
+		return c == 0;
+	return strcmp(row->containers[c].name, options->container) == 0;
+}
+
+static size_t listed(const struct wallet_status_row *row)
+{
+	return row->container_count < WALLET_STATUS_CONTAINERS ? row->container_count
+							       : WALLET_STATUS_CONTAINERS;
+}
+
+static void print_containers_json(struct json *json, const struct options *options,
+				  const struct wallet_status_row *row)
+{
+	char id[KEY_ID_TEXT_SIZE];
+
+	json_string(json, "keystore_mode", mode_name(row));
+	if (!row) {
+		json_string(json, "containers", NULL);
+		return;
+	}
+	json_array_begin(json, "containers");
+	for (size_t c = 0; c < listed(row); c++) {
+		const struct wallet_status_container *entry = &row->containers[c];
+
+		if (!container_shown(options, row, c))
+			continue;
+		if (entry->has_active)
+			key_id_format(entry->active_id, id);
+		json_object_begin(json, NULL);
+		json_string(json, "container", entry->name);
+		json_string(json, "status", wallet_status_name(entry->has_active
+									? WALLET_STATUS_OPEN
+									: WALLET_STATUS_OPEN_NO_MASTER_KEY));
+		json_string(json, "active_key_id", entry->has_active ? id : NULL);
+		json_uint(json, "keys", entry->keys);
+		json_object_end(json);
+	}
+	json_array_end(json);
+}
+
+static int print_containers_text(const struct options *options,
+				 const struct wallet_status_row *row)
+{
+	static const char *const headers[] = { "CONTAINER", "STATUS", "ACTIVE_KEY_ID", "KEYS" };
+	struct table table;
+	int ret = 0;
+
+	if (!row) {
+		printf("keystore mode   UNKNOWN (no wallet file opened)\n");
+		return 0;
+	}
+	printf("keystore mode   %s\n\n", mode_name(row));
+	table_init(&table, 4, headers);
+	for (size_t c = 0; c < listed(row) && ret == 0; c++) {
+		const struct wallet_status_container *entry = &row->containers[c];
+		char id[KEY_ID_TEXT_SIZE] = "", keys[24];
+		const char *cells[4];
+
+		if (!container_shown(options, row, c))
+			continue;
+		if (entry->has_active)
+			key_id_format(entry->active_id, id);
+		snprintf(keys, sizeof(keys), "%zu", entry->keys);
+		cells[0] = entry->name;
+		cells[1] = wallet_status_name(entry->has_active ? WALLET_STATUS_OPEN
+								: WALLET_STATUS_OPEN_NO_MASTER_KEY);
+		cells[2] = id;
+		cells[3] = keys;
+		ret = table_add_row(&table, cells);
+	}
+	if (ret == 0)
+		table_print(&table, stdout);
+	table_free(&table);
+	if (row->container_count > WALLET_STATUS_CONTAINERS)
+		printf("note: %zu containers, the first %d listed; tdekey keys --container all "
+		       "shows every key\n",
+		       row->container_count, WALLET_STATUS_CONTAINERS);
+	return ret;
+}
+
+static void print_json(const struct options *options, const struct wallet_status_report *report)
 {
 	char id[KEY_ID_TEXT_SIZE];
 	struct json json;
@@ -31,6 +136,7 @@ static void print_json(const struct wallet_status_report *report)
 	json_string(&json, "wallet_id", report->wallet_id_known ? id : NULL);
 	json_string(&json, "mount_opens",
 		    report->mount_row >= 0 ? report->rows[report->mount_row].path : NULL);
+	print_containers_json(&json, options, opened_row(report));
 	json_array_begin(&json, "wallets");
 	for (size_t i = 0; i < report->row_count; i++) {
 		const struct wallet_status_row *row = &report->rows[i];
@@ -71,7 +177,7 @@ static void print_json(const struct wallet_status_report *report)
 	json_end(&json);
 }
 
-static int print_text(const struct wallet_status_report *report)
+static int print_text(const struct options *options, const struct wallet_status_report *report)
 {
 	static const char *const headers[] = { "LOCATION",	  "TYPE", "STATUS",
 					       "FULLY_BACKED_UP", "KEYS", "GENERATION" };
@@ -121,6 +227,9 @@ static int print_text(const struct wallet_status_report *report)
 	if (ret == 0)
 		table_print(&table, stdout);
 	table_free(&table);
+	printf("\n");
+	if (ret == 0)
+		ret = print_containers_text(options, opened_row(report));
 
 	for (size_t i = 0; i < report->row_count; i++) {
 		const struct wallet_status_row *row = &report->rows[i];
@@ -145,7 +254,9 @@ static int print_text(const struct wallet_status_report *report)
 
 static int run(const struct options *options)
 {
+	const struct wallet_status_row *row;
 	struct wallet_status_report *report;
+	char error[KEYSTORE_ERROR_SIZE];
 	int ret;
 
 	/* The report is large (paths and messages per row); keep it off the stack. */
@@ -159,9 +270,23 @@ static int run(const struct options *options)
 		free(report);
 		return ret;
 	}
+	row = opened_row(report);
+	if (options->container_given && !container_is_all(options) && row) {
+		bool found = false;
+
+		for (size_t c = 0; c < listed(row); c++)
+			found |= strcmp(row->containers[c].name, options->container) == 0;
+		if (!found) {
+			snprintf(error, sizeof(error),
+				 "--container %s: wallet %s has no key of that container",
+				 options->container, options->wallet);
+			free(report);
+			return report_failure(KEYSTORE_ERROR(KEYSTORE_ERR_NO_SUCH_KEY), error);
+		}
+	}
 	if (options->json)
-		print_json(report);
-	else if (print_text(report) < 0)
+		print_json(options, report);
+	else if (print_text(options, report) < 0)
 		report->first_error = -ENOMEM;
 	/* A status was shown; the exit code still tells a script that something is wrong. */
 	ret = exit_code_for(report->first_error);
@@ -174,7 +299,8 @@ static int run(const struct options *options)
 const struct command command_status = {
 	.name = "status",
 	.summary = "show the wallet status (V$ENCRYPTION_WALLET)",
-	.synopsis = "tdekey status --wallet DIR [--password-file FILE | --password-fd N |\n"
+	.synopsis = "tdekey status --wallet DIR [--container C|all]\n"
+		    "                     [--password-file FILE | --password-fd N |\n"
 		    "                     --password-prompt | --external-store] [--json]",
 	.description =
 		"DESCRIPTION\n"
@@ -194,6 +320,12 @@ const struct command command_status = {
 		"       KEYS             number of master keys\n"
 		"       GENERATION       change counter; auto-login copies match the password wallet\n"
 		"\n"
+		"       Below the table: KEYSTORE_MODE, UNITED when the wallet holds the key sets\n"
+		"       of several containers (one per backing directory that names it at\n"
+		"       'tdefs --init --container'), ISOLATED when it holds one; then, per\n"
+		"       container, CONTAINER, STATUS (OPEN, or OPEN_NO_MASTER_KEY when no key of\n"
+		"       that container is active), ACTIVE_KEY_ID and KEYS.\n"
+		"\n"
 		"       Above the table: the wallet root, the wallet ID, which file the tdefs daemon\n"
 		"       opens at mount (an auto-login wallet when there is one) and the external\n"
 		"       password store. Below it, one line per problem. status never prompts: the\n"
@@ -208,12 +340,17 @@ const struct command command_status = {
 		"       -w, --wallet DIR\n"
 		"              The wallet directory.\n"
 		"\n"
+		"       --container C|all\n"
+		"              Show container C (refused when the wallet has no key of it), or\n"
+		"              every container with all. Default: the wallet's own container.\n"
+		"\n"
 		"       --password-file FILE, --password-fd N, --password-prompt, --external-store\n"
 		"              Open password.wallet too, with the password from there.\n"
 		"\n"
 		"       --json\n"
 		"              Print wallet_root, status (of the wallet the daemon opens), wallet_id,\n"
-		"              mount_opens, wallets (location, type, status, fully_backed_up, keys,\n"
+		"              mount_opens, keystore_mode, containers (container, status,\n"
+		"              active_key_id, keys), wallets (location, type, status, fully_backed_up, keys,\n"
 		"              container, generation, written, out_of_step, error) and\n"
 		"              external_store as JSON.\n"
 		"\n"
@@ -221,7 +358,7 @@ const struct command command_status = {
 		"       tdekey status --wallet /etc/tdefs/wallet\n"
 		"       tdekey status --wallet /etc/tdefs/wallet --password-prompt --json\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_JSON,
+	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_JSON | OPTION_CONTAINER,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

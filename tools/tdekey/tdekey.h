@@ -35,6 +35,7 @@ enum option_set {
 	OPTION_SECRET = 1u << 17,  /* --secret-file, --secret-fd, --secret-prompt */
 	OPTION_FROM = 1u << 18,	   /* --from FILE or DIR (import, merge) */
 	OPTION_FROM_PASSWORD = 1u << 19, /* --from-password-file, --from-password-fd (merge) */
+	OPTION_KEY_SOURCE = 1u << 20, /* --key-file, --key-fd, --key-id (set-key, create-key) */
 };
 
 /* How many backing directories one run may name (--usage, --backing). */
@@ -68,6 +69,10 @@ struct options {
 	const char *from;
 	struct password_source from_password; /* --from-password-* (merge) */
 	bool from_password_given;
+	const char *key_file; /* --key-file: bring your own key */
+	int key_fd;	      /* --key-fd, -1 when not given */
+	uint8_t key_id[KEY_ID_SIZE];
+	bool key_id_given;
 	int argc; /* positional arguments after the options */
 	char **argv;
 };
@@ -133,6 +138,31 @@ int report_failure(int error, const char *message);
 int parse_options(const struct command *command, int argc, char *argv[], struct options *options,
 		  bool *help_shown);
 void print_command_help(const struct command *command, FILE *out);
+
+/* --- containers and brought keys (containers.c) ------------------------------------------ */
+
+/* --container all: every container of the wallet. */
+bool container_is_all(const struct options *options);
+/*
+ * The containers a command acts on: without --container the wallet's own, with --container
+ * all every one the wallet has, else the one named. existing: refuse (after one line, returning
+ * an exit code) a container the wallet has no key of. Up to max names; *count how many.
+ */
+int containers_selected(const struct options *options, const struct keyring *ring, bool existing,
+			const char **names, size_t max, size_t *count);
+/*
+ * Bring your own key: the 32 raw bytes of --key-file or --key-fd into *key (secure memory,
+ * secure_free() it), the file held to the strict-modes rule. *key is NULL (and 0 returned) when
+ * neither option was given; an exit code after one line otherwise.
+ */
+int brought_key_read(const struct options *options, uint8_t **key);
+/*
+ * The key at index must be of the container --container names (any with all; without the
+ * option the wallet's own, or any when any_by_default): 0, or an exit code after one line.
+ */
+int key_container_check(const struct options *options, const struct keyring *ring, size_t index,
+			bool any_by_default);
+#define CONTAINERS_MAX 256
 
 /* --- output (output.c) ----------------------------------------------------------------- */
 
@@ -214,8 +244,12 @@ uint64_t census_files_in(const struct key_census *census, size_t directory,
 void census_free(struct key_census *census);
 
 /* Shared output pieces. census, when not NULL, adds the FILES column (files in JSON). */
+/* container: only that container's keys; NULL for every key. */
 void print_keys_json(struct json *json, const struct keyring *ring,
-		     const struct key_census *census);
-int print_keys_table(const struct keyring *ring, const struct key_census *census, FILE *out);
+		     const struct key_census *census, const char *container);
+int print_keys_table(const struct keyring *ring, const struct key_census *census,
+		     const char *container, FILE *out);
+/* UNITED when the wallet holds key sets of several containers, ISOLATED for one. */
+const char *keystore_mode_name(const struct keyring *ring);
 
 #endif

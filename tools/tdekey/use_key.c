@@ -11,7 +11,6 @@
 
 static int run(const struct options *options)
 {
-	char error[KEYSTORE_ERROR_SIZE] = "";
 	char id[KEY_ID_TEXT_SIZE], previous_id[KEY_ID_TEXT_SIZE] = "";
 	struct wallet_session *session;
 	uint8_t previous[KEY_ID_SIZE];
@@ -29,12 +28,11 @@ static int run(const struct options *options)
 	if (ret)
 		goto out_close;
 	key_id_format(keyring_record(ring, index)->id, id);
-	if (strcmp(keyring_record(ring, index)->container, keyring_container(ring)) != 0) {
-		snprintf(error, sizeof(error), "key %s belongs to container %s, not %s", id,
-			 keyring_record(ring, index)->container, keyring_container(ring));
-		ret = report_failure(-EINVAL, error);
+	ret = key_container_check(options, ring, index, false);
+	if (ret)
 		goto out_close;
-	}
+	/* The previous active key is the one of the key's own container. */
+	keyring_select_container(ring, keyring_record(ring, index)->container);
 	had_active = keyring_active(ring, previous, NULL) == 0;
 	if (had_active)
 		key_id_format(previous, previous_id);
@@ -70,7 +68,7 @@ out_close:
 const struct command command_use_key = {
 	.name = "use-key",
 	.summary = "make an existing master key the active one",
-	.synopsis = "tdekey use-key --wallet DIR [--backup-id ID]\n"
+	.synopsis = "tdekey use-key --wallet DIR [--container C|all] [--backup-id ID]\n"
 		    "                      [--password-file FILE | --password-fd N |\n"
 		    "                       --password-prompt | --external-store] [--json] KEY_ID",
 	.description =
@@ -90,6 +88,11 @@ const struct command command_use_key = {
 		"       -w, --wallet DIR\n"
 		"              The wallet directory.\n"
 		"\n"
+		"       --container C|all\n"
+		"              United mode: KEY_ID must be a key of container C (default: of the\n"
+		"              wallet's own container); with all, of any container. It becomes the\n"
+		"              active key of its own container; no other container changes.\n"
+		"\n"
 		"       --backup-id ID\n"
 		"              Put ID in the name of the backup taken before the change.\n"
 		"\n"
@@ -103,7 +106,8 @@ const struct command command_use_key = {
 		"EXAMPLES\n"
 		"       tdekey use-key --wallet /etc/tdefs/wallet 5f0c3a\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_BACKUP_ID | OPTION_JSON,
+	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_BACKUP_ID | OPTION_JSON |
+		   OPTION_CONTAINER,
 	.min_arguments = 1,
 	.max_arguments = 1,
 	.run = run,
