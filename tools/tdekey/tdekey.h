@@ -35,6 +35,7 @@ enum option_set {
 	OPTION_SECRET = 1u << 17,  /* --secret-file, --secret-fd, --secret-prompt */
 	OPTION_FROM = 1u << 18,	   /* --from FILE or DIR (import, merge) */
 	OPTION_FROM_PASSWORD = 1u << 19, /* --from-password-file, --from-password-fd (merge) */
+	OPTION_TLS = 1u << 20, /* --dn, --days, --key-type, --cert, --trusted, --user-cert (tls) */
 };
 
 /* How many backing directories one run may name (--usage, --backing). */
@@ -68,6 +69,13 @@ struct options {
 	const char *from;
 	struct password_source from_password; /* --from-password-* (merge) */
 	bool from_password_given;
+	/* tdekey tls (tls.c checks which of these its subcommand takes) */
+	const char *tls_dn;
+	unsigned tls_days; /* 0: not given */
+	const char *tls_key_type;
+	const char *tls_cert;
+	const char *tls_trusted;
+	bool tls_user_cert;
 	int argc; /* positional arguments after the options */
 	char **argv;
 };
@@ -99,6 +107,7 @@ extern const struct command command_delete_key;
 extern const struct command command_export;
 extern const struct command command_import;
 extern const struct command command_merge;
+extern const struct command command_tls;
 
 /* --- exit codes (documented in every --help and in docs/WALLET.md) ----------------------- */
 enum tdekey_exit {
