@@ -91,6 +91,8 @@ static const char files_section[] =
 	"       DIR/backup/                 copies taken before every change:\n"
 	"                                   <file>-<UTC time>-g<generation>[-<ID>].wallet\n"
 	"       DIR/wallet.lock             held while a tdekey run changes the directory\n"
+	"       DIR/tls.p12                 tdekey tls: the TLS wallet (PKCS#12, password)\n"
+	"       DIR/tls-autologin.p12       tdekey tls: the same, no password (mode 0600)\n"
 	"       /var/lib/tdefs/host-secret  this host's secret for local auto-login wallets\n"
 	"\n"
 	"SEE ALSO\n"
