@@ -480,7 +480,7 @@ static void describe_pkey(EVP_PKEY *pkey, char out[32])
 		snprintf(out, 32, "-");
 	else if (EVP_PKEY_is_a(pkey, "EC") &&
 		 EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), &group_len))
-		snprintf(out, 32, "EC %s",
+		snprintf(out, 32, "EC %.28s",
 			 strcmp(group, "prime256v1") == 0 ? "P-256" : group);
 	else if (EVP_PKEY_is_a(pkey, "RSA"))
 		snprintf(out, 32, "RSA %d", EVP_PKEY_get_bits(pkey));

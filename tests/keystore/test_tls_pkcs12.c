@@ -1,5 +1,5 @@
 /*
- * test_tls_wallet: the TLS wallet's PKCS#12 round trip (crypto/tls.h, keystore/tls_wallet.c;
+ * test_tls_pkcs12: the TLS wallet's PKCS#12 round trip (crypto/tls.h, keystore/tls_wallet.c;
  * docs/WALLET.md "TLS wallet"). A bundle with an EC and an RSA identity and trusted
  * certificates survives encode and decode under a password and under the empty (auto-login)
  * password with every certificate's fingerprint and the key intact; a wrong password is
