@@ -43,6 +43,13 @@ enum long_only_option {
 	LONG_KEY_FILE,
 	LONG_KEY_FD,
 	LONG_KEY_ID,
+	/* tdekey tls */
+	LONG_DN,
+	LONG_DAYS,
+	LONG_KEY_TYPE,
+	LONG_CERT,
+	LONG_TRUSTED,
+	LONG_USER_CERT,
 };
 
 static const struct option long_options[] = {
@@ -78,6 +85,13 @@ static const struct option long_options[] = {
 	{ "key-file", required_argument, NULL, LONG_KEY_FILE },
 	{ "key-fd", required_argument, NULL, LONG_KEY_FD },
 	{ "key-id", required_argument, NULL, LONG_KEY_ID },
+	/* tdekey tls */
+	{ "dn", required_argument, NULL, LONG_DN },
+	{ "days", required_argument, NULL, LONG_DAYS },
+	{ "key-type", required_argument, NULL, LONG_KEY_TYPE },
+	{ "cert", required_argument, NULL, LONG_CERT },
+	{ "trusted", required_argument, NULL, LONG_TRUSTED },
+	{ "user-cert", no_argument, NULL, LONG_USER_CERT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -145,6 +159,13 @@ static unsigned option_set_of(int option)
 	case LONG_KEY_FD:
 	case LONG_KEY_ID:
 		return OPTION_KEY_SOURCE;
+	case LONG_DN:
+	case LONG_DAYS:
+	case LONG_KEY_TYPE:
+	case LONG_CERT:
+	case LONG_TRUSTED:
+	case LONG_USER_CERT:
+		return OPTION_TLS;
 	default:
 		return 0;
 	}
@@ -359,6 +380,43 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 				return usage_error(command, "too many backing directories; the most is",
 						   BACKING_MAX_TEXT);
 			options->backing[options->backing_count++] = optarg;
+			break;
+		/* tdekey tls: the values are checked here, their use by the subcommand in tls.c. */
+		case LONG_DN:
+			if (!*optarg)
+				return usage_error(command, "--dn names no DN", NULL);
+			options->tls_dn = optarg;
+			break;
+		case LONG_DAYS: {
+			char *end;
+			unsigned long days;
+
+			errno = 0;
+			days = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || days < 1 ||
+			    days > 36500)
+				return usage_error(command, "--days takes 1 to 36500:", optarg);
+			options->tls_days = (unsigned)days;
+			break;
+		}
+		case LONG_KEY_TYPE:
+			if (strcmp(optarg, "ec-p256") != 0 && strcmp(optarg, "rsa-3072") != 0)
+				return usage_error(command, "--key-type is ec-p256 or rsa-3072, not",
+						   optarg);
+			options->tls_key_type = optarg;
+			break;
+		case LONG_CERT:
+			if (!*optarg)
+				return usage_error(command, "--cert names no file", NULL);
+			options->tls_cert = optarg;
+			break;
+		case LONG_TRUSTED:
+			if (!*optarg)
+				return usage_error(command, "--trusted names nothing", NULL);
+			options->tls_trusted = optarg;
+			break;
+		case LONG_USER_CERT:
+			options->tls_user_cert = true;
 			break;
 		case ':':
 			return usage_error(command, "option needs an argument:", argv[optind - 1]);

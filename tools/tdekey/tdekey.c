@@ -24,7 +24,7 @@ static const struct command *const commands[] = {
 	&command_use_key, &command_set_tag,	     &command_change_password,
 	&command_backup,  &command_add_secret,	     &command_delete_secret,
 	&command_delete_key, &command_export,	     &command_import,
-	&command_merge,
+	&command_merge,	  &command_tls,
 };
 
 static const char password_sources_section[] =
@@ -91,6 +91,8 @@ static const char files_section[] =
 	"       DIR/backup/                 copies taken before every change:\n"
 	"                                   <file>-<UTC time>-g<generation>[-<ID>].wallet\n"
 	"       DIR/wallet.lock             held while a tdekey run changes the directory\n"
+	"       DIR/tls.p12                 tdekey tls: the TLS wallet (PKCS#12, password)\n"
+	"       DIR/tls-autologin.p12       tdekey tls: the same, no password (mode 0600)\n"
 	"       /var/lib/tdefs/host-secret  this host's secret for local auto-login wallets\n"
 	"\n"
 	"SEE ALSO\n"

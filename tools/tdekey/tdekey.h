@@ -36,6 +36,7 @@ enum option_set {
 	OPTION_FROM = 1u << 18,	   /* --from FILE or DIR (import, merge) */
 	OPTION_FROM_PASSWORD = 1u << 19, /* --from-password-file, --from-password-fd (merge) */
 	OPTION_KEY_SOURCE = 1u << 20, /* --key-file, --key-fd, --key-id (set-key, create-key) */
+	OPTION_TLS = 1u << 21, /* --dn, --days, --key-type, --cert, --trusted, --user-cert (tls) */
 };
 
 /* How many backing directories one run may name (--usage, --backing). */
@@ -73,6 +74,13 @@ struct options {
 	int key_fd;	      /* --key-fd, -1 when not given */
 	uint8_t key_id[KEY_ID_SIZE];
 	bool key_id_given;
+	/* tdekey tls (tls.c checks which of these its subcommand takes) */
+	const char *tls_dn;
+	unsigned tls_days; /* 0: not given */
+	const char *tls_key_type;
+	const char *tls_cert;
+	const char *tls_trusted;
+	bool tls_user_cert;
 	int argc; /* positional arguments after the options */
 	char **argv;
 };
@@ -104,6 +112,7 @@ extern const struct command command_delete_key;
 extern const struct command command_export;
 extern const struct command command_import;
 extern const struct command command_merge;
+extern const struct command command_tls;
 
 /* --- exit codes (documented in every --help and in docs/WALLET.md) ----------------------- */
 enum tdekey_exit {
