@@ -17,11 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "keystore/wallet.h"
 #include "util/util.h"
 
 struct tdefs_daemon daemon_state = {
@@ -37,6 +40,10 @@ struct command_line {
 	bool repair;
 	bool foreground;
 	bool debug;
+	bool nonempty;	 /* -o nonempty: mount over a directory that has files */
+	bool recover;	 /* -o recover: unmount a stale mount point (its daemon died) first */
+	int tries;	 /* --tries: password prompts on a terminal */
+	const char *log_file; /* -o log=FILE: where background lines go when syslog is gone */
 	int password_fd;
 	const char *password_file;
 	const char *wallet;
@@ -64,6 +71,8 @@ static const char usage_text[] =
 	"  -w, --wallet DIR     wallet directory (also -o wallet=DIR, for fstab)\n"
 	"  --password-file F    read the password wallet's password from F\n"
 	"  --password-fd N      read the password wallet's password from descriptor N\n"
+	"                       (without either, a password wallet is asked for on a terminal)\n"
+	"  --tries N            password prompts before giving up (default 3; terminal only)\n"
 	"  -f, --foreground     stay in the foreground and log to stderr\n"
 	"  -d, --debug          foreground, with libfuse's request trace\n"
 	"  -o OPTIONS           comma-separated mount options:\n"
@@ -82,6 +91,11 @@ static const char usage_text[] =
 	"                       a ':'-separated list (capability:selinux), all, or none;\n"
 	"                       others are refused (EOPNOTSUPP; reads ENODATA)\n"
 	"       ro              read-only mount (required for a read-only BACKING)\n"
+	"       nonempty        mount over a MOUNTPOINT that holds files (refused otherwise:\n"
+	"                       the mount would hide them)\n"
+	"       recover         unmount MOUNTPOINT first when it is stale (its daemon died:\n"
+	"                       'Transport endpoint is not connected')\n"
+	"       log=FILE        in the background, log to FILE when syslog cannot be reached\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"  -h, --help           this text\n"
@@ -142,6 +156,16 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 					option);
 				return -EINVAL;
 			}
+		} else if (strcmp(option, "nonempty") == 0) {
+			cmd->nonempty = true;
+		} else if (strcmp(option, "recover") == 0) {
+			cmd->recover = true;
+		} else if (strncmp(option, "log=", 4) == 0) {
+			if (option[4] != '/') {
+				fprintf(stderr, "tdefs: -o %s: give an absolute file name\n", option);
+				return -EINVAL;
+			}
+			cmd->log_file = option + 4;
 		} else if (strcmp(option, "ro") == 0) {
 			daemon_state.read_only = true;
 			append_fuse_option(cmd, option);
@@ -157,10 +181,41 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 	return 0;
 }
 
+/*
+ * -o recover: a mount point whose daemon died answers every access with ENOTCONN until it is
+ * unmounted. fusermount3 does that for any user allowed to (root, or who mounted it); lazily,
+ * since programs may still hold files open on the dead mount.
+ */
+static int recover_stale_mount(const char *mountpoint)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-z", "--", mountpoint, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		fprintf(stderr, "tdefs: -o recover: unmounted the stale mount on %s\n", mountpoint);
+		return 0;
+	}
+	if (geteuid() == 0 && umount2(mountpoint, MNT_DETACH) == 0) {
+		fprintf(stderr, "tdefs: -o recover: unmounted the stale mount on %s\n", mountpoint);
+		return 0;
+	}
+	fprintf(stderr, "tdefs: -o recover: cannot unmount the stale mount on %s\n", mountpoint);
+	return -EBUSY;
+}
+
 static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 {
 	enum { OPTION_INIT = 256, OPTION_PASSWORD_FILE, OPTION_PASSWORD_FD, OPTION_CHECK,
-	       OPTION_REPAIR };
+	       OPTION_REPAIR, OPTION_TRIES };
 	static const struct option options[] = {
 		{ "init", no_argument, NULL, OPTION_INIT },
 		{ "check", no_argument, NULL, OPTION_CHECK },
@@ -168,6 +223,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		{ "wallet", required_argument, NULL, 'w' },
 		{ "password-file", required_argument, NULL, OPTION_PASSWORD_FILE },
 		{ "password-fd", required_argument, NULL, OPTION_PASSWORD_FD },
+		{ "tries", required_argument, NULL, OPTION_TRIES },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -177,6 +233,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	int c;
 
 	cmd->password_fd = -1;
+	cmd->tries = 3;
 	while ((c = getopt_long(argc, argv, "w:fdho:sV", options, NULL)) != -1) {
 		switch (c) {
 		case OPTION_INIT:
@@ -203,6 +260,17 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 				return 2;
 			}
 			cmd->password_fd = (int)fd;
+			break;
+		}
+		case OPTION_TRIES: {
+			char *end;
+			long tries = strtol(optarg, &end, 10);
+			if (*end || end == optarg || tries < 1 || tries > 100) {
+				fprintf(stderr, "tdefs: --tries %s: give a number from 1 to 100\n",
+					optarg);
+				return 2;
+			}
+			cmd->tries = (int)tries;
 			break;
 		}
 		case 'f':
@@ -248,8 +316,20 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	/* Daemonising changes to "/": keep the mount point as an absolute path from here on. */
 	if (cmd->mountpoint) {
 		cmd->mountpoint_absolute = realpath(cmd->mountpoint, NULL);
+		if (!cmd->mountpoint_absolute && errno == ENOTCONN && cmd->recover &&
+		    recover_stale_mount(cmd->mountpoint) == 0)
+			cmd->mountpoint_absolute = realpath(cmd->mountpoint, NULL);
 		if (!cmd->mountpoint_absolute) {
-			fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint, strerror(errno));
+			if (errno == ENOTCONN)
+				fprintf(stderr,
+					"tdefs: mount point %s is stale: the daemon of the mount "
+					"there is gone (Transport endpoint is not connected); "
+					"recover: fusermount3 -u %s, then mount again (or mount with "
+					"-o recover)\n",
+					cmd->mountpoint, cmd->mountpoint);
+			else
+				fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint,
+					strerror(errno));
 			return 2;
 		}
 		cmd->mountpoint = cmd->mountpoint_absolute;
@@ -259,6 +339,68 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		return 2;
 	}
 	return 0;
+}
+
+/*
+ * A password wallet with no password source named: asked for on the terminal, up to --tries
+ * times, but only when tdefs runs on one (never from fstab, a unit or a script) and the wallet
+ * has no external password store (which is what answers then). The password goes from locked
+ * memory through a pipe to the keystore's descriptor reader, never through a file or argv.
+ */
+static bool may_prompt(const struct command_line *cmd)
+{
+	struct wallet_paths paths;
+
+	if (cmd->password_file || cmd->password_fd >= 0 || !isatty(STDIN_FILENO))
+		return false;
+	return wallet_paths_init(cmd->wallet, &paths) == 0 &&
+	       access(paths.external_store, F_OK) < 0 && errno == ENOENT;
+}
+
+static int open_with_prompt(const struct command_line *cmd, struct keyring **ring,
+			    char error[KEYSTORE_ERROR_SIZE])
+{
+	struct password_source source = { .kind = PASSWORD_SOURCE_PROMPT };
+	char prompt[PATH_MAX + 32];
+	int ret = KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
+
+	snprintf(prompt, sizeof(prompt), "Password for wallet %s: ", cmd->wallet);
+	for (int attempt = 1; attempt <= cmd->tries; attempt++) {
+		struct secret *password = NULL;
+		int pipe_fds[2];
+
+		ret = password_read(&source, prompt, false, &password, error);
+		if (ret < 0)
+			return ret;
+		/* A pipe holds at least 4 KiB, more than SECRET_MAX_SIZE and the newline. */
+		if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
+			ret = -errno;
+			secret_free(password);
+			snprintf(error, KEYSTORE_ERROR_SIZE, "cannot pass the password on: %s",
+				 strerror(-ret));
+			return ret;
+		}
+		if (write(pipe_fds[1], password->bytes, password->len) != (ssize_t)password->len ||
+		    write(pipe_fds[1], "\n", 1) != 1)
+			ret = -EIO;
+		else
+			ret = 0;
+		close(pipe_fds[1]);
+		secret_free(password);
+		if (ret == 0) {
+			error[0] = '\0';
+			ret = keystore_open_for_mount(cmd->wallet, pipe_fds[0], ring, error);
+		}
+		close(pipe_fds[0]);
+		if (keystore_error_of(ret) != KEYSTORE_ERR_WRONG_PASSWORD)
+			return ret;
+		if (attempt < cmd->tries)
+			fprintf(stderr, "tdefs: wrong password for wallet %s; try again (%d of %d)\n",
+				cmd->wallet, attempt + 1, cmd->tries);
+	}
+	snprintf(error, KEYSTORE_ERROR_SIZE, "wrong password for wallet %s (%d %s)", cmd->wallet,
+		 cmd->tries, cmd->tries == 1 ? "try" : "tries");
+	return ret;
 }
 
 static int open_wallet(const struct command_line *cmd, struct keyring **ring)
@@ -278,6 +420,18 @@ static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 	ret = keystore_open_for_mount(cmd->wallet, password_fd, ring, error);
 	if (cmd->password_file)
 		close(password_fd);
+	if (password_fd < 0 && keystore_error_of(ret) == KEYSTORE_ERR_WRONG_PASSWORD) {
+		if (may_prompt(cmd)) {
+			ret = open_with_prompt(cmd, ring, error);
+		} else {
+			/* Say how to give one (the keystore's text names no options). */
+			size_t used = strlen(error);
+
+			snprintf(error + used, KEYSTORE_ERROR_SIZE - used,
+				 "; give --password-file FILE or --password-fd N, or run tdefs on "
+				 "a terminal to be asked");
+		}
+	}
 	if (ret < 0)
 		fprintf(stderr, "tdefs: %s\n",
 			error[0] ? error : keystore_error_message(ret));
@@ -438,8 +592,18 @@ static int initialise_backing(const struct command_line *cmd)
 	char *resolved;
 	struct keyring *ring;
 	struct stat st;
+	bool created = false;
 	int fd, ret = 1;
 
+	/* A missing directory is made (its parent must exist), private from the start. */
+	if (lstat(cmd->backing, &st) < 0 && errno == ENOENT) {
+		if (mkdir(cmd->backing, 0700) < 0) {
+			fprintf(stderr, "tdefs: --init %s: cannot create it: %s\n", cmd->backing,
+				strerror(errno));
+			return 1;
+		}
+		created = true;
+	}
 	fd = open_backing_root(cmd->backing, "--init", &resolved);
 	if (fd < 0)
 		return 1;
@@ -498,6 +662,9 @@ static int initialise_backing(const struct command_line *cmd)
 	ret = 0;
 out:
 	close(fd);
+	/* A failed --init leaves no directory it made itself. */
+	if (ret != 0 && created && resolved)
+		rmdir(resolved);
 	free(resolved);
 	return ret;
 }
@@ -581,6 +748,33 @@ static int prepare_mount(const struct command_line *cmd)
 	return 0;
 }
 
+/*
+ * A mount over a directory that holds files hides them (gocryptfs refuses too): refused unless
+ * -o nonempty. Read through its own descriptor, before anything else is set up.
+ */
+static int check_mount_point(const struct command_line *cmd)
+{
+	int fd;
+
+	if (cmd->nonempty)
+		return 0;
+	fd = open(cmd->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint, strerror(errno));
+		return -errno;
+	}
+	if (!directory_is_empty(fd)) {
+		close(fd);
+		fprintf(stderr,
+			"tdefs: mount point %s is not empty: the mount would hide its files; "
+			"empty it, or mount with -o nonempty\n",
+			cmd->mountpoint);
+		return -ENOTEMPTY;
+	}
+	close(fd);
+	return 0;
+}
+
 /* The backing path goes into the mount table as the source; commas would split options. */
 static void add_fsname(struct command_line *cmd)
 {
@@ -608,6 +802,8 @@ static int run_mount(struct command_line *cmd)
 		fprintf(stderr, "tdefs: warning: cannot lock memory; keys may reach swap\n");
 	/* Creations take the caller's umask (fs/operations.c); the daemon's own is 0. */
 	umask(0);
+	if (check_mount_point(cmd) < 0)
+		goto out_free_keyring;
 	if (prepare_mount(cmd) < 0)
 		goto out_free_keyring;
 	/* Opened before it is covered: the mount root shows its owner and mode (daemon.h). */
@@ -649,10 +845,11 @@ static int run_mount(struct command_line *cmd)
 			  "without it", cmd->mountpoint, control_error);
 		goto out_unmount;
 	}
-	log_info("tdefs: mounted %s on %s with wallet %s", daemon_state.backing_path,
-		 cmd->mountpoint, daemon_state.wallet_path);
+	/* Before daemonising: a syslog that cannot be reached is said on the terminal. */
 	if (!cmd->foreground)
-		log_use_syslog("tdefs");
+		log_open_background("tdefs", cmd->log_file);
+	log_info("mounted %s on %s with wallet %s", daemon_state.backing_path,
+		 cmd->mountpoint, daemon_state.wallet_path);
 	if (fuse_daemonize(cmd->foreground) != 0)
 		goto out_control_stop;
 	/* Page locks are not inherited across the fork of daemonising: take them again. */
@@ -715,6 +912,7 @@ out_control_stop:
 	control_stop(); /* nothing left to do when the loop ended: it stopped above */
 out_unmount:
 	fuse_session_unmount(session);
+	log_info("unmounted %s from %s", daemon_state.backing_path, cmd->mountpoint);
 out_remove_handlers:
 	fuse_remove_signal_handlers(session);
 out_destroy_session:
