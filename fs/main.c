@@ -316,20 +316,9 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	/* Daemonising changes to "/": keep the mount point as an absolute path from here on. */
 	if (cmd->mountpoint) {
 		cmd->mountpoint_absolute = realpath(cmd->mountpoint, NULL);
-		if (!cmd->mountpoint_absolute && errno == ENOTCONN && cmd->recover &&
-		    recover_stale_mount(cmd->mountpoint) == 0)
-			cmd->mountpoint_absolute = realpath(cmd->mountpoint, NULL);
 		if (!cmd->mountpoint_absolute) {
-			if (errno == ENOTCONN)
-				fprintf(stderr,
-					"tdefs: mount point %s is stale: the daemon of the mount "
-					"there is gone (Transport endpoint is not connected); "
-					"recover: fusermount3 -u %s, then mount again (or mount with "
-					"-o recover)\n",
-					cmd->mountpoint, cmd->mountpoint);
-			else
-				fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint,
-					strerror(errno));
+			fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint,
+				strerror(errno));
 			return 2;
 		}
 		cmd->mountpoint = cmd->mountpoint_absolute;
@@ -756,14 +745,27 @@ static int check_mount_point(const struct command_line *cmd)
 {
 	int fd;
 
-	if (cmd->nonempty)
-		return 0;
+	/*
+	 * A mount whose daemon died answers ENOTCONN until it is unmounted (a stat may still be
+	 * answered from the kernel's attribute cache: the open is what tells).
+	 */
 	fd = open(cmd->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOTCONN) {
+		if (!cmd->recover || recover_stale_mount(cmd->mountpoint) < 0) {
+			fprintf(stderr,
+				"tdefs: mount point %s is stale: the daemon of the mount there is "
+				"gone (Transport endpoint is not connected); recover: fusermount3 -u "
+				"%s, then mount again (or mount with -o recover)\n",
+				cmd->mountpoint, cmd->mountpoint);
+			return -ENOTCONN;
+		}
+		fd = open(cmd->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (fd < 0) {
 		fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint, strerror(errno));
 		return -errno;
 	}
-	if (!directory_is_empty(fd)) {
+	if (!cmd->nonempty && !directory_is_empty(fd)) {
 		close(fd);
 		fprintf(stderr,
 			"tdefs: mount point %s is not empty: the mount would hide its files; "
@@ -848,10 +850,11 @@ static int run_mount(struct command_line *cmd)
 	/* Before daemonising: a syslog that cannot be reached is said on the terminal. */
 	if (!cmd->foreground)
 		log_open_background("tdefs", cmd->log_file);
-	log_info("mounted %s on %s with wallet %s", daemon_state.backing_path,
-		 cmd->mountpoint, daemon_state.wallet_path);
 	if (fuse_daemonize(cmd->foreground) != 0)
 		goto out_control_stop;
+	/* After the fork: the line carries the pid of the daemon that stays. */
+	log_info("mounted %s on %s with wallet %s", daemon_state.backing_path,
+		 cmd->mountpoint, daemon_state.wallet_path);
 	/* Page locks are not inherited across the fork of daemonising: take them again. */
 	if (!cmd->foreground && geteuid() == 0 && secure_process_setup(true) < 0)
 		log_warning("tdefs: cannot lock memory; keys may reach swap");
