@@ -173,6 +173,32 @@ static void answer(char *request, struct reply *reply)
 	reply_add(reply, "error unknown request '%s'\n", request);
 }
 
+/*
+ * Every refused request is logged once: who asked (uid, pid), what (printable characters only,
+ * cut short: the request comes from a local user) and why.
+ */
+static void log_refusal(const struct ucred *peer, bool known, const char *request,
+			const struct reply *reply)
+{
+	const char *error = reply->text;
+	char shown[128];
+	size_t n = 0;
+
+	while (error && strncmp(error, "error ", 6) != 0) {
+		error = strchr(error, '\n');
+		if (error)
+			error++;
+	}
+	if (!error)
+		return;
+	for (const char *p = request; *p && n < sizeof(shown) - 1; p++)
+		shown[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	shown[n] = '\0';
+	log_warning("control request '%s' from uid %ld pid %ld refused: %.*s", shown,
+		    known ? (long)peer->uid : -1L, known ? (long)peer->pid : -1L,
+		    (int)strcspn(error + 6, "\n"), error + 6);
+}
+
 static void serve(int fd)
 {
 	char request[CONTROL_LINE_MAX];
@@ -189,10 +215,12 @@ static void serve(int fd)
 	if (write(fd, reply.text, reply.used) < 0)
 		return;
 	reply.used = 0;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) < 0 ||
-	    (peer.uid != 0 && peer.uid != getuid())) {
+	bool known = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) == 0;
+
+	if (!known || (peer.uid != 0 && peer.uid != getuid())) {
 		reply_add(&reply, "error permission denied: only root or the user who mounted "
 				  "may use the control channel\n");
+		log_refusal(&peer, known, "", &reply);
 		goto out_send;
 	}
 	/* Read one line; a client that sends nothing for 5 s is dropped. */
@@ -212,6 +240,7 @@ static void serve(int fd)
 	request[used] = '\0';
 	request[strcspn(request, "\r\n")] = '\0';
 	answer(request, &reply);
+	log_refusal(&peer, known, request, &reply);
 out_send:
 	if (write(fd, reply.text, reply.used) < 0)
 		log_debug("tdefs: control reply lost: %s", strerror(errno));

@@ -74,6 +74,7 @@ struct tdefs_inode {
 	unsigned crypt_users;
 	struct file_crypt *crypt;
 	bool load_error_logged;
+	unsigned io_errors_logged; /* file_io_error_note: kinds already logged (atomic) */
 };
 
 /* One open of a regular file (fuse_file_info.fh). */
@@ -159,28 +160,44 @@ void file_crypt_release(struct tdefs_inode *inode);
 /* Write a fresh header into a just-created, empty backing file. */
 int file_write_new_header(int fd);
 
+/*
+ * An I/O error of the data path, logged with the backing file's path and the errno, once per
+ * file and kind of error (ENOSPC, EDQUOT, EIO, EROFS, a format error, any other) so a full
+ * disk under a busy database gives one line per file, not one per write. Errors that are the
+ * caller's own (EINVAL, EFBIG, EOPNOTSUPP, EINTR, EAGAIN) are not logged. Returns ret.
+ */
+int file_io_error_note(struct tdefs_inode *inode, const char *operation, int ret);
+
 /* The data path (fs/file_io.h) on an inode whose state is acquired. */
 static inline int file_read(struct tdefs_inode *inode, int direct_fd, uint64_t offset,
 			    size_t size, uint8_t **data, size_t *length)
 {
-	return file_io_read(inode->crypt, direct_fd, offset, size, data, length);
+	int ret = file_io_read(inode->crypt, direct_fd, offset, size, data, length);
+
+	return ret < 0 ? file_io_error_note(inode, "read", ret) : ret;
 }
 
 static inline int file_write(struct tdefs_inode *inode, int direct_fd, const uint8_t *data,
 			     size_t size, uint64_t offset)
 {
-	return file_io_write(inode->crypt, direct_fd, data, size, offset);
+	int ret = file_io_write(inode->crypt, direct_fd, data, size, offset);
+
+	return ret < 0 ? file_io_error_note(inode, "write", ret) : ret;
 }
 
 static inline int file_truncate(struct tdefs_inode *inode, uint64_t new_size)
 {
-	return file_io_truncate(inode->crypt, new_size);
+	int ret = file_io_truncate(inode->crypt, new_size);
+
+	return ret < 0 ? file_io_error_note(inode, "truncate", ret) : ret;
 }
 
 static inline int file_fallocate(struct tdefs_inode *inode, int mode, uint64_t offset,
 				 uint64_t length)
 {
-	return file_io_fallocate(inode->crypt, mode, offset, length);
+	int ret = file_io_fallocate(inode->crypt, mode, offset, length);
+
+	return ret < 0 ? file_io_error_note(inode, "fallocate", ret) : ret;
 }
 
 static inline int file_lseek(struct tdefs_inode *inode, uint64_t offset, int whence,
@@ -191,7 +208,9 @@ static inline int file_lseek(struct tdefs_inode *inode, uint64_t offset, int whe
 
 static inline int file_fsync(struct tdefs_inode *inode, bool data_only)
 {
-	return file_io_fsync(inode->crypt, data_only);
+	int ret = file_io_fsync(inode->crypt, data_only);
+
+	return ret < 0 ? file_io_error_note(inode, "fsync", ret) : ret;
 }
 
 static inline int file_size(struct tdefs_inode *inode, uint64_t *size)

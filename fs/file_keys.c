@@ -32,6 +32,34 @@ static void log_file_error_once(struct tdefs_inode *inode, const char *detail)
 	log_error("%s: %s", path, detail);
 }
 
+int file_io_error_note(struct tdefs_inode *inode, const char *operation, int ret)
+{
+	enum { KIND_NOSPC = 1, KIND_DQUOT = 2, KIND_IO = 4, KIND_ROFS = 8, KIND_FORMAT = 16,
+	       KIND_OTHER = 32 };
+	unsigned kind;
+	char path[512];
+
+	switch (-ret) {
+	case EINVAL: case EFBIG: case EOPNOTSUPP: case EINTR: case EAGAIN: case ENXIO:
+		return ret;
+	case ENOSPC: kind = KIND_NOSPC; break;
+	case EDQUOT: kind = KIND_DQUOT; break;
+	case EIO: kind = KIND_IO; break;
+	case EROFS: kind = KIND_ROFS; break;
+	default: kind = ret < -4095 ? KIND_FORMAT : KIND_OTHER; break;
+	}
+	if (__atomic_fetch_or(&inode->io_errors_logged, kind, __ATOMIC_RELAXED) & kind)
+		return ret;
+	inode_describe(inode, path, sizeof(path));
+	if (ret < -4095)
+		log_error("%s %s: %s (reported as EIO; further errors of this kind on this file are "
+			  "not logged)", operation, path, format_error_message(ret));
+	else
+		log_error("%s %s: %s (%s; further %s errors on this file are not logged)", operation,
+			  path, strerror(-ret), strerrorname_np(-ret), strerrorname_np(-ret));
+	return ret;
+}
+
 int file_write_new_header(int fd)
 {
 	uint8_t image[TDEFS_HEADER_SIZE];

@@ -329,6 +329,9 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 		job->joinable = true;
 	}
 	pthread_mutex_unlock(&job->lock);
+	if (ret == 0)
+		log_info("%s started on /%s%s", kind == JOB_REWRAP ? "rewrap" : "data rekey",
+			 relative_path, resume_only ? " (finishing interrupted rekeys only)" : "");
 	return -ret;
 }
 
@@ -336,11 +339,17 @@ void job_stop(enum job_kind kind)
 {
 	struct job *job = &jobs[kind];
 
+	bool stopping = false;
+
 	pthread_mutex_lock(&job->lock);
-	if (job->status.state == JOB_RUNNING || job->status.state == JOB_PAUSED)
+	if (job->status.state == JOB_RUNNING || job->status.state == JOB_PAUSED) {
 		job->status.state = JOB_STOPPING;
+		stopping = true;
+	}
 	pthread_cond_broadcast(&job->resumed);
 	pthread_mutex_unlock(&job->lock);
+	if (stopping)
+		log_info("%s stop requested", kind == JOB_REWRAP ? "rewrap" : "data rekey");
 }
 
 int job_pause(enum job_kind kind, bool pause)

@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +47,10 @@ struct command_line {
 	bool repair;
 	bool foreground;
 	bool debug;
+	bool nonempty;	 /* -o nonempty: mount over a directory that has files */
+	bool recover;	 /* -o recover: unmount a stale mount point (its daemon died) first */
+	int tries;	 /* --tries: password prompts on a terminal */
+	const char *log_file; /* -o log=FILE: where background lines go when syslog is gone */
 	int password_fd;
 	const char *password_file;
 	const char *wallet;
@@ -82,8 +88,14 @@ static const char usage_text[] =
 	"  -w, --wallet DIR     wallet directory (also -o wallet=DIR, for fstab)\n"
 	"  --password-file F    read the password wallet's password from F\n"
 	"  --password-fd N      read the password wallet's password from descriptor N\n"
+	"                       (without either, a password wallet is asked for on a terminal)\n"
+	"  --tries N            password prompts before giving up (default 3; terminal only)\n"
 	"  -f, --foreground     stay in the foreground and log to stderr\n"
 	"  -d, --debug          foreground, with libfuse's request trace\n"
+	"";
+
+/* The mount options and the notes: a string of their own (C11 strings stop at 4095 bytes). */
+static const char usage_mount_text[] =
 	"  -o OPTIONS           comma-separated mount options:\n"
 	"       cache=auto      kernel page cache, writeback cache and attribute caching (default)\n"
 	"       cache=none      no caching in the kernel: every read, write and lookup goes to\n"
@@ -93,14 +105,19 @@ static const char usage_text[] =
 	"       xattr=on        serve extended attributes, stored on the backing files, and\n"
 	"                       POSIX ACLs, enforced by the kernel (default; ACLs are refused\n"
 	"                       where the kernel or the backing filesystem cannot)\n"
-	"       xattr=off       no extended attributes and no ACLs (EOPNOTSUPP): saves the\n"
-	"                       kernel's security.capability lookup before every buffered\n"
-	"                       write (3-5x the random-write speed); databases use neither\n"
+	"       xattr=off       no extended attributes and no ACLs (EOPNOTSUPP), for a mount\n"
+	"                       that must carry none (not a speed setting: suid/sgid and\n"
+	"                       capabilities are cleared by the daemon either way)\n"
 	"       xattr_security=NAMES  the security.* xattrs served: capability (default),\n"
 	"                       a ':'-separated list (capability:selinux), all, or none;\n"
 	"                       others are refused (EOPNOTSUPP; reads ENODATA)\n"
 	"       ro              read-only mount (required for a read-only BACKING)\n"
 	"       rw              writes or nothing: refuse, not fall back to ro, without a key\n"
+	"       nonempty        mount over a MOUNTPOINT that holds files (refused otherwise:\n"
+	"                       the mount would hide them)\n"
+	"       recover         unmount MOUNTPOINT first when it is stale (its daemon died:\n"
+	"                       'Transport endpoint is not connected')\n"
+	"       log=FILE        in the background, log to FILE when syslog cannot be reached\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"  -h, --help           this text\n"
@@ -111,7 +128,13 @@ static const char usage_text[] =
 	"/run/user/UID/tdefs).\n"
 	"\n"
 	"An auto-login wallet opens without a prompt. In /etc/fstab:\n"
-	"  /srv/pgdata.enc /srv/pgdata fuse.tdefs wallet=/etc/tdefs/wallet 0 0\n";
+	"  /srv/pgdata.enc /srv/pgdata fuse.tdefs wallet=/etc/tdefs/wallet,nosuid,nodev 0 0\n";
+
+static void print_usage(FILE *out)
+{
+	fputs(usage_text, out);
+	fputs(usage_mount_text, out);
+}
 
 /* The --json schemas, after usage_text in --help (one string would pass C11's 4095 bytes). */
 static const char json_schema_text[] =
@@ -173,6 +196,16 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 					option);
 				return -EINVAL;
 			}
+		} else if (strcmp(option, "nonempty") == 0) {
+			cmd->nonempty = true;
+		} else if (strcmp(option, "recover") == 0) {
+			cmd->recover = true;
+		} else if (strncmp(option, "log=", 4) == 0) {
+			if (option[4] != '/') {
+				fprintf(stderr, "tdefs: -o %s: give an absolute file name\n", option);
+				return -EINVAL;
+			}
+			cmd->log_file = option + 4;
 		} else if (strcmp(option, "ro") == 0) {
 			daemon_state.read_only = true;
 			append_fuse_option(cmd, option);
@@ -190,10 +223,42 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 	return 0;
 }
 
+/*
+ * -o recover: a mount point whose daemon died answers every access with ENOTCONN until it is
+ * unmounted. fusermount3 does that for any user allowed to (root, or who mounted it); lazily,
+ * since programs may still hold files open on the dead mount.
+ */
+static int recover_stale_mount(const char *mountpoint)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-z", "--", mountpoint, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		fprintf(stderr, "tdefs: -o recover: unmounted the stale mount on %s\n", mountpoint);
+		return 0;
+	}
+	if (geteuid() == 0 && umount2(mountpoint, MNT_DETACH) == 0) {
+		fprintf(stderr, "tdefs: -o recover: unmounted the stale mount on %s\n", mountpoint);
+		return 0;
+	}
+	fprintf(stderr, "tdefs: -o recover: cannot unmount the stale mount on %s\n", mountpoint);
+	return -EBUSY;
+}
+
 static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 {
-	enum { OPTION_INIT = 256, OPTION_REBIND, OPTION_CONTAINER, OPTION_PASSWORD_FILE, OPTION_PASSWORD_FD, OPTION_CHECK,
-	       OPTION_REPAIR, OPTION_INFO, OPTION_JSON };
+	enum { OPTION_INIT = 256, OPTION_REBIND, OPTION_CONTAINER, OPTION_PASSWORD_FILE,
+	       OPTION_PASSWORD_FD, OPTION_CHECK, OPTION_REPAIR, OPTION_INFO, OPTION_JSON,
+	       OPTION_TRIES };
 	static const struct option options[] = {
 		{ "init", no_argument, NULL, OPTION_INIT },
 		{ "rebind", no_argument, NULL, OPTION_REBIND },
@@ -205,6 +270,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		{ "wallet", required_argument, NULL, 'w' },
 		{ "password-file", required_argument, NULL, OPTION_PASSWORD_FILE },
 		{ "password-fd", required_argument, NULL, OPTION_PASSWORD_FD },
+		{ "tries", required_argument, NULL, OPTION_TRIES },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -214,6 +280,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	int c;
 
 	cmd->password_fd = -1;
+	cmd->tries = 3;
 	while ((c = getopt_long(argc, argv, "w:fdho:sV", options, NULL)) != -1) {
 		switch (c) {
 		case OPTION_INIT:
@@ -262,6 +329,17 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			cmd->password_fd = (int)fd;
 			break;
 		}
+		case OPTION_TRIES: {
+			char *end;
+			long tries = strtol(optarg, &end, 10);
+			if (*end || end == optarg || tries < 1 || tries > 100) {
+				fprintf(stderr, "tdefs: --tries %s: give a number from 1 to 100\n",
+					optarg);
+				return 2;
+			}
+			cmd->tries = (int)tries;
+			break;
+		}
 		case 'f':
 			cmd->foreground = true;
 			break;
@@ -276,7 +354,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			/* single-threaded mode is accepted for mount.fuse compatibility only */
 			break;
 		case 'h':
-			fputs(usage_text, stdout);
+			print_usage(stdout);
 			fputs(json_schema_text, stdout);
 			exit(0);
 		case 'V':
@@ -284,7 +362,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			       fuse_pkgversion());
 			exit(0);
 		default:
-			fputs(usage_text, stderr);
+			print_usage(stderr);
 			return 2;
 		}
 	}
@@ -315,10 +393,10 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		return 2;
 	}
 	if (argc - optind != (one_directory ? 1 : 2)) {
-		fprintf(stderr, "tdefs: %s\n%s",
+		fprintf(stderr, "tdefs: %s\n",
 			one_directory ? "--init, --rebind, --check and --info take one directory: BACKING"
-				      : "expected BACKING and MOUNTPOINT",
-			usage_text);
+				      : "expected BACKING and MOUNTPOINT");
+		print_usage(stderr);
 		return 2;
 	}
 	cmd->backing = argv[optind];
@@ -327,7 +405,8 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	if (cmd->mountpoint) {
 		cmd->mountpoint_absolute = realpath(cmd->mountpoint, NULL);
 		if (!cmd->mountpoint_absolute) {
-			fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint, strerror(errno));
+			fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint,
+				strerror(errno));
 			return 2;
 		}
 		cmd->mountpoint = cmd->mountpoint_absolute;
@@ -337,6 +416,68 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		return 2;
 	}
 	return 0;
+}
+
+/*
+ * A password wallet with no password source named: asked for on the terminal, up to --tries
+ * times, but only when tdefs runs on one (never from fstab, a unit or a script) and the wallet
+ * has no external password store (which is what answers then). The password goes from locked
+ * memory through a pipe to the keystore's descriptor reader, never through a file or argv.
+ */
+static bool may_prompt(const struct command_line *cmd)
+{
+	struct wallet_paths paths;
+
+	if (cmd->password_file || cmd->password_fd >= 0 || !isatty(STDIN_FILENO))
+		return false;
+	return wallet_paths_init(cmd->wallet, &paths) == 0 &&
+	       access(paths.external_store, F_OK) < 0 && errno == ENOENT;
+}
+
+static int open_with_prompt(const struct command_line *cmd, struct keyring **ring,
+			    char error[KEYSTORE_ERROR_SIZE])
+{
+	struct password_source source = { .kind = PASSWORD_SOURCE_PROMPT };
+	char prompt[PATH_MAX + 32];
+	int ret = KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
+
+	snprintf(prompt, sizeof(prompt), "Password for wallet %s: ", cmd->wallet);
+	for (int attempt = 1; attempt <= cmd->tries; attempt++) {
+		struct secret *password = NULL;
+		int pipe_fds[2];
+
+		ret = password_read(&source, prompt, false, &password, error);
+		if (ret < 0)
+			return ret;
+		/* A pipe holds at least 4 KiB, more than SECRET_MAX_SIZE and the newline. */
+		if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
+			ret = -errno;
+			secret_free(password);
+			snprintf(error, KEYSTORE_ERROR_SIZE, "cannot pass the password on: %s",
+				 strerror(-ret));
+			return ret;
+		}
+		if (write(pipe_fds[1], password->bytes, password->len) != (ssize_t)password->len ||
+		    write(pipe_fds[1], "\n", 1) != 1)
+			ret = -EIO;
+		else
+			ret = 0;
+		close(pipe_fds[1]);
+		secret_free(password);
+		if (ret == 0) {
+			error[0] = '\0';
+			ret = keystore_open_for_mount(cmd->wallet, pipe_fds[0], ring, error);
+		}
+		close(pipe_fds[0]);
+		if (keystore_error_of(ret) != KEYSTORE_ERR_WRONG_PASSWORD)
+			return ret;
+		if (attempt < cmd->tries)
+			fprintf(stderr, "tdefs: wrong password for wallet %s; try again (%d of %d)\n",
+				cmd->wallet, attempt + 1, cmd->tries);
+	}
+	snprintf(error, KEYSTORE_ERROR_SIZE, "wrong password for wallet %s (%d %s)", cmd->wallet,
+		 cmd->tries, cmd->tries == 1 ? "try" : "tries");
+	return ret;
 }
 
 static int open_wallet(const struct command_line *cmd, struct keyring **ring)
@@ -356,6 +497,18 @@ static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 	ret = keystore_open_for_mount(cmd->wallet, password_fd, ring, error);
 	if (cmd->password_file)
 		close(password_fd);
+	if (password_fd < 0 && keystore_error_of(ret) == KEYSTORE_ERR_WRONG_PASSWORD) {
+		if (may_prompt(cmd)) {
+			ret = open_with_prompt(cmd, ring, error);
+		} else {
+			/* Say how to give one (the keystore's text names no options). */
+			size_t used = strlen(error);
+
+			snprintf(error + used, KEYSTORE_ERROR_SIZE - used,
+				 "; give --password-file FILE or --password-fd N, or run tdefs on "
+				 "a terminal to be asked");
+		}
+	}
 	if (ret < 0)
 		fprintf(stderr, "tdefs: %s\n",
 			error[0] ? error : keystore_error_message(ret));
@@ -516,8 +669,18 @@ static int initialise_backing(const struct command_line *cmd)
 	char *resolved;
 	struct keyring *ring;
 	struct stat st;
+	bool created = false;
 	int fd, ret = 1;
 
+	/* A missing directory is made (its parent must exist), private from the start. */
+	if (lstat(cmd->backing, &st) < 0 && errno == ENOENT) {
+		if (mkdir(cmd->backing, 0700) < 0) {
+			fprintf(stderr, "tdefs: --init %s: cannot create it: %s\n", cmd->backing,
+				strerror(errno));
+			return 1;
+		}
+		created = true;
+	}
 	fd = open_backing_root(cmd->backing, "--init", &resolved);
 	if (fd < 0)
 		return 1;
@@ -588,6 +751,9 @@ static int initialise_backing(const struct command_line *cmd)
 	ret = 0;
 out:
 	close(fd);
+	/* A failed --init leaves no directory it made itself. */
+	if (ret != 0 && created && resolved)
+		rmdir(resolved);
 	free(resolved);
 	return ret;
 }
@@ -707,6 +873,46 @@ static int prepare_mount(struct command_line *cmd)
 	return 0;
 }
 
+/*
+ * A mount over a directory that holds files hides them (gocryptfs refuses too): refused unless
+ * -o nonempty. Read through its own descriptor, before anything else is set up.
+ */
+static int check_mount_point(const struct command_line *cmd)
+{
+	int fd;
+
+	/*
+	 * A mount whose daemon died answers ENOTCONN until it is unmounted (a stat may still be
+	 * answered from the kernel's attribute cache: the open is what tells).
+	 */
+	fd = open(cmd->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOTCONN) {
+		if (!cmd->recover || recover_stale_mount(cmd->mountpoint) < 0) {
+			fprintf(stderr,
+				"tdefs: mount point %s is stale: the daemon of the mount there is "
+				"gone (Transport endpoint is not connected); recover: fusermount3 -u "
+				"%s, then mount again (or mount with -o recover)\n",
+				cmd->mountpoint, cmd->mountpoint);
+			return -ENOTCONN;
+		}
+		fd = open(cmd->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint, strerror(errno));
+		return -errno;
+	}
+	if (!cmd->nonempty && !directory_is_empty(fd)) {
+		close(fd);
+		fprintf(stderr,
+			"tdefs: mount point %s is not empty: the mount would hide its files; "
+			"empty it, or mount with -o nonempty\n",
+			cmd->mountpoint);
+		return -ENOTEMPTY;
+	}
+	close(fd);
+	return 0;
+}
+
 /* The backing path goes into the mount table as the source; commas would split options. */
 static void add_fsname(struct command_line *cmd)
 {
@@ -734,6 +940,8 @@ static int run_mount(struct command_line *cmd)
 		fprintf(stderr, "tdefs: warning: cannot lock memory; keys may reach swap\n");
 	/* Creations take the caller's umask (fs/operations.c); the daemon's own is 0. */
 	umask(0);
+	if (check_mount_point(cmd) < 0)
+		goto out_free_keyring;
 	if (prepare_mount(cmd) < 0)
 		goto out_free_keyring;
 	/* Opened before it is covered: the mount root shows its owner and mode (daemon.h). */
@@ -783,12 +991,14 @@ static int run_mount(struct command_line *cmd)
 			  "without it", cmd->mountpoint, control_error);
 		goto out_unmount;
 	}
-	log_info("tdefs: mounted %s on %s with wallet %s", daemon_state.backing_path,
-		 cmd->mountpoint, daemon_state.wallet_path);
+	/* Before daemonising: a syslog that cannot be reached is said on the terminal. */
 	if (!cmd->foreground)
-		log_use_syslog("tdefs");
+		log_open_background("tdefs", cmd->log_file);
 	if (fuse_daemonize(cmd->foreground) != 0)
 		goto out_control_stop;
+	/* After the fork: the line carries the pid of the daemon that stays. */
+	log_info("mounted %s on %s with wallet %s", daemon_state.backing_path,
+		 cmd->mountpoint, daemon_state.wallet_path);
 	/* Page locks are not inherited across the fork of daemonising: take them again. */
 	if (!cmd->foreground && geteuid() == 0 && secure_process_setup(true) < 0)
 		log_warning("tdefs: cannot lock memory; keys may reach swap");
@@ -849,6 +1059,7 @@ out_control_stop:
 	control_stop(); /* nothing left to do when the loop ended: it stopped above */
 out_unmount:
 	fuse_session_unmount(session);
+	log_info("unmounted %s from %s", daemon_state.backing_path, cmd->mountpoint);
 out_remove_handlers:
 	fuse_remove_signal_handlers(session);
 out_destroy_session:

@@ -114,6 +114,14 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_D
 
 /* Send log lines to syslog (daemon in the background) instead of stderr. */
 void log_use_syslog(const char *ident);
+/*
+ * For a daemon about to go to the background: syslog when it can be reached; else one line on
+ * stderr saying so, and fallback_file (-o log=FILE, may be NULL) from then on. 0 when the lines
+ * have somewhere to go, -errno otherwise (logging then stays on stderr).
+ */
+int log_open_background(const char *ident, const char *fallback_file);
+/* One line to syslog (LOG_AUTHPRIV) for a change an auditor must see; stderr says if it could not. */
+int log_audit(const char *ident, const char *format, ...) __attribute__((format(printf, 2, 3)));
 void log_set_verbosity(enum log_level max_level);
 void log_message(enum log_level level, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));

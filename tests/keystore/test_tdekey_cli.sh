@@ -96,10 +96,10 @@ run 2 "$TDEKEY" create --wallet "$TDEFS_WORK/w" --scrypt-cost 30
 run 3 "$TDEKEY" keys --wallet "$TDEFS_WORK/none"
 contains "$ERR" "no wallet in $TDEFS_WORK/none"
 mkdir "$TDEFS_WORK/empty"
-run 0 "$TDEKEY" status --wallet "$TDEFS_WORK/empty"
+run 3 "$TDEKEY" status --wallet "$TDEFS_WORK/empty"
 contains "$OUT" "NOT_AVAILABLE"
 contains "$OUT" "UNKNOWN"
-run 0 "$TDEKEY" status --wallet "$TDEFS_WORK/empty" --json
+run 3 "$TDEKEY" status --wallet "$TDEFS_WORK/empty" --json
 json 'j["status"] == "NOT_AVAILABLE" and j["wallets"] == [] and j["external_store"] is None'
 
 # --- auto-login only, one command, no prompt -----------------------------------------------

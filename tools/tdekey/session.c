@@ -20,13 +20,27 @@ int open_session(const struct options *options, enum wallet_access access,
 	return ret < 0 ? report_failure(ret, error) : EXIT_OK;
 }
 
+char committed_summary[256];
+
 int commit_session(const struct options *options, struct wallet_session *session)
 {
 	char error[KEYSTORE_ERROR_SIZE] = "";
+	uint8_t active[KEY_ID_SIZE];
+	char active_text[KEY_ID_TEXT_SIZE] = "none";
+	const uint8_t *mek;
+	struct keyring *ring;
 	int ret;
 
 	ret = wallet_session_commit(session, options->backup_id, error);
-	return ret < 0 ? report_failure(ret, error) : EXIT_OK;
+	if (ret < 0)
+		return report_failure(ret, error);
+	/* For the audit line tdekey.c writes: what the wallet holds now (no key material). */
+	ring = wallet_session_keyring(session);
+	if (keyring_active(ring, active, &mek) == 0)
+		key_id_format(active, active_text);
+	snprintf(committed_summary, sizeof(committed_summary), "now generation %llu, active key %s",
+		 (unsigned long long)keyring_generation(ring), active_text);
+	return EXIT_OK;
 }
 
 int find_key_argument(const struct options *options, struct keyring *ring, size_t *index)

@@ -292,6 +292,12 @@ static int run(const struct options *options)
 	ret = exit_code_for(report->first_error);
 	if (ret == EXIT_OK && report->status == WALLET_STATUS_OPEN_NO_MASTER_KEY)
 		ret = EXIT_NO_MASTER_KEY;
+	if (ret == EXIT_OK && report->row_count == 0) {
+		/* Shown as NOT_AVAILABLE; a script must not read that as success. */
+		fprintf(stderr, "tdekey: no wallet in %s; create one with: tdekey create --wallet %s\n",
+			report->dir, report->dir);
+		ret = EXIT_NO_WALLET;
+	}
 	free(report);
 	return ret;
 }
@@ -333,8 +339,8 @@ const struct command command_status = {
 		"       checksum is checked in any case, so damage shows without a password.\n"
 		"\n"
 		"       The exit status is that of the first problem found; else 9 when the wallet\n"
-		"       the daemon would open is OPEN_NO_MASTER_KEY; else 0 (NOT_AVAILABLE and\n"
-		"       CLOSED for want of a password included).\n"
+		"       the daemon would open is OPEN_NO_MASTER_KEY; else 3 when there is no wallet\n"
+		"       (NOT_AVAILABLE); else 0 (CLOSED for want of a password included).\n"
 		"\n"
 		"OPTIONS\n"
 		"       -w, --wallet DIR\n"

@@ -8,8 +8,13 @@
  */
 #include "tools/tdekey/tdekey.h"
 
+#include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "crypto/crypto.h"
 #include "util/util.h"
@@ -138,6 +143,58 @@ static void print_main_help(FILE *out)
 	      out);
 }
 
+/*
+ * A wallet directory this user may not enter reads as "no wallet" further down (every file
+ * in it looks absent): say what it is, before any command looks.
+ */
+static int check_wallet_access(const char *dir)
+{
+	struct stat st;
+
+	if (!dir)
+		return EXIT_OK;
+	if (stat(dir, &st) < 0) {
+		if (errno != EACCES)
+			return EXIT_OK; /* missing: each command says what it needs */
+		fprintf(stderr, "tdekey: wallet directory %s: permission denied (a directory on the "
+			"way is closed to uid %u)\n", dir, (unsigned)getuid());
+		return EXIT_PERMISSIONS;
+	}
+	if (S_ISDIR(st.st_mode) && access(dir, R_OK | X_OK) < 0 && errno == EACCES) {
+		fprintf(stderr,
+			"tdekey: wallet directory %s: permission denied (owned by uid %u, mode "
+			"%04o; run tdekey as that user or root)\n",
+			dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return EXIT_PERMISSIONS;
+	}
+	return EXIT_OK;
+}
+
+/*
+ * Every change to a wallet goes to syslog (LOG_AUTHPRIV): who (uid, user name, and the sudo
+ * user behind it), which command and key argument, which wallet, and what it holds now. The
+ * read-only commands are not logged; any other, new ones included, is.
+ */
+static void audit_change(const struct command *command, const struct options *options)
+{
+	static const char *const read_only[] = { "status", "keys", "backup", "key-usage" };
+	const struct passwd *user = getpwuid(getuid());
+	const char *sudo_user = getenv("SUDO_USER");
+	char *wallet;
+
+	for (size_t i = 0; i < ARRAY_SIZE(read_only); i++)
+		if (strcmp(command->name, read_only[i]) == 0)
+			return;
+	wallet = options->wallet ? realpath(options->wallet, NULL) : NULL;
+	log_audit("tdekey", "%s by uid %u (%s%s%s) on wallet %s%s%s%s%s", command->name,
+		  (unsigned)getuid(), user ? user->pw_name : "?", sudo_user ? ", sudo from " : "",
+		  sudo_user ? sudo_user : "",
+		  wallet ? wallet : options->wallet ? options->wallet : "?",
+		  options->argc > 0 ? ": key " : "", options->argc > 0 ? options->argv[0] : "",
+		  committed_summary[0] ? "; " : "", committed_summary);
+	free(wallet);
+}
+
 static const struct command *find_command(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
@@ -192,5 +249,11 @@ int main(int argc, char *argv[])
 	ret = parse_options(command, argc - 1, argv + 1, &options, &help_shown);
 	if (ret || help_shown)
 		return ret;
-	return command->run(&options);
+	ret = check_wallet_access(options.wallet);
+	if (ret)
+		return ret;
+	ret = command->run(&options);
+	if (ret == EXIT_OK)
+		audit_change(command, &options);
+	return ret;
 }

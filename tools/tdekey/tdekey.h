@@ -216,6 +216,8 @@ int open_session(const struct options *options, enum wallet_access access,
 		 struct wallet_session **session);
 /* Commit; prints the failure and returns its exit code. */
 int commit_session(const struct options *options, struct wallet_session *session);
+/* What the last commit_session left the wallet at, for the audit line; "" before one. */
+extern char committed_summary[256];
 /* The key named by the command's KEY_ID argument (a unique prefix); prints why not. */
 int find_key_argument(const struct options *options, struct keyring *ring, size_t *index);
 /* "wallet <path> (generation N), backup <path>" for people; the same fields in JSON. */

@@ -204,6 +204,28 @@ static bool mount_point_of_closed_mount(const char *path, struct stat *st)
 	return found;
 }
 
+/*
+ * A mount whose daemon died stays in the mount table and answers ENOTCONN until it is
+ * unmounted; a stat may still come from the kernel's attribute cache, an open cannot.
+ */
+static bool mount_is_stale(const char *mount_point)
+{
+	int fd = open(mount_point, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 && errno == ENOTCONN;
+}
+
+static int report_stale(const char *mount_point)
+{
+	fprintf(stderr,
+		"tderekey: %s: the tdefs daemon of this mount is gone (Transport endpoint is not "
+		"connected); recover: fusermount3 -u %s, then mount it again\n",
+		mount_point, mount_point);
+	return EXIT_STALE;
+}
+
 int control_request(const char *path, const char *request, struct control_reply *reply)
 {
 	struct channel channel;
@@ -214,15 +236,29 @@ int control_request(const char *path, const char *request, struct control_reply 
 	int fd, ret;
 
 	memset(reply, 0, sizeof(*reply));
-	if (stat(path, &st) < 0 && !mount_point_of_closed_mount(path, &st)) {
-		fprintf(stderr, "tderekey: %s: %s\n", path, strerror(errno));
-		return EXIT_USAGE;
+	if (stat(path, &st) < 0) {
+		int error = errno;
+
+		if (error == ENOTCONN) {
+			struct mount_entry stale;
+			char *resolved = realpath(path, NULL);
+			bool known = resolved && mount_find_by_point(resolved, &stale) == 0;
+
+			free(resolved);
+			return report_stale(known ? stale.mount_point : path);
+		}
+		if (!mount_point_of_closed_mount(path, &st)) {
+			fprintf(stderr, "tderekey: %s: %s\n", path, strerror(error));
+			return EXIT_USAGE;
+		}
 	}
 	if (mount_find_by_device(major(st.st_dev), minor(st.st_dev), &entry) < 0 ||
 	    strcmp(entry.fs_type, "fuse.tdefs") != 0) {
 		fprintf(stderr, "tderekey: %s is not on a tdefs mount\n", path);
 		return EXIT_NOT_TDEFS;
 	}
+	if (mount_is_stale(entry.mount_point))
+		return report_stale(entry.mount_point);
 	ret = find_channel(&channel, &entry);
 	if (ret)
 		return ret;

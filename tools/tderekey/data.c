@@ -159,7 +159,8 @@ const struct rekey_command command_data = {
 		"\n"
 		"Exit status: 0 every file was re-encrypted; 1 failed or stopped; 2 usage;\n"
 		"3 not a tdefs mount; 4 permission denied (root or the mounting user only);\n"
-		"5 the control channel failed its checks (not this mount's daemon).\n",
+		"5 the control channel failed its checks (not this mount's daemon);\n"
+		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
 	.run = run_data,
 };
 
@@ -194,7 +195,7 @@ const struct rekey_command command_pause = {
 		"'tderekey resume' continues where it stopped.\n"
 		"\n"
 		"Exit status: 0 ok; 1 no data rekey is running; 2 usage; 3 not a tdefs mount;\n"
-		"4 permission denied; 5 the control channel failed its checks.\n",
+		"4 permission denied; 5 the control channel failed its checks; 6 the daemon is gone.\n",
 	.run = run_pause,
 };
 
@@ -206,6 +207,6 @@ const struct rekey_command command_resume = {
 		"Continue the paused data rekey of the daemon serving MOUNTPOINT.\n"
 		"\n"
 		"Exit status: 0 ok; 1 no data rekey is paused; 2 usage; 3 not a tdefs mount;\n"
-		"4 permission denied; 5 the control channel failed its checks.\n",
+		"4 permission denied; 5 the control channel failed its checks; 6 the daemon is gone.\n",
 	.run = run_resume,
 };

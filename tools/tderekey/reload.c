@@ -36,6 +36,7 @@ const struct rekey_command command_reload = {
 		"descriptor cannot re-read a password wallet; it keeps its keys and says why.\n"
 		"\n"
 		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
-		"5 the control channel failed its checks (not this mount's daemon).\n",
+		"5 the control channel failed its checks (not this mount's daemon);\n"
+		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
 	.run = run_reload,
 };

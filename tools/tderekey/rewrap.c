@@ -123,6 +123,7 @@ const struct rekey_command command_rewrap = {
 		"\n"
 		"Exit status: 0 every header is under the active key; 1 failed or stopped;\n"
 		"2 usage; 3 not a tdefs mount; 4 permission denied (root or the mounting user only);\n"
-		"5 the control channel failed its checks (not this mount's daemon).\n",
+		"5 the control channel failed its checks (not this mount's daemon);\n"
+		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
 	.run = run_rewrap,
 };

@@ -31,6 +31,7 @@ const struct rekey_command command_stop = {
 		"To hold a data rekey and continue it later, use pause and resume instead.\n"
 		"\n"
 		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
-		"5 the control channel failed its checks (not this mount's daemon).\n",
+		"5 the control channel failed its checks (not this mount's daemon);\n"
+		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
 	.run = run_stop,
 };

@@ -39,10 +39,11 @@ int relative_to_mount(const char *path, char *relative, size_t len);
 
 /*
  * Exit codes, also listed in every --help. EXIT_UNTRUSTED: the control channel failed its
- * checks (control_client.c): whoever answers is not the daemon of this mount.
+ * checks (control_client.c): whoever answers is not the daemon of this mount. EXIT_STALE: the
+ * mount is still in the table but its daemon is gone ("Transport endpoint is not connected").
  */
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_TDEFS = 3, EXIT_DENIED = 4,
-       EXIT_UNTRUSTED = 5 };
+       EXIT_UNTRUSTED = 5, EXIT_STALE = 6 /* the daemon died: ENOTCONN on the mount */ };
 
 /* A reply from the daemon: "key value" lines, then "ok" or "error MESSAGE". */
 struct control_reply {
