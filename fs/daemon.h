@@ -286,6 +286,10 @@ struct job;
 int data_rekey_file(struct job *job, int path_fd, bool resume_only,
 		    struct file_job_result *result);
 
+/* stop.c: SIGTERM, SIGINT and SIGHUP ask for a normal unmount, never a lazy one. */
+int stop_handler_start(const char *mount_point, unsigned timeout_seconds);
+void stop_handler_end(void);
+
 /* key_rotation.c */
 /* Re-read the wallet the daemon was started with; keeps the loaded keys when it cannot. */
 int keys_reload(char *error, size_t error_len);

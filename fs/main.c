@@ -51,6 +51,7 @@ struct command_line {
 	bool recover;	 /* -o recover: unmount a stale mount point (its daemon died) first */
 	int tries;	 /* --tries: password prompts on a terminal */
 	const char *log_file; /* -o log=FILE: where background lines go when syslog is gone */
+	unsigned stop_timeout; /* -o stop_timeout=SECS: how long SIGTERM waits for a busy mount */
 	int password_fd;
 	const char *password_file;
 	const char *wallet;
@@ -118,6 +119,8 @@ static const char usage_mount_text[] =
 	"       recover         unmount MOUNTPOINT first when it is stale (its daemon died:\n"
 	"                       'Transport endpoint is not connected')\n"
 	"       log=FILE        in the background, log to FILE when syslog cannot be reached\n"
+	"       stop_timeout=SECS  on SIGTERM/SIGINT/SIGHUP, how long to retry a normal unmount\n"
+	"                       of a busy mount (default 60); it is never detached\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"  -h, --help           this text\n"
@@ -196,6 +199,15 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 					option);
 				return -EINVAL;
 			}
+		} else if (strncmp(option, "stop_timeout=", 13) == 0) {
+			char *end;
+			unsigned long value = strtoul(option + 13, &end, 10);
+			if (!option[13] || *end || value > 86400) {
+				fprintf(stderr, "tdefs: -o %s: not a number of seconds (0-86400)\n",
+					option);
+				return -EINVAL;
+			}
+			cmd->stop_timeout = (unsigned)value;
 		} else if (strcmp(option, "nonempty") == 0) {
 			cmd->nonempty = true;
 		} else if (strcmp(option, "recover") == 0) {
@@ -1003,6 +1015,13 @@ static int run_mount(struct command_line *cmd)
 	if (!cmd->foreground && geteuid() == 0 && secure_process_setup(true) < 0)
 		log_warning("tdefs: cannot lock memory; keys may reach swap");
 
+	/* Before any other thread starts, so that every one inherits the blocked signals. */
+	if ((ret = stop_handler_start(cmd->mountpoint, cmd->stop_timeout)) < 0) {
+		log_error("cannot start the stop handler of %s: %s; unmounting", cmd->mountpoint,
+			  strerror(-ret));
+		ret = 1;
+		goto out_control_stop;
+	}
 	/*
 	 * After daemonising (the threads must live in the process that stays): the control
 	 * channel's thread, and the wallet watcher, which is not needed to serve files (a failure
@@ -1052,6 +1071,7 @@ static int run_mount(struct command_line *cmd)
 	fuse_loop_cfg_set_max_threads(loop_config, 8);
 	ret = fuse_session_loop_mt(session, loop_config) == 0 ? 0 : 1;
 	fuse_loop_cfg_destroy(loop_config);
+	stop_handler_end();
 	control_stop();
 	jobs_join_all();
 	wallet_watch_stop();
@@ -1143,7 +1163,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct command_line cmd = { 0 };
+	struct command_line cmd = { .stop_timeout = 60 };
 	int ret = parse_command_line(argc, argv, &cmd);
 
 	if (ret)
