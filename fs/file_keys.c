@@ -71,7 +71,7 @@ out_free_dek:
 	return ret;
 }
 
-static int open_backing_data(struct tdefs_inode *inode, bool *writable)
+static int open_backing_data(struct tdefs_inode *inode, int path_fd, bool *writable)
 {
 	int fd;
 
@@ -80,11 +80,12 @@ static int open_backing_data(struct tdefs_inode *inode, bool *writable)
 	 * anything else (a device node, a FIFO) is never opened for data, let alone written.
 	 */
 	*writable = !daemon_state.read_only;
-	fd = backing_reopen(inode->path_fd, *writable ? O_RDWR : O_RDONLY);
+	fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
 	if ((fd == -EACCES || fd == -EROFS) && *writable) {
 		*writable = false;
-		fd = backing_reopen(inode->path_fd, O_RDONLY);
+		fd = backing_reopen(path_fd, O_RDONLY);
 	}
+	fd_limit_note(fd);
 	return fd;
 }
 
@@ -211,9 +212,17 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
-	crypt->data_fd = open_backing_data(inode, &crypt->writable);
+	/*
+	 * The inode's O_PATH descriptor stays held while the state is loaded (released with it):
+	 * an open file's inode is never reopened by handle, which an unlinked file may refuse.
+	 */
+	ret = inode_fd_get(inode);
+	if (ret < 0)
+		goto out_free_crypt;
+	crypt->data_fd = open_backing_data(inode, ret, &crypt->writable);
 	if (crypt->data_fd < 0) {
 		ret = crypt->data_fd;
+		inode_fd_put(inode);
 		goto out_free_crypt;
 	}
 	ret = load_file_key(inode, crypt);
@@ -227,6 +236,7 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 
 out_close_data:
 	close(crypt->data_fd);
+	inode_fd_put(inode);
 out_free_crypt:
 	free(crypt);
 out_unlock:
@@ -251,6 +261,7 @@ void file_crypt_release(struct tdefs_inode *inode)
 	xts_key_free(crypt->key);
 	xts_key_free(crypt->new_key);
 	close(crypt->data_fd);
+	inode_fd_put(inode);
 	file_crypt_locks_destroy(crypt);
 	secure_wipe(&crypt->header, sizeof(crypt->header));
 	free(crypt);
