@@ -186,6 +186,9 @@ static void cache_adopt(struct tdefs_inode *inode, int fd)
 {
 	if (inode->path_fd >= 0) {
 		close(fd);
+		/* Another thread cached one meanwhile, maybe idle by now: in use again, not evictable. */
+		if (inode->fd_users > 0)
+			lru_unlink(inode);
 		return;
 	}
 	inode->path_fd = fd;
