@@ -212,17 +212,13 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
-	/*
-	 * The inode's O_PATH descriptor stays held while the state is loaded (released with it):
-	 * an open file's inode is never reopened by handle, which an unlinked file may refuse.
-	 */
 	ret = inode_fd_get(inode);
 	if (ret < 0)
 		goto out_free_crypt;
 	crypt->data_fd = open_backing_data(inode, ret, &crypt->writable);
+	inode_fd_put(inode);
 	if (crypt->data_fd < 0) {
 		ret = crypt->data_fd;
-		inode_fd_put(inode);
 		goto out_free_crypt;
 	}
 	ret = load_file_key(inode, crypt);
@@ -236,7 +232,6 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 
 out_close_data:
 	close(crypt->data_fd);
-	inode_fd_put(inode);
 out_free_crypt:
 	free(crypt);
 out_unlock:
@@ -261,7 +256,6 @@ void file_crypt_release(struct tdefs_inode *inode)
 	xts_key_free(crypt->key);
 	xts_key_free(crypt->new_key);
 	close(crypt->data_fd);
-	inode_fd_put(inode);
 	file_crypt_locks_destroy(crypt);
 	secure_wipe(&crypt->header, sizeof(crypt->header));
 	free(crypt);

@@ -14,8 +14,9 @@
  * result is checked to be the same (st_dev, st_ino), so nothing outside the backing root can be
  * reached this way. Where handles do not work (a filesystem without them, an object on another
  * filesystem mounted below the root, a daemon without CAP_DAC_READ_SEARCH), the inode keeps its
- * O_PATH descriptor for its life, as before. A file with loaded encryption state (open, or in a
- * job) keeps its descriptor too: an unlinked but open file may not reopen by handle.
+ * O_PATH descriptor for its life, as before. An open file costs one descriptor, its data
+ * descriptor (fs/file_keys.c): while the kernel still holds an inode, an unlinked but open file
+ * or a removed directory still reopens by handle (ext4), so nothing needs pinning.
  */
 #include "fs/daemon.h"
 

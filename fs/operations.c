@@ -741,30 +741,27 @@ struct directory_handle {
 static void tdefs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct directory_handle *handle = calloc(1, sizeof(*handle));
-	bool held;
 	int fd;
 
 	if (!handle) {
 		reply_result(req, -ENOMEM);
 		return;
 	}
-	/*
-	 * The O_PATH descriptor stays held until releasedir: an open directory's inode is never
-	 * reopened by handle, which a removed directory would refuse (fstat on it still works).
-	 */
 	fd = inode_fd_get(get_inode(ino));
-	held = fd >= 0;
-	if (held)
-		fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	else
+	if (fd >= 0) {
+		int dir_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), saved = errno;
+
+		inode_fd_put(get_inode(ino));
+		fd = dir_fd;
+		errno = saved;
+	} else {
 		errno = -fd;
+	}
 	if (fd < 0 || !(handle->stream = fdopendir(fd))) {
 		int saved = errno;
 
 		if (fd >= 0)
 			close(fd);
-		if (held)
-			inode_fd_put(get_inode(ino));
 		free(handle);
 		reply_result(req, -saved);
 		return;
@@ -833,7 +830,6 @@ static void tdefs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 
 	closedir(handle->stream);
 	free(handle);
-	inode_fd_put(get_inode(ino)); /* held since opendir */
 	reply_result(req, 0);
 }
 
