@@ -100,9 +100,24 @@ check_fds "read back after the remount"
 "$tderekey" rewrap "$TDEFS_MNT" >"$TDEFS_WORK/rewrap.out" 2>&1 || fail "rewrap: $(cat "$TDEFS_WORK/rewrap.out")"
 grep -q "rewrap done" "$TDEFS_WORK/rewrap.out" || fail "rewrap: no summary: $(cat "$TDEFS_WORK/rewrap.out")"
 check_fds "rewrap"
-"$tderekey" data "$TDEFS_MNT" >"$TDEFS_WORK/data.out" 2>&1 || fail "data rekey: $(cat "$TDEFS_WORK/data.out")"
+# The data rekey in the background, followed through tderekey status: it reports progress.
+status_field() {
+	"$tderekey" status "$TDEFS_MNT" --json | sed -n "s/.*\"$1\": \"\{0,1\}\([a-z0-9]*\).*/\1/p"
+}
+"$tderekey" data "$TDEFS_MNT" --no-wait >"$TDEFS_WORK/data.out" 2>&1 || fail "data rekey: $(cat "$TDEFS_WORK/data.out")"
+partial=0
+while :; do
+	state=$(status_field data_state)
+	changed=$(status_field data_changed)
+	[[ $state == running && ${changed:-0} -gt 0 ]] && partial=$changed
+	[[ $state == running ]] || break
+	sleep 0.5
+done
+[[ $state == done ]] || fail "data rekey ended in state '$state': $("$tderekey" status "$TDEFS_MNT")"
+[[ $changed == $((total + 3000)) ]] || fail "data rekey changed $changed files, want $((total + 3000))"
+((partial > 0 && partial < total + 3000)) || fail "tderekey status showed no progress during the data rekey"
 check_fds "data rekey"
-log "rewrap: $(tail -n 1 "$TDEFS_WORK/rewrap.out"); data rekey: $(tail -n 1 "$TDEFS_WORK/data.out")"
+log "rewrap: $(tail -n 1 "$TDEFS_WORK/rewrap.out"); data rekey: $changed files, status showed $partial part-way"
 (cd "$TDEFS_MNT" && md5sum --quiet -c "$TDEFS_WORK/sums") || fail "contents differ after the rekey"
 check_fds "read back after the rekey"
 
