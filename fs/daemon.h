@@ -171,6 +171,11 @@ int inode_fd_get(struct tdefs_inode *inode);
 void inode_fd_put(struct tdefs_inode *inode);
 /* "/proc/self/fd/N" of a descriptor, for syscalls that take none (N from inode_fd_get). */
 void fd_proc_path(int fd, char *buf, size_t len);
+/*
+ * After an open failed with error (-errno): on -EMFILE close every idle cached descriptor and
+ * return true if any was, so that the caller retries once; else false.
+ */
+bool inode_fd_cache_shrink(int error);
 /* Log, once per daemon, an EMFILE/ENFILE (error as -errno; others ignored) with the limit. */
 void fd_limit_note(int error);
 /* Best-effort backing path for log lines. */

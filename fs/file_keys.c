@@ -81,6 +81,8 @@ static int open_backing_data(struct tdefs_inode *inode, int path_fd, bool *writa
 	 */
 	*writable = !daemon_state.read_only;
 	fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
+	if (inode_fd_cache_shrink(fd))
+		fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
 	if ((fd == -EACCES || fd == -EROFS) && *writable) {
 		*writable = false;
 		fd = backing_reopen(path_fd, O_RDONLY);

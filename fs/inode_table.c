@@ -16,7 +16,9 @@
  * filesystem mounted below the root, a daemon without CAP_DAC_READ_SEARCH), the inode keeps its
  * O_PATH descriptor for its life, as before. An open file costs one descriptor, its data
  * descriptor (fs/file_keys.c): while the kernel still holds an inode, an unlinked but open file
- * or a removed directory still reopens by handle (ext4), so nothing needs pinning.
+ * or a removed directory still reopens by handle (ext4), so nothing needs pinning. At a hard
+ * limit below the cache's size, an EMFILE empties the idle cache and the open is retried once
+ * (inode_fd_cache_shrink); an EMFILE that still reaches a reply is logged once (fd_limit_note).
  */
 #include "fs/daemon.h"
 
@@ -199,6 +201,26 @@ static void cache_adopt(struct tdefs_inode *inode, int fd)
 	lru_trim();
 }
 
+bool inode_fd_cache_shrink(int error)
+{
+	size_t closed = 0;
+
+	if (error != -EMFILE)
+		return false;
+	pthread_mutex_lock(&fd_cache_lock);
+	while (lru_tail) {
+		struct tdefs_inode *victim = lru_tail;
+
+		lru_unlink(victim);
+		close(victim->path_fd);
+		victim->path_fd = -1;
+		fd_cached--;
+		closed++;
+	}
+	pthread_mutex_unlock(&fd_cache_lock);
+	return closed > 0;
+}
+
 int inode_fd_get(struct tdefs_inode *inode)
 {
 	struct stat st;
@@ -217,6 +239,8 @@ int inode_fd_get(struct tdefs_inode *inode)
 	pthread_mutex_unlock(&fd_cache_lock);
 
 	fd = open_by_handle_at(handle_mount_fd, inode->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0 && inode_fd_cache_shrink(-errno))
+		fd = open_by_handle_at(handle_mount_fd, inode->handle, O_PATH | O_CLOEXEC);
 	if (fd < 0) {
 		int ret = -errno;
 
@@ -416,6 +440,8 @@ int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry
 	if (ret < 0)
 		return ret;
 	fd = openat(ret, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && inode_fd_cache_shrink(-errno))
+		fd = openat(ret, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	ret = fd < 0 ? -errno : 0;
 	inode_fd_put(parent);
 	if (ret < 0) {
