@@ -101,16 +101,21 @@ check_fds "read back after the remount"
 grep -q "rewrap done" "$TDEFS_WORK/rewrap.out" || fail "rewrap: no summary: $(cat "$TDEFS_WORK/rewrap.out")"
 check_fds "rewrap"
 # The data rekey in the background, followed through tderekey status until it is done.
-status_field() {
-	"$tderekey" status "$TDEFS_MNT" --json | sed -n "s/.*\"$1\": \"\{0,1\}\([a-z0-9]*\).*/\1/p"
-}
+field_of() { sed -n "s/.*\"$1\": \"\{0,1\}\([a-z0-9]*\).*/\1/p" <<<"$2"; }
 "$tderekey" data "$TDEFS_MNT" --no-wait >"$TDEFS_WORK/data.out" 2>&1 || fail "data rekey: $(cat "$TDEFS_WORK/data.out")"
 partial=0
-while :; do
-	state=$(status_field data_state)
-	changed=$(status_field data_changed)
+state=
+for ((poll = 0; poll < 2400; poll++)); do
+	# A status answer may fail while headers are rewritten under its census: ask again.
+	out=$("$tderekey" status "$TDEFS_MNT" --json 2>&1) || {
+		echo "$out" >>"$TDEFS_WORK/status-errors"
+		sleep 0.5
+		continue
+	}
+	state=$(field_of data_state "$out")
+	changed=$(field_of data_changed "$out")
 	[[ $state == running && ${changed:-0} -gt 0 ]] && partial=$changed
-	[[ $state == running ]] || break
+	[[ $state == running || $state == "" ]] || break
 	sleep 0.5
 done
 [[ $state == done ]] || fail "data rekey ended in state '$state': $("$tderekey" status "$TDEFS_MNT")"
@@ -119,6 +124,8 @@ done
 # under load the first answer may come only as the job ends.
 ((partial > 0 && partial < total + 3000)) || log "tderekey status answered only after the data rekey ended"
 check_fds "data rekey"
+[[ -s $TDEFS_WORK/status-errors ]] &&
+	log "tderekey status failed $(grep -c . "$TDEFS_WORK/status-errors") times during the rekey: $(head -n 1 "$TDEFS_WORK/status-errors")"
 log "rewrap: $(tail -n 1 "$TDEFS_WORK/rewrap.out"); data rekey: $changed files, status showed $partial part-way"
 (cd "$TDEFS_MNT" && md5sum --quiet -c "$TDEFS_WORK/sums") || fail "contents differ after the rekey"
 check_fds "read back after the rekey"
