@@ -43,14 +43,28 @@
  *      deadlock.
  *   6. daemon_state.keyring_lock: shared to use a MEK, exclusive only in keys_reload() to swap
  *      the ring. A leaf.
+ *   7. fd_cache_lock (fs/inode_table.c): the inodes' cached O_PATH descriptors, taken by
+ *      inode_fd_get/put under any of the above (crypt_lock, table_lock at unmount) and only
+ *      for bookkeeping: the reopen by handle happens outside it. A leaf.
  * Apart from the list, each a leaf: reload_lock (fs/key_rotation.c) is taken first and then
  * only keyring_lock (exclusive); job->lock and the job table lock (fs/jobs.c) are held for
  * bookkeeping and condition waits only, never around file work.
  */
 
 struct tdefs_inode {
+	/*
+	 * The O_PATH descriptor of the backing object: reach it only through inode_fd_get() and
+	 * inode_fd_put(). With a handle it is open only while in use or cached (guarded by the
+	 * descriptor cache lock, fs/inode_table.c), else -1; without one it is open for the
+	 * inode's life (the root, filesystems without handles).
+	 */
+	int path_fd;
+	unsigned fd_users;
+	struct tdefs_inode *lru_prev, *lru_next;
+	bool in_lru;
+
 	/* Immutable after creation. */
-	int path_fd; /* O_PATH descriptor of the backing object */
+	struct file_handle *handle; /* NULL: path_fd is kept open */
 	dev_t backing_dev;
 	ino_t backing_ino;
 	mode_t file_type; /* S_IFMT bits */
@@ -149,10 +163,24 @@ void inode_table_clear(void);
 int inode_stat(struct tdefs_inode *inode, struct stat *st);
 /* Convert a backing stat into what the mount shows (plaintext size of regular files). */
 void stat_to_plaintext(struct stat *st);
-/* "/proc/self/fd/N" of the inode, for syscalls that take no descriptor. */
-void inode_proc_path(const struct tdefs_inode *inode, char *buf, size_t len);
+/*
+ * The inode's O_PATH descriptor (>= 0) or -errno (reopened by its file handle if it was not
+ * cached: -ESTALE once the backing object is gone). It stays open until the matching
+ * inode_fd_put(inode); every use of a descriptor of an inode is between the two.
+ */
+int inode_fd_get(struct tdefs_inode *inode);
+void inode_fd_put(struct tdefs_inode *inode);
+/* "/proc/self/fd/N" of a descriptor, for syscalls that take none (N from inode_fd_get). */
+void fd_proc_path(int fd, char *buf, size_t len);
+/*
+ * After an open failed with error (-errno): on -EMFILE close every idle cached descriptor and
+ * return true if any was, so that the caller retries once; else false.
+ */
+bool inode_fd_cache_shrink(int error);
+/* Log, once per daemon, an EMFILE/ENFILE (error as -errno; others ignored) with the limit. */
+void fd_limit_note(int error);
 /* Best-effort backing path for log lines. */
-void inode_describe(const struct tdefs_inode *inode, char *buf, size_t len);
+void inode_describe(struct tdefs_inode *inode, char *buf, size_t len);
 
 /* file_keys.c: the shared encryption state of a regular file's inode (inode->crypt). */
 int file_crypt_acquire(struct tdefs_inode *inode);

@@ -99,7 +99,7 @@ out_free_dek:
 	return ret;
 }
 
-static int open_backing_data(struct tdefs_inode *inode, bool *writable)
+static int open_backing_data(struct tdefs_inode *inode, int path_fd, bool *writable)
 {
 	int fd;
 
@@ -108,11 +108,14 @@ static int open_backing_data(struct tdefs_inode *inode, bool *writable)
 	 * anything else (a device node, a FIFO) is never opened for data, let alone written.
 	 */
 	*writable = !daemon_state.read_only;
-	fd = backing_reopen(inode->path_fd, *writable ? O_RDWR : O_RDONLY);
+	fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
+	if (inode_fd_cache_shrink(fd))
+		fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
 	if ((fd == -EACCES || fd == -EROFS) && *writable) {
 		*writable = false;
-		fd = backing_reopen(inode->path_fd, O_RDONLY);
+		fd = backing_reopen(path_fd, O_RDONLY);
 	}
+	fd_limit_note(fd);
 	return fd;
 }
 
@@ -239,7 +242,11 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
-	crypt->data_fd = open_backing_data(inode, &crypt->writable);
+	ret = inode_fd_get(inode);
+	if (ret < 0)
+		goto out_free_crypt;
+	crypt->data_fd = open_backing_data(inode, ret, &crypt->writable);
+	inode_fd_put(inode);
 	if (crypt->data_fd < 0) {
 		ret = crypt->data_fd;
 		goto out_free_crypt;

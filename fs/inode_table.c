@@ -3,6 +3,22 @@
  * name of a hard-linked file maps to one tdefs_inode, so all links share one encryption state
  * and one set of locks. The FUSE node ID is the inode's address; the kernel's lookup count
  * decides when it is freed.
+ *
+ * Descriptors. The kernel may cache far more inodes than the daemon may open descriptors
+ * (RLIMIT_NOFILE, often 1024), so an inode does not keep one: it keeps its backing file handle
+ * (name_to_handle_at, taken at lookup) and an O_PATH descriptor only while it is in use
+ * (inode_fd_get/inode_fd_put, reference-counted) or among the FD_CACHE_MAX most recently used
+ * (an LRU list; eviction never closes a descriptor in use). An evicted descriptor comes back with
+ * open_by_handle_at() on the backing root's filesystem: a handle names the inode itself (with
+ * its generation, so a freed and reused inode number gives ESTALE), no path is resolved, and the
+ * result is checked to be the same (st_dev, st_ino), so nothing outside the backing root can be
+ * reached this way. Where handles do not work (a filesystem without them, an object on another
+ * filesystem mounted below the root, a daemon without CAP_DAC_READ_SEARCH), the inode keeps its
+ * O_PATH descriptor for its life, as before. An open file costs one descriptor, its data
+ * descriptor (fs/file_keys.c): while the kernel still holds an inode, an unlinked but open file
+ * or a removed directory still reopens by handle (ext4), so nothing needs pinning. At a hard
+ * limit below the cache's size, an EMFILE empties the idle cache and the open is retried once
+ * (inode_fd_cache_shrink); an EMFILE that still reaches a reply is logged once (fd_limit_note).
  */
 #include "fs/daemon.h"
 
@@ -16,7 +32,11 @@
 
 #include "util/util.h"
 
+#include <sys/resource.h>
+
 #define INODE_HASH_BUCKETS 4096
+/* Idle O_PATH descriptors kept open (beyond those in use): far below the usual 1024 limit. */
+#define FD_CACHE_MAX 256
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tdefs_inode *buckets[INODE_HASH_BUCKETS]; /* guarded by table_lock */
@@ -34,18 +54,234 @@ struct tdefs_inode *inode_from_fuse(fuse_ino_t ino)
 	return (struct tdefs_inode *)(uintptr_t)ino;
 }
 
-void inode_proc_path(const struct tdefs_inode *inode, char *buf, size_t len)
+void fd_proc_path(int fd, char *buf, size_t len)
 {
-	snprintf(buf, len, "/proc/self/fd/%d", inode->path_fd);
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
 }
 
-void inode_describe(const struct tdefs_inode *inode, char *buf, size_t len)
+void fd_limit_note(int error)
+{
+	static int logged; /* atomic: once per daemon */
+	struct rlimit limit;
+
+	if (error != -EMFILE && error != -ENFILE)
+		return;
+	if (__atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED))
+		return;
+	if (error == -ENFILE) {
+		log_error("tdefs: the system is out of file descriptors (ENFILE); raise "
+			  "fs.file-max (sysctl) or close files elsewhere");
+		return;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+		limit.rlim_cur = limit.rlim_max = 0;
+	log_error("tdefs: out of file descriptors (EMFILE) at RLIMIT_NOFILE %llu (hard %llu); "
+		  "raise the daemon's hard limit (ulimit -Hn, or LimitNOFILE= in its systemd unit)",
+		  (unsigned long long)limit.rlim_cur, (unsigned long long)limit.rlim_max);
+}
+
+/* --- the descriptor cache ---------------------------------------------------------------- */
+
+static pthread_mutex_t fd_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Guarded by fd_cache_lock: idle cached descriptors, most recently used first. */
+static struct tdefs_inode *lru_head, *lru_tail;
+static size_t fd_cached; /* inodes with a handle whose path_fd is open */
+static pthread_once_t handles_once = PTHREAD_ONCE_INIT;
+static bool handles_usable;
+static dev_t backing_dev;
+/* The backing root opened for reading: open_by_handle_at refuses an O_PATH mount descriptor. */
+static int handle_mount_fd = -1;
+
+/* Can this daemon reopen by handle on the backing filesystem? Tried once, on the root. */
+static void handles_probe(void)
+{
+	struct file_handle *handle;
+	struct stat st;
+	int mount_id, fd;
+
+	if (fstat(daemon_state.root.path_fd, &st) < 0)
+		return;
+	backing_dev = st.st_dev;
+	handle = calloc(1, sizeof(*handle) + MAX_HANDLE_SZ);
+	if (!handle)
+		return;
+	handle->handle_bytes = MAX_HANDLE_SZ;
+	handle_mount_fd = openat(daemon_state.root.path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (handle_mount_fd >= 0 &&
+	    name_to_handle_at(daemon_state.root.path_fd, "", handle, &mount_id, AT_EMPTY_PATH) == 0) {
+		fd = open_by_handle_at(handle_mount_fd, handle, O_PATH | O_CLOEXEC);
+		if (fd >= 0) {
+			handles_usable = true;
+			close(fd);
+		}
+	}
+	if (!handles_usable)
+		log_info("tdefs: the backing filesystem gives no reopenable file handles (%s); "
+			 "each cached inode keeps a descriptor", strerror(errno));
+	free(handle);
+}
+
+/* The handle of the object open as fd, or NULL when it cannot be reopened by one. */
+static struct file_handle *handle_of(int fd, const struct stat *st)
+{
+	struct {
+		struct file_handle handle;
+		unsigned char bytes[MAX_HANDLE_SZ];
+	} buf;
+	struct file_handle *handle;
+	int mount_id;
+
+	pthread_once(&handles_once, handles_probe);
+	if (!handles_usable || st->st_dev != backing_dev)
+		return NULL;
+	buf.handle.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", &buf.handle, &mount_id, AT_EMPTY_PATH) < 0)
+		return NULL;
+	handle = malloc(sizeof(*handle) + buf.handle.handle_bytes);
+	if (handle)
+		memcpy(handle, &buf.handle, sizeof(*handle) + buf.handle.handle_bytes);
+	return handle;
+}
+
+static void lru_unlink(struct tdefs_inode *inode)
+{
+	if (!inode->in_lru)
+		return;
+	if (inode->lru_prev)
+		inode->lru_prev->lru_next = inode->lru_next;
+	else
+		lru_head = inode->lru_next;
+	if (inode->lru_next)
+		inode->lru_next->lru_prev = inode->lru_prev;
+	else
+		lru_tail = inode->lru_prev;
+	inode->lru_prev = inode->lru_next = NULL;
+	inode->in_lru = false;
+}
+
+static void lru_push(struct tdefs_inode *inode)
+{
+	inode->lru_prev = NULL;
+	inode->lru_next = lru_head;
+	if (lru_head)
+		lru_head->lru_prev = inode;
+	else
+		lru_tail = inode;
+	lru_head = inode;
+	inode->in_lru = true;
+}
+
+/* Close idle descriptors beyond the cache's size; called with fd_cache_lock held. */
+static void lru_trim(void)
+{
+	while (fd_cached > FD_CACHE_MAX && lru_tail) {
+		struct tdefs_inode *victim = lru_tail;
+
+		lru_unlink(victim);
+		close(victim->path_fd);
+		victim->path_fd = -1;
+		fd_cached--;
+	}
+}
+
+/* Give a fresh O_PATH descriptor to an inode with a handle (fd_cache_lock held): consumed. */
+static void cache_adopt(struct tdefs_inode *inode, int fd)
+{
+	if (inode->path_fd >= 0) {
+		close(fd);
+		/* Another thread cached one meanwhile, maybe idle by now: in use again, not evictable. */
+		if (inode->fd_users > 0)
+			lru_unlink(inode);
+		return;
+	}
+	inode->path_fd = fd;
+	fd_cached++;
+	if (inode->fd_users == 0)
+		lru_push(inode);
+	lru_trim();
+}
+
+bool inode_fd_cache_shrink(int error)
+{
+	size_t closed = 0;
+
+	if (error != -EMFILE)
+		return false;
+	pthread_mutex_lock(&fd_cache_lock);
+	while (lru_tail) {
+		struct tdefs_inode *victim = lru_tail;
+
+		lru_unlink(victim);
+		close(victim->path_fd);
+		victim->path_fd = -1;
+		fd_cached--;
+		closed++;
+	}
+	pthread_mutex_unlock(&fd_cache_lock);
+	return closed > 0;
+}
+
+int inode_fd_get(struct tdefs_inode *inode)
+{
+	struct stat st;
+	int fd;
+
+	if (!inode->handle)
+		return inode->path_fd; /* kept for the inode's life */
+	pthread_mutex_lock(&fd_cache_lock);
+	if (inode->path_fd >= 0) {
+		lru_unlink(inode);
+		inode->fd_users++;
+		fd = inode->path_fd;
+		pthread_mutex_unlock(&fd_cache_lock);
+		return fd;
+	}
+	pthread_mutex_unlock(&fd_cache_lock);
+
+	fd = open_by_handle_at(handle_mount_fd, inode->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0 && inode_fd_cache_shrink(-errno))
+		fd = open_by_handle_at(handle_mount_fd, inode->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0) {
+		int ret = -errno;
+
+		fd_limit_note(ret);
+		return ret;
+	}
+	if (fstat(fd, &st) < 0 || st.st_dev != inode->backing_dev || st.st_ino != inode->backing_ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	pthread_mutex_lock(&fd_cache_lock);
+	inode->fd_users++; /* before adopting: an in-use descriptor is never trimmed */
+	cache_adopt(inode, fd);
+	fd = inode->path_fd;
+	pthread_mutex_unlock(&fd_cache_lock);
+	return fd;
+}
+
+void inode_fd_put(struct tdefs_inode *inode)
+{
+	if (!inode->handle)
+		return;
+	pthread_mutex_lock(&fd_cache_lock);
+	if (--inode->fd_users == 0 && inode->path_fd >= 0) {
+		lru_push(inode);
+		lru_trim();
+	}
+	pthread_mutex_unlock(&fd_cache_lock);
+}
+
+void inode_describe(struct tdefs_inode *inode, char *buf, size_t len)
 {
 	char proc_path[64];
-	ssize_t n;
+	ssize_t n = -1;
+	int fd = inode_fd_get(inode);
 
-	inode_proc_path(inode, proc_path, sizeof(proc_path));
-	n = readlink(proc_path, buf, len - 1);
+	if (fd >= 0) {
+		fd_proc_path(fd, proc_path, sizeof(proc_path));
+		n = readlink(proc_path, buf, len - 1);
+		inode_fd_put(inode);
+	}
 	if (n < 0)
 		snprintf(buf, len, "(backing inode %llu)", (unsigned long long)inode->backing_ino);
 	else
@@ -66,9 +302,15 @@ void stat_to_plaintext(struct stat *st)
 int inode_stat(struct tdefs_inode *inode, struct stat *st)
 {
 	struct stat cover;
+	int fd = inode_fd_get(inode), ret = 0;
 
-	if (fstatat(inode->path_fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+	if (fd < 0)
+		return fd;
+	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		ret = -errno;
+	inode_fd_put(inode);
+	if (ret < 0)
+		return ret;
 	stat_to_plaintext(st);
 	/* The root: owner and mode of the covered mount point, not of the 0700 backing root. */
 	if (inode == &daemon_state.root && daemon_state.mount_point_fd >= 0) {
@@ -84,15 +326,37 @@ int inode_stat(struct tdefs_inode *inode, struct stat *st)
 static void inode_destroy(struct tdefs_inode *inode)
 {
 	/* The kernel holds a lookup reference while a file is open, so no crypt state remains. */
-	close(inode->path_fd);
+	if (inode->handle) {
+		pthread_mutex_lock(&fd_cache_lock);
+		lru_unlink(inode);
+		if (inode->path_fd >= 0)
+			fd_cached--;
+		pthread_mutex_unlock(&fd_cache_lock);
+		free(inode->handle);
+	}
+	/* No request uses a forgotten inode (fd_users is 0): its descriptor can go. */
+	if (inode->path_fd >= 0)
+		close(inode->path_fd);
 	pthread_mutex_destroy(&inode->crypt_lock);
 	free(inode);
 }
 
-/* Find or insert the inode of the O_PATH descriptor fd (consumed), with one more reference. */
+static struct tdefs_inode *table_find(size_t bucket, const struct stat *st)
+{
+	for (struct tdefs_inode *inode = buckets[bucket]; inode; inode = inode->hash_next)
+		if (inode->backing_ino == st->st_ino && inode->backing_dev == st->st_dev)
+			return inode;
+	return NULL;
+}
+
+/*
+ * Find or insert the inode of the O_PATH descriptor fd (consumed), with one more reference.
+ * The handle is taken only for an inode not in the table yet, outside the table lock.
+ */
 static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 {
-	struct tdefs_inode *inode, *found = NULL;
+	struct tdefs_inode *found, *fresh;
+	struct file_handle *handle;
 	size_t bucket;
 
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
@@ -102,33 +366,56 @@ static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 	}
 	bucket = bucket_of(st->st_dev, st->st_ino);
 	pthread_mutex_lock(&table_lock);
-	for (inode = buckets[bucket]; inode; inode = inode->hash_next) {
-		if (inode->backing_ino == st->st_ino && inode->backing_dev == st->st_dev) {
-			found = inode;
-			found->lookup_count++;
-			break;
-		}
-	}
-	if (!found) {
-		found = calloc(1, sizeof(*found));
-		if (!found) {
-			pthread_mutex_unlock(&table_lock);
-			close(fd);
-			return -ENOMEM;
-		}
-		found->path_fd = fd;
-		fd = -1;
-		found->backing_dev = st->st_dev;
-		found->backing_ino = st->st_ino;
-		found->file_type = st->st_mode & S_IFMT;
-		found->lookup_count = 1;
-		pthread_mutex_init(&found->crypt_lock, NULL);
-		found->hash_next = buckets[bucket];
-		buckets[bucket] = found;
+	found = table_find(bucket, st);
+	if (found) {
+		found->lookup_count++;
+		pthread_mutex_unlock(&table_lock);
+		goto out_found;
 	}
 	pthread_mutex_unlock(&table_lock);
-	if (fd >= 0)
+
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh) {
 		close(fd);
+		return -ENOMEM;
+	}
+	handle = handle_of(fd, st);
+	fresh->handle = handle;
+	fresh->path_fd = handle ? -1 : fd;
+	fresh->backing_dev = st->st_dev;
+	fresh->backing_ino = st->st_ino;
+	fresh->file_type = st->st_mode & S_IFMT;
+	fresh->lookup_count = 1;
+	pthread_mutex_init(&fresh->crypt_lock, NULL);
+
+	pthread_mutex_lock(&table_lock);
+	found = table_find(bucket, st); /* another lookup of it may have won meanwhile */
+	if (found) {
+		found->lookup_count++;
+	} else {
+		fresh->hash_next = buckets[bucket];
+		buckets[bucket] = fresh;
+	}
+	pthread_mutex_unlock(&table_lock);
+	if (!found) {
+		found = fresh;
+		if (!handle)
+			goto out; /* fd is the inode's for its life */
+	} else {
+		pthread_mutex_destroy(&fresh->crypt_lock);
+		free(handle);
+		free(fresh);
+	}
+out_found:
+	/* The lookup's descriptor is likely to be used next (getattr, open): keep it cached. */
+	if (found->handle) {
+		pthread_mutex_lock(&fd_cache_lock);
+		cache_adopt(found, fd);
+		pthread_mutex_unlock(&fd_cache_lock);
+	} else {
+		close(fd);
+	}
+out:
 	*out = found;
 	return 0;
 }
@@ -149,9 +436,18 @@ int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry
 	/* The config file is the backing directory's, not the user's: it never shows. */
 	if (parent == &daemon_state.root && strcmp(name, CONFIG_FILE_NAME) == 0)
 		return -ENOENT;
-	fd = openat(parent->path_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	ret = inode_fd_get(parent);
+	if (ret < 0)
+		return ret;
+	fd = openat(ret, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && inode_fd_cache_shrink(-errno))
+		fd = openat(ret, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	ret = fd < 0 ? -errno : 0;
+	inode_fd_put(parent);
+	if (ret < 0) {
+		fd_limit_note(ret);
+		return ret;
+	}
 	ret = inode_insert(fd, &st, &found);
 	if (ret < 0)
 		return ret;
@@ -203,4 +499,8 @@ void inode_table_clear(void)
 		}
 	}
 	pthread_mutex_unlock(&table_lock);
+	if (handle_mount_fd >= 0) {
+		close(handle_mount_fd);
+		handle_mount_fd = -1;
+	}
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -1161,6 +1162,22 @@ out:
 	return ret;
 }
 
+/*
+ * The soft RLIMIT_NOFILE (often 1024) up to the hard one: a process may do that itself, and the
+ * daemon's descriptors grow with the files its users hold open (fs/inode_table.c bounds the rest).
+ */
+static void raise_descriptor_limit(void)
+{
+	struct rlimit limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+		limit.rlim_cur = limit.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+			log_warning("tdefs: cannot raise the open-file limit to %llu: %s",
+				    (unsigned long long)limit.rlim_max, strerror(errno));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct command_line cmd = { .stop_timeout = 60 };
@@ -1168,6 +1185,7 @@ int main(int argc, char **argv)
 
 	if (ret)
 		return ret;
+	raise_descriptor_limit();
 	if (cmd.init) {
 		secure_process_setup(false);
 		return initialise_backing(&cmd);

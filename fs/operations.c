@@ -58,6 +58,7 @@ static void reply_result(fuse_req_t req, int ret)
 	 */
 	if (ret < -4095)
 		ret = -EIO;
+	fd_limit_note(ret);
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
 
@@ -78,9 +79,12 @@ static int apply_owner(fuse_req_t req, struct tdefs_inode *parent, int dir_fd, c
 
 	if (geteuid() != 0)
 		return 0;
-	if (fstatat(parent->path_fd, "", &parent_st, AT_EMPTY_PATH) == 0 &&
-	    (parent_st.st_mode & S_ISGID))
+	ret = inode_fd_get(parent);
+	if (ret < 0)
+		return ret;
+	if (fstatat(ret, "", &parent_st, AT_EMPTY_PATH) == 0 && (parent_st.st_mode & S_ISGID))
 		gid = (gid_t)-1;
+	inode_fd_put(parent);
 	if (fd >= 0)
 		ret = fchown(fd, ctx->uid, gid);
 	else
@@ -96,7 +100,7 @@ static bool backing_supports_acls(const struct tdefs_daemon *state)
 {
 	char proc_path[64];
 
-	inode_proc_path(&state->root, proc_path, sizeof(proc_path));
+	fd_proc_path(state->root.path_fd, proc_path, sizeof(proc_path)); /* kept open */
 	return getxattr(proc_path, XATTR_ACL_ACCESS, NULL, 0) >= 0 || errno != EOPNOTSUPP;
 }
 
@@ -189,6 +193,7 @@ static int set_times(struct tdefs_inode *inode, struct stat *attr, int to_set)
 {
 	struct timespec times[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
 	char proc_path[64];
+	int fd, ret;
 
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
 		times[0].tv_nsec = UTIME_NOW;
@@ -198,12 +203,17 @@ static int set_times(struct tdefs_inode *inode, struct stat *attr, int to_set)
 		times[1].tv_nsec = UTIME_NOW;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		times[1] = attr->st_mtim;
-	if (S_ISLNK(inode->file_type))
-		return utimensat(inode->path_fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
-			       ? -errno
-			       : 0;
-	inode_proc_path(inode, proc_path, sizeof(proc_path));
-	return utimensat(AT_FDCWD, proc_path, times, 0) < 0 ? -errno : 0;
+	fd = inode_fd_get(inode);
+	if (fd < 0)
+		return fd;
+	if (S_ISLNK(inode->file_type)) {
+		ret = utimensat(fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	} else {
+		fd_proc_path(fd, proc_path, sizeof(proc_path));
+		ret = utimensat(AT_FDCWD, proc_path, times, 0) < 0 ? -errno : 0;
+	}
+	inode_fd_put(inode);
+	return ret;
 }
 
 /* Whether the caller of REQ is in group GID (its fsgid or a supplementary group). */
@@ -243,22 +253,28 @@ static int kill_suidgid(fuse_req_t req, fuse_ino_t ino, struct tdefs_inode *inod
 	char proc_path[64];
 	mode_t kill = 0;
 	struct stat st;
+	int fd, ret = 0;
 
 	if (!fuse_channel_request_kills_suidgid())
 		return 0;
-	if (fstatat(inode->path_fd, "", &st, AT_EMPTY_PATH) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return 0;
-	if (st.st_mode & S_ISUID)
-		kill |= S_ISUID;
-	if ((st.st_mode & S_ISGID) && ((st.st_mode & S_IXGRP) || !caller_in_group(req, st.st_gid)))
-		kill |= S_ISGID;
-	if (kill == 0)
-		return 0;
-	inode_proc_path(inode, proc_path, sizeof(proc_path));
-	if (chmod(proc_path, st.st_mode & 07777 & ~kill) < 0)
-		return -errno;
+	fd = inode_fd_get(inode);
+	if (fd < 0)
+		return fd;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
+		ret = -errno;
+	else if (S_ISREG(st.st_mode)) {
+		if (st.st_mode & S_ISUID)
+			kill |= S_ISUID;
+		if ((st.st_mode & S_ISGID) &&
+		    ((st.st_mode & S_IXGRP) || !caller_in_group(req, st.st_gid)))
+			kill |= S_ISGID;
+		fd_proc_path(fd, proc_path, sizeof(proc_path));
+		if (kill && chmod(proc_path, st.st_mode & 07777 & ~kill) < 0)
+			ret = -errno;
+	}
+	inode_fd_put(inode);
+	if (ret < 0 || kill == 0)
+		return ret;
 	/*
 	 * A WRITE or OPEN reply carries no attributes, and the kernel keeps the mode it cached
 	 * (it invalidates only size and times after a write): tell it that the mode changed.
@@ -280,26 +296,27 @@ static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int
 
 	/* The root's owner and mode are those of the mount point it covers (daemon.h). */
 	bool covered = inode == &state->root && state->mount_point_fd >= 0;
-	int owner_fd = covered ? state->mount_point_fd : inode->path_fd;
+	int owner_fd = covered ? state->mount_point_fd : inode_fd_get(inode);
 
-	if (covered)
-		snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", owner_fd);
-	else
-		inode_proc_path(inode, proc_path, sizeof(proc_path));
-	if ((to_set & FUSE_SET_ATTR_MODE) && !S_ISLNK(inode->file_type) &&
-	    chmod(proc_path, attr->st_mode & 07777) < 0) {
-		ret = -errno;
+	if (owner_fd < 0) {
+		ret = owner_fd;
 		goto out_reply;
 	}
-	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+	fd_proc_path(owner_fd, proc_path, sizeof(proc_path));
+	if ((to_set & FUSE_SET_ATTR_MODE) && !S_ISLNK(inode->file_type) &&
+	    chmod(proc_path, attr->st_mode & 07777) < 0)
+		ret = -errno;
+	if (ret == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(owner_fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		if (fchownat(owner_fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			ret = -errno;
-			goto out_reply;
-		}
 	}
+	if (!covered)
+		inode_fd_put(inode);
+	if (ret < 0)
+		goto out_reply;
 	/* A SETATTR with nothing to set is the kernel's request to drop the set-id bits. */
 	if (to_set == 0 && S_ISREG(inode->file_type)) {
 		ret = kill_suidgid(req, ino, inode);
@@ -339,11 +356,20 @@ out_reply:
 
 static void tdefs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	struct tdefs_inode *inode = get_inode(ino);
 	char target[PATH_MAX + 1];
-	ssize_t n = readlinkat(get_inode(ino)->path_fd, "", target, sizeof(target) - 1);
+	int fd = inode_fd_get(inode), saved;
+	ssize_t n;
 
+	if (fd < 0) {
+		reply_result(req, fd);
+		return;
+	}
+	n = readlinkat(fd, "", target, sizeof(target) - 1);
+	saved = errno;
+	inode_fd_put(inode);
 	if (n < 0) {
-		reply_result(req, -errno);
+		reply_result(req, -saved);
 		return;
 	}
 	target[n] = '\0';
@@ -382,53 +408,64 @@ static void caller_umask_end(void)
 static int create_regular(fuse_req_t req, struct tdefs_inode *parent, const char *name,
 			  mode_t mode, bool exclusive)
 {
-	int fd, ret;
+	int fd, ret, dir_fd = inode_fd_get(parent);
 
+	if (dir_fd < 0)
+		return dir_fd;
 	caller_umask_begin(req, &mode);
-	fd = openat(parent->path_fd, name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW,
+	fd = openat(dir_fd, name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW,
 		    mode & 07777);
 	caller_umask_end();
-	if (fd < 0)
-		return (errno == EEXIST && !exclusive) ? 1 : -errno;
+	if (fd < 0) {
+		ret = (errno == EEXIST && !exclusive) ? 1 : -errno;
+		inode_fd_put(parent);
+		return ret;
+	}
 	ret = apply_owner(req, parent, -1, NULL, fd);
 	if (ret == 0)
 		ret = file_write_new_header(fd);
 	close(fd);
 	if (ret < 0)
-		unlinkat(parent->path_fd, name, 0);
+		unlinkat(dir_fd, name, 0);
+	inode_fd_put(parent);
 	return ret;
 }
 
 static int make_node(fuse_req_t req, struct tdefs_inode *parent, const char *name, mode_t mode,
 		     dev_t rdev, const char *link_target, struct fuse_entry_param *entry)
 {
-	int ret;
+	int ret, dir_fd;
 
 	if (is_reserved_name(state_of(req), parent, name))
 		return -EPERM;
-	if (link_target) {
-		ret = symlinkat(link_target, parent->path_fd, name) < 0 ? -errno : 0;
-	} else if (S_ISDIR(mode)) {
-		caller_umask_begin(req, &mode);
-		ret = mkdirat(parent->path_fd, name, mode & 07777) < 0 ? -errno : 0;
-		caller_umask_end();
-	} else if (S_ISREG(mode)) {
+	if (S_ISREG(mode) && !link_target) {
 		ret = create_regular(req, parent, name, mode, true);
 		if (ret == 0)
 			goto out_lookup;
 		return ret;
+	}
+	dir_fd = inode_fd_get(parent);
+	if (dir_fd < 0)
+		return dir_fd;
+	if (link_target) {
+		ret = symlinkat(link_target, dir_fd, name) < 0 ? -errno : 0;
+	} else if (S_ISDIR(mode)) {
+		caller_umask_begin(req, &mode);
+		ret = mkdirat(dir_fd, name, mode & 07777) < 0 ? -errno : 0;
+		caller_umask_end();
 	} else {
 		caller_umask_begin(req, &mode);
-		ret = mknodat(parent->path_fd, name, mode, rdev) < 0 ? -errno : 0;
+		ret = mknodat(dir_fd, name, mode, rdev) < 0 ? -errno : 0;
 		caller_umask_end();
 	}
+	if (ret == 0) {
+		ret = apply_owner(req, parent, dir_fd, name, -1);
+		if (ret < 0)
+			unlinkat(dir_fd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+	}
+	inode_fd_put(parent);
 	if (ret < 0)
 		return ret;
-	ret = apply_owner(req, parent, parent->path_fd, name, -1);
-	if (ret < 0) {
-		unlinkat(parent->path_fd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
-		return ret;
-	}
 out_lookup:
 	return inode_lookup(parent, name, entry);
 }
@@ -473,19 +510,41 @@ static void tdefs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, con
 	struct tdefs_inode *inode = get_inode(ino), *parent = get_inode(newparent);
 	struct fuse_entry_param entry;
 	char proc_path[64];
-	int ret;
+	int ret, fd, dir_fd;
 
 	if (is_reserved_name(state_of(req), parent, newname)) {
 		reply_result(req, -EPERM);
 		return;
 	}
-	inode_proc_path(inode, proc_path, sizeof(proc_path));
-	if (linkat(AT_FDCWD, proc_path, parent->path_fd, newname, AT_SYMLINK_FOLLOW) < 0) {
-		reply_result(req, -errno);
+	fd = inode_fd_get(inode);
+	dir_fd = fd < 0 ? fd : inode_fd_get(parent);
+	if (fd < 0 || dir_fd < 0) {
+		if (fd >= 0)
+			inode_fd_put(inode);
+		reply_result(req, fd < 0 ? fd : dir_fd);
+		return;
+	}
+	fd_proc_path(fd, proc_path, sizeof(proc_path));
+	ret = linkat(AT_FDCWD, proc_path, dir_fd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+	inode_fd_put(parent);
+	inode_fd_put(inode);
+	if (ret < 0) {
+		reply_result(req, ret);
 		return;
 	}
 	ret = inode_lookup(parent, newname, &entry);
 	reply_entry_result(req, ret, &entry);
+}
+
+static int dir_unlink(struct tdefs_inode *dir, const char *name, int flags)
+{
+	int fd = inode_fd_get(dir), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = unlinkat(fd, name, flags) < 0 ? -errno : 0;
+	inode_fd_put(dir);
+	return ret;
 }
 
 static void tdefs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -496,18 +555,19 @@ static void tdefs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_result(req, -ENOENT);
 		return;
 	}
-	reply_result(req, unlinkat(dir->path_fd, name, 0) < 0 ? -errno : 0);
+	reply_result(req, dir_unlink(dir, name, 0));
 }
 
 static void tdefs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_result(req, unlinkat(get_inode(parent)->path_fd, name, AT_REMOVEDIR) < 0 ? -errno : 0);
+	reply_result(req, dir_unlink(get_inode(parent), name, AT_REMOVEDIR));
 }
 
 static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	struct tdefs_inode *from = get_inode(parent), *to = get_inode(newparent);
+	int from_fd, to_fd, ret;
 
 	if (is_reserved_name(state_of(req), from, name) ||
 	    is_reserved_name(state_of(req), to, newname)) {
@@ -519,8 +579,18 @@ static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_result(req, -EINVAL);
 		return;
 	}
-	reply_result(req,
-		     renameat2(from->path_fd, name, to->path_fd, newname, flags) < 0 ? -errno : 0);
+	from_fd = inode_fd_get(from);
+	to_fd = from_fd < 0 ? from_fd : inode_fd_get(to);
+	if (from_fd < 0 || to_fd < 0) {
+		if (from_fd >= 0)
+			inode_fd_put(from);
+		reply_result(req, from_fd < 0 ? from_fd : to_fd);
+		return;
+	}
+	ret = renameat2(from_fd, name, to_fd, newname, flags) < 0 ? -errno : 0;
+	inode_fd_put(to);
+	inode_fd_put(from);
+	reply_result(req, ret);
 }
 
 /*
@@ -535,7 +605,11 @@ static int open_direct(struct open_file *open_file)
 
 	if (__atomic_load_n(&open_file->direct_fd, __ATOMIC_ACQUIRE) >= 0)
 		return 0;
-	fd = backing_reopen(inode->path_fd, (inode->crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT);
+	fd = inode_fd_get(inode);
+	if (fd < 0)
+		return fd;
+	fd = backing_reopen(fd, (inode->crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT);
+	inode_fd_put(inode);
 	if (fd < 0)
 		return fd;
 	if (!__atomic_compare_exchange_n(&open_file->direct_fd, &expected, fd, false,
@@ -764,7 +838,16 @@ static void tdefs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		reply_result(req, -ENOMEM);
 		return;
 	}
-	fd = openat(get_inode(ino)->path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = inode_fd_get(get_inode(ino));
+	if (fd >= 0) {
+		int dir_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), saved = errno;
+
+		inode_fd_put(get_inode(ino));
+		fd = dir_fd;
+		errno = saved;
+	} else {
+		errno = -fd;
+	}
 	if (fd < 0 || !(handle->stream = fdopendir(fd))) {
 		int saved = errno;
 
@@ -981,12 +1064,18 @@ static void file_capability_changed(struct tdefs_inode *inode)
 		;
 }
 
+/* On success the caller ends the use of the path with inode_fd_put(inode). */
 static int xattr_path(struct tdefs_inode *inode, char *buf, size_t len)
 {
+	int fd;
+
 	/* The /proc link of an O_PATH descriptor would follow a symlink to its target. */
 	if (S_ISLNK(inode->file_type))
 		return -EOPNOTSUPP;
-	inode_proc_path(inode, buf, len);
+	fd = inode_fd_get(inode);
+	if (fd < 0)
+		return fd;
+	fd_proc_path(fd, buf, len);
 	return 0;
 }
 
@@ -1035,10 +1124,15 @@ static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, siz
 		return;
 	}
 	if (size && !(value = malloc(size))) {
+		inode_fd_put(inode);
 		reply_result(req, -ENOMEM);
 		return;
 	}
 	n = getxattr(path, name, value, size);
+	if (n < 0)
+		ret = -errno;
+	inode_fd_put(inode);
+	errno = -ret;
 	if (n < 0 && errno == ENODATA && capability)
 		__atomic_compare_exchange_n(&inode->file_capability_state, &capability_state,
 					    capability_state | 1, false, __ATOMIC_ACQ_REL,
@@ -1096,6 +1190,7 @@ static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return;
 	}
 	length = list_served_names(req, path, &names);
+	inode_fd_put(get_inode(ino));
 	if (length < 0)
 		reply_result(req, (int)length);
 	else if (size == 0)
@@ -1119,8 +1214,11 @@ static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, con
 	ret = xattr_name_check(req, name, XATTR_CHANGE);
 	if (ret == 0)
 		ret = xattr_path(inode, path, sizeof(path));
-	if (ret == 0 && setxattr(path, name, value, size, flags) < 0)
-		ret = -errno;
+	if (ret == 0) {
+		if (setxattr(path, name, value, size, flags) < 0)
+			ret = -errno;
+		inode_fd_put(inode);
+	}
 	if (ret == 0 && is_file_capability(name))
 		file_capability_changed(inode);
 	reply_result(req, ret);
@@ -1136,8 +1234,11 @@ static void tdefs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	ret = xattr_name_check(req, name, XATTR_CHANGE);
 	if (ret == 0)
 		ret = xattr_path(get_inode(ino), path, sizeof(path));
-	if (ret == 0 && removexattr(path, name) < 0)
-		ret = -errno;
+	if (ret == 0) {
+		if (removexattr(path, name) < 0)
+			ret = -errno;
+		inode_fd_put(get_inode(ino));
+	}
 	reply_result(req, ret);
 }
 
