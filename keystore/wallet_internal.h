@@ -107,6 +107,11 @@ void keyring_set_generation(struct keyring *ring, uint64_t generation);
  * durable.
  */
 int keyring_remove(struct keyring *ring, size_t index);
+/*
+ * keyring_remove(), and with even_active the ACTIVE key too: only for a whole container leaving
+ * the wallet (tdekey isolate), where no key of that container is left to wrap under.
+ */
+int keyring_remove_key(struct keyring *ring, size_t index, bool even_active);
 
 /*
  * A new ring holding every key of loaded and every key of fresh (a re-read of the same wallet):

@@ -43,6 +43,9 @@ enum long_only_option {
 	LONG_KEY_FILE,
 	LONG_KEY_FD,
 	LONG_KEY_ID,
+	LONG_COPY,
+	LONG_TO_PASSWORD_FILE,
+	LONG_TO_PASSWORD_FD,
 };
 
 static const struct option long_options[] = {
@@ -78,6 +81,9 @@ static const struct option long_options[] = {
 	{ "key-file", required_argument, NULL, LONG_KEY_FILE },
 	{ "key-fd", required_argument, NULL, LONG_KEY_FD },
 	{ "key-id", required_argument, NULL, LONG_KEY_ID },
+	{ "copy", no_argument, NULL, LONG_COPY },
+	{ "to-password-file", required_argument, NULL, LONG_TO_PASSWORD_FILE },
+	{ "to-password-fd", required_argument, NULL, LONG_TO_PASSWORD_FD },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -145,6 +151,11 @@ static unsigned option_set_of(int option)
 	case LONG_KEY_FD:
 	case LONG_KEY_ID:
 		return OPTION_KEY_SOURCE;
+	case LONG_COPY:
+		return OPTION_COPY;
+	case LONG_TO_PASSWORD_FILE:
+	case LONG_TO_PASSWORD_FD:
+		return OPTION_TO_PASSWORD;
 	default:
 		return 0;
 	}
@@ -190,6 +201,7 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 	options->new_password.kind = PASSWORD_SOURCE_PROMPT;
 	options->secret.kind = PASSWORD_SOURCE_PROMPT;
 	options->from_password.kind = PASSWORD_SOURCE_PROMPT;
+	options->to_password.kind = PASSWORD_SOURCE_PROMPT;
 	options->container = WALLET_DEFAULT_CONTAINER;
 	options->cost = SCRYPT_DEFAULT_COST;
 	options->key_fd = -1;
@@ -325,6 +337,18 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 					 optarg);
 			if (ret)
 				return ret;
+			break;
+		case LONG_TO_PASSWORD_FILE:
+		case LONG_TO_PASSWORD_FD:
+			ret = set_source(command, &options->to_password, &options->to_password_given,
+					 option == LONG_TO_PASSWORD_FILE ? PASSWORD_SOURCE_FILE
+									 : PASSWORD_SOURCE_FD,
+					 optarg);
+			if (ret)
+				return ret;
+			break;
+		case LONG_COPY:
+			options->copy = true;
 			break;
 		case LONG_KEY_FILE:
 		case LONG_KEY_FD:

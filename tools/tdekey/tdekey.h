@@ -36,6 +36,8 @@ enum option_set {
 	OPTION_FROM = 1u << 18,	   /* --from FILE or DIR (import, merge) */
 	OPTION_FROM_PASSWORD = 1u << 19, /* --from-password-file, --from-password-fd (merge) */
 	OPTION_KEY_SOURCE = 1u << 20, /* --key-file, --key-fd, --key-id (set-key, create-key) */
+	OPTION_COPY = 1u << 21,	      /* --copy (isolate) */
+	OPTION_TO_PASSWORD = 1u << 22, /* --to-password-file, --to-password-fd (move-keys, isolate) */
 };
 
 /* How many backing directories one run may name (--usage, --backing). */
@@ -69,6 +71,9 @@ struct options {
 	const char *from;
 	struct password_source from_password; /* --from-password-* (merge) */
 	bool from_password_given;
+	struct password_source to_password; /* --to-password-* (move-keys, isolate) */
+	bool to_password_given;
+	bool copy;
 	const char *key_file; /* --key-file: bring your own key */
 	int key_fd;	      /* --key-fd, -1 when not given */
 	uint8_t key_id[KEY_ID_SIZE];
@@ -104,6 +109,8 @@ extern const struct command command_delete_key;
 extern const struct command command_export;
 extern const struct command command_import;
 extern const struct command command_merge;
+extern const struct command command_move_keys;
+extern const struct command command_isolate;
 
 /* --- exit codes (documented in every --help and in docs/WALLET.md) ----------------------- */
 enum tdekey_exit {
@@ -218,6 +225,7 @@ void print_commit_json(struct json *json, struct wallet_session *session);
 /* One backing directory's scan. */
 struct backing_census {
 	const char *path;
+	char container[WALLET_CONTAINER_MAX + 1]; /* as its .tdefs.conf records it */
 	struct backing_scan scan;
 };
 

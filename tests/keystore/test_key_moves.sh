@@ -1,0 +1,217 @@
+#!/bin/bash
+# tdekey move-keys and tdekey isolate (docs/WALLET.md "Moving keys between wallets"): keys go
+# to a new wallet (made as tdekey create makes one) or to an existing one, leave the source
+# only after the census of every --backing directory proves no header needs them there
+# (move-keys: anywhere; isolate: outside the container, Oracle's ORA-46696), and with
+# isolate --copy stay in both. The isolated container keeps its active key and its backing
+# directory rebinds to the new wallet. Every bad input: no --key, --to, --backing or
+# --container, --container all, an ACTIVE key, a key in use, a key the wallet lacks, the same
+# wallet as target, a conflicting key ID, a wrong or unsafe target password, shaping options
+# for an existing target, a target directory uid 65534 owns, and uid 65534 running it. Needs no
+# FUSE; the uid 65534 parts need root.
+. "$(dirname "$0")/../mounted/lib.sh"
+
+MAKE_BACKING=$TDEFS_TEST_HELPER
+need_build "$TDEKEY_BIN" "$TDEFS_BIN" "$MAKE_BACKING"
+have python3 || skip "python3 is needed to read tdekey's JSON"
+
+COST=(--scrypt-cost 10,1,1)
+W=$TDEFS_WORK
+umask 077
+chmod 0755 "$W"
+
+t() { # t EXPECTED_EXIT CMD...: $OUT, $ERR
+	local expected=$1 status=0
+	shift
+	[[ $1 == tdekey ]] && set -- "$TDEKEY_BIN" "${@:2}"
+	[[ $1 == tdefs ]] && set -- "$TDEFS_BIN" "${@:2}"
+	setsid -w "$@" </dev/null >"$W/out" 2>"$W/err" || status=$?
+	OUT=$(cat "$W/out")
+	ERR=$(cat "$W/err")
+	[[ $status == "$expected" ]] || fail "exit $status, expected $expected: $* (stdout: $OUT; stderr: $ERR)"
+	[[ $status == 0 || $(wc -l <"$W/err") -le 2 ]] || fail "more than one line of error: $ERR"
+}
+has() { [[ $1 == *"$2"* ]] || fail "expected '$2' in: $1"; }
+keys_of() { # keys_of WALLET [CONTAINER]: key IDs, sorted, one a line
+	"$TDEKEY_BIN" keys --wallet "$1" --container all --json | python3 -c 'import json,sys
+print("\n".join(sorted(k["key_id"] for k in json.load(sys.stdin)["keys"]
+                       if len(sys.argv) < 2 or k["container"] == sys.argv[1])))' "${@:2}"
+}
+active() { # active WALLET CONTAINER
+	"$TDEKEY_BIN" keys --wallet "$1" --container all --json | python3 -c 'import json,sys
+print("".join(k["key_id"] for k in json.load(sys.stdin)["keys"]
+              if k["state"] == "ACTIVE" and k["container"] == sys.argv[1]))' "$2"
+}
+field() { # field WALLET KEY_ID FIELD
+	"$TDEKEY_BIN" keys --wallet "$1" --container all --json | python3 -c 'import json,sys
+print("".join(str(k[sys.argv[2]]) for k in json.load(sys.stdin)["keys"] if k["key_id"] == sys.argv[1]))' "$2" "$3"
+}
+in_wallet() { keys_of "$1" | grep -x "$2" >/dev/null; }
+new_key() { # new_key WALLET [CONTAINER]: a PREACTIVE key's ID
+	"$TDEKEY_BIN" create-key --wallet "$1" --container "${2:-default}" --json | python3 -c \
+		'import json,sys; print(json.load(sys.stdin)["key_id"])'
+}
+
+log "a united wallet: default, sales and hr, each with a backing directory"
+t 0 tdekey create --wallet "$W/U" --auto-login "${COST[@]}"
+D0=$(active "$W/U" default)
+t 0 tdekey set-key --wallet "$W/U" --container sales
+S1=$(active "$W/U" sales)
+t 0 tdekey set-key --wallet "$W/U" --container sales
+S2=$(active "$W/U" sales)
+t 0 tdekey set-key --wallet "$W/U" --container hr
+H1=$(active "$W/U" hr)
+t 0 tdekey set-key --wallet "$W/U"
+D1=$(active "$W/U" default)
+[[ -n $D0 && -n $D1 && $D0 != "$D1" && $S1 != "$S2" && -n $H1 ]] || fail "keys not made"
+mkdir -m 0700 "$W/bdef" "$W/bsales" "$W/bhr"
+t 0 tdefs --init --wallet "$W/U" "$W/bdef"
+t 0 tdefs --init --wallet "$W/U" --container sales "$W/bsales"
+t 0 tdefs --init --wallet "$W/U" --container hr "$W/bhr"
+t 0 "$MAKE_BACKING" files "$W/U" "$D0" "$W/bdef/old" 2
+t 0 "$MAKE_BACKING" files "$W/U" "$S1" "$W/bsales/old" 2
+t 0 "$MAKE_BACKING" files "$W/U" "$S2" "$W/bsales/new" 1
+t 0 "$MAKE_BACKING" files "$W/U" "$H1" "$W/bhr/all" 1
+ALL=(--backing "$W/bdef" --backing "$W/bsales" --backing "$W/bhr")
+BEFORE=$(keys_of "$W/U")
+
+log "move-keys: bad input, each refused with the wallet unchanged"
+FREE=$(new_key "$W/U")
+t 2 tdekey move-keys --wallet "$W/U" --to "$W/T1" "${ALL[@]}"
+has "$ERR" "--key ID"
+t 2 tdekey move-keys --wallet "$W/U" --key "$FREE" "${ALL[@]}"
+has "$ERR" "--to DIR is required"
+t 2 tdekey move-keys --wallet "$W/U" --key "$FREE" --to "$W/T1"
+has "$ERR" "--backing BACKING"
+t 2 tdekey move-keys --wallet "$W/U" --key "$FREE" --to "$W/U" "${ALL[@]}"
+has "$ERR" "is the wallet the keys come from"
+t 2 tdekey move-keys --wallet "$W/U" --key "$FREE" --to "$W/T1" --copy "${ALL[@]}"
+has "$ERR" "no option --copy"
+t 13 tdekey move-keys --wallet "$W/U" --key "$D1" --to "$W/T1" "${ALL[@]}"
+has "$ERR" "ACTIVE key of container default"
+t 13 tdekey move-keys --wallet "$W/U" --key "$D0" --to "$W/T1" "${ALL[@]}"
+has "$ERR" "still used by 2 file headers under $W/bdef"
+t 10 tdekey move-keys --wallet "$W/U" --key ffffffffffffffff --to "$W/T1" "${ALL[@]}"
+t 2 tdekey move-keys --wallet "$W/U" --key "zz" --to "$W/T1" "${ALL[@]}"
+mkdir -m 0700 "$W/notbacking"
+t 14 tdekey move-keys --wallet "$W/U" --key "$FREE" --to "$W/T1" --backing "$W/notbacking"
+has "$ERR" "not a tdefs backing directory"
+[[ ! -e $W/T1 ]] || fail "a refused move-keys made the target $W/T1"
+[[ $(keys_of "$W/U") == "$(sort <<<"$BEFORE"$'\n'"$FREE")" ]] || fail "a refused move-keys changed the wallet"
+
+log "move-keys to a new auto-login wallet"
+t 0 tdekey move-keys --wallet "$W/U" --key "${FREE:0:12}" --to "$W/T1" --auto-login "${COST[@]}" "${ALL[@]}"
+has "$OUT" "moved 1 master key"
+has "$OUT" "a new wallet"
+in_wallet "$W/T1" "$FREE" || fail "$FREE is not in the target"
+! in_wallet "$W/U" "$FREE" || fail "$FREE is still in the source"
+[[ $(field "$W/T1" "$FREE" origin) == IMPORTED ]] || fail "a moved key's origin should be IMPORTED"
+[[ $(field "$W/T1" "$FREE" state) != ACTIVE ]] || fail "a moved key must not become active"
+[[ $(keys_of "$W/U") == "$BEFORE" ]] || fail "move-keys took more than the key named"
+ls "$W/U/backup/"*.wallet >/dev/null 2>&1 || fail "no backup of the source before the delete"
+log "moving it again: the source no longer has it"
+t 10 tdekey move-keys --wallet "$W/U" --key "$FREE" --to "$W/T1" "${ALL[@]}"
+
+log "move-keys to an existing password wallet; its password is checked"
+printf 'target-password-1\n' >"$W/ppass"
+printf 'wrong-password-1\n' >"$W/wrong"
+t 0 tdekey create --wallet "$W/P" --password-file "$W/ppass" "${COST[@]}"
+F2=$(new_key "$W/U")
+F3=$(new_key "$W/U" hr)
+t 4 tdekey move-keys --wallet "$W/U" --key "$F2" --to "$W/P" --to-password-file "$W/wrong" "${ALL[@]}"
+in_wallet "$W/U" "$F2" || fail "a wrong target password lost the key"
+chmod 0622 "$W/ppass"
+t 7 tdekey move-keys --wallet "$W/U" --key "$F2" --to "$W/P" --to-password-file "$W/ppass" "${ALL[@]}"
+has "$ERR" "--to-password-file"
+chmod 0600 "$W/ppass"
+t 2 tdekey move-keys --wallet "$W/U" --key "$F2" --to "$W/P" --to-password-file "$W/ppass" --auto-login "${ALL[@]}"
+has "$ERR" "already holds a wallet"
+t 0 tdekey move-keys --wallet "$W/U" --key "$F2" --key "$F3" --key "$F2" --to "$W/P" \
+	--to-password-file "$W/ppass" "${ALL[@]}" --json
+python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+assert d["added"] == 2 and d["deleted_from_source"] and not d["created"], d
+assert sorted(d["keys"]) == sorted(sys.argv[2:]), d' "$W/out" "$F2" "$F3" || fail "move-keys JSON: $OUT"
+"$TDEKEY_BIN" keys --wallet "$W/P" --password-file "$W/ppass" --container all | grep "$F3" >/dev/null ||
+	fail "$F3 did not reach the password wallet"
+! in_wallet "$W/U" "$F2" && ! in_wallet "$W/U" "$F3" || fail "moved keys are still in the source"
+
+log "move-keys: the same key ID with other bytes in the target refuses it all"
+head -c 32 /dev/urandom >"$W/k1"
+head -c 32 /dev/urandom >"$W/k2"
+X=0123456789abcdef0123456789abcdef
+t 0 tdekey create-key --wallet "$W/U" --key-file "$W/k1" --key-id "$X"
+t 0 tdekey create --wallet "$W/C" --auto-login --no-key "${COST[@]}"
+t 0 tdekey create-key --wallet "$W/C" --key-file "$W/k2" --key-id "$X"
+t 17 tdekey move-keys --wallet "$W/U" --key "$X" --to "$W/C" "${ALL[@]}"
+in_wallet "$W/U" "$X" || fail "a conflicting move-keys lost the key"
+
+if [[ $(id -u) == 0 ]]; then
+	log "uid 65534: cannot run it on root's wallet, and cannot own the target"
+	t 0 chown 65534:65534 "$W/out" "$W/err"
+	status=0
+	as_nobody "$TDEKEY_BIN" move-keys --wallet "$W/U" --key "$X" --to "$W/nobody-target" \
+		--auto-login "${ALL[@]}" </dev/null >/dev/null 2>&1 || status=$?
+	[[ $status != 0 ]] || fail "uid 65534 moved a key out of root's wallet"
+	in_wallet "$W/U" "$X" || fail "uid 65534 took a key"
+	mkdir -m 0700 "$W/evil"
+	chown 65534:65534 "$W/evil"
+	status=0
+	"$TDEKEY_BIN" move-keys --wallet "$W/U" --key "$X" --to "$W/evil" --auto-login \
+		"${ALL[@]}" </dev/null >/dev/null 2>"$W/err" || status=$?
+	[[ $status != 0 ]] || fail "keys were moved into a directory uid 65534 owns"
+	[[ $(wc -l <"$W/err") == 1 ]] || fail "not one line: $(cat "$W/err")"
+	in_wallet "$W/U" "$X" || fail "a refused target lost the key"
+	[[ -z $(ls -A "$W/evil") ]] || fail "a wallet was written into a directory uid 65534 owns"
+fi
+
+log "isolate: bad input"
+t 2 tdekey isolate --wallet "$W/U" --to "$W/T2" "${ALL[@]}"
+has "$ERR" "--container C"
+t 2 tdekey isolate --wallet "$W/U" --container all --to "$W/T2" "${ALL[@]}"
+t 2 tdekey isolate --wallet "$W/U" --container sales "${ALL[@]}"
+has "$ERR" "--to DIR is required"
+t 2 tdekey isolate --wallet "$W/U" --container sales --to "$W/T2"
+has "$ERR" "--copy"
+t 2 tdekey isolate --wallet "$W/U" --container sales --to "$W/T2" --key "$S1" "${ALL[@]}"
+t 10 tdekey isolate --wallet "$W/U" --container nosuch --to "$W/T2" "${ALL[@]}"
+has "$ERR" "no key of container nosuch"
+log "isolate refuses while another container's directory uses a key (ORA-46696)"
+t 0 "$MAKE_BACKING" files "$W/U" "$S1" "$W/bhr/borrowed" 1
+BEFORE=$(keys_of "$W/U")
+t 13 tdekey isolate --wallet "$W/U" --container sales --to "$W/T2" --auto-login "${COST[@]}" "${ALL[@]}"
+has "$ERR" "ORA-46696"
+has "$ERR" "$W/bhr"
+[[ $(keys_of "$W/U") == "$BEFORE" ]] || fail "a refused isolate changed the wallet"
+[[ ! -e $W/T2 ]] || fail "a refused isolate made the target"
+
+log "isolate --copy: the keys stay in both, the active key stays active in both"
+t 0 tdekey isolate --wallet "$W/U" --container sales --to "$W/T2" --copy --auto-login "${COST[@]}"
+has "$OUT" "copied 2 master keys"
+[[ $(keys_of "$W/T2") == "$(keys_of "$W/U" sales)" ]] || fail "--copy did not copy every sales key"
+[[ $(active "$W/T2" sales) == "$S2" && $(active "$W/U" sales) == "$S2" ]] ||
+	fail "after --copy $S2 should be active in both"
+[[ $(keys_of "$W/U") == "$BEFORE" ]] || fail "isolate --copy changed the source"
+t 0 tdekey status --wallet "$W/T2"
+has "$OUT" "sales"
+
+log "isolate: after the borrowed file goes, the keys leave and bsales rebinds to the new wallet"
+rm -rf "$W/bhr/borrowed"
+t 0 tdekey isolate --wallet "$W/U" --container sales --to "$W/T3" --auto-login "${COST[@]}" "${ALL[@]}" --json
+python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+assert d["container"] == "sales" and d["added"] == 2 and d["deleted_from_source"] and d["created"], d' \
+	"$W/out" || fail "isolate JSON: $OUT"
+[[ -z $(keys_of "$W/U" sales) ]] || fail "sales keys are still in the united wallet"
+[[ $(active "$W/U" hr) == "$H1" && $(active "$W/U" default) == "$D1" ]] || fail "isolate touched other containers"
+[[ $(active "$W/T3" sales) == "$S2" ]] || fail "sales lost its active key in the isolated wallet"
+t 0 tdefs --rebind --wallet "$W/T3" "$W/bsales"
+t 0 tdekey keys --wallet "$W/T3" --usage "$W/bsales" --json
+python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+files = {k["key_id"]: k["files"] for k in d["keys"]}
+assert files.get(sys.argv[2]) == 2 and files.get(sys.argv[3]) == 1, files' "$W/out" "$S1" "$S2" ||
+	fail "the rebound directory's headers do not use the isolated keys: $OUT"
+log "isolate again: nothing of sales is left"
+t 10 tdekey isolate --wallet "$W/U" --container sales --to "$W/T3" "${ALL[@]}"
+pass
