@@ -8,7 +8,10 @@
 # --container, --container all, an ACTIVE key, a key in use, a key the wallet lacks, the same
 # wallet as target, a conflicting key ID, a wrong or unsafe target password, shaping options
 # for an existing target, a target directory uid 65534 owns, and uid 65534 running it. Needs no
-# FUSE; the uid 65534 parts need root.
+# FUSE; the uid 65534 parts need root. Last, tdekey create --merge-from: a new wallet holding the
+# keys of several (IMPORTED, none active, its own key LOCAL), and nothing created for an
+# unreadable source, a wrong or unsafe source password, a descriptor for two sources, or a key
+# ID two sources hold with other bytes.
 . "$(dirname "$0")/../mounted/lib.sh"
 
 MAKE_BACKING=$TDEFS_TEST_HELPER
@@ -214,4 +217,43 @@ assert files.get(sys.argv[2]) == 2 and files.get(sys.argv[3]) == 1, files' "$W/o
 	fail "the rebound directory's headers do not use the isolated keys: $OUT"
 log "isolate again: nothing of sales is left"
 t 10 tdekey isolate --wallet "$W/U" --container sales --to "$W/T3" "${ALL[@]}"
+log "create --merge-from: a new wallet from several; bad input creates nothing"
+t 0 tdekey create --wallet "$W/MA" --auto-login "${COST[@]}"
+t 0 tdekey set-key --wallet "$W/MA" --container sales
+printf 'merge-b-password\n' >"$W/mbpass"
+t 0 tdekey create --wallet "$W/MB" --password-file "$W/mbpass" "${COST[@]}"
+MB_KEYS=$("$TDEKEY_BIN" keys --wallet "$W/MB" --password-file "$W/mbpass" --json | python3 -c \
+	'import json,sys; print("\n".join(k["key_id"] for k in json.load(sys.stdin)["keys"]))')
+t 2 tdekey create --wallet "$W/M0" --auto-login --from-password-file "$W/mbpass" "${COST[@]}"
+has "$ERR" "go with --merge-from"
+t 2 tdekey create --wallet "$W/M0" --auto-login --merge-from "$W/MA" --merge-from "$W/MB" \
+	--from-password-fd 0 "${COST[@]}"
+has "$ERR" "--from-password-fd"
+t 3 tdekey create --wallet "$W/M0" --auto-login --merge-from "$W/nosuch" "${COST[@]}"
+[[ ! -e $W/M0 ]] || fail "a --merge-from that cannot be read made the wallet"
+t 4 tdekey create --wallet "$W/M0" --auto-login --merge-from "$W/MB" --from-password-file "$W/wrong" "${COST[@]}"
+[[ ! -e $W/M0 ]] || fail "a wrong --merge-from password made the wallet"
+chmod 0622 "$W/mbpass"
+t 7 tdekey create --wallet "$W/M0" --auto-login --merge-from "$W/MB" --from-password-file "$W/mbpass" "${COST[@]}"
+has "$ERR" "--from-password-file"
+chmod 0600 "$W/mbpass"
+log "--merge-from: the same key ID with other bytes in two sources refuses it all"
+t 17 tdekey create --wallet "$W/M0" --auto-login --merge-from "$W/U" --merge-from "$W/C" "${COST[@]}"
+has "$ERR" "$X"
+[[ ! -e $W/M0 ]] || fail "conflicting --merge-from wallets made the wallet"
+t 0 tdekey create --wallet "$W/M" --auto-login --merge-from "$W/MA" --merge-from "$W/MB" \
+	--merge-from "$W/MA" --from-password-file "$W/mbpass" "${COST[@]}" --json
+python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+assert d["merged"] == 3 and len(d["merged_from"]) == 3 and d["active_key_id"], d' "$W/out" ||
+	fail "create --merge-from JSON: $OUT"
+OWN=$(active "$W/M" default)
+for k in $(keys_of "$W/MA") $MB_KEYS; do
+	in_wallet "$W/M" "$k" || fail "$k did not reach the merged wallet"
+	[[ $(field "$W/M" "$k" origin) == IMPORTED && $(field "$W/M" "$k" state) != ACTIVE ]] ||
+		fail "merged key $k should be IMPORTED and not ACTIVE"
+done
+[[ $(keys_of "$W/M" | wc -l) == 4 && -n $OWN ]] || fail "the merged wallet should hold 3 merged keys and its own"
+[[ $(field "$W/M" "$OWN" origin) == LOCAL ]] || fail "the new wallet's own key should be LOCAL"
+t 11 tdekey create --wallet "$W/M" --auto-login --merge-from "$W/MA" "${COST[@]}"
 pass

@@ -72,31 +72,6 @@ static bool same_directory(const char *a, const char *b)
 	       sa.st_ino == sb.st_ino;
 }
 
-/*
- * Open a wallet just made with password: the session reads its password from a descriptor, so
- * the password goes through a pipe (kernel memory, never a file or argv).
- */
-static int open_with_password(const char *dir, const struct secret *password,
-			      struct wallet_session **session, char error[KEYSTORE_ERROR_SIZE])
-{
-	struct password_source source = { .kind = PASSWORD_SOURCE_FD, .explicit = true };
-	int fds[2], ret = 0;
-
-	if (!password)
-		return wallet_session_open(dir, WALLET_FOR_CHANGE, NULL, session, error);
-	if (pipe(fds) < 0)
-		return -errno;
-	if (write(fds[1], password->bytes, password->len) != (ssize_t)password->len ||
-	    write(fds[1], "\n", 1) != 1)
-		ret = -EIO;
-	close(fds[1]);
-	source.fd = fds[0];
-	if (ret == 0)
-		ret = wallet_session_open(dir, WALLET_FOR_CHANGE, &source, session, error);
-	close(fds[0]);
-	return ret;
-}
-
 /* The target: opened for a change when it holds a wallet, else created as 'tdekey create' does. */
 static int open_target(const struct options *options, const char *name, const char *container,
 		       struct wallet_session **session, bool *created)
@@ -126,7 +101,7 @@ static int open_target(const struct options *options, const char *name, const ch
 		ret = wallet_create(options->to, &create, password, &result, error);
 		fault_point("move:target-created");
 		if (ret == 0)
-			ret = open_with_password(options->to, password, session, error);
+			ret = open_created_wallet(options->to, password, session, error);
 		secret_free(password);
 		return ret < 0 ? report_failure(ret, error) : EXIT_OK;
 	}

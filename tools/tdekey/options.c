@@ -46,6 +46,7 @@ enum long_only_option {
 	LONG_COPY,
 	LONG_TO_PASSWORD_FILE,
 	LONG_TO_PASSWORD_FD,
+	LONG_MERGE_FROM,
 };
 
 static const struct option long_options[] = {
@@ -82,6 +83,7 @@ static const struct option long_options[] = {
 	{ "key-fd", required_argument, NULL, LONG_KEY_FD },
 	{ "key-id", required_argument, NULL, LONG_KEY_ID },
 	{ "copy", no_argument, NULL, LONG_COPY },
+	{ "merge-from", required_argument, NULL, LONG_MERGE_FROM },
 	{ "to-password-file", required_argument, NULL, LONG_TO_PASSWORD_FILE },
 	{ "to-password-fd", required_argument, NULL, LONG_TO_PASSWORD_FD },
 	{ NULL, 0, NULL, 0 },
@@ -153,6 +155,8 @@ static unsigned option_set_of(int option)
 		return OPTION_KEY_SOURCE;
 	case LONG_COPY:
 		return OPTION_COPY;
+	case LONG_MERGE_FROM:
+		return OPTION_MERGE_FROM;
 	case LONG_TO_PASSWORD_FILE:
 	case LONG_TO_PASSWORD_FD:
 		return OPTION_TO_PASSWORD;
@@ -349,6 +353,14 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			break;
 		case LONG_COPY:
 			options->copy = true;
+			break;
+		case LONG_MERGE_FROM:
+			if (!*optarg)
+				return usage_error(command, "--merge-from names nothing", NULL);
+			if (options->merge_from_count == BACKING_MAX)
+				return usage_error(command, "too many --merge-from options; the most is",
+						   BACKING_MAX_TEXT);
+			options->merge_from[options->merge_from_count++] = optarg;
 			break;
 		case LONG_KEY_FILE:
 		case LONG_KEY_FD:

@@ -38,6 +38,7 @@ enum option_set {
 	OPTION_KEY_SOURCE = 1u << 20, /* --key-file, --key-fd, --key-id (set-key, create-key) */
 	OPTION_COPY = 1u << 21,	      /* --copy (isolate) */
 	OPTION_TO_PASSWORD = 1u << 22, /* --to-password-file, --to-password-fd (move-keys, isolate) */
+	OPTION_MERGE_FROM = 1u << 23,  /* --merge-from DIR, repeatable (create) */
 };
 
 /* How many backing directories one run may name (--usage, --backing). */
@@ -74,6 +75,8 @@ struct options {
 	struct password_source to_password; /* --to-password-* (move-keys, isolate) */
 	bool to_password_given;
 	bool copy;
+	const char *merge_from[BACKING_MAX]; /* --merge-from, in the order given */
+	size_t merge_from_count;
 	const char *key_file; /* --key-file: bring your own key */
 	int key_fd;	      /* --key-fd, -1 when not given */
 	uint8_t key_id[KEY_ID_SIZE];
@@ -212,6 +215,20 @@ void json_array_end(struct json *json);
 /* Open the wallet for reading or for a change; prints the failure and returns its exit code. */
 int open_session(const struct options *options, enum wallet_access access,
 		 struct wallet_session **session);
+/*
+ * Open a wallet just created with password (NULL: an auto-login-only one) for a change. The
+ * password goes to the session through a pipe (kernel memory, never a file or argv).
+ * -errno or a keystore error with error filled.
+ */
+int open_created_wallet(const char *dir, const struct secret *password,
+			struct wallet_session **session, char error[KEYSTORE_ERROR_SIZE]);
+/*
+ * Open another wallet for reading (merge --from, create --merge-from): its auto-login wallet,
+ * or its password wallet with --from-password-file or --from-password-fd, after the strict-
+ * modes check of that file. Prints the failure and returns its exit code.
+ */
+int open_other_wallet(const struct options *options, const char *dir,
+		      struct wallet_session **session);
 /* Commit; prints the failure and returns its exit code. */
 int commit_session(const struct options *options, struct wallet_session *session);
 /* The key named by the command's KEY_ID argument (a unique prefix); prints why not. */
