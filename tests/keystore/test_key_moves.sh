@@ -78,6 +78,15 @@ t 0 "$MAKE_BACKING" files "$W/U" "$H1" "$W/bhr/all" 1
 ALL=(--backing "$W/bdef" --backing "$W/bsales" --backing "$W/bhr")
 BEFORE=$(keys_of "$W/U")
 
+log "keys shows KEYSTORE_TYPE SOFTWARE (table and JSON)"
+t 0 tdekey keys --wallet "$W/U" --container all
+has "$OUT" "KEYSTORE_TYPE"
+[[ $(grep -c ' SOFTWARE' <<<"$OUT") == 5 ]] || fail "every one of the 5 keys should be SOFTWARE: $OUT"
+t 0 tdekey keys --wallet "$W/U" --json
+python3 -c 'import json,sys
+assert all(k["keystore_type"] == "SOFTWARE" for k in json.load(open(sys.argv[1]))["keys"])' "$W/out" ||
+	fail "keys --json lacks keystore_type SOFTWARE: $OUT"
+
 log "move-keys: bad input, each refused with the wallet unchanged"
 FREE=$(new_key "$W/U")
 t 2 tdekey move-keys --wallet "$W/U" --to "$W/T1" "${ALL[@]}"

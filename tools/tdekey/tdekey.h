@@ -268,6 +268,12 @@ uint64_t census_files_in(const struct key_census *census, size_t directory,
 			 const uint8_t key_id[KEY_ID_SIZE]);
 void census_free(struct key_census *census);
 
+/*
+ * V$ENCRYPTION_KEYS.KEYSTORE_TYPE: every key of these wallets lives in a software keystore
+ * (a wallet file), none in a hardware module.
+ */
+#define KEYSTORE_TYPE_NAME "SOFTWARE"
+
 /* Shared output pieces. census, when not NULL, adds the FILES column (files in JSON). */
 /* container: only that container's keys; NULL for every key. */
 void print_keys_json(struct json *json, const struct keyring *ring,
