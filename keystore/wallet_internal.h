@@ -28,6 +28,8 @@ void wallet_message_damaged(char error[KEYSTORE_ERROR_SIZE], const char *path, c
 
 /* The backup file name prefix for a wallet file: "password", "autologin", ... */
 const char *wallet_backup_prefix(const char *path);
+/* 0640 for a password wallet (or its backup) in a group directory (02750), else 0600. */
+mode_t wallet_file_mode(const char *directory, bool password_wallet);
 
 int64_t wallet_now(void);
 

@@ -11,7 +11,10 @@
 # FUSE; the uid 65534 parts need root. Last, tdekey create --merge-from: a new wallet holding the
 # keys of several (IMPORTED, none active, its own key LOCAL), and nothing created for an
 # unreadable source, a wrong or unsafe source password, a descriptor for two sources, or a key
-# ID two sources hold with other bytes.
+# ID two sources hold with other bytes. Then create --group and change-group: the password
+# wallet and its backups 0640 to the group across a change, the auto-login files 0600; an
+# unknown group, --auto-login alone, no password wallet, a wrong password, a symbolic link in
+# backup/ (never followed), and uid 65534 in the group reading (and failing to change) it.
 . "$(dirname "$0")/../mounted/lib.sh"
 
 MAKE_BACKING=$TDEFS_TEST_HELPER
@@ -265,4 +268,57 @@ done
 [[ $(keys_of "$W/M" | wc -l) == 4 && -n $OWN ]] || fail "the merged wallet should hold 3 merged keys and its own"
 [[ $(field "$W/M" "$OWN" origin) == LOCAL ]] || fail "the new wallet's own key should be LOCAL"
 t 11 tdekey create --wallet "$W/M" --auto-login --merge-from "$W/MA" "${COST[@]}"
+SHADOW_BEFORE=$(stat -c '%a %G' /etc/shadow)
+log "create --group and change-group: the password wallet and its backups 0640 to the group"
+GROUP=$(getent group 65534 | cut -d: -f1)
+[[ -n $GROUP ]] || fail "no group 65534 on this system"
+mode_group() { stat -c '%a %G' "$1"; }
+t 2 tdekey create --wallet "$W/G0" --password-file "$W/ppass" --group no-such-group-here "${COST[@]}"
+has "$ERR" "--group no-such-group-here: no such group"
+t 2 tdekey create --wallet "$W/G0" --auto-login --group "$GROUP" "${COST[@]}"
+has "$ERR" "--auto-login alone"
+[[ ! -e $W/G0 ]] || fail "a refused create --group made the wallet"
+t 0 tdekey create --wallet "$W/G" --password-file "$W/ppass" --auto-login --group "$GROUP" "${COST[@]}"
+[[ $(mode_group "$W/G/password.wallet") == "640 $GROUP" ]] || fail "password.wallet is $(mode_group "$W/G/password.wallet")"
+[[ $(stat -c %a "$W/G/autologin.wallet") == 600 ]] || fail "the auto-login wallet must stay 0600"
+[[ $(mode_group "$W/G") == "2750 $GROUP" ]] || fail "the wallet directory is $(mode_group "$W/G")"
+t 0 tdekey set-key --wallet "$W/G" --password-file "$W/ppass"
+[[ $(mode_group "$W/G/password.wallet") == "640 $GROUP" ]] || fail "a change lost the group's read access"
+[[ $(stat -c %a "$W/G/autologin.wallet") == 600 ]] || fail "a change opened the auto-login wallet"
+for b in "$W/G/backup/"*; do
+	case ${b##*/} in
+	password-*) [[ $(mode_group "$b") == "640 $GROUP" ]] || fail "backup $b is $(mode_group "$b")" ;;
+	*) [[ $(stat -c %a "$b") == 600 ]] || fail "backup $b of an auto-login file is not 0600" ;;
+	esac
+done
+t 0 tdekey status --wallet "$W/G"
+log "change-group on an existing wallet; bad input"
+t 2 tdekey change-group --wallet "$W/P"
+has "$ERR" "--group G is required"
+t 2 tdekey change-group --wallet "$W/P" --group no-such-group-here --password-file "$W/ppass"
+t 2 tdekey change-group --wallet "$W/T1" --group "$GROUP"
+has "$ERR" "no password wallet"
+[[ $(stat -c %a "$W/T1/autologin.wallet") == 600 ]] || fail "change-group touched an auto-login-only wallet"
+t 4 tdekey change-group --wallet "$W/P" --group "$GROUP" --password-file "$W/wrong"
+[[ $(stat -c %a "$W/P/password.wallet") == 600 ]] || fail "a wrong password still changed the group"
+ln -s /etc/shadow "$W/P/backup/password-20000101T000000Z-g1.wallet"
+t 7 tdekey change-group --wallet "$W/P" --group "$GROUP" --password-file "$W/ppass"
+has "$ERR" "symbolic link"
+[[ $(stat -c '%a %G' /etc/shadow) == "$SHADOW_BEFORE" ]] || fail "change-group followed a link to /etc/shadow"
+rm "$W/P/backup/password-20000101T000000Z-g1.wallet"
+t 0 tdekey change-group --wallet "$W/P" --group "$GROUP" --password-file "$W/ppass" --json
+python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["files"] >= 2, d' "$W/out" ||
+	fail "change-group JSON: $OUT"
+[[ $(mode_group "$W/P/password.wallet") == "640 $GROUP" ]] || fail "change-group: password.wallet is $(mode_group "$W/P/password.wallet")"
+if [[ $(id -u) == 0 ]]; then
+	log "uid 65534 in the group reads the password wallet, never the auto-login one, and cannot change the group"
+	as_nobody cat "$W/G/password.wallet" >/dev/null || fail "the group cannot read password.wallet"
+	! as_nobody cat "$W/G/autologin.wallet" >/dev/null 2>&1 || fail "the group read the auto-login wallet"
+	as_nobody "$TDEKEY_BIN" keys --wallet "$W/G" --password-fd 0 <"$W/ppass" >"$W/nobody-keys" 2>&1 ||
+		fail "the group cannot list the keys with the password: $(cat "$W/nobody-keys")"
+	status=0
+	as_nobody "$TDEKEY_BIN" change-group --wallet "$W/G" --group 0 --password-fd 0 <"$W/ppass" \
+		>/dev/null 2>&1 || status=$?
+	[[ $status != 0 && $(stat -c %G "$W/G/password.wallet") == "$GROUP" ]] || fail "uid 65534 changed the group"
+fi
 pass

@@ -161,6 +161,8 @@ static int run(const struct options *options)
 	struct wallet_paths paths;
 	struct merged_keys merged = { 0 };
 	struct secret *password = NULL;
+	size_t group_files;
+	gid_t gid = 0;
 	int ret;
 
 	/* "all" is what --container all means to every other command: never a container's name. */
@@ -181,6 +183,17 @@ static int run(const struct options *options)
 				"--merge-from wallet; give --from-password-file FILE instead\nTry "
 				"'tdekey create --help'.\n");
 		return EXIT_USAGE;
+	}
+	if (options->group && create.auto_login && !options->password_given) {
+		fprintf(stderr, "tdekey create: --group gives the password wallet to a group, and "
+				"--auto-login alone makes none (auto-login files stay 0600)\nTry "
+				"'tdekey create --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (options->group) {
+		ret = group_parse(options->group, &gid);
+		if (ret)
+			return ret;
 	}
 	if (wallet_paths_init(options->wallet, &paths) < 0)
 		return report_failure(-ENAMETOOLONG, "wallet directory name is too long");
@@ -204,6 +217,11 @@ static int run(const struct options *options)
 		ret = report_failure(ret, error);
 		goto out;
 	}
+	if (options->group) {
+		ret = group_apply(options->wallet, gid, &group_files);
+		if (ret)
+			goto out;
+	}
 	if (options->merge_from_count) {
 		fault_point("create:created-before-merge");
 		ret = merge_into(options, password, &merged);
@@ -224,7 +242,7 @@ const struct command command_create = {
 	.synopsis =
 		"tdekey create --wallet DIR [--auto-login] [--local] [--tag TAG]\n"
 		"                     [--container NAME] [--scrypt-cost LOG2N[,R[,P]]] [--no-key]\n"
-		"                     [--merge-from DIR ...] [--from-password-file FILE |\n"
+		"                     [--group G] [--merge-from DIR ...] [--from-password-file FILE |\n"
 		"                      --from-password-fd N]\n"
 		"                     [--password-file FILE | --password-fd N | --password-prompt]\n"
 		"                     [--json]",
@@ -259,6 +277,9 @@ const struct command command_create = {
 		"\n"
 		"       New passwords must have at least 8 characters.\n"
 		"\n"
+		"       --group G gives the password wallet and its backups to group G, mode\n"
+		"       0640, as 'tdekey change-group' does; auto-login files stay 0600.\n"
+		"\n"
 		"       --merge-from: the new wallet also gets every key of each wallet named,\n"
 		"       ORIGIN IMPORTED, none active. All are read first; a key ID two hold with\n"
 		"       other bytes refuses it all (exit 17).\n"
@@ -291,6 +312,9 @@ const struct command command_create = {
 		"       --no-key\n"
 		"              Create no master key; the wallet is OPEN_NO_MASTER_KEY until set-key.\n"
 		"\n"
+		"       --group G\n"
+		"              The provisioning group (name or number); see change-group.\n"
+		"\n"
 		"       --merge-from DIR\n"
 		"              A wallet to take keys from, only read (as merge --from). Repeatable.\n"
 		"\n"
@@ -313,7 +337,7 @@ const struct command command_create = {
 		"\n",
 	.options = OPTION_PASSWORD | OPTION_AUTO_LOGIN | OPTION_LOCAL | OPTION_TAG |
 		   OPTION_CONTAINER | OPTION_SCRYPT_COST | OPTION_NO_KEY | OPTION_JSON |
-		   OPTION_MERGE_FROM | OPTION_FROM_PASSWORD,
+		   OPTION_MERGE_FROM | OPTION_FROM_PASSWORD | OPTION_GROUP,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

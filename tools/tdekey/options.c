@@ -47,6 +47,7 @@ enum long_only_option {
 	LONG_TO_PASSWORD_FILE,
 	LONG_TO_PASSWORD_FD,
 	LONG_MERGE_FROM,
+	LONG_GROUP,
 };
 
 static const struct option long_options[] = {
@@ -84,6 +85,7 @@ static const struct option long_options[] = {
 	{ "key-id", required_argument, NULL, LONG_KEY_ID },
 	{ "copy", no_argument, NULL, LONG_COPY },
 	{ "merge-from", required_argument, NULL, LONG_MERGE_FROM },
+	{ "group", required_argument, NULL, LONG_GROUP },
 	{ "to-password-file", required_argument, NULL, LONG_TO_PASSWORD_FILE },
 	{ "to-password-fd", required_argument, NULL, LONG_TO_PASSWORD_FD },
 	{ NULL, 0, NULL, 0 },
@@ -157,6 +159,8 @@ static unsigned option_set_of(int option)
 		return OPTION_COPY;
 	case LONG_MERGE_FROM:
 		return OPTION_MERGE_FROM;
+	case LONG_GROUP:
+		return OPTION_GROUP;
 	case LONG_TO_PASSWORD_FILE:
 	case LONG_TO_PASSWORD_FD:
 		return OPTION_TO_PASSWORD;
@@ -353,6 +357,11 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			break;
 		case LONG_COPY:
 			options->copy = true;
+			break;
+		case LONG_GROUP:
+			if (!*optarg)
+				return usage_error(command, "--group names nothing", NULL);
+			options->group = optarg;
 			break;
 		case LONG_MERGE_FROM:
 			if (!*optarg)

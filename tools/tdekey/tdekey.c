@@ -25,6 +25,7 @@ static const struct command *const commands[] = {
 	&command_backup,  &command_add_secret,	     &command_delete_secret,
 	&command_delete_key, &command_export,	     &command_import,
 	&command_merge,	     &command_move_keys,  &command_isolate,
+	&command_change_group,
 };
 
 static const char password_sources_section[] =

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "fs/backing_scan.h"
 #include "keystore/wallet.h"
@@ -39,6 +40,7 @@ enum option_set {
 	OPTION_COPY = 1u << 21,	      /* --copy (isolate) */
 	OPTION_TO_PASSWORD = 1u << 22, /* --to-password-file, --to-password-fd (move-keys, isolate) */
 	OPTION_MERGE_FROM = 1u << 23,  /* --merge-from DIR, repeatable (create) */
+	OPTION_GROUP = 1u << 24,       /* --group G (create, change-group) */
 };
 
 /* How many backing directories one run may name (--usage, --backing). */
@@ -77,6 +79,7 @@ struct options {
 	bool copy;
 	const char *merge_from[BACKING_MAX]; /* --merge-from, in the order given */
 	size_t merge_from_count;
+	const char *group; /* --group */
 	const char *key_file; /* --key-file: bring your own key */
 	int key_fd;	      /* --key-fd, -1 when not given */
 	uint8_t key_id[KEY_ID_SIZE];
@@ -114,6 +117,7 @@ extern const struct command command_import;
 extern const struct command command_merge;
 extern const struct command command_move_keys;
 extern const struct command command_isolate;
+extern const struct command command_change_group;
 
 /* --- exit codes (documented in every --help and in docs/WALLET.md) ----------------------- */
 enum tdekey_exit {
@@ -173,6 +177,16 @@ int brought_key_read(const struct options *options, uint8_t **key);
 int key_container_check(const struct options *options, const struct keyring *ring, size_t index,
 			bool any_by_default);
 #define CONTAINERS_MAX 256
+
+/* --- a provisioning group (change_group.c) ------------------------------------------------ */
+
+/* A group name or number: 0, or EXIT_USAGE after one line. */
+int group_parse(const char *name, gid_t *gid);
+/*
+ * The wallet directory and backup/ to group gid, 02750; password.wallet and its backups to
+ * 0640 (group set first). *files: how many wallet files were given. 0 or an exit code.
+ */
+int group_apply(const char *wallet, gid_t gid, size_t *files);
 
 /* --- output (output.c) ----------------------------------------------------------------- */
 
