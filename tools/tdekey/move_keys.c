@@ -105,13 +105,10 @@ static int open_target(const struct options *options, const char *name, const ch
 		secret_free(password);
 		return ret < 0 ? report_failure(ret, error) : EXIT_OK;
 	}
-	if (options->auto_login || options->local || options->cost_given) {
-		fprintf(stderr,
-			"tdekey %s: --to %s already holds a wallet: --auto-login, --local and "
-			"--scrypt-cost only shape a new one\n",
-			name, options->to);
-		return EXIT_USAGE;
-	}
+	/*
+	 * --auto-login, --local and --scrypt-cost shape a new wallet only: ignored here, so that
+	 * the same command line finishes a move a crash cut short after the target was made.
+	 */
 	if (options->to_password_given && source.kind == PASSWORD_SOURCE_FILE) {
 		ret = transport_secret_open_file(source.path, "--to-password-file", &fd, error);
 		source.kind = PASSWORD_SOURCE_FD;
@@ -439,7 +436,8 @@ static int run_isolate(const struct options *options)
 	"              belong to root or to you and be writable by no one else.\n"                 \
 	"\n"                                                                                       \
 	"       --auto-login, --local, --scrypt-cost LOG2N[,R[,P]]\n"                              \
-	"              Only for a new DIR: as for 'tdekey create'.\n"                              \
+	"              Only for a new DIR: as for 'tdekey create' (ignored for an existing\n"   \
+	"              one, so the same command finishes a move a crash cut short).\n"                              \
 	"\n"                                                                                       \
 	"       --backup-id ID\n"                                                                  \
 	"              Put ID in the name of the backups taken before the changes.\n"              \
