@@ -150,6 +150,19 @@ assert sorted(d["keys"]) == sorted(sys.argv[2:]), d' "$W/out" "$F2" "$F3" || fai
 	fail "$F3 did not reach the password wallet"
 ! in_wallet "$W/U" "$F2" && ! in_wallet "$W/U" "$F3" || fail "moved keys are still in the source"
 
+log "move-keys to a new password wallet: made with --to-password-file, opened with it"
+F4=$(new_key "$W/U")
+printf 'short\n' >"$W/shortpass"
+t 1 tdekey move-keys --wallet "$W/U" --key "$F4" --to "$W/NP" --to-password-file "$W/shortpass" "${COST[@]}" "${ALL[@]}"
+has "$ERR" "at least 8 characters" # as tdekey create says it, with its exit code
+in_wallet "$W/U" "$F4" || fail "a refused new target lost the key"
+[[ ! -e $W/NP ]] || fail "a too short password made the target"
+t 0 tdekey move-keys --wallet "$W/U" --key "$F4" --to "$W/NP" --to-password-file "$W/ppass" "${COST[@]}" "${ALL[@]}"
+[[ -e $W/NP/password.wallet && ! -e $W/NP/autologin.wallet ]] || fail "the new target should be a password wallet only"
+"$TDEKEY_BIN" keys --wallet "$W/NP" --password-file "$W/ppass" | grep "$F4" >/dev/null ||
+	fail "$F4 is not in the new password wallet"
+! in_wallet "$W/U" "$F4" || fail "$F4 is still in the source"
+
 log "move-keys: the same key ID with other bytes in the target refuses it all"
 head -c 32 /dev/urandom >"$W/k1"
 head -c 32 /dev/urandom >"$W/k2"
