@@ -290,12 +290,17 @@ out_wipe:
 
 int keyring_remove(struct keyring *ring, size_t index)
 {
+	return keyring_remove_key(ring, index, false);
+}
+
+int keyring_remove_key(struct keyring *ring, size_t index, bool even_active)
+{
 	struct mek_record *record;
 
 	if (index >= ring->count)
 		return -EINVAL;
 	record = &ring->records[index];
-	if (record->state == MEK_STATE_ACTIVE)
+	if (record->state == MEK_STATE_ACTIVE && !even_active)
 		return KEYSTORE_ERROR(KEYSTORE_ERR_KEY_IS_ACTIVE);
 	memmove(record, record + 1, (ring->count - index - 1) * sizeof(*record));
 	ring->count--;

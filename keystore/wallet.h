@@ -283,6 +283,17 @@ int wallet_session_delete_key(struct wallet_session *session, size_t index, cons
 			      char error[KEYSTORE_ERROR_SIZE]);
 
 /*
+ * Remove the keys with these IDs (count * KEY_ID_SIZE bytes) and commit once, with the copies first as
+ * wallet_session_delete_key(). whole_container: the keys are every key of one container (tdekey
+ * isolate), so its ACTIVE key goes too; otherwise an ACTIVE key refuses all
+ * (KEYSTORE_ERR_KEY_IS_ACTIVE). An ID the wallet lacks: KEYSTORE_ERR_NO_SUCH_KEY. The ring is
+ * left changed on failure: close the session without committing.
+ */
+int wallet_session_delete_keys(struct wallet_session *session, const uint8_t *ids, size_t count,
+			       bool whole_container, const char *backup_id,
+			       char error[KEYSTORE_ERROR_SIZE]);
+
+/*
  * (Re)create the auto-login wallet of the kind asked from the primary. A directory holds one
  * auto-login kind: the other is removed. On a wallet without a password wallet the primary
  * itself changes kind (after a backup).

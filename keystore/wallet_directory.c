@@ -210,6 +210,23 @@ void wallet_message_damaged(char error[KEYSTORE_ERROR_SIZE], const char *path, c
 			       why, backup_dir);
 }
 
+/*
+ * A provisioning group (tdekey create --group, change-group): a directory that is set-group-ID
+ * and grants its group read access holds the password wallet, and its backups, at 0640, so the
+ * group can read what opens only with the password. Every other file stays 0600: auto-login
+ * wallets and the store open without one. Set-group-ID makes the kernel give each new file the
+ * directory's group, so the mode never reaches another group.
+ */
+mode_t wallet_file_mode(const char *directory, bool password_wallet)
+{
+	struct stat st;
+
+	if (password_wallet && stat(directory, &st) == 0 &&
+	    (st.st_mode & (S_ISGID | S_IRGRP)) == (S_ISGID | S_IRGRP))
+		return 0640;
+	return 0600;
+}
+
 static int ensure_directory(const char *path, char error[KEYSTORE_ERROR_SIZE])
 {
 	struct stat st;
@@ -272,7 +289,8 @@ int wallet_backup_write(const char *backup_dir, const char *prefix, uint64_t gen
 		if (!wallet_file_present(path))
 			break;
 	}
-	ret = write_file_atomic(path, bytes, len, 0600);
+	ret = write_file_atomic(path, bytes, len,
+				wallet_file_mode(backup_dir, strcmp(prefix, "password") == 0));
 	if (ret < 0) {
 		wallet_message(error, "cannot write backup %s: %s", path, keystore_error_message(ret));
 		return ret;
@@ -364,8 +382,19 @@ void wallet_remove_stale_temporaries(const struct wallet_paths *paths)
 int wallet_write_bytes(const char *path, const uint8_t *bytes, size_t len,
 		       char error[KEYSTORE_ERROR_SIZE])
 {
-	int ret = write_file_atomic(path, bytes, len, 0600);
+	char directory[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int ret;
 
+	if (!slash)
+		strcpy(directory, ".");
+	else if (slash == path)
+		strcpy(directory, "/");
+	else
+		snprintf(directory, sizeof(directory), "%.*s", (int)(slash - path), path);
+	ret = write_file_atomic(path, bytes, len,
+				wallet_file_mode(directory,
+						 strcmp(base_name(path), WALLET_PASSWORD_FILE) == 0));
 	if (ret < 0)
 		wallet_message(error, "cannot write wallet %s: %s", path, keystore_error_message(ret));
 	return ret;

@@ -28,6 +28,8 @@ void wallet_message_damaged(char error[KEYSTORE_ERROR_SIZE], const char *path, c
 
 /* The backup file name prefix for a wallet file: "password", "autologin", ... */
 const char *wallet_backup_prefix(const char *path);
+/* 0640 for a password wallet (or its backup) in a group directory (02750), else 0600. */
+mode_t wallet_file_mode(const char *directory, bool password_wallet);
 
 int64_t wallet_now(void);
 
@@ -107,6 +109,11 @@ void keyring_set_generation(struct keyring *ring, uint64_t generation);
  * durable.
  */
 int keyring_remove(struct keyring *ring, size_t index);
+/*
+ * keyring_remove(), and with even_active the ACTIVE key too: only for a whole container leaving
+ * the wallet (tdekey isolate), where no key of that container is left to wrap under.
+ */
+int keyring_remove_key(struct keyring *ring, size_t index, bool even_active);
 
 /*
  * A new ring holding every key of loaded and every key of fresh (a re-read of the same wallet):

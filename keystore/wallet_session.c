@@ -508,6 +508,43 @@ int wallet_session_delete_key(struct wallet_session *session, size_t index, cons
 	return commit(session, &plan, error);
 }
 
+int wallet_session_delete_keys(struct wallet_session *session, const uint8_t *ids, size_t count,
+			       bool whole_container, const char *backup_id,
+			       char error[KEYSTORE_ERROR_SIZE])
+{
+	struct commit_plan plan = {
+		.new_kind = session->kind,
+		.backup_before = true,
+		.backup_id = backup_id,
+		.copies_first = true, /* as wallet_session_delete_key(): a copy is never ahead */
+	};
+	char id[KEY_ID_TEXT_SIZE];
+	int ret;
+
+	if (session->access != WALLET_FOR_CHANGE)
+		return refuse_read_only(session, "delete keys from", error);
+	for (size_t k = 0; k < count; k++) {
+		size_t n = keyring_count(session->ring), i;
+
+		for (i = 0; i < n; i++)
+			if (memcmp(keyring_record(session->ring, i)->id, ids + k * KEY_ID_SIZE,
+				   KEY_ID_SIZE) == 0)
+				break;
+		key_id_format(ids + k * KEY_ID_SIZE, id);
+		if (i == n) {
+			wallet_message(error, "key %s is not in wallet %s", id,
+				       session->paths.dir);
+			return KEYSTORE_ERROR(KEYSTORE_ERR_NO_SUCH_KEY);
+		}
+		ret = keyring_remove_key(session->ring, i, whole_container);
+		if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_IS_ACTIVE))
+			wallet_message(error, "key %s is an ACTIVE key and cannot be deleted", id);
+		if (ret < 0)
+			return ret;
+	}
+	return commit(session, &plan, error);
+}
+
 int wallet_session_create_autologin(struct wallet_session *session, bool local,
 				    const char *backup_id, char error[KEYSTORE_ERROR_SIZE])
 {

@@ -12,6 +12,9 @@
  *   - when the wallet holds the new set, DIR/backup holds a backup with exactly the old one;
  *   - the external store (change-password) still holds a password that opens the wallet;
  *   - a following tdekey run without faults succeeds and brings the copy level.
+ * move-keys and isolate are run the same way on two wallets (run_move_scenario()): a moved key
+ * is in the source or the target after every kill, never in neither, and the same command run
+ * again finishes the move.
  *
  * Usage: crash_test TDEKEY. Needs a build with -Dfault_injection=true; in other builds it
  * reports itself skipped (exit 77), as meson expects.
@@ -513,6 +516,199 @@ static int run_scenario(const struct scenario *scenario, const char *base,
 	return point - 1;
 }
 
+/*
+ * move-keys and isolate: two wallets. After every kill the source opens with the old key set or
+ * the old set less the moved keys; its copy never holds a key it lacks; the target, when it
+ * opens, holds nothing but moved keys; and a moved key is always in one of them (once the
+ * source has lost them the target holds them all). The same command run again finishes: exit 0,
+ * or 10 when the source had already lost the keys; then the target has them and the source not.
+ */
+struct move_scenario {
+	const char *name;
+	const char *const *argv; /* "@" the source, "%" the target */
+	const uint8_t *moved;	 /* count * KEY_ID_SIZE */
+	size_t count;
+};
+
+static bool holds_all(const struct keyring *ring, const uint8_t *ids, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (!holds(ring, ids + i * KEY_ID_SIZE))
+			return false;
+	return true;
+}
+
+static bool holds_none(const struct keyring *ring, const uint8_t *ids, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (holds(ring, ids + i * KEY_ID_SIZE))
+			return false;
+	return true;
+}
+
+/* candidate is old without the moved keys: every other key kept, none added. */
+static bool is_move_of(const struct keyring *old, const struct keyring *candidate,
+		       const struct move_scenario *move)
+{
+	if (!holds_none(candidate, move->moved, move->count) ||
+	    keyring_count(candidate) + move->count != keyring_count(old))
+		return false;
+	for (size_t i = 0; i < keyring_count(candidate); i++)
+		if (!holds(old, keyring_record(candidate, i)->id))
+			return false;
+	return true;
+}
+
+static void fill_move_argv(const struct move_scenario *move, const char *source,
+			   const char *target, const char *argv[24])
+{
+	size_t i = 0;
+
+	argv[i++] = tdekey;
+	for (const char *const *arg = move->argv; *arg && i < 23; arg++)
+		argv[i++] = strcmp(*arg, "@") == 0 ? source : strcmp(*arg, "%") == 0 ? target : *arg;
+	argv[i] = NULL;
+}
+
+/* Returns whether the source has lost the keys (the new state). */
+static bool check_move(const struct move_scenario *move, const char *source, const char *target,
+		       const struct keyring *old, int point)
+{
+	char path[PATH_MAX];
+	struct keyring *primary, *copy, *moved_to;
+	bool is_new = false;
+
+	join(path, source, WALLET_PASSWORD_FILE);
+	primary = open_wallet(path, WALLET_KIND_PASSWORD, OLD_PASSWORD, false);
+	if (!primary) {
+		fail("%s, fault point %d: the source's password.wallet does not open", move->name,
+		     point);
+		return false;
+	}
+	if (!same_set(primary, old)) {
+		if (is_move_of(old, primary, move)) {
+			is_new = true;
+			if (!backup_holds(source, "password-", WALLET_KIND_PASSWORD, OLD_PASSWORD,
+					  old))
+				fail("%s, fault point %d: the source lost the keys but no backup "
+				     "holds them",
+				     move->name, point);
+		} else {
+			fail("%s, fault point %d: the source holds neither the old set nor the old "
+			     "set less the moved keys",
+			     move->name, point);
+		}
+	}
+	join(path, source, WALLET_AUTOLOGIN_FILE);
+	copy = open_wallet(path, WALLET_KIND_AUTOLOGIN, NULL, false);
+	if (copy)
+		for (size_t i = 0; i < keyring_count(copy); i++)
+			if (!holds(primary, keyring_record(copy, i)->id))
+				fail("%s, fault point %d: the source's copy holds a key its "
+				     "password.wallet lacks",
+				     move->name, point);
+	join(path, target, WALLET_AUTOLOGIN_FILE);
+	moved_to = open_wallet(path, WALLET_KIND_AUTOLOGIN, NULL, true); /* may not exist yet */
+	if (moved_to) {
+		for (size_t i = 0; i < keyring_count(moved_to); i++) {
+			const uint8_t *id = keyring_record(moved_to, i)->id;
+			bool chosen = false;
+
+			for (size_t k = 0; k < move->count; k++)
+				chosen |= memcmp(id, move->moved + k * KEY_ID_SIZE, KEY_ID_SIZE) == 0;
+			if (!chosen)
+				fail("%s, fault point %d: the target holds a key that was not moved",
+				     move->name, point);
+		}
+	}
+	for (size_t k = 0; k < move->count; k++) {
+		const uint8_t *id = move->moved + k * KEY_ID_SIZE;
+
+		if (!holds(primary, id) && !(moved_to && holds(moved_to, id)))
+			fail("%s, fault point %d: a moved key is in neither wallet", move->name,
+			     point);
+	}
+	keyring_free(moved_to);
+	keyring_free(copy);
+	keyring_free(primary);
+	return is_new;
+}
+
+/* The same command again, without a fault, must finish the move. */
+static void check_move_recovery(const struct move_scenario *move, const char *source,
+				const char *target, const struct keyring *old, int point,
+				const char *log_path)
+{
+	const char *argv[24];
+	char path[PATH_MAX];
+	struct keyring *primary, *moved_to;
+	int status;
+
+	fill_move_argv(move, source, target, argv);
+	status = run_tdekey(argv, 0, log_path);
+	join(path, source, WALLET_PASSWORD_FILE);
+	primary = open_wallet(path, WALLET_KIND_PASSWORD, OLD_PASSWORD, false);
+	join(path, target, WALLET_AUTOLOGIN_FILE);
+	moved_to = open_wallet(path, WALLET_KIND_AUTOLOGIN, NULL, false);
+	if (!WIFEXITED(status) ||
+	    (WEXITSTATUS(status) != 0 &&
+	     !(WEXITSTATUS(status) == 10 && primary && holds_none(primary, move->moved, move->count))))
+		fail("%s, fault point %d: running it again failed (status %d, see %s)", move->name,
+		     point, status, log_path);
+	else if (!primary || !moved_to || !is_move_of(old, primary, move) ||
+		 !holds_all(moved_to, move->moved, move->count))
+		fail("%s, fault point %d: running it again did not finish the move", move->name,
+		     point);
+	keyring_free(moved_to);
+	keyring_free(primary);
+}
+
+static void run_move_scenario(const struct move_scenario *move, const char *base,
+			      const struct keyring *old)
+{
+	char source[PATH_MAX], target[PATH_MAX], log_path[PATH_MAX];
+	const char *argv[24];
+	int point, old_outcomes = 0, new_outcomes = 0;
+
+	join(log_path, root, "tdekey.log");
+	join(source, root, "work");
+	join(target, root, "target");
+	for (point = 1; point <= MAX_FAULT_POINTS; point++) {
+		int status;
+
+		remove_tree(source);
+		remove_tree(target);
+		copy_tree(base, source);
+		fill_move_argv(move, source, target, argv);
+		status = run_tdekey(argv, point, log_path);
+		if (WIFEXITED(status)) {
+			if (WEXITSTATUS(status) != 0)
+				fail("%s: the run without a kill failed (status %d)", move->name,
+				     WEXITSTATUS(status));
+			else if (!check_move(move, source, target, old, point))
+				fail("%s: the completed run left the keys in the source", move->name);
+			break;
+		}
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+			fail("%s, fault point %d: tdekey ended with status %d", move->name, point,
+			     status);
+			continue;
+		}
+		if (check_move(move, source, target, old, point))
+			new_outcomes++;
+		else
+			old_outcomes++;
+		check_move_recovery(move, source, target, old, point, log_path);
+	}
+	printf("%s: killed at %d fault points (%d left the keys in the source, %d had moved "
+	       "them), then completed\n",
+	       move->name, point - 1, old_outcomes, new_outcomes);
+	if (point - 1 < 5 || old_outcomes == 0 || new_outcomes == 0)
+		fail("%s: too few fault points were reached to prove anything", move->name);
+	remove_tree(source);
+	remove_tree(target);
+}
+
 int main(int argc, char *argv[])
 {
 	static const char *const set_key_argv[] = {
@@ -667,6 +863,37 @@ int main(int argc, char *argv[])
 
 		for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++)
 			run_scenario(&scenarios[i], base, old);
+	}
+	/*
+	 * move-keys of the first (retired) key and isolate of the whole container (its ACTIVE key
+	 * too), each to a new auto-login wallet, proved unused by the empty backing directory.
+	 */
+	{
+		const char *move_keys[] = { "move-keys",	   "--wallet",	     "@",
+					    "--password-file", password_file,	     "--key",
+					    deleted_text,	   "--to",	     "%",
+					    "--auto-login",	   "--scrypt-cost", "10,1,1",
+					    "--backing",	   backing,	     NULL };
+		const char *isolate[] = { "isolate",	     "--wallet",      "@",
+					  "--password-file", password_file,   "--container",
+					  keyring_container(old), "--to",     "%",
+					  "--auto-login",    "--scrypt-cost", "10,1,1",
+					  "--backing",	     backing,	      NULL };
+		uint8_t all_ids[16 * KEY_ID_SIZE];
+		size_t all = keyring_count(old) < 16 ? keyring_count(old) : 16;
+
+		for (size_t i = 0; i < all; i++)
+			memcpy(all_ids + i * KEY_ID_SIZE, keyring_record(old, i)->id, KEY_ID_SIZE);
+		const struct move_scenario moves[] = {
+			{ .name = "move-keys",
+			  .argv = move_keys,
+			  .moved = keyring_record(old, 0)->id,
+			  .count = 1 },
+			{ .name = "isolate", .argv = isolate, .moved = all_ids, .count = all },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(moves); i++)
+			run_move_scenario(&moves[i], base, old);
 	}
 	keyring_free(added);
 	keyring_free(old);

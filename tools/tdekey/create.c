@@ -11,8 +11,85 @@
 #include <errno.h>
 #include <string.h>
 
+#include "keystore/key_export.h"
+#include "util/util.h"
+
+/* The keys of every --merge-from wallet, each ID once, gathered before anything is created. */
+struct merged_keys {
+	struct mek_record *records; /* secure memory */
+	size_t count;
+	struct key_import_summary summary;
+};
+
+static int gather(const struct options *options, struct merged_keys *merged)
+{
+	char a[KEY_ID_TEXT_SIZE];
+
+	merged->records = secure_alloc((WALLET_MAX_KEYS + 1) * sizeof(*merged->records));
+	if (!merged->records)
+		return report_failure(-ENOMEM, "out of memory");
+	for (size_t w = 0; w < options->merge_from_count; w++) {
+		struct wallet_session *from = NULL;
+		const struct keyring *ring;
+		int ret = open_other_wallet(options, options->merge_from[w], &from);
+
+		if (ret)
+			return ret;
+		ring = wallet_session_keyring(from);
+		for (size_t i = 0; i < keyring_count(ring); i++) {
+			const struct mek_record *record = keyring_record(ring, i);
+			size_t k;
+
+			for (k = 0; k < merged->count; k++)
+				if (memcmp(merged->records[k].id, record->id, KEY_ID_SIZE) == 0)
+					break;
+			if (k < merged->count &&
+			    memcmp(merged->records[k].mek, record->mek, MEK_SIZE) != 0) {
+				key_id_format(record->id, a);
+				fprintf(stderr,
+					"tdekey create: key %s is in %s with other key bytes than in an "
+					"earlier --merge-from wallet; nothing was created\n",
+					a, options->merge_from[w]);
+				wallet_session_close(from);
+				return EXIT_KEY_CONFLICT;
+			}
+			if (k < merged->count)
+				continue;
+			if (merged->count + (options->no_key ? 0 : 1) >= WALLET_MAX_KEYS) {
+				wallet_session_close(from);
+				return report_failure(KEYSTORE_ERROR(KEYSTORE_ERR_WALLET_FULL),
+						      "the --merge-from wallets hold more keys than "
+						      "one wallet can; nothing was created");
+			}
+			merged->records[merged->count++] = *record;
+		}
+		wallet_session_close(from);
+	}
+	return EXIT_OK;
+}
+
+/* The new wallet, opened again, gets the gathered keys in one commit. */
+static int merge_into(const struct options *options, const struct secret *password,
+		      struct merged_keys *merged)
+{
+	char error[KEYSTORE_ERROR_SIZE] = "";
+	struct wallet_session *session = NULL;
+	int ret = open_created_wallet(options->wallet, password, &session, error);
+
+	if (ret == 0)
+		ret = keyring_import(wallet_session_keyring(session), merged->records,
+				     merged->count, &merged->summary, error);
+	if (ret < 0) {
+		wallet_session_close(session);
+		return report_failure(ret, error);
+	}
+	ret = merged->summary.added ? commit_session(options, session) : EXIT_OK;
+	wallet_session_close(session);
+	return ret;
+}
+
 static void print_result(const struct options *options, const struct wallet_paths *paths,
-			 const struct wallet_create_result *result)
+			 const struct wallet_create_result *result, const struct merged_keys *merged)
 {
 	char wallet_id[KEY_ID_TEXT_SIZE], key_id[KEY_ID_TEXT_SIZE];
 	struct json json;
@@ -37,6 +114,13 @@ static void print_result(const struct options *options, const struct wallet_path
 		}
 		json_array_end(&json);
 		json_string(&json, "active_key_id", result->made_key ? key_id : NULL);
+		if (options->merge_from_count) {
+			json_array_begin(&json, "merged_from");
+			for (size_t w = 0; w < options->merge_from_count; w++)
+				json_string(&json, NULL, options->merge_from[w]);
+			json_array_end(&json);
+			json_uint(&json, "merged", merged->summary.added);
+		}
 		json_end(&json);
 		return;
 	}
@@ -46,6 +130,10 @@ static void print_result(const struct options *options, const struct wallet_path
 		printf("created %s wallet %s\n", wallet_kind_name(result->copy),
 		       wallet_paths_of_kind(paths, result->copy));
 	printf("wallet ID %s, container %s\n", wallet_id, options->container);
+	if (options->merge_from_count)
+		printf("merged %zu master key%s from %zu wallet%s (ORIGIN IMPORTED, none active)\n",
+		       merged->summary.added, merged->summary.added == 1 ? "" : "s",
+		       options->merge_from_count, options->merge_from_count == 1 ? "" : "s");
 	if (result->made_key)
 		printf("active master key %s\n", key_id);
 	else
@@ -71,7 +159,10 @@ static int run(const struct options *options)
 	char error[KEYSTORE_ERROR_SIZE] = "";
 	struct wallet_create_result result;
 	struct wallet_paths paths;
+	struct merged_keys merged = { 0 };
 	struct secret *password = NULL;
+	size_t group_files;
+	gid_t gid = 0;
 	int ret;
 
 	/* "all" is what --container all means to every other command: never a container's name. */
@@ -81,8 +172,39 @@ static int run(const struct options *options)
 		return EXIT_USAGE;
 	}
 
+	if (options->from_password_given && !options->merge_from_count) {
+		fprintf(stderr, "tdekey create: --from-password-file and --from-password-fd go "
+				"with --merge-from\nTry 'tdekey create --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (options->from_password_given && options->from_password.kind == PASSWORD_SOURCE_FD &&
+	    options->merge_from_count > 1) {
+		fprintf(stderr, "tdekey create: --from-password-fd is read once and so opens one "
+				"--merge-from wallet; give --from-password-file FILE instead\nTry "
+				"'tdekey create --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (options->group && create.auto_login && !options->password_given) {
+		fprintf(stderr, "tdekey create: --group gives the password wallet to a group, and "
+				"--auto-login alone makes none (auto-login files stay 0600)\nTry "
+				"'tdekey create --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (options->group) {
+		ret = group_parse(options->group, &gid);
+		if (ret)
+			return ret;
+	}
 	if (wallet_paths_init(options->wallet, &paths) < 0)
 		return report_failure(-ENAMETOOLONG, "wallet directory name is too long");
+	/* Every source is read and checked first: a bad one leaves nothing created. */
+	if (options->merge_from_count) {
+		ret = gather(options, &merged);
+		if (ret) {
+			secure_free(merged.records);
+			return ret;
+		}
+	}
 	/* Auto-login without a named source: no password wallet, and so no prompt. */
 	if (!create.auto_login || options->password_given) {
 		ret = password_read(&options->password, "New wallet password: ", true, &password,
@@ -91,11 +213,27 @@ static int run(const struct options *options)
 			return report_failure(ret, error);
 	}
 	ret = wallet_create(options->wallet, &create, password, &result, error);
+	if (ret < 0) {
+		ret = report_failure(ret, error);
+		goto out;
+	}
+	if (options->group) {
+		ret = group_apply(options->wallet, gid, &group_files);
+		if (ret)
+			goto out;
+	}
+	if (options->merge_from_count) {
+		fault_point("create:created-before-merge");
+		ret = merge_into(options, password, &merged);
+		if (ret)
+			goto out;
+	}
+	print_result(options, &paths, &result, &merged);
+	ret = EXIT_OK;
+out:
 	secret_free(password);
-	if (ret < 0)
-		return report_failure(ret, error);
-	print_result(options, &paths, &result);
-	return EXIT_OK;
+	secure_free(merged.records);
+	return ret;
 }
 
 const struct command command_create = {
@@ -104,6 +242,8 @@ const struct command command_create = {
 	.synopsis =
 		"tdekey create --wallet DIR [--auto-login] [--local] [--tag TAG]\n"
 		"                     [--container NAME] [--scrypt-cost LOG2N[,R[,P]]] [--no-key]\n"
+		"                     [--group G] [--merge-from DIR ...] [--from-password-file FILE |\n"
+		"                      --from-password-fd N]\n"
 		"                     [--password-file FILE | --password-fd N | --password-prompt]\n"
 		"                     [--json]",
 	.description =
@@ -137,6 +277,13 @@ const struct command command_create = {
 		"\n"
 		"       New passwords must have at least 8 characters.\n"
 		"\n"
+		"       --group G gives the password wallet and its backups to group G, mode\n"
+		"       0640, as 'tdekey change-group' does; auto-login files stay 0600.\n"
+		"\n"
+		"       --merge-from: the new wallet also gets every key of each wallet named,\n"
+		"       ORIGIN IMPORTED, none active. All are read first; a key ID two hold with\n"
+		"       other bytes refuses it all (exit 17).\n"
+		"\n"
 		"OPTIONS\n"
 		"       -w, --wallet DIR\n"
 		"              The wallet directory (created if missing; its parent must exist).\n"
@@ -165,12 +312,23 @@ const struct command command_create = {
 		"       --no-key\n"
 		"              Create no master key; the wallet is OPEN_NO_MASTER_KEY until set-key.\n"
 		"\n"
+		"       --group G\n"
+		"              The provisioning group (name or number); see change-group.\n"
+		"\n"
+		"       --merge-from DIR\n"
+		"              A wallet to take keys from, only read (as merge --from). Repeatable.\n"
+		"\n"
+		"       --from-password-file FILE, --from-password-fd N\n"
+		"              Password of the --merge-from wallets without an auto-login one (a\n"
+		"              descriptor opens only one). As for 'tdekey merge'.\n"
+		"\n"
 		"       --password-file FILE, --password-fd N, --password-prompt\n"
 		"              Where the new wallet's password comes from (PASSWORD SOURCES).\n"
 		"\n"
 		"       --json\n"
 		"              Print the result as JSON: wallet_root, wallet_id, container, created\n"
-		"              (location and type of each file), active_key_id.\n"
+		"              (location and type of each file), active_key_id, and with\n"
+		"              --merge-from merged_from and merged.\n"
 		"\n"
 		"EXAMPLES\n"
 		"       tdekey create --wallet /etc/tdefs/wallet\n"
@@ -178,7 +336,8 @@ const struct command command_create = {
 		"       tdekey create --wallet /srv/test/wallet --auto-login --tag test\n"
 		"\n",
 	.options = OPTION_PASSWORD | OPTION_AUTO_LOGIN | OPTION_LOCAL | OPTION_TAG |
-		   OPTION_CONTAINER | OPTION_SCRYPT_COST | OPTION_NO_KEY | OPTION_JSON,
+		   OPTION_CONTAINER | OPTION_SCRYPT_COST | OPTION_NO_KEY | OPTION_JSON |
+		   OPTION_MERGE_FROM | OPTION_FROM_PASSWORD | OPTION_GROUP,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

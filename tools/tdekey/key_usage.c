@@ -19,7 +19,8 @@
 #include "util/util.h"
 
 /* The directory exists and its config record names the wallet of ring; st gets its stat. */
-static int check_directory(const char *path, const struct keyring *ring, struct stat *st)
+static int check_directory(const char *path, const struct keyring *ring, struct stat *st,
+			   char container[WALLET_CONTAINER_MAX + 1])
 {
 	char config_path[PATH_MAX], ours[KEY_ID_TEXT_SIZE], theirs[KEY_ID_TEXT_SIZE];
 	uint8_t wallet_id[KEY_ID_SIZE];
@@ -78,6 +79,7 @@ static int check_directory(const char *path, const struct keyring *ring, struct 
 			path, theirs, ours);
 		return EXIT_BACKING;
 	}
+	snprintf(container, WALLET_CONTAINER_MAX + 1, "%s", config.container);
 	return EXIT_OK;
 }
 
@@ -122,7 +124,9 @@ int census_take(const struct options *options, const struct keyring *ring,
 		struct stat st;
 		bool seen = false;
 
-		ret = check_directory(path, ring, &st);
+		char container[WALLET_CONTAINER_MAX + 1];
+
+		ret = check_directory(path, ring, &st, container);
 		if (ret)
 			return ret;
 		for (size_t d = 0; d < census->directories; d++)
@@ -137,6 +141,7 @@ int census_take(const struct options *options, const struct keyring *ring,
 			return ret == -ENOMEM ? EXIT_ERROR : EXIT_BACKING;
 		}
 		dir->path = path;
+		memcpy(dir->container, container, sizeof(dir->container));
 		devices[census->directories] = st.st_dev;
 		inodes[census->directories] = st.st_ino;
 		census->directories++;

@@ -159,6 +159,7 @@ const struct command command_keys = {
 		"       ORIGIN           LOCAL (made in this wallet: generated, or brought with\n"
 		"                        --key-file) or IMPORTED (tdekey import or merge)\n"
 		"       BACKED_UP        YES when a backup taken after its creation holds it\n"
+		"       KEYSTORE_TYPE    SOFTWARE: the key is held in a wallet file, not an HSM\n"
 		"\n"
 		"       The auto-login wallet is read when there is one, so no password is asked;\n"
 		"       with a password source the password wallet is read instead.\n"

@@ -16,7 +16,8 @@
 
 #include "keystore/key_export.h"
 
-static int open_source(const struct options *options, struct wallet_session **session)
+int open_other_wallet(const struct options *options, const char *dir,
+		      struct wallet_session **session)
 {
 	struct password_source source = options->from_password;
 	char error[KEYSTORE_ERROR_SIZE] = "";
@@ -31,7 +32,7 @@ static int open_source(const struct options *options, struct wallet_session **se
 		ret = transport_secret_check_fd(source.fd, "--from-password-fd", error);
 	}
 	if (ret == 0)
-		ret = wallet_session_open(options->from, WALLET_FOR_READING,
+		ret = wallet_session_open(dir, WALLET_FOR_READING,
 					  options->from_password_given ? &source : NULL, session,
 					  error);
 	if (fd >= 0)
@@ -40,7 +41,7 @@ static int open_source(const struct options *options, struct wallet_session **se
 		snprintf(error, sizeof(error),
 			 "wallet %s needs its password and there is no terminal to ask on; give "
 			 "--from-password-file FILE or --from-password-fd N",
-			 options->from);
+			 dir);
 	return ret < 0 ? report_failure(ret, error) : EXIT_OK;
 }
 
@@ -60,7 +61,7 @@ static int run(const struct options *options)
 		fprintf(stderr, "tdekey merge: --from DIR is required\nTry 'tdekey merge --help'.\n");
 		return EXIT_USAGE;
 	}
-	ret = open_source(options, &from);
+	ret = open_other_wallet(options, options->from, &from);
 	if (ret)
 		return ret;
 	other = wallet_session_keyring(from);

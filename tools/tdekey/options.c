@@ -50,6 +50,11 @@ enum long_only_option {
 	LONG_CERT,
 	LONG_TRUSTED,
 	LONG_USER_CERT,
+	LONG_COPY,
+	LONG_TO_PASSWORD_FILE,
+	LONG_TO_PASSWORD_FD,
+	LONG_MERGE_FROM,
+	LONG_GROUP,
 };
 
 static const struct option long_options[] = {
@@ -92,6 +97,11 @@ static const struct option long_options[] = {
 	{ "cert", required_argument, NULL, LONG_CERT },
 	{ "trusted", required_argument, NULL, LONG_TRUSTED },
 	{ "user-cert", no_argument, NULL, LONG_USER_CERT },
+	{ "copy", no_argument, NULL, LONG_COPY },
+	{ "merge-from", required_argument, NULL, LONG_MERGE_FROM },
+	{ "group", required_argument, NULL, LONG_GROUP },
+	{ "to-password-file", required_argument, NULL, LONG_TO_PASSWORD_FILE },
+	{ "to-password-fd", required_argument, NULL, LONG_TO_PASSWORD_FD },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -166,6 +176,15 @@ static unsigned option_set_of(int option)
 	case LONG_TRUSTED:
 	case LONG_USER_CERT:
 		return OPTION_TLS;
+	case LONG_COPY:
+		return OPTION_COPY;
+	case LONG_MERGE_FROM:
+		return OPTION_MERGE_FROM;
+	case LONG_GROUP:
+		return OPTION_GROUP;
+	case LONG_TO_PASSWORD_FILE:
+	case LONG_TO_PASSWORD_FD:
+		return OPTION_TO_PASSWORD;
 	default:
 		return 0;
 	}
@@ -211,6 +230,7 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 	options->new_password.kind = PASSWORD_SOURCE_PROMPT;
 	options->secret.kind = PASSWORD_SOURCE_PROMPT;
 	options->from_password.kind = PASSWORD_SOURCE_PROMPT;
+	options->to_password.kind = PASSWORD_SOURCE_PROMPT;
 	options->container = WALLET_DEFAULT_CONTAINER;
 	options->cost = SCRYPT_DEFAULT_COST;
 	options->key_fd = -1;
@@ -346,6 +366,31 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 					 optarg);
 			if (ret)
 				return ret;
+			break;
+		case LONG_TO_PASSWORD_FILE:
+		case LONG_TO_PASSWORD_FD:
+			ret = set_source(command, &options->to_password, &options->to_password_given,
+					 option == LONG_TO_PASSWORD_FILE ? PASSWORD_SOURCE_FILE
+									 : PASSWORD_SOURCE_FD,
+					 optarg);
+			if (ret)
+				return ret;
+			break;
+		case LONG_COPY:
+			options->copy = true;
+			break;
+		case LONG_GROUP:
+			if (!*optarg)
+				return usage_error(command, "--group names nothing", NULL);
+			options->group = optarg;
+			break;
+		case LONG_MERGE_FROM:
+			if (!*optarg)
+				return usage_error(command, "--merge-from names nothing", NULL);
+			if (options->merge_from_count == BACKING_MAX)
+				return usage_error(command, "too many --merge-from options; the most is",
+						   BACKING_MAX_TEXT);
+			options->merge_from[options->merge_from_count++] = optarg;
 			break;
 		case LONG_KEY_FILE:
 		case LONG_KEY_FD:

@@ -283,6 +283,7 @@ void print_keys_json(struct json *json, const struct keyring *ring,
 		json_string(json, "state", mek_state_name(record->state));
 		json_string(json, "origin", mek_origin_name(record->origin));
 		json_bool(json, "backed_up", record->backed_up);
+		json_string(json, "keystore_type", KEYSTORE_TYPE_NAME);
 		if (census)
 			json_uint(json, "files", census_files_for(census, record->id));
 		json_object_end(json);
@@ -297,15 +298,15 @@ int print_keys_table(const struct keyring *ring, const struct key_census *census
 					       "CONTAINER",	  "CREATION_TIME",
 					       "ACTIVATION_TIME", "STATE",
 					       "ORIGIN",	  "BACKED_UP",
-					       "FILES" };
+					       "KEYSTORE_TYPE",	  "FILES" };
 	struct table table;
 	int ret = 0;
 
-	table_init(&table, census ? 9 : 8, headers);
+	table_init(&table, census ? 10 : 9, headers);
 	for (size_t i = 0; i < keyring_count(ring) && ret == 0; i++) {
 		const struct mek_record *record = keyring_record(ring, i);
 		char id[KEY_ID_TEXT_SIZE], created[32], activated[32], files[24];
-		const char *cells[9];
+		const char *cells[10];
 
 		if (container && strcmp(record->container, container) != 0)
 			continue;
@@ -320,10 +321,11 @@ int print_keys_table(const struct keyring *ring, const struct key_census *census
 		cells[5] = mek_state_name(record->state);
 		cells[6] = mek_origin_name(record->origin);
 		cells[7] = record->backed_up ? "YES" : "NO";
+		cells[8] = KEYSTORE_TYPE_NAME;
 		if (census) {
 			snprintf(files, sizeof(files), "%llu",
 				 (unsigned long long)census_files_for(census, record->id));
-			cells[8] = files;
+			cells[9] = files;
 		}
 		ret = table_add_row(&table, cells);
 	}

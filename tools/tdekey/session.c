@@ -21,6 +21,30 @@ int open_session(const struct options *options, enum wallet_access access,
 }
 
 char committed_summary[256];
+/*
+ * Open a wallet just made with password: the session reads its password from a descriptor, so
+ * the password goes through a pipe (kernel memory, never a file or argv).
+ */
+int open_created_wallet(const char *dir, const struct secret *password,
+			struct wallet_session **session, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct password_source source = { .kind = PASSWORD_SOURCE_FD, .explicit = true };
+	int fds[2], ret = 0;
+
+	if (!password)
+		return wallet_session_open(dir, WALLET_FOR_CHANGE, NULL, session, error);
+	if (pipe(fds) < 0)
+		return -errno;
+	if (write(fds[1], password->bytes, password->len) != (ssize_t)password->len ||
+	    write(fds[1], "\n", 1) != 1)
+		ret = -EIO;
+	close(fds[1]);
+	source.fd = fds[0];
+	if (ret == 0)
+		ret = wallet_session_open(dir, WALLET_FOR_CHANGE, &source, session, error);
+	close(fds[0]);
+	return ret;
+}
 
 int commit_session(const struct options *options, struct wallet_session *session)
 {

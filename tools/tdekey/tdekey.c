@@ -29,7 +29,8 @@ static const struct command *const commands[] = {
 	&command_use_key, &command_set_tag,	     &command_change_password,
 	&command_backup,  &command_add_secret,	     &command_delete_secret,
 	&command_delete_key, &command_export,	     &command_import,
-	&command_merge,	  &command_tls,
+	&command_merge,	     &command_move_keys,  &command_isolate,
+	&command_change_group, &command_tls,
 };
 
 static const char password_sources_section[] =

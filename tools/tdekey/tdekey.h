@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "fs/backing_scan.h"
 #include "keystore/wallet.h"
@@ -36,7 +37,11 @@ enum option_set {
 	OPTION_FROM = 1u << 18,	   /* --from FILE or DIR (import, merge) */
 	OPTION_FROM_PASSWORD = 1u << 19, /* --from-password-file, --from-password-fd (merge) */
 	OPTION_KEY_SOURCE = 1u << 20, /* --key-file, --key-fd, --key-id (set-key, create-key) */
-	OPTION_TLS = 1u << 21, /* --dn, --days, --key-type, --cert, --trusted, --user-cert (tls) */
+	OPTION_TLS = 1u << 25, /* --dn, --days, --key-type, --cert, --trusted, --user-cert (tls) */
+	OPTION_COPY = 1u << 21,	      /* --copy (isolate) */
+	OPTION_TO_PASSWORD = 1u << 22, /* --to-password-file, --to-password-fd (move-keys, isolate) */
+	OPTION_MERGE_FROM = 1u << 23,  /* --merge-from DIR, repeatable (create) */
+	OPTION_GROUP = 1u << 24,       /* --group G (create, change-group) */
 };
 
 /* How many backing directories one run may name (--usage, --backing). */
@@ -70,6 +75,12 @@ struct options {
 	const char *from;
 	struct password_source from_password; /* --from-password-* (merge) */
 	bool from_password_given;
+	struct password_source to_password; /* --to-password-* (move-keys, isolate) */
+	bool to_password_given;
+	bool copy;
+	const char *merge_from[BACKING_MAX]; /* --merge-from, in the order given */
+	size_t merge_from_count;
+	const char *group; /* --group */
 	const char *key_file; /* --key-file: bring your own key */
 	int key_fd;	      /* --key-fd, -1 when not given */
 	uint8_t key_id[KEY_ID_SIZE];
@@ -113,6 +124,9 @@ extern const struct command command_export;
 extern const struct command command_import;
 extern const struct command command_merge;
 extern const struct command command_tls;
+extern const struct command command_move_keys;
+extern const struct command command_isolate;
+extern const struct command command_change_group;
 
 /* --- exit codes (documented in every --help and in docs/WALLET.md) ----------------------- */
 enum tdekey_exit {
@@ -173,6 +187,16 @@ int key_container_check(const struct options *options, const struct keyring *rin
 			bool any_by_default);
 #define CONTAINERS_MAX 256
 
+/* --- a provisioning group (change_group.c) ------------------------------------------------ */
+
+/* A group name or number: 0, or EXIT_USAGE after one line. */
+int group_parse(const char *name, gid_t *gid);
+/*
+ * The wallet directory and backup/ to group gid, 02750; password.wallet and its backups to
+ * 0640 (group set first). *files: how many wallet files were given. 0 or an exit code.
+ */
+int group_apply(const char *wallet, gid_t gid, size_t *files);
+
 /* --- output (output.c) ----------------------------------------------------------------- */
 
 /* ISO 8601 UTC, "2025-01-14T09:30:12Z"; "-" for 0. */
@@ -214,6 +238,20 @@ void json_array_end(struct json *json);
 /* Open the wallet for reading or for a change; prints the failure and returns its exit code. */
 int open_session(const struct options *options, enum wallet_access access,
 		 struct wallet_session **session);
+/*
+ * Open a wallet just created with password (NULL: an auto-login-only one) for a change. The
+ * password goes to the session through a pipe (kernel memory, never a file or argv).
+ * -errno or a keystore error with error filled.
+ */
+int open_created_wallet(const char *dir, const struct secret *password,
+			struct wallet_session **session, char error[KEYSTORE_ERROR_SIZE]);
+/*
+ * Open another wallet for reading (merge --from, create --merge-from): its auto-login wallet,
+ * or its password wallet with --from-password-file or --from-password-fd, after the strict-
+ * modes check of that file. Prints the failure and returns its exit code.
+ */
+int open_other_wallet(const struct options *options, const char *dir,
+		      struct wallet_session **session);
 /* Commit; prints the failure and returns its exit code. */
 int commit_session(const struct options *options, struct wallet_session *session);
 /* What the last commit_session left the wallet at, for the audit line; "" before one. */
@@ -229,6 +267,7 @@ void print_commit_json(struct json *json, struct wallet_session *session);
 /* One backing directory's scan. */
 struct backing_census {
 	const char *path;
+	char container[WALLET_CONTAINER_MAX + 1]; /* as its .tdefs.conf records it */
 	struct backing_scan scan;
 };
 
@@ -253,6 +292,12 @@ uint64_t census_files_for(const struct key_census *census, const uint8_t key_id[
 uint64_t census_files_in(const struct key_census *census, size_t directory,
 			 const uint8_t key_id[KEY_ID_SIZE]);
 void census_free(struct key_census *census);
+
+/*
+ * V$ENCRYPTION_KEYS.KEYSTORE_TYPE: every key of these wallets lives in a software keystore
+ * (a wallet file), none in a hardware module.
+ */
+#define KEYSTORE_TYPE_NAME "SOFTWARE"
 
 /* Shared output pieces. census, when not NULL, adds the FILES column (files in JSON). */
 /* container: only that container's keys; NULL for every key. */
