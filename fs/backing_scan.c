@@ -51,7 +51,7 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 		scan->damaged++; /* a directory or file that cannot be read is not counted as clean */
 		return 0;
 	}
-	if (strcmp(entry->relative, CONFIG_FILE_NAME) == 0)
+	if (config_reserved_name(entry->relative))
 		return 0;
 	scan->files++;
 	if (entry->st.st_size == 0) {

@@ -205,7 +205,7 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 				: strerror(entry->error));
 		return 0;
 	}
-	if (strcmp(entry->relative, CONFIG_FILE_NAME) == 0)
+	if (config_reserved_name(entry->relative))
 		return 0;
 	check.files++;
 	if (entry->st.st_size == 0) {

@@ -6,9 +6,13 @@
  */
 #include "fs/format.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "util/util.h"
@@ -100,4 +104,47 @@ int config_decode(const uint8_t *data, size_t len, struct backing_config *config
 									   : CONFIG_V1_OFFSET_CREATED));
 	*config = decoded;
 	return 0;
+}
+
+bool config_reserved_name(const char *name)
+{
+	size_t n = strlen(CONFIG_FILE_NAME);
+
+	return strncmp(name, CONFIG_FILE_NAME, n) == 0 &&
+	       (name[n] == '\0' || strncmp(name + n, ".tmp-", 5) == 0);
+}
+
+int config_remove_leftovers(int root_fd)
+{
+	struct dirent *entry;
+	int fd, removed = 0, ret = 0;
+	DIR *dir;
+
+	fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	while ((entry = readdir(dir))) {
+		struct stat st;
+
+		if (!config_reserved_name(entry->d_name) ||
+		    strcmp(entry->d_name, CONFIG_FILE_NAME) == 0)
+			continue;
+		/* Only the regular files such a write makes; anything else is not ours to remove. */
+		if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (unlinkat(dirfd(dir), entry->d_name, 0) < 0) {
+			ret = -errno;
+			break;
+		}
+		removed++;
+	}
+	closedir(dir);
+	return ret < 0 ? ret : removed;
 }

@@ -249,4 +249,18 @@ struct backing_config {
 int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_SIZE]);
 int config_decode(const uint8_t *data, size_t len, struct backing_config *config);
 
+/*
+ * The backing root's own names, never a user's: the config record and the temporary files of
+ * its crash-safe replacement (CONFIG_FILE_NAME ".tmp-XXXXXX", which a crash in --init,
+ * --rebind or a version upgrade leaves behind). name is relative to the backing root. The
+ * mount hides them and every walk skips them.
+ */
+bool config_reserved_name(const char *name);
+/*
+ * Remove the temporary files an interrupted replacement of the config record left in the
+ * backing root open in root_fd. Only for a process that holds the directory's lock (no write
+ * is in flight then). Returns how many were removed, or a negative errno.
+ */
+int config_remove_leftovers(int root_fd);
+
 #endif

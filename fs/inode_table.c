@@ -434,7 +434,7 @@ int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry
 	int fd, ret;
 
 	/* The config file is the backing directory's, not the user's: it never shows. */
-	if (parent == &daemon_state.root && strcmp(name, CONFIG_FILE_NAME) == 0)
+	if (parent == &daemon_state.root && config_reserved_name(name))
 		return -ENOENT;
 	ret = inode_fd_get(parent);
 	if (ret < 0)

@@ -203,7 +203,7 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 		record_failure(job, entry->relative, -entry->error);
 		return 0;
 	}
-	if (strcmp(entry->relative, CONFIG_FILE_NAME) == 0)
+	if (config_reserved_name(entry->relative))
 		return 0;
 	if (job->kind == JOB_REWRAP) {
 		process_file(job, entry->relative, entry->fd);

@@ -568,8 +568,15 @@ static int lock_backing(int fd, const char *resolved, const char *what)
 {
 	struct mount_entry entry;
 
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		/* Holding the lock, no replacement of the config record is in flight. */
+		int removed = config_remove_leftovers(fd);
+
+		if (removed > 0)
+			log_info("%s %s: removed %d temporary config file%s left by an interrupted "
+				 "write", what, resolved, removed, removed == 1 ? "" : "s");
 		return 0;
+	}
 	if (errno != EWOULDBLOCK) {
 		fprintf(stderr, "tdefs: %s %s: cannot lock it: %s\n", what, resolved, strerror(errno));
 		return -errno;

@@ -65,7 +65,7 @@ static void reply_result(fuse_req_t req, int ret)
 static bool is_reserved_name(const struct tdefs_daemon *state, const struct tdefs_inode *parent,
 			     const char *name)
 {
-	return parent == &state->root && strcmp(name, CONFIG_FILE_NAME) == 0;
+	return parent == &state->root && config_reserved_name(name);
 }
 
 /* Give a new backing object the caller's ownership (the group of a setgid parent stays). */
@@ -896,7 +896,7 @@ static void tdefs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 				break;
 			}
 		}
-		if (is_root && strcmp(handle->entry->d_name, CONFIG_FILE_NAME) == 0) {
+		if (is_root && config_reserved_name(handle->entry->d_name)) {
 			handle->offset = handle->entry->d_off;
 			handle->entry = NULL;
 			continue;

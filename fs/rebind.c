@@ -117,7 +117,7 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 		problem(proof, entry->relative[0] ? entry->relative : ".", what);
 		return 0;
 	}
-	if (strcmp(entry->relative, CONFIG_FILE_NAME) == 0)
+	if (config_reserved_name(entry->relative))
 		return 0;
 	proof->files++;
 	if (entry->st.st_size == 0)

@@ -622,6 +622,19 @@ static void test_error_vocabulary(void **state)
 	assert_int_equal(format_error_of(FORMAT_ERROR(FORMAT_ERR_COUNT)), 0);
 }
 
+/* The backing root's own names: the config record and its temporary files, nothing else. */
+static void test_config_reserved_names(void **state)
+{
+	(void)state;
+	assert_true(config_reserved_name(".tdefs.conf"));
+	assert_true(config_reserved_name(".tdefs.conf.tmp-Ab12Cd"));
+	assert_false(config_reserved_name(".tdefs.confx"));
+	assert_false(config_reserved_name(".tdefs.con"));
+	assert_false(config_reserved_name("dir/.tdefs.conf"));
+	assert_false(config_reserved_name("tdefs.conf"));
+	assert_false(config_reserved_name(""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,6 +653,7 @@ int main(void)
 		cmocka_unit_test(test_config_round_trip_and_damage),
 		cmocka_unit_test(test_config_container_lengths),
 		cmocka_unit_test(test_error_vocabulary),
+		cmocka_unit_test(test_config_reserved_names),
 	};
 	return cmocka_run_group_tests_name("format", tests, NULL, NULL);
 }

@@ -192,7 +192,7 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 						    : strerror(entry->error));
 		return 0;
 	}
-	if (strcmp(entry->relative, CONFIG_FILE_NAME) == 0)
+	if (config_reserved_name(entry->relative))
 		return 0;
 	describe(entry, &row);
 	print_row(walk, path, &row);
