@@ -7,6 +7,7 @@
 #    header copy under a key B lacks is enough to refuse; a mounted directory is refused;
 #  - after the full import, --rebind succeeds and the copy mounts under B and reads back;
 #  - two containers of one wallet on two mounts: set-key --container alpha changes only alpha's
+#    (and isolate beta into its own wallet while both run, rebind, rotate there, merge back);
 #    active key; new files on alpha's mount take alpha's new key, beta's mount keeps its own;
 #    a directory recording a container the wallet lacks is refused at mount;
 #  - a restore: a copy whose headers use only keys imported into a wallet with no active key
@@ -157,6 +158,33 @@ echo b2 >"$W/beta.mnt/b2"
 [[ $("$MAKE_BACKING" key-id "$W/alpha.enc/a2") == "$ALPHA2" ]] || fail "alpha's new file is not under alpha's new key"
 [[ $("$MAKE_BACKING" key-id "$W/beta.enc/b2") == "$BETA1" ]] || fail "beta's new file is not under beta's own key"
 [[ $(cat "$W/alpha.mnt/a1") == a1 && $(cat "$W/beta.mnt/b1") == b1 ]] || fail "older files no longer read"
+
+log "isolate beta into a wallet of its own while both mounts run, rebind it, merge it back"
+V=$W/walletV
+"$TDEKEY_BIN" isolate --wallet "$U" --container beta --to "$V" --auto-login \
+	--backing "$W/alpha.enc" --backing "$W/beta.enc" >"$W/isolate.out" 2>&1 ||
+	fail "isolate of beta with both mounts up failed: $(cat "$W/isolate.out")"
+[[ -z $(active "$U" beta) && $(active "$V" beta) == "$BETA1" ]] ||
+	fail "after isolate: U should hold no beta key and V beta's active key $BETA1"
+[[ $(active "$U" alpha) == "$ALPHA2" ]] || fail "isolate of beta changed alpha's active key"
+echo a3 >"$W/alpha.mnt/a3"
+[[ $(cat "$W/alpha.mnt/a3") == a3 && $(cat "$W/beta.mnt/b2") == b2 ]] ||
+	fail "the mounts stopped serving while beta was isolated"
+tdefs_umount "$W/beta.mnt"
+rebind 0 --wallet "$V" "$W/beta.enc"
+tdefs_mount "$V" "$W/beta.enc" "$W/beta.mnt"
+[[ $(cat "$W/beta.mnt/b1") == b1 && $(cat "$W/beta.mnt/b2") == b2 ]] || fail "beta does not read back under V"
+echo b3 >"$W/beta.mnt/b3"
+[[ $("$MAKE_BACKING" key-id "$W/beta.enc/b3") == "$BETA1" ]] || fail "beta's new file under V is not under beta's key"
+"$TDEKEY_BIN" set-key --wallet "$V" --container beta >/dev/null
+BETA2=$(active "$V" beta)
+[[ $BETA2 != "$BETA1" && $(active "$U" alpha) == "$ALPHA2" ]] || fail "rotating beta in V touched U"
+tdefs_umount "$W/beta.mnt"
+"$TDEKEY_BIN" merge --wallet "$U" --from "$V" >"$W/merge.out" 2>&1 || fail "merge of V into U failed: $(cat "$W/merge.out")"
+"$TDEKEY_BIN" merge --wallet "$U" --from "$V" >"$W/merge2.out" 2>&1 || fail "a second merge failed: $(cat "$W/merge2.out")"
+rebind 0 --wallet "$U" "$W/beta.enc"
+tdefs_mount "$U" "$W/beta.enc" "$W/beta.mnt"
+[[ $(cat "$W/beta.mnt/b1") == b1 && $(cat "$W/beta.mnt/b3") == b3 ]] || fail "beta does not read back under U after the merge"
 tdefs_umount "$W/alpha.mnt"
 tdefs_umount "$W/beta.mnt"
 
