@@ -7,8 +7,9 @@
 #    header copy under a key B lacks is enough to refuse; a mounted directory is refused;
 #  - after the full import, --rebind succeeds and the copy mounts under B and reads back;
 #  - two containers of one wallet on two mounts: set-key --container alpha changes only alpha's
-#    (and isolate beta into its own wallet while both run, rebind, rotate there, merge back);
 #    active key; new files on alpha's mount take alpha's new key, beta's mount keeps its own;
+#    beta is then isolated into a wallet of its own while both mounts run, rebound, rotated
+#    there and merged back (twice: the second merge changes nothing);
 #    a directory recording a container the wallet lacks is refused at mount;
 #  - a restore: a copy whose headers use only keys imported into a wallet with no active key
 #    for its container mounts read-only (reads back, writes EROFS, says what to do); -o rw is
