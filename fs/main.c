@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fs/rebind.h"
+#include "keystore/key_export.h"
 #include "keystore/wallet.h"
 #include "util/util.h"
 
@@ -120,6 +121,8 @@ static const char usage_mount_text[] =
 	"       recover         unmount MOUNTPOINT first when it is stale (its daemon died:\n"
 	"                       'Transport endpoint is not connected')\n"
 	"       log=FILE        in the background, log to FILE when syslog cannot be reached\n"
+	"       password_file=F  the password wallet's password from file F, as\n"
+	"                       --password-file (for fstab, which has no command line)\n"
 	"       stop_timeout=SECS  on SIGTERM/SIGINT/SIGHUP, how long to retry a normal unmount\n"
 	"                       of a busy mount (default 60); it is never detached\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
@@ -200,6 +203,13 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 					option);
 				return -EINVAL;
 			}
+		} else if (strncmp(option, "password_file=", 14) == 0) {
+			/* fstab has no command line: the password file comes as a mount option. */
+			if (option[14] != '/') {
+				fprintf(stderr, "tdefs: -o %s: give an absolute file name\n", option);
+				return -EINVAL;
+			}
+			cmd->password_file = option + 14;
 		} else if (strncmp(option, "stop_timeout=", 13) == 0) {
 			char *end;
 			unsigned long value = strtoul(option + 13, &end, 10);
@@ -499,13 +509,22 @@ static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 	int password_fd = cmd->password_fd;
 	int ret;
 
+	/*
+	 * A password file (or a regular file behind --password-fd) must belong to root or to us
+	 * and be writable by no one else: the daemon would otherwise take its keys from a
+	 * password someone else chose.
+	 */
 	if (cmd->password_file) {
-		password_fd = open(cmd->password_file, O_RDONLY | O_CLOEXEC);
-		if (password_fd < 0) {
-			fprintf(stderr, "tdefs: --password-file %s: %s\n", cmd->password_file,
-				strerror(errno));
-			return -errno;
+		ret = transport_secret_open_file(cmd->password_file, "--password-file", &password_fd,
+						 error);
+		if (ret < 0) {
+			fprintf(stderr, "tdefs: %s\n", error);
+			return ret;
 		}
+	} else if (password_fd >= 0 &&
+		   (ret = transport_secret_check_fd(password_fd, "--password-fd", error)) < 0) {
+		fprintf(stderr, "tdefs: %s\n", error);
+		return ret;
 	}
 	ret = keystore_open_for_mount(cmd->wallet, password_fd, ring, error);
 	if (cmd->password_file)
