@@ -126,19 +126,20 @@ static void render_jobs(struct text *text)
 			    outcomes[o].name, (unsigned long long)outcomes[o].value);
 	}
 	family(text, "tdefs_job_rekeyed_bytes", "gauge",
-	       "Data bytes re-encrypted by the current or last data rekey.");
+	       "Data bytes re-encrypted in the files the current or last data rekey has done "
+	       "(the file in progress: tdefs_job_current_file_done_bytes).");
 	add(text, "tdefs_job_rekeyed_bytes{job=\"data\"} %llu\n",
 	    (unsigned long long)status[JOB_DATA_REKEY].bytes_done);
 	family(text, "tdefs_job_current_file_done_bytes", "gauge",
-	       "Bytes done of the file a job is working on (0 between files).");
+	       "Bytes done of the file a job is working on, or worked on last.");
 	for (int k = 0; k < JOB_KIND_COUNT; k++)
 		add(text, "tdefs_job_current_file_done_bytes{job=\"%s\"} %llu\n", job_names[k],
-		    status[k].current[0] ? (unsigned long long)status[k].current_done : 0ULL);
+		    (unsigned long long)status[k].current_done);
 	family(text, "tdefs_job_current_file_size_bytes", "gauge",
-	       "Size of the file a job is working on (0 between files).");
+	       "Size of the file a job is working on, or worked on last.");
 	for (int k = 0; k < JOB_KIND_COUNT; k++)
 		add(text, "tdefs_job_current_file_size_bytes{job=\"%s\"} %llu\n", job_names[k],
-		    status[k].current[0] ? (unsigned long long)status[k].current_total : 0ULL);
+		    (unsigned long long)status[k].current_total);
 	family(text, "tdefs_job_started_timestamp_seconds", "gauge",
 	       "When the current or last run of each job started (0: never).");
 	for (int k = 0; k < JOB_KIND_COUNT; k++)
@@ -155,7 +156,7 @@ static void render_keystore(struct text *text)
 {
 	uint8_t active_id[KEY_ID_SIZE];
 	char active_text[KEY_ID_TEXT_SIZE] = "";
-	char container[256], wallet[PATH_MAX * 2];
+	char container[256];
 	const char *selected;
 	bool has_active;
 	size_t count;
@@ -168,16 +169,14 @@ static void render_keystore(struct text *text)
 	selected = keyring_selected_container(daemon_state.keyring);
 	escape_label(selected ? selected : "", container, sizeof(container));
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
-	escape_label(daemon_state.wallet_path ? daemon_state.wallet_path : "", wallet,
-		     sizeof(wallet));
 
 	family(text, "tdefs_keystore_keys", "gauge", "Master keys loaded from the wallet.");
 	add(text, "tdefs_keystore_keys %zu\n", count);
 	family(text, "tdefs_keystore_active_key_info", "gauge",
 	       "The active master key (new files are wrapped under it); absent without one.");
 	if (has_active)
-		add(text, "tdefs_keystore_active_key_info{key_id=\"%s\",container=\"%s\","
-			  "wallet=\"%s\"} 1\n", active_text, container, wallet);
+		add(text, "tdefs_keystore_active_key_info{key_id=\"%s\",container=\"%s\"} 1\n",
+		    active_text, container);
 	family(text, "tdefs_keystore_reloads_total", "counter",
 	       "Wallet re-reads (a wallet change, tderekey reload) by result; a failed one keeps "
 	       "the keys loaded.");
@@ -287,10 +286,16 @@ int metrics_file_open(char *error, size_t error_size)
 	snprintf(directory, sizeof(directory), "%.*s", (int)(length ? length : 1), file_path);
 	directory_fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (directory_fd < 0) {
-		snprintf(error, error_size, "-o metrics=%s: directory %s: %s", file_path, directory,
-			 errno == ELOOP ? "is a symlink (give the real directory)"
-					: strerror(errno));
-		return -errno;
+		int ret = -errno;
+
+		/* O_NOFOLLOW | O_DIRECTORY on a symlink: ENOTDIR or ELOOP. Name it. */
+		if (lstat(directory, &st) == 0 && S_ISLNK(st.st_mode))
+			snprintf(error, error_size, "-o metrics=%s: directory %s is a symlink (give "
+				 "the real directory)", file_path, directory);
+		else
+			snprintf(error, error_size, "-o metrics=%s: directory %s: %s", file_path,
+				 directory, strerror(-ret));
+		return ret;
 	}
 	if (fstat(directory_fd, &st) < 0 || (st.st_uid != 0 && st.st_uid != uid) ||
 	    (st.st_mode & 022)) {
