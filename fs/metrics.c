@@ -9,7 +9,7 @@
  * controls. Its directory is opened once, before mounting, without following a symlink in its
  * last component, and refused when anyone but root or the daemon's user could write to it;
  * each update is a temporary file in that directory, renamed over FILE (renameat on the
- * descriptor), so a reader never sees half a file.
+ * descriptor), so a reader never sees half a file. A clean unmount removes it.
  */
 #include "fs/daemon.h"
 #include "fs/metrics.h"
@@ -380,7 +380,10 @@ void metrics_file_stop(void)
 		if (stop_pipe[i] >= 0)
 			close(stop_pipe[i]);
 	stop_pipe[0] = stop_pipe[1] = -1;
-	if (directory_fd >= 0)
+	/* At unmount the file goes: stale counters would look like a mount that is still there. */
+	if (directory_fd >= 0) {
+		unlinkat(directory_fd, file_name, 0);
 		close(directory_fd);
+	}
 	directory_fd = -1;
 }

@@ -50,7 +50,8 @@ int metrics_render(char *buf, size_t size);
  * -o metrics=FILE (absolute) and -o metrics_interval=SECS; -EINVAL with a one-line error in
  * error. metrics_file_open() runs before mounting: it opens FILE's directory (the last component
  * not a symlink) and refuses one that a user other than root and the daemon's own could change.
- * metrics_file_start() (after daemonising) writes FILE at once and then every interval.
+ * metrics_file_start() (after daemonising) writes FILE at once and then every interval;
+ * metrics_file_stop() (at unmount) removes it.
  */
 int metrics_file_option(const char *path, char *error, size_t error_size);
 int metrics_interval_option(const char *value, char *error, size_t error_size);

@@ -202,8 +202,9 @@ for ((i = 0; i < 30; i++)); do
 	sleep 0.1
 done
 [[ -n $updated ]] || fail "$prom not updated within 3 s with metrics_interval=1"
-[[ -z $(find "$mdir" -name '.*' -newer "$TDEFS_WORK/data") ]] || fail "a temporary file is left in $mdir"
 tdefs_umount "$TDEFS_MNT"
+[[ ! -e $prom ]] || fail "$prom is still there after the unmount (stale counters)"
+[[ -z $(ls -A "$mdir") ]] || fail "files left in $mdir: $(ls -A "$mdir")"
 
 # Refused at mount, with one line naming the option: nothing mounted, nothing written.
 refuse() {
