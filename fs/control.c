@@ -10,6 +10,7 @@
  */
 #include "fs/daemon.h"
 #include "fs/control_protocol.h"
+#include "fs/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +45,7 @@ static char served_device[32];
 static char served_mount_point[PATH_MAX];
 
 struct reply {
-	char text[8192];
+	char text[CONTROL_REPLY_MAX];
 	size_t used;
 };
 
@@ -137,6 +138,19 @@ static void answer(char *request, struct reply *reply)
 		answer_status(reply);
 		return;
 	}
+	if (strcmp(request, "metrics") == 0) {
+		/* Rendered in place: the greeting has been sent, the reply starts empty. */
+		int length = metrics_render(reply->text + reply->used,
+					    sizeof(reply->text) - reply->used - 64);
+
+		if (length < 0)
+			reply_add(reply, "error the metrics do not fit in a reply\n");
+		else
+			reply->used += (size_t)length;
+		if (length >= 0)
+			reply_add(reply, "ok\n");
+		return;
+	}
 	if (strcmp(request, "reload") == 0) {
 		if (keys_reload(error, sizeof(error)) < 0)
 			reply_add(reply, "error %s\n", error);
@@ -191,6 +205,7 @@ static void log_refusal(const struct ucred *peer, bool known, const char *reques
 	}
 	if (!error)
 		return;
+	metrics_add(&metrics.control_refused, 1);
 	for (const char *p = request; *p && n < sizeof(shown) - 1; p++)
 		shown[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
 	shown[n] = '\0';

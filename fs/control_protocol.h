@@ -18,6 +18,7 @@
  * "key value" lines ending with "ok" or "error MESSAGE".
  *   status                       backing, wallet, active key, both jobs' state and counters
  *   reload                       re-read the wallet now
+ *   metrics                      the Prometheus text exposition (fs/metrics.c), then "ok"
  *   rewrap-start RATE            rewrap every header under the active key (RATE headers/s)
  *   rewrap-stop                  stop the rewrap (starting it again resumes: done files skip)
  *   data-start RATE [PATH]       re-encrypt every file (below PATH, relative to the backing
@@ -32,5 +33,7 @@
 #define CONTROL_DIRECTORY_USER "/run/user/%u/tdefs"
 #define CONTROL_SOCKET_FORMAT "control-%u:%u.sock"
 #define CONTROL_LINE_MAX 4096
+/* The longest reply, greeting included (the metrics are the longest). */
+#define CONTROL_REPLY_MAX 32768
 
 #endif

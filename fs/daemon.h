@@ -19,6 +19,7 @@
 #include "keystore/keystore.h"
 
 #include "fs/file_io.h"
+#include "fs/metrics.h"
 
 /*
  * Lock order. A thread holding one of these locks takes only locks further down the list, each
@@ -192,7 +193,8 @@ int file_write_new_header(int fd);
  * An I/O error of the data path, logged with the backing file's path and the errno, once per
  * file and kind of error (ENOSPC, EDQUOT, EIO, EROFS, a format error, any other) so a full
  * disk under a busy database gives one line per file, not one per write. Errors that are the
- * caller's own (EINVAL, EFBIG, EOPNOTSUPP, EINTR, EAGAIN) are not logged. Returns ret.
+ * caller's own (EINVAL, EFBIG, EOPNOTSUPP, EINTR, EAGAIN) are not logged. Every other one is
+ * counted (tdefs_io_errors_total, fs/metrics.h). Returns ret.
  */
 int file_io_error_note(struct tdefs_inode *inode, const char *operation, int ret);
 
@@ -202,7 +204,10 @@ static inline int file_read(struct tdefs_inode *inode, int direct_fd, uint64_t o
 {
 	int ret = file_io_read(inode->crypt, direct_fd, offset, size, data, length);
 
-	return ret < 0 ? file_io_error_note(inode, "read", ret) : ret;
+	if (ret < 0)
+		return file_io_error_note(inode, "read", ret);
+	metrics_add(&metrics.read_bytes, *length);
+	return ret;
 }
 
 static inline int file_write(struct tdefs_inode *inode, int direct_fd, const uint8_t *data,
@@ -210,7 +215,10 @@ static inline int file_write(struct tdefs_inode *inode, int direct_fd, const uin
 {
 	int ret = file_io_write(inode->crypt, direct_fd, data, size, offset);
 
-	return ret < 0 ? file_io_error_note(inode, "write", ret) : ret;
+	if (ret < 0)
+		return file_io_error_note(inode, "write", ret);
+	metrics_add(&metrics.written_bytes, size);
+	return ret;
 }
 
 static inline int file_truncate(struct tdefs_inode *inode, uint64_t new_size)

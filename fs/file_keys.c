@@ -48,6 +48,8 @@ int file_io_error_note(struct tdefs_inode *inode, const char *operation, int ret
 	case EROFS: kind = KIND_ROFS; break;
 	default: kind = ret < -4095 ? KIND_FORMAT : KIND_OTHER; break;
 	}
+	/* The kind bits in the order of enum metrics_error_kind. */
+	metrics_add(&metrics.io_errors[metrics_operation_of(operation)][__builtin_ctz(kind)], 1);
 	if (__atomic_fetch_or(&inode->io_errors_logged, kind, __ATOMIC_RELAXED) & kind)
 		return ret;
 	inode_describe(inode, path, sizeof(path));
@@ -235,6 +237,7 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 	pthread_mutex_lock(&inode->crypt_lock);
 	if (inode->crypt) {
 		inode->crypt_users++;
+		metrics_gauge_add(&metrics.file_users, 1);
 		goto out_unlock;
 	}
 	crypt = calloc(1, sizeof(*crypt));
@@ -252,11 +255,17 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 		goto out_free_crypt;
 	}
 	ret = load_file_key(inode, crypt);
-	if (ret < 0)
+	if (ret < 0) {
+		metrics_add(&metrics.load_errors[ret == -ENOKEY ? METRICS_LOAD_MISSING_KEY
+					       : ret == -EIO  ? METRICS_LOAD_DAMAGED
+							      : METRICS_LOAD_OTHER], 1);
 		goto out_close_data;
+	}
 	file_crypt_locks_init(crypt);
 	inode->crypt = crypt;
 	inode->crypt_users = 1;
+	metrics_gauge_add(&metrics.file_users, 1);
+	metrics_gauge_add(&metrics.deks_loaded, 1);
 	inode->load_error_logged = false;
 	goto out_unlock;
 
@@ -274,10 +283,16 @@ void file_crypt_release(struct tdefs_inode *inode)
 	struct file_crypt *crypt;
 
 	pthread_mutex_lock(&inode->crypt_lock);
-	if (inode->crypt_users == 0 || --inode->crypt_users > 0) {
+	if (inode->crypt_users == 0) {
 		pthread_mutex_unlock(&inode->crypt_lock);
 		return;
 	}
+	metrics_gauge_add(&metrics.file_users, -1);
+	if (--inode->crypt_users > 0) {
+		pthread_mutex_unlock(&inode->crypt_lock);
+		return;
+	}
+	metrics_gauge_add(&metrics.deks_loaded, -1);
 	crypt = inode->crypt;
 	inode->crypt = NULL;
 	pthread_mutex_unlock(&inode->crypt_lock);

@@ -50,6 +50,7 @@ int keys_reload(char *error, size_t error_len)
 			 keystore_error[0] ? keystore_error : keystore_error_message(ret),
 			 keyring_count(loaded));
 		pthread_mutex_unlock(&reload_lock);
+		metrics_add(&metrics.reloads_failed, 1);
 		return ret;
 	}
 	pthread_rwlock_wrlock(&daemon_state.keyring_lock);
@@ -57,6 +58,7 @@ int keys_reload(char *error, size_t error_len)
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
 	keyring_free(loaded);
 	pthread_mutex_unlock(&reload_lock);
+	metrics_add(&metrics.reloads_ok, 1);
 
 	if (result.kept)
 		log_warning("tdefs: %s lacks %zu of the master keys loaded (restored from an older "

@@ -125,6 +125,10 @@ static const char usage_mount_text[] =
 	"                       --password-file (for fstab, which has no command line)\n"
 	"       stop_timeout=SECS  on SIGTERM/SIGINT/SIGHUP, how long to retry a normal unmount\n"
 	"                       of a busy mount (default 60); it is never detached\n"
+	"       metrics=FILE    keep FILE current with the Prometheus metrics (for\n"
+	"                       node_exporter's textfile collector; its directory must be\n"
+	"                       writable by root or you alone)\n"
+	"       metrics_interval=SECS  how often FILE is rewritten (default 15)\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"  -h, --help           this text\n"
@@ -229,6 +233,16 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 				return -EINVAL;
 			}
 			cmd->log_file = option + 4;
+		} else if (strncmp(option, "metrics=", 8) == 0 ||
+			   strncmp(option, "metrics_interval=", 17) == 0) {
+			char error[PATH_MAX + 128];
+
+			if ((option[7] == '=' ? metrics_file_option(option + 8, error, sizeof(error))
+					      : metrics_interval_option(option + 17, error,
+									sizeof(error))) < 0) {
+				fprintf(stderr, "tdefs: %s\n", error);
+				return -EINVAL;
+			}
 		} else if (strcmp(option, "ro") == 0) {
 			daemon_state.read_only = true;
 			append_fuse_option(cmd, option);
@@ -1002,6 +1016,11 @@ static int run_mount(struct command_line *cmd)
 	fuse_opt_add_arg(&args, "-o");
 	fuse_opt_add_arg(&args, cmd->fuse_options);
 
+	/* Before mounting, so that a refused metrics file fails the mount where it is seen. */
+	if (metrics_file_open(control_error, sizeof(control_error)) < 0) {
+		fprintf(stderr, "tdefs: %s\n", control_error);
+		goto out_free_args;
+	}
 	session = fuse_session_new(&args, &tdefs_operations, sizeof(tdefs_operations),
 				   &daemon_state);
 	if (!session)
@@ -1060,6 +1079,9 @@ static int run_mount(struct command_line *cmd)
 		ret = 1;
 		goto out_control_stop;
 	}
+	if (metrics_file_start() < 0)
+		log_warning("tdefs: cannot start the metrics file writer; 'tderekey metrics' "
+			    "still answers");
 	if (wallet_watch_start() < 0)
 		log_warning("tdefs: cannot watch wallet %s for changes; run 'tderekey reload' after "
 			    "a key change", daemon_state.wallet_path);
@@ -1102,6 +1124,7 @@ static int run_mount(struct command_line *cmd)
 	control_stop();
 	jobs_join_all();
 	wallet_watch_stop();
+	metrics_file_stop();
 out_control_stop:
 	control_stop(); /* nothing left to do when the loop ended: it stopped above */
 out_unmount:

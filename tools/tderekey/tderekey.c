@@ -17,6 +17,7 @@ static const struct rekey_command *const commands[] = {
 	&command_pause,
 	&command_resume,
 	&command_files,
+	&command_metrics,
 };
 
 static void usage(FILE *out)

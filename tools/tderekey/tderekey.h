@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "fs/control_protocol.h"
+
 struct rekey_options {
 	const char *path; /* any path on the mount */
 	const char *subpath; /* a second path, for commands with max_paths 2 (files); or NULL */
@@ -33,6 +35,7 @@ extern const struct rekey_command command_data;
 extern const struct rekey_command command_pause;
 extern const struct rekey_command command_resume;
 extern const struct rekey_command command_files;
+extern const struct rekey_command command_metrics;
 
 /* PATH on its mount, as a path relative to the mount point ("" for the mount point: data.c). */
 int relative_to_mount(const char *path, char *relative, size_t len);
@@ -47,7 +50,7 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_TDEFS = 3, EXIT_DE
 
 /* A reply from the daemon: "key value" lines, then "ok" or "error MESSAGE". */
 struct control_reply {
-	char text[8192];
+	char text[CONTROL_REPLY_MAX];
 	bool ok;
 	const char *error; /* points into text when !ok */
 };
