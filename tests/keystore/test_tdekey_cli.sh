@@ -116,7 +116,7 @@ json 'j["type"] == "AUTOLOGIN" and j["container"] == "default" and len(j["wallet
 run 0 "$TDEKEY" set-key --wallet "$A" --tag second
 contains "$OUT" "RETIRED"
 run 0 "$TDEKEY" status --wallet "$A" --json
-json 'j["status"] == "OPEN" and j["wallets"][0]["fully_backed_up"] == "NO"'
+json 'j["status"] == "OPEN" and j["wallets"][0]["fully_backed_up"] is False'
 run 0 "$TDEKEY" backup --wallet "$A" --id weekly
 contains "$OUT" "-weekly.wallet"
 contains "$OUT" "opens without one"

@@ -206,7 +206,29 @@ validate files "0 < rows['/big']['rekey_percent'] < 100 and rows['/big']['key_id
 	<"$TDEFS_WORK/rekey.json" || fail "REKEYING row: see above"
 "$tderekey" files "$TDEFS_MNT" | grep -qE '^REKEYING [0-9.]+% .* /big  \(watermark at byte [0-9]+\)$' ||
 	fail "the table does not show /big as REKEYING with its percentage"
+# tderekey status --json while the rekey runs: numbers are numbers, the flag a boolean, and the
+# file in progress is named; once the job has ended no "current" file is shown.
+"$tderekey" status "$TDEFS_MNT" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["data_state"] == "running", d["data_state"]
+for k in ("keys", "data_files", "data_bytes", "rewrap_files", "data_current_done"):
+    assert type(d[k]) is int, (k, d[k])
+assert type(d["data_rate"]) in (int, float), d["data_rate"]
+assert type(d["data_resume_only"]) is bool, d["data_resume_only"]
+assert d["data_current"] == "/big", d.get("data_current")' || fail "tderekey status --json during a rekey: see above"
 "$tderekey" stop "$TDEFS_MNT" >/dev/null || fail "tderekey stop failed"
+for ((i = 0; i < 100; i++)); do
+	"$tderekey" status "$TDEFS_MNT" --json | grep -q '"data_state": "stopping"' || break
+	sleep 0.1
+done
+"$tderekey" status "$TDEFS_MNT" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["data_state"] in ("stopped", "done"), d["data_state"]
+assert not any(k.endswith(("_current", "_current_done", "_current_total")) for k in d), d' ||
+	fail "tderekey status --json shows a stale current file after the job ended"
+"$tderekey" status "$TDEFS_MNT" | grep -q "^data_current " && fail "tderekey status shows a stale data_current after the job ended"
 "$tderekey" files "$TDEFS_MNT" --json | validate files "d['totals']['damaged'] == 1 and rows['/normal']['state'] == 'NORMAL'" ||
 	fail "tderekey files after the stop: see above"
 

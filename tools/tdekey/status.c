@@ -145,7 +145,7 @@ static void print_json(const struct options *options, const struct wallet_status
 		json_string(&json, "location", row->path);
 		json_string(&json, "type", wallet_kind_name(row->kind));
 		json_string(&json, "status", wallet_status_name(row->status));
-		json_string(&json, "fully_backed_up", backed_up_word(row));
+		json_bool(&json, "fully_backed_up", row->fully_backed_up);
 		if (row->opened) {
 			json_uint(&json, "keys", row->key_count);
 			json_string(&json, "container", row->container);

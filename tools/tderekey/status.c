@@ -5,6 +5,7 @@
  */
 #include "tools/tderekey/tderekey.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +14,70 @@
 #include "keystore/keystore.h"
 #include "util/json_text.h"
 
+enum field_type { FIELD_TEXT, FIELD_NUMBER, FIELD_BOOL };
+
+static const struct status_field {
+	const char *name;
+	enum field_type type;
+} fields[] = {
+	{ "backing", FIELD_TEXT },	      { "wallet", FIELD_TEXT },
+	{ "active_key", FIELD_TEXT },	      { "keys", FIELD_NUMBER },
+	{ "cache", FIELD_TEXT },	      { "rewrap_state", FIELD_TEXT },
+	{ "rewrap_files", FIELD_NUMBER },     { "rewrap_changed", FIELD_NUMBER },
+	{ "rewrap_skipped", FIELD_NUMBER },   { "rewrap_failed", FIELD_NUMBER },
+	{ "rewrap_rate", FIELD_NUMBER },      { "rewrap_current", FIELD_TEXT },
+	{ "rewrap_last_error", FIELD_TEXT },  { "data_state", FIELD_TEXT },
+	{ "data_resume_only", FIELD_BOOL },   { "data_files", FIELD_NUMBER },
+	{ "data_changed", FIELD_NUMBER },     { "data_skipped", FIELD_NUMBER },
+	{ "data_failed", FIELD_NUMBER },      { "data_bytes", FIELD_NUMBER },
+	{ "data_rate", FIELD_NUMBER },	      { "data_current", FIELD_TEXT },
+	{ "data_current_done", FIELD_NUMBER }, { "data_current_total", FIELD_NUMBER },
+	{ "data_last_error", FIELD_TEXT },
+};
+
+/*
+ * The file a job is on means something only while it runs: once it has ended (done, stopped,
+ * failed) the daemon's last "current" file would read as work in progress.
+ */
+static bool field_shown(const struct control_reply *reply, const char *name)
+{
+	const char *job = strncmp(name, "rewrap_", 7) == 0 ? "rewrap_state" : "data_state";
+	char state[32];
+
+	if (!strstr(name, "_current"))
+		return true;
+	if (!reply_value(reply, job, state, sizeof(state)))
+		return false;
+	return strcmp(state, "running") == 0 || strcmp(state, "paused") == 0 ||
+	       strcmp(state, "stopping") == 0;
+}
+
+/* A number as the daemon sent it, checked to be one (else it goes out as a string). */
+static bool is_number(const char *value)
+{
+	char *end;
+
+	if (!*value)
+		return false;
+	strtod(value, &end);
+	return *end == '\0';
+}
+
+static void json_field(const struct status_field *field, const char *value)
+{
+	json_write_string(stdout, field->name);
+	printf(": ");
+	if (field->type == FIELD_NUMBER && is_number(value))
+		fputs(value, stdout);
+	else if (field->type == FIELD_BOOL && (strcmp(value, "0") == 0 || strcmp(value, "1") == 0))
+		fputs(strcmp(value, "1") == 0 ? "true" : "false", stdout);
+	else
+		json_write_string(stdout, value);
+	printf(", ");
+}
+
 static int run_status(const struct rekey_options *options)
 {
-	static const char *const fields[] = {
-		"backing", "wallet", "active_key", "keys", "cache",
-		"rewrap_state", "rewrap_files", "rewrap_changed", "rewrap_skipped", "rewrap_failed",
-		"rewrap_rate", "rewrap_current", "rewrap_last_error",
-		"data_state", "data_resume_only", "data_files", "data_changed", "data_skipped",
-		"data_failed", "data_bytes", "data_rate", "data_current", "data_current_done",
-		"data_current_total", "data_last_error",
-	};
 	struct control_reply reply;
 	char backing[4096], active[KEY_ID_TEXT_SIZE + 1] = "", value[4096];
 	struct backing_scan scan;
@@ -40,12 +95,9 @@ static int run_status(const struct rekey_options *options)
 		/* Values carry backing paths and file names: every one goes through the escaper. */
 		printf("{");
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-			if (reply_value(&reply, fields[i], value, sizeof(value))) {
-				json_write_string(stdout, fields[i]);
-				printf(": ");
-				json_write_string(stdout, value);
-				printf(", ");
-			}
+			if (field_shown(&reply, fields[i].name) &&
+			    reply_value(&reply, fields[i].name, value, sizeof(value)))
+				json_field(&fields[i], value);
 		printf("\"files\": %llu, \"empty\": %llu, \"damaged\": %llu, \"files_per_key\": {",
 		       (unsigned long long)scan.files, (unsigned long long)scan.empty,
 		       (unsigned long long)scan.damaged);
@@ -58,8 +110,9 @@ static int run_status(const struct rekey_options *options)
 		printf("}, \"rekey_interrupted\": %llu}\n", (unsigned long long)scan.rekey_in_progress);
 	} else {
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-			if (reply_value(&reply, fields[i], value, sizeof(value)))
-				printf("%-18s %s\n", fields[i], value);
+			if (field_shown(&reply, fields[i].name) &&
+			    reply_value(&reply, fields[i].name, value, sizeof(value)))
+				printf("%-18s %s\n", fields[i].name, value);
 		printf("\n%-34s %10s\n", "MASTER KEY ID", "FILES");
 		for (size_t i = 0; i < scan.key_count; i++) {
 			char id[KEY_ID_TEXT_SIZE];
