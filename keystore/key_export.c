@@ -35,7 +35,15 @@ _Static_assert(KEY_EXPORT_OFFSET_NONCE + GCM_NONCE_SIZE == KEY_EXPORT_OFFSET_RES
 _Static_assert(KEX_RECORD_OFFSET_TAG + WALLET_TAG_MAX == KEX_RECORD_OFFSET_CONTAINER, "tag");
 _Static_assert(KEX_RECORD_OFFSET_CONTAINER + WALLET_CONTAINER_MAX == KEX_RECORD_OFFSET_KCV,
 	       "container");
-_Static_assert(KEX_RECORD_OFFSET_KCV + KEY_EXPORT_KCV_SIZE == KEY_EXPORT_RECORD_SIZE, "kcv");
+_Static_assert(KEX_RECORD_OFFSET_KCV + KEY_EXPORT_KCV_SIZE == KEY_EXPORT_RECORD_V1_SIZE, "kcv");
+_Static_assert(KEX_RECORD_OFFSET_CREATOR + WALLET_CREATOR_MAX == KEY_EXPORT_RECORD_SIZE,
+	       "creator");
+
+/* The record size of an export file of that version (0 for none). */
+static size_t record_size(unsigned version)
+{
+	return version == 1 ? KEY_EXPORT_RECORD_V1_SIZE : version == 2 ? KEY_EXPORT_RECORD_SIZE : 0;
+}
 
 void key_export_free(struct key_export *export)
 {
@@ -100,6 +108,7 @@ int key_export_parse(const uint8_t *data, size_t len, struct key_export_view *vi
 		return KEYSTORE_ERROR(KEYSTORE_ERR_EXPORT_DAMAGED);
 	}
 	view->header = data;
+	view->version = version;
 	view->count = load_le32(data + KEY_EXPORT_OFFSET_COUNT);
 	memcpy(view->wallet_id, data + KEY_EXPORT_OFFSET_WALLET_ID, KEY_ID_SIZE);
 	view->export_time = (int64_t)load_le64(data + KEY_EXPORT_OFFSET_EXPORT_TIME);
@@ -112,7 +121,7 @@ int key_export_parse(const uint8_t *data, size_t len, struct key_export_view *vi
 		return KEYSTORE_ERROR(KEYSTORE_ERR_EXPORT_DAMAGED);
 	}
 	if (view->count == 0 || view->count > WALLET_MAX_KEYS ||
-	    sealed_len != (uint64_t)view->count * KEY_EXPORT_RECORD_SIZE ||
+	    sealed_len != (uint64_t)view->count * record_size(version) ||
 	    len != KEY_EXPORT_HEADER_SIZE + (size_t)sealed_len + KEY_EXPORT_TRAILER_SIZE) {
 		snprintf(why, KEYSTORE_ERROR_SIZE,
 			 "key count, sealed length and file size disagree");
@@ -174,14 +183,30 @@ static bool text_field_valid(const uint8_t *field, size_t len, size_t size, bool
 	return len == 0 || wallet_tag_valid(text);
 }
 
-int key_export_decode_records(const uint8_t *plaintext, size_t len, size_t count,
+/* A version 2 creator: empty and all zero (unknown), or valid text then zeros. */
+static bool creator_field_valid(const uint8_t *p, size_t len)
+{
+	char text[WALLET_CREATOR_MAX + 1];
+	const uint8_t *field = p + KEX_RECORD_OFFSET_CREATOR;
+
+	if (len > WALLET_CREATOR_MAX || !all_zero(field + len, WALLET_CREATOR_MAX - len))
+		return false;
+	if (len == 0)
+		return true;
+	memcpy(text, field, len);
+	text[len] = '\0';
+	return strlen(text) == len && wallet_creator_valid(text);
+}
+
+int key_export_decode_records(const uint8_t *plaintext, size_t len, unsigned version, size_t count,
 			      struct mek_record **out, char why[KEYSTORE_ERROR_SIZE])
 {
+	size_t size = record_size(version);
 	uint8_t kcv[KEY_EXPORT_KCV_SIZE];
 	struct mek_record *records;
 	int ret = 0;
 
-	if (count == 0 || count > WALLET_MAX_KEYS || len != count * KEY_EXPORT_RECORD_SIZE) {
+	if (size == 0 || count == 0 || count > WALLET_MAX_KEYS || len != count * size) {
 		snprintf(why, KEYSTORE_ERROR_SIZE, "payload size does not match the key count");
 		return KEYSTORE_ERROR(KEYSTORE_ERR_EXPORT_DAMAGED);
 	}
@@ -189,10 +214,13 @@ int key_export_decode_records(const uint8_t *plaintext, size_t len, size_t count
 	if (!records)
 		return -ENOMEM;
 	for (size_t i = 0; i < count; i++) {
-		const uint8_t *p = plaintext + i * KEY_EXPORT_RECORD_SIZE;
+		const uint8_t *p = plaintext + i * size;
 		struct mek_record *record = &records[i];
 		size_t tag_len = p[KEX_RECORD_OFFSET_TAG_LENGTH];
 		size_t container_len = p[KEX_RECORD_OFFSET_CONTAINER_LENGTH];
+		size_t creator_len = p[KEX_RECORD_OFFSET_CREATOR_LENGTH];
+		bool creator_ok = version == 1 ? creator_len == 0
+					       : creator_field_valid(p, creator_len);
 
 		memcpy(record->id, p + KEX_RECORD_OFFSET_KEY_ID, KEY_ID_SIZE);
 		memcpy(record->mek, p + KEX_RECORD_OFFSET_MEK, MEK_SIZE);
@@ -202,7 +230,7 @@ int key_export_decode_records(const uint8_t *plaintext, size_t len, size_t count
 		record->origin = p[KEX_RECORD_OFFSET_ORIGIN];
 		if (record->state < MEK_STATE_ACTIVE || record->state > MEK_STATE_PREACTIVE ||
 		    record->origin < MEK_ORIGIN_LOCAL || record->origin > MEK_ORIGIN_IMPORTED ||
-		    !all_zero(p + KEX_RECORD_OFFSET_RESERVED, 4) ||
+		    !all_zero(p + KEX_RECORD_OFFSET_RESERVED, 3) || !creator_ok ||
 		    !text_field_valid(p + KEX_RECORD_OFFSET_TAG, tag_len, WALLET_TAG_MAX, false) ||
 		    !text_field_valid(p + KEX_RECORD_OFFSET_CONTAINER, container_len,
 				      WALLET_CONTAINER_MAX, true)) {
@@ -212,6 +240,8 @@ int key_export_decode_records(const uint8_t *plaintext, size_t len, size_t count
 		}
 		memcpy(record->tag, p + KEX_RECORD_OFFSET_TAG, tag_len);
 		memcpy(record->container, p + KEX_RECORD_OFFSET_CONTAINER, container_len);
+		if (version >= 2)
+			memcpy(record->creator, p + KEX_RECORD_OFFSET_CREATOR, creator_len);
 		ret = key_check_value(record->id, record->mek, kcv);
 		if (ret < 0)
 			break;
@@ -243,8 +273,10 @@ int key_export_decode_records(const uint8_t *plaintext, size_t len, size_t count
 static int encode_record(const struct mek_record *record, uint8_t *p)
 {
 	size_t tag_len = strlen(record->tag), container_len = strlen(record->container);
+	size_t creator_len = strlen(record->creator);
 
-	if (tag_len > WALLET_TAG_MAX || container_len == 0 || container_len > WALLET_CONTAINER_MAX)
+	if (tag_len > WALLET_TAG_MAX || container_len == 0 ||
+	    container_len > WALLET_CONTAINER_MAX || creator_len > WALLET_CREATOR_MAX)
 		return -EINVAL;
 	memcpy(p + KEX_RECORD_OFFSET_KEY_ID, record->id, KEY_ID_SIZE);
 	memcpy(p + KEX_RECORD_OFFSET_MEK, record->mek, MEK_SIZE);
@@ -256,6 +288,8 @@ static int encode_record(const struct mek_record *record, uint8_t *p)
 	p[KEX_RECORD_OFFSET_CONTAINER_LENGTH] = (uint8_t)container_len;
 	memcpy(p + KEX_RECORD_OFFSET_TAG, record->tag, tag_len);
 	memcpy(p + KEX_RECORD_OFFSET_CONTAINER, record->container, container_len);
+	p[KEX_RECORD_OFFSET_CREATOR_LENGTH] = (uint8_t)creator_len;
+	memcpy(p + KEX_RECORD_OFFSET_CREATOR, record->creator, creator_len);
 	return key_check_value(record->id, record->mek, p + KEX_RECORD_OFFSET_KCV);
 }
 
@@ -378,7 +412,8 @@ int key_export_decode(const uint8_t *data, size_t len, const char *path,
 		ret = KEYSTORE_ERROR(KEYSTORE_ERR_EXPORT_DAMAGED);
 		goto out;
 	}
-	ret = key_export_decode_records(plaintext, view.sealed_len, view.count, &export->records,
+	ret = key_export_decode_records(plaintext, view.sealed_len, view.version, view.count,
+					&export->records,
 					why);
 	if (ret < 0) {
 		wallet_message(error, "key export file %s is damaged: %s", path, why);

@@ -29,7 +29,8 @@
 
 #define KEY_EXPORT_MAGIC "TDEFSKEX"
 #define KEY_EXPORT_MAGIC_SIZE 8
-#define KEY_EXPORT_VERSION 1
+/* Version 2 adds each key's creator; version 1 files are still read (creator unknown). */
+#define KEY_EXPORT_VERSION 2
 #define KEY_EXPORT_SALT_SIZE 32
 #define KEY_EXPORT_CHECK_SIZE 32
 #define KEY_EXPORT_KCV_SIZE 16
@@ -55,7 +56,10 @@ enum key_export_header_offset {
 	KEY_EXPORT_HEADER_SIZE = 144,
 };
 
-/* One sealed key record. */
+/*
+ * One sealed key record. Version 2 gives the first reserved byte to the creator's length and
+ * appends the 64-byte creator field after the key check value.
+ */
 enum key_export_record_offset {
 	KEX_RECORD_OFFSET_KEY_ID = 0,
 	KEX_RECORD_OFFSET_MEK = 16,
@@ -65,11 +69,14 @@ enum key_export_record_offset {
 	KEX_RECORD_OFFSET_ORIGIN = 65,
 	KEX_RECORD_OFFSET_TAG_LENGTH = 66,
 	KEX_RECORD_OFFSET_CONTAINER_LENGTH = 67,
-	KEX_RECORD_OFFSET_RESERVED = 68, /* 4 bytes, zero */
+	KEX_RECORD_OFFSET_CREATOR_LENGTH = 68, /* version 2; zero in version 1 */
+	KEX_RECORD_OFFSET_RESERVED = 69,	/* 3 bytes, zero */
 	KEX_RECORD_OFFSET_TAG = 72,
 	KEX_RECORD_OFFSET_CONTAINER = 136,
 	KEX_RECORD_OFFSET_KCV = 200,
-	KEY_EXPORT_RECORD_SIZE = 216,
+	KEY_EXPORT_RECORD_V1_SIZE = 216,
+	KEX_RECORD_OFFSET_CREATOR = 216, /* version 2 */
+	KEY_EXPORT_RECORD_SIZE = 280,	 /* version 2 */
 };
 
 #define KEY_EXPORT_TRAILER_SIZE (GCM_TAG_SIZE + SHA256_SIZE)
@@ -90,6 +97,7 @@ void key_export_free(struct key_export *export);
 /* What the clear header says, checked (checksum, magic, version, sizes) but not unsealed. */
 struct key_export_view {
 	const uint8_t *header; /* KEY_EXPORT_HEADER_SIZE bytes */
+	uint16_t version;
 	uint32_t count;
 	uint8_t wallet_id[KEY_ID_SIZE];
 	int64_t export_time;
@@ -108,8 +116,11 @@ int key_export_derive(const struct secret *secret, const uint8_t salt[KEY_EXPORT
 		      const struct scrypt_cost *cost, uint8_t seal_key[AES256_KEY_SIZE],
 		      uint8_t check[KEY_EXPORT_CHECK_SIZE]);
 
-/* Decode count sealed records after unsealing (pure: the fuzz target drives it directly). */
-int key_export_decode_records(const uint8_t *plaintext, size_t len, size_t count,
+/*
+ * Decode count sealed records of an export file of that version after unsealing (pure: the
+ * fuzz target drives it directly).
+ */
+int key_export_decode_records(const uint8_t *plaintext, size_t len, unsigned version, size_t count,
 			      struct mek_record **out, char why[KEYSTORE_ERROR_SIZE]);
 
 /*

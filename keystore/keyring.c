@@ -276,6 +276,7 @@ int keyring_add_key(struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
 	record->origin = MEK_ORIGIN_LOCAL;
 	strcpy(record->tag, tag ? tag : "");
 	strcpy(record->container, ring->selected);
+	wallet_creator_self(record->creator);
 	ring->count++;
 	if (activate)
 		keyring_activate(ring, ring->count - 1, now);

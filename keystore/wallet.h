@@ -40,10 +40,15 @@
 #define WALLET_BACKUP_DIRECTORY "backup"
 #define WALLET_LOCK_FILE "wallet.lock"
 
-#define WALLET_FORMAT_VERSION 1
+/*
+ * Version 2 added the creator to each key record; version 1 files are still read (creator
+ * unknown) and are rewritten as version 2 by the next change.
+ */
+#define WALLET_FORMAT_VERSION 2
 #define WALLET_DEFAULT_CONTAINER "default"
 #define WALLET_TAG_MAX 64
 #define WALLET_CONTAINER_MAX 64
+#define WALLET_CREATOR_MAX 64
 #define WALLET_BACKUP_ID_MAX 64
 #define WALLET_MAX_KEYS 10000
 #define SECRET_MAX_SIZE 1024
@@ -143,9 +148,15 @@ struct mek_record {
 	bool backed_up;		 /* present in a backup taken since it was created */
 	char tag[WALLET_TAG_MAX + 1];
 	char container[WALLET_CONTAINER_MAX + 1];
+	/* "user@host" of the tdekey run that made the key; "" when unknown (a version 1 file). */
+	char creator[WALLET_CREATOR_MAX + 1];
 };
 
 bool wallet_tag_valid(const char *tag);
+/* A creator: 1 to WALLET_CREATOR_MAX printable ASCII characters (space to tilde). */
+bool wallet_creator_valid(const char *creator);
+/* This process's creator text: the real uid's user name, '@', the host name (made printable). */
+void wallet_creator_self(char out[WALLET_CREATOR_MAX + 1]);
 bool wallet_container_valid(const char *name);
 bool wallet_backup_id_valid(const char *id);
 

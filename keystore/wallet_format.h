@@ -82,6 +82,12 @@ enum keys_payload_offset {
 _Static_assert(KEYS_OFFSET_CONTAINER + WALLET_CONTAINER_MAX == KEYS_PAYLOAD_HEADER_SIZE,
 	       "container field closes the payload header");
 
+/*
+ * One key record. Version 1 files have 200-byte records whose bytes 69..71 are zero; version 2
+ * (WALLET_FORMAT_VERSION) gives byte 69 to the creator's length and appends the 64-byte
+ * creator field, for 264-byte records. The header's format version tells the two apart, so an
+ * older tdefs refuses a version 2 file as newer instead of misreading it.
+ */
 enum key_record_offset {
 	RECORD_OFFSET_KEY_ID = 0,
 	RECORD_OFFSET_MEK = 16,
@@ -92,10 +98,13 @@ enum key_record_offset {
 	RECORD_OFFSET_FLAGS = 66,
 	RECORD_OFFSET_TAG_LENGTH = 67,
 	RECORD_OFFSET_CONTAINER_LENGTH = 68,
-	RECORD_OFFSET_RESERVED = 69,
+	RECORD_OFFSET_CREATOR_LENGTH = 69, /* version 2; reserved (zero) in version 1 */
+	RECORD_OFFSET_RESERVED = 70,
 	RECORD_OFFSET_TAG = 72,
 	RECORD_OFFSET_CONTAINER = 136,
-	KEY_RECORD_SIZE = 200,
+	KEY_RECORD_V1_SIZE = 200,
+	RECORD_OFFSET_CREATOR = 200, /* version 2 */
+	KEY_RECORD_SIZE = 264,	     /* version 2 */
 };
 #define RECORD_FLAG_BACKED_UP 0x01u
 #define RECORD_KNOWN_FLAGS RECORD_FLAG_BACKED_UP
@@ -103,8 +112,16 @@ enum key_record_offset {
 _Static_assert(RECORD_OFFSET_MEK == RECORD_OFFSET_KEY_ID + KEY_ID_SIZE, "key ID size");
 _Static_assert(RECORD_OFFSET_CREATION_TIME == RECORD_OFFSET_MEK + MEK_SIZE, "MEK size");
 _Static_assert(RECORD_OFFSET_CONTAINER == RECORD_OFFSET_TAG + WALLET_TAG_MAX, "tag size");
-_Static_assert(RECORD_OFFSET_CONTAINER + WALLET_CONTAINER_MAX == KEY_RECORD_SIZE,
-	       "container closes the record");
+_Static_assert(RECORD_OFFSET_CONTAINER + WALLET_CONTAINER_MAX == KEY_RECORD_V1_SIZE,
+	       "container closes the version 1 record");
+_Static_assert(RECORD_OFFSET_CREATOR + WALLET_CREATOR_MAX == KEY_RECORD_SIZE,
+	       "creator closes the version 2 record");
+
+/* The record size of a key payload in a file of that format version (0 for none). */
+static inline size_t key_record_size(unsigned version)
+{
+	return version == 1 ? KEY_RECORD_V1_SIZE : version == 2 ? KEY_RECORD_SIZE : 0;
+}
 
 /* Sealed payload of an external password store (content SECRET). */
 enum secrets_payload_offset {
@@ -223,14 +240,15 @@ int local_autologin_sealing_key(const uint8_t stored[WALLET_STORED_KEY_SIZE],
 
 /* --- sealed payloads (wallet_payload.c) ------------------------------------------------ */
 
-/* Encode a key ring into secure memory. */
+/* Encode a key ring into secure memory, in the records of WALLET_FORMAT_VERSION. */
 int wallet_payload_encode_keys(const struct keyring *ring, uint8_t **out, size_t *len);
 
 /*
- * Decode a key payload without trusting any length or field. The wallet ID and generation come
- * from the (authenticated) header. KEYSTORE_ERR_DAMAGED with the reason in why.
+ * Decode a key payload without trusting any length or field. The format version (its record
+ * layout), wallet ID and generation come from the (authenticated) header. KEYSTORE_ERR_DAMAGED
+ * with the reason in why.
  */
-int wallet_payload_decode_keys(const uint8_t *data, size_t len,
+int wallet_payload_decode_keys(const uint8_t *data, size_t len, unsigned version,
 			       const uint8_t wallet_id[KEY_ID_SIZE], uint64_t generation,
 			       struct keyring **out, char why[WALLET_WHY_SIZE]);
 

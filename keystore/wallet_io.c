@@ -194,7 +194,8 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 		goto out_free_key;
 	}
 	if (view.info.content == WALLET_CONTENT_KEYS) {
-		ret = wallet_payload_decode_keys(plaintext, plaintext_len, view.info.wallet_id,
+		ret = wallet_payload_decode_keys(plaintext, plaintext_len, view.info.version,
+						 view.info.wallet_id,
 						 view.info.generation, &request->ring, why);
 		if (ret == 0)
 			keyring_set_source_kind(request->ring, view.info.kind);

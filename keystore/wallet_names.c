@@ -1,7 +1,7 @@
 /*
  * The words a DBA sees (WALLET_TYPE, STATUS, key states, as Oracle's V$ views spell them), the
  * rules for the few strings people choose (tags, container names, backup IDs), the scrypt cost
- * option, and the locked buffer passwords are kept in.
+ * option, the creator text a new key records, and the locked buffer passwords are kept in.
  *
  * Tags and names are restricted to printable ASCII so that a table or a JSON document can show
  * them without surprises and a file name made from a backup ID is always safe.
@@ -9,10 +9,12 @@
 #include "keystore/wallet_internal.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto/crypto.h"
 #include "keystore/keystore_kind.h"
@@ -81,6 +83,48 @@ bool wallet_tag_valid(const char *tag)
 		if (tag[i] < 0x20 || tag[i] > 0x7e)
 			return false;
 	return true;
+}
+
+bool wallet_creator_valid(const char *creator)
+{
+	size_t len = strlen(creator);
+
+	return len >= 1 && len <= WALLET_CREATOR_MAX && wallet_tag_valid(creator);
+}
+
+/* Append src to out (of WALLET_CREATOR_MAX + 1), each byte outside space..tilde as '?'. */
+static void creator_append(char *out, const char *src)
+{
+	size_t len = strlen(out);
+
+	for (; *src && len < WALLET_CREATOR_MAX; src++)
+		out[len++] = (*src >= 0x20 && *src <= 0x7e) ? *src : '?';
+	out[len] = '\0';
+}
+
+void wallet_creator_self(char out[WALLET_CREATOR_MAX + 1])
+{
+	char buffer[4096], host[256] = "";
+	struct passwd entry, *found = NULL;
+	char uid[24];
+
+	/*
+	 * The real uid, not SUDO_USER: the environment is the caller's to set, and a creator is
+	 * worth recording only when nothing the user chooses can forge it.
+	 */
+	out[0] = '\0';
+	if (getpwuid_r(getuid(), &entry, buffer, sizeof(buffer), &found) == 0 && found &&
+	    found->pw_name[0]) {
+		creator_append(out, found->pw_name);
+	} else {
+		snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
+		creator_append(out, uid);
+	}
+	if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+		strcpy(host, "unknown");
+	host[sizeof(host) - 1] = '\0';
+	creator_append(out, "@");
+	creator_append(out, host);
 }
 
 static bool name_character(char c)

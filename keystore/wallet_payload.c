@@ -64,14 +64,17 @@ int wallet_payload_encode_keys(const struct keyring *ring, uint8_t **out, size_t
 		p[RECORD_OFFSET_CONTAINER_LENGTH] = (uint8_t)strlen(record->container);
 		memcpy(p + RECORD_OFFSET_TAG, record->tag, strlen(record->tag));
 		memcpy(p + RECORD_OFFSET_CONTAINER, record->container, strlen(record->container));
+		/* Unknown (a key read from a version 1 file) stays unknown: length 0. */
+		p[RECORD_OFFSET_CREATOR_LENGTH] = (uint8_t)strlen(record->creator);
+		memcpy(p + RECORD_OFFSET_CREATOR, record->creator, strlen(record->creator));
 	}
 	*out = payload;
 	*len = total;
 	return 0;
 }
 
-static int decode_record(const uint8_t *p, size_t index, struct mek_record *record,
-			 char why[WALLET_WHY_SIZE])
+static int decode_record(const uint8_t *p, unsigned version, size_t index,
+			 struct mek_record *record, char why[WALLET_WHY_SIZE])
 {
 	const char *problem = NULL;
 
@@ -93,7 +96,9 @@ static int decode_record(const uint8_t *p, size_t index, struct mek_record *reco
 		problem = "unknown origin";
 	else if (p[RECORD_OFFSET_FLAGS] & ~RECORD_KNOWN_FLAGS)
 		problem = "unknown flags";
-	else if (!all_zero(p + RECORD_OFFSET_RESERVED, RECORD_OFFSET_TAG - RECORD_OFFSET_RESERVED))
+	else if (!all_zero(p + RECORD_OFFSET_RESERVED,
+			   RECORD_OFFSET_TAG - RECORD_OFFSET_RESERVED) ||
+		 (version == 1 && p[RECORD_OFFSET_CREATOR_LENGTH] != 0))
 		problem = "reserved bytes are not zero";
 	else if (!decode_text(p + RECORD_OFFSET_TAG, WALLET_TAG_MAX, p[RECORD_OFFSET_TAG_LENGTH],
 			      record->tag, wallet_tag_valid))
@@ -102,6 +107,14 @@ static int decode_record(const uint8_t *p, size_t index, struct mek_record *reco
 			      p[RECORD_OFFSET_CONTAINER_LENGTH], record->container,
 			      wallet_container_valid))
 		problem = "bad container name";
+	else if (version >= 2 && p[RECORD_OFFSET_CREATOR_LENGTH] != 0 &&
+		 !decode_text(p + RECORD_OFFSET_CREATOR, WALLET_CREATOR_MAX,
+			      p[RECORD_OFFSET_CREATOR_LENGTH], record->creator,
+			      wallet_creator_valid))
+		problem = "bad creator";
+	else if (version >= 2 && p[RECORD_OFFSET_CREATOR_LENGTH] == 0 &&
+		 !all_zero(p + RECORD_OFFSET_CREATOR, WALLET_CREATOR_MAX))
+		problem = "bad creator";
 	if (!problem)
 		return 0;
 	snprintf(why, WALLET_WHY_SIZE, "key record %zu: %s", index + 1, problem);
@@ -123,10 +136,11 @@ static bool second_active(const struct keyring *ring, const struct mek_record *r
 	return false;
 }
 
-int wallet_payload_decode_keys(const uint8_t *data, size_t len,
+int wallet_payload_decode_keys(const uint8_t *data, size_t len, unsigned version,
 			       const uint8_t wallet_id[KEY_ID_SIZE], uint64_t generation,
 			       struct keyring **out, char why[WALLET_WHY_SIZE])
 {
+	size_t record_size = key_record_size(version);
 	char container[WALLET_CONTAINER_MAX + 1];
 	struct mek_record *record = NULL;
 	struct keyring *ring = NULL;
@@ -137,13 +151,18 @@ int wallet_payload_decode_keys(const uint8_t *data, size_t len,
 		snprintf(why, WALLET_WHY_SIZE, "key list shorter than its header");
 		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
+	if (record_size == 0) {
+		snprintf(why, WALLET_WHY_SIZE, "no key record layout for format version %u",
+			 version);
+		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
+	}
 	count = load_le32(data + KEYS_OFFSET_COUNT);
 	if (count > WALLET_MAX_KEYS) {
 		snprintf(why, WALLET_WHY_SIZE, "key count %u exceeds the limit of %d", count,
 			 WALLET_MAX_KEYS);
 		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
 	}
-	if (len != KEYS_PAYLOAD_HEADER_SIZE + (size_t)count * KEY_RECORD_SIZE) {
+	if (len != KEYS_PAYLOAD_HEADER_SIZE + (size_t)count * record_size) {
 		snprintf(why, WALLET_WHY_SIZE, "key list of %zu bytes does not hold %u records",
 			 len, count);
 		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);
@@ -165,7 +184,7 @@ int wallet_payload_decode_keys(const uint8_t *data, size_t len,
 		goto out_free_ring;
 	}
 	for (size_t i = 0; i < count; i++) {
-		ret = decode_record(data + KEYS_PAYLOAD_HEADER_SIZE + i * KEY_RECORD_SIZE, i,
+		ret = decode_record(data + KEYS_PAYLOAD_HEADER_SIZE + i * record_size, version, i,
 				    record, why);
 		if (ret < 0)
 			goto out_free_record;

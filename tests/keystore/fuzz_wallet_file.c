@@ -60,8 +60,9 @@ static void open_payload(const struct wallet_file_view *view)
 	if (view->info.content == WALLET_CONTENT_KEYS) {
 		struct keyring *ring = NULL;
 
-		if (wallet_payload_decode_keys(plaintext, len, view->info.wallet_id, view->info.generation,
-					       &ring, why) == 0) {
+		if (wallet_payload_decode_keys(plaintext, len, view->info.version,
+					       view->info.wallet_id, view->info.generation, &ring,
+					       why) == 0) {
 			(void)keyring_active(ring, NULL, NULL);
 			keyring_free(ring);
 		}

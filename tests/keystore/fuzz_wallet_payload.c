@@ -4,7 +4,8 @@
  * first, which a fuzzer cannot get past; this target feeds them to the decoders directly, so
  * that a bug in a length check is found here and not by a writer with a bug of its own.
  *
- * The first input byte selects the decoder (bit 0: 0 keys, 1 secrets); the rest is the payload.
+ * The first input byte selects the decoder (bit 0: 0 keys, 1 secrets) and the key record layout
+ * (bit 1: 0 format version 1, 1 version 2 with creators); the rest is the payload.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((data[0] & 1) == 0) {
 		struct keyring *ring = NULL;
 
-		if (wallet_payload_decode_keys(copy, size - 1, wallet_id, 1, &ring, why) == 0) {
+		if (wallet_payload_decode_keys(copy, size - 1, (data[0] & 2) ? 2 : 1, wallet_id, 1,
+					       &ring, why) == 0) {
 			/* A decoded ring must survive every operation tdekey applies to it. */
 			size_t index;
 

@@ -227,4 +227,69 @@ chmod 0700 "$W/D"
 t 3 tdekey merge --wallet "$W/B" --from "$W/nowhere"
 t 2 tdekey merge --wallet "$W/B"
 
+log "CREATOR: the real user and host; kept by import and merge; unknown in an old wallet"
+ME="$(id -un)@$(hostname)"
+ME=${ME:0:64}
+creators() { # creators WALLET: key_id creator (None when unknown), one a line
+	tdekey keys --wallet "$1" --json | python3 -c 'import json,sys
+for k in json.load(sys.stdin)["keys"]: print(k["key_id"], k["creator"])'
+}
+while read -r id creator; do
+	[[ $creator == "$ME" ]] || fail "key $id of A: creator $creator, expected $ME"
+done < <(creators "$W/A")
+t 0 tdekey keys --wallet "$W/A"
+has "$OUT" "CREATOR"
+has "$OUT" " $ME "
+# SUDO_USER is the caller's to set: it changes nothing.
+t 0 env SUDO_USER=mallory "$TDEKEY_BIN" create-key --wallet "$W/A" --tag sudo
+SUDO_KEY=$(tdekey keys --wallet "$W/A" --json | python3 -c 'import json,sys
+print([k["key_id"] for k in json.load(sys.stdin)["keys"] if k["tag"] == "sudo"][0])')
+[[ $(key_field "$W/A" "$SUDO_KEY" creator) == "$ME" ]] || fail "SUDO_USER changed the creator"
+# An export file made elsewhere (creator vectors@test): import keeps it, and so does a merge.
+ELSEWHERE_KEY=7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e
+python3 "$VECTORS" write "$W/elsewhere.keys" "$W/secret" "$B_ID" \
+	"$ELSEWHERE_KEY:$(printf '5a%.0s' {1..32})"
+t 0 tdekey create --wallet "$W/E" --auto-login --no-key "${COST[@]}"
+t 0 tdekey import --wallet "$W/E" --from "$W/elsewhere.keys" --secret-file "$W/secret"
+[[ $(key_field "$W/E" "$ELSEWHERE_KEY" creator) == vectors@test ]] ||
+	fail "import did not keep the source's creator"
+t 0 tdekey create --wallet "$W/F" --auto-login --no-key "${COST[@]}"
+t 0 tdekey merge --wallet "$W/F" --from "$W/E"
+[[ $(key_field "$W/F" "$ELSEWHERE_KEY" creator) == vectors@test ]] ||
+	fail "merge did not keep the source's creator"
+# A wallet of release 0.1.0 (format version 1): creator unknown, '-' and null; the next change
+# writes version 2 with the old keys still unknown and the new one recorded; an export of it
+# carries both.
+cp -r "$TDEFS_SRC/tests/compat/release-0.1.0/wallet" "$W/old"
+chmod -R go-rwx "$W/old"
+OLD_PW="$TDEFS_SRC/tests/compat/release-0.1.0/password.txt"
+cp "$OLD_PW" "$W/old-password"
+chmod 600 "$W/old-password"
+version() { python3 -c 'import sys; print(int.from_bytes(open(sys.argv[1], "rb").read()[8:10], "little"))' "$1"; }
+[[ $(version "$W/old/password.wallet") == 1 ]] || fail "the sample is not format version 1"
+mapfile -t OLD < <(creators "$W/old")
+[[ ${#OLD[@]} -ge 1 ]] || fail "the sample wallet lists no key"
+for line in "${OLD[@]}"; do [[ $line == *" None" ]] || fail "old key with a creator: $line"; done
+t 0 tdekey keys --wallet "$W/old"
+rows=$(awk 'NR > 2 && length($1) == 32 && $1 ~ /^[0-9a-f]+$/' <<<"$OUT" | wc -l)
+dashes=$(awk -v c="$(awk 'NR == 2 { for (i = 1; i <= NF; i++) if ($i == "CREATOR") print i }' <<<"$OUT")" \
+	'NR > 2 && length($1) == 32 && $1 ~ /^[0-9a-f]+$/ && $c == "-"' <<<"$OUT" | wc -l)
+[[ $rows -ge 1 && $rows == "$dashes" ]] || fail "old keys should show CREATOR '-': $OUT"
+t 0 tdekey set-key --wallet "$W/old" --password-file "$W/old-password" --tag after-upgrade
+[[ $(version "$W/old/password.wallet") == 2 ]] || fail "the change did not write version 2"
+[[ $(version "$W/old/autologin.wallet") == 2 ]] || fail "the auto-login copy is not version 2"
+NEW_KEY=$(tdekey keys --wallet "$W/old" --json | python3 -c 'import json,sys
+print([k["key_id"] for k in json.load(sys.stdin)["keys"] if k["tag"] == "after-upgrade"][0])')
+[[ $(key_field "$W/old" "$NEW_KEY" creator) == "$ME" ]] || fail "new key has no creator"
+for line in "${OLD[@]}"; do
+	[[ $(key_field "$W/old" "${line%% *}" creator) == None ]] || fail "upgrade invented a creator"
+done
+t 0 tdekey export --wallet "$W/old" --all --to "$W/old.keys" --secret-file "$W/secret" "${COST[@]}"
+[[ $(python3 -c 'import sys; print(int.from_bytes(open(sys.argv[1], "rb").read()[8:10], "little"))' "$W/old.keys") == 2 ]] ||
+	fail "export is not version 2"
+t 0 tdekey create --wallet "$W/G" --auto-login --no-key "${COST[@]}"
+t 0 tdekey import --wallet "$W/G" --from "$W/old.keys" --secret-file "$W/secret"
+[[ $(key_field "$W/G" "$NEW_KEY" creator) == "$ME" ]] || fail "export lost the creator"
+[[ $(key_field "$W/G" "${OLD[0]%% *}" creator) == None ]] || fail "export invented a creator"
+
 pass

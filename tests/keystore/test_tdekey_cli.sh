@@ -413,7 +413,7 @@ python3 - "$D/password.wallet" <<'PY'
 import hashlib, sys
 path = sys.argv[1]
 data = bytearray(open(path, "rb").read())
-data[8:10] = (2).to_bytes(2, "little")
+data[8:10] = (3).to_bytes(2, "little")  # one past WALLET_FORMAT_VERSION (2)
 data[-32:] = hashlib.sha256(bytes(data[:-32])).digest()
 open(path, "wb").write(data)
 PY

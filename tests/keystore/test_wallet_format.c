@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,7 +410,12 @@ static void test_newer_version_and_flags(void **state)
 	assert_int_equal(try_read(fixture->path, WALLET_KIND_PASSWORD, PASSWORD, &read, error),
 			 KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT));
 	assert_non_null(strstr(error, "written by a newer version of tdefs"));
-	assert_non_null(strstr(error, "format version 2"));
+	{
+		char expected[32];
+
+		snprintf(expected, sizeof(expected), "format version %d", WALLET_FORMAT_VERSION + 1);
+		assert_non_null(strstr(error, expected));
+	}
 
 	/* A flipped version byte without a matching checksum is damage, not a newer file. */
 	memcpy(copy, bytes, len);
@@ -583,7 +589,8 @@ static void expect_payload_rejected(const uint8_t *payload, size_t len, const ch
 	char why[WALLET_WHY_SIZE] = "";
 	struct keyring *ring = NULL;
 
-	assert_int_equal(wallet_payload_decode_keys(payload, len, wallet_id, 1, &ring, why),
+	assert_int_equal(wallet_payload_decode_keys(payload, len, WALLET_FORMAT_VERSION, wallet_id, 1,
+						    &ring, why),
 			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 	assert_null(ring);
 	if (!strstr(why, reason))
@@ -649,8 +656,90 @@ static void test_payload_decoder_rejects(void **state)
 	/* Record 1 (retired) made active too: two active keys in one container. */
 	record1[RECORD_OFFSET_STATE] = MEK_STATE_ACTIVE;
 	expect_payload_rejected(copy, len, "second active key");
+	RESET();
+	record1[RECORD_OFFSET_CREATOR_LENGTH] = WALLET_CREATOR_MAX + 1;
+	expect_payload_rejected(copy, len, "key record 1: bad creator");
+	RESET();
+	record1[RECORD_OFFSET_CREATOR] = '\n';
+	expect_payload_rejected(copy, len, "bad creator");
+	RESET();
+	record1[RECORD_OFFSET_CREATOR + WALLET_CREATOR_MAX - 1] = 'x'; /* padding not zero */
+	expect_payload_rejected(copy, len, "bad creator");
+	RESET();
+	record1[RECORD_OFFSET_CREATOR_LENGTH] = 0; /* unknown, but the bytes are still there */
+	expect_payload_rejected(copy, len, "bad creator");
+	RESET();
+	record1[RECORD_OFFSET_CREATOR + 1] = '\0'; /* an embedded NUL */
+	expect_payload_rejected(copy, len, "bad creator");
 #undef RESET
 	free(copy);
+	free(payload);
+}
+
+/*
+ * A key made here records the real user and the host, from sources other than the code under
+ * test; a version 1 payload (200-byte records) reads with creators unknown, refuses a non-zero
+ * byte 69, and is written back as version 2 with the creators still unknown.
+ */
+static void test_creator_and_version_1_records(void **state)
+{
+	struct fixture *fixture = *state;
+	static const uint8_t wallet_id[KEY_ID_SIZE];
+	char expected[WALLET_CREATOR_MAX + 1 + 300], host[256] = "", why[WALLET_WHY_SIZE] = "";
+	struct passwd *entry = getpwuid(getuid());
+	struct keyring *ring = NULL, *again = NULL;
+	size_t len, count, v1_len;
+	uint8_t *payload = sample_payload(fixture, &len), *v1, *encoded;
+
+	assert_non_null(entry);
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	snprintf(expected, sizeof(expected), "%s@%s", entry->pw_name, host);
+	expected[WALLET_CREATOR_MAX] = '\0';
+	for (size_t i = 0; i < keyring_count(fixture->ring); i++)
+		assert_string_equal(keyring_record(fixture->ring, i)->creator, expected);
+
+	count = keyring_count(fixture->ring);
+	v1_len = KEYS_PAYLOAD_HEADER_SIZE + count * KEY_RECORD_V1_SIZE;
+	v1 = calloc(1, v1_len);
+	assert_non_null(v1);
+	memcpy(v1, payload, KEYS_PAYLOAD_HEADER_SIZE);
+	for (size_t i = 0; i < count; i++) {
+		uint8_t *record = v1 + KEYS_PAYLOAD_HEADER_SIZE + i * KEY_RECORD_V1_SIZE;
+
+		memcpy(record, payload + KEYS_PAYLOAD_HEADER_SIZE + i * KEY_RECORD_SIZE,
+		       KEY_RECORD_V1_SIZE);
+		record[RECORD_OFFSET_CREATOR_LENGTH] = 0;
+	}
+	/* A version 2 reader of version 1 bytes, and the other way round, see a size mismatch. */
+	assert_int_equal(wallet_payload_decode_keys(v1, v1_len, 2, wallet_id, 1, &ring, why),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
+	assert_int_equal(wallet_payload_decode_keys(payload, len, 1, wallet_id, 1, &ring, why),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
+	assert_int_equal(wallet_payload_decode_keys(payload, len, 3, wallet_id, 1, &ring, why),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
+	assert_int_equal(wallet_payload_decode_keys(v1, v1_len, 1, wallet_id, 1, &ring, why), 0);
+	assert_int_equal(keyring_count(ring), count);
+	for (size_t i = 0; i < count; i++) {
+		assert_string_equal(keyring_record(ring, i)->creator, "");
+		assert_string_equal(keyring_record(ring, i)->tag,
+				    keyring_record(fixture->ring, i)->tag);
+	}
+	/* Written again: version 2 records, creator length 0 and a zero field. */
+	assert_int_equal(wallet_payload_encode_keys(ring, &encoded, &len), 0);
+	assert_int_equal(len, KEYS_PAYLOAD_HEADER_SIZE + count * KEY_RECORD_SIZE);
+	assert_int_equal(wallet_payload_decode_keys(encoded, len, 2, wallet_id, 1, &again, why), 0);
+	for (size_t i = 0; i < count; i++)
+		assert_string_equal(keyring_record(again, i)->creator, "");
+	secure_free(encoded);
+	keyring_free(again);
+	keyring_free(ring);
+	ring = NULL;
+
+	v1[KEYS_PAYLOAD_HEADER_SIZE + RECORD_OFFSET_CREATOR_LENGTH] = 5;
+	assert_int_equal(wallet_payload_decode_keys(v1, v1_len, 1, wallet_id, 1, &ring, why),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
+	assert_non_null(strstr(why, "key record 1: reserved bytes are not zero"));
+	free(v1);
 	free(payload);
 }
 
@@ -789,8 +878,68 @@ static void expect_known_wallet(const char *name, enum wallet_kind kind,
 		assert_int_equal(read.secret_count, 1);
 		assert_memory_equal(read.secrets[0]->bytes, password, strlen(password));
 	}
+	/* Every file of format version 1 records no creator. */
+	if (content == WALLET_CONTENT_KEYS && read.info.version == 1)
+		for (size_t i = 0; i < keys; i++)
+			assert_string_equal(keyring_record(read.ring, i)->creator, "");
 	wallet_read_release(&read);
 	secret_free(secret);
+	scratch_dir_remove(dir);
+	free(bytes);
+}
+
+/*
+ * A wallet of format version 2, made by tests/keystore/wallet_vectors.py from the
+ * specification: every field of both records, the creator known for one and not the other.
+ */
+static void test_known_wallet_version_2(void **state)
+{
+	const char *corpus = getenv("KEYSTORE_CORPUS");
+	char seed[PATH_MAX], wallet[PATH_MAX], dir[PATH_MAX], error[KEYSTORE_ERROR_SIZE];
+	struct wallet_read read = {
+		.path = wallet,
+		.expected_kind = WALLET_KIND_AUTOLOGIN,
+		.expected_content = WALLET_CONTENT_KEYS,
+	};
+	const struct mek_record *first, *second;
+	uint8_t *bytes, expected[MEK_SIZE];
+	size_t len;
+
+	(void)state;
+	if (!corpus)
+		skip();
+	snprintf(seed, sizeof(seed), "%s/fuzz_wallet_file/autologin-v2-creators", corpus);
+	bytes = read_whole(seed, &len);
+	scratch_dir_make(dir);
+	path_join(wallet, dir, "autologin.wallet");
+	write_whole(wallet, bytes + 1, len - 1, 0600);
+	if (wallet_read(&read, error) != 0)
+		fail_msg("autologin-v2-creators: %s", error);
+	assert_int_equal(read.info.version, 2);
+	assert_int_equal(read.info.generation, 7);
+	assert_int_equal(keyring_count(read.ring), 2);
+	assert_string_equal(keyring_container(read.ring), "default");
+	first = keyring_record(read.ring, 0);
+	second = keyring_record(read.ring, 1);
+	for (int i = 0; i < MEK_SIZE; i++)
+		expected[i] = (uint8_t)(0x80 + i);
+	assert_memory_equal(first->mek, expected, MEK_SIZE);
+	assert_int_equal(first->id[0], 0x11);
+	assert_int_equal(first->creation_time, 1767225600);
+	assert_int_equal(first->state, MEK_STATE_ACTIVE);
+	assert_int_equal(first->origin, MEK_ORIGIN_LOCAL);
+	assert_true(first->backed_up);
+	assert_string_equal(first->tag, "v2-active");
+	assert_string_equal(first->container, "default");
+	assert_string_equal(first->creator, "alice@db1.example.com");
+	assert_int_equal(second->id[0], 0x22);
+	assert_int_equal(second->state, MEK_STATE_RETIRED);
+	assert_int_equal(second->origin, MEK_ORIGIN_IMPORTED);
+	assert_false(second->backed_up);
+	assert_string_equal(second->tag, "");
+	assert_string_equal(second->container, "sales");
+	assert_string_equal(second->creator, "");
+	wallet_read_release(&read);
 	scratch_dir_remove(dir);
 	free(bytes);
 }
@@ -844,6 +993,9 @@ int main(void)
 		cmocka_unit_test(test_scrypt_cost_parse),
 		cmocka_unit_test_setup_teardown(test_password_sources, setup, teardown),
 		cmocka_unit_test(test_known_wallets_open),
+		cmocka_unit_test(test_known_wallet_version_2),
+		cmocka_unit_test_setup_teardown(test_creator_and_version_1_records, setup,
+						teardown),
 	};
 
 	/* The local auto-login tests here run as one fixed host. */

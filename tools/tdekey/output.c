@@ -282,6 +282,8 @@ void print_keys_json(struct json *json, const struct keyring *ring,
 		json_time(json, "activation_time", record->activation_time);
 		json_string(json, "state", mek_state_name(record->state));
 		json_string(json, "origin", mek_origin_name(record->origin));
+		/* null: made before wallets recorded creators (a format version 1 file). */
+		json_string(json, "creator", record->creator[0] ? record->creator : NULL);
 		json_bool(json, "backed_up", record->backed_up);
 		json_string(json, "keystore_type", KEYSTORE_TYPE_NAME);
 		if (census)
@@ -297,16 +299,17 @@ int print_keys_table(const struct keyring *ring, const struct key_census *census
 	static const char *const headers[] = { "KEY_ID",	  "TAG",
 					       "CONTAINER",	  "CREATION_TIME",
 					       "ACTIVATION_TIME", "STATE",
-					       "ORIGIN",	  "BACKED_UP",
-					       "KEYSTORE_TYPE",	  "FILES" };
+					       "ORIGIN",	  "CREATOR",
+					       "BACKED_UP",	  "KEYSTORE_TYPE",
+					       "FILES" };
 	struct table table;
 	int ret = 0;
 
-	table_init(&table, census ? 10 : 9, headers);
+	table_init(&table, census ? 11 : 10, headers);
 	for (size_t i = 0; i < keyring_count(ring) && ret == 0; i++) {
 		const struct mek_record *record = keyring_record(ring, i);
 		char id[KEY_ID_TEXT_SIZE], created[32], activated[32], files[24];
-		const char *cells[10];
+		const char *cells[11];
 
 		if (container && strcmp(record->container, container) != 0)
 			continue;
@@ -320,12 +323,13 @@ int print_keys_table(const struct keyring *ring, const struct key_census *census
 		cells[4] = activated;
 		cells[5] = mek_state_name(record->state);
 		cells[6] = mek_origin_name(record->origin);
-		cells[7] = record->backed_up ? "YES" : "NO";
-		cells[8] = KEYSTORE_TYPE_NAME;
+		cells[7] = record->creator[0] ? record->creator : "-";
+		cells[8] = record->backed_up ? "YES" : "NO";
+		cells[9] = KEYSTORE_TYPE_NAME;
 		if (census) {
 			snprintf(files, sizeof(files), "%llu",
 				 (unsigned long long)census_files_for(census, record->id));
-			cells[9] = files;
+			cells[10] = files;
 		}
 		ret = table_add_row(&table, cells);
 	}

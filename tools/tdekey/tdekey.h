@@ -202,7 +202,7 @@ int group_apply(const char *wallet, gid_t gid, size_t *files);
 /* ISO 8601 UTC, "2025-01-14T09:30:12Z"; "-" for 0. */
 void format_time(int64_t seconds, char out[32]);
 
-#define TABLE_MAX_COLUMNS 10
+#define TABLE_MAX_COLUMNS 11
 struct table {
 	size_t columns;
 	const char *headers[TABLE_MAX_COLUMNS];
