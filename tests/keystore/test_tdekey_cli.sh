@@ -117,6 +117,7 @@ run 0 "$TDEKEY" set-key --wallet "$A" --tag second
 contains "$OUT" "RETIRED"
 run 0 "$TDEKEY" status --wallet "$A" --json
 json 'j["status"] == "OPEN" and j["wallets"][0]["fully_backed_up"] is False'
+json 'all(w["wrl_type"] == "FILE" and w["wrl_parameter"] == w["location"] and w["wallet_type"] == w["type"] for w in j["wallets"]) and sorted(w["wallet_order"] for w in j["wallets"]) in (["SINGLE"], ["PRIMARY", "SECONDARY"], ["PRIMARY", "SECONDARY", "SECONDARY"])'
 run 0 "$TDEKEY" backup --wallet "$A" --id weekly
 contains "$OUT" "-weekly.wallet"
 contains "$OUT" "opens without one"

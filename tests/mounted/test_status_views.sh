@@ -240,4 +240,22 @@ rc=0
 [[ $rc == 1 ]] || fail "tdefs --check --repair --json exited $rc, want 1 (one file stays damaged)"
 validate check 'probs.get("/onecopy") == ["REPAIRED"] and probs.get("/damaged") == ["DAMAGED"] and d["repair"] is True and d["totals"]["repaired"] == 1 and d["totals"]["rekey_in_progress"] == 1' \
 	<"$TDEFS_WORK/repair.json" || fail "tdefs --check --repair --json: see above"
+# --progress-json on both long jobs: every line a JSON object with numbers, the last one final.
+tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
+rm -f "$TDEFS_MNT/damaged"
+"$TDEKEY_BIN" set-key --wallet "$TDEFS_WALLET" >/dev/null
+for job in rewrap data; do
+	"$tderekey" "$job" "$TDEFS_MNT" --progress-json >"$TDEFS_WORK/progress-$job.json" 2>"$TDEFS_WORK/progress-$job.err" || true
+	python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert lines, "no progress line"
+for d in lines:
+    assert d["job"] == sys.argv[2] and isinstance(d["elapsed_seconds"], (int, float)), d
+    assert all(type(d[k]) is int for k in ("files", "changed", "skipped", "failed")), d
+assert lines[-1]["state"] in ("done", "failed"), lines[-1]
+assert lines[-1]["files"] > 0, lines[-1]' "$TDEFS_WORK/progress-$job.json" "$job" ||
+		fail "tderekey $job --progress-json: $(cat "$TDEFS_WORK/progress-$job.json" "$TDEFS_WORK/progress-$job.err")"
+done
+
 pass "NORMAL, EMPTY, DAMAGED, REKEYING rows; --info, --check --json; uid 65534 refused; bad inputs"

@@ -123,6 +123,18 @@ static int print_containers_text(const struct options *options,
 	return ret;
 }
 
+/*
+ * V$ENCRYPTION_WALLET's WALLET_ORDER: SINGLE for a lone wallet file, else PRIMARY for the one a
+ * mount opens and SECONDARY for the copies beside it.
+ */
+static const char *wallet_order(const struct wallet_status_report *report, size_t index)
+{
+	if (report->row_count == 1)
+		return "SINGLE";
+	return report->mount_row >= 0 && (size_t)report->mount_row == index ? "PRIMARY"
+									      : "SECONDARY";
+}
+
 static void print_json(const struct options *options, const struct wallet_status_report *report)
 {
 	char id[KEY_ID_TEXT_SIZE];
@@ -144,6 +156,11 @@ static void print_json(const struct options *options, const struct wallet_status
 		json_object_begin(&json, NULL);
 		json_string(&json, "location", row->path);
 		json_string(&json, "type", wallet_kind_name(row->kind));
+		/* The same, in V$ENCRYPTION_WALLET's words. */
+		json_string(&json, "wrl_type", "FILE");
+		json_string(&json, "wrl_parameter", row->path);
+		json_string(&json, "wallet_type", wallet_kind_name(row->kind));
+		json_string(&json, "wallet_order", wallet_order(report, i));
 		json_string(&json, "status", wallet_status_name(row->status));
 		json_bool(&json, "fully_backed_up", row->fully_backed_up);
 		if (row->opened) {
@@ -179,8 +196,10 @@ static void print_json(const struct options *options, const struct wallet_status
 
 static int print_text(const struct options *options, const struct wallet_status_report *report)
 {
-	static const char *const headers[] = { "LOCATION",	  "TYPE", "STATUS",
-					       "FULLY_BACKED_UP", "KEYS", "GENERATION" };
+	/* V$ENCRYPTION_WALLET's columns, then the wallet's own. */
+	static const char *const headers[] = { "WRL_TYPE",	  "WRL_PARAMETER", "STATUS",
+					       "WALLET_TYPE",	  "WALLET_ORDER",  "FULLY_BACKED_UP",
+					       "KEYS",		  "GENERATION" };
 	struct table table;
 	char id[KEY_ID_TEXT_SIZE];
 	int ret = 0;
@@ -199,29 +218,31 @@ static int print_text(const struct options *options, const struct wallet_status_
 		printf("external store  none\n");
 	printf("\n");
 
-	table_init(&table, 6, headers);
+	table_init(&table, 8, headers);
 	if (report->row_count == 0) {
-		const char *cells[6] = { report->dir, "UNKNOWN", "NOT_AVAILABLE",
-					 "UNDEFINED", NULL,	 NULL };
+		const char *cells[8] = { "FILE", report->dir, "NOT_AVAILABLE", "UNKNOWN",
+					 "SINGLE", "UNDEFINED", NULL, NULL };
 
 		ret = table_add_row(&table, cells);
 	}
 	for (size_t i = 0; i < report->row_count && ret == 0; i++) {
 		const struct wallet_status_row *row = &report->rows[i];
 		char keys[24] = "", generation[24] = "";
-		const char *cells[6];
+		const char *cells[8];
 
 		if (row->opened)
 			snprintf(keys, sizeof(keys), "%zu", row->key_count);
 		if (row->header_valid)
 			snprintf(generation, sizeof(generation), "%llu",
 				 (unsigned long long)row->info.generation);
-		cells[0] = row->path;
-		cells[1] = wallet_kind_name(row->kind);
+		cells[0] = "FILE";
+		cells[1] = row->path;
 		cells[2] = wallet_status_name(row->status);
-		cells[3] = backed_up_word(row);
-		cells[4] = keys;
-		cells[5] = generation;
+		cells[3] = wallet_kind_name(row->kind);
+		cells[4] = wallet_order(report, i);
+		cells[5] = backed_up_word(row);
+		cells[6] = keys;
+		cells[7] = generation;
 		ret = table_add_row(&table, cells);
 	}
 	if (ret == 0)
@@ -312,15 +333,18 @@ const struct command command_status = {
 		"DESCRIPTION\n"
 		"       Shows, for each wallet file in DIR, what Oracle's V$ENCRYPTION_WALLET shows:\n"
 		"\n"
-		"       LOCATION         the file\n"
-		"       TYPE             PASSWORD, AUTOLOGIN or LOCAL_AUTOLOGIN (UNKNOWN when there\n"
-		"                        is no wallet)\n"
+		"       WRL_TYPE         FILE (a wallet of files)\n"
+		"       WRL_PARAMETER    the file\n"
 		"       STATUS           NOT_AVAILABLE  no wallet in DIR\n"
 		"                        CLOSED         the wallet did not open: a password wallet\n"
 		"                                       without a password source, or a problem\n"
 		"                                       that is printed below the table\n"
 		"                        OPEN           open, with an active master key\n"
 		"                        OPEN_NO_MASTER_KEY  open, but no key is active\n"
+		"       WALLET_TYPE      PASSWORD, AUTOLOGIN or LOCAL_AUTOLOGIN (UNKNOWN when there\n"
+		"                        is no wallet)\n"
+		"       WALLET_ORDER     SINGLE for a lone file, else PRIMARY for the one a mount\n"
+		"                        opens and SECONDARY for the others\n"
 		"       FULLY_BACKED_UP  YES when every key is in a backup, NO when not, UNDEFINED\n"
 		"                        when the wallet is not open\n"
 		"       KEYS             number of master keys\n"
@@ -356,7 +380,8 @@ const struct command command_status = {
 		"       --json\n"
 		"              Print wallet_root, status (of the wallet the daemon opens), wallet_id,\n"
 		"              mount_opens, keystore_mode, containers (container, status,\n"
-		"              active_key_id, keys), wallets (location, type, status, fully_backed_up, keys,\n"
+		"              active_key_id, keys), wallets (location, type, wrl_type, wrl_parameter,\n"
+		"              wallet_type, wallet_order, status, fully_backed_up (boolean), keys,\n"
 		"              container, generation, written, out_of_step, error) and\n"
 		"              external_store as JSON.\n"
 		"\n"

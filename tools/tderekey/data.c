@@ -117,10 +117,12 @@ static int run_data(const struct rekey_options *options)
 		printf("data rekey started on %s; follow it with 'tderekey status'\n", options->path);
 		return EXIT_OK;
 	}
+	follow.progress_json = options->progress_json;
 	ret = follow_job(options->path, &follow, &reply, state, sizeof(state), &seconds);
 	if (ret)
 		return ret;
-	printf("data rekey %s: %llu files re-encrypted under new keys, %llu skipped, %llu failed, "
+	if (!options->progress_json)
+		printf("data rekey %s: %llu files re-encrypted under new keys, %llu skipped, %llu failed, "
 	       "%.1f MB in %.1f s (%.1f MB/s)\n",
 	       state, reply_number(&reply, "data_changed"), reply_number(&reply, "data_skipped"),
 	       reply_number(&reply, "data_failed"), (double)reply_number(&reply, "data_bytes") / 1e6,
@@ -156,6 +158,10 @@ const struct rekey_command command_data = {
 		"\n"
 		"  --rate BYTES   at most BYTES per second (suffixes K, M, G: --rate 50M)\n"
 		"  --no-wait      start the job and return; follow it with 'tderekey status'\n"
+		"  --progress-json  instead of the bar and the summary, one JSON object per\n"
+		"                 poll on stdout: job, state, elapsed_seconds, files, changed,\n"
+		"                 skipped, failed, bytes, current_done, current_total (numbers);\n"
+		"                 the last one has the final state\n"
 		"\n"
 		"Exit status: 0 every file was re-encrypted; 1 failed or stopped; 2 usage;\n"
 		"3 not a tdefs mount; 4 permission denied (root or the mounting user only);\n"

@@ -5,6 +5,7 @@
  * (and resumable) rather than running unseen.
  */
 #include "tools/tderekey/tderekey.h"
+#include "util/json_text.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +37,29 @@ static double seconds_since(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/*
+ * One line of --progress-json: the job's state and counters as JSON numbers, for a script or
+ * an orchestrator to follow (the same keys as tderekey status --json, without the prefix).
+ */
+static void print_progress_json(const struct job_follow *follow, const struct control_reply *reply,
+				const char *state, double elapsed)
+{
+	static const char *const counters[] = { "files", "changed", "skipped", "failed", "bytes",
+						"current_done", "current_total" };
+	char key[64], value[64];
+
+	printf("{\"job\": \"%s\", \"state\": ", follow->prefix);
+	json_write_string(stdout, state);
+	printf(", \"elapsed_seconds\": %.1f", elapsed);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		snprintf(key, sizeof(key), "%s_%s", follow->prefix, counters[i]);
+		if (reply_value(reply, key, value, sizeof(value)))
+			printf(", \"%s\": %llu", counters[i], strtoull(value, NULL, 10));
+	}
+	printf("}\n");
+	fflush(stdout);
+}
+
 int follow_job(const char *path, const struct job_follow *follow, struct control_reply *reply,
 	       char *state, size_t state_size, double *seconds)
 {
@@ -58,13 +82,15 @@ int follow_job(const char *path, const struct job_follow *follow, struct control
 			return ret;
 		if (!reply_value(reply, state_key, state, state_size))
 			snprintf(state, state_size, "unknown");
-		if (tty && follow->draw)
+		if (follow->progress_json)
+			print_progress_json(follow, reply, state, seconds_since(&start));
+		else if (tty && follow->draw)
 			follow->draw(reply, state, seconds_since(&start), follow->context);
 		if (strcmp(state, "running") && strcmp(state, "stopping") && strcmp(state, "paused"))
 			break;
 		usleep(follow->poll_us);
 	}
-	if (tty)
+	if (tty && !follow->progress_json)
 		fputc('\n', stderr);
 	*seconds = seconds_since(&start);
 	return 0;

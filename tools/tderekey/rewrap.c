@@ -82,10 +82,12 @@ static int run_rewrap(const struct rekey_options *options)
 		       active, options->path);
 		return EXIT_OK;
 	}
+	follow.progress_json = options->progress_json;
 	ret = follow_job(options->path, &follow, &reply, state, sizeof(state), &seconds);
 	if (ret)
 		return ret;
-	printf("rewrap %s: %llu headers rewrapped under master key %s, %llu already under it, "
+	if (!options->progress_json)
+		printf("rewrap %s: %llu headers rewrapped under master key %s, %llu already under it, "
 	       "%llu failed, %llu files in all\n",
 	       state, reply_number(&reply, "rewrap_changed"), active,
 	       reply_number(&reply, "rewrap_skipped"), reply_number(&reply, "rewrap_failed"),
@@ -120,6 +122,9 @@ const struct rekey_command command_rewrap = {
 		"\n"
 		"  --rate N     at most N header updates per second (default: no limit)\n"
 		"  --no-wait    start the job and return; follow it with 'tderekey status'\n"
+		"  --progress-json  instead of the bar and the summary, one JSON object per\n"
+		"               second on stdout: job, state, elapsed_seconds, files, changed,\n"
+		"               skipped, failed (numbers); the last one has the final state\n"
 		"\n"
 		"Exit status: 0 every header is under the active key; 1 failed or stopped;\n"
 		"2 usage; 3 not a tdefs mount; 4 permission denied (root or the mounting user only);\n"

@@ -38,6 +38,7 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-wait", no_argument, NULL, 'n' },
+		{ "progress-json", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -84,6 +85,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			options.no_wait = true;
+			break;
+		case 'p':
+			options.progress_json = true;
 			break;
 		case 'h':
 			fputs(command->help, stdout);

@@ -17,6 +17,7 @@ struct rekey_options {
 	double rate;      /* --rate: headers (rewrap) or bytes (data) per second, 0 = no limit */
 	bool json;
 	bool no_wait;
+	bool progress_json; /* rewrap, data: one JSON object per progress step on stdout */
 };
 
 struct rekey_command {
@@ -75,6 +76,7 @@ struct job_follow {
 	void (*draw)(const struct control_reply *status, const char *state, double elapsed,
 		     void *context);
 	void *context;
+	bool progress_json; /* one JSON line per poll on stdout instead of the bar */
 };
 /*
  * Poll the job until it ends; the last status is left in reply, its state in state, the time
