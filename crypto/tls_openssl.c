@@ -3,7 +3,7 @@
  * wallet. This is the one file besides crypto_openssl.c that includes OpenSSL headers, and it
  * is a file of its own for two reasons: crypto_openssl.c is the data path (XTS context pools,
  * AEAD) that the daemon's every I/O goes through, and X.509/PKCS#12 is another subject of about
- * the same size that the data path never needs; and the KMIP client to come (issue 17) adds
+ * the same size that the data path never needs; and a KMIP client would add
  * libssl's TLS contexts next to these functions, which should not be mixed into the data path
  * file either. Both files sit behind crypto/: nothing outside crypto/ includes OpenSSL.
  *

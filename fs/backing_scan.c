@@ -85,8 +85,17 @@ int backing_scan(const char *backing, struct backing_scan *scan)
 	root_fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return -errno;
-	ret = backing_walk(root_fd, "", O_RDONLY, visit, scan);
+	ret = backing_scan_fd(root_fd, scan);
 	close(root_fd);
+	return ret;
+}
+
+int backing_scan_fd(int root_fd, struct backing_scan *scan)
+{
+	int ret;
+
+	memset(scan, 0, sizeof(*scan));
+	ret = backing_walk(root_fd, "", O_RDONLY, visit, scan);
 	if (ret < 0)
 		backing_scan_free(scan);
 	return ret < 0 ? ret : 0;

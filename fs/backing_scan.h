@@ -33,6 +33,8 @@ struct backing_scan {
 
 /* Walk BACKING without writing anything; headers are checked but not unsealed. */
 int backing_scan(const char *backing, struct backing_scan *scan);
+/* The same census of the backing directory open in root_fd (kept open). */
+int backing_scan_fd(int root_fd, struct backing_scan *scan);
 void backing_scan_free(struct backing_scan *scan);
 
 #endif

@@ -93,6 +93,7 @@ static void answer_status(struct reply *reply)
 	uint8_t active_id[KEY_ID_SIZE];
 	char active_text[KEY_ID_TEXT_SIZE] = "none";
 	const uint8_t *mek;
+	struct stat backing_st;
 	size_t count;
 
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
@@ -103,6 +104,10 @@ static void answer_status(struct reply *reply)
 	reply_add(reply, "backing %s\nwallet %s\nactive_key %s\nkeys %zu\ncache %s\n",
 		  daemon_state.backing_path, daemon_state.wallet_path, active_text, count,
 		  daemon_state.cache == CACHE_AUTO ? "auto" : "none");
+	/* Which directory that is, so a tool can tell it from one put at the path since. */
+	if (fstat(daemon_state.backing_fd, &backing_st) == 0)
+		reply_add(reply, "backing_id %llu:%llu\n", (unsigned long long)backing_st.st_dev,
+			  (unsigned long long)backing_st.st_ino);
 	add_job_status(reply, "rewrap", JOB_REWRAP);
 	add_job_status(reply, "data", JOB_DATA_REKEY);
 	reply_add(reply, "ok\n");

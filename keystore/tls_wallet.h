@@ -1,7 +1,7 @@
 /*
  * tls_wallet: the TLS wallet, a directory holding the client key and certificate and the
- * trusted CA certificates that tdefs will present to and check a key server with (issue 17;
- * docs/WALLET.md, "TLS wallet"). Files:
+ * trusted CA certificates that tdefs will present to and check a key server with
+ * (docs/WALLET.md, "TLS wallet"). Files:
  *
  *   tls.p12             PKCS#12 under the wallet password (PBKDF2-HMAC-SHA256, AES-256-CBC,
  *                       SHA-256 MAC): what openssl pkcs12 and keytool read

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What an operator meets at mount time and in the logs (issue 15, items 6 and 7):
+# What an operator meets at mount time and in the logs (README, "Operations"):
 #   - foreground log lines carry the program's name once; job start and end and the unmount are
 #     logged; an ENOSPC of the backing filesystem is logged once per file, with its path;
 #   - without a reachable syslog a background daemon says so once on stderr and uses

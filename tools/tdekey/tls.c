@@ -1,5 +1,5 @@
 /*
- * tdekey tls: the TLS wallet that a key server client presents (issue 17), in the manner of
+ * tdekey tls: the TLS wallet that a key server client presents, in the manner of
  * Oracle's orapki wallet: create, add a self-signed certificate or request one, add the signed
  * certificate, trust a CA, display, export the certificate, remove. One command with
  * subcommands; each subcommand names the options it takes below, and a misplaced one is a usage

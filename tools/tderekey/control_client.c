@@ -345,3 +345,38 @@ const char *reply_value(const struct control_reply *reply, const char *key, char
 	}
 	return NULL;
 }
+
+int open_reported_backing(const struct control_reply *reply, char *backing, size_t backing_size)
+{
+	char id[64];
+	unsigned long long dev, ino;
+	struct stat st;
+	int fd;
+
+	if (!reply_value(reply, "backing", backing, backing_size) ||
+	    !reply_value(reply, "backing_id", id, sizeof(id)) ||
+	    sscanf(id, "%llu:%llu", &dev, &ino) != 2) {
+		fprintf(stderr, "tderekey: the daemon did not name its backing directory\n");
+		return -EPROTO;
+	}
+	fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int ret = -errno;
+
+		fprintf(stderr, "tderekey: cannot open backing directory %s: %s\n", backing,
+			strerror(-ret));
+		return ret;
+	}
+	/*
+	 * The path is only where the daemon found its directory at mount: whoever can write a
+	 * directory above it may since have put another tree there. Read nothing but the daemon's.
+	 */
+	if (fstat(fd, &st) < 0 || (unsigned long long)st.st_dev != dev ||
+	    (unsigned long long)st.st_ino != ino) {
+		fprintf(stderr, "tderekey: %s is no longer the daemon's backing directory (it was "
+				"moved or replaced since the mount); not reading it\n", backing);
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}

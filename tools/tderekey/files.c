@@ -240,12 +240,9 @@ static int run_files(const struct rekey_options *options)
 			options->path);
 		return EXIT_USAGE;
 	}
-	root_fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0) {
-		fprintf(stderr, "tderekey files: cannot open backing directory %s: %s\n", backing,
-			strerror(errno));
+	root_fd = open_reported_backing(&reply, backing, sizeof(backing));
+	if (root_fd < 0)
 		return EXIT_FAILED;
-	}
 	if (options->json) {
 		char *mount = realpath(options->path, NULL);
 		printf("{\"mount\": ");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/backing_scan.h"
 #include "keystore/keystore.h"
@@ -20,10 +21,17 @@ static long long headers_to_rewrap(const struct control_reply *status)
 	uint8_t active[KEY_ID_SIZE];
 	struct backing_scan scan;
 	long long pending;
+	int root_fd, ret;
 
-	if (!reply_value(status, "backing", backing, sizeof(backing)) ||
-	    !reply_value(status, "active_key", active_text, sizeof(active_text)) ||
-	    key_id_parse(active_text, active) < 0 || backing_scan(backing, &scan) < 0)
+	if (!reply_value(status, "active_key", active_text, sizeof(active_text)) ||
+	    key_id_parse(active_text, active) < 0)
+		return -1;
+	root_fd = open_reported_backing(status, backing, sizeof(backing));
+	if (root_fd < 0)
+		return -1;
+	ret = backing_scan_fd(root_fd, &scan);
+	close(root_fd);
+	if (ret < 0)
 		return -1;
 	pending = 0;
 	for (size_t i = 0; i < scan.key_count; i++)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/backing_scan.h"
 #include "keystore/keystore.h"
@@ -81,13 +82,17 @@ static int run_status(const struct rekey_options *options)
 	struct control_reply reply;
 	char backing[4096], active[KEY_ID_TEXT_SIZE + 1] = "", value[4096];
 	struct backing_scan scan;
-	int ret = control_request(options->path, "status", &reply);
+	int root_fd, ret = control_request(options->path, "status", &reply);
 
 	if (ret)
 		return ret;
-	reply_value(&reply, "backing", backing, sizeof(backing));
 	reply_value(&reply, "active_key", active, sizeof(active));
-	if (backing_scan(backing, &scan) < 0) {
+	root_fd = open_reported_backing(&reply, backing, sizeof(backing));
+	if (root_fd < 0)
+		return EXIT_FAILED;
+	ret = backing_scan_fd(root_fd, &scan);
+	close(root_fd);
+	if (ret < 0) {
 		fprintf(stderr, "tderekey: cannot read backing directory %s\n", backing);
 		return EXIT_FAILED;
 	}

@@ -62,6 +62,11 @@ struct control_reply {
  * mount, the daemon refuses, or whoever answers fails the checks (EXIT_UNTRUSTED).
  */
 int control_request(const char *path, const char *request, struct control_reply *reply);
+/*
+ * Open the backing directory a status reply names, checked to be the one the daemon holds
+ * (its device and inode): a descriptor, or a negative errno after a one-line message.
+ */
+int open_reported_backing(const struct control_reply *reply, char *backing, size_t backing_size);
 /* The value of key in a reply, or NULL. */
 const char *reply_value(const struct control_reply *reply, const char *key, char *buf, size_t len);
 /* The value of key as a number, 0 when absent (follow.c). */
