@@ -65,6 +65,10 @@
 #   drop_caches            sync and drop the kernel page cache if permitted
 #   as_nobody CMD...       run CMD as uid/gid 65534 with no groups or capabilities (the local
 #                          attacker of tests/security); returns CMD's status
+#   socket_dir VAR OWNER   set VAR to a new private directory for a server's unix socket, owned
+#                          by OWNER, removed at exit; it sits in /tmp, not in TDEFS_WORK, because a
+#                          socket path has 107 bytes at most and a CI checkout's work area can
+#                          be deeper than that allows
 #
 # Exit status of a test: 0 pass, 1 fail, 77 skip. A daemon that crashes or exits non-zero at
 # unmount turns a passing test into a failure.
@@ -159,6 +163,15 @@ need_cmd() {
 
 on_exit() {
 	tdefs__cleanups+=("$1")
+}
+
+socket_dir() {
+	local -n socket_dir__out=$1
+	local dir
+	dir=$(mktemp -d /tmp/tdefs-sock.XXXXXX) || fail "cannot create a socket directory in /tmp"
+	tdefs__cleanups+=("rm -rf -- '$dir'")
+	chown "$2" "$dir" && chmod 0700 "$dir" || fail "cannot hand $dir to $2"
+	socket_dir__out=$dir
 }
 
 drop_caches() {

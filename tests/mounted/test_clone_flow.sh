@@ -17,14 +17,14 @@ need_cmd runuser util-linux
 have python3 || skip "python3 is needed to read tdekey's JSON"
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 W=$TDEFS_WORK
-sock=$W/sock
+socket_dir sock postgres
 port=54341
 umask 022 # the postgres user walks into the mounts' parent directories
 
 tdefs_setup
 A=$TDEFS_WALLET
-mkdir -p "$TDEFS_MNT/pg" "$sock"
-chown postgres:postgres "$TDEFS_MNT/pg" "$sock"
+mkdir -p "$TDEFS_MNT/pg"
+chown postgres:postgres "$TDEFS_MNT/pg"
 chmod 0700 "$TDEFS_MNT/pg"
 touch "$W/pg.log"
 chown postgres:postgres "$W/pg.log"

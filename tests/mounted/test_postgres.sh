@@ -24,11 +24,11 @@ id postgres >/dev/null 2>&1 || fail "there is no postgres user (postgresql-commo
 tdefs_setup
 pgroot=$TDEFS_MNT/pg
 data=$pgroot/data
-sock=$TDEFS_WORK/sock
+socket_dir sock postgres
 pglog=$TDEFS_WORK/postgres.log
 port=54329
-mkdir -p "$pgroot" "$sock"
-chown postgres:postgres "$pgroot" "$sock"
+mkdir -p "$pgroot"
+chown postgres:postgres "$pgroot"
 chmod 0700 "$pgroot"
 touch "$pglog"
 chown postgres:postgres "$pglog"

@@ -25,11 +25,11 @@ tdefs_setup
 pid=$(tdefs_daemon_pid)
 pgroot=$TDEFS_MNT/pg
 data=$pgroot/data
-sock=$TDEFS_WORK/sock
+socket_dir sock postgres
 pglog=$TDEFS_WORK/postgres.log
 port=54331
-mkdir -p "$pgroot" "$sock"
-chown postgres:postgres "$pgroot" "$sock"
+mkdir -p "$pgroot"
+chown postgres:postgres "$pgroot"
 chmod 0700 "$pgroot"
 touch "$pglog"
 chown postgres:postgres "$pglog"

@@ -13,10 +13,10 @@ need_cmd runuser util-linux
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 tdefs_setup
 data=$TDEFS_MNT/pg/data
-sock=$TDEFS_WORK/sock
+socket_dir sock postgres
 port=54331
-mkdir -p "$TDEFS_MNT/pg" "$sock"
-chown postgres:postgres "$TDEFS_MNT/pg" "$sock"
+mkdir -p "$TDEFS_MNT/pg"
+chown postgres:postgres "$TDEFS_MNT/pg"
 chmod 0700 "$TDEFS_MNT/pg"
 touch "$TDEFS_WORK/pg.log"
 chown postgres:postgres "$TDEFS_WORK/pg.log"

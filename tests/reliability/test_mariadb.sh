@@ -99,7 +99,8 @@ fi
 # ---- MariaDB setup ------------------------------------------------------------------------------
 data=$TDEFS_MNT/mariadb
 run=$TDEFS_WORK/run
-sock=$run/mysqld.sock
+socket_dir mariadb_socket_dir mysql
+sock=$mariadb_socket_dir/mysqld.sock
 errlog=$TDEFS_WORK/mariadb.err
 cnf=$TDEFS_WORK/my.cnf
 mkdir -p "$data" "$run"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The tdefs daemon dies under PostgreSQL: PostgreSQL 15 (Debian's postgresql-15, run privately
-# as the postgres user: its own data directory on the mount, socket in the work directory, no
+# as the postgres user: its own data directory on the mount, socket in a private directory, no
 # TCP, no Debian cluster) with initdb --data-checksums and pgbench -i -s 2. Then rounds
 # (TDEFS_REL_PG_ROUNDS, default 10), each:
 #   - pgbench -c 4 -j 2 -T 120 -l in the background: its per-transaction log (-l) lists every
@@ -51,11 +51,11 @@ id postgres >/dev/null 2>&1 || fail "there is no postgres user (postgresql-commo
 rel_seed
 tdefs_setup
 data=$TDEFS_MNT/pg/data
-sock=$TDEFS_WORK/sock
+socket_dir sock postgres
 pglog=$TDEFS_WORK/postgres.log
 port=54337
-mkdir -p "$TDEFS_MNT/pg" "$sock"
-chown postgres:postgres "$TDEFS_MNT/pg" "$sock"
+mkdir -p "$TDEFS_MNT/pg"
+chown postgres:postgres "$TDEFS_MNT/pg"
 chmod 0700 "$TDEFS_MNT/pg"
 touch "$pglog"
 chown postgres:postgres "$pglog"
