@@ -54,6 +54,12 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 	if (config_reserved_name(entry->relative))
 		return 0;
 	scan->files++;
+	/* Before the size: an empty plaintext file is plaintext, not a file without a header. */
+	if (plaintext_marker_read(entry->fd, NULL) == 1) {
+		scan->plaintext++;
+		scan->plaintext_bytes += (uint64_t)entry->st.st_size;
+		return 0;
+	}
 	if (entry->st.st_size == 0) {
 		scan->empty++;
 		return 0;

@@ -29,6 +29,8 @@ struct backing_scan {
 	uint64_t empty;   /* no header yet (size 0) */
 	uint64_t damaged; /* no valid header copy, or a header from a newer format */
 	uint64_t rekey_in_progress; /* headers that carry two DEKs (a data rekey not finished) */
+	uint64_t plaintext; /* an adopted directory's files not encrypted yet (plaintext marker) */
+	uint64_t plaintext_bytes;
 };
 
 /* Walk BACKING without writing anything; headers are checked but not unsealed. */

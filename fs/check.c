@@ -41,7 +41,7 @@ struct check_state {
 	struct check_problem *found;
 	size_t found_count;
 	bool found_lost; /* out of memory keeping a finding: the JSON says so, the exit code too */
-	uint64_t files, empty, problems, repaired, rekey_in_progress;
+	uint64_t files, empty, problems, repaired, rekey_in_progress, plaintext;
 	struct key_usage *keys;
 	size_t key_count;
 };
@@ -208,6 +208,14 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 	if (config_reserved_name(entry->relative))
 		return 0;
 	check.files++;
+	/*
+	 * An adopted directory's plaintext file: its bytes are data, never a header to check or
+	 * repair, even when they begin like one.
+	 */
+	if (plaintext_marker_read(entry->fd, NULL) == 1) {
+		check.plaintext++;
+		return 0;
+	}
 	if (entry->st.st_size == 0) {
 		check.empty++;
 		return 0;
@@ -268,9 +276,10 @@ static void print_text(const struct keyring *ring)
 		printf("%-34s %10llu%s\n", id, (unsigned long long)check.keys[i].files,
 		       ring && !keyring_find(ring, check.keys[i].key_id) ? "  (not in the wallet)" : "");
 	}
-	printf("\n%llu files, %llu without a header yet, %llu in the middle of a data rekey, "
-	       "%llu problems, %llu repaired\n",
+	printf("\n%llu files, %llu without a header yet, %llu plaintext (adopted, not encrypted "
+	       "yet), %llu in the middle of a data rekey, %llu problems, %llu repaired\n",
 	       (unsigned long long)check.files, (unsigned long long)check.empty,
+	       (unsigned long long)check.plaintext,
 	       (unsigned long long)check.rekey_in_progress, (unsigned long long)check.problems,
 	       (unsigned long long)check.repaired);
 }
@@ -297,9 +306,11 @@ static void print_json(const char *backing, const struct keyring *ring)
 		       id, (unsigned long long)check.keys[i].files,
 		       !ring ? "null" : keyring_find(ring, check.keys[i].key_id) ? "true" : "false");
 	}
-	printf("], \"totals\": {\"files\": %llu, \"empty\": %llu, \"rekey_in_progress\": %llu, "
+	printf("], \"totals\": {\"files\": %llu, \"empty\": %llu, \"plaintext\": %llu, "
+	       "\"rekey_in_progress\": %llu, "
 	       "\"problems\": %llu, \"repaired\": %llu}, \"complete\": %s, \"clean\": %s}\n",
 	       (unsigned long long)check.files, (unsigned long long)check.empty,
+	       (unsigned long long)check.plaintext,
 	       (unsigned long long)check.rekey_in_progress, (unsigned long long)check.problems,
 	       (unsigned long long)check.repaired, check.found_lost ? "false" : "true",
 	       check.problems || check.found_lost ? "false" : "true");

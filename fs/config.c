@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -27,6 +28,8 @@ enum config_field_offset {
 	CONFIG_OFFSET_CONTAINER = 48,
 	CONFIG_V1_OFFSET_CREATED = 80,
 	CONFIG_V1_OFFSET_RESERVED = 88,
+	CONFIG_V3_OFFSET_FLAGS = 88,
+	CONFIG_V3_OFFSET_RESERVED = 92,
 	CONFIG_V2_OFFSET_CREATED = 112,
 	CONFIG_OFFSET_CHECKSUM = 120,
 };
@@ -44,10 +47,15 @@ int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_S
 
 	if (container_len == 0 || container_len > CONFIG_CONTAINER_SIZE)
 		return -EINVAL;
+	if ((config->flags & ~CONFIG_KNOWN_FLAGS) || (config->flags && !short_name))
+		return -EINVAL;
 	memset(out, 0, CONFIG_FILE_SIZE);
 	memcpy(out + CONFIG_OFFSET_MAGIC, CONFIG_MAGIC, 8);
 	store_le16(out + CONFIG_OFFSET_VERSION,
-		   short_name ? CONFIG_FORMAT_VERSION_SHORT_NAME : CONFIG_FORMAT_VERSION);
+		   config->flags ? CONFIG_FORMAT_VERSION_FLAGS
+		   : short_name ? CONFIG_FORMAT_VERSION_SHORT_NAME : CONFIG_FORMAT_VERSION);
+	if (config->flags)
+		store_le32(out + CONFIG_V3_OFFSET_FLAGS, config->flags);
 	store_le16(out + CONFIG_OFFSET_SUITE, config->cipher_suite);
 	store_le32(out + CONFIG_OFFSET_BLOCK_SIZE, config->block_size);
 	memcpy(out + CONFIG_OFFSET_WALLET_ID, config->wallet_id, 16);
@@ -70,11 +78,20 @@ int config_decode(const uint8_t *data, size_t len, struct backing_config *config
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	memset(&decoded, 0, sizeof(decoded));
 	decoded.version = load_le16(data + CONFIG_OFFSET_VERSION);
-	if (decoded.version > CONFIG_FORMAT_VERSION)
+	if (decoded.version > CONFIG_FORMAT_VERSION_FLAGS)
 		return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
-	if (decoded.version != CONFIG_FORMAT_VERSION &&
-	    decoded.version != CONFIG_FORMAT_VERSION_SHORT_NAME)
+	if (decoded.version == 0)
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	if (decoded.version == CONFIG_FORMAT_VERSION_FLAGS) {
+		decoded.flags = load_le32(data + CONFIG_V3_OFFSET_FLAGS);
+		/* Written only with a flag set; an unknown one is a newer writer's. */
+		if (decoded.flags & ~CONFIG_KNOWN_FLAGS)
+			return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
+		if (decoded.flags == 0 ||
+		    !buffer_is_zero(data + CONFIG_V3_OFFSET_RESERVED,
+				    CONFIG_OFFSET_CHECKSUM - CONFIG_V3_OFFSET_RESERVED))
+			return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	}
 	field = decoded.version == CONFIG_FORMAT_VERSION ? CONFIG_CONTAINER_SIZE
 							 : CONFIG_V1_CONTAINER_SIZE;
 	decoded.cipher_suite = load_le16(data + CONFIG_OFFSET_SUITE);
@@ -110,8 +127,32 @@ bool config_reserved_name(const char *name)
 {
 	size_t n = strlen(CONFIG_FILE_NAME);
 
+	if (strncmp(name, ENCRYPT_COPY_PREFIX, strlen(ENCRYPT_COPY_PREFIX)) == 0 ||
+	    strncmp(name, ENCRYPT_JOB_RECORD, strlen(ENCRYPT_JOB_RECORD)) == 0)
+		return true;
 	return strncmp(name, CONFIG_FILE_NAME, n) == 0 &&
 	       (name[n] == '\0' || strncmp(name + n, ".tmp-", 5) == 0);
+}
+
+void plaintext_marker_encode(const uint8_t directory_id[16], uint8_t out[PLAINTEXT_MARKER_SIZE])
+{
+	memcpy(out, PLAINTEXT_MARKER_MAGIC, 8);
+	memcpy(out + 8, directory_id, 16);
+}
+
+int plaintext_marker_read(int fd, uint8_t directory_id[16])
+{
+	uint8_t value[PLAINTEXT_MARKER_SIZE + 1];
+	ssize_t n = fgetxattr(fd, PLAINTEXT_MARKER_NAME, value, sizeof(value));
+
+	if (n < 0)
+		return errno == ENODATA ? 0 : errno == ERANGE ? FORMAT_ERROR(FORMAT_ERR_DAMAGED)
+								: -errno;
+	if ((size_t)n != PLAINTEXT_MARKER_SIZE || memcmp(value, PLAINTEXT_MARKER_MAGIC, 8) != 0)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	if (directory_id)
+		memcpy(directory_id, value + 8, 16);
+	return 1;
 }
 
 int config_remove_leftovers(int root_fd)
@@ -132,8 +173,10 @@ int config_remove_leftovers(int root_fd)
 	while ((entry = readdir(dir))) {
 		struct stat st;
 
+		/* The config record and the conversion's job record stay; copies and temps go. */
 		if (!config_reserved_name(entry->d_name) ||
-		    strcmp(entry->d_name, CONFIG_FILE_NAME) == 0)
+		    strcmp(entry->d_name, CONFIG_FILE_NAME) == 0 ||
+		    strcmp(entry->d_name, ENCRYPT_JOB_RECORD) == 0)
 			continue;
 		/* Only the regular files such a write makes; anything else is not ours to remove. */
 		if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||

@@ -80,6 +80,8 @@ static void add_job_status(struct reply *reply, const char *prefix, enum job_kin
 	if (kind == JOB_DATA_REKEY)
 		reply_add(reply, "%s_bytes %llu\n%s_resume_only %d\n", prefix,
 			  (unsigned long long)status.bytes_done, prefix, status.resume_only);
+	if (kind == JOB_ENCRYPT)
+		reply_add(reply, "%s_bytes %llu\n", prefix, (unsigned long long)status.bytes_done);
 	if (status.current[0])
 		reply_add(reply, "%s_current %s\n%s_current_done %llu\n%s_current_total %llu\n",
 			  prefix, status.current, prefix, (unsigned long long)status.current_done,
@@ -110,6 +112,10 @@ static void answer_status(struct reply *reply)
 			  (unsigned long long)backing_st.st_ino);
 	add_job_status(reply, "rewrap", JOB_REWRAP);
 	add_job_status(reply, "data", JOB_DATA_REKEY);
+	reply_add(reply, "adopted %d\nrequire_encrypted %d\n", daemon_state.adopted,
+		  daemon_state.require_encrypted);
+	if (daemon_state.adopted)
+		add_job_status(reply, "encrypt", JOB_ENCRYPT);
 	reply_add(reply, "ok\n");
 }
 
@@ -179,6 +185,33 @@ static void answer(char *request, struct reply *reply)
 	if (strcmp(request, "rewrap-stop") == 0 || strcmp(request, "data-stop") == 0) {
 		job_stop(request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY);
 		reply_add(reply, "ok\n");
+		return;
+	}
+	if (strcmp(request, "encrypt-start") == 0) {
+		if (parse_rate_and_path(argument, &rate, &path) < 0)
+			reply_add(reply, "error bad rate or path '%s'\n", argument);
+		else if (job_start(JOB_ENCRYPT, path, rate, false, error, sizeof(error)) < 0)
+			reply_add(reply, "error %s\n", error);
+		else
+			reply_add(reply, "ok\n");
+		return;
+	}
+	if (strcmp(request, "encrypt-stop") == 0) {
+		/* Asked for: not taken up again at the next mount (a crash or an unmount is). */
+		job_stop(JOB_ENCRYPT);
+		if (encrypt_record_job(false, NULL, 0) < 0)
+			reply_add(reply, "error cannot remove the conversion's record: %s\n",
+				  strerror(errno));
+		else
+			reply_add(reply, "ok\n");
+		return;
+	}
+	if (strcmp(request, "encrypt-pause") == 0 || strcmp(request, "encrypt-resume") == 0) {
+		if (job_pause(JOB_ENCRYPT, strcmp(request, "encrypt-pause") == 0) < 0)
+			reply_add(reply, "error no conversion is %s\n",
+				  strcmp(request, "encrypt-pause") == 0 ? "running" : "paused");
+		else
+			reply_add(reply, "ok\n");
 		return;
 	}
 	if (strcmp(request, "data-pause") == 0 || strcmp(request, "data-resume") == 0) {

@@ -90,7 +90,17 @@ struct tdefs_inode {
 	struct file_crypt *crypt;
 	bool load_error_logged;
 	unsigned io_errors_logged; /* file_io_error_note: kinds already logged (atomic) */
+	/*
+	 * In an adopted directory: whether the backing file is plaintext (INODE_PLAINTEXT_*,
+	 * atomic), for the sizes the mount shows. Known encrypted stays so (no file gains the
+	 * marker after --init --adopt); plaintext turns encrypted when the conversion swaps the
+	 * file, which also gives the inode its new backing object (inode_retarget).
+	 */
+	int plaintext_state;
+	/* A descriptor a conversion's swap replaced while in use: closed with the inode. */
+	int retired_fd;
 };
+enum { INODE_PLAINTEXT_UNKNOWN, INODE_PLAINTEXT_YES, INODE_PLAINTEXT_NO };
 
 /* One open of a regular file (fuse_file_info.fh). */
 struct open_file {
@@ -133,6 +143,14 @@ struct tdefs_daemon {
 	 */
 	bool acl_enforced;
 	bool debug;
+	/*
+	 * The config record has CONFIG_FLAG_ADOPTED: files that carry this directory's plaintext
+	 * marker are served as they are (docs/FORMAT.md, "Adopted directories"), unless
+	 * -o require_encrypted refuses them.
+	 */
+	bool adopted;
+	bool require_encrypted;
+	uint8_t directory_id[16];
 	struct fuse_session *session;
 };
 
@@ -164,6 +182,22 @@ void inode_table_clear(void);
 int inode_stat(struct tdefs_inode *inode, struct stat *st);
 /* Convert a backing stat into what the mount shows (plaintext size of regular files). */
 void stat_to_plaintext(struct stat *st);
+/*
+ * The inode of a plaintext file now has the backing object open in new_fd (O_PATH) instead:
+ * the conversion renamed that object over the old one (fs/encrypt.c), and the kernel's inode,
+ * its opens and the lookups from now on all go to it. Called with the namespace lock held
+ * exclusively, so no lookup races with the rename. new_fd is consumed.
+ */
+int inode_retarget(struct tdefs_inode *inode, int new_fd);
+/*
+ * encrypt.c: the namespace lock. Renames, unlinks, links and lookups hold it shared; the
+ * conversion's swap holds it exclusively around its rename, so that the name it replaces is
+ * still the file it copied and no lookup sees the object between the rename and the inode's
+ * retarget. Not taken under any other lock; under it, the swap takes 3, then 1 (which
+ * nothing holds while it waits for 3) and 7.
+ */
+void namespace_lock_shared(void);
+void namespace_unlock(void);
 /*
  * The inode's O_PATH descriptor (>= 0) or -errno (reopened by its file handle if it was not
  * cached: -ESTALE once the backing object is gone). It stays open until the matching
@@ -322,6 +356,19 @@ struct job;
 int data_rekey_file(struct job *job, int path_fd, bool resume_only,
 		    struct file_job_result *result);
 
+/*
+ * encrypt.c: convert one plaintext file of an adopted directory into an encrypted one, online
+ * (docs/REKEY.md, "Encrypting an adopted directory"). path_fd: an O_PATH descriptor of a
+ * regular file from a walk, consumed; parent_fd/name: where the walk found it (kept open).
+ * Files that are not plaintext are skipped.
+ */
+int encrypt_file(struct job *job, int parent_fd, const char *name, int path_fd,
+		 struct file_job_result *result);
+/* Remember (1) or forget (0) a running conversion in the backing root's job record. */
+int encrypt_record_job(bool running, const char *relative_path, double rate_limit);
+/* At mount: start the conversion again that the job record says was running. */
+void encrypt_resume_recorded(void);
+
 /* stop.c: SIGTERM, SIGINT and SIGHUP ask for a normal unmount, never a lazy one. */
 int stop_handler_start(const char *mount_point, unsigned timeout_seconds);
 void stop_handler_end(void);
@@ -333,7 +380,7 @@ int wallet_watch_start(void);
 void wallet_watch_stop(void);
 
 /* jobs.c: the background jobs, one of each kind at a time, both may run at once. */
-enum job_kind { JOB_REWRAP, JOB_DATA_REKEY, JOB_KIND_COUNT };
+enum job_kind { JOB_REWRAP, JOB_DATA_REKEY, JOB_ENCRYPT, JOB_KIND_COUNT };
 enum job_state { JOB_IDLE, JOB_RUNNING, JOB_PAUSED, JOB_STOPPING, JOB_STOPPED, JOB_DONE,
 		 JOB_FAILED };
 
@@ -345,7 +392,7 @@ struct job_status {
 	uint64_t files_skipped;
 	uint64_t files_failed;
 	uint64_t bytes_done;      /* data rekey: bytes re-encrypted */
-	double rate_limit;        /* rewrap: headers/s; data rekey: bytes/s; 0 = unlimited */
+	double rate_limit;        /* rewrap: headers/s; data rekey, encrypt: bytes/s; 0 = none */
 	int64_t started, finished; /* Unix seconds */
 	char current[512];        /* the file in progress, relative to the backing directory */
 	uint64_t current_done, current_total; /* its bytes */
@@ -372,7 +419,8 @@ void job_set_current(struct job *job, uint64_t done, uint64_t total);
  *   {"backing": str, "wallet_checked": bool, "repair": bool,
  *    "problems": [{"path": str, "kind": "DAMAGED"|"REPAIRABLE"|"REPAIRED", "reason": str}],
  *    "keys": [{"key_id": str, "files": int, "in_wallet": bool|null}],
- *    "totals": {"files": int, "empty": int, "rekey_in_progress": int, "problems": int,
+ *    "totals": {"files": int, "empty": int, "plaintext": int, "rekey_in_progress": int,
+ *               "problems": int,
  *               "repaired": int},
  *    "complete": bool, "clean": bool}
  * An error that ends the walk (exit 2) prints one line on stderr and no document.

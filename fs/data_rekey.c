@@ -228,6 +228,11 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt,
 	bool finished = false;
 	int ret = 0;
 
+	/* A plaintext file has no key to replace: the conversion (fs/encrypt.c) encrypts it. */
+	if (__atomic_load_n(&crypt->plaintext, __ATOMIC_ACQUIRE)) {
+		result->skipped = true;
+		return 0;
+	}
 	if (!crypt->writable)
 		return -EROFS;
 	if (!crypt->new_key) {

@@ -15,6 +15,9 @@
  * Crash safety: a size change first rewrites the old last block at its new length, then moves
  * the backing size, so that a crash in between leaves a longer file with zero padding rather
  * than a last block whose length no longer matches its ciphertext.
+ *
+ * A plaintext file of an adopted directory goes through the plain_ functions instead, which
+ * also keep the encrypted copy of a conversion in step with the original.
  */
 #include "fs/file_io.h"
 
@@ -22,6 +25,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -75,6 +79,221 @@ static int crypt_blocks(const struct file_crypt *crypt, bool encrypt, uint64_t f
 		len -= run;
 	}
 	return 0;
+}
+
+
+/* --- plaintext files of an adopted directory -------------------------------------------- */
+
+/*
+ * A plaintext file is read and written as it stands, at the offsets the application gives: the
+ * backing file is the data, with no header. The same locks as for an encrypted file make the
+ * mirror into a conversion's copy (below) see each block whole. Every plain_ function returns
+ * -EAGAIN, having taken no lock, when the file stopped being plaintext before its lock was
+ * held: the caller then takes the encrypted path, which the swap made current.
+ */
+static bool plain_lock(struct file_crypt *crypt, bool exclusive)
+{
+	if (exclusive)
+		pthread_rwlock_wrlock(&crypt->size_lock);
+	else
+		pthread_rwlock_rdlock(&crypt->size_lock);
+	if (crypt->plaintext)
+		return true;
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return false;
+}
+
+static bool is_plaintext(const struct file_crypt *crypt)
+{
+	return __atomic_load_n(&crypt->plaintext, __ATOMIC_ACQUIRE);
+}
+
+int file_io_copy_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last)
+{
+	uint8_t block_data[TDEFS_BLOCK_SIZE];
+	size_t done;
+	int ret = 0;
+
+	for (uint64_t block = first; block <= last && ret == 0; block++) {
+		size_t len = file_block_length(block, crypt->size);
+		off_t copy_offset = BACKING_OFFSET(BLOCK_OFFSET(block));
+
+		if (len == 0)
+			break;
+		ret = pread_full(crypt->data_fd, block_data, len, (off_t)BLOCK_OFFSET(block), &done);
+		if (ret < 0)
+			break;
+		memset(block_data + done, 0, len - done);
+		/* Zeros stay a hole in the copy, where an all-zero block reads as zeros. */
+		if (buffer_is_zero(block_data, len)) {
+			if (fallocate(crypt->copy_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      copy_offset, (off_t)len) == 0)
+				continue;
+			ret = pwrite_all(crypt->copy_fd, block_data, len, copy_offset);
+			continue;
+		}
+		ret = block_encrypt(crypt->copy_key, block, block_data, block_data, len);
+		if (ret == 0)
+			ret = pwrite_all(crypt->copy_fd, block_data, len, copy_offset);
+	}
+	secure_wipe(block_data, sizeof(block_data));
+	return ret;
+}
+
+/*
+ * After a change to blocks first..last of the original: the ones the copy already holds are
+ * encrypted into it again. A failure is the conversion's, not the request's (the original,
+ * which the request changed, is complete): it is noted for the conversion to start over.
+ */
+static void mirror_into_copy(struct file_crypt *crypt, uint64_t first, uint64_t last)
+{
+	uint64_t watermark = __atomic_load_n(&crypt->copy_watermark, __ATOMIC_ACQUIRE);
+	int ret;
+
+	if (!crypt->copy_key || __atomic_load_n(&crypt->copy_error, __ATOMIC_ACQUIRE) ||
+	    first >= watermark)
+		return;
+	if (last >= watermark)
+		last = watermark - 1;
+	ret = file_io_copy_blocks(crypt, first, last);
+	if (ret < 0)
+		__atomic_store_n(&crypt->copy_error, ret, __ATOMIC_RELEASE);
+}
+
+/*
+ * Under an exclusive size_lock, before a change that moves the size or spans whole ranges:
+ * the copy no longer holds blocks from `block` on, whose lengths or contents change wholesale,
+ * and the conversion copies them again.
+ */
+static void copy_watermark_lower(struct file_crypt *crypt, uint64_t block)
+{
+	if (crypt->copy_key && block < crypt->copy_watermark)
+		__atomic_store_n(&crypt->copy_watermark, block, __ATOMIC_RELEASE);
+}
+
+static int plain_write(struct file_crypt *crypt, const uint8_t *data, size_t size,
+		       uint64_t offset)
+{
+	uint64_t end = offset + size, first = offset >> TDEFS_BLOCK_SHIFT;
+	uint64_t last = (end - 1) >> TDEFS_BLOCK_SHIFT, old_size;
+	bool exclusive = false;
+	int ret;
+
+	if (!plain_lock(crypt, false))
+		return -EAGAIN;
+	if (end > crypt->size) {
+		pthread_rwlock_unlock(&crypt->size_lock);
+		if (!plain_lock(crypt, true))
+			return -EAGAIN;
+		exclusive = true;
+	}
+	old_size = crypt->size;
+	if (exclusive && end > old_size)
+		copy_watermark_lower(crypt, old_size >> TDEFS_BLOCK_SHIFT);
+	if (!exclusive)
+		file_lock_blocks(crypt, first, last, true);
+	ret = pwrite_all(crypt->data_fd, data, size, (off_t)offset);
+	if (ret < 0 && exclusive && end > old_size && ftruncate(crypt->data_fd, (off_t)old_size) < 0)
+		log_error("cannot restore the size of a plaintext file after a failed write: %s",
+			  strerror(errno));
+	if (ret == 0 && end > crypt->size)
+		crypt->size = end;
+	if (ret == 0)
+		mirror_into_copy(crypt, first, last);
+	if (!exclusive)
+		file_unlock_blocks(crypt, first, last);
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
+}
+
+static int plain_read(struct file_crypt *crypt, uint64_t offset, size_t size, uint8_t **data,
+		      size_t *length)
+{
+	uint64_t end, first, last, span_start;
+	size_t span_length, done;
+	uint8_t *buffer;
+	int ret = 0;
+
+	if (!plain_lock(crypt, false))
+		return -EAGAIN;
+	end = min_u64(offset + size, crypt->size);
+	*length = 0;
+	if (offset >= end || size == 0)
+		goto out_unlock_size;
+	/* The same whole-block span as an encrypted read: one read per request, page aligned. */
+	first = offset >> TDEFS_BLOCK_SHIFT;
+	last = (end - 1) >> TDEFS_BLOCK_SHIFT;
+	span_start = BLOCK_OFFSET(first);
+	span_length = (size_t)(min_u64(BLOCK_OFFSET(last + 1), crypt->size) - span_start);
+	buffer = scratch_get(span_length);
+	if (!buffer) {
+		ret = -ENOMEM;
+		goto out_unlock_size;
+	}
+	file_lock_blocks(crypt, first, last, false);
+	ret = pread_full(crypt->data_fd, buffer, span_length, (off_t)span_start, &done);
+	if (ret == 0) {
+		memset(buffer + done, 0, span_length - done);
+		*data = buffer + (offset - span_start);
+		*length = (size_t)(end - offset);
+	}
+	file_unlock_blocks(crypt, first, last);
+out_unlock_size:
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
+}
+
+static int plain_truncate(struct file_crypt *crypt, uint64_t new_size)
+{
+	int ret = 0;
+
+	if (!plain_lock(crypt, true))
+		return -EAGAIN;
+	copy_watermark_lower(crypt, min_u64(new_size, crypt->size) >> TDEFS_BLOCK_SHIFT);
+	if (ftruncate(crypt->data_fd, (off_t)new_size) < 0)
+		ret = -errno;
+	else
+		crypt->size = new_size;
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
+}
+
+static int plain_fallocate(struct file_crypt *crypt, int mode, uint64_t offset, uint64_t length)
+{
+	struct stat st;
+	int ret = 0;
+
+	if (!plain_lock(crypt, true))
+		return -EAGAIN;
+	copy_watermark_lower(crypt, min_u64(offset, crypt->size) >> TDEFS_BLOCK_SHIFT);
+	if (fallocate(crypt->data_fd, mode, (off_t)offset, (off_t)length) < 0)
+		ret = -errno;
+	else if (fstat(crypt->data_fd, &st) < 0)
+		ret = -errno;
+	else
+		crypt->size = (uint64_t)st.st_size;
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
+}
+
+static int plain_lseek(struct file_crypt *crypt, uint64_t offset, int whence, uint64_t *result)
+{
+	off_t found;
+	int ret = 0;
+
+	if (!plain_lock(crypt, false))
+		return -EAGAIN;
+	if (offset >= crypt->size) {
+		ret = -ENXIO;
+	} else {
+		found = lseek(crypt->data_fd, (off_t)offset, whence);
+		if (found < 0)
+			ret = -errno;
+		else
+			*result = min_u64((uint64_t)found, crypt->size);
+	}
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
 }
 
 /* --- block helpers ---------------------------------------------------------------------- */
@@ -242,6 +461,11 @@ int file_io_write(struct file_crypt *crypt, int direct_fd, const uint8_t *data, 
 		return -EFBIG;
 	if (!crypt->writable)
 		return -EROFS;
+	if (is_plaintext(crypt)) {
+		ret = plain_write(crypt, data, size, offset);
+		if (ret != -EAGAIN)
+			return ret;
+	}
 	pthread_rwlock_rdlock(&crypt->size_lock);
 	if (end > crypt->size) {
 		pthread_rwlock_unlock(&crypt->size_lock);
@@ -282,6 +506,11 @@ int file_io_read(struct file_crypt *crypt, int direct_fd, uint64_t offset, size_
 	uint8_t *buffer;
 	int fd, ret;
 
+	if (is_plaintext(crypt)) {
+		ret = plain_read(crypt, offset, size, data, length);
+		if (ret != -EAGAIN)
+			return ret;
+	}
 	pthread_rwlock_rdlock(&crypt->size_lock);
 	end = min_u64(offset + size, crypt->size);
 	if (offset >= end || size == 0) {
@@ -351,6 +580,12 @@ int file_io_truncate(struct file_crypt *crypt, uint64_t new_size)
 		return -EFBIG;
 	if (!crypt->writable)
 		return -EROFS;
+	if (is_plaintext(crypt)) {
+		ret = plain_truncate(crypt, new_size);
+		if (ret != -EAGAIN)
+			return ret;
+		ret = 0;
+	}
 	pthread_rwlock_wrlock(&crypt->size_lock);
 	if (new_size > crypt->size)
 		ret = grow_locked(crypt, crypt->size, new_size, true);
@@ -417,6 +652,12 @@ int file_io_fallocate(struct file_crypt *crypt, int mode, uint64_t offset, uint6
 		return -EINVAL;
 	if (!crypt->writable)
 		return -EROFS;
+	if (is_plaintext(crypt)) {
+		ret = plain_fallocate(crypt, mode, offset, length);
+		if (ret != -EAGAIN)
+			return ret;
+		ret = 0;
+	}
 	pthread_rwlock_wrlock(&crypt->size_lock);
 	size = crypt->size;
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
@@ -457,6 +698,12 @@ int file_io_lseek(struct file_crypt *crypt, uint64_t offset, int whence, uint64_
 	off_t found;
 	int ret = 0;
 
+	if (is_plaintext(crypt)) {
+		ret = plain_lseek(crypt, offset, whence, result);
+		if (ret != -EAGAIN)
+			return ret;
+		ret = 0;
+	}
 	pthread_rwlock_rdlock(&crypt->size_lock);
 	if (offset >= crypt->size) {
 		ret = -ENXIO;
@@ -475,11 +722,26 @@ out_unlock:
 
 int file_io_fsync(struct file_crypt *crypt, bool data_only)
 {
-	int fd = crypt->data_fd;
+	int fd, ret = 0;
 
+	/*
+	 * A duplicate taken under the size lock: the conversion of a plaintext file replaces
+	 * data_fd under it (the swap syncs the copy first), and a sync must never reach a
+	 * descriptor number that was closed and reused meanwhile.
+	 */
+	pthread_rwlock_rdlock(&crypt->size_lock);
+	fd = fcntl(crypt->data_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		if ((data_only ? fdatasync(crypt->data_fd) : fsync(crypt->data_fd)) < 0)
+			ret = -errno;
+		pthread_rwlock_unlock(&crypt->size_lock);
+		return ret;
+	}
+	pthread_rwlock_unlock(&crypt->size_lock);
 	if ((data_only ? fdatasync(fd) : fsync(fd)) < 0)
-		return -errno;
-	return 0;
+		ret = -errno;
+	close(fd);
+	return ret;
 }
 
 int file_io_size(struct file_crypt *crypt, uint64_t *size)

@@ -44,6 +44,21 @@ struct file_crypt {
 	uint64_t watermark;
 	struct file_header header;
 	/*
+	 * A plaintext file of an adopted directory (docs/FORMAT.md, "Adopted directories"):
+	 * data_fd holds the bytes as they are, without a header, and key is NULL. It turns false
+	 * once, under an exclusive size_lock, when the conversion swaps the encrypted copy in
+	 * (fs/encrypt.c); it never turns true. While the conversion builds that copy, copy_key is
+	 * its DEK and copy_fd the copy, and every block below copy_watermark is kept in the copy
+	 * too, encrypted, by each request that changes it, under the same locks; the original
+	 * stays complete, so a crash loses only the copy. A request that cannot update the copy
+	 * (ENOSPC) sets copy_error and the conversion of this file starts again later.
+	 */
+	bool plaintext;
+	struct xts_key *copy_key; /* NULL: no conversion of this file runs */
+	int copy_fd;
+	uint64_t copy_watermark;
+	int copy_error;
+	/*
 	 * size_lock: shared for I/O inside the current size, exclusive for anything that moves
 	 * the size (extending writes, truncate, fallocate); the plaintext size lives under it.
 	 */
@@ -95,6 +110,12 @@ int file_io_fallocate(struct file_crypt *crypt, int mode, uint64_t offset, uint6
 /* SEEK_DATA / SEEK_HOLE in plaintext offsets. */
 int file_io_lseek(struct file_crypt *crypt, uint64_t offset, int whence, uint64_t *result);
 int file_io_fsync(struct file_crypt *crypt, bool data_only);
+/*
+ * The conversion of a plaintext file: encrypt blocks first..last of the original into the copy
+ * (copy_fd at the encrypted layout, under copy_key, at the lengths of the current size). The
+ * caller holds size_lock (shared or exclusive) and, when shared, the blocks' locks exclusively.
+ */
+int file_io_copy_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last);
 int file_io_size(struct file_crypt *crypt, uint64_t *size);
 
 #endif

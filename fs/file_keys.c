@@ -121,6 +121,47 @@ static int open_backing_data(struct tdefs_inode *inode, int path_fd, bool *writa
 	return fd;
 }
 
+/*
+ * In an adopted directory: a file with this directory's plaintext marker is served as it is
+ * (0), one without is encrypted (1: its header is loaded next), whatever either holds; a marker
+ * of another directory, or a damaged one, is refused.
+ */
+static int load_plaintext(struct tdefs_inode *inode, struct file_crypt *crypt,
+			  const struct stat *st)
+{
+	uint8_t marked_id[16];
+	char detail[160];
+	int ret = plaintext_marker_read(crypt->data_fd, marked_id);
+
+	if (ret == 0) {
+		__atomic_store_n(&inode->plaintext_state, INODE_PLAINTEXT_NO, __ATOMIC_RELEASE);
+		return 1;
+	}
+	if (ret == FORMAT_ERROR(FORMAT_ERR_DAMAGED) ||
+	    (ret == 1 && memcmp(marked_id, daemon_state.directory_id, 16) != 0)) {
+		log_file_error_once(inode, ret == 1 ? "plaintext marker of another backing "
+						      "directory: file refused"
+						    : "damaged plaintext marker: file refused");
+		return -EIO;
+	}
+	if (ret < 0) {
+		snprintf(detail, sizeof(detail), "cannot read its plaintext marker: %s",
+			 strerror(-ret));
+		log_file_error_once(inode, detail);
+		return ret;
+	}
+	if (daemon_state.require_encrypted) {
+		log_file_error_once(inode, "plaintext file refused (-o require_encrypted): convert "
+					   "it with 'tderekey encrypt'");
+		return -EACCES;
+	}
+	crypt->plaintext = true;
+	crypt->copy_fd = -1;
+	crypt->size = (uint64_t)st->st_size;
+	__atomic_store_n(&inode->plaintext_state, INODE_PLAINTEXT_YES, __ATOMIC_RELEASE);
+	return 0;
+}
+
 static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 {
 	uint8_t raw[TDEFS_HEADER_SIZE];
@@ -136,6 +177,11 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 
 	if (fstat(crypt->data_fd, &st) < 0)
 		return -errno;
+	if (daemon_state.adopted) {
+		ret = load_plaintext(inode, crypt, &st);
+		if (ret <= 0)
+			return ret;
+	}
 	/* An empty backing file (created by hand, or a create cut short) gets a header now. */
 	if (st.st_size == 0 && crypt->writable) {
 		ret = file_write_new_header(crypt->data_fd);
@@ -255,12 +301,14 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 		goto out_free_crypt;
 	}
 	ret = load_file_key(inode, crypt);
-	if (ret < 0) {
+	if (ret < 0 && ret != -EACCES) {
 		metrics_add(&metrics.load_errors[ret == -ENOKEY ? METRICS_LOAD_MISSING_KEY
 					       : ret == -EIO  ? METRICS_LOAD_DAMAGED
 							      : METRICS_LOAD_OTHER], 1);
 		goto out_close_data;
 	}
+	if (ret < 0)
+		goto out_close_data;
 	file_crypt_locks_init(crypt);
 	inode->crypt = crypt;
 	inode->crypt_users = 1;
@@ -300,6 +348,7 @@ void file_crypt_release(struct tdefs_inode *inode)
 	/* The last user is gone: the DEK leaves memory (xts_key_free cleanses it). */
 	xts_key_free(crypt->key);
 	xts_key_free(crypt->new_key);
+	xts_key_free(crypt->copy_key);
 	close(crypt->data_fd);
 	file_crypt_locks_destroy(crypt);
 	secure_wipe(&crypt->header, sizeof(crypt->header));

@@ -231,6 +231,15 @@ bool buffer_is_zero(const uint8_t *data, size_t len);
  */
 #define CONFIG_FORMAT_VERSION 2
 #define CONFIG_FORMAT_VERSION_SHORT_NAME 1
+/*
+ * Version 3: the version 1 layout (a name of up to 32 bytes) with a flags word after the
+ * creation time. Written only when a flag is set, so that a tdefs that cannot serve an adopted
+ * directory's plaintext files refuses to mount it instead of answering EIO for each of them.
+ */
+#define CONFIG_FORMAT_VERSION_FLAGS 3
+/* --init --adopt: the directory held files before it was a backing directory (see below). */
+#define CONFIG_FLAG_ADOPTED 0x1u
+#define CONFIG_KNOWN_FLAGS CONFIG_FLAG_ADOPTED
 #define CONFIG_FILE_SIZE 128u
 #define CONFIG_CONTAINER_SIZE 64
 #define CONFIG_V1_CONTAINER_SIZE 32
@@ -243,9 +252,13 @@ struct backing_config {
 	uint8_t directory_id[16];
 	char container[CONFIG_CONTAINER_SIZE + 1];
 	uint64_t created_time;
+	uint32_t flags; /* CONFIG_FLAG_*: non-zero only in version 3 */
 };
 
-/* config->version is ignored: the lowest version that holds the container is written. */
+/*
+ * config->version is ignored: the lowest version that holds the container (and the flags) is
+ * written; -EINVAL for flags with a name longer than 32 bytes, or unknown flags.
+ */
 int config_encode(const struct backing_config *config, uint8_t out[CONFIG_FILE_SIZE]);
 int config_decode(const uint8_t *data, size_t len, struct backing_config *config);
 
@@ -257,10 +270,39 @@ int config_decode(const uint8_t *data, size_t len, struct backing_config *config
  */
 bool config_reserved_name(const char *name);
 /*
+ * The backing root's names of the plaintext conversion (fs/encrypt.c), also reserved by
+ * config_reserved_name(): the encrypted copy being built (ENCRYPT_COPY_PREFIX and 16 random hex
+ * digits; a crash leaves it behind and the next mount removes it) and the job record that
+ * makes an interrupted conversion go on at the next mount.
+ */
+#define ENCRYPT_COPY_PREFIX ".tdefs.encrypt-"
+#define ENCRYPT_JOB_RECORD ".tdefs.encrypt.job"
+/*
  * Remove the temporary files an interrupted replacement of the config record left in the
  * backing root open in root_fd. Only for a process that holds the directory's lock (no write
  * is in flight then). Returns how many were removed, or a negative errno.
  */
 int config_remove_leftovers(int root_fd);
+
+/*
+ * Plaintext files of an adopted directory (docs/FORMAT.md, "Adopted directories"). A file is
+ * served as plaintext when, and only when, it carries the extended attribute
+ * PLAINTEXT_MARKER_NAME with a value that names this backing directory; --init --adopt sets it
+ * on every regular file that exists then, and the conversion removes it together with the
+ * plaintext (the encrypted copy that replaces the file never had it). Its content is never
+ * looked at: a plaintext file that begins like a header stays plaintext, and a file without
+ * the marker is encrypted or refused. Only root can set trusted.* names, and the mount refuses
+ * trusted.tdefs.* to everyone (fs/operations.c).
+ */
+#define PLAINTEXT_MARKER_NAME "trusted.tdefs.plaintext"
+#define PLAINTEXT_MARKER_MAGIC "TDEFSPT1"
+#define PLAINTEXT_MARKER_SIZE 24u /* magic (8), directory ID (16) */
+void plaintext_marker_encode(const uint8_t directory_id[16], uint8_t out[PLAINTEXT_MARKER_SIZE]);
+/*
+ * Read the marker of the open file fd: 1 and the directory ID it names in directory_id (may be
+ * NULL), 0 when there is none, FORMAT_ERROR(FORMAT_ERR_DAMAGED) for a value of that name that
+ * is not a marker, or a negative errno (-EOPNOTSUPP: the filesystem has no such xattrs).
+ */
+int plaintext_marker_read(int fd, uint8_t directory_id[16]);
 
 #endif

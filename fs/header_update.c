@@ -238,7 +238,8 @@ int header_rewrap_fd(int fd, struct rewrap_outcome *outcome)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL; /* the walk hands over regular files only: never write anything else */
-	if (st.st_size == 0) {
+	/* A plaintext file is data, whatever its first bytes look like: never a header to write. */
+	if (st.st_size == 0 || plaintext_marker_read(fd, NULL) == 1) {
 		outcome->skipped = true; /* no header yet: it will be made under the active key */
 		return 0;
 	}

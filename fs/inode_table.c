@@ -33,6 +33,7 @@
 #include "util/util.h"
 
 #include <sys/resource.h>
+#include <sys/xattr.h>
 
 #define INODE_HASH_BUCKETS 4096
 /* Idle O_PATH descriptors kept open (beyond those in use): far below the usual 1024 limit. */
@@ -299,6 +300,39 @@ void stat_to_plaintext(struct stat *st)
 				: 0;
 }
 
+/*
+ * In an adopted directory, whether the regular file open in fd (O_PATH) carries the plaintext
+ * marker, cached in the inode (fs/daemon.h): its size shows as it is, not less a header.
+ */
+static void note_plaintext_state(struct tdefs_inode *inode, int fd, const struct stat *st)
+{
+	uint8_t value[PLAINTEXT_MARKER_SIZE];
+	char proc_path[64];
+	ssize_t n;
+
+	if (!daemon_state.adopted || !S_ISREG(st->st_mode) ||
+	    __atomic_load_n(&inode->plaintext_state, __ATOMIC_ACQUIRE) != INODE_PLAINTEXT_UNKNOWN)
+		return;
+	fd_proc_path(fd, proc_path, sizeof(proc_path));
+	n = getxattr(proc_path, PLAINTEXT_MARKER_NAME, value, sizeof(value));
+	if (n < 0 && errno != ENODATA)
+		return; /* asked again next time */
+	__atomic_store_n(&inode->plaintext_state,
+			 n == (ssize_t)PLAINTEXT_MARKER_SIZE &&
+					 memcmp(value, PLAINTEXT_MARKER_MAGIC, 8) == 0
+				 ? INODE_PLAINTEXT_YES
+				 : INODE_PLAINTEXT_NO,
+			 __ATOMIC_RELEASE);
+}
+
+static void inode_stat_to_plaintext(struct tdefs_inode *inode, struct stat *st)
+{
+	if (S_ISREG(st->st_mode) &&
+	    __atomic_load_n(&inode->plaintext_state, __ATOMIC_ACQUIRE) == INODE_PLAINTEXT_YES)
+		return;
+	stat_to_plaintext(st);
+}
+
 int inode_stat(struct tdefs_inode *inode, struct stat *st)
 {
 	struct stat cover;
@@ -308,10 +342,12 @@ int inode_stat(struct tdefs_inode *inode, struct stat *st)
 		return fd;
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		ret = -errno;
+	else
+		note_plaintext_state(inode, fd, st);
 	inode_fd_put(inode);
 	if (ret < 0)
 		return ret;
-	stat_to_plaintext(st);
+	inode_stat_to_plaintext(inode, st);
 	/* The root: owner and mode of the covered mount point, not of the 0700 backing root. */
 	if (inode == &daemon_state.root && daemon_state.mount_point_fd >= 0) {
 		if (fstat(daemon_state.mount_point_fd, &cover) < 0)
@@ -337,6 +373,8 @@ static void inode_destroy(struct tdefs_inode *inode)
 	/* No request uses a forgotten inode (fd_users is 0): its descriptor can go. */
 	if (inode->path_fd >= 0)
 		close(inode->path_fd);
+	if (inode->retired_fd >= 0)
+		close(inode->retired_fd);
 	pthread_mutex_destroy(&inode->crypt_lock);
 	free(inode);
 }
@@ -386,6 +424,7 @@ static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 	fresh->backing_ino = st->st_ino;
 	fresh->file_type = st->st_mode & S_IFMT;
 	fresh->lookup_count = 1;
+	fresh->retired_fd = -1;
 	pthread_mutex_init(&fresh->crypt_lock, NULL);
 
 	pthread_mutex_lock(&table_lock);
@@ -399,6 +438,7 @@ static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 	pthread_mutex_unlock(&table_lock);
 	if (!found) {
 		found = fresh;
+		note_plaintext_state(found, fd, st);
 		if (!handle)
 			goto out; /* fd is the inode's for its life */
 	} else {
@@ -407,6 +447,7 @@ static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 		free(fresh);
 	}
 out_found:
+	note_plaintext_state(found, fd, st);
 	/* The lookup's descriptor is likely to be used next (getattr, open): keep it cached. */
 	if (found->handle) {
 		pthread_mutex_lock(&fd_cache_lock);
@@ -439,25 +480,92 @@ int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry
 	ret = inode_fd_get(parent);
 	if (ret < 0)
 		return ret;
+	/* From the name to the table entry in one piece: a conversion's swap waits (daemon.h). */
+	namespace_lock_shared();
 	fd = openat(ret, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && inode_fd_cache_shrink(-errno))
 		fd = openat(ret, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	ret = fd < 0 ? -errno : 0;
 	inode_fd_put(parent);
 	if (ret < 0) {
+		namespace_unlock();
 		fd_limit_note(ret);
 		return ret;
 	}
 	ret = inode_insert(fd, &st, &found);
+	namespace_unlock();
 	if (ret < 0)
 		return ret;
 
 	memset(entry, 0, sizeof(*entry));
-	stat_to_plaintext(&st);
+	inode_stat_to_plaintext(found, &st);
 	entry->ino = (fuse_ino_t)(uintptr_t)found;
 	entry->attr = st;
 	entry->attr_timeout = daemon_state.timeout;
 	entry->entry_timeout = daemon_state.timeout;
+	return 0;
+}
+
+int inode_retarget(struct tdefs_inode *inode, int new_fd)
+{
+	struct tdefs_inode **link;
+	struct file_handle *handle;
+	struct stat st;
+
+	if (fstat(new_fd, &st) < 0) {
+		int ret = -errno;
+
+		close(new_fd);
+		return ret;
+	}
+	handle = handle_of(new_fd, &st);
+	pthread_mutex_lock(&table_lock);
+	for (link = &buckets[bucket_of(inode->backing_dev, inode->backing_ino)]; *link;
+	     link = &(*link)->hash_next) {
+		if (*link == inode) {
+			*link = inode->hash_next;
+			break;
+		}
+	}
+	pthread_mutex_lock(&fd_cache_lock);
+	/*
+	 * The old descriptor: closed when idle; a request still using it (a getattr in flight)
+	 * keeps it until the inode is freed, so that its number is never reused under it.
+	 */
+	if (inode->path_fd >= 0) {
+		if (inode->handle && inode->fd_users == 0) {
+			lru_unlink(inode);
+			fd_cached--;
+			close(inode->path_fd);
+		} else {
+			if (inode->handle)
+				fd_cached--;
+			if (inode->retired_fd >= 0)
+				close(inode->retired_fd);
+			inode->retired_fd = inode->path_fd;
+		}
+	}
+	free(inode->handle);
+	inode->handle = handle;
+	inode->path_fd = -1;
+	if (handle) {
+		inode->path_fd = new_fd;
+		fd_cached++;
+		if (inode->fd_users == 0)
+			lru_push(inode);
+		lru_trim();
+	} else {
+		inode->path_fd = new_fd;
+	}
+	pthread_mutex_unlock(&fd_cache_lock);
+	inode->backing_dev = st.st_dev;
+	inode->backing_ino = st.st_ino;
+	__atomic_store_n(&inode->file_capability_state, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&inode->plaintext_state, INODE_PLAINTEXT_NO, __ATOMIC_RELEASE);
+	link = &buckets[bucket_of(st.st_dev, st.st_ino)];
+	inode->hash_next = *link;
+	*link = inode;
+	pthread_mutex_unlock(&table_lock);
 	return 0;
 }
 

@@ -11,6 +11,10 @@
  * A data rekey is bound by the two syncs per chunk that make it crash-safe, not by AES, so it
  * works on several files at once: the walk feeds a short queue that REKEY_WORKERS threads drain,
  * and the device overlaps their syncs.
+ *
+ * The conversion of an adopted directory's plaintext files (fs/encrypt.c) goes one file at a
+ * time, as it needs room for one encrypted copy: it checks before it starts that the largest
+ * file's copy fits.
  */
 #include "fs/daemon.h"
 #include "fs/backing_walk.h"
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +61,15 @@ static struct job jobs[JOB_KIND_COUNT] = {
 	[JOB_DATA_REKEY] = { .kind = JOB_DATA_REKEY, .lock = PTHREAD_MUTEX_INITIALIZER,
 			     .resumed = PTHREAD_COND_INITIALIZER,
 			     .queue_changed = PTHREAD_COND_INITIALIZER },
+	[JOB_ENCRYPT] = { .kind = JOB_ENCRYPT, .lock = PTHREAD_MUTEX_INITIALIZER,
+			  .resumed = PTHREAD_COND_INITIALIZER,
+			  .queue_changed = PTHREAD_COND_INITIALIZER },
 };
+
+static const char *job_kind_name(enum job_kind kind)
+{
+	return kind == JOB_REWRAP ? "rewrap" : kind == JOB_DATA_REKEY ? "data rekey" : "encrypt";
+}
 
 const char *job_state_name(enum job_state state)
 {
@@ -109,8 +122,34 @@ void job_set_current(struct job *job, uint64_t done, uint64_t total)
 	pthread_mutex_unlock(&job->lock);
 }
 
-/* fd: the file, O_RDWR for a rewrap, O_PATH for a data rekey (which consumes it). */
-static int run_worker(struct job *job, int fd, struct file_job_result *result)
+/* The conversion of one file: its directory opened as the walk resolved it. */
+static int encrypt_worker(struct job *job, const char *relative, int fd,
+			  struct file_job_result *result)
+{
+	const char *slash = strrchr(relative, '/');
+	char directory[PATH_MAX];
+	struct stat st;
+	int parent_fd, ret;
+
+	snprintf(directory, sizeof(directory), "%.*s", slash ? (int)(slash - relative) : 0,
+		 relative);
+	ret = backing_open_beneath(daemon_state.backing_fd, directory, &parent_fd, &st);
+	if (ret == 0 && !S_ISDIR(st.st_mode)) {
+		close(parent_fd);
+		ret = -ENOTDIR;
+	}
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	ret = encrypt_file(job, parent_fd, slash ? slash + 1 : relative, fd, result);
+	close(parent_fd);
+	return ret;
+}
+
+/* fd: the file, O_RDWR for a rewrap, O_PATH for a data rekey or encrypt (which consume it). */
+static int run_worker(struct job *job, const char *relative, int fd,
+		      struct file_job_result *result)
 {
 	struct rewrap_outcome outcome;
 	int ret;
@@ -118,6 +157,8 @@ static int run_worker(struct job *job, int fd, struct file_job_result *result)
 	memset(result, 0, sizeof(*result));
 	if (job->kind == JOB_DATA_REKEY)
 		return data_rekey_file(job, fd, job->status.resume_only, result);
+	if (job->kind == JOB_ENCRYPT)
+		return encrypt_worker(job, relative, fd, result);
 	ret = header_rewrap_fd(fd, &outcome);
 	result->changed = outcome.rewrapped;
 	result->skipped = outcome.skipped;
@@ -133,12 +174,19 @@ static void record_failure(struct job *job, const char *relative, int error)
 	snprintf(failure, sizeof(failure), "/%s: %s", relative,
 		 error == -ENOKEY ? "the wallet lacks the master key its header names"
 		 : error == -ELOOP ? "directories nested deeper than tdefs walks"
-				   : format_error_message(error));
+		 : error == -EMLINK && job->kind == JOB_ENCRYPT
+			 ? "has several names (hard links): not converted, copy it through the mount"
+		 : error == -ENOSPC && job->kind == JOB_ENCRYPT
+			 ? "not enough free space in the backing directory for its encrypted copy"
+		 : error == -ESTALE && job->kind == JOB_ENCRYPT
+			 ? "renamed, linked or removed while it was converted: run the conversion "
+			   "again"
+			 : format_error_message(error));
 	pthread_mutex_lock(&job->lock);
 	job->status.files_failed++;
 	memcpy(job->status.last_error, failure, sizeof(failure));
 	pthread_mutex_unlock(&job->lock);
-	log_error("tdefs: %s %s", job->kind == JOB_REWRAP ? "rewrap" : "data rekey", failure);
+	log_error("tdefs: %s %s", job_kind_name(job->kind), failure);
 }
 
 static void process_file(struct job *job, const char *relative, int fd)
@@ -152,7 +200,7 @@ static void process_file(struct job *job, const char *relative, int fd)
 	job->status.current_total = 0;
 	pthread_mutex_unlock(&job->lock);
 
-	ret = run_worker(job, fd, &result);
+	ret = run_worker(job, relative, fd, &result);
 	pthread_mutex_lock(&job->lock);
 	job->status.files_total++;
 	job->status.bytes_done += result.bytes;
@@ -209,6 +257,11 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 		process_file(job, entry->relative, entry->fd);
 		return 0;
 	}
+	if (job->kind == JOB_ENCRYPT) {
+		*fd_taken = true;
+		process_file(job, entry->relative, entry->fd); /* consumes the descriptor */
+		return 0;
+	}
 	copy = strdup(entry->relative);
 	if (!copy)
 		return -ENOMEM;
@@ -245,6 +298,11 @@ static void *run_job(void *argument)
 	else
 		ret = backing_walk(daemon_state.backing_fd, job->start,
 				   job->kind == JOB_REWRAP ? O_RDWR : O_PATH, visit, job);
+	/* A conversion that went through is forgotten; a stop or a crash is taken up again. */
+	if (job->kind == JOB_ENCRYPT && ret == 0 && !job_should_stop(job) &&
+	    job->status.files_failed == 0 && encrypt_record_job(false, NULL, 0) < 0)
+		log_warning("tdefs: cannot remove the record of the finished conversion: %s",
+			    strerror(errno));
 	pthread_mutex_lock(&job->lock);
 	job->walk_done = true;
 	pthread_cond_broadcast(&job->queue_changed);
@@ -263,12 +321,84 @@ static void *run_job(void *argument)
 			 job->start, strerror(-ret));
 	job->status.finished = time(NULL);
 	log_info("tdefs: %s %s: %llu files changed, %llu already current, %llu failed",
-		 job->kind == JOB_REWRAP ? "rewrap" : "data rekey", job_state_name(job->status.state),
+		 job_kind_name(job->kind), job_state_name(job->status.state),
 		 (unsigned long long)job->status.files_changed,
 		 (unsigned long long)job->status.files_skipped,
 		 (unsigned long long)job->status.files_failed);
 	pthread_mutex_unlock(&job->lock);
 	return NULL;
+}
+
+struct preflight {
+	uint64_t largest, total, files;
+	char largest_path[PATH_MAX];
+};
+
+static int preflight_visit(const struct backing_walk_entry *entry, bool *fd_taken, void *context)
+{
+	struct preflight *found = context;
+
+	(void)fd_taken;
+	if (entry->kind != BACKING_WALK_FILE || config_reserved_name(entry->relative) ||
+	    plaintext_marker_read(entry->fd, NULL) != 1)
+		return 0;
+	found->files++;
+	found->total += (uint64_t)entry->st.st_size;
+	if ((uint64_t)entry->st.st_size >= found->largest) {
+		found->largest = (uint64_t)entry->st.st_size;
+		snprintf(found->largest_path, sizeof(found->largest_path), "/%s", entry->relative);
+	}
+	return 0;
+}
+
+/*
+ * Before a conversion changes anything: it is for an adopted, writable directory, and the
+ * backing filesystem has room for the encrypted copy of the largest plaintext file (one copy
+ * exists at a time), with the margin the conversion keeps.
+ */
+static int encrypt_preflight(const char *relative_path, char *error, size_t error_len)
+{
+	struct preflight found = { 0 };
+	struct statvfs vfs;
+	uint64_t available, needed;
+	int fd, ret;
+
+	if (!daemon_state.adopted) {
+		snprintf(error, error_len, "this backing directory was not adopted (tdefs --init "
+					   "--adopt): every file in it is encrypted already");
+		return -EINVAL;
+	}
+	if (daemon_state.read_only) {
+		snprintf(error, error_len, "the mount is read-only");
+		return -EROFS;
+	}
+	ret = backing_walk(daemon_state.backing_fd, relative_path, O_RDONLY, preflight_visit,
+			   &found);
+	fd = openat(daemon_state.backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ret == 0 && (fd < 0 || fstatvfs(fd, &vfs) < 0))
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0) {
+		snprintf(error, error_len, "cannot survey the plaintext files: %s", strerror(-ret));
+		return ret;
+	}
+	available = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	needed = found.largest + found.largest / 64 + 16 * TDEFS_BLOCK_SIZE;
+	if (found.files > 0 && available < needed) {
+		snprintf(error, error_len,
+			 "not enough free space: the encrypted copy of the largest plaintext file "
+			 "(%.300s, %llu bytes) needs %llu bytes free in the backing directory, which "
+			 "has %llu; nothing was changed",
+			 found.largest_path, (unsigned long long)found.largest,
+			 (unsigned long long)needed, (unsigned long long)available);
+		return -ENOSPC;
+	}
+	log_info("encrypt: %llu plaintext files, %llu bytes; the largest, %s, needs %llu bytes "
+		 "free, %llu are", (unsigned long long)found.files,
+		 (unsigned long long)found.total, found.files ? found.largest_path : "-",
+		 (unsigned long long)needed, (unsigned long long)available);
+	return 0;
 }
 
 int job_start(enum job_kind kind, const char *relative_path, double rate_limit, bool resume_only,
@@ -303,12 +433,17 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 		snprintf(error, error_len, "%s: %s", shown, strerror(ENAMETOOLONG));
 		return -ENAMETOOLONG;
 	}
+	if (kind == JOB_ENCRYPT) {
+		ret = encrypt_preflight(relative_path, error, error_len);
+		if (ret < 0)
+			return ret;
+	}
 	pthread_mutex_lock(&job->lock);
 	if (job->status.state == JOB_RUNNING || job->status.state == JOB_PAUSED ||
 	    job->status.state == JOB_STOPPING) {
 		pthread_mutex_unlock(&job->lock);
-		snprintf(error, error_len, "a %s is already running on this mount",
-			 kind == JOB_REWRAP ? "rewrap" : "data rekey");
+		snprintf(error, error_len, "a%s %s is already running on this mount",
+			 kind == JOB_ENCRYPT ? "n" : "", job_kind_name(kind));
 		return -EBUSY;
 	}
 	if (job->joinable) {
@@ -329,8 +464,11 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 		job->joinable = true;
 	}
 	pthread_mutex_unlock(&job->lock);
+	if (ret == 0 && kind == JOB_ENCRYPT && encrypt_record_job(true, relative_path, rate_limit) < 0)
+		log_warning("tdefs: cannot record the conversion for a restart: %s "
+			    "(after a crash, run 'tderekey encrypt' again)", strerror(errno));
 	if (ret == 0)
-		log_info("%s started on /%s%s", kind == JOB_REWRAP ? "rewrap" : "data rekey",
+		log_info("%s started on /%s%s", job_kind_name(kind),
 			 relative_path, resume_only ? " (finishing interrupted rekeys only)" : "");
 	return -ret;
 }
@@ -349,7 +487,7 @@ void job_stop(enum job_kind kind)
 	pthread_cond_broadcast(&job->resumed);
 	pthread_mutex_unlock(&job->lock);
 	if (stopping)
-		log_info("%s stop requested", kind == JOB_REWRAP ? "rewrap" : "data rekey");
+		log_info("%s stop requested", job_kind_name(kind));
 }
 
 int job_pause(enum job_kind kind, bool pause)

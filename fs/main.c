@@ -6,6 +6,7 @@
  * line that names the file or option, and then hands over to the FUSE session loop.
  */
 #include "fs/daemon.h"
+#include "fs/backing_walk.h"
 #include "fs/fuse_channel.h"
 
 #include <dirent.h>
@@ -21,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +42,7 @@ struct tdefs_daemon daemon_state = {
 
 struct command_line {
 	bool init;
+	bool adopt; /* --init --adopt: a directory that holds files, served as plaintext */
 	bool rebind;
 	bool read_write; /* -o rw given: no falling back to read-only */
 	const char *container; /* --init, --rebind: the container recorded in .tdefs.conf */
@@ -64,7 +67,7 @@ struct command_line {
 };
 
 static const char usage_text[] =
-	"Usage: tdefs --init --wallet DIR [--container C] BACKING\n"
+	"Usage: tdefs --init [--adopt] --wallet DIR [--container C] BACKING\n"
 	"       tdefs --rebind --wallet DIR [--container C] BACKING\n"
 	"       tdefs --wallet DIR [-f] [-o OPTIONS] BACKING MOUNTPOINT\n"
 	"       tdefs --check [--wallet DIR] [--repair] [--json] BACKING\n"
@@ -74,6 +77,9 @@ static const char usage_text[] =
 	"encrypted with its own data key (AES-256-XTS), wrapped by the wallet's master key.\n"
 	"\n"
 	"  --init               prepare an empty BACKING for use with the wallet\n"
+	"  --adopt              (--init) BACKING holds files: keep them as they are, served\n"
+	"                       as plaintext until 'tderekey encrypt' converts them; new\n"
+	"                       files are encrypted\n"
 	"  --container C        (--init, --rebind) record container C: new files take its key\n"
 	"  --rebind             bind BACKING to wallet DIR once DIR opens every header in it\n"
 	"  --check              check BACKING without mounting it: config, every header, files\n"
@@ -116,6 +122,8 @@ static const char usage_mount_text[] =
 	"                       others are refused (EOPNOTSUPP; reads ENODATA)\n"
 	"       ro              read-only mount (required for a read-only BACKING)\n"
 	"       rw              writes or nothing: refuse, not fall back to ro, without a key\n"
+	"       require_encrypted  refuse (EACCES) the plaintext files of an adopted BACKING\n"
+	"                       that 'tderekey encrypt' has not converted\n"
 	"       nonempty        mount over a MOUNTPOINT that holds files (refused otherwise:\n"
 	"                       the mount would hide them)\n"
 	"       recover         unmount MOUNTPOINT first when it is stale (its daemon died:\n"
@@ -223,6 +231,8 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 				return -EINVAL;
 			}
 			cmd->stop_timeout = (unsigned)value;
+		} else if (strcmp(option, "require_encrypted") == 0) {
+			daemon_state.require_encrypted = true;
 		} else if (strcmp(option, "nonempty") == 0) {
 			cmd->nonempty = true;
 		} else if (strcmp(option, "recover") == 0) {
@@ -293,11 +303,12 @@ static int recover_stale_mount(const char *mountpoint)
 
 static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 {
-	enum { OPTION_INIT = 256, OPTION_REBIND, OPTION_CONTAINER, OPTION_PASSWORD_FILE,
+	enum { OPTION_INIT = 256, OPTION_ADOPT, OPTION_REBIND, OPTION_CONTAINER, OPTION_PASSWORD_FILE,
 	       OPTION_PASSWORD_FD, OPTION_CHECK, OPTION_REPAIR, OPTION_INFO, OPTION_JSON,
 	       OPTION_TRIES };
 	static const struct option options[] = {
 		{ "init", no_argument, NULL, OPTION_INIT },
+		{ "adopt", no_argument, NULL, OPTION_ADOPT },
 		{ "rebind", no_argument, NULL, OPTION_REBIND },
 		{ "container", required_argument, NULL, OPTION_CONTAINER },
 		{ "check", no_argument, NULL, OPTION_CHECK },
@@ -322,6 +333,9 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		switch (c) {
 		case OPTION_INIT:
 			cmd->init = true;
+			break;
+		case OPTION_ADOPT:
+			cmd->adopt = true;
 			break;
 		case OPTION_REBIND:
 			cmd->rebind = true;
@@ -408,6 +422,11 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	if (cmd->rebind && (cmd->init || cmd->check || cmd->info)) {
 		fprintf(stderr, "tdefs: --rebind goes alone with --wallet (not --init, --check, "
 				"--info)\n");
+		return 2;
+	}
+	if (cmd->adopt && !cmd->init) {
+		fprintf(stderr, "tdefs: --adopt goes with --init (it prepares a directory that holds "
+				"files)\n");
 		return 2;
 	}
 	if (cmd->container && !cmd->init && !cmd->rebind) {
@@ -714,6 +733,59 @@ static bool directory_is_empty(int directory)
 	return empty;
 }
 
+struct adopt_walk {
+	const char *backing;
+	uint8_t marker[PLAINTEXT_MARKER_SIZE];
+	uint64_t files;
+	int error;
+};
+
+static int mark_one(const struct backing_walk_entry *entry, bool *fd_taken, void *context)
+{
+	struct adopt_walk *walk = context;
+
+	(void)fd_taken;
+	if (entry->kind == BACKING_WALK_ERROR) {
+		fprintf(stderr, "tdefs: --init --adopt %s: %s: %s (nothing adopted)\n", walk->backing,
+			entry->relative[0] ? entry->relative : ".", strerror(entry->error));
+		return -entry->error;
+	}
+	if (config_reserved_name(entry->relative)) {
+		fprintf(stderr, "tdefs: --init --adopt %s: %s is a name tdefs keeps for itself; "
+				"rename it first (nothing adopted)\n", walk->backing, entry->relative);
+		return -EEXIST;
+	}
+	/* Only the marker is added: the file's bytes, size and times stay as they are. */
+	if (fsetxattr(entry->fd, PLAINTEXT_MARKER_NAME, walk->marker, sizeof(walk->marker), 0) < 0 ||
+	    fsync(entry->fd) < 0) {
+		int error = errno;
+
+		fprintf(stderr, "tdefs: --init --adopt %s: cannot mark %s as plaintext: %s%s\n",
+			walk->backing, entry->relative, strerror(error),
+			error == ENOTSUP || error == EOPNOTSUPP
+				? " (the backing filesystem must keep trusted.* extended attributes)"
+				: "");
+		return -error;
+	}
+	walk->files++;
+	return 0;
+}
+
+/* --init --adopt: the plaintext marker on every regular file in BACKING (by descriptor). */
+static int mark_plaintext_files(int root_fd, const char *backing, const uint8_t directory_id[16])
+{
+	struct adopt_walk walk = { .backing = backing };
+	int ret;
+
+	plaintext_marker_encode(directory_id, walk.marker);
+	ret = backing_walk(root_fd, "", O_RDONLY, mark_one, &walk);
+	if (ret < 0)
+		return ret;
+	printf("tdefs: %s: %llu existing files kept as plaintext\n", backing,
+	       (unsigned long long)walk.files);
+	return 0;
+}
+
 static int initialise_backing(const struct command_line *cmd)
 {
 	struct backing_config config = { 0 };
@@ -750,10 +822,11 @@ static int initialise_backing(const struct command_line *cmd)
 			resolved, CONFIG_FILE_NAME, strerror(errno));
 		goto out;
 	}
-	if (!directory_is_empty(fd)) {
+	if (!cmd->adopt && !directory_is_empty(fd)) {
 		fprintf(stderr,
 			"tdefs: --init %s: directory is not empty; existing files would not be "
-			"encrypted (copy them in through the mount instead)\n",
+			"encrypted (copy them in through the mount instead, or keep them as they are "
+			"with --init --adopt and convert them online with 'tderekey encrypt')\n",
 			cmd->backing);
 		goto out;
 	}
@@ -789,6 +862,21 @@ static int initialise_backing(const struct command_line *cmd)
 	}
 	snprintf(path, sizeof(path), "%s/%s", resolved, CONFIG_FILE_NAME);
 	ret = crypto_random_bytes(config.directory_id, sizeof(config.directory_id));
+	if (ret == 0 && cmd->adopt) {
+		config.flags = CONFIG_FLAG_ADOPTED;
+		if (strlen(config.container) > CONFIG_V1_CONTAINER_SIZE) {
+			fprintf(stderr, "tdefs: --init --adopt %s: container name %s is longer than the "
+					"%d bytes an adopted directory's config record holds\n",
+				cmd->backing, config.container, CONFIG_V1_CONTAINER_SIZE);
+			ret = 1;
+			goto out;
+		}
+		/* Every file marked first, the config record last: a crash leaves no backing. */
+		if (mark_plaintext_files(fd, cmd->backing, config.directory_id) < 0) {
+			ret = 1;
+			goto out;
+		}
+	}
 	if (ret == 0)
 		ret = config_encode(&config, encoded);
 	if (ret == 0)
@@ -844,6 +932,8 @@ static int prepare_mount(struct command_line *cmd)
 		return -EBUSY;
 	if (read_config(cmd->backing, &config) < 0)
 		return -EINVAL;
+	daemon_state.adopted = (config.flags & CONFIG_FLAG_ADOPTED) != 0;
+	memcpy(daemon_state.directory_id, config.directory_id, sizeof(daemon_state.directory_id));
 	if (check_backing_private(fd, daemon_state.backing_path) < 0)
 		return -EPERM;
 	if (open_wallet(cmd, &daemon_state.keyring) < 0)
@@ -920,6 +1010,7 @@ static int prepare_mount(struct command_line *cmd)
 	daemon_state.root.backing_ino = st.st_ino;
 	daemon_state.root.file_type = S_IFDIR;
 	daemon_state.root.lookup_count = 1;
+	daemon_state.root.retired_fd = -1;
 	pthread_mutex_init(&daemon_state.root.crypt_lock, NULL);
 	if (daemon_state.cache == CACHE_NONE)
 		daemon_state.timeout = 0;
@@ -1094,6 +1185,8 @@ static int run_mount(struct command_line *cmd)
 
 		if (job_start(JOB_DATA_REKEY, "", 0, true, error, sizeof(error)) < 0)
 			log_warning("tdefs: cannot resume interrupted data rekeys: %s", error);
+		if (daemon_state.adopted)
+			encrypt_resume_recorded();
 	}
 	ret = 1;
 

@@ -98,7 +98,7 @@ static void escape_label(const char *value, char *out, size_t size)
 
 static void render_jobs(struct text *text)
 {
-	static const char *const job_names[JOB_KIND_COUNT] = { "rewrap", "data" };
+	static const char *const job_names[JOB_KIND_COUNT] = { "rewrap", "data", "encrypt" };
 	static const enum job_state states[] = { JOB_IDLE, JOB_RUNNING, JOB_PAUSED, JOB_STOPPING,
 						 JOB_STOPPED, JOB_DONE, JOB_FAILED };
 	struct job_status status[JOB_KIND_COUNT];

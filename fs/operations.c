@@ -285,8 +285,8 @@ static int kill_suidgid(fuse_req_t req, fuse_ino_t ino, struct tdefs_inode *inod
 	return 0;
 }
 
-static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-			  struct fuse_file_info *fi)
+static void setattr_locked(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			   struct fuse_file_info *fi)
 {
 	struct tdefs_daemon *state = state_of(req);
 	struct tdefs_inode *inode = get_inode(ino);
@@ -352,6 +352,15 @@ out_reply:
 		reply_result(req, ret);
 	else
 		fuse_reply_attr(req, &st, state->timeout);
+}
+
+/* Under the namespace lock: a conversion's swap copies owner, mode and times (daemon.h). */
+static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
+{
+	namespace_lock_shared();
+	setattr_locked(req, ino, attr, to_set, fi);
+	namespace_unlock();
 }
 
 static void tdefs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -516,11 +525,13 @@ static void tdefs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, con
 		reply_result(req, -EPERM);
 		return;
 	}
+	namespace_lock_shared();
 	fd = inode_fd_get(inode);
 	dir_fd = fd < 0 ? fd : inode_fd_get(parent);
 	if (fd < 0 || dir_fd < 0) {
 		if (fd >= 0)
 			inode_fd_put(inode);
+		namespace_unlock();
 		reply_result(req, fd < 0 ? fd : dir_fd);
 		return;
 	}
@@ -528,6 +539,7 @@ static void tdefs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, con
 	ret = linkat(AT_FDCWD, proc_path, dir_fd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 	inode_fd_put(parent);
 	inode_fd_put(inode);
+	namespace_unlock();
 	if (ret < 0) {
 		reply_result(req, ret);
 		return;
@@ -542,7 +554,9 @@ static int dir_unlink(struct tdefs_inode *dir, const char *name, int flags)
 
 	if (fd < 0)
 		return fd;
+	namespace_lock_shared();
 	ret = unlinkat(fd, name, flags) < 0 ? -errno : 0;
+	namespace_unlock();
 	inode_fd_put(dir);
 	return ret;
 }
@@ -587,7 +601,9 @@ static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_result(req, from_fd < 0 ? from_fd : to_fd);
 		return;
 	}
+	namespace_lock_shared();
 	ret = renameat2(from_fd, name, to_fd, newname, flags) < 0 ? -errno : 0;
+	namespace_unlock();
 	inode_fd_put(to);
 	inode_fd_put(from);
 	reply_result(req, ret);
@@ -604,6 +620,12 @@ static int open_direct(struct open_file *open_file)
 	int expected = -1, fd;
 
 	if (__atomic_load_n(&open_file->direct_fd, __ATOMIC_ACQUIRE) >= 0)
+		return 0;
+	/*
+	 * A plaintext file goes through the page cache until it is converted: the conversion
+	 * swaps its backing object, and a descriptor of the old one must not outlive that.
+	 */
+	if (__atomic_load_n(&inode->crypt->plaintext, __ATOMIC_ACQUIRE))
 		return 0;
 	fd = inode_fd_get(inode);
 	if (fd < 0)
@@ -1031,6 +1053,9 @@ static bool is_acl_name(const char *name)
  */
 static int xattr_name_check(fuse_req_t req, const char *name, enum xattr_use use)
 {
+	/* The daemon's own (the plaintext marker, fs/format.h): never shown, set or removed. */
+	if (strncmp(name, "trusted.tdefs.", 14) == 0)
+		return use == XATTR_READ ? -ENODATA : -EPERM;
 	if (strncmp(name, "user.", 5) == 0)
 		return 0;
 	if (strncmp(name, "trusted.", 8) == 0) {

@@ -117,7 +117,8 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 		problem(proof, entry->relative[0] ? entry->relative : ".", what);
 		return 0;
 	}
-	if (config_reserved_name(entry->relative))
+	/* A plaintext file of an adopted directory has no header to rewrap, whatever it holds. */
+	if (config_reserved_name(entry->relative) || plaintext_marker_read(entry->fd, NULL) == 1)
 		return 0;
 	proof->files++;
 	if (entry->st.st_size == 0)

@@ -170,14 +170,27 @@ const struct rekey_command command_data = {
 	.run = run_data,
 };
 
+/* The data rekey, or else a conversion to encrypted files when that is what runs. */
 static int run_pause_or_resume(const struct rekey_options *options, const char *request,
 			       const char *done)
 {
 	struct control_reply reply;
-	int ret = control_request(options->path, request, &reply);
+	char state[32] = "", wanted[32];
+	const char *job = "data rekey";
+	int ret = control_request(options->path, "status", &reply);
 
+	snprintf(wanted, sizeof(wanted), "%s", strcmp(done, "paused") == 0 ? "running" : "paused");
+	if (ret == EXIT_OK && (!reply_value(&reply, "data_state", state, sizeof(state)) ||
+			       strcmp(state, wanted) != 0) &&
+	    reply_value(&reply, "encrypt_state", state, sizeof(state)) &&
+	    strcmp(state, wanted) == 0) {
+		job = "encrypt";
+		request = strcmp(done, "paused") == 0 ? "encrypt-pause" : "encrypt-resume";
+	}
 	if (ret == EXIT_OK)
-		printf("data rekey %s on %s\n", done, options->path);
+		ret = control_request(options->path, request, &reply);
+	if (ret == EXIT_OK)
+		printf("%s %s on %s\n", job, done, options->path);
 	return ret;
 }
 
@@ -193,12 +206,13 @@ static int run_resume(const struct rekey_options *options)
 
 const struct rekey_command command_pause = {
 	.name = "pause",
-	.summary = "hold a running data rekey after its current chunk",
+	.summary = "hold a running data rekey (or encrypt) after its current chunk",
 	.help = "Usage: tderekey pause MOUNTPOINT\n"
 		"\n"
 		"Hold the data rekey of the daemon serving MOUNTPOINT after the chunk it is\n"
 		"writing; the file in progress keeps both keys and reads and writes normally.\n"
-		"'tderekey resume' continues where it stopped.\n"
+		"'tderekey resume' continues where it stopped. With no data rekey running, a\n"
+		"running conversion (tderekey encrypt) is held instead.\n"
 		"\n"
 		"Exit status: 0 ok; 1 no data rekey is running; 2 usage; 3 not a tdefs mount;\n"
 		"4 permission denied; 5 the control channel failed its checks; 6 the daemon is gone.\n",
@@ -207,10 +221,11 @@ const struct rekey_command command_pause = {
 
 const struct rekey_command command_resume = {
 	.name = "resume",
-	.summary = "continue a paused data rekey",
+	.summary = "continue a paused data rekey (or encrypt)",
 	.help = "Usage: tderekey resume MOUNTPOINT\n"
 		"\n"
-		"Continue the paused data rekey of the daemon serving MOUNTPOINT.\n"
+		"Continue the paused data rekey of the daemon serving MOUNTPOINT (or, with none\n"
+		"paused, its paused conversion to encrypted files).\n"
 		"\n"
 		"Exit status: 0 ok; 1 no data rekey is paused; 2 usage; 3 not a tdefs mount;\n"
 		"4 permission denied; 5 the control channel failed its checks; 6 the daemon is gone.\n",

@@ -27,7 +27,7 @@
 #include "util/util.h"
 
 struct file_row {
-	const char *state; /* "NORMAL", "REKEYING", "DAMAGED" or "EMPTY" */
+	const char *state; /* "NORMAL", "REKEYING", "DAMAGED", "EMPTY" or "PLAINTEXT" */
 	bool have_size, have_key, rekeying;
 	uint64_t size;
 	char key_id[KEY_ID_TEXT_SIZE];
@@ -39,7 +39,7 @@ struct file_row {
 
 struct files_walk {
 	bool json;
-	unsigned long long rows, normal, rekeying, damaged, empty, errors;
+	unsigned long long rows, normal, rekeying, damaged, empty, plaintext, errors;
 };
 
 /* What the header of one backing file says; nothing is unsealed. */
@@ -54,6 +54,13 @@ static void describe(const struct backing_walk_entry *entry, struct file_row *ro
 
 	memset(row, 0, sizeof(*row));
 	row->state = "DAMAGED";
+	/* The marker decides, never the bytes (docs/FORMAT.md, "Adopted directories"). */
+	if (plaintext_marker_read(entry->fd, NULL) == 1) {
+		row->state = "PLAINTEXT";
+		row->have_size = true;
+		row->size = (uint64_t)entry->st.st_size;
+		return;
+	}
 	if (entry->st.st_size == 0) {
 		row->state = "EMPTY";
 		row->have_size = true;
@@ -203,6 +210,8 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 		walk->rekeying++;
 	else if (strcmp(row.state, "EMPTY") == 0)
 		walk->empty++;
+	else if (strcmp(row.state, "PLAINTEXT") == 0)
+		walk->plaintext++;
 	else
 		walk->damaged++;
 	return 0;
@@ -267,12 +276,14 @@ static int run_files(const struct rekey_options *options)
 	}
 	if (options->json)
 		printf("%s], \"totals\": {\"files\": %llu, \"normal\": %llu, \"rekeying\": %llu, "
-		       "\"damaged\": %llu, \"empty\": %llu, \"unreadable\": %llu}}\n",
+		       "\"damaged\": %llu, \"empty\": %llu, \"plaintext\": %llu, "
+		       "\"unreadable\": %llu}}\n",
 		       walk.rows ? "\n" : "", walk.rows, walk.normal, walk.rekeying, walk.damaged,
-		       walk.empty, walk.errors);
+		       walk.empty, walk.plaintext, walk.errors);
 	else
-		printf("\n%llu files: %llu normal, %llu rekeying, %llu damaged, %llu empty%s\n",
-		       walk.rows, walk.normal, walk.rekeying, walk.damaged, walk.empty,
+		printf("\n%llu files: %llu normal, %llu rekeying, %llu damaged, %llu empty, "
+		       "%llu plaintext%s\n",
+		       walk.rows, walk.normal, walk.rekeying, walk.damaged, walk.empty, walk.plaintext,
 		       walk.errors ? ", some unreadable (see above)" : "");
 	return walk.errors ? EXIT_FAILED : EXIT_OK;
 }
@@ -292,6 +303,8 @@ const struct rekey_command command_files = {
 		"            watermark (bytes, and percent of the size) are under the new key\n"
 		"  DAMAGED   no usable header (the reason says why); the daemon refuses the file\n"
 		"  EMPTY     no header yet (a file never written)\n"
+		"  PLAINTEXT a file of a directory made with tdefs --init --adopt, served as it\n"
+		"            is until 'tderekey encrypt' converts it (size: its bytes)\n"
 		"Headers are read from the backing directory without a key and without writing;\n"
 		"a file being written at that moment may show a header copy as damaged.\n"
 		"Only root and the user who mounted may list (the daemon checks).\n"
@@ -299,11 +312,12 @@ const struct rekey_command command_files = {
 		"  --json   one JSON object instead of the table (numbers as numbers):\n"
 		"    {\"mount\": str, \"backing\": str, \"path\": str,\n"
 		"     \"files\": [{\"path\": str, \"size\": int|null, \"key_id\": str|null,\n"
-		"                \"state\": \"NORMAL\"|\"REKEYING\"|\"DAMAGED\"|\"EMPTY\",\n"
+		"                \"state\": \"NORMAL\"|\"REKEYING\"|\"DAMAGED\"|\"EMPTY\"|\"PLAINTEXT\",\n"
 		"                \"valid_copies\": int (0-2), \"watermark_bytes\": int|null,\n"
 		"                \"rekey_percent\": number|null, \"reason\": str|null}],\n"
 		"     \"totals\": {\"files\": int, \"normal\": int, \"rekeying\": int,\n"
-		"                \"damaged\": int, \"empty\": int, \"unreadable\": int}}\n"
+		"                \"damaged\": int, \"empty\": int, \"plaintext\": int,\n"
+		"                \"unreadable\": int}}\n"
 		"    path is from the mount point (\"/dir/file\"); reason explains DAMAGED, or warns\n"
 		"    of one damaged header copy on a readable file; null otherwise.\n"
 		"\n"

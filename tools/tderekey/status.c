@@ -34,6 +34,13 @@ static const struct status_field {
 	{ "data_rate", FIELD_NUMBER },	      { "data_current", FIELD_TEXT },
 	{ "data_current_done", FIELD_NUMBER }, { "data_current_total", FIELD_NUMBER },
 	{ "data_last_error", FIELD_TEXT },
+	{ "adopted", FIELD_BOOL },	      { "require_encrypted", FIELD_BOOL },
+	{ "encrypt_state", FIELD_TEXT },      { "encrypt_files", FIELD_NUMBER },
+	{ "encrypt_changed", FIELD_NUMBER },  { "encrypt_skipped", FIELD_NUMBER },
+	{ "encrypt_failed", FIELD_NUMBER },   { "encrypt_bytes", FIELD_NUMBER },
+	{ "encrypt_rate", FIELD_NUMBER },     { "encrypt_current", FIELD_TEXT },
+	{ "encrypt_current_done", FIELD_NUMBER }, { "encrypt_current_total", FIELD_NUMBER },
+	{ "encrypt_last_error", FIELD_TEXT },
 };
 
 /*
@@ -42,7 +49,9 @@ static const struct status_field {
  */
 static bool field_shown(const struct control_reply *reply, const char *name)
 {
-	const char *job = strncmp(name, "rewrap_", 7) == 0 ? "rewrap_state" : "data_state";
+	const char *job = strncmp(name, "rewrap_", 7) == 0    ? "rewrap_state"
+			  : strncmp(name, "encrypt_", 8) == 0 ? "encrypt_state"
+							      : "data_state";
 	char state[32];
 
 	if (!strstr(name, "_current"))
@@ -112,7 +121,9 @@ static int run_status(const struct rekey_options *options)
 			printf("%s\"%s\": %llu", i ? ", " : "", id,
 			       (unsigned long long)scan.keys[i].files);
 		}
-		printf("}, \"rekey_interrupted\": %llu}\n", (unsigned long long)scan.rekey_in_progress);
+		printf("}, \"rekey_interrupted\": %llu, \"plaintext\": %llu, \"plaintext_bytes\": "
+		       "%llu}\n", (unsigned long long)scan.rekey_in_progress,
+		       (unsigned long long)scan.plaintext, (unsigned long long)scan.plaintext_bytes);
 	} else {
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			if (field_shown(&reply, fields[i].name) &&
@@ -128,6 +139,16 @@ static int run_status(const struct rekey_options *options)
 		printf("%-34s %10llu\n%-34s %10llu\n%-34s %10llu\n", "(no header yet)",
 		       (unsigned long long)scan.empty, "(damaged)", (unsigned long long)scan.damaged,
 		       "(data rekey in progress)", (unsigned long long)scan.rekey_in_progress);
+		if (reply_value(&reply, "adopted", value, sizeof(value)) && strcmp(value, "1") == 0) {
+			if (scan.plaintext)
+				printf("%-34s %10llu  (%llu bytes; 'tderekey encrypt' converts them)\n",
+				       "(plaintext, not encrypted yet)",
+				       (unsigned long long)scan.plaintext,
+				       (unsigned long long)scan.plaintext_bytes);
+			else
+				printf("\nno plaintext file left: every file is encrypted (mount with "
+				       "-o require_encrypted to refuse plaintext from now on)\n");
+		}
 	}
 	backing_scan_free(&scan);
 	return EXIT_OK;
@@ -143,6 +164,8 @@ const struct rekey_command command_status = {
 		"progress), how many file headers reference each master key ID (a key referenced\n"
 		"by no header is no longer needed by this mount), and how many files are in the\n"
 		"middle of a data rekey (running, or interrupted and waiting to be finished).\n"
+		"In a directory made with tdefs --init --adopt: the conversion job, and how many\n"
+		"plaintext files are left, or that none is.\n"
 		"\n"
 		"  --json   one JSON object instead of the table\n"
 		"\n"

@@ -18,6 +18,7 @@ static const struct rekey_command *const commands[] = {
 	&command_resume,
 	&command_files,
 	&command_metrics,
+	&command_encrypt,
 };
 
 static void usage(FILE *out)
@@ -29,7 +30,8 @@ static void usage(FILE *out)
 	fprintf(out, "\n'tderekey COMMAND --help' describes one command.\n"
 		     "A master-key rotation: tdekey set-key --wallet DIR --tag T;"
 		     " tderekey rewrap MOUNTPOINT\n"
-		     "New data keys for every file:  tderekey data MOUNTPOINT [--rate 50M]\n");
+		     "New data keys for every file:  tderekey data MOUNTPOINT [--rate 50M]\n"
+		     "Encrypt an adopted directory:  tderekey encrypt MOUNTPOINT [--rate 100M]\n");
 }
 
 int main(int argc, char **argv)
@@ -97,12 +99,15 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (argc - optind < 1 || argc - optind > (command->max_paths == 2 ? 2 : 1)) {
+	if (argc - optind < 1 ||
+	    (command->max_paths != MAX_PATHS_ANY && argc - optind > (command->max_paths == 2 ? 2 : 1))) {
 		fprintf(stderr, "tderekey %s: give exactly one MOUNTPOINT%s\n", command->name,
 			command->max_paths == 2 ? " and at most one PATH on it" : "");
 		return EXIT_USAGE;
 	}
 	options.path = argv[optind];
 	options.subpath = argc - optind == 2 ? argv[optind + 1] : NULL;
+	options.subpaths = argv + optind + 1;
+	options.subpath_count = argc - optind - 1;
 	return command->run(&options);
 }

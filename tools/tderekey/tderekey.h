@@ -14,6 +14,8 @@
 struct rekey_options {
 	const char *path; /* any path on the mount */
 	const char *subpath; /* a second path, for commands with max_paths 2 (files); or NULL */
+	char **subpaths;     /* MAX_PATHS_ANY: every path after the first, subpath_count of them */
+	int subpath_count;
 	double rate;      /* --rate: headers (rewrap) or bytes (data) per second, 0 = no limit */
 	bool json;
 	bool no_wait;
@@ -24,7 +26,7 @@ struct rekey_command {
 	const char *name;
 	const char *summary;
 	const char *help; /* the whole --help text */
-	int max_paths;    /* 0 or 1: MOUNTPOINT only; 2: MOUNTPOINT [PATH] */
+	int max_paths;    /* 0 or 1: MOUNTPOINT only; 2: MOUNTPOINT [PATH]; MAX_PATHS_ANY */
 	int (*run)(const struct rekey_options *options);
 };
 
@@ -37,6 +39,10 @@ extern const struct rekey_command command_pause;
 extern const struct rekey_command command_resume;
 extern const struct rekey_command command_files;
 extern const struct rekey_command command_metrics;
+extern const struct rekey_command command_encrypt;
+
+/* max_paths of a command that takes MOUNTPOINT [PATH...] (encrypt). */
+#define MAX_PATHS_ANY 3
 
 /* PATH on its mount, as a path relative to the mount point ("" for the mount point: data.c). */
 int relative_to_mount(const char *path, char *relative, size_t len);
