@@ -625,8 +625,9 @@ static int lock_backing(int fd, const char *resolved, const char *what)
 		int removed = config_remove_leftovers(fd);
 
 		if (removed > 0)
-			log_info("%s %s: removed %d temporary config file%s left by an interrupted "
-				 "write", what, resolved, removed, removed == 1 ? "" : "s");
+			log_info("%s %s: removed %d temporary file%s left by an interrupted write of "
+				 "the config record or conversion to encrypted files", what, resolved,
+				 removed, removed == 1 ? "" : "s");
 		return 0;
 	}
 	if (errno != EWOULDBLOCK) {
