@@ -32,6 +32,8 @@
 #include "util/util.h"
 
 #define REKEY_WORKERS 4
+/* Walks of a conversion while files move under it, before it gives up on them. */
+#define ENCRYPT_PASSES 8
 #define QUEUE_SLOTS 8
 
 struct job {
@@ -51,6 +53,8 @@ struct job {
 	} queue[QUEUE_SLOTS];
 	unsigned queue_head, queue_count;
 	bool walk_done;
+	/* encrypt: files the database renamed or removed under the conversion, for another pass */
+	unsigned moved_files;
 	pthread_cond_t queue_changed;
 };
 
@@ -201,6 +205,16 @@ static void process_file(struct job *job, const char *relative, int fd)
 	pthread_mutex_unlock(&job->lock);
 
 	ret = run_worker(job, relative, fd, &result);
+	/*
+	 * The database renamed or removed the file while it was converted (PostgreSQL recycles
+	 * WAL segments by renaming them): the walk goes round once more for whatever it became.
+	 */
+	if (ret == -ESTALE && job->kind == JOB_ENCRYPT) {
+		pthread_mutex_lock(&job->lock);
+		job->moved_files++;
+		pthread_mutex_unlock(&job->lock);
+		return;
+	}
 	pthread_mutex_lock(&job->lock);
 	job->status.files_total++;
 	job->status.bytes_done += result.bytes;
@@ -289,6 +303,7 @@ static void *run_job(void *argument)
 	job->throttled_amount = 0;
 	job->queue_head = job->queue_count = 0;
 	job->walk_done = false;
+	job->moved_files = 0;
 	if (job->kind == JOB_DATA_REKEY)
 		while (started < REKEY_WORKERS &&
 		       pthread_create(&workers[started], NULL, rekey_worker, job) == 0)
@@ -298,6 +313,15 @@ static void *run_job(void *argument)
 	else
 		ret = backing_walk(daemon_state.backing_fd, job->start,
 				   job->kind == JOB_REWRAP ? O_RDWR : O_PATH, visit, job);
+	for (unsigned pass = 1; job->kind == JOB_ENCRYPT && ret == 0 && job->moved_files > 0;
+	     pass++) {
+		if (pass == ENCRYPT_PASSES) {
+			record_failure(job, job->start, -ESTALE);
+			break;
+		}
+		job->moved_files = 0;
+		ret = backing_walk(daemon_state.backing_fd, job->start, O_PATH, visit, job);
+	}
 	/* A conversion that went through is forgotten; a stop or a crash is taken up again. */
 	if (job->kind == JOB_ENCRYPT && ret == 0 && !job_should_stop(job) &&
 	    job->status.files_failed == 0 && encrypt_record_job(false, NULL, 0) < 0)
@@ -456,6 +480,13 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 	job->status.rate_limit = rate_limit;
 	job->status.resume_only = resume_only;
 	job->status.started = time(NULL);
+	/*
+	 * Recorded before the thread starts, so that the end of a short job (which removes the
+	 * record) always comes after it. The one file write under the job lock is this one.
+	 */
+	if (kind == JOB_ENCRYPT && (ret = encrypt_record_job(true, relative_path, rate_limit)) < 0)
+		log_warning("tdefs: cannot record the conversion for a restart: %s "
+			    "(after a crash, run 'tderekey encrypt' again)", strerror(-ret));
 	ret = pthread_create(&job->thread, NULL, run_job, job);
 	if (ret) {
 		job->status.state = JOB_FAILED;
@@ -464,9 +495,6 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 		job->joinable = true;
 	}
 	pthread_mutex_unlock(&job->lock);
-	if (ret == 0 && kind == JOB_ENCRYPT && encrypt_record_job(true, relative_path, rate_limit) < 0)
-		log_warning("tdefs: cannot record the conversion for a restart: %s "
-			    "(after a crash, run 'tderekey encrypt' again)", strerror(errno));
 	if (ret == 0)
 		log_info("%s started on /%s%s", job_kind_name(kind),
 			 relative_path, resume_only ? " (finishing interrupted rekeys only)" : "");
