@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -140,19 +142,70 @@ void plaintext_marker_encode(const uint8_t directory_id[16], uint8_t out[PLAINTE
 	memcpy(out + 8, directory_id, 16);
 }
 
+int plaintext_marker_decode(const uint8_t *value, size_t len, uint8_t directory_id[16])
+{
+	if (len != PLAINTEXT_MARKER_SIZE || memcmp(value, PLAINTEXT_MARKER_MAGIC, 8) != 0)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	if (directory_id)
+		memcpy(directory_id, value + 8, 16);
+	return 0;
+}
+
 int plaintext_marker_read(int fd, uint8_t directory_id[16])
 {
 	uint8_t value[PLAINTEXT_MARKER_SIZE + 1];
 	ssize_t n = fgetxattr(fd, PLAINTEXT_MARKER_NAME, value, sizeof(value));
+	int ret;
 
 	if (n < 0)
 		return errno == ENODATA ? 0 : errno == ERANGE ? FORMAT_ERROR(FORMAT_ERR_DAMAGED)
 								: -errno;
-	if ((size_t)n != PLAINTEXT_MARKER_SIZE || memcmp(value, PLAINTEXT_MARKER_MAGIC, 8) != 0)
+	ret = plaintext_marker_decode(value, (size_t)n, directory_id);
+	return ret < 0 ? ret : 1;
+}
+
+#define RECORD_MAGIC "tdefs-encrypt-job 1\n"
+
+int encrypt_record_encode(double rate, const char *path, char *out, size_t out_size)
+{
+	int length;
+
+	if (strchr(path, '\n') || rate < 0 || rate > 1e18)
+		return -EINVAL;
+	length = snprintf(out, out_size, RECORD_MAGIC "rate %.0f\npath %s\n", rate, path);
+	if (length < 0 || (size_t)length >= out_size)
+		return -ENAMETOOLONG;
+	return length;
+}
+
+int encrypt_record_decode(const char *text, size_t len, double *rate, char *path,
+			  size_t path_size)
+{
+	char copy[ENCRYPT_RECORD_MAX + 1], *end, *name, reencoded[ENCRYPT_RECORD_MAX + 1];
+	size_t magic = strlen(RECORD_MAGIC);
+	int length;
+
+	if (len > ENCRYPT_RECORD_MAX || memchr(text, '\0', len))
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
-	if (directory_id)
-		memcpy(directory_id, value + 8, 16);
-	return 1;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	if (strncmp(copy, RECORD_MAGIC, magic) != 0 || strncmp(copy + magic, "rate ", 5) != 0 ||
+	    copy[magic + 5] < '0' || copy[magic + 5] > '9')
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	*rate = strtod(copy + magic + 5, &end);
+	if (strncmp(end, "\npath ", 6) != 0)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	name = end + 6;
+	end = strchr(name, '\n');
+	if (!end || end[1] != '\0' || (size_t)(end - name) >= path_size)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	*end = '\0';
+	/* One encoding per record: what does not re-encode to the same text is not ours. */
+	length = encrypt_record_encode(*rate, name, reencoded, sizeof(reencoded));
+	if (length < 0 || (size_t)length != len || memcmp(reencoded, text, len) != 0)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	memcpy(path, name, (size_t)(end - name) + 1);
+	return 0;
 }
 
 int config_remove_leftovers(int root_fd)

@@ -52,11 +52,9 @@ static uint64_t block_count(uint64_t size)
 
 /* --- the job record ------------------------------------------------------------------- */
 
-#define RECORD_MAGIC "tdefs-encrypt-job 1\n"
-
 int encrypt_record_job(bool running, const char *relative_path, double rate_limit)
 {
-	char text[PATH_MAX + 128], temp[64];
+	char text[ENCRYPT_RECORD_MAX], temp[64];
 	uint8_t random[8];
 	int fd, ret, length;
 
@@ -65,10 +63,9 @@ int encrypt_record_job(bool running, const char *relative_path, double rate_limi
 			return -errno;
 		return 0;
 	}
-	length = snprintf(text, sizeof(text), RECORD_MAGIC "rate %.0f\npath %s\n", rate_limit,
-			  relative_path);
-	if (length < 0 || (size_t)length >= sizeof(text))
-		return -ENAMETOOLONG;
+	length = encrypt_record_encode(rate_limit, relative_path, text, sizeof(text));
+	if (length < 0)
+		return length;
 	ret = crypto_random_bytes(random, sizeof(random));
 	if (ret < 0)
 		return ret;
@@ -106,7 +103,7 @@ int encrypt_record_job(bool running, const char *relative_path, double rate_limi
  */
 void encrypt_resume_recorded(void)
 {
-	char text[PATH_MAX + 128], error[PATH_MAX + 128], *path, *end;
+	char text[ENCRYPT_RECORD_MAX + 1], path[PATH_MAX], error[PATH_MAX + 128];
 	struct stat st;
 	size_t done = 0;
 	double rate;
@@ -117,7 +114,7 @@ void encrypt_resume_recorded(void)
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    (st.st_mode & 077) || pread_full(fd, text, sizeof(text) - 1, 0, &done) < 0) {
+	    (st.st_mode & 077) || pread_full(fd, text, sizeof(text), 0, &done) < 0) {
 		close(fd);
 		log_warning("tdefs: %s is not the daemon's own record: the conversion to encrypted "
 			    "files is not resumed (start it with 'tderekey encrypt')",
@@ -125,26 +122,15 @@ void encrypt_resume_recorded(void)
 		return;
 	}
 	close(fd);
-	text[done] = '\0';
-	if (strncmp(text, RECORD_MAGIC, strlen(RECORD_MAGIC)) != 0 ||
-	    strncmp(text + strlen(RECORD_MAGIC), "rate ", 5) != 0)
-		goto damaged;
-	rate = strtod(text + strlen(RECORD_MAGIC) + 5, &end);
-	if (rate < 0 || strncmp(end, "\npath ", 6) != 0)
-		goto damaged;
-	path = end + 6;
-	end = strchr(path, '\n');
-	if (!end || end[1] != '\0')
-		goto damaged;
-	*end = '\0';
+	if (encrypt_record_decode(text, done, &rate, path, sizeof(path)) < 0) {
+		log_warning("tdefs: %s is damaged: the conversion to encrypted files is not resumed "
+			    "(start it again with 'tderekey encrypt')", ENCRYPT_JOB_RECORD);
+		return;
+	}
 	if (job_start(JOB_ENCRYPT, path, rate, false, error, sizeof(error)) < 0)
 		log_warning("tdefs: cannot resume the conversion to encrypted files: %s", error);
 	else
 		log_info("tdefs: the interrupted conversion to encrypted files of /%s goes on", path);
-	return;
-damaged:
-	log_warning("tdefs: %s is damaged: the conversion to encrypted files is not resumed "
-		    "(start it again with 'tderekey encrypt')", ENCRYPT_JOB_RECORD);
 }
 
 /* --- one file ------------------------------------------------------------------------- */

@@ -298,11 +298,25 @@ int config_remove_leftovers(int root_fd);
 #define PLAINTEXT_MARKER_MAGIC "TDEFSPT1"
 #define PLAINTEXT_MARKER_SIZE 24u /* magic (8), directory ID (16) */
 void plaintext_marker_encode(const uint8_t directory_id[16], uint8_t out[PLAINTEXT_MARKER_SIZE]);
+/* A marker's value of len bytes: 0 and its directory ID, or FORMAT_ERROR(FORMAT_ERR_DAMAGED). */
+int plaintext_marker_decode(const uint8_t *value, size_t len, uint8_t directory_id[16]);
 /*
  * Read the marker of the open file fd: 1 and the directory ID it names in directory_id (may be
  * NULL), 0 when there is none, FORMAT_ERROR(FORMAT_ERR_DAMAGED) for a value of that name that
  * is not a marker, or a negative errno (-EOPNOTSUPP: the filesystem has no such xattrs).
  */
 int plaintext_marker_read(int fd, uint8_t directory_id[16]);
+
+/*
+ * The conversion's job record (ENCRYPT_JOB_RECORD, docs/FORMAT.md): text naming the path below
+ * the backing root and the rate of a running conversion. encode returns the length written
+ * (-ENAMETOOLONG when it does not fit out_size, -EINVAL for a path with a newline); decode
+ * takes len bytes and gives FORMAT_ERROR(FORMAT_ERR_DAMAGED) for anything else than what
+ * encode writes.
+ */
+#define ENCRYPT_RECORD_MAX 4200
+int encrypt_record_encode(double rate, const char *path, char *out, size_t out_size);
+int encrypt_record_decode(const char *text, size_t len, double *rate, char *path,
+			  size_t path_size);
 
 #endif

@@ -318,8 +318,7 @@ static void note_plaintext_state(struct tdefs_inode *inode, int fd, const struct
 	if (n < 0 && errno != ENODATA)
 		return; /* asked again next time */
 	__atomic_store_n(&inode->plaintext_state,
-			 n == (ssize_t)PLAINTEXT_MARKER_SIZE &&
-					 memcmp(value, PLAINTEXT_MARKER_MAGIC, 8) == 0
+			 n > 0 && plaintext_marker_decode(value, (size_t)n, NULL) == 0
 				 ? INODE_PLAINTEXT_YES
 				 : INODE_PLAINTEXT_NO,
 			 __ATOMIC_RELEASE);

@@ -590,8 +590,13 @@ static void test_config_container_lengths(void **state)
 	store_le64(encoded + 120, XXH3_64bits(encoded, 120));
 	assert_int_equal(config_decode(encoded, sizeof(encoded), &decoded),
 			 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
-	/* Version 3 is newer. */
+	/* Version 3 (an adopted directory) without a flag is not one tdefs writes. */
 	store_le16(encoded + 8, 3);
+	store_le64(encoded + 120, XXH3_64bits(encoded, 120));
+	assert_int_equal(config_decode(encoded, sizeof(encoded), &decoded),
+			 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+	/* Version 4 is newer. */
+	store_le16(encoded + 8, 4);
 	store_le64(encoded + 120, XXH3_64bits(encoded, 120));
 	assert_int_equal(config_decode(encoded, sizeof(encoded), &decoded),
 			 FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT));

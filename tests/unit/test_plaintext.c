@@ -1,7 +1,7 @@
 /*
  * Unit tests of an adopted directory's plaintext files, without FUSE: how a plaintext file is
  * told from an encrypted one (the marker of fs/format.h, never the file's bytes, and the
- * config record's adopted flag), the data path of a plaintext file (fs/file_io.c: every byte
+ * config record's adopted flag), the conversion's job record, the data path of a plaintext file (fs/file_io.c: every byte
  * where the application put it, no header), and the conversion's watermark split: with an
  * encrypted copy under construction, a change to a block below the watermark reaches the copy
  * too, encrypted, one above it does not, and a size change moves the watermark back to the
@@ -282,6 +282,42 @@ static void test_config_adopted(void **state)
 	assert_int_equal(config_encode(&config, out), -EINVAL);
 }
 
+/* The job record: what encode writes decodes back; anything else is damaged. */
+static void test_job_record(void **state)
+{
+	char text[ENCRYPT_RECORD_MAX], path[256];
+	double rate;
+	int length;
+
+	(void)state;
+	length = encrypt_record_encode(104857600, "base/16384", text, sizeof(text));
+	assert_true(length > 0);
+	assert_int_equal(encrypt_record_decode(text, (size_t)length, &rate, path, sizeof(path)), 0);
+	assert_true(rate == 104857600);
+	assert_string_equal(path, "base/16384");
+	length = encrypt_record_encode(0, "", text, sizeof(text));
+	assert_int_equal(encrypt_record_decode(text, (size_t)length, &rate, path, sizeof(path)), 0);
+	assert_string_equal(path, "");
+	assert_int_equal(encrypt_record_encode(0, "a\nb", text, sizeof(text)), -EINVAL);
+	static const char *const damaged[] = {
+		"tdefs-encrypt-job 1\nrate 0\npath x", /* torn: no final newline */
+		"tdefs-encrypt-job 1\nrate 0\n",
+		"tdefs-encrypt-job 2\nrate 0\npath x\n",
+		"tdefs-encrypt-job 1\nrate -1\npath x\n",
+		"tdefs-encrypt-job 1\nrate 1e3\npath x\n", /* not how it is written */
+		"tdefs-encrypt-job 1\nrate 0\npath x\nextra\n",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++)
+		assert_int_equal(encrypt_record_decode(damaged[i], strlen(damaged[i]), &rate, path,
+						       sizeof(path)),
+				 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+	/* A path longer than the caller's room is damaged, not cut. */
+	length = encrypt_record_encode(0, "a/very/long/path/indeed", text, sizeof(text));
+	assert_int_equal(encrypt_record_decode(text, (size_t)length, &rate, path, 8),
+			 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+}
+
 /* --- the plaintext data path -------------------------------------------------------------- */
 
 static void test_plaintext_passthrough(void **state)
@@ -429,6 +465,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 		cmocka_unit_test(test_config_adopted),
+		cmocka_unit_test(test_job_record),
 		cmocka_unit_test_setup_teardown(test_plaintext_passthrough, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watermark_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_error, setup, teardown),
