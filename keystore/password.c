@@ -170,7 +170,11 @@ static int read_from_terminal(const char *prompt, bool confirm, struct secret *s
 	struct secret *again = NULL;
 	int fd, ret;
 
-	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	/*
+	 * A prompt only for a person at a terminal: when standard input is not one (a pipe, a
+	 * script, a unit, fstab) nobody is there to answer, even if /dev/tty can be opened.
+	 */
+	fd = isatty(STDIN_FILENO) == 1 ? open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY) : -1;
 	if (fd < 0) {
 		wallet_message(error,
 			       "a password is needed and there is no terminal to ask on; give "
