@@ -99,7 +99,7 @@ const struct cli_option *cli_option_named(const struct cli_option *options, size
 					  const char *name)
 {
 	for (size_t i = 0; i < count; i++)
-		if (strcmp(options[i].name, name) == 0)
+		if (options[i].name && strcmp(options[i].name, name) == 0)
 			return &options[i];
 	return NULL;
 }
@@ -126,7 +126,7 @@ int cli_usage_error(const char *program, const char *command, const char *format
 int cli_parser_start(struct cli_parser *parser, const char *program, const char *command,
 		     const struct cli_option *options, size_t count, int first)
 {
-	size_t used = 0;
+	size_t used = 0, long_count = 0;
 
 	if (count > CLI_OPTIONS_MAX) {
 		fprintf(stderr, "%s: %zu options; the parser holds %d\n", program, count,
@@ -141,18 +141,19 @@ int cli_parser_start(struct cli_parser *parser, const char *program, const char 
 	/* ':' first: a missing argument comes back as ':' rather than a message from getopt. */
 	parser->short_options[used++] = ':';
 	for (size_t i = 0; i < count; i++) {
-		parser->long_options[i] = (struct option){
-			.name = options[i].name,
-			.has_arg = options[i].argument ? required_argument : no_argument,
-			.val = options[i].id,
-		};
+		if (options[i].name)
+			parser->long_options[long_count++] = (struct option){
+				.name = options[i].name,
+				.has_arg = options[i].argument ? required_argument : no_argument,
+				.val = options[i].id,
+			};
 		if (options[i].short_name) {
 			parser->short_options[used++] = options[i].short_name;
 			if (options[i].argument)
 				parser->short_options[used++] = ':';
 		}
 	}
-	parser->long_options[count] = (struct option){ 0 };
+	parser->long_options[long_count] = (struct option){ 0 };
 	parser->short_options[used] = '\0';
 	opterr = 0;
 	optind = first;
@@ -167,7 +168,7 @@ static const struct cli_option *entry_for_id(const struct cli_parser *parser, in
 	return NULL;
 }
 
-int cli_next_option(struct cli_parser *parser, int argc, char **argv, const char **argument)
+int cli_next_option(struct cli_parser *parser, int argc, char **argv, char **argument)
 {
 	const struct cli_option *entry;
 	int id;
@@ -191,8 +192,12 @@ int cli_next_option(struct cli_parser *parser, int argc, char **argv, const char
 		return CLI_REFUSED;
 	}
 	if (!cli_command_takes(entry, parser->command)) {
-		cli_usage_error(parser->program, parser->command, "this command has no option --%s",
-				entry->name);
+		if (entry->name)
+			cli_usage_error(parser->program, parser->command,
+					"this command has no option --%s", entry->name);
+		else
+			cli_usage_error(parser->program, parser->command,
+					"this command has no option -%c", entry->short_name);
 		return CLI_REFUSED;
 	}
 	*argument = entry->argument ? optarg : NULL;
@@ -214,7 +219,11 @@ void cli_print_options(FILE *out, const struct cli_option *options, size_t count
 
 		if (!cli_command_takes(option, command) || !option->help)
 			continue;
-		if (option->short_name)
+		if (!option->name)
+			len = snprintf(head, sizeof(head), "  -%c%s%s", option->short_name,
+				       option->argument ? " " : "",
+				       option->argument ? option->argument : "");
+		else if (option->short_name)
 			len = snprintf(head, sizeof(head), "  -%c, --%s%s%s", option->short_name,
 				       option->name, option->argument ? " " : "",
 				       option->argument ? option->argument : "");

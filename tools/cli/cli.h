@@ -63,10 +63,11 @@ void cli_print_exit_status(FILE *out);
 #define CLI_EVERY_COMMAND "*"
 
 struct cli_option {
-	const char *name;     /* long name without the dashes: "password-file" */
+	const char *name;     /* long name without the dashes: "password-file"; NULL: short only */
 	char short_name;      /* 'w' for -w, or 0 */
 	const char *argument; /* the argument's name in help ("FILE"); NULL: takes none */
-	const char *help;     /* one line; a '\n' continues it on the next, indented */
+	const char *help;     /* one line; a '\n' continues it on the next, indented; NULL:
+			       * accepted but not shown (a compatibility no-op) */
 	/*
 	 * The commands that take it, space-separated ("create set-key"), CLI_EVERY_COMMAND, or
 	 * NULL for a program without commands (tdefs).
@@ -99,7 +100,7 @@ int cli_parser_start(struct cli_parser *parser, const char *program, const char 
  */
 #define CLI_END (-1)
 #define CLI_REFUSED (-2)
-int cli_next_option(struct cli_parser *parser, int argc, char **argv, const char **argument);
+int cli_next_option(struct cli_parser *parser, int argc, char **argv, char **argument);
 int cli_operand_index(void);
 
 /* Does the command (NULL: a program without commands) take this option? */

@@ -205,7 +205,7 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 {
 	char error[KEYSTORE_ERROR_SIZE];
 	struct cli_parser parser;
-	const char *argument;
+	char *argument;
 	int option, ret;
 
 	memset(options, 0, sizeof(*options));

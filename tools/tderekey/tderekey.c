@@ -87,7 +87,7 @@ int main(int argc, char **argv)
 	struct rekey_options options = { 0 };
 	const struct rekey_command *command = NULL;
 	struct cli_parser parser;
-	const char *argument;
+	char *argument;
 	int c, first;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
