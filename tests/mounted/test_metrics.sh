@@ -166,11 +166,11 @@ done
 [[ -n $seen ]] || { metrics | check "v('tdefs_keystore_reloads_total', result='ok') > $reloads0 and v('tdefs_keystore_keys') == $keys0 + 1" || true
 	fail "no key reload counted after tdekey set-key"; }
 
-# The unprivileged user gets no metrics (exit 4).
+# The unprivileged user gets no metrics (exit 19, refused by the daemon).
 refused0=$(value "int(v('tdefs_control_refused_total'))")
 rc=0
 as_nobody "$tderekey" metrics "$TDEFS_MNT" >"$TDEFS_WORK/nobody.out" 2>"$TDEFS_WORK/nobody.err" || rc=$?
-[[ $rc == 4 ]] || fail "tderekey metrics as uid 65534 exited $rc, want 4 (permission denied)"
+[[ $rc == 19 ]] || fail "tderekey metrics as uid 65534 exited $rc, want 19 (refused by the daemon)"
 [[ ! -s $TDEFS_WORK/nobody.out ]] || fail "uid 65534 got metrics output"
 grep -q "permission denied" "$TDEFS_WORK/nobody.err" || fail "uid 65534: no 'permission denied' in: $(cat "$TDEFS_WORK/nobody.err")"
 # (uid 65534 cannot even reach the 0600 socket; a request the daemon refuses is counted.)

@@ -191,7 +191,7 @@ grep -q "mount point $TDEFS_MNT is stale.*fusermount3 -u $TDEFS_MNT.*-o recover"
 	fail "stale mount point message: $out"
 rc=0
 out=$("$TDEREKEY" status "$TDEFS_MNT" 2>&1) || rc=$?
-((rc == 6)) || fail "tderekey status on a dead daemon: exit $rc, expected 6: $out"
+((rc == 21)) || fail "tderekey status on a dead daemon: exit $rc, expected 21: $out"
 grep -q "daemon of this mount is gone.*fusermount3 -u $TDEFS_MNT" <<<"$out" || fail "tderekey status: $out"
 "$TDEFS_BIN" -f --wallet "$TDEFS_WALLET" -o recover "$TDEFS_BACKING" "$TDEFS_MNT" </dev/null \
 	>"$TDEFS_WORK/recover.log" 2>&1 &
@@ -202,7 +202,7 @@ grep -q "recover: unmounted the stale mount on $TDEFS_MNT" "$TDEFS_WORK/recover.
 [[ $(cat "$TDEFS_MNT/f") == data ]] || fail "after -o recover the file is not readable"
 fusermount3 -u "$TDEFS_MNT"
 wait "$pid" || fail "the daemon mounted with -o recover exited non-zero"
-log "stale mount point: recovery message, tderekey exit 6, -o recover"
+log "stale mount point: recovery message, tderekey exit 21, -o recover"
 
 # --- 6. password prompt on a terminal, --tries, never otherwise --------------------------
 pw=$TDEFS_WORK/pw

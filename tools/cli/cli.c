@@ -20,8 +20,8 @@ const char *const cli_exit_meanings[CLI_EXIT_COUNT] = {
 			   "was stopped; tdefs --check: problems were found)",
 	[CLI_EXIT_USAGE] = "usage error (an unknown or misplaced option, a bad argument)",
 	[CLI_EXIT_NO_WALLET] = "no wallet in the directory (NOT_AVAILABLE)",
-	[CLI_EXIT_WRONG_PASSWORD] = "wrong password (after --tries prompts on a terminal), or no\n"
-				    "password available for a password wallet",
+	[CLI_EXIT_WRONG_PASSWORD] = "wrong password (on a terminal: at every prompt allowed), or\n"
+				    "no password available for a password wallet",
 	[CLI_EXIT_DAMAGED] = "wallet damaged; the message names the newest backup",
 	[CLI_EXIT_NEWER_FORMAT] = "wallet written by a newer version of tdefs",
 	[CLI_EXIT_PERMISSIONS] =
