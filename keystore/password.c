@@ -136,10 +136,14 @@ static int prompt_once(int fd, const char *prompt, struct secret *secret,
 	sigaddset(&stop_signals, SIGTTOU);
 	sigprocmask(SIG_BLOCK, &stop_signals, &old_mask);
 
+	/*
+	 * Echo off (and typed-ahead input flushed) before the prompt shows: an answer typed the
+	 * moment the prompt appears must not be thrown away by the flush.
+	 */
+	tcsetattr(fd, TCSAFLUSH, &quiet);
 	/* The prompt is a courtesy: when it cannot be shown, reading still works. */
 	if (write(fd, prompt, strlen(prompt)) < 0)
 		log_debug("cannot show the password prompt: %s", strerror(errno));
-	tcsetattr(fd, TCSAFLUSH, &quiet);
 	ret = read_line(fd, secret, &too_long);
 	tcsetattr(fd, TCSAFLUSH, &saved_terminal);
 

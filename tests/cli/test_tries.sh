@@ -30,7 +30,7 @@ wrong_code=$(awk '/^\*[0-9]+\*$/ { code = $0; gsub(/\*/, "", code); next }
 # terminal ("tty") or /dev/null ("null"). Prints "exit=N prompts=P" and the output.
 on_tty() {
 	python3 - "$@" <<'EOF'
-import os, pty, re, select, sys, time
+import os, pty, re, select, signal, sys, termios, time
 answers, stdin_kind, argv = sys.argv[1].split(","), sys.argv[2], sys.argv[3:]
 pid, master = pty.fork()
 if pid == 0:
@@ -38,27 +38,38 @@ if pid == 0:
         fd = os.open("/dev/null", os.O_RDONLY)
         os.dup2(fd, 0)
     os.execv(argv[0], argv)
-output, prompts, pending, deadline = b"", 0, b"", time.time() + 60
-while time.time() < deadline:
+output, prompts, pending, deadline, status = b"", 0, b"", time.time() + 60, None
+while status is None and time.time() < deadline:
     ready, _, _ = select.select([master], [], [], 0.2)
     if ready:
         try:
             chunk = os.read(master, 4096)
         except OSError:
-            break
-        if not chunk:
-            break
+            chunk = b""
         output += chunk
         pending += chunk
-        # A prompt ends with ": " and echo is off: answer it once.
-        while re.search(rb"[Pp]assword[^\n]*: $", pending):
-            pending = b""
-            if prompts < len(answers):
-                os.write(master, answers[prompts].encode() + b"\n")
-            prompts += 1
-    elif os.waitpid(pid, os.WNOHANG) != (0, 0):
+    # A prompt ends with ": "; answer it once, after echo is off (the reader has set up the
+    # terminal and flushed what was typed before).
+    if re.search(rb"[Pp]assword[^\n]*: $", pending) and \
+            not termios.tcgetattr(master)[3] & termios.ECHO:
+        pending = b""
+        if prompts < len(answers):
+            os.write(master, answers[prompts].encode() + b"\n")
+        prompts += 1
+    done, code = os.waitpid(pid, os.WNOHANG)
+    if done:
+        status = code
+if status is None:
+    os.kill(pid, signal.SIGKILL)  # stuck: reported as a failure, not a hung test
+    _, status = os.waitpid(pid, 0)
+while select.select([master], [], [], 0.2)[0]:  # what it wrote before exiting
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:
         break
-_, status = os.waitpid(pid, 0)
+    if not chunk:
+        break
+    output += chunk
 print("exit=%d prompts=%d" % (os.waitstatus_to_exitcode(status), prompts))
 sys.stdout.write(output.decode(errors="replace"))
 EOF
