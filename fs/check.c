@@ -26,6 +26,7 @@
 
 #include "util/json_text.h"
 #include "util/util.h"
+#include "tools/cli/cli.h"
 
 /* One finding, kept for --json (the text output prints it at once). */
 struct check_problem {
@@ -354,7 +355,7 @@ int check_backing(const char *backing, struct keyring *ring, bool repair, bool j
 		fprintf(stderr, "tdefs: --check %s: %s\n", backing, strerror(-ret));
 		free_findings();
 		free(check.keys);
-		return 2;
+		return CLI_EXIT_BACKING;
 	}
 	if (check.json)
 		print_json(backing, ring);

@@ -414,7 +414,8 @@ void job_throttle(struct job *job, uint64_t amount);
 void job_set_current(struct job *job, uint64_t done, uint64_t total);
 
 /*
- * check.c: tdefs --check; returns the exit code (0 clean, 1 problems found, 2 error). With json
+ * check.c: tdefs --check; returns the exit code (0 clean, 1 problems found, CLI_EXIT_BACKING
+ * when the tree cannot be walked). With json
  * the findings are one JSON object on stdout (README.md, "Status views"):
  *   {"backing": str, "wallet_checked": bool, "repair": bool,
  *    "problems": [{"path": str, "kind": "DAMAGED"|"REPAIRABLE"|"REPAIRED", "reason": str}],
@@ -423,7 +424,7 @@ void job_set_current(struct job *job, uint64_t done, uint64_t total);
  *               "problems": int,
  *               "repaired": int},
  *    "complete": bool, "clean": bool}
- * An error that ends the walk (exit 2) prints one line on stderr and no document.
+ * An error that ends the walk (exit 14) prints one line on stderr and no document.
  */
 int check_backing(const char *backing, struct keyring *ring, bool repair, bool json);
 

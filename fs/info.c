@@ -28,6 +28,7 @@
 
 #include "util/json_text.h"
 #include "util/util.h"
+#include "tools/cli/cli.h"
 
 static void hex16(const uint8_t id[16], char out[33])
 {
@@ -141,7 +142,7 @@ int info_backing(const char *backing, bool json)
 	root_fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0) {
 		fprintf(stderr, "tdefs: --info %s: %s\n", backing, strerror(errno));
-		return 2;
+		return CLI_EXIT_BACKING;
 	}
 	ret = read_config(root_fd, &config);
 	if (ret < 0) {
@@ -153,7 +154,7 @@ int info_backing(const char *backing, bool json)
 			: ret == FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT) ? CONFIG_FILE_NAME " is from a newer tdefs format"
 						  : strerror(-ret));
 		close(root_fd);
-		return 2;
+		return CLI_EXIT_BACKING;
 	}
 	/* The census walks the directory just opened, not the path again. */
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", root_fd);
@@ -162,7 +163,7 @@ int info_backing(const char *backing, bool json)
 		fprintf(stderr, "tdefs: --info %s: cannot read the file headers: %s\n", backing,
 			strerror(-ret));
 		close(root_fd);
-		return 2;
+		return CLI_EXIT_BACKING;
 	}
 	resolved = realpath(backing, NULL);
 	if (resolved && mount_find_by_source("fuse.tdefs", resolved, &entry) == 0)

@@ -46,6 +46,13 @@ struct job {
 	char start[PATH_MAX];     /* where the walk starts, relative to the backing root */
 	struct timespec clock_start; /* set before the workers start */
 	uint64_t throttled_amount;   /* guarded by lock */
+	/*
+	 * The work under start, counted before the workers start: files for a rewrap, plaintext
+	 * bytes for a data rekey; 0 when unknown. progress_logged: tenths of it already logged
+	 * (guarded by lock).
+	 */
+	uint64_t work_total;
+	unsigned progress_logged;
 	/* The data rekey's work queue, guarded by lock. */
 	struct queued_file {
 		int path_fd; /* O_PATH descriptor of a regular file, checked by the walk */
@@ -105,15 +112,67 @@ static double seconds_since(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+/*
+ * Call with job->lock held: the next tenth of the work reached, or 0. One line per 10 % per
+ * job, from the files visited (rewrap) or the bytes re-encrypted, chunk by chunk (data rekey),
+ * so a long job shows in the log between its start and end lines. Not for a resume-only data
+ * rekey, whose work is the few interrupted files, not the tree counted.
+ */
+static unsigned progress_step_locked(struct job *job)
+{
+	uint64_t done = job->kind == JOB_REWRAP ? job->status.files_total : job->throttled_amount;
+	unsigned tenths;
+
+	if (job->work_total == 0 || job->status.resume_only)
+		return 0;
+	tenths = done >= job->work_total ? 10 : (unsigned)(done * 10 / job->work_total);
+	if (tenths <= job->progress_logged || tenths >= 10)
+		return 0; /* the end line says 100 % */
+	job->progress_logged = tenths;
+	return tenths;
+}
+
+static void log_progress(struct job *job, unsigned tenths, uint64_t done)
+{
+	if (job->kind == JOB_REWRAP)
+		log_info("rewrap %u%%: %llu of %llu files", tenths * 10,
+			 (unsigned long long)done, (unsigned long long)job->work_total);
+	else
+		log_info("data rekey %u%%: %.1f of %.1f MiB", tenths * 10,
+			 (double)done / (1024 * 1024), (double)job->work_total / (1024 * 1024));
+}
+
+static int count_work(const struct backing_walk_entry *entry, bool *fd_taken, void *context)
+{
+	struct job *job = context;
+
+	(void)fd_taken;
+	if (entry->kind != BACKING_WALK_FILE || config_reserved_name(entry->relative))
+		return 0;
+	if (job->kind == JOB_REWRAP)
+		job->work_total++;
+	else if (entry->st.st_size > TDEFS_HEADER_SIZE)
+		job->work_total += (uint64_t)entry->st.st_size - TDEFS_HEADER_SIZE;
+	return 0;
+}
+
 void job_throttle(struct job *job, uint64_t amount)
 {
 	double due, rate;
 
+	unsigned step = 0;
+	uint64_t done;
+
 	pthread_mutex_lock(&job->lock);
 	job->throttled_amount += amount;
+	done = job->throttled_amount;
+	if (job->kind == JOB_DATA_REKEY)
+		step = progress_step_locked(job);
 	rate = job->status.rate_limit;
 	due = rate > 0 ? (double)job->throttled_amount / rate - seconds_since(&job->clock_start) : 0;
 	pthread_mutex_unlock(&job->lock);
+	if (step)
+		log_progress(job, step, done);
 	if (due > 0)
 		usleep((useconds_t)(due * 1e6));
 }
@@ -196,6 +255,8 @@ static void record_failure(struct job *job, const char *relative, int error)
 static void process_file(struct job *job, const char *relative, int fd)
 {
 	struct file_job_result result;
+	unsigned step = 0;
+	uint64_t visited;
 	int ret;
 
 	pthread_mutex_lock(&job->lock);
@@ -222,7 +283,12 @@ static void process_file(struct job *job, const char *relative, int fd)
 		job->status.files_changed++;
 	else if (ret >= 0)
 		job->status.files_skipped++;
+	visited = job->status.files_total;
+	if (job->kind == JOB_REWRAP)
+		step = progress_step_locked(job);
 	pthread_mutex_unlock(&job->lock);
+	if (step)
+		log_progress(job, step, visited);
 	if (ret < 0)
 		record_failure(job, relative, ret);
 }
@@ -299,8 +365,14 @@ static void *run_job(void *argument)
 	pthread_t workers[REKEY_WORKERS];
 	unsigned started = 0;
 
+	/* The count only sizes the progress lines: a tree that changes meanwhile shifts them. */
+	job->work_total = 0;
+	backing_walk(daemon_state.backing_fd, job->start, O_PATH, count_work, job);
 	clock_gettime(CLOCK_MONOTONIC, &job->clock_start);
+	pthread_mutex_lock(&job->lock);
+	job->progress_logged = 0;
 	job->throttled_amount = 0;
+	pthread_mutex_unlock(&job->lock);
 	job->queue_head = job->queue_count = 0;
 	job->walk_done = false;
 	job->moved_files = 0;

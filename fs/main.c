@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "fs/rebind.h"
 #include "keystore/key_export.h"
 #include "keystore/wallet.h"
+#include "tools/cli/cli.h"
 #include "util/util.h"
 
 struct tdefs_daemon daemon_state = {
@@ -75,37 +75,77 @@ static const char usage_text[] =
 	"\n"
 	"Mount BACKING, a directory of encrypted files, on MOUNTPOINT as plaintext. Each file is\n"
 	"encrypted with its own data key (AES-256-XTS), wrapped by the wallet's master key.\n"
-	"\n"
-	"  --init               prepare an empty BACKING for use with the wallet\n"
-	"  --adopt              (--init) BACKING holds files: keep them as they are, served\n"
-	"                       as plaintext until 'tderekey encrypt' converts them; new\n"
-	"                       files are encrypted\n"
-	"  --container C        (--init, --rebind) record container C: new files take its key\n"
-	"  --rebind             bind BACKING to wallet DIR once DIR opens every header in it\n"
-	"  --check              check BACKING without mounting it: config, every header, files\n"
-	"                       per master key ID (with --wallet: every header unseals); exit\n"
-	"                       0 clean, 1 problems found, 2 error. Writes nothing unless\n"
-	"  --repair             is given: then a damaged header copy is restored from the other\n"
-	"                       (refused while BACKING is mounted; a plain --check may run then,\n"
-	"                       and reports what it sees of files being written)\n"
-	"  --info               show BACKING's config record (format version, cipher suite,\n"
-	"                       block size, wallet ID, directory ID, container, creation time)\n"
-	"                       and files per master key ID, read-only, mounted or not; exit 0,\n"
-	"                       or 2 when BACKING is not a tdefs backing directory\n"
-	"  --json               with --check or --info: one JSON object on stdout instead of\n"
-	"                       the text (schemas in README.md, \"Status views\"):\n"
-	"  -w, --wallet DIR     wallet directory (also -o wallet=DIR, for fstab)\n"
-	"  --password-file F    read the password wallet's password from F\n"
-	"  --password-fd N      read the password wallet's password from descriptor N\n"
-	"                       (without either, a password wallet is asked for on a terminal)\n"
-	"  --tries N            password prompts before giving up (default 3; terminal only)\n"
-	"  -f, --foreground     stay in the foreground and log to stderr\n"
-	"  -d, --debug          foreground, with libfuse's request trace\n"
-	"";
+	"\n";
+
+enum {
+	OPTION_INIT = 256,
+	OPTION_ADOPT,
+	OPTION_REBIND,
+	OPTION_CONTAINER,
+	OPTION_PASSWORD_FILE,
+	OPTION_PASSWORD_FD,
+	OPTION_CHECK,
+	OPTION_REPAIR,
+	OPTION_INFO,
+	OPTION_JSON,
+	OPTION_TRIES,
+};
+
+/*
+ * Every option of tdefs, declared once (tools/cli/cli.h): the parser and the option lines of
+ * --help come from it. Which options go together (--repair with --check, ...) is checked after
+ * parsing, in parse_command_line(). Adding one: an entry here and its case there.
+ */
+static const struct cli_option option_table[] = {
+	{ "init", 0, NULL, "prepare an empty BACKING for use with the wallet", NULL, OPTION_INIT },
+	{ "adopt", 0, NULL,
+	  "(--init) BACKING holds files: keep them as they are, served\n"
+	  "as plaintext until 'tderekey encrypt' converts them; new\n"
+	  "files are encrypted",
+	  NULL, OPTION_ADOPT },
+	{ "container", 0, "C", "(--init, --rebind) record container C: new files take its key",
+	  NULL, OPTION_CONTAINER },
+	{ "rebind", 0, NULL, "bind BACKING to wallet DIR once DIR opens every header in it", NULL,
+	  OPTION_REBIND },
+	{ "check", 0, NULL,
+	  "check BACKING without mounting it: config, every header, files\n"
+	  "per master key ID (with --wallet: every header unseals); exit 0\n"
+	  "clean, 1 problems found. Writes nothing unless --repair is given",
+	  NULL, OPTION_CHECK },
+	{ "repair", 0, NULL,
+	  "with --check: a damaged header copy is restored from the other\n"
+	  "(refused while BACKING is mounted; a plain --check may run then,\n"
+	  "and reports what it sees of files being written)",
+	  NULL, OPTION_REPAIR },
+	{ "info", 0, NULL,
+	  "show BACKING's config record (format version, cipher suite,\n"
+	  "block size, wallet ID, directory ID, container, creation time)\n"
+	  "and files per master key ID, read-only, mounted or not",
+	  NULL, OPTION_INFO },
+	{ "json", 0, NULL,
+	  "with --check or --info: one JSON object on stdout instead of\n"
+	  "the text (schemas below and in README.md, \"Status views\")",
+	  NULL, OPTION_JSON },
+	{ "wallet", 'w', "DIR", "wallet directory (also -o wallet=DIR, for fstab)", NULL, 'w' },
+	{ "password-file", 0, "F", "read the password wallet's password from F", NULL,
+	  OPTION_PASSWORD_FILE },
+	{ "password-fd", 0, "N",
+	  "read the password wallet's password from descriptor N\n"
+	  "(without either, a password wallet is asked for on a terminal)",
+	  NULL, OPTION_PASSWORD_FD },
+	{ "tries", 0, "N", "password prompts before giving up (default 3; terminal only)", NULL,
+	  OPTION_TRIES },
+	{ "foreground", 'f', NULL, "stay in the foreground and log to stderr", NULL, 'f' },
+	{ "debug", 'd', NULL, "foreground, with libfuse's request trace", NULL, 'd' },
+	{ NULL, 'o', "OPTIONS", "comma-separated mount options:", NULL, 'o' },
+	/* single-threaded mode, accepted for mount.fuse compatibility only */
+	{ NULL, 's', NULL, NULL, NULL, 's' },
+	{ "help", 'h', NULL, "this text", NULL, 'h' },
+	{ "version", 'V', NULL, "version", NULL, 'V' },
+};
 
 /* The mount options and the notes: a string of their own (C11 strings stop at 4095 bytes). */
 static const char usage_mount_text[] =
-	"  -o OPTIONS           comma-separated mount options:\n"
 	"       cache=auto      kernel page cache, writeback cache and attribute caching (default)\n"
 	"       cache=none      no caching in the kernel: every read, write and lookup goes to\n"
 	"                       the daemon (less memory, slower). One daemon serves a BACKING\n"
@@ -139,8 +179,6 @@ static const char usage_mount_text[] =
 	"       metrics_interval=SECS  how often FILE is rewritten (default 15)\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
-	"  -h, --help           this text\n"
-	"  -V, --version        version\n"
 	"\n"
 	"BACKING must be owned by the mounting user with mode 0700 (--init makes it so); the\n"
 	"daemon's control socket for tderekey is in /run/tdefs (another user's mount:\n"
@@ -149,10 +187,20 @@ static const char usage_mount_text[] =
 	"An auto-login wallet opens without a prompt. In /etc/fstab:\n"
 	"  /srv/pgdata.enc /srv/pgdata fuse.tdefs wallet=/etc/tdefs/wallet,nosuid,nodev 0 0\n";
 
+/* The table's lines up to -o, the mount options under it, then the rest of the table. */
 static void print_usage(FILE *out)
 {
+	size_t mount_option = 0;
+
+	while (option_table[mount_option].short_name != 'o')
+		mount_option++;
 	fputs(usage_text, out);
+	cli_print_options(out, option_table, mount_option + 1, NULL, 23);
 	fputs(usage_mount_text, out);
+	cli_print_options(out, option_table + mount_option + 1,
+			  ARRAY_SIZE(option_table) - mount_option - 1, NULL, 23);
+	fputc('\n', out);
+	cli_print_exit_status(out);
 }
 
 /* The --json schemas, after usage_text in --help (one string would pass C11's 4095 bytes). */
@@ -303,33 +351,16 @@ static int recover_stale_mount(const char *mountpoint)
 
 static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 {
-	enum { OPTION_INIT = 256, OPTION_ADOPT, OPTION_REBIND, OPTION_CONTAINER, OPTION_PASSWORD_FILE,
-	       OPTION_PASSWORD_FD, OPTION_CHECK, OPTION_REPAIR, OPTION_INFO, OPTION_JSON,
-	       OPTION_TRIES };
-	static const struct option options[] = {
-		{ "init", no_argument, NULL, OPTION_INIT },
-		{ "adopt", no_argument, NULL, OPTION_ADOPT },
-		{ "rebind", no_argument, NULL, OPTION_REBIND },
-		{ "container", required_argument, NULL, OPTION_CONTAINER },
-		{ "check", no_argument, NULL, OPTION_CHECK },
-		{ "repair", no_argument, NULL, OPTION_REPAIR },
-		{ "info", no_argument, NULL, OPTION_INFO },
-		{ "json", no_argument, NULL, OPTION_JSON },
-		{ "wallet", required_argument, NULL, 'w' },
-		{ "password-file", required_argument, NULL, OPTION_PASSWORD_FILE },
-		{ "password-fd", required_argument, NULL, OPTION_PASSWORD_FD },
-		{ "tries", required_argument, NULL, OPTION_TRIES },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct cli_parser parser;
+	char *argument;
 	int c;
 
 	cmd->password_fd = -1;
-	cmd->tries = 3;
-	while ((c = getopt_long(argc, argv, "w:fdho:sV", options, NULL)) != -1) {
+	cmd->tries = CLI_TRIES_DEFAULT;
+	if (cli_parser_start(&parser, "tdefs", NULL, option_table, ARRAY_SIZE(option_table), 1) <
+	    0)
+		return CLI_EXIT_ERROR;
+	while ((c = cli_next_option(&parser, argc, argv, &argument)) != CLI_END) {
 		switch (c) {
 		case OPTION_INIT:
 			cmd->init = true;
@@ -342,14 +373,14 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			break;
 		case OPTION_CONTAINER:
 			/* The wallet's rule, and .tdefs.conf holds all of it (version 2): never cut. */
-			if (!wallet_container_valid(optarg)) {
+			if (!wallet_container_valid(argument)) {
 				fprintf(stderr,
 					"tdefs: --container '%.80s%s': a container name is 1 to %d "
 					"letters, digits, '_', '-', '.' or '$'\n",
-					optarg, strlen(optarg) > 80 ? "..." : "", WALLET_CONTAINER_MAX);
-				return 2;
+					argument, strlen(argument) > 80 ? "..." : "", WALLET_CONTAINER_MAX);
+				return CLI_EXIT_USAGE;
 			}
-			cmd->container = optarg;
+			cmd->container = argument;
 			break;
 		case OPTION_CHECK:
 			cmd->check = true;
@@ -364,33 +395,23 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			cmd->json = true;
 			break;
 		case 'w':
-			cmd->wallet = optarg;
+			cmd->wallet = argument;
 			break;
 		case OPTION_PASSWORD_FILE:
-			cmd->password_file = optarg;
+			cmd->password_file = argument;
 			break;
-		case OPTION_PASSWORD_FD: {
-			char *end;
-			long fd = strtol(optarg, &end, 10);
-			if (*end || fd < 0 || fd > INT32_MAX) {
-				fprintf(stderr, "tdefs: --password-fd %s: not a file descriptor\n",
-					optarg);
-				return 2;
-			}
-			cmd->password_fd = (int)fd;
+		case OPTION_PASSWORD_FD:
+			if (cli_parse_fd(argument, &cmd->password_fd) < 0)
+				return cli_usage_error("tdefs", NULL,
+						       "--password-fd %s: not a file descriptor",
+						       argument);
 			break;
-		}
-		case OPTION_TRIES: {
-			char *end;
-			long tries = strtol(optarg, &end, 10);
-			if (*end || end == optarg || tries < 1 || tries > 100) {
-				fprintf(stderr, "tdefs: --tries %s: give a number from 1 to 100\n",
-					optarg);
-				return 2;
-			}
-			cmd->tries = (int)tries;
+		case OPTION_TRIES:
+			if (cli_parse_tries(argument, &cmd->tries) < 0)
+				return cli_usage_error("tdefs", NULL,
+						       "--tries %s: give a number from 1 to %d",
+						       argument, CLI_TRIES_MAX);
 			break;
-		}
 		case 'f':
 			cmd->foreground = true;
 			break;
@@ -398,8 +419,8 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			cmd->debug = cmd->foreground = true;
 			break;
 		case 'o':
-			if (parse_mount_options(cmd, optarg) < 0)
-				return 2;
+			if (parse_mount_options(cmd, argument) < 0)
+				return CLI_EXIT_USAGE;
 			break;
 		case 's':
 			/* single-threaded mode is accepted for mount.fuse compatibility only */
@@ -412,9 +433,8 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			printf("tdefs %s (%s, libfuse %s)\n", "0.1.0", crypto_backend_version(),
 			       fuse_pkgversion());
 			exit(0);
-		default:
-			print_usage(stderr);
-			return 2;
+		default: /* CLI_REFUSED: the line is printed */
+			return CLI_EXIT_USAGE;
 		}
 	}
 	bool one_directory = cmd->init || cmd->check || cmd->info || cmd->rebind;
@@ -422,54 +442,54 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 	if (cmd->rebind && (cmd->init || cmd->check || cmd->info)) {
 		fprintf(stderr, "tdefs: --rebind goes alone with --wallet (not --init, --check, "
 				"--info)\n");
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (cmd->adopt && !cmd->init) {
 		fprintf(stderr, "tdefs: --adopt goes with --init (it prepares a directory that holds "
 				"files)\n");
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (cmd->container && !cmd->init && !cmd->rebind) {
 		fprintf(stderr, "tdefs: --container goes with --init or --rebind (a mount serves the "
 				"container its .tdefs.conf names)\n");
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 
 	if (cmd->repair && !cmd->check) {
 		fprintf(stderr, "tdefs: --repair goes with --check\n");
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (cmd->json && !cmd->check && !cmd->info) {
 		fprintf(stderr, "tdefs: --json goes with --check or --info\n");
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (cmd->info && (cmd->init || cmd->check || cmd->wallet)) {
 		fprintf(stderr, "tdefs: --info takes no --init, --check or --wallet: it reads only "
 				"what needs no key\n");
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
-	if (argc - optind != (one_directory ? 1 : 2)) {
+	if (argc - cli_operand_index() != (one_directory ? 1 : 2)) {
 		fprintf(stderr, "tdefs: %s\n",
 			one_directory ? "--init, --rebind, --check and --info take one directory: BACKING"
 				      : "expected BACKING and MOUNTPOINT");
 		print_usage(stderr);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
-	cmd->backing = argv[optind];
-	cmd->mountpoint = one_directory ? NULL : argv[optind + 1];
+	cmd->backing = argv[cli_operand_index()];
+	cmd->mountpoint = one_directory ? NULL : argv[cli_operand_index() + 1];
 	/* Daemonising changes to "/": keep the mount point as an absolute path from here on. */
 	if (cmd->mountpoint) {
 		cmd->mountpoint_absolute = realpath(cmd->mountpoint, NULL);
 		if (!cmd->mountpoint_absolute) {
 			fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint,
 				strerror(errno));
-			return 2;
+			return CLI_EXIT_USAGE;
 		}
 		cmd->mountpoint = cmd->mountpoint_absolute;
 	}
 	if (!cmd->wallet && !cmd->check && !cmd->info) {
 		fprintf(stderr, "tdefs: no wallet given: use --wallet DIR (or -o wallet=DIR)\n");
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	return 0;
 }
@@ -536,6 +556,41 @@ static int open_with_prompt(const struct command_line *cmd, struct keyring **rin
 	return ret;
 }
 
+/*
+ * The exit code of a wallet that did not open, in the meanings shared with tdekey
+ * (tools/cli/cli.h): a script can tell a wrong password from a missing or damaged wallet.
+ */
+static int wallet_exit_code(int error)
+{
+	switch (keystore_error_of(error)) {
+	case KEYSTORE_ERR_WRONG_PASSWORD:
+		return CLI_EXIT_WRONG_PASSWORD;
+	case KEYSTORE_ERR_DAMAGED:
+		return CLI_EXIT_DAMAGED;
+	case KEYSTORE_ERR_NEWER_FORMAT:
+		return CLI_EXIT_NEWER_FORMAT;
+	case KEYSTORE_ERR_UNSAFE_MODES:
+		return CLI_EXIT_PERMISSIONS;
+	case KEYSTORE_ERR_OTHER_HOST:
+		return CLI_EXIT_OTHER_HOST;
+	default:
+		break;
+	}
+	switch (error) {
+	case -ENOENT:
+		return CLI_EXIT_NO_WALLET;
+	case -ENXIO: /* a password is needed and there is no terminal to ask on */
+		return CLI_EXIT_WRONG_PASSWORD;
+	case -ENOKEY:
+		return CLI_EXIT_NO_MASTER_KEY;
+	default:
+		return CLI_EXIT_ERROR;
+	}
+}
+
+/* What the last open_wallet() failure exits with (CLI_EXIT_ERROR until one). */
+static int wallet_failure = CLI_EXIT_ERROR;
+
 static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 {
 	char error[KEYSTORE_ERROR_SIZE] = "";
@@ -574,9 +629,11 @@ static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 				 "a terminal to be asked");
 		}
 	}
-	if (ret < 0)
+	if (ret < 0) {
 		fprintf(stderr, "tdefs: %s\n",
 			error[0] ? error : keystore_error_message(ret));
+		wallet_failure = wallet_exit_code(ret);
+	}
 	return ret;
 }
 
@@ -831,8 +888,10 @@ static int initialise_backing(const struct command_line *cmd)
 			cmd->backing);
 		goto out;
 	}
-	if (open_wallet(cmd, &ring) < 0)
+	if (open_wallet(cmd, &ring) < 0) {
+		ret = wallet_failure;
 		goto out;
+	}
 	config.version = CONFIG_FORMAT_VERSION;
 	config.cipher_suite = CIPHER_SUITE_AES256_XTS;
 	config.block_size = TDEFS_BLOCK_SIZE;
@@ -1087,8 +1146,10 @@ static int run_mount(struct command_line *cmd)
 	umask(0);
 	if (check_mount_point(cmd) < 0)
 		goto out_free_keyring;
-	if (prepare_mount(cmd) < 0)
+	if (prepare_mount(cmd) < 0) {
+		ret = wallet_failure; /* CLI_EXIT_ERROR unless the wallet was what failed */
 		goto out_free_keyring;
+	}
 	/* Opened before it is covered: the mount root shows its owner and mode (daemon.h). */
 	daemon_state.mount_point_fd = open(cmd->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (daemon_state.mount_point_fd < 0) {
@@ -1253,8 +1314,10 @@ static int run_rebind(const struct command_line *cmd)
 		return 1;
 	if (lock_backing(fd, resolved, "--rebind") < 0 || check_backing_private(fd, resolved) < 0)
 		goto out;
-	if (open_wallet(cmd, &ring) < 0)
+	if (open_wallet(cmd, &ring) < 0) {
+		ret = wallet_failure;
 		goto out;
+	}
 	ret = rebind_backing(fd, cmd->backing, resolved, ring, cmd->wallet, cmd->container);
 	keyring_free(ring);
 out:
@@ -1273,11 +1336,11 @@ static int run_check(const struct command_line *cmd)
 	struct keyring *ring = NULL;
 	struct mount_entry entry;
 	char *resolved;
-	int fd, ret = 2;
+	int fd, ret = CLI_EXIT_BACKING;
 
 	fd = open_backing_root(cmd->backing, "--check", &resolved);
 	if (fd < 0)
-		return 2;
+		return CLI_EXIT_BACKING;
 	if (cmd->repair) {
 		if (lock_backing(fd, resolved, "--check --repair") < 0 ||
 		    check_backing_private(fd, resolved) < 0)
@@ -1295,8 +1358,10 @@ static int run_check(const struct command_line *cmd)
 		/* Not held: a plain check must not keep a mount from starting. */
 		flock(fd, LOCK_UN);
 	}
-	if (cmd->wallet && open_wallet(cmd, &ring) < 0)
+	if (cmd->wallet && open_wallet(cmd, &ring) < 0) {
+		ret = wallet_failure;
 		goto out;
+	}
 	ret = check_backing(cmd->backing, ring, cmd->repair, cmd->json);
 	keyring_free(ring);
 out:

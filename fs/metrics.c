@@ -157,7 +157,7 @@ static void render_keystore(struct text *text)
 	uint8_t active_id[KEY_ID_SIZE];
 	char active_text[KEY_ID_TEXT_SIZE] = "";
 	char container[256];
-	const char *selected;
+	const char *selected, *kind;
 	bool has_active;
 	size_t count;
 
@@ -168,15 +168,21 @@ static void render_keystore(struct text *text)
 	count = keyring_count(daemon_state.keyring);
 	selected = keyring_selected_container(daemon_state.keyring);
 	escape_label(selected ? selected : "", container, sizeof(container));
+	/* A static name (PASSWORD, AUTOLOGIN, ...): nothing to escape, valid after the unlock. */
+	kind = keyring_source_kind_name(daemon_state.keyring);
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
 
-	family(text, "tdefs_keystore_keys", "gauge", "Master keys loaded from the wallet.");
-	add(text, "tdefs_keystore_keys %zu\n", count);
+	family(text, "tdefs_keystore_keys", "gauge",
+	       "Master keys loaded from the wallet; wallet_kind: the kind of wallet file they came "
+	       "from.");
+	add(text, "tdefs_keystore_keys{wallet_kind=\"%s\"} %zu\n", kind, count);
 	family(text, "tdefs_keystore_active_key_info", "gauge",
 	       "The active master key (new files are wrapped under it); absent without one.");
 	if (has_active)
-		add(text, "tdefs_keystore_active_key_info{key_id=\"%s\",container=\"%s\"} 1\n",
-		    active_text, container);
+		add(text,
+		    "tdefs_keystore_active_key_info{key_id=\"%s\",container=\"%s\","
+		    "wallet_kind=\"%s\"} 1\n",
+		    active_text, container, kind);
 	family(text, "tdefs_keystore_reloads_total", "counter",
 	       "Wallet re-reads (a wallet change, tderekey reload) by result; a failed one keeps "
 	       "the keys loaded.");

@@ -133,6 +133,11 @@ void keyring_set_source_kind(struct keyring *ring, enum wallet_kind kind)
 	ring->source_kind = kind;
 }
 
+const char *keyring_source_kind_name(const struct keyring *ring)
+{
+	return ring->source_kind ? wallet_kind_name(ring->source_kind) : "NONE";
+}
+
 void keyring_wallet_id(const struct keyring *ring, uint8_t id[KEY_ID_SIZE])
 {
 	memcpy(id, ring->wallet_id, KEY_ID_SIZE);

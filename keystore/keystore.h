@@ -117,6 +117,12 @@ int keyring_active(const struct keyring *ring, uint8_t id[KEY_ID_SIZE], const ui
 size_t keyring_count(const struct keyring *ring);
 
 /*
+ * The kind of wallet file the keys were read from, in the words of V$ENCRYPTION_WALLET's
+ * WALLET_TYPE: "PASSWORD", "AUTOLOGIN" or "LOCAL_AUTOLOGIN"; "NONE" for a ring read from no file.
+ */
+const char *keyring_source_kind_name(const struct keyring *ring);
+
+/*
  * The wallet's identity: 16 random bytes fixed when the password wallet is created and shared
  * by its auto-login copies and backups. A backing directory records it at --init so that
  * mounting it with another wallet fails with a clear message.

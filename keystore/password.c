@@ -136,10 +136,14 @@ static int prompt_once(int fd, const char *prompt, struct secret *secret,
 	sigaddset(&stop_signals, SIGTTOU);
 	sigprocmask(SIG_BLOCK, &stop_signals, &old_mask);
 
+	/*
+	 * Echo off (and typed-ahead input flushed) before the prompt shows: an answer typed the
+	 * moment the prompt appears must not be thrown away by the flush.
+	 */
+	tcsetattr(fd, TCSAFLUSH, &quiet);
 	/* The prompt is a courtesy: when it cannot be shown, reading still works. */
 	if (write(fd, prompt, strlen(prompt)) < 0)
 		log_debug("cannot show the password prompt: %s", strerror(errno));
-	tcsetattr(fd, TCSAFLUSH, &quiet);
 	ret = read_line(fd, secret, &too_long);
 	tcsetattr(fd, TCSAFLUSH, &saved_terminal);
 
@@ -170,7 +174,11 @@ static int read_from_terminal(const char *prompt, bool confirm, struct secret *s
 	struct secret *again = NULL;
 	int fd, ret;
 
-	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	/*
+	 * A prompt only for a person at a terminal: when standard input is not one (a pipe, a
+	 * script, a unit, fstab) nobody is there to answer, even if /dev/tty can be opened.
+	 */
+	fd = isatty(STDIN_FILENO) == 1 ? open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY) : -1;
 	if (fd < 0) {
 		wallet_message(error,
 			       "a password is needed and there is no terminal to ask on; give "

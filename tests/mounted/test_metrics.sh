@@ -3,7 +3,8 @@
 # by prometheus_client's own parser (every family parses, with the documented type and HELP);
 # the byte counters move by at least what was written and read through the mount, the open
 # files gauge follows a file held open, a data rekey's progress shows while it runs, a wallet
-# change counts a key reload, -o metrics=FILE keeps a 0644 file current within its interval.
+# change counts a key reload, the keystore families carry the wallet kind as a label,
+# -o metrics=FILE keeps a 0644 file current within its interval.
 # Refused: uid 65534 asking for the metrics, and a metrics file in a directory others can write
 # (a root daemon must not write through a path another user controls), a symlinked directory,
 # a relative name and a bad interval, each with one line naming the option.
@@ -102,6 +103,9 @@ print(eval(sys.argv[1]))' "$1"
 
 metrics() { "$tderekey" metrics "$TDEFS_MNT" || fail "tderekey metrics $TDEFS_MNT failed"; }
 
+# The wallet kind the keys came from is a label (tdefs_setup mounts an auto-login wallet).
+metrics | check "v('tdefs_keystore_keys', wallet_kind='AUTOLOGIN') >= 1 and label('tdefs_keystore_active_key_info', 'wallet_kind') == 'AUTOLOGIN'" ||
+	fail "the keystore metrics do not name the wallet kind AUTOLOGIN"
 metrics | check "v('tdefs_keystore_keys') >= 1 and v('tdefs_open_files') == 0" ||
 	fail "the metrics of a fresh mount: see above"
 "$tderekey" metrics --help | grep -q 'Usage: tderekey metrics MOUNTPOINT' || fail "tderekey metrics --help"
@@ -166,11 +170,11 @@ done
 [[ -n $seen ]] || { metrics | check "v('tdefs_keystore_reloads_total', result='ok') > $reloads0 and v('tdefs_keystore_keys') == $keys0 + 1" || true
 	fail "no key reload counted after tdekey set-key"; }
 
-# The unprivileged user gets no metrics (exit 4).
+# The unprivileged user gets no metrics (exit 19, refused by the daemon).
 refused0=$(value "int(v('tdefs_control_refused_total'))")
 rc=0
 as_nobody "$tderekey" metrics "$TDEFS_MNT" >"$TDEFS_WORK/nobody.out" 2>"$TDEFS_WORK/nobody.err" || rc=$?
-[[ $rc == 4 ]] || fail "tderekey metrics as uid 65534 exited $rc, want 4 (permission denied)"
+[[ $rc == 19 ]] || fail "tderekey metrics as uid 65534 exited $rc, want 19 (refused by the daemon)"
 [[ ! -s $TDEFS_WORK/nobody.out ]] || fail "uid 65534 got metrics output"
 grep -q "permission denied" "$TDEFS_WORK/nobody.err" || fail "uid 65534: no 'permission denied' in: $(cat "$TDEFS_WORK/nobody.err")"
 # (uid 65534 cannot even reach the 0600 socket; a request the daemon refuses is counted.)

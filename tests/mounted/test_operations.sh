@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What an operator meets at mount time and in the logs (README, "Operations"):
-#   - foreground log lines carry the program's name once; job start and end and the unmount are
-#     logged; an ENOSPC of the backing filesystem is logged once per file, with its path;
+#   - foreground log lines carry the program's name once; job start, progress every 10 %, end and
+#     the unmount are logged; an ENOSPC of the backing filesystem is logged once per file, with its path;
 #   - without a reachable syslog a background daemon says so once on stderr and uses
 #     -o log=FILE; with one, its lines and tdekey's key changes reach syslog, prefixed once
 #     (both run in a private mount namespace with a /dev of our own: see syslog_part);
@@ -116,6 +116,8 @@ fi
 tdefs_setup
 daemon_log=$(tdefs_daemon_log)
 echo data >"$TDEFS_MNT/f"
+# 8 MiB: ten chunks of a data rekey, so its progress passes every tenth.
+head -c 8M /dev/urandom >"$TDEFS_MNT/big"
 "$TDEREKEY" data "$TDEFS_MNT" >/dev/null 2>&1 || fail "tderekey data failed"
 wait_for "$daemon_log" "data rekey started on /$" || fail "job start not logged: $(cat "$daemon_log")"
 # Two ends: the resume pass every mount starts, and ours.
@@ -124,6 +126,17 @@ for ((i = 0; i < 200; i++)); do
 	sleep 0.05
 done
 (($(grep -c "data rekey done" "$daemon_log") >= 2)) || fail "job end not logged: $(cat "$daemon_log")"
+# Progress: one line per 10 %, in order, none twice, of the bytes counted at the start.
+progress=$(sed -n 's/^tdefs: data rekey \([0-9]*\)%: [0-9.]* of 8\.0 MiB$/\1/p' "$daemon_log" | tr '\n' ' ')
+[[ $progress == "10 20 30 40 50 60 70 80 90 " ]] ||
+	fail "data rekey progress lines: '$progress', want every 10 % from 10 to 90: $(cat "$daemon_log")"
+for ((n = 0; n < 20; n++)); do echo "$n" >"$TDEFS_MNT/small-$n"; done
+"$TDEREKEY" rewrap "$TDEFS_MNT" >/dev/null 2>&1 || fail "tderekey rewrap failed"
+wait_for "$daemon_log" "rewrap done" || fail "rewrap end not logged: $(cat "$daemon_log")"
+grep -q "^tdefs: rewrap 50%: 11 of 22 files$" "$daemon_log" ||
+	fail "no rewrap progress line at 50 % (11 of the 22 files): $(cat "$daemon_log")"
+(($(grep -c "^tdefs: rewrap [0-9]*%" "$daemon_log") == 9)) ||
+	fail "rewrap progress: want 9 lines (10 % to 90 %): $(grep "rewrap" "$daemon_log")"
 # A refused control request is logged (resume when nothing is paused).
 "$TDEREKEY" resume "$TDEFS_MNT" >/dev/null 2>&1 && fail "tderekey resume with nothing paused succeeded"
 wait_for "$daemon_log" "control request .* refused" || fail "refused request not logged: $(cat "$daemon_log")"
@@ -131,7 +144,7 @@ tdefs_umount "$TDEFS_MNT"
 grep -q "^tdefs: unmounted $TDEFS_BACKING from $TDEFS_MNT" "$daemon_log" || fail "unmount not logged: $(cat "$daemon_log")"
 grep -q "tdefs: tdefs:" "$daemon_log" && fail "double prefix in the foreground log: $(cat "$daemon_log")"
 grep -qv "^tdefs: " "$daemon_log" && fail "a foreground line without its prefix: $(grep -v '^tdefs: ' "$daemon_log")"
-log "foreground: one prefix, job start/end, refusal and unmount logged"
+log "foreground: one prefix, job start/progress/end, refusal and unmount logged"
 
 # --- 2. ENOSPC on a small backing filesystem: logged once, with the path -----------------
 small=$TDEFS_WORK/small
@@ -191,7 +204,7 @@ grep -q "mount point $TDEFS_MNT is stale.*fusermount3 -u $TDEFS_MNT.*-o recover"
 	fail "stale mount point message: $out"
 rc=0
 out=$("$TDEREKEY" status "$TDEFS_MNT" 2>&1) || rc=$?
-((rc == 6)) || fail "tderekey status on a dead daemon: exit $rc, expected 6: $out"
+((rc == 21)) || fail "tderekey status on a dead daemon: exit $rc, expected 21: $out"
 grep -q "daemon of this mount is gone.*fusermount3 -u $TDEFS_MNT" <<<"$out" || fail "tderekey status: $out"
 "$TDEFS_BIN" -f --wallet "$TDEFS_WALLET" -o recover "$TDEFS_BACKING" "$TDEFS_MNT" </dev/null \
 	>"$TDEFS_WORK/recover.log" 2>&1 &
@@ -202,7 +215,7 @@ grep -q "recover: unmounted the stale mount on $TDEFS_MNT" "$TDEFS_WORK/recover.
 [[ $(cat "$TDEFS_MNT/f") == data ]] || fail "after -o recover the file is not readable"
 fusermount3 -u "$TDEFS_MNT"
 wait "$pid" || fail "the daemon mounted with -o recover exited non-zero"
-log "stale mount point: recovery message, tderekey exit 6, -o recover"
+log "stale mount point: recovery message, tderekey exit 21, -o recover"
 
 # --- 6. password prompt on a terminal, --tries, never otherwise --------------------------
 pw=$TDEFS_WORK/pw

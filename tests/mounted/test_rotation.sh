@@ -75,10 +75,10 @@ tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
 # The control channel: another user is refused; a path that is not a tdefs mount is named.
 rc=0
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$tderekey" status "$TDEFS_MNT" 2>&1) || rc=$?
-((rc == 4)) || fail "another user got exit $rc from the control channel: $out"
+((rc == 19)) || fail "another user got exit $rc from the control channel: $out"
 grep -q "permission denied" <<<"$out" || fail "another user: expected permission denied, got: $out"
 rc=0
 out=$("$tderekey" status "$TDEFS_WORK" 2>&1) || rc=$?
-((rc == 3)) && grep -q "is not on a tdefs mount" <<<"$out" ||
-	fail "a plain directory: expected 'not on a tdefs mount' and exit 3, got $rc: $out"
+((rc == 18)) && grep -q "is not on a tdefs mount" <<<"$out" ||
+	fail "a plain directory: expected 'not on a tdefs mount' and exit 18, got $rc: $out"
 pass "keys adopted online, historical keys read, rewrap stop/resume under a writer, old backup mounts"

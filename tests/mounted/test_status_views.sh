@@ -156,14 +156,14 @@ grep -qF 'with\x0anewline' "$TDEFS_WORK/files.txt" || fail "a newline in a name 
 "$tderekey" files "$TDEFS_MNT" "$TDEFS_MNT/normal" --json | validate files "list(rows) == ['/normal']" ||
 	fail "tderekey files on one file: see above"
 
-# The unprivileged user gets nothing: refused by the daemon (exit 4), no row printed.
+# The unprivileged user gets nothing: refused by the daemon (exit 19), no row printed.
 rc=0
 as_nobody "$tderekey" files "$TDEFS_MNT" >"$TDEFS_WORK/nobody.out" 2>"$TDEFS_WORK/nobody.err" || rc=$?
-[[ $rc == 4 ]] || fail "tderekey files as uid 65534 exited $rc, want 4 (permission denied)"
+[[ $rc == 19 ]] || fail "tderekey files as uid 65534 exited $rc, want 19 (refused by the daemon)"
 [[ ! -s $TDEFS_WORK/nobody.out ]] || fail "tderekey files printed to uid 65534: $(head -c 200 "$TDEFS_WORK/nobody.out")"
 rc=0
 as_nobody "$tderekey" files "$TDEFS_MNT" "$TDEFS_MNT/dir" --json >"$TDEFS_WORK/nobody.out" 2>/dev/null || rc=$?
-[[ $rc == 4 && ! -s $TDEFS_WORK/nobody.out ]] || fail "tderekey files --json as uid 65534: exit $rc, output $(wc -c <"$TDEFS_WORK/nobody.out") bytes"
+[[ $rc == 19 && ! -s $TDEFS_WORK/nobody.out ]] || fail "tderekey files --json as uid 65534: exit $rc, output $(wc -c <"$TDEFS_WORK/nobody.out") bytes"
 
 # Bad inputs: one line naming the path, exit 2.
 mkdir -p "$TDEFS_WORK/plain"
@@ -187,7 +187,7 @@ expect_usage "tderekey files on a missing path" "$TDEFS_MNT/missing" "$tderekey"
 expect_usage "tderekey files with three paths" "PATH" "$tderekey" files "$TDEFS_MNT" "$TDEFS_MNT/dir" "$TDEFS_MNT/normal"
 rc=0
 "$tderekey" files "$TDEFS_WORK/plain" >/dev/null 2>&1 || rc=$?
-[[ $rc == 3 ]] || fail "tderekey files on a plain directory exited $rc, want 3 (not a tdefs mount)"
+[[ $rc == 18 ]] || fail "tderekey files on a plain directory exited $rc, want 18 (not a tdefs mount)"
 
 # REKEYING: a slow data rekey of the big file, looked at while it runs, then stopped.
 "$tderekey" data "$TDEFS_MNT/big" --rate 1M --no-wait >/dev/null || fail "tderekey data --no-wait failed"

@@ -64,8 +64,8 @@ expect_refused() {
 	log "$what: $out"
 	rc=0
 	out=$("$TDEFS_BIN" --check --repair "$fresh" 2>&1 </dev/null) || rc=$?
-	((rc == 2)) && grep -qF -- "$pattern" <<<"$out" ||
-		fail "$what: --check --repair: expected exit 2 with '$pattern', got $rc: $out"
+	((rc == 14)) && grep -qF -- "$pattern" <<<"$out" ||
+		fail "$what: --check --repair: expected exit 14 with '$pattern', got $rc: $out"
 }
 for mode in 0755 0710 0701 0770; do
 	chmod "$mode" "$fresh"

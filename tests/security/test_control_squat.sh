@@ -7,7 +7,7 @@
 #     the squatter.
 #  2. A fake server run by uid 65534 is put where the daemon's socket is (as if the attacker
 #     could write /run/tdefs): tderekey refuses it, first for its owner, then (socket file
-#     chowned to root) for its SO_PEERCRED uid, with exit 5; the daemon's socket put back, it
+#     chowned to root) for its SO_PEERCRED uid, with exit 20; the daemon's socket put back, it
 #     works again.
 #  3. /run/tdefs planted as a symlink to the attacker's directory, or as a group-writable
 #     directory: the daemon refuses to mount (in the background too: the error and a non-zero
@@ -122,15 +122,15 @@ on_exit "[[ -e '$socket.saved' ]] && mv -f '$socket.saved' '$socket'; true"
 mv "$staging/sock" "$socket"
 rc=0
 out=$("$tderekey" status "$TDEFS_MNT" 2>&1) || rc=$?
-((rc == 5)) && grep -q "refusing the control socket" <<<"$out" && ! grep -q IMPOSTOR <<<"$out" ||
-	fail "a socket owned by uid 65534 in /run/tdefs: expected a refusal with exit 5, got $rc: $out"
+((rc == 20)) && grep -q "refusing the control socket" <<<"$out" && ! grep -q IMPOSTOR <<<"$out" ||
+	fail "a socket owned by uid 65534 in /run/tdefs: expected a refusal with exit 20, got $rc: $out"
 log "socket owned by uid 65534: $out"
 chown 0:0 "$socket"
 chmod 0600 "$socket"
 rc=0
 out=$("$tderekey" data "$TDEFS_MNT" 2>&1) || rc=$?
-((rc == 5)) && grep -q "served by uid 65534" <<<"$out" && ! grep -q "1000" <<<"$out" ||
-	fail "a root-owned socket served by uid 65534: expected a refusal with exit 5, got $rc: $out"
+((rc == 20)) && grep -q "served by uid 65534" <<<"$out" && ! grep -q "1000" <<<"$out" ||
+	fail "a root-owned socket served by uid 65534: expected a refusal with exit 20, got $rc: $out"
 log "root-owned socket, server uid 65534: $out"
 mv -f "$socket.saved" "$socket"
 "$tderekey" status "$TDEFS_MNT" >/dev/null || fail "tderekey status fails after the daemon's socket was put back"
@@ -173,8 +173,8 @@ mv "$socket" "$socket.saved"
 ln "/run/tdefs/control-$device2.sock" "$socket"
 rc=0
 out=$("$tderekey" status "$TDEFS_MNT" 2>&1) || rc=$?
-((rc == 5)) && grep -q "comes from the daemon of device $device2" <<<"$out" ||
-	fail "the socket of $mnt2's daemon under $TDEFS_MNT's name: expected a refusal with exit 5, got $rc: $out"
+((rc == 20)) && grep -q "comes from the daemon of device $device2" <<<"$out" ||
+	fail "the socket of $mnt2's daemon under $TDEFS_MNT's name: expected a refusal with exit 20, got $rc: $out"
 log "another mount's daemon: $out"
 rm "$socket"
 mv "$socket.saved" "$socket"
@@ -229,8 +229,8 @@ mv "$other_staging/sock" "$user_socket"
 chown 65534:65534 "$user_socket"
 rc=0
 out=$("$tderekey" status "$user_work/mnt" 2>&1) || rc=$?
-((rc == 5)) && grep -q "served by uid 65533" <<<"$out" && ! grep -q IMPOSTOR <<<"$out" ||
-	fail "uid 65534's mount, a server of uid 65533: expected a refusal with exit 5, got $rc: $out"
+((rc == 20)) && grep -q "served by uid 65533" <<<"$out" && ! grep -q IMPOSTOR <<<"$out" ||
+	fail "uid 65534's mount, a server of uid 65533: expected a refusal with exit 20, got $rc: $out"
 log "uid 65534's mount, server uid 65533: $out"
 mv -f "$user_socket.saved" "$user_socket"
 "$tderekey" status "$user_work/mnt" >/dev/null || fail "tderekey fails on uid 65534's mount after the socket was put back"

@@ -169,8 +169,8 @@ chmod 0755 "$TDEFS_BACKING"
 on_exit "chmod 0700 '$TDEFS_BACKING'"
 rc=0
 "$TDEFS_BIN" --check --repair --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" >"$TDEFS_WORK/repair.out" 2>&1 || rc=$?
-((rc == 2)) && grep -q "chmod 0700" "$TDEFS_WORK/repair.out" ||
-	fail "--check --repair on a backing root others can enter: expected a refusal (exit 2), got $rc: $(cat "$TDEFS_WORK/repair.out")"
+((rc == 14)) && grep -q "chmod 0700" "$TDEFS_WORK/repair.out" ||
+	fail "--check --repair on a backing root others can enter: expected a refusal (exit 14), got $rc: $(cat "$TDEFS_WORK/repair.out")"
 check_backing() {
 	run_bounded "tdefs --check" 120 "$TDEFS_BIN" --check --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" || true
 }

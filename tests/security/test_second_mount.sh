@@ -54,8 +54,8 @@ out=$("$TDEFS_BIN" --init --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" 2>&1 </dev/n
 log "--init: $out"
 rc=0
 out=$("$TDEFS_BIN" --check --repair --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" 2>&1 </dev/null) || rc=$?
-((rc == 2)) && grep -q "in use: mounted on $TDEFS_MNT" <<<"$out" ||
-	fail "--check --repair on a mounted backing directory: expected exit 2 naming $TDEFS_MNT, got $rc: $out"
+((rc == 14)) && grep -q "in use: mounted on $TDEFS_MNT" <<<"$out" ||
+	fail "--check --repair on a mounted backing directory: expected exit 14 naming $TDEFS_MNT, got $rc: $out"
 log "--check --repair: $out"
 rc=0
 out=$("$TDEFS_BIN" --check --wallet "$TDEFS_WALLET" "$TDEFS_BACKING" 2>&1 </dev/null) || rc=$?

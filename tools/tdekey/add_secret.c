@@ -86,7 +86,6 @@ const struct command command_add_secret = {
 		"       tdekey add-secret --wallet /etc/tdefs/wallet --local\n"
 		"       tdekey set-key --wallet /etc/tdefs/wallet --external-store\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_LOCAL | OPTION_BACKUP_ID | OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

@@ -86,8 +86,6 @@ const struct command command_backup = {
 		"       tdekey backup --wallet /etc/tdefs/wallet --id before-upgrade\n"
 		"       tdekey backup --wallet /etc/tdefs/wallet --to /mnt/offsite/tdefs --external-store\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_BACKUP_ID | OPTION_TO |
-		   OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

@@ -215,7 +215,6 @@ const struct command command_change_group = {
 		"EXAMPLES\n"
 		"       tdekey change-group --wallet /etc/tdefs/wallet --group dba\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_GROUP | OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

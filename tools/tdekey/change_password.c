@@ -103,8 +103,6 @@ const struct command command_change_password = {
 		"       printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" |\n"
 		"           tdekey change-password --wallet W --password-fd 0 --new-password-fd 0\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_NEW_PASSWORD |
-		   OPTION_SCRYPT_COST | OPTION_BACKUP_ID | OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

@@ -335,9 +335,6 @@ const struct command command_create = {
 		"       tdekey create --wallet /etc/tdefs/wallet --auto-login --password-prompt\n"
 		"       tdekey create --wallet /srv/test/wallet --auto-login --tag test\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_AUTO_LOGIN | OPTION_LOCAL | OPTION_TAG |
-		   OPTION_CONTAINER | OPTION_SCRYPT_COST | OPTION_NO_KEY | OPTION_JSON |
-		   OPTION_MERGE_FROM | OPTION_FROM_PASSWORD | OPTION_GROUP,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

@@ -105,8 +105,6 @@ const struct command command_create_autologin = {
 		"       tdekey create-autologin --wallet /etc/tdefs/wallet\n"
 		"       tdekey create-autologin --wallet /etc/tdefs/wallet --local\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_LOCAL | OPTION_BACKUP_ID |
-		   OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

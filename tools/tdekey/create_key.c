@@ -149,8 +149,6 @@ const struct command command_create_key = {
 		"       tdekey create-key --wallet /etc/tdefs/wallet --tag 2025-q2\n"
 		"       tdekey use-key --wallet /etc/tdefs/wallet 5f0c\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_TAG | OPTION_BACKUP_ID |
-		   OPTION_JSON | OPTION_CONTAINER | OPTION_KEY_SOURCE,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

@@ -216,8 +216,6 @@ const struct command command_delete_key = {
 		"       tdekey delete-key --wallet /etc/tdefs/wallet --backing /srv/pgdata.enc \\\n"
 		"           --backup-id before-delete 5f0c3a\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_BACKUP_ID | OPTION_JSON |
-		   OPTION_BACKING,
 	.min_arguments = 1,
 	.max_arguments = 1,
 	.run = run,

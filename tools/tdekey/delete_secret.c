@@ -57,7 +57,6 @@ const struct command command_delete_secret = {
 		"EXAMPLES\n"
 		"       tdekey delete-secret --wallet /etc/tdefs/wallet\n"
 		"\n",
-	.options = OPTION_BACKUP_ID | OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

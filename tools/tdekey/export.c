@@ -263,9 +263,6 @@ const struct command command_export = {
 		"       tdekey export --wallet /etc/tdefs/wallet --used-by /srv/clone.enc \\\n"
 		"              --to /tmp/clone.keys --secret-file /root/transport.secret\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_TO | OPTION_KEY | OPTION_ALL |
-		   OPTION_USED_BY | OPTION_CONTAINER | OPTION_SECRET | OPTION_SCRYPT_COST |
-		   OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

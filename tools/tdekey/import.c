@@ -131,8 +131,6 @@ const struct command command_import = {
 		"       tdekey import --wallet /etc/tdefs/wallet2 --from /tmp/clone.keys \\\n"
 		"              --secret-file /root/transport.secret\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_FROM | OPTION_SECRET |
-		   OPTION_BACKUP_ID | OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

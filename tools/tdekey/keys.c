@@ -217,8 +217,6 @@ const struct command command_keys = {
 		"       tdekey keys --wallet /etc/tdefs/wallet --usage /srv/pgdata.enc --json |\n"
 		"           jq -r '.keys[] | select(.files == 0 and .state == \"RETIRED\") | .key_id'\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_JSON | OPTION_USAGE |
-		   OPTION_CONTAINER,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

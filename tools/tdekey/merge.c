@@ -156,8 +156,6 @@ const struct command command_merge = {
 		"       tdekey merge --wallet /etc/tdefs/wallet --from /old/wallet \\\n"
 		"              --from-password-file /root/old.password\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_FROM | OPTION_FROM_PASSWORD |
-		   OPTION_BACKUP_ID | OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

@@ -496,9 +496,6 @@ const struct command command_move_keys = {
 		"              --backing /srv/pgdata.enc --to /etc/tdefs/archive \\\n"
 		"              --to-password-file /root/archive.password\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_KEY | OPTION_TO |
-		   OPTION_TO_PASSWORD | OPTION_BACKING | OPTION_AUTO_LOGIN | OPTION_LOCAL |
-		   OPTION_SCRYPT_COST | OPTION_BACKUP_ID | OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run_move_keys,
@@ -554,9 +551,6 @@ const struct command command_isolate = {
 		"              --to /etc/tdefs/sales --backing /srv/hr.enc\n"
 		"       tdefs --rebind --wallet /etc/tdefs/sales /srv/sales.enc\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_CONTAINER | OPTION_TO |
-		   OPTION_TO_PASSWORD | OPTION_COPY | OPTION_BACKING | OPTION_AUTO_LOGIN |
-		   OPTION_LOCAL | OPTION_SCRYPT_COST | OPTION_BACKUP_ID | OPTION_JSON,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run_isolate,

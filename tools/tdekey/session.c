@@ -9,14 +9,28 @@
 #include <string.h>
 #include <unistd.h>
 
+/*
+ * A wrong password typed at the prompt is asked again, up to --tries times; one read from a
+ * file or a descriptor is not (the same bytes would come again). The prompt itself happens
+ * only on a terminal (keystore/password.c).
+ */
 int open_session(const struct options *options, enum wallet_access access,
 		 struct wallet_session **session)
 {
 	char error[KEYSTORE_ERROR_SIZE] = "";
 	const struct password_source *source = options->password_given ? &options->password : NULL;
+	bool prompts = (!source || source->kind == PASSWORD_SOURCE_PROMPT) && cli_may_prompt();
 	int ret;
 
-	ret = wallet_session_open(options->wallet, access, source, session, error);
+	for (int attempt = 1;; attempt++) {
+		error[0] = '\0';
+		ret = wallet_session_open(options->wallet, access, source, session, error);
+		if (keystore_error_of(ret) != KEYSTORE_ERR_WRONG_PASSWORD || !prompts ||
+		    attempt >= options->tries)
+			break;
+		fprintf(stderr, "tdekey: wrong password for wallet %s; try again (%d of %d)\n",
+			options->wallet, attempt + 1, options->tries);
+	}
 	return ret < 0 ? report_failure(ret, error) : EXIT_OK;
 }
 

@@ -183,8 +183,6 @@ const struct command command_set_key = {
 		"       tdekey set-key --wallet /etc/tdefs/wallet --tag 2025-q1 --backup-id pre-q1\n"
 		"       tdekey set-key --wallet /etc/tdefs/wallet --external-store --json\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_TAG | OPTION_BACKUP_ID |
-		   OPTION_JSON | OPTION_CONTAINER | OPTION_KEY_SOURCE,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

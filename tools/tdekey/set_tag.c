@@ -95,8 +95,6 @@ const struct command command_set_tag = {
 		"       tdekey set-tag --wallet /etc/tdefs/wallet 5f0c 'rotated after incident 4711'\n"
 		"       tdekey set-tag --wallet /etc/tdefs/wallet 5f0c ''\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_BACKUP_ID | OPTION_JSON |
-		   OPTION_CONTAINER,
 	.min_arguments = 2,
 	.max_arguments = 2,
 	.run = run,

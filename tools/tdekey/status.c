@@ -389,7 +389,6 @@ const struct command command_status = {
 		"       tdekey status --wallet /etc/tdefs/wallet\n"
 		"       tdekey status --wallet /etc/tdefs/wallet --password-prompt --json\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_JSON | OPTION_CONTAINER,
 	.min_arguments = 0,
 	.max_arguments = 0,
 	.run = run,

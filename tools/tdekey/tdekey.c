@@ -51,41 +51,13 @@ static const char password_sources_section[] =
 	"       --password-prompt\n"
 	"              The terminal, without echo. This is the default whenever a password is\n"
 	"              needed and no other source is named; a new password is asked twice.\n"
+	"              Only when standard input is a terminal: never from a pipe, a script\n"
+	"              or a unit. A wrong wallet password is asked again, up to --tries N\n"
+	"              times (default 3).\n"
 	"\n"
 	"       --external-store\n"
 	"              The password kept in the wallet's external password store (see\n"
 	"              tdekey add-secret), for services that must run without a person.\n"
-	"\n";
-
-static const char exit_status_section[] =
-	"EXIT STATUS\n"
-	"       0   success\n"
-	"       1   any other failure (I/O error, out of memory, ...)\n"
-	"       2   usage error\n"
-	"       3   no wallet in the directory (NOT_AVAILABLE)\n"
-	"       4   wrong password, or no password available for a password wallet\n"
-	"       5   wallet damaged; the message names the newest backup\n"
-	"       6   wallet written by a newer version of tdefs\n"
-	"       7   auto-login wallet or external store open to group or others, or a wallet\n"
-	"           file, the wallet directory or a directory above it owned by another user\n"
-	"           or writable by others (strict modes); the message gives the chmod or\n"
-	"           chown that fixes it\n"
-	"       8   local auto-login wallet or store made on another host, or without this\n"
-	"           host's secret\n"
-	"       9   status: the wallet the daemon opens has no active master key\n"
-	"           (OPEN_NO_MASTER_KEY)\n"
-	"       10  no key matches the key ID given, or a prefix matches several keys\n"
-	"       11  a wallet already exists there\n"
-	"       12  an auto-login wallet holds keys that password.wallet lacks\n"
-	"       13  delete-key: file headers still reference the key, or it is the ACTIVE\n"
-	"           key\n"
-	"       14  a backing directory cannot be scanned or was initialised for another\n"
-	"           wallet; for delete-key also: some of its headers cannot be read, so\n"
-	"           nothing is proved\n"
-	"       15  import: wrong transport secret for the key export file\n"
-	"       16  import: the key export file is truncated, altered or not one\n"
-	"       17  import, merge: a key ID to add is in the wallet with other key bytes\n"
-	"           (nothing was added)\n"
 	"\n";
 
 static const char files_section[] =
@@ -108,9 +80,10 @@ void print_command_help(const struct command *command, FILE *out)
 {
 	fprintf(out, "NAME\n       tdekey %s - %s\n\nSYNOPSIS\n       %s\n\n%s", command->name,
 		command->summary, command->synopsis, command->description);
-	if (command->options & (OPTION_PASSWORD | OPTION_NEW_PASSWORD | OPTION_EXTERNAL_STORE))
+	if (command_takes_option(command, "password-file") ||
+	    command_takes_option(command, "new-password-file"))
 		fputs(password_sources_section, out);
-	fputs(exit_status_section, out);
+	cli_print_exit_status(out);
 	fputs(files_section, out);
 }
 
@@ -140,8 +113,10 @@ static void print_main_help(FILE *out)
 	      "  tdekey create --wallet /etc/tdefs/wallet --auto-login\n"
 	      "  tdekey status --wallet /etc/tdefs/wallet\n"
 	      "  tdekey keys --wallet /etc/tdefs/wallet\n"
-	      "  tdekey set-key --wallet /etc/tdefs/wallet --tag 2025-q1\n",
+	      "  tdekey set-key --wallet /etc/tdefs/wallet --tag 2025-q1\n"
+	      "\n",
 	      out);
+	print_option_table(out);
 }
 
 /*

@@ -12,37 +12,8 @@
 #include <sys/types.h>
 
 #include "fs/backing_scan.h"
+#include "tools/cli/cli.h"
 #include "keystore/wallet.h"
-
-/* Options a subcommand accepts (struct command.options). --wallet and --help are always on. */
-enum option_set {
-	OPTION_PASSWORD = 1u << 0,	 /* --password-file, --password-fd, --password-prompt */
-	OPTION_EXTERNAL_STORE = 1u << 1, /* --external-store */
-	OPTION_NEW_PASSWORD = 1u << 2,	 /* --new-password-file, --new-password-fd */
-	OPTION_JSON = 1u << 3,
-	OPTION_TAG = 1u << 4,
-	OPTION_AUTO_LOGIN = 1u << 5,
-	OPTION_LOCAL = 1u << 6,
-	OPTION_SCRYPT_COST = 1u << 7,
-	OPTION_CONTAINER = 1u << 8,
-	OPTION_NO_KEY = 1u << 9,
-	OPTION_BACKUP_ID = 1u << 10, /* --backup-id, and --id for the backup command */
-	OPTION_TO = 1u << 11,
-	OPTION_USAGE = 1u << 12,   /* --usage BACKING, repeatable (keys) */
-	OPTION_BACKING = 1u << 13, /* --backing BACKING, repeatable (delete-key) */
-	OPTION_KEY = 1u << 14,	   /* --key ID, repeatable (export) */
-	OPTION_ALL = 1u << 15,	   /* --all (export) */
-	OPTION_USED_BY = 1u << 16, /* --used-by BACKING, repeatable (export) */
-	OPTION_SECRET = 1u << 17,  /* --secret-file, --secret-fd, --secret-prompt */
-	OPTION_FROM = 1u << 18,	   /* --from FILE or DIR (import, merge) */
-	OPTION_FROM_PASSWORD = 1u << 19, /* --from-password-file, --from-password-fd (merge) */
-	OPTION_KEY_SOURCE = 1u << 20, /* --key-file, --key-fd, --key-id (set-key, create-key) */
-	OPTION_TLS = 1u << 25, /* --dn, --days, --key-type, --cert, --trusted, --user-cert (tls) */
-	OPTION_COPY = 1u << 21,	      /* --copy (isolate) */
-	OPTION_TO_PASSWORD = 1u << 22, /* --to-password-file, --to-password-fd (move-keys, isolate) */
-	OPTION_MERGE_FROM = 1u << 23,  /* --merge-from DIR, repeatable (create) */
-	OPTION_GROUP = 1u << 24,       /* --group G (create, change-group) */
-};
 
 /* How many backing directories one run may name (--usage, --backing). */
 #define BACKING_MAX 64
@@ -92,6 +63,7 @@ struct options {
 	const char *tls_cert;
 	const char *tls_trusted;
 	bool tls_user_cert;
+	int tries; /* --tries: password prompts on a terminal (default 3) */
 	int argc; /* positional arguments after the options */
 	char **argv;
 };
@@ -101,7 +73,6 @@ struct command {
 	const char *summary; /* one line, for tdekey --help */
 	const char *synopsis;
 	const char *description; /* DESCRIPTION, OPTIONS and EXAMPLES sections */
-	unsigned options;
 	int min_arguments;
 	int max_arguments;
 	int (*run)(const struct options *options);
@@ -128,27 +99,27 @@ extern const struct command command_move_keys;
 extern const struct command command_isolate;
 extern const struct command command_change_group;
 
-/* --- exit codes (documented in every --help and in docs/WALLET.md) ----------------------- */
+/* --- exit codes: the shared table (tools/cli/cli.h), by tdekey's names ------------------ */
 enum tdekey_exit {
-	EXIT_OK = 0,
-	EXIT_ERROR = 1,
-	EXIT_USAGE = 2,
-	EXIT_NO_WALLET = 3,
-	EXIT_WRONG_PASSWORD = 4,
-	EXIT_DAMAGED = 5,
-	EXIT_NEWER_FORMAT = 6,
-	EXIT_PERMISSIONS = 7,
-	EXIT_OTHER_HOST = 8,
-	EXIT_NO_MASTER_KEY = 9,
-	EXIT_NO_SUCH_KEY = 10,
-	EXIT_EXISTS = 11,
-	EXIT_COPY_AHEAD = 12,
-	EXIT_KEY_IN_USE = 13, /* delete-key: the ACTIVE key, or headers still reference it */
-	EXIT_BACKING = 14,    /* a backing directory cannot be scanned, is not one of this wallet,
-			       * or (delete-key) holds damaged headers: nothing can be proved */
-	EXIT_WRONG_SECRET = 15,	  /* import: wrong transport secret */
-	EXIT_EXPORT_DAMAGED = 16, /* import: export file truncated, altered or not one */
-	EXIT_KEY_CONFLICT = 17,	  /* import, merge: a key ID here with other key bytes */
+	EXIT_OK = CLI_EXIT_OK,
+	EXIT_ERROR = CLI_EXIT_ERROR,
+	EXIT_USAGE = CLI_EXIT_USAGE,
+	EXIT_NO_WALLET = CLI_EXIT_NO_WALLET,
+	EXIT_WRONG_PASSWORD = CLI_EXIT_WRONG_PASSWORD,
+	EXIT_DAMAGED = CLI_EXIT_DAMAGED,
+	EXIT_NEWER_FORMAT = CLI_EXIT_NEWER_FORMAT,
+	EXIT_PERMISSIONS = CLI_EXIT_PERMISSIONS,
+	EXIT_OTHER_HOST = CLI_EXIT_OTHER_HOST,
+	EXIT_NO_MASTER_KEY = CLI_EXIT_NO_MASTER_KEY,
+	EXIT_NO_SUCH_KEY = CLI_EXIT_NO_SUCH_KEY,
+	EXIT_EXISTS = CLI_EXIT_EXISTS,
+	EXIT_COPY_AHEAD = CLI_EXIT_COPY_AHEAD,
+	EXIT_KEY_IN_USE = CLI_EXIT_KEY_IN_USE, /* delete-key: the ACTIVE key, or headers use it */
+	EXIT_BACKING = CLI_EXIT_BACKING, /* a backing directory cannot be scanned, is not one of
+					  * this wallet, or (delete-key) holds damaged headers */
+	EXIT_WRONG_SECRET = CLI_EXIT_WRONG_SECRET,     /* import: wrong transport secret */
+	EXIT_EXPORT_DAMAGED = CLI_EXIT_EXPORT_DAMAGED, /* import: export file not one */
+	EXIT_KEY_CONFLICT = CLI_EXIT_KEY_CONFLICT,     /* import, merge: same ID, other bytes */
 };
 
 int exit_code_for(int error);
@@ -161,6 +132,10 @@ int report_failure(int error, const char *message);
 int parse_options(const struct command *command, int argc, char *argv[], struct options *options,
 		  bool *help_shown);
 void print_command_help(const struct command *command, FILE *out);
+/* The option table, for tdekey --help. */
+void print_option_table(FILE *out);
+/* Does command take the option with this long name (options.c's table)? */
+bool command_takes_option(const struct command *command, const char *name);
 
 /* --- containers and brought keys (containers.c) ------------------------------------------ */
 

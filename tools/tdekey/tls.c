@@ -584,7 +584,6 @@ const struct command command_tls = {
 		"       tdekey tls trust --wallet /etc/tdefs/tls --cert kms-ca.pem\n"
 		"       openssl pkcs12 -in /etc/tdefs/tls/tls.p12 -info -nokeys\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_JSON | OPTION_AUTO_LOGIN | OPTION_TLS,
 	.min_arguments = 1,
 	.max_arguments = 1,
 	.run = run,

@@ -106,8 +106,6 @@ const struct command command_use_key = {
 		"EXAMPLES\n"
 		"       tdekey use-key --wallet /etc/tdefs/wallet 5f0c3a\n"
 		"\n",
-	.options = OPTION_PASSWORD | OPTION_EXTERNAL_STORE | OPTION_BACKUP_ID | OPTION_JSON |
-		   OPTION_CONTAINER,
 	.min_arguments = 1,
 	.max_arguments = 1,
 	.run = run,

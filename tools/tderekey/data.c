@@ -156,17 +156,10 @@ const struct rekey_command command_data = {
 		"Shows progress with MB/s and ETA on a terminal and prints a summary.\n"
 		"Ctrl-C stops; 'tderekey pause' and 'tderekey resume' hold and continue.\n"
 		"\n"
-		"  --rate BYTES   at most BYTES per second (suffixes K, M, G: --rate 50M)\n"
-		"  --no-wait      start the job and return; follow it with 'tderekey status'\n"
-		"  --progress-json  instead of the bar and the summary, one JSON object per\n"
-		"                 poll on stdout: job, state, elapsed_seconds, files, changed,\n"
-		"                 skipped, failed, bytes, current_done, current_total (numbers);\n"
-		"                 the last one has the final state\n"
-		"\n"
-		"Exit status: 0 every file was re-encrypted; 1 failed or stopped; 2 usage;\n"
-		"3 not a tdefs mount; 4 permission denied (root or the mounting user only);\n"
-		"5 the control channel failed its checks (not this mount's daemon);\n"
-		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
+		"--rate BYTES is at most BYTES per second (suffixes K, M, G, powers of 1024:\n"
+		"--rate 50M). The objects of --progress-json, one per poll, carry job, state,\n"
+		"elapsed_seconds, files, changed, skipped, failed, bytes, current_done and\n"
+		"current_total (numbers); the last one has the final state.\n",
 	.run = run_data,
 };
 
@@ -212,10 +205,7 @@ const struct rekey_command command_pause = {
 		"Hold the data rekey of the daemon serving MOUNTPOINT after the chunk it is\n"
 		"writing; the file in progress keeps both keys and reads and writes normally.\n"
 		"'tderekey resume' continues where it stopped. With no data rekey running, a\n"
-		"running conversion (tderekey encrypt) is held instead.\n"
-		"\n"
-		"Exit status: 0 ok; 1 no data rekey is running; 2 usage; 3 not a tdefs mount;\n"
-		"4 permission denied; 5 the control channel failed its checks; 6 the daemon is gone.\n",
+		"running conversion (tderekey encrypt) is held instead.\n",
 	.run = run_pause,
 };
 
@@ -225,9 +215,6 @@ const struct rekey_command command_resume = {
 	.help = "Usage: tderekey resume MOUNTPOINT\n"
 		"\n"
 		"Continue the paused data rekey of the daemon serving MOUNTPOINT (or, with none\n"
-		"paused, its paused conversion to encrypted files).\n"
-		"\n"
-		"Exit status: 0 ok; 1 no data rekey is paused; 2 usage; 3 not a tdefs mount;\n"
-		"4 permission denied; 5 the control channel failed its checks; 6 the daemon is gone.\n",
+		"paused, its paused conversion to encrypted files).\n",
 	.run = run_resume,
 };

@@ -173,17 +173,9 @@ const struct rekey_command command_encrypt = {
 		"Shows progress with MB/s and ETA on a terminal and prints a summary. Ctrl-C (or\n"
 		"'tderekey stop') stops; 'tderekey pause' and 'tderekey resume' hold and continue;\n"
 		"'tderekey status' shows the plaintext files left, or that none is.\n"
-		"\n"
-		"  --rate BYTES   at most BYTES per second (suffixes K, M, G: --rate 100M)\n"
-		"  --no-wait      start the job and return; follow it with 'tderekey status'\n"
-		"  --progress-json  instead of the bar and the summary, one JSON object per\n"
-		"                 poll on stdout: job, state, elapsed_seconds, files, changed,\n"
-		"                 skipped, failed, bytes, current_done, current_total (numbers);\n"
-		"                 the last one has the final state\n"
-		"\n"
-		"Exit status: 0 every plaintext file was encrypted; 1 failed, stopped, not an\n"
-		"adopted directory, or not enough free space; 2 usage; 3 not a tdefs mount;\n"
-		"4 permission denied (root or the mounting user only); 5 the control channel\n"
-		"failed its checks (not this mount's daemon); 6 the mount's daemon is gone.\n",
+		"With --progress-json, one JSON object per poll on stdout: job, state,\n"
+		"elapsed_seconds, files, changed, skipped, failed, bytes, current_done,\n"
+		"current_total (numbers); the last one has the final state. Exit status 1 also\n"
+		"means: stopped, not an adopted directory, or not enough free space.\n",
 	.run = run_encrypt,
 };

@@ -309,7 +309,7 @@ const struct rekey_command command_files = {
 		"a file being written at that moment may show a header copy as damaged.\n"
 		"Only root and the user who mounted may list (the daemon checks).\n"
 		"\n"
-		"  --json   one JSON object instead of the table (numbers as numbers):\n"
+		"With --json, one JSON object instead of the table (numbers as numbers):\n"
 		"    {\"mount\": str, \"backing\": str, \"path\": str,\n"
 		"     \"files\": [{\"path\": str, \"size\": int|null, \"key_id\": str|null,\n"
 		"                \"state\": \"NORMAL\"|\"REKEYING\"|\"DAMAGED\"|\"EMPTY\"|\"PLAINTEXT\",\n"
@@ -319,10 +319,6 @@ const struct rekey_command command_files = {
 		"                \"damaged\": int, \"empty\": int, \"plaintext\": int,\n"
 		"                \"unreadable\": int}}\n"
 		"    path is from the mount point (\"/dir/file\"); reason explains DAMAGED, or warns\n"
-		"    of one damaged header copy on a readable file; null otherwise.\n"
-		"\n"
-		"Exit status: 0 ok; 1 failed (a file or directory could not be read); 2 usage\n"
-		"(PATH not on the mount); 3 not a tdefs mount; 4 permission denied;\n"
-		"5 the control channel failed its checks (not this mount's daemon).\n",
+		"    of one damaged header copy on a readable file; null otherwise.\n",
 	.run = run_files,
 };

@@ -43,10 +43,6 @@ const struct rekey_command command_metrics = {
 		"format: plaintext bytes read and written, data-path and file key errors, open\n"
 		"files, data keys in memory, the rewrap and data rekey jobs' progress, the\n"
 		"keystore (keys loaded, active key, wallet re-reads) and refused control requests.\n"
-		"For node_exporter's textfile collector, mount with the option metrics=FILE.\n"
-		"\n"
-		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
-		"5 the control channel failed its checks (not this mount's daemon);\n"
-		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
+		"For node_exporter's textfile collector, mount with the option metrics=FILE.\n",
 	.run = run_metrics,
 };

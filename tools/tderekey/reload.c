@@ -33,10 +33,6 @@ const struct rekey_command command_reload = {
 		"Make the daemon serving MOUNTPOINT re-read its wallet (it also does so by itself\n"
 		"whenever the wallet directory changes). New files are then wrapped under the\n"
 		"wallet's active master key. A daemon started with a password typed on a\n"
-		"descriptor cannot re-read a password wallet; it keeps its keys and says why.\n"
-		"\n"
-		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
-		"5 the control channel failed its checks (not this mount's daemon);\n"
-		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
+		"descriptor cannot re-read a password wallet; it keeps its keys and says why.\n",
 	.run = run_reload,
 };

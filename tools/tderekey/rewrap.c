@@ -128,15 +128,8 @@ const struct rekey_command command_rewrap = {
 		"Shows progress on a terminal and prints a summary. Ctrl-C or 'tderekey stop'\n"
 		"stops it; running it again resumes (headers already current are skipped).\n"
 		"\n"
-		"  --rate N     at most N header updates per second (default: no limit)\n"
-		"  --no-wait    start the job and return; follow it with 'tderekey status'\n"
-		"  --progress-json  instead of the bar and the summary, one JSON object per\n"
-		"               second on stdout: job, state, elapsed_seconds, files, changed,\n"
-		"               skipped, failed (numbers); the last one has the final state\n"
-		"\n"
-		"Exit status: 0 every header is under the active key; 1 failed or stopped;\n"
-		"2 usage; 3 not a tdefs mount; 4 permission denied (root or the mounting user only);\n"
-		"5 the control channel failed its checks (not this mount's daemon);\n"
-		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
+		"--rate N is at most N header updates per second (default: no limit). The objects\n"
+		"of --progress-json, one a second, carry job, state, elapsed_seconds, files,\n"
+		"changed, skipped and failed (numbers); the last one has the final state.\n",
 	.run = run_rewrap,
 };

@@ -165,12 +165,6 @@ const struct rekey_command command_status = {
 		"by no header is no longer needed by this mount), and how many files are in the\n"
 		"middle of a data rekey (running, or interrupted and waiting to be finished).\n"
 		"In a directory made with tdefs --init --adopt: the conversion job, and how many\n"
-		"plaintext files are left, or that none is.\n"
-		"\n"
-		"  --json   one JSON object instead of the table\n"
-		"\n"
-		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
-		"5 the control channel failed its checks (not this mount's daemon);\n"
-		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
+		"plaintext files are left, or that none is.\n",
 	.run = run_status,
 };

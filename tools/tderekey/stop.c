@@ -32,10 +32,6 @@ const struct rekey_command command_stop = {
 		"rekey was cut short keeps two keys until the next mount or 'tderekey data'.\n"
 		"A conversion (tderekey encrypt) stops after its chunk; the file in progress stays\n"
 		"plaintext and 'tderekey encrypt' goes on with the files left.\n"
-		"To hold a data rekey and continue it later, use pause and resume instead.\n"
-		"\n"
-		"Exit status: 0 ok; 1 failed; 2 usage; 3 not a tdefs mount; 4 permission denied;\n"
-		"5 the control channel failed its checks (not this mount's daemon);\n"
-		"6 the mount's daemon is gone (a stale mount: fusermount3 -u it, mount again).\n",
+		"To hold a data rekey and continue it later, use pause and resume instead.\n",
 	.run = run_stop,
 };

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "fs/control_protocol.h"
+#include "tools/cli/cli.h"
 
 struct rekey_options {
 	const char *path; /* any path on the mount */
@@ -48,12 +49,20 @@ extern const struct rekey_command command_encrypt;
 int relative_to_mount(const char *path, char *relative, size_t len);
 
 /*
- * Exit codes, also listed in every --help. EXIT_UNTRUSTED: the control channel failed its
+ * Exit codes, from the table shared by the three tools (tools/cli/cli.h) and printed by every
+ * --help. EXIT_UNTRUSTED: the control channel failed its
  * checks (control_client.c): whoever answers is not the daemon of this mount. EXIT_STALE: the
  * mount is still in the table but its daemon is gone ("Transport endpoint is not connected").
  */
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_NOT_TDEFS = 3, EXIT_DENIED = 4,
-       EXIT_UNTRUSTED = 5, EXIT_STALE = 6 /* the daemon died: ENOTCONN on the mount */ };
+enum {
+	EXIT_OK = CLI_EXIT_OK,
+	EXIT_FAILED = CLI_EXIT_ERROR,
+	EXIT_USAGE = CLI_EXIT_USAGE,
+	EXIT_NOT_TDEFS = CLI_EXIT_NOT_TDEFS_MOUNT,
+	EXIT_DENIED = CLI_EXIT_DENIED,
+	EXIT_UNTRUSTED = CLI_EXIT_UNTRUSTED,
+	EXIT_STALE = CLI_EXIT_STALE, /* the daemon died: ENOTCONN on the mount */
+};
 
 /* A reply from the daemon: "key value" lines, then "ok" or "error MESSAGE". */
 struct control_reply {
