@@ -95,11 +95,11 @@ chmod 0600 "$TDEFS_WORK/right" "$TDEFS_WORK/wrong"
 	fail "tdefs --init failed"
 
 # Usage errors, one wording in all three: the option named, and the --help to read.
-expect "$usage" "unknown option --bogus.*Try 'tdefs --help'" "$TDEFS_BIN" --bogus "$B"
-expect "$usage" "unknown option --bogus.*Try 'tdekey keys --help'" "$TDEKEY_BIN" keys --wallet "$W" --bogus
-expect "$usage" "unknown option --bogus.*Try 'tderekey status --help'" "$TDEREKEY_BIN" status --bogus "$plain"
+expect "$usage" "unknown option --bogus.*try 'tdefs --help'" "$TDEFS_BIN" --bogus "$B"
+expect "$usage" "unknown option --bogus.*try 'tdekey keys --help'" "$TDEKEY_BIN" keys --wallet "$W" --bogus
+expect "$usage" "unknown option --bogus.*try 'tderekey status --help'" "$TDEREKEY_BIN" status --bogus "$plain"
 # An option of the tool that this command does not take is refused, not ignored.
-expect "$usage" "tderekey stop: this command has no option --rate.*Try 'tderekey stop --help'" \
+expect "$usage" "tderekey stop: this command has no option --rate.*try 'tderekey stop --help'" \
 	"$TDEREKEY_BIN" stop --rate 5 "$plain"
 expect "$usage" "tderekey metrics: this command has no option --json" "$TDEREKEY_BIN" metrics --json "$plain"
 expect "$usage" "tdekey status: this command has no option --tag" "$TDEKEY_BIN" status --wallet "$W" --tag x

@@ -57,7 +57,7 @@ if kind == "files":
         if st == "DAMAGED" and not r["reason"]: sys.exit("row %r: DAMAGED without a reason" % r["path"])
         rows[r["path"]] = r
     t = need(d, "totals", (dict,), "top")
-    for f in ("files", "normal", "rekeying", "damaged", "empty", "unreadable"): need(t, f, (int,), "totals")
+    for f in ("files", "normal", "rekeying", "damaged", "empty", "plaintext", "unreadable"): need(t, f, (int,), "totals")
     if t["files"] != len(d["files"]): sys.exit("totals.files %d != %d rows" % (t["files"], len(d["files"])))
 elif kind == "info":
     need(d, "backing", (str,), "top"); need(d, "mounted_on", (str, N), "top")
@@ -144,7 +144,7 @@ validate files "d['mount'] == '$TDEFS_MNT' and d['path'] == '/' and rows['/norma
 	and rows['/onecopy']['state'] == 'NORMAL' and rows['/onecopy']['valid_copies'] == 1 and rows['/onecopy']['reason']
 	and rows['/big']['size'] == 48 << 20
 	and set(p for p in rows if p.startswith('/dir/')) == {'/dir/with space', '/dir/with \"quotes\"', '/dir/with\nnewline', '/dir/latin1-\u00ff-byte', '/dir/back\\\\slash'}
-	and d['totals'] == {'files': 10, 'normal': 8, 'rekeying': 0, 'damaged': 1, 'empty': 1, 'unreadable': 0}" \
+	and d['totals'] == {'files': 10, 'normal': 8, 'rekeying': 0, 'damaged': 1, 'empty': 1, 'plaintext': 0, 'unreadable': 0}" \
 	<"$TDEFS_WORK/files.json" || fail "tderekey files --json: see above"
 # The table: one line per file (the newline in a name escaped), a header and a summary.
 "$tderekey" files "$TDEFS_MNT" >"$TDEFS_WORK/files.txt" || fail "tderekey files failed"
@@ -165,22 +165,25 @@ rc=0
 as_nobody "$tderekey" files "$TDEFS_MNT" "$TDEFS_MNT/dir" --json >"$TDEFS_WORK/nobody.out" 2>/dev/null || rc=$?
 [[ $rc == 19 && ! -s $TDEFS_WORK/nobody.out ]] || fail "tderekey files --json as uid 65534: exit $rc, output $(wc -c <"$TDEFS_WORK/nobody.out") bytes"
 
-# Bad inputs: one line naming the path, exit 2.
+# Bad inputs: one line naming the path; exit 2 (usage) or 14 (not a backing directory one can
+# use), from the one exit-code table of the three tools.
 mkdir -p "$TDEFS_WORK/plain"
 echo data >"$TDEFS_WORK/plain/file"
-expect_usage() {
-	local what=$1 name=$2 rc=0
-	shift 2
+expect_usage() { expect_exit 2 "$@"; }
+expect_backing() { expect_exit 14 "$@"; }
+expect_exit() {
+	local want=$1 what=$2 name=$3 rc=0
+	shift 3
 	"$@" >"$TDEFS_WORK/bad.out" 2>"$TDEFS_WORK/bad.err" || rc=$?
-	[[ $rc == 2 ]] || fail "$what: exit $rc, want 2"
+	[[ $rc == "$want" ]] || fail "$what: exit $rc, want $want"
 	[[ $(wc -l <"$TDEFS_WORK/bad.err") == 1 ]] || { cat "$TDEFS_WORK/bad.err" >&2; fail "$what: not a one-line error"; }
 	grep -qF -- "$name" "$TDEFS_WORK/bad.err" || fail "$what: the error does not name $name: $(cat "$TDEFS_WORK/bad.err")"
 	[[ ! -s $TDEFS_WORK/bad.out ]] || fail "$what: printed on stdout"
 }
-expect_usage "tdefs --info on a plain directory" "$TDEFS_WORK/plain" "$TDEFS_BIN" --info "$TDEFS_WORK/plain"
-expect_usage "tdefs --info --json on a plain directory" "$TDEFS_WORK/plain" "$TDEFS_BIN" --info --json "$TDEFS_WORK/plain"
-expect_usage "tdefs --info on a file" "$TDEFS_WORK/plain/file" "$TDEFS_BIN" --info "$TDEFS_WORK/plain/file"
-expect_usage "tdefs --info on a missing directory" "$TDEFS_WORK/missing" "$TDEFS_BIN" --info "$TDEFS_WORK/missing"
+expect_backing "tdefs --info on a plain directory" "$TDEFS_WORK/plain" "$TDEFS_BIN" --info "$TDEFS_WORK/plain"
+expect_backing "tdefs --info --json on a plain directory" "$TDEFS_WORK/plain" "$TDEFS_BIN" --info --json "$TDEFS_WORK/plain"
+expect_backing "tdefs --info on a file" "$TDEFS_WORK/plain/file" "$TDEFS_BIN" --info "$TDEFS_WORK/plain/file"
+expect_backing "tdefs --info on a missing directory" "$TDEFS_WORK/missing" "$TDEFS_BIN" --info "$TDEFS_WORK/missing"
 expect_usage "tdefs --json alone" "--json" "$TDEFS_BIN" --json "$TDEFS_BACKING"
 expect_usage "tderekey files on a path off the mount" "$TDEFS_WORK/plain" "$tderekey" files "$TDEFS_MNT" "$TDEFS_WORK/plain"
 expect_usage "tderekey files on a missing path" "$TDEFS_MNT/missing" "$tderekey" files "$TDEFS_MNT" "$TDEFS_MNT/missing"

@@ -106,7 +106,7 @@ const struct cli_option *cli_option_named(const struct cli_option *options, size
 
 static void print_try_help(const char *program, const char *command)
 {
-	fprintf(stderr, "Try '%s%s%s --help'.\n", program, command ? " " : "",
+	fprintf(stderr, " (try '%s%s%s --help')\n", program, command ? " " : "",
 		command ? command : "");
 }
 
@@ -118,7 +118,7 @@ int cli_usage_error(const char *program, const char *command, const char *format
 	va_start(args, format);
 	vfprintf(stderr, format, args);
 	va_end(args);
-	fputc('\n', stderr);
+	/* One line: scripts and logs keep an error to one line, the pointer to --help with it. */
 	print_try_help(program, command);
 	return CLI_EXIT_USAGE;
 }

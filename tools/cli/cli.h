@@ -110,7 +110,7 @@ const struct cli_option *cli_option_named(const struct cli_option *options, size
 					  const char *name);
 
 /*
- * Print "tdekey set-key: MESSAGE\nTry 'tdekey set-key --help'." (without a command: the
+ * Print "tdekey set-key: MESSAGE (try 'tdekey set-key --help')" on one line (without a command: the
  * program's --help) and return CLI_EXIT_USAGE.
  */
 int cli_usage_error(const char *program, const char *command, const char *format, ...)
