@@ -371,6 +371,26 @@ int file_io_truncate(struct file_crypt *crypt, uint64_t new_size)
 	return ret;
 }
 
+int file_io_extend(struct file_crypt *crypt, uint64_t new_size)
+{
+	int ret = 0;
+
+	if (new_size > TDEFS_MAX_FILE_SIZE)
+		return -EFBIG;
+	if (!crypt->writable)
+		return -EROFS;
+	pthread_rwlock_wrlock(&crypt->size_lock);
+	if (new_size > crypt->size) {
+		ret = grow_locked(crypt, crypt->size, new_size, true);
+		if (ret == 0)
+			crypt->size = new_size;
+		else
+			undo_grow(crypt, crypt->size, new_size);
+	}
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
+}
+
 /*
  * Make [offset, end) read as zeros inside a file of the given size: partial blocks at the
  * edges are rewritten with encrypted zeros, whole blocks are punched (or zeroed) on the backing
