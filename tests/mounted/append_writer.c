@@ -89,15 +89,36 @@ static int run_writers(const char *path, unsigned procs, unsigned long records, 
 	return failed;
 }
 
+static int check_file(const char *path, FILE *file, unsigned long *next, char *record,
+		      char *expected, unsigned procs, unsigned long records, size_t size);
+
 static int check_records(const char *path, unsigned procs, unsigned long records, size_t size)
 {
 	unsigned long *next = calloc(procs, sizeof(*next));
 	char *record = malloc(size), *expected = malloc(size);
 	FILE *file = fopen(path, "re");
+	int ret = 1;
+
+	if (!next || !record || !expected || !file)
+		fprintf(stderr, "append-check: %s: %s\n", path, strerror(errno));
+	else
+		ret = check_file(path, file, next, record, expected, procs, records, size);
+	if (file)
+		fclose(file);
+	free(next);
+	free(record);
+	free(expected);
+	return ret;
+}
+
+/* The records of FILE (PATH) against what the writers wrote; next[] counts each writer's. */
+static int check_file(const char *path, FILE *file, unsigned long *next, char *record,
+		      char *expected, unsigned procs, unsigned long records, size_t size)
+{
 	unsigned long index = 0;
 	struct stat st;
 
-	if (!next || !record || !expected || !file || fstat(fileno(file), &st) < 0) {
+	if (fstat(fileno(file), &st) < 0) {
 		fprintf(stderr, "append-check: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
@@ -134,7 +155,6 @@ static int check_records(const char *path, unsigned procs, unsigned long records
 				next[p], records);
 			return 1;
 		}
-	fclose(file);
 	return 0;
 }
 
