@@ -105,7 +105,7 @@ static void answer_status(struct reply *reply)
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
 	reply_add(reply, "backing %s\nwallet %s\nactive_key %s\nkeys %zu\ncache %s\n",
 		  daemon_state.backing_path, daemon_state.wallet_path, active_text, count,
-		  daemon_state.cache == CACHE_AUTO ? "auto" : "none");
+		  cache_mode_name(daemon_state.cache));
 	/* Which directory that is, so a tool can tell it from one put at the path since. */
 	if (fstat(daemon_state.backing_fd, &backing_st) == 0)
 		reply_add(reply, "backing_id %llu:%llu\n", (unsigned long long)backing_st.st_dev,

@@ -108,7 +108,17 @@ struct open_file {
 	int direct_fd; /* O_DIRECT backing descriptor for an O_DIRECT open, else -1 */
 };
 
-enum cache_mode { CACHE_AUTO, CACHE_NONE };
+/*
+ * -o cache= (docs/PERFORMANCE.md, "Error semantics"): CACHE_AUTO keeps pages and lets the kernel
+ * write them back later (the writeback cache), CACHE_WRITETHROUGH keeps pages for reads but
+ * sends every write to the daemon at once, CACHE_NONE keeps nothing.
+ */
+enum cache_mode { CACHE_AUTO, CACHE_WRITETHROUGH, CACHE_NONE };
+
+static inline const char *cache_mode_name(enum cache_mode mode)
+{
+	return mode == CACHE_AUTO ? "auto" : mode == CACHE_WRITETHROUGH ? "writethrough" : "none";
+}
 
 struct tdefs_daemon {
 	char *backing_path;
@@ -125,6 +135,11 @@ struct tdefs_daemon {
 	pthread_rwlock_t keyring_lock; /* the keyring may later be replaced on a key rotation */
 	enum cache_mode cache;
 	double timeout;
+	/*
+	 * The largest plaintext size a file may reach: the backing filesystem's own limit (found
+	 * at INIT, fs/operations.c) less the header, at most TDEFS_MAX_FILE_SIZE.
+	 */
+	uint64_t max_file_size;
 	bool read_only;
 	/*
 	 * -o xattr=off: every xattr request is answered ENOSYS, which the kernel remembers for the
@@ -260,6 +275,14 @@ static inline int file_truncate(struct tdefs_inode *inode, uint64_t new_size)
 	int ret = file_io_truncate(inode->crypt, new_size);
 
 	return ret < 0 ? file_io_error_note(inode, "truncate", ret) : ret;
+}
+
+/* Grow to new_size if the file is shorter (a hole up to it); never shrinks. */
+static inline int file_extend(struct tdefs_inode *inode, uint64_t new_size)
+{
+	int ret = file_io_extend(inode->crypt, new_size);
+
+	return ret < 0 ? file_io_error_note(inode, "extend", ret) : ret;
 }
 
 static inline int file_fallocate(struct tdefs_inode *inode, int mode, uint64_t offset,

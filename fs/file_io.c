@@ -475,12 +475,21 @@ int file_io_write(struct file_crypt *crypt, int direct_fd, const uint8_t *data, 
 	old_size = crypt->size;
 	if (exclusive && end > old_size) {
 		/*
-		 * After grow_locked() the old last block is encrypted at its length in a file of
-		 * size end, so the span is written as into a file that already has that size.
+		 * A short old last block inside the span is read at its old length and written at
+		 * its new one by write_span's own read-modify-write: rewriting it first as well
+		 * would cost an append a second read, decryption and write of the same block.
+		 * Either way the block and the size reach the backing file with no fsync between
+		 * them, so the crash ordering is the same. A last block before the span (a hole
+		 * between) is rewritten by grow_locked() first, and the span is then written as
+		 * into a file that already has the size end.
 		 */
-		ret = grow_locked(crypt, old_size, end, false);
+		bool tail_in_span = old_size % TDEFS_BLOCK_SIZE == 0 ||
+				    (old_size >> TDEFS_BLOCK_SHIFT) >= (offset >> TDEFS_BLOCK_SHIFT);
+
+		ret = tail_in_span ? 0 : grow_locked(crypt, old_size, end, false);
 		if (ret == 0)
-			ret = write_span(crypt, direct_fd, data, size, offset, end, end);
+			ret = write_span(crypt, direct_fd, data, size, offset,
+					 tail_in_span ? old_size : end, end);
 		if (ret == 0)
 			crypt->size = end;
 		else
@@ -593,6 +602,26 @@ int file_io_truncate(struct file_crypt *crypt, uint64_t new_size)
 		ret = shrink_locked(crypt, crypt->size, new_size);
 	if (ret == 0)
 		crypt->size = new_size;
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
+}
+
+int file_io_extend(struct file_crypt *crypt, uint64_t new_size)
+{
+	int ret = 0;
+
+	if (new_size > TDEFS_MAX_FILE_SIZE)
+		return -EFBIG;
+	if (!crypt->writable)
+		return -EROFS;
+	pthread_rwlock_wrlock(&crypt->size_lock);
+	if (new_size > crypt->size) {
+		ret = grow_locked(crypt, crypt->size, new_size, true);
+		if (ret == 0)
+			crypt->size = new_size;
+		else
+			undo_grow(crypt, crypt->size, new_size);
+	}
 	pthread_rwlock_unlock(&crypt->size_lock);
 	return ret;
 }

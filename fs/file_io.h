@@ -105,6 +105,8 @@ int file_io_read(struct file_crypt *crypt, int direct_fd, uint64_t offset, size_
 int file_io_write(struct file_crypt *crypt, int direct_fd, const uint8_t *data, size_t size,
 		  uint64_t offset);
 int file_io_truncate(struct file_crypt *crypt, uint64_t new_size);
+/* As file_io_truncate to a larger size, and nothing when the file is already that long. */
+int file_io_extend(struct file_crypt *crypt, uint64_t new_size);
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE (+ KEEP_SIZE), PUNCH_HOLE | KEEP_SIZE. */
 int file_io_fallocate(struct file_crypt *crypt, int mode, uint64_t offset, uint64_t length);
 /* SEEK_DATA / SEEK_HOLE in plaintext offsets. */

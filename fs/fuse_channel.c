@@ -18,12 +18,19 @@
  * What stays with the kernel: file capabilities. With SB_NOSEC the kernel still looks for
  * security.capability when an inode is first written (and again after any security.* xattr
  * change), and removes it through REMOVEXATTR before the write, as before.
+ *
+ * The second part is the notifications that must not come from a worker thread: after a
+ * write-back write failed, the inode's cached pages and attributes are dropped by a thread of
+ * its own (fuse_channel_invalidate_later), so that the page cache stops serving bytes that
+ * never reached the backing file.
  */
 #include "fs/fuse_channel.h"
 
 #include <errno.h>
 #include <linux/fuse.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -143,6 +150,110 @@ static ssize_t channel_writev(int fd, struct iovec *iov, int count, void *userda
 	return n;
 }
 
+/* --- invalidation after a failed write-back -------------------------------------------- */
+
+/*
+ * A write-back WRITE that fails leaves the kernel with clean, up-to-date pages holding bytes
+ * the backing file does not have (the kernel only records the error for the next fsync or
+ * close). Dropping them takes FUSE_NOTIFY_INVAL_INODE, which first writes back the inode's
+ * other dirty pages and waits for those WRITEs: from the worker serving the failed WRITE it
+ * would wait on the page that worker has not yet answered for, and with every worker of the
+ * loop (eight, fs/main.c) waiting so, nobody would serve the write-back it waits for. So the
+ * workers only queue the inode here, and one thread sends the notifications, one at a time,
+ * while the workers stay free for the write-back each of them causes.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct fuse_session *session;
+	fuse_ino_t *pending;  /* guarded by lock: inodes queued, each once */
+	size_t count, room;   /* guarded by lock */
+	bool stopping;        /* guarded by lock: the loop has ended */
+	bool started;         /* guarded by lock: thread runs */
+	pthread_t thread;
+} invalidation = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.wake = PTHREAD_COND_INITIALIZER,
+};
+
+static void *invalidation_main(void *unused)
+{
+	(void)unused;
+	pthread_mutex_lock(&invalidation.lock);
+	for (;;) {
+		while (invalidation.count == 0 && !invalidation.stopping)
+			pthread_cond_wait(&invalidation.wake, &invalidation.lock);
+		if (invalidation.stopping)
+			break;
+		fuse_ino_t ino = invalidation.pending[0];
+		memmove(invalidation.pending, invalidation.pending + 1,
+			--invalidation.count * sizeof(*invalidation.pending));
+		pthread_mutex_unlock(&invalidation.lock);
+		/* Offset 0, length 0: every page, and the attributes. */
+		int ret = fuse_lowlevel_notify_inval_inode(invalidation.session, ino, 0, 0);
+		/* -ENOENT: the kernel has forgotten the inode, and its pages with it. */
+		if (ret < 0 && ret != -ENOENT)
+			log_warning("tdefs: cannot drop the cached pages of a file whose write-back "
+				    "failed: %s; they may be read until it leaves the cache",
+				    strerror(-ret));
+		pthread_mutex_lock(&invalidation.lock);
+	}
+	pthread_mutex_unlock(&invalidation.lock);
+	return NULL;
+}
+
+void fuse_channel_invalidate_later(fuse_ino_t ino)
+{
+	pthread_mutex_lock(&invalidation.lock);
+	for (size_t i = 0; i < invalidation.count; i++)
+		if (invalidation.pending[i] == ino)
+			goto out_unlock;
+	/* Started by the first failure: threads made before the daemon forks would not follow it. */
+	if (!invalidation.started && !invalidation.stopping) {
+		int ret = pthread_create(&invalidation.thread, NULL, invalidation_main, NULL);
+
+		if (ret != 0) {
+			log_warning("tdefs: cannot start the thread that drops the cached pages of "
+				    "files whose write-back failed: %s", strerror(ret));
+			goto out_unlock;
+		}
+		invalidation.started = true;
+	}
+	if (invalidation.count == invalidation.room) {
+		size_t room = invalidation.room ? 2 * invalidation.room : 16;
+		fuse_ino_t *grown = realloc(invalidation.pending, room * sizeof(*grown));
+
+		if (!grown) {
+			log_warning("tdefs: out of memory: the cached pages of a file whose "
+				    "write-back failed stay until it leaves the cache");
+			goto out_unlock;
+		}
+		invalidation.pending = grown;
+		invalidation.room = room;
+	}
+	invalidation.pending[invalidation.count++] = ino;
+	pthread_cond_signal(&invalidation.wake);
+out_unlock:
+	pthread_mutex_unlock(&invalidation.lock);
+}
+
+void fuse_channel_detach(void)
+{
+	bool started;
+
+	pthread_mutex_lock(&invalidation.lock);
+	invalidation.stopping = true;
+	started = invalidation.started;
+	pthread_cond_signal(&invalidation.wake);
+	pthread_mutex_unlock(&invalidation.lock);
+	if (started)
+		pthread_join(invalidation.thread, NULL);
+	invalidation.started = false;
+	free(invalidation.pending);
+	invalidation.pending = NULL;
+	invalidation.count = invalidation.room = 0;
+}
+
 int fuse_channel_attach(struct fuse_session *session)
 {
 	static const struct fuse_custom_io io = {
@@ -150,5 +261,6 @@ int fuse_channel_attach(struct fuse_session *session)
 		.writev = channel_writev,
 	};
 
+	invalidation.session = session;
 	return fuse_session_custom_io(session, &io, fuse_session_fd(session));
 }

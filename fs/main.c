@@ -146,11 +146,15 @@ static const struct cli_option option_table[] = {
 
 /* The mount options and the notes: a string of their own (C11 strings stop at 4095 bytes). */
 static const char usage_mount_text[] =
-	"       cache=auto      kernel page cache, writeback cache and attribute caching (default)\n"
+	"       cache=auto      kernel page cache, writeback cache and attribute caching (default);\n"
+	"                       ENOSPC, EDQUOT and EFBIG come at fsync or close, not write\n"
+	"       cache=writethrough  page cache and attribute caching for reads, every write\n"
+	"                       sent at once: write() gets ENOSPC, EDQUOT and EFBIG itself\n"
 	"       cache=none      no caching in the kernel: every read, write and lookup goes to\n"
 	"                       the daemon (less memory, slower). One daemon serves a BACKING\n"
 	"                       at a time: a second mount of it is refused\n"
-	"       timeout=SECS    attribute and entry cache time with cache=auto (default 1)\n"
+	"       timeout=SECS    attribute and entry cache time with cache=auto or writethrough\n"
+	"                       (default 1)\n"
 	"       xattr=on        serve extended attributes, stored on the backing files, and\n"
 	"                       POSIX ACLs, enforced by the kernel (default; ACLs are refused\n"
 	"                       where the kernel or the backing filesystem cannot)\n"
@@ -237,10 +241,13 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 			cmd->wallet = option + 7;
 		} else if (strcmp(option, "cache=auto") == 0) {
 			daemon_state.cache = CACHE_AUTO;
+		} else if (strcmp(option, "cache=writethrough") == 0) {
+			daemon_state.cache = CACHE_WRITETHROUGH;
 		} else if (strcmp(option, "cache=none") == 0) {
 			daemon_state.cache = CACHE_NONE;
 		} else if (strncmp(option, "cache=", 6) == 0) {
-			fprintf(stderr, "tdefs: -o %s: cache must be auto or none\n", option);
+			fprintf(stderr, "tdefs: -o %s: cache must be auto, writethrough or none\n",
+				option);
 			return -EINVAL;
 		} else if (strncmp(option, "timeout=", 8) == 0) {
 			char *end;
@@ -1275,6 +1282,7 @@ static int run_mount(struct command_line *cmd)
 	fuse_loop_cfg_set_max_threads(loop_config, 8);
 	ret = fuse_session_loop_mt(session, loop_config) == 0 ? 0 : 1;
 	fuse_loop_cfg_destroy(loop_config);
+	fuse_channel_detach();
 	stop_handler_end();
 	control_stop();
 	jobs_join_all();

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
@@ -104,6 +105,40 @@ static bool backing_supports_acls(const struct tdefs_daemon *state)
 	return getxattr(proc_path, XATTR_ACL_ACCESS, NULL, 0) >= 0 || errno != EOPNOTSUPP;
 }
 
+/*
+ * The backing filesystem's largest file (its s_maxbytes: 16 TiB less 4 KiB on ext4 with 4 KiB
+ * blocks, 8 EiB on XFS, btrfs and tmpfs), found by growing an unnamed file of the backing
+ * directory (O_TMPFILE, sparse: no block is allocated) until ftruncate says EFBIG. No
+ * statfs or pathconf field tells it (FILESIZEBITS is 64 for ext4). Kept below RLIMIT_FSIZE,
+ * whose signal would end the daemon. 0 when it cannot be told (read-only backing, no
+ * O_TMPFILE): the backing filesystem still refuses what it cannot hold, with EFBIG.
+ */
+static uint64_t backing_max_file_size(const struct tdefs_daemon *state)
+{
+	uint64_t low = 0, high = (uint64_t)INT64_MAX; /* ftruncate to low works, high fails */
+	struct rlimit limit;
+	int fd;
+
+	if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+	    limit.rlim_cur < high)
+		high = limit.rlim_cur;
+	fd = openat(state->backing_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 0;
+	if (ftruncate(fd, (off_t)high) == 0)
+		low = high;
+	while (high - low > 1) {
+		uint64_t middle = low + (high - low) / 2;
+
+		if (ftruncate(fd, (off_t)middle) == 0)
+			low = middle;
+		else
+			high = middle;
+	}
+	close(fd);
+	return low;
+}
+
 static void tdefs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct tdefs_daemon *state = userdata;
@@ -143,6 +178,16 @@ static void tdefs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 	/* Locks stay with the kernel's local lock manager: this mount is the only writer. */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/*
+	 * FUSE gives the filesystem no way to set the kernel's limit (the superblock's
+	 * s_maxbytes stays MAX_LFS_FILESIZE): the daemon refuses what lies beyond it
+	 * (tdefs_write), and the header takes its 4 KiB off the backing file's limit.
+	 */
+	uint64_t backing_max = backing_max_file_size(state);
+
+	state->max_file_size = TDEFS_MAX_FILE_SIZE;
+	if (backing_max > TDEFS_HEADER_SIZE && backing_max - TDEFS_HEADER_SIZE < TDEFS_MAX_FILE_SIZE)
+		state->max_file_size = backing_max - TDEFS_HEADER_SIZE;
 }
 
 static void tdefs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -331,6 +376,10 @@ static void setattr_locked(fuse_req_t req, fuse_ino_t ino, struct stat *attr, in
 		ret = kill_suidgid(req, ino, inode);
 		if (ret < 0)
 			goto out_reply;
+		if ((uint64_t)attr->st_size > state->max_file_size) {
+			ret = -EFBIG;
+			goto out_reply;
+		}
 		/* truncate(2) on a path comes without an open file: load the key for it. */
 		ret = file_crypt_acquire(inode);
 		if (ret < 0)
@@ -691,7 +740,7 @@ static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		}
 	}
 	fi->fh = (uint64_t)(uintptr_t)open_file;
-	fi->keep_cache = state->cache == CACHE_AUTO;
+	fi->keep_cache = state->cache != CACHE_NONE;
 	return 0;
 
 out_release:
@@ -760,20 +809,55 @@ static void tdefs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		fuse_reply_buf(req, (const char *)data, length);
 }
 
+/*
+ * A write-back WRITE failed: the kernel has recorded the error for the next
+ * fsync or close, and keeps the pages, clean and up to date, with bytes the backing file does
+ * not have. They are dropped (fs/fuse_channel.c), so reads come from the backing file again.
+ * The kernel keeps its own size with the writeback cache and takes none from the daemon; after
+ * a shortage of space (ENOSPC, EDQUOT: a hole needs none) the stored file grows to the end of
+ * the failed range as a hole, so that stat and reads show what is stored, zeros where the
+ * write was lost, before and after a remount alike. After EFBIG the kernel's size stays until
+ * the inode leaves its cache; the range past the stored end reads as zeros.
+ */
+static void write_back_failed(fuse_ino_t ino, struct tdefs_inode *inode, uint64_t end, int error)
+{
+	if (error == -ENOSPC || error == -EDQUOT)
+		file_extend(inode, end);
+	fuse_channel_invalidate_later(ino);
+}
+
 static void tdefs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 			off_t offset, struct fuse_file_info *fi)
 {
 	struct open_file *open_file = open_file_of(fi);
+	uint64_t max = state_of(req)->max_file_size;
 	int ret;
 
 	if (offset < 0) {
 		reply_result(req, -EINVAL);
 		return;
 	}
+	/*
+	 * Past the largest file, as a local filesystem answers write(2): EFBIG at or beyond it, a
+	 * short write up to it. Write-back has no short write: its range fails whole.
+	 */
+	if ((uint64_t)offset >= max || (fi->writepage && size > max - (uint64_t)offset)) {
+		ret = -EFBIG;
+		goto out_reply;
+	}
+	if (size > max - (uint64_t)offset)
+		size = (size_t)(max - (uint64_t)offset);
 	ret = kill_suidgid(req, ino, open_file->inode);
 	if (ret == 0)
 		ret = file_write(open_file->inode, direct_fd_for(open_file, fi),
 				 (const uint8_t *)buf, size, (uint64_t)offset);
+out_reply:
+	/*
+	 * Queued before the reply: the invalidating thread then waits in the kernel for this
+	 * request's pages to leave write-back, and drops them as soon as the reply lets them go.
+	 */
+	if (ret < 0 && fi->writepage)
+		write_back_failed(ino, open_file->inode, (uint64_t)offset + size, ret);
 	if (ret < 0)
 		reply_result(req, ret);
 	else
@@ -807,6 +891,10 @@ static void tdefs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offs
 {
 	if (offset < 0 || length <= 0) {
 		reply_result(req, -EINVAL);
+		return;
+	}
+	if ((uint64_t)offset + (uint64_t)length > state_of(req)->max_file_size) {
+		reply_result(req, -EFBIG);
 		return;
 	}
 	reply_result(req, file_fallocate(open_file_of(fi)->inode, mode, (uint64_t)offset,
@@ -880,7 +968,7 @@ static void tdefs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)handle;
-	fi->cache_readdir = state_of(req)->cache == CACHE_AUTO;
+	fi->cache_readdir = state_of(req)->cache != CACHE_NONE;
 	fuse_reply_open(req, fi);
 }
 
