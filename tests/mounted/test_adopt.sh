@@ -38,9 +38,9 @@ cp "$donor/x" "$backing/looks-encrypted"       # a whole valid header, then data
 head -c 2000 "$donor/x" >"$backing/truncated-header" # magic and most of one header copy
 printf 'TDEFSHDR' >"$backing/magic-only"
 { yes "$marker" || true; } | head -c 12289 >"$backing/sub/deeper/tail"
-mkdir -p "$backing/shared" && chmod 0777 "$backing/shared"
-printf 'owned by nobody %s\n' "$marker" >"$backing/shared/theirs"
-chown 65534:65534 "$backing/shared/theirs"
+mkdir -p "$backing/common" && chmod 0777 "$backing/common"
+printf 'owned by nobody %s\n' "$marker" >"$backing/common/theirs"
+chown 65534:65534 "$backing/common/theirs"
 printf 'linked %s\n' "$marker" >"$backing/linked-a"
 ln "$backing/linked-a" "$backing/linked-b"
 ln -s short "$backing/a-symlink"
@@ -81,7 +81,7 @@ tdefs_mount "$wallet" "$backing" "$mnt"
 check_all() { # when
 	local f
 	for f in big short empty looks-encrypted truncated-header magic-only sub/deeper/tail \
-		shared/theirs linked-a linked-b; do
+		common/theirs linked-a linked-b; do
 		cmp "$reference/$f" "$mnt/$f" || fail "$1: $f does not read back as its reference"
 	done
 	[[ $(readlink "$mnt/a-symlink") == short ]] || fail "$1: the symlink changed"
@@ -130,7 +130,7 @@ tdefs_umount "$mnt"
 # --- attacks as uid 65534 ------------------------------------------------------------------
 tdefs_mount "$wallet" "$backing" "$mnt"
 as_nobody python3 -c 'import os,sys; os.setxattr(sys.argv[1], "trusted.tdefs.plaintext", b"TDEFSPT1" + bytes(16))' \
-	"$mnt/shared/theirs" 2>/dev/null && fail "nobody set the plaintext marker through the mount"
+	"$mnt/common/theirs" 2>/dev/null && fail "nobody set the plaintext marker through the mount"
 python3 -c 'import os,sys; os.setxattr(sys.argv[1], "trusted.tdefs.plaintext", b"TDEFSPT1" + bytes(16))' \
 	"$mnt/fresh" 2>/dev/null && fail "root set the plaintext marker through the mount"
 python3 -c 'import os,sys; os.getxattr(sys.argv[1], "trusted.tdefs.plaintext")' "$mnt/big" 2>/dev/null &&
@@ -138,10 +138,10 @@ python3 -c 'import os,sys; os.getxattr(sys.argv[1], "trusted.tdefs.plaintext")' 
 python3 -c 'import os,sys; sys.exit("trusted.tdefs.plaintext" in os.listxattr(sys.argv[1]))' "$mnt/big" ||
 	fail "the plaintext marker is listed through the mount"
 # Their new file holds a real header followed by data: it is encrypted like any other.
-as_nobody sh -c 'cat "$1" >"$2"' sh "$reference/looks-encrypted" "$mnt/shared/forged"
-cmp "$reference/looks-encrypted" "$mnt/shared/forged" || fail "nobody's file does not read back"
-cmp -s "$reference/looks-encrypted" "$backing/shared/forged" && fail "nobody's file is stored as plaintext"
-"$TDEFS_TEST_HELPER" verify "$wallet" "$backing/shared/forged" "$reference/looks-encrypted" >/dev/null ||
+as_nobody sh -c 'cat "$1" >"$2"' sh "$reference/looks-encrypted" "$mnt/common/forged"
+cmp "$reference/looks-encrypted" "$mnt/common/forged" || fail "nobody's file does not read back"
+cmp -s "$reference/looks-encrypted" "$backing/common/forged" && fail "nobody's file is stored as plaintext"
+"$TDEFS_TEST_HELPER" verify "$wallet" "$backing/common/forged" "$reference/looks-encrypted" >/dev/null ||
 	fail "nobody's file is not encrypted under its own key"
 
 # A file held open across its conversion: the same descriptor reads and writes the copy.
@@ -150,12 +150,12 @@ exec {held}<>"$mnt/sub/deeper/tail"
 outside=$TDEFS_WORK/outside-target
 printf 'outside, untouched\n' >"$outside"
 cp "$outside" "$TDEFS_WORK/outside.reference"
-as_nobody ln -s "$outside" "$mnt/shared/lure" 2>/dev/null || true
+as_nobody ln -s "$outside" "$mnt/common/lure" 2>/dev/null || true
 stop_racer=$TDEFS_WORK/stop-racer
 as_nobody sh -c 'while [ ! -e "$2" ]; do
 	mv "$1/theirs" "$1/theirs.away" 2>/dev/null; mv "$1/lure" "$1/theirs" 2>/dev/null
 	mv "$1/theirs" "$1/lure" 2>/dev/null; mv "$1/theirs.away" "$1/theirs" 2>/dev/null
-	done' sh "$mnt/shared" "$stop_racer" &
+	done' sh "$mnt/common" "$stop_racer" &
 racer=$!
 on_exit "touch '$stop_racer'"
 
@@ -169,14 +169,14 @@ grep -q "several names" "$TDEFS_WORK/encrypt.out" || fail "no reason for the har
 touch "$stop_racer"
 wait "$racer" 2>/dev/null || true
 # Wherever the race left it, the file goes back to its name.
-if [[ -f $mnt/shared/theirs.away && ! -L $mnt/shared/theirs.away ]]; then
-	mv -f "$mnt/shared/theirs.away" "$mnt/shared/theirs"
-elif [[ -L $mnt/shared/theirs ]]; then
-	mv "$mnt/shared/theirs" "$mnt/shared/theirs.link" && mv "$mnt/shared/lure" "$mnt/shared/theirs"
+if [[ -f $mnt/common/theirs.away && ! -L $mnt/common/theirs.away ]]; then
+	mv -f "$mnt/common/theirs.away" "$mnt/common/theirs"
+elif [[ -L $mnt/common/theirs ]]; then
+	mv "$mnt/common/theirs" "$mnt/common/theirs.link" && mv "$mnt/common/lure" "$mnt/common/theirs"
 fi
-[[ -f $mnt/shared/theirs && ! -L $mnt/shared/theirs ]] || fail "the race lost the file: $(ls -la "$mnt/shared")"
+[[ -f $mnt/common/theirs && ! -L $mnt/common/theirs ]] || fail "the race lost the file: $(ls -la "$mnt/common")"
 cmp "$outside" "$TDEFS_WORK/outside.reference" || fail "the conversion wrote outside the backing root"
-[[ -L $backing/shared/lure || -L $backing/shared/theirs ]] || fail "the symlink is gone"
+[[ -L $backing/common/lure || -L $backing/common/theirs ]] || fail "the symlink is gone"
 # Through the held descriptor: a write after the swap lands in the converted file.
 printf 'AFTER' >&"$held"
 exec {held}>&-
@@ -194,15 +194,15 @@ tdefs_umount "$mnt"
 grep -rl --binary-files=binary "$marker" "$backing" && fail "plaintext left in the backing directory"
 ls -a "$backing" | grep -q '^\.tdefs\.encrypt' && fail "a conversion leftover remains"
 for f in big short empty looks-encrypted truncated-header magic-only sub/deeper/tail \
-	shared/theirs linked-a fresh; do
+	common/theirs linked-a fresh; do
 	"$TDEFS_TEST_HELPER" verify "$wallet" "$backing/$f" "$reference/$f" >/dev/null ||
 		fail "$f does not decrypt independently to its reference"
 	python3 -c 'import os,sys; os.getxattr(sys.argv[1], "trusted.tdefs.plaintext")' "$backing/$f" 2>/dev/null &&
 		fail "$f still carries the plaintext marker"
 done
-[[ $(stat -c %U "$backing/shared/theirs") == nobody ]] || fail "the converted file lost its owner"
+[[ $(stat -c %U "$backing/common/theirs") == nobody ]] || fail "the converted file lost its owner"
 tdefs_mount "$wallet" "$backing" "$mnt" -o require_encrypted
-for f in big short empty looks-encrypted truncated-header magic-only sub/deeper/tail shared/theirs linked-a; do
+for f in big short empty looks-encrypted truncated-header magic-only sub/deeper/tail common/theirs linked-a; do
 	cmp "$reference/$f" "$mnt/$f" || fail "after the conversion $f does not read back"
 done
 tdefs_umount "$mnt"
