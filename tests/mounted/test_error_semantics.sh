@@ -136,16 +136,16 @@ tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
 head -c 1048576 /dev/urandom >"$TDEFS_WORK/kept.ref"
 cp "$TDEFS_WORK/kept.ref" "$TDEFS_MNT/kept"
 sync "$TDEFS_MNT/kept"
-mkdir -m 1777 "$TDEFS_MNT/shared"
-as_nobody /usr/bin/python3 "$TDEFS_WORK/probe.py" fill "$TDEFS_MNT/shared/filler" SYNC \
+mkdir -m 1777 "$TDEFS_MNT/common"
+as_nobody /usr/bin/python3 "$TDEFS_WORK/probe.py" fill "$TDEFS_MNT/common/filler" SYNC \
 	>"$TDEFS_WORK/nobody.out" 2>&1 || true
 grep -q "fsync=ENOSPC" "$TDEFS_WORK/nobody.out" ||
 	fail "uid 65534 filling the backing filesystem: $(cat "$TDEFS_WORK/nobody.out")"
 "$TDEFS_TEST_HELPER" verify "$TDEFS_WALLET" "$TDEFS_BACKING/kept" "$TDEFS_WORK/kept.ref" \
 	>/dev/null || fail "root's file changed while uid 65534 filled the filesystem"
 cmp -s "$TDEFS_MNT/kept" "$TDEFS_WORK/kept.ref" || fail "root's file reads differently"
-assert_stored shared/filler "uid 65534's filler"
-rm -rf "$TDEFS_MNT/shared" "$TDEFS_MNT/kept"
+assert_stored common/filler "uid 65534's filler"
+rm -rf "$TDEFS_MNT/common" "$TDEFS_MNT/kept"
 tdefs_umount "$TDEFS_MNT"
 
 if out=$("$TDEFS_BIN" --wallet "$TDEFS_WALLET" -f -o cache=writeback "$TDEFS_BACKING" \
