@@ -168,7 +168,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	char key_text[KEY_ID_TEXT_SIZE];
 	const char *reason;
 	const uint8_t *mek;
-	bool other_valid;
+	bool other_valid = true, rekeying, from_cache = false;
 	unsigned slot;
 	struct stat st;
 	uint8_t *deks;
@@ -215,7 +215,26 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	if (ret == 0)
 		ret = header_copies_verify(daemon_state.keyring, raw, done, slot, &crypt->header,
 					   deks, &other_valid, &reason);
+	/*
+	 * -o key_cache: a DEK unwrapped from these very header bytes before (the master key is
+	 * not loaded now: tderekey close). A file in a data rekey needs its header written as
+	 * it goes and is never served from the cache. Under keyring_lock, as the epoch: a forced
+	 * close empties the cache under it (fs/keystore_close.c).
+	 */
+	rekeying = crypt->header.flags & HEADER_FLAG_REKEY_IN_PROGRESS;
+	if (ret == -ENOKEY && !rekeying &&
+	    key_cache_get(st.st_dev, st.st_ino, raw, done, key_cache_now(), deks) == 0) {
+		ret = 0;
+		from_cache = true;
+	}
+	crypt->keystore_epoch = keystore_epoch();
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	if (ret == 0 && !from_cache && !rekeying && key_cache_seconds() > 0 &&
+	    key_cache_put(st.st_dev, st.st_ino, raw, done, deks) == 0) {
+		crypt->cache_pinned = true;
+		crypt->cache_dev = st.st_dev;
+		crypt->cache_ino = st.st_ino;
+	}
 	if (ret == -ENOMEM)
 		goto out_free_deks;
 	if (ret == -EIO) {
@@ -239,8 +258,14 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		char detail[160];
 
 		key_id_format(crypt->header.key_id, key_text);
-		snprintf(detail, sizeof(detail),
-			 "header names master key %s, which the wallet does not hold", key_text);
+		if (keystore_is_closed())
+			snprintf(detail, sizeof(detail),
+				 "the keystore is closed (tderekey open loads master key %s again): "
+				 "file refused with ENOKEY", key_text);
+		else
+			snprintf(detail, sizeof(detail),
+				 "header names master key %s, which the wallet does not hold",
+				 key_text);
 		log_file_error_once(inode, detail);
 		goto out_free_deks;
 	}
@@ -269,6 +294,10 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 			xts_key_free(crypt->new_key);
 			crypt->key = crypt->new_key = NULL;
 		}
+	}
+	if (ret < 0 && crypt->cache_pinned) {
+		key_cache_unpin(crypt->cache_dev, crypt->cache_ino, key_cache_now());
+		crypt->cache_pinned = false;
 	}
 out_free_deks:
 	secure_free(deks);
@@ -306,6 +335,15 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 					       : ret == -EIO  ? METRICS_LOAD_DAMAGED
 							      : METRICS_LOAD_OTHER], 1);
 		goto out_close_data;
+	}
+	if (ret == 0 && !crypt->plaintext && crypt->keystore_epoch != keystore_epoch()) {
+		/* Unsealed under a master key that tderekey close has wiped since: not kept. */
+		if (crypt->cache_pinned)
+			key_cache_unpin(crypt->cache_dev, crypt->cache_ino, key_cache_now());
+		xts_key_free(crypt->key);
+		xts_key_free(crypt->new_key);
+		secure_wipe(&crypt->header, sizeof(crypt->header));
+		ret = -ENOKEY;
 	}
 	if (ret < 0)
 		goto out_close_data;
@@ -345,7 +383,12 @@ void file_crypt_release(struct tdefs_inode *inode)
 	inode->crypt = NULL;
 	pthread_mutex_unlock(&inode->crypt_lock);
 
-	/* The last user is gone: the DEK leaves memory (xts_key_free cleanses it). */
+	/*
+	 * The last user is gone: the DEK leaves memory (xts_key_free cleanses it); with -o
+	 * key_cache its copy in the cache starts its SECS now.
+	 */
+	if (crypt->cache_pinned)
+		key_cache_unpin(crypt->cache_dev, crypt->cache_ino, key_cache_now());
 	xts_key_free(crypt->key);
 	xts_key_free(crypt->new_key);
 	xts_key_free(crypt->copy_key);
@@ -353,4 +396,19 @@ void file_crypt_release(struct tdefs_inode *inode)
 	file_crypt_locks_destroy(crypt);
 	secure_wipe(&crypt->header, sizeof(crypt->header));
 	free(crypt);
+}
+
+void file_crypt_wipe_keys(struct tdefs_inode *inode)
+{
+	struct file_crypt *crypt = inode->crypt;
+
+	/* Exclusive: every request in flight on the file has finished, none starts meanwhile. */
+	pthread_rwlock_wrlock(&crypt->size_lock);
+	if (!crypt->plaintext && !crypt->keys_wiped) {
+		xts_key_free(crypt->key);
+		xts_key_free(crypt->new_key);
+		crypt->key = crypt->new_key = NULL;
+		crypt->keys_wiped = true;
+	}
+	pthread_rwlock_unlock(&crypt->size_lock);
 }
