@@ -34,23 +34,28 @@ static bool thread_running, stopping; /* stopping: guarded by cache_lock */
 
 int key_cache_option(const char *value, unsigned *seconds, char *error, size_t error_size)
 {
-	char *end;
-	unsigned long parsed;
+	unsigned long parsed = 0;
+	char *end = NULL;
+	char shown[32];
+	size_t n = 0;
 
-	if (value[0] < '0' || value[0] > '9') {
-		snprintf(error, error_size, "-o key_cache=%s: not a number of seconds (0-%u)", value,
-			 KEY_CACHE_MAX_SECONDS);
-		return -EINVAL;
+	if (value[0] >= '0' && value[0] <= '9') {
+		errno = 0;
+		parsed = strtoul(value, &end, 10);
+		if (errno == 0 && *end == '\0' && parsed <= KEY_CACHE_MAX_SECONDS) {
+			*seconds = (unsigned)parsed;
+			return 0;
+		}
 	}
-	errno = 0;
-	parsed = strtoul(value, &end, 10);
-	if (errno || *end || parsed > KEY_CACHE_MAX_SECONDS) {
-		snprintf(error, error_size, "-o key_cache=%s: not a number of seconds (0-%u)", value,
-			 KEY_CACHE_MAX_SECONDS);
-		return -EINVAL;
-	}
-	*seconds = (unsigned)parsed;
-	return 0;
+	/* One line whatever was given: only printable characters of it are echoed. */
+	for (const char *p = value; *p && n < sizeof(shown) - 4; p++)
+		shown[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	if (value[n] && n == sizeof(shown) - 4)
+		shown[n++] = '.', shown[n++] = '.', shown[n++] = '.';
+	shown[n] = '\0';
+	snprintf(error, error_size, "-o key_cache=%s: not a number of seconds (0-%u)", shown,
+		 KEY_CACHE_MAX_SECONDS);
+	return -EINVAL;
 }
 
 void key_cache_configure(unsigned seconds)

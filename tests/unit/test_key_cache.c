@@ -39,7 +39,7 @@ static int reset(void **state)
 static void test_option(void **state)
 {
 	static const char *const bad[] = { "", "-1", "x", "10s", " 5", "86401", "99999999999999999999",
-					   "1.5", "+3" };
+					   "1.5", "+3", "5\n6" };
 	char error[128];
 	unsigned seconds = 7;
 
