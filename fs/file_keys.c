@@ -310,6 +310,16 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 	int ret = 0;
 
 	pthread_mutex_lock(&inode->crypt_lock);
+	/*
+	 * tderekey close --force wiped this state's DEK (the flag only ever turns true): no new
+	 * user of it, until the last one has released it and the file loads afresh.
+	 */
+	if (inode->crypt && __atomic_load_n(&inode->crypt->keys_wiped, __ATOMIC_ACQUIRE)) {
+		log_file_error_once(inode, "its DEK was wiped by tderekey close --force: refused "
+					   "with ENOKEY until every open of it is closed");
+		ret = -ENOKEY;
+		goto out_unlock;
+	}
 	if (inode->crypt) {
 		inode->crypt_users++;
 		metrics_gauge_add(&metrics.file_users, 1);
@@ -408,7 +418,7 @@ void file_crypt_wipe_keys(struct tdefs_inode *inode)
 		xts_key_free(crypt->key);
 		xts_key_free(crypt->new_key);
 		crypt->key = crypt->new_key = NULL;
-		crypt->keys_wiped = true;
+		__atomic_store_n(&crypt->keys_wiped, true, __ATOMIC_RELEASE);
 	}
 	pthread_rwlock_unlock(&crypt->size_lock);
 }

@@ -121,6 +121,15 @@ print(" ".join(out))
 PY
 )
 [[ $held_io == "read:EIO write:EIO" ]] || fail "I/O on the held descriptor after close --force: $held_io (want EIO for both)"
+# A new open of the held file shares no wiped state: ENOKEY, as for any file without its key.
+held_again=$(python3 -c '
+import errno, os, sys
+try:
+    os.close(os.open(sys.argv[1], os.O_RDONLY)); print("ok")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+' "$M/held")
+[[ $held_again == ENOKEY ]] || fail "a new open of the held file after close --force: $held_again (want ENOKEY)"
 exec 7>&-
 opened=$(python3 -c '
 import errno, os, sys
@@ -233,8 +242,47 @@ done
 [[ $(status_of) == OPEN ]] || fail "not OPEN after the FIFO open"
 # 'cold' is opened here for the first time since the forced close: never through the cache.
 cmp -s "$M/cold" "$TDEFS_WORK/cold.ref" || fail "cold: the data is not intact after open"
-tdefs_umount "$M"
 log "uid 65534 refused; the password is in no argv, log or output"
+
+# ---- 6. a writer running at the forced close: from the close on, nothing reaches the disk ----
+python3 - "$M/busy" >"$TDEFS_WORK/writer.out" 2>&1 <<'PY' &
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+block = os.urandom(65536)
+errors = 0
+for i in range(1000000):
+    try:
+        os.pwrite(fd, block, (i % 64) * 65536)
+        if i % 8 == 0:
+            os.fsync(fd)
+    except OSError as e:
+        errors += 1
+        if errors == 1:
+            print("first error:", errno.errorcode[e.errno], flush=True)
+        if errors >= 50:
+            break
+print("errors:", errors, flush=True)
+PY
+writer=$!
+for ((i = 0; i < 100; i++)); do
+	[[ -s $B/busy ]] && break
+	sleep 0.05
+done
+[[ -s $B/busy ]] || fail "the writer did not start"
+sleep 0.3
+"$TDEREKEY_BIN" close "$M" --force >/dev/null 2>&1 || fail "close --force under a writer failed"
+(cd "$B" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$TDEFS_WORK/busy.before"
+wait "$writer" || fail "the writer died: $(cat "$TDEFS_WORK/writer.out")"
+(cd "$B" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$TDEFS_WORK/busy.after"
+grep -q "first error: EIO" "$TDEFS_WORK/writer.out" || fail "the writer's first error after close --force is not EIO: $(cat "$TDEFS_WORK/writer.out")"
+cmp -s "$TDEFS_WORK/busy.before" "$TDEFS_WORK/busy.after" ||
+	fail "the backing changed after close --force returned: $(diff "$TDEFS_WORK/busy.before" "$TDEFS_WORK/busy.after" | head -4)"
+kill -0 "$pid" 2>/dev/null || fail "the daemon died under close --force with a writer"
+"$TDEREKEY_BIN" open "$M" --password-file "$pw" >/dev/null || fail "open after the writer's close failed"
+python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); sys.exit(0 if len(d) % 65536 == 0 and len(d) > 0 else 1)' "$M/busy" ||
+	fail "busy: does not read back whole after the forced close and open"
+tdefs_umount "$M"
+log "a writer at close --force: EIO, and nothing written to the backing once the close returned"
 
 # An auto-login wallet opens with no password.
 "$TDEKEY_BIN" create-autologin --wallet "$W" --password-file "$pw" </dev/null >/dev/null 2>&1 ||
