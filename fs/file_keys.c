@@ -6,6 +6,11 @@
  * the middle of a data rekey's chunk is recovered here before the file is used
  * (data_rekey_recover, fs/data_rekey.c). The data path itself is fs/file_io.c.
  *
+ * With the keystore closed (fs/keystore_close.c) the ring holds no master key: a header's DEK
+ * then comes only from the key cache of -o key_cache (fs/key_cache.h), which this file fills
+ * when it unseals one and starts counting down at the last release; tderekey close --force
+ * wipes the DEKs of loaded states here (file_crypt_wipe_keys).
+ *
  * Locks (fs/daemon.h, "Lock order"): crypt_lock, then the header update lock (recovery), then
  * keyring_lock, read-only and held only while the MEK is used.
  */

@@ -10,7 +10,8 @@
  * local auto-login, or a password wallet through its external password store. A daemon started
  * from a password typed on a descriptor and without a store keeps the keys it has and says so
  * in its log; it never switches to an auto-login file that appears beside its password wallet.
- * The keys re-read are merged into those loaded: new keys are added and the active key follows
+ * While the keystore is closed (tderekey close, fs/keystore_close.c) nothing is re-read: only
+ * tderekey open brings keys back. The keys re-read are merged into those loaded: new keys are added and the active key follows
  * the wallet, but a loaded key is never dropped, so a wallet restored from an older backup (or
  * replaced by someone) cannot make files already written unreadable.
  */
