@@ -26,11 +26,13 @@
  * Lock order. A thread holding one of these locks takes only locks further down the list, each
  * in the mode shown; a leaf takes nothing after it. Every lock of the daemon is here.
  *
- *   1. table_lock (fs/inode_table.c): the inode hash table. Only inode_table_clear() takes
- *      anything under it: crypt_lock, through file_crypt_release() at unmount.
+ *   1. table_lock (fs/inode_table.c): the inode hash table. Only inode_table_clear() and
+ *      inode_table_visit_loaded() take anything under it: crypt_lock, through
+ *      file_crypt_release() at unmount, and to take a reference for a forced keystore close.
  *   2. tdefs_inode.crypt_lock: loading and releasing a file's struct file_crypt. Under it, the
- *      header's loading takes 5 and 6: keyring_lock while the DEK is unsealed or a new header
- *      sealed, and the header update lock when data_rekey_recover() rewrites the header.
+ *      header's loading takes 5 and 6: keyring_lock while the DEK is unsealed, the loaded
+ *      state published or a new header sealed, and the header update lock when
+ *      data_rekey_recover() rewrites the header.
  *      Never held across I/O requests: requests hold a reference (crypt_users), not the lock.
  *   3. file_crypt.size_lock: shared for I/O inside the size, exclusive to move it (fs/file_io.c);
  *      the data rekey takes it shared per chunk and exclusive to finish (fs/data_rekey.c).

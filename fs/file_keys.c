@@ -351,22 +351,32 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 							      : METRICS_LOAD_OTHER], 1);
 		goto out_close_data;
 	}
-	if (ret == 0 && !crypt->plaintext && crypt->keystore_epoch != keystore_epoch()) {
-		/* Unsealed under a master key that tderekey close has wiped since: not kept. */
+	if (ret < 0)
+		goto out_close_data;
+	file_crypt_locks_init(crypt);
+	/*
+	 * Published under keyring_lock: tderekey close checks the open files and moves the epoch
+	 * under it exclusively, so it either sees this user (and refuses, or with --force wipes
+	 * the DEK) or this load sees the new epoch, and a DEK unsealed under a master key wiped
+	 * since is not kept.
+	 */
+	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	if (!crypt->plaintext && crypt->keystore_epoch != keystore_epoch()) {
+		pthread_rwlock_unlock(&daemon_state.keyring_lock);
 		if (crypt->cache_pinned)
 			key_cache_unpin(crypt->cache_dev, crypt->cache_ino, key_cache_now());
 		xts_key_free(crypt->key);
 		xts_key_free(crypt->new_key);
 		secure_wipe(&crypt->header, sizeof(crypt->header));
+		file_crypt_locks_destroy(crypt);
 		ret = -ENOKEY;
-	}
-	if (ret < 0)
 		goto out_close_data;
-	file_crypt_locks_init(crypt);
+	}
 	inode->crypt = crypt;
 	inode->crypt_users = 1;
 	metrics_gauge_add(&metrics.file_users, 1);
 	metrics_gauge_add(&metrics.deks_loaded, 1);
+	pthread_rwlock_unlock(&daemon_state.keyring_lock);
 	inode->load_error_logged = false;
 	goto out_unlock;
 

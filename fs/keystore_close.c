@@ -14,7 +14,9 @@
  *
  * The epoch closes the race with an open in flight: a file whose header was unsealed before a
  * close, with keys that the close could not see yet, is discarded at the end of its load
- * (file_crypt_acquire compares the epoch it read under keyring_lock with the current one).
+ * (file_crypt_acquire compares, under keyring_lock, the epoch it read when unsealing with the
+ * current one before it publishes the state). The close counts the users and moves the epoch
+ * under the same lock held exclusively, so every load is either seen or discarded.
  * Opening reads the wallet of the mount again exactly as at mount (keystore_open_for_mount) and
  * takes the keys only if the wallet is the one the mount has (its wallet ID).
  */
@@ -121,6 +123,18 @@ int keystore_close(bool force, char *error, size_t error_len)
 		goto out_unlock;
 	}
 	pthread_rwlock_wrlock(&daemon_state.keyring_lock);
+	/* Again under the lock a load publishes its state under (fs/file_keys.c): airtight. */
+	users = __atomic_load_n(&metrics.file_users, __ATOMIC_RELAXED);
+	if (!force && users > 0) {
+		pthread_rwlock_unlock(&daemon_state.keyring_lock);
+		keyring_free(empty);
+		snprintf(error, error_len,
+			 "%lld open files (or file operations) hold their keys: close them first, "
+			 "or close with --force, which makes their I/O fail with EIO",
+			 (long long)users);
+		ret = -EBUSY;
+		goto out_unlock;
+	}
 	daemon_state.keyring = empty;
 	__atomic_store_n(&closed, true, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&close_epoch, 1, __ATOMIC_RELEASE);
