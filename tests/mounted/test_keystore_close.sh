@@ -14,7 +14,10 @@
 #     file never opened before the close fails at once; close --force wipes the cache;
 #  5. as uid 65534: close and open of root's mount are refused by the control channel; a
 #     password given to tderekey open is never in argv (ps), the daemon log or the tool's
-#     output; an auto-login wallet opens with no password.
+#     output;
+#  6. a writer at the forced close gets EIO and nothing reaches the backing once it returned;
+#  7. an auto-login wallet opens with no password; readers racing eight forced closes and
+#     opens get the file's bytes, ENOKEY or EIO, never other bytes, and the daemon lives.
 . "$(dirname "$0")/lib.sh"
 is_plain && skip "needs the real mount"
 TDEREKEY_BIN=$TDEFS_BUILD/tools/tderekey/tderekey
@@ -292,5 +295,58 @@ tdefs_mount "$W" "$B" "$M"
 [[ $(status_of) == CLOSED ]] || fail "the auto-login mount is not CLOSED"
 "$TDEREKEY_BIN" open "$M" </dev/null >/dev/null || fail "an auto-login wallet did not open without a password"
 cmp -s "$M/held" "$TDEFS_WORK/held.ref" || fail "held: not intact on the auto-login mount"
+
+# ---- 7. readers racing forced closes and opens: an error, never other bytes -----------------
+python3 - "$M" "$TDEFS_WORK" "$TDEFS_WORK/stop-readers" >"$TDEFS_WORK/readers.out" 2>&1 <<'PY' &
+import errno, os, sys
+mnt, work, stop = sys.argv[1:4]
+refs = {name: open(os.path.join(work, name + ".ref"), "rb").read() for name in ("held", "cold", "cached")}
+seen = {}
+while not os.path.exists(stop):
+    for name, ref in refs.items():
+        try:
+            fd = os.open(os.path.join(mnt, name), os.O_RDONLY | os.O_DIRECT)
+        except OSError as e:
+            seen[errno.errorcode[e.errno]] = seen.get(errno.errorcode[e.errno], 0) + 1
+            continue
+        try:
+            data = b""
+            while True:
+                chunk = os.pread(fd, 1 << 20, len(data))
+                if not chunk:
+                    break
+                data += chunk
+            outcome = "ok" if data == ref else "WRONG"
+        except OSError as e:
+            outcome = errno.errorcode[e.errno]
+        os.close(fd)
+        seen[outcome] = seen.get(outcome, 0) + 1
+    if not os.path.exists(stop + ".started"):
+        open(stop + ".started", "w").close()
+print(" ".join("%s=%d" % kv for kv in sorted(seen.items())))
+PY
+readers=$!
+for ((i = 0; i < 200; i++)); do
+	[[ -e $TDEFS_WORK/stop-readers.started ]] && break
+	sleep 0.05
+done
+[[ -e $TDEFS_WORK/stop-readers.started ]] || fail "the readers did not start"
+for ((round = 0; round < 8; round++)); do
+	"$TDEREKEY_BIN" close "$M" --force >/dev/null || fail "round $round: close --force failed"
+	"$TDEREKEY_BIN" open "$M" </dev/null >/dev/null || fail "round $round: open failed"
+	sleep 0.1 # let the readers load the files again before the next close
+done
+touch "$TDEFS_WORK/stop-readers"
+wait "$readers" || fail "the readers died: $(cat "$TDEFS_WORK/readers.out")"
+grep -q WRONG "$TDEFS_WORK/readers.out" && fail "a reader got other bytes than the file's: $(cat "$TDEFS_WORK/readers.out")"
+grep -Eq '^[A-Za-z]+=[0-9]+( [A-Za-z]+=[0-9]+)*$' "$TDEFS_WORK/readers.out" ||
+	fail "the readers report nothing: $(cat "$TDEFS_WORK/readers.out")"
+grep -Eqv 'ENOKEY|EIO|ok' <(tr ' ' '\n' <"$TDEFS_WORK/readers.out" | cut -d= -f1) &&
+	fail "a reader got an error other than ENOKEY or EIO: $(cat "$TDEFS_WORK/readers.out")"
+kill -0 "$(tdefs_daemon_pid "$M")" || fail "the daemon died under the close/open rounds"
+for name in held cold cached; do
+	cmp -s "$M/$name" "$TDEFS_WORK/$name.ref" || fail "$name: not intact after the close/open rounds"
+done
+log "readers racing 8 forced closes and opens: $(cat "$TDEFS_WORK/readers.out"), never other bytes"
 tdefs_umount "$M"
 pass "close refused with files open, --force gives EIO/ENOKEY and changes nothing on disk, open with the wrong then right password, key cache bounded, uid 65534 refused"
