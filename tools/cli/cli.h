@@ -47,6 +47,8 @@ enum cli_exit {
 	CLI_EXIT_DENIED = 19,	       /* the daemon refused: root or the mounting user only */
 	CLI_EXIT_UNTRUSTED = 20,       /* the control channel failed its checks */
 	CLI_EXIT_STALE = 21,	       /* the mount's daemon is gone (ENOTCONN) */
+	CLI_EXIT_FILES_OPEN = 22,      /* tderekey close: files are open or a job runs */
+	CLI_EXIT_KEYSTORE_CLOSED = 23, /* the mount's keystore is closed (tderekey open) */
 	CLI_EXIT_COUNT
 };
 
