@@ -163,4 +163,69 @@ const char *kmip_reason_name(uint32_t reason);
 /* "Create", "Get", ... */
 const char *kmip_operation_name(uint32_t operation);
 
+/* ---- the client (kmip/kmip_client.c) ---- */
+
+struct tls_bundle;
+
+#define KMIP_MAX_SERVERS 8
+#define KMIP_HOST_SIZE 256
+#define KMIP_PORT_SIZE 8
+#define KMIP_DEFAULT_PORT "5696"
+#define KMIP_WHY_SIZE 512 /* one line naming each server tried and what it said */
+#define KMIP_KEY_SIZE 32  /* AES-256, the only key tdefs creates or accepts */
+
+struct kmip_server {
+	char host[KMIP_HOST_SIZE]; /* a DNS name or an IP address, as the certificate names it */
+	char port[KMIP_PORT_SIZE];
+};
+
+/*
+ * "host[:port][,host[:port]...]", an IPv6 address in brackets ("[::1]:5696"); the port is
+ * KMIP's 5696 when left out. -EINVAL with why naming the bad entry (empty, a host with
+ * characters no DNS name or address has, a port outside 1-65535, more than KMIP_MAX_SERVERS).
+ */
+int kmip_servers_parse(const char *text, struct kmip_server servers[KMIP_MAX_SERVERS],
+		       size_t *count, char why[KMIP_WHY_SIZE]);
+/* The list back in the form kmip_servers_parse reads. */
+int kmip_servers_format(const struct kmip_server *servers, size_t count, char *out, size_t size);
+
+struct kmip_client; /* the servers, the TLS identity, and the open connection if any */
+
+/*
+ * A client of servers (tried in order, each within timeout_ms) presenting identity, which must
+ * outlive the client. It connects at the first operation, and again (from the next server on)
+ * when a connection breaks.
+ */
+int kmip_client_new(const struct kmip_server *servers, size_t count,
+		    const struct tls_bundle *identity, int timeout_ms, struct kmip_client **out);
+void kmip_client_free(struct kmip_client *client);
+/*
+ * Connect now (each server in order until one answers). Errors: -EKEYEXPIRED when the client
+ * certificate is expired or not yet valid (checked before any server is asked), else the last
+ * server's error (crypto/tls.h's tls_connect); why names every server tried and its failure.
+ */
+int kmip_client_connect(struct kmip_client *client, char why[KMIP_WHY_SIZE]);
+/* "host:port" of the server the last operation spoke to ("" before any). */
+const char *kmip_client_server(const struct kmip_client *client);
+
+/*
+ * The operations. Besides the connection's errors: -EREMOTEIO when the server refused (why has
+ * its reason and message; kmip_client_last_reason the Result Reason), -EBADMSG or -EPROTO when
+ * its answer is not a KMIP response to the request.
+ */
+uint32_t kmip_client_last_reason(const struct kmip_client *client);
+/* Create an AES-256 key named name (may be NULL); its identifier into unique_id. */
+int kmip_create_aes256(struct kmip_client *client, const char *name, char unique_id[KMIP_ID_SIZE],
+		       char why[KMIP_WHY_SIZE]);
+int kmip_activate(struct kmip_client *client, const char *unique_id, char why[KMIP_WHY_SIZE]);
+/* The symmetric keys named name: *count of them, the first (if any) into unique_id. */
+int kmip_locate_name(struct kmip_client *client, const char *name, char unique_id[KMIP_ID_SIZE],
+		     size_t *count, char why[KMIP_WHY_SIZE]);
+/* The key's bytes into key (the caller's locked memory): -EPROTO unless it is AES-256. */
+int kmip_get_aes256(struct kmip_client *client, const char *unique_id,
+		    uint8_t key[KMIP_KEY_SIZE], char why[KMIP_WHY_SIZE]);
+int kmip_revoke(struct kmip_client *client, const char *unique_id, uint32_t reason,
+		char why[KMIP_WHY_SIZE]);
+int kmip_destroy(struct kmip_client *client, const char *unique_id, char why[KMIP_WHY_SIZE]);
+
 #endif
