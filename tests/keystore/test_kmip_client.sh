@@ -144,6 +144,47 @@ p 8 "127.0.0.1:$liar_port" "$W/client" get "$id2"
 has "$ERR" "sent a malformed KMIP response to Get (not TTLV)"
 wait "$liar_pid" 2>/dev/null || true
 
+# --- the KMIP wallet: create, fetch, rotate, delete ----------------------------------------
+K=$W/kms
+p 0 "$S" "$W/client" wallet-create "$K"
+first=$OUT
+[[ -f $K/kmip.wallet && $(stat -c %a "$K/kmip.wallet") == 600 ]] || fail "kmip.wallet: $(ls -l "$K")"
+grep -q "^key $first ACTIVE " "$K/kmip.wallet" || fail "kmip.wallet lacks the key: $(cat "$K/kmip.wallet")"
+# Never key material: the file holds no 32-byte value the server handed out.
+p 0 - - wallet-fetch "$K"
+[[ $OUT =~ ^$first\ ACTIVE\ [0-9a-f]{64}$ ]] || fail "fetch: $OUT"
+first_digest=${OUT##* }
+grep -q "$first_digest" "$K/kmip.wallet" && fail "kmip.wallet holds the key's digest"
+p 9 "$S" "$W/client" wallet-create "$K"
+has "$ERR" "already exists"
+p 0 - - wallet-rotate "$K"
+second=$OUT
+ls "$K"/backup/kmip-*.wallet >/dev/null || fail "no backup before the rotation"
+p 0 - - wallet-fetch "$K"
+[[ $(sed -n 1p <<<"$OUT") == "$first RETIRED $first_digest" ]] || fail "after rotate: $OUT"
+[[ $(sed -n 2p <<<"$OUT") =~ ^$second\ ACTIVE\ [0-9a-f]{64}$ ]] || fail "after rotate: $OUT"
+# The server has the keys under their names.
+p 0 "$S" "$W/client" locate "tdefs-$(sed -n 's/^wallet-id //p' "$K/kmip.wallet")-$second"
+[[ $OUT == 1\ * ]] || fail "the rotated key is not on the server by its name: $OUT"
+second_object=${OUT#1 }
+first_object=$(awk -v id="$first" '$1 == "key" && $2 == id { print $6 }' "$K/kmip.wallet")
+p 9 - - wallet-delete "$K" "$second"
+has "$ERR" "is the ACTIVE key"
+p 0 - - wallet-delete "$K" "$first"
+p 6 "$S" "$W/client" get "$first_object"
+has "$ERR" "refused Get"
+p 0 - - wallet-fetch "$K"
+[[ $(wc -l <<<"$OUT") == 1 && $OUT == "$second ACTIVE "* ]] || fail "after delete: $OUT"
+[[ $second_object != "$first_object" ]] || fail "two keys, one object"
+# A damaged kmip.wallet is refused with its newest backup named.
+cp "$K/kmip.wallet" "$W/kmip.wallet.good"
+sed -i 's/^timeout-ms 5000$/timeout-ms 5001/' "$K/kmip.wallet"
+p 9 - - wallet-fetch "$K"
+has "$ERR" "is damaged: its sha256 line does not match"
+has "$ERR" "newest backup: $K/backup/kmip-"
+cp "$W/kmip.wallet.good" "$K/kmip.wallet"
+log "kmip.wallet: create, fetch, rotate, guarded delete with revoke and destroy, damage"
+
 # --- the local attacker (uid 65534) --------------------------------------------------------
 if [[ $(id -u) == 0 ]]; then
 	as_nobody "$PROBE" "$S" "$W/client" 5000 get "$id2" >"$W/out" 2>"$W/err" &&
@@ -155,7 +196,31 @@ if [[ $(id -u) == 0 ]]; then
 	p 9 "$S" "$W/planted" get "$id2"
 	has "$ERR" "$W/planted"
 	log "uid 65534: root's TLS wallet unreadable, its own planted wallet refused to root"
+	# A kmip.wallet in a directory uid 65534 owns (it could name its own server and TLS
+	# wallet) is refused to root, and so is one root owns that names a TLS wallet uid 65534 can
+	# write.
+	cp -a "$K" "$W/kms-planted"
+	chown -R 65534:65534 "$W/kms-planted"
+	p 9 - - wallet-fetch "$W/kms-planted"
+	has "$ERR" "$W/kms-planted"
+	mkdir -m 0777 "$W/open"
+	cp -a "$W/client" "$W/open/tls"
+	chown -R 65534:65534 "$W/open/tls"
+	mkdir "$W/kms-open-tls"
+	sed "s|^tls-wallet .*|tls-wallet $W/open/tls|" "$K/kmip.wallet" | head -n -1 >"$W/body"
+	{ cat "$W/body"; printf 'sha256 %s\n' "$(sha256sum <"$W/body" | cut -d' ' -f1)"; } >"$W/kms-open-tls/kmip.wallet"
+	chmod 0600 "$W/kms-open-tls/kmip.wallet"
+	p 9 - - wallet-fetch "$W/kms-open-tls"
+	has "$ERR" "$W/open"
+	as_nobody "$PROBE" - - 0 wallet-fetch "$K" >"$W/out" 2>"$W/err" && fail "uid 65534 fetched root's keys"
+	has "$(cat "$W/err")" "$K"
+	log "uid 65534: planted kmip.wallet and TLS wallet refused, root's kmip.wallet unreadable"
 else
 	log "not root: the uid 65534 checks are skipped"
 fi
+# --- every server down: the fetch names each ------------------------------------------------
+kmip_server_stop
+p 7 - - wallet-fetch "$K"
+has "$ERR" "cannot fetch master key $second"
+has "$ERR" "$S: Connection refused"
 pass

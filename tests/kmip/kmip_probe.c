@@ -6,8 +6,11 @@
  * refused certificate from a refused operation. A fetched key is never printed: only its
  * SHA-256, which is what the test compares between two fetches.
  *
- * Usage: tdefs-kmip-probe SERVERS TLS_WALLET_DIR TIMEOUT_MS OPERATION [ARG]
+ * Usage: tdefs-kmip-probe SERVERS TLS_WALLET_DIR TIMEOUT_MS OPERATION [ARG [ARG]]
  *   create NAME | activate ID | locate NAME | get ID | revoke ID | destroy ID | connect
+ * and the KMIP wallet (keystore/kmip_wallet.h) in a wallet directory DIR:
+ *   wallet-create DIR (SERVERS, TLS_WALLET, TIMEOUT_MS go into it) | wallet-fetch DIR (one
+ *   line per key: ID STATE SHA256) | wallet-rotate DIR | wallet-delete DIR KEY_ID
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 
 #include "crypto/crypto.h"
 #include "crypto/tls.h"
+#include "keystore/kmip_wallet.h"
 #include "keystore/tls_wallet.h"
 #include "kmip/kmip.h"
 
@@ -48,6 +52,59 @@ static int exit_code(int ret)
 	case -EPROTO: return PROBE_MALFORMED;
 	default: return PROBE_OTHER;
 	}
+}
+
+static void print_digest(const uint8_t *key)
+{
+	uint8_t digest[SHA256_SIZE];
+
+	if (crypto_sha256(key, KMIP_KEY_SIZE, digest) < 0)
+		return;
+	for (size_t i = 0; i < sizeof(digest); i++)
+		printf("%02x", digest[i]);
+}
+
+/* The wallet operations; error gets the keystore's one-line message. */
+static int run_wallet(char **argv, int argc, char error[KEYSTORE_ERROR_SIZE])
+{
+	const char *op = argv[4], *dir = argv[5];
+	uint8_t id[KEY_ID_SIZE];
+	char id_text[KEY_ID_TEXT_SIZE], backup[PATH_MAX];
+	int ret;
+
+	if (strcmp(op, "wallet-create") == 0) {
+		ret = kmip_keystore_create(dir, argv[1], argv[2], "default", atoi(argv[3]), id,
+					   error);
+	} else if (strcmp(op, "wallet-rotate") == 0) {
+		ret = kmip_keystore_rotate(dir, id, backup, error);
+	} else if (strcmp(op, "wallet-delete") == 0) {
+		if (argc != 7 || key_id_parse(argv[6], id) < 0)
+			return -EINVAL;
+		return kmip_keystore_delete(dir, id, backup, error);
+	} else {
+		struct kmip_wallet *wallet = malloc(sizeof(*wallet));
+		struct keyring *ring = NULL;
+		if (!wallet)
+			return -ENOMEM;
+		ret = kmip_wallet_read(dir, wallet, error);
+		if (ret == 0)
+			ret = kmip_keystore_fetch(wallet, &ring, error);
+		free(wallet);
+		for (size_t i = 0; ret == 0 && i < keyring_count(ring); i++) {
+			const struct mek_record *record = keyring_record(ring, i);
+			key_id_format(record->id, id_text);
+			printf("%s %s ", id_text, mek_state_name(record->state));
+			print_digest(record->mek);
+			printf("\n");
+		}
+		keyring_free(ring);
+		return ret;
+	}
+	if (ret == 0) {
+		key_id_format(id, id_text);
+		printf("%s\n", id_text);
+	}
+	return ret;
 }
 
 static int run(struct kmip_client *client, const char *operation, const char *arg,
@@ -110,6 +167,12 @@ int main(int argc, char **argv)
 	size_t count;
 	int ret;
 
+	if (argc >= 6 && strncmp(argv[4], "wallet-", 7) == 0) {
+		ret = run_wallet(argv, argc, error);
+		if (ret < 0)
+			fprintf(stderr, "tdefs-kmip-probe: %s\n", error[0] ? error : strerror(-ret));
+		return exit_code(ret);
+	}
 	if (argc < 5 || argc > 6) {
 		fprintf(stderr, "usage: tdefs-kmip-probe SERVERS TLS_WALLET TIMEOUT_MS OP [ARG]\n");
 		return PROBE_USAGE;
