@@ -323,3 +323,17 @@ out:
 	free(w);
 	return ret;
 }
+
+int kmip_keystore_open_dir(const char *dir, struct keyring **out, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct kmip_wallet *w = malloc(sizeof(*w));
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	ret = kmip_wallet_read(dir, w, error);
+	if (ret == 0)
+		ret = kmip_keystore_fetch(w, out, error);
+	free(w);
+	return ret;
+}
