@@ -337,3 +337,44 @@ int kmip_keystore_open_dir(const char *dir, struct keyring **out, char error[KEY
 	free(w);
 	return ret;
 }
+
+int kmip_keystore_listing(const char *dir, struct kmip_wallet *w, struct keyring **out,
+			  char error[KEYSTORE_ERROR_SIZE])
+{
+	struct keyring *ring = NULL;
+	struct mek_record *record;
+	int ret = kmip_wallet_read(dir, w, error);
+
+	if (ret < 0)
+		return ret;
+	ret = keyring_new(w->wallet_id, w->container, &ring);
+	if (ret < 0) {
+		wallet_message(error, "cannot make a key ring: %s", strerror(-ret));
+		return ret;
+	}
+	keyring_set_generation(ring, w->generation);
+	record = secure_alloc(sizeof(*record));
+	if (!record) {
+		keyring_free(ring);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < w->key_count && ret == 0; i++) {
+		memset(record, 0, sizeof(*record));
+		memcpy(record->id, w->keys[i].id, KEY_ID_SIZE);
+		record->creation_time = w->keys[i].creation_time;
+		record->activation_time = w->keys[i].activation_time;
+		record->state = w->keys[i].state;
+		record->origin = MEK_ORIGIN_IMPORTED;
+		record->backed_up = true;
+		snprintf(record->container, sizeof(record->container), "%s", w->container);
+		ret = keyring_append(ring, record);
+	}
+	secure_free(record);
+	if (ret < 0) {
+		wallet_message(error, "cannot list the keys: %s", strerror(-ret));
+		keyring_free(ring);
+		return ret;
+	}
+	*out = ring;
+	return 0;
+}

@@ -105,6 +105,12 @@ int kmip_keystore_fetch(const struct kmip_wallet *wallet, struct keyring **out,
 			char error[KEYSTORE_ERROR_SIZE]);
 /* kmip_wallet_read and kmip_keystore_fetch of DIR: what the daemon does at mount and reload. */
 int kmip_keystore_open_dir(const char *dir, struct keyring **out, char error[KEYSTORE_ERROR_SIZE]);
+/*
+ * The wallet's keys as a ring whose key bytes are all zero, with no server asked: for listing
+ * and for the key census (which reads key IDs from headers, never unseals). Never for data.
+ */
+int kmip_keystore_listing(const char *dir, struct kmip_wallet *wallet, struct keyring **out,
+			  char error[KEYSTORE_ERROR_SIZE]);
 /* A new key created and activated on the server; the ACTIVE one becomes RETIRED. */
 int kmip_keystore_rotate(const char *dir, uint8_t new_id[KEY_ID_SIZE], char backup[PATH_MAX],
 			 char error[KEYSTORE_ERROR_SIZE]);

@@ -28,9 +28,15 @@ S=127.0.0.1:$KMIP_PORT
 TDEFS_WALLET=$W/kms
 TDEFS_BACKING=$W/backing
 TDEFS_MNT=$W/mnt
-"$PROBE" "$S" "$W/tls" 5000 wallet-create "$TDEFS_WALLET" >"$W/key1" 2>"$W/err" ||
-	fail "creating the KMIP wallet: $(cat "$W/err")"
-key1=$(cat "$W/key1")
+"$TDEKEY_BIN" create --wallet "$TDEFS_WALLET" --kmip-server "127.0.0.1:$(kmip_free_port),$S" \
+	--tls-wallet "$W/tls" --json </dev/null >"$W/create.json" 2>"$W/err" ||
+	fail "tdekey create --kmip-server: $(cat "$W/err")"
+key1=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["key_id"])' <"$W/create.json")
+# Bad input: one of the two options alone, a password with them.
+"$TDEKEY_BIN" create --wallet "$W/x" --kmip-server "$S" </dev/null 2>"$W/err" && fail "--kmip-server alone"
+grep -q -- "--kmip-server and --tls-wallet go together" "$W/err" || fail "$(cat "$W/err")"
+"$TDEKEY_BIN" create --wallet "$W/x" --kmip-server "$S:1" --tls-wallet "$W/tls" </dev/null 2>"$W/err" && fail "a bad server"
+grep -q -- "--kmip-server: server" "$W/err" || fail "$(cat "$W/err")"
 [[ $(ls "$TDEFS_WALLET") == $'backup\nkmip.wallet\nwallet.lock' || $(ls "$TDEFS_WALLET") == $'kmip.wallet\nwallet.lock' ]] ||
 	fail "the KMIP wallet directory holds: $(ls "$TDEFS_WALLET")"
 tdefs_init_backing "$TDEFS_WALLET" "$TDEFS_BACKING"
@@ -46,16 +52,31 @@ tdefs_remount
 [[ $(cat "$TDEFS_MNT/one-7") == "kmip file 7" ]] || fail "after a remount: $(cat "$TDEFS_MNT/one-7")"
 log "written, remounted and read with the key fetched from $S"
 
-# --- rotation on the server, taken up online ----------------------------------------------
-"$PROBE" - - 0 wallet-rotate "$TDEFS_WALLET" >"$W/key2" 2>"$W/err" || fail "rotate: $(cat "$W/err")"
-key2=$(cat "$W/key2")
+# --- rotation on the server, taken up online; the guarded delete ---------------------------
+"$TDEKEY_BIN" set-key --wallet "$TDEFS_WALLET" --json </dev/null >"$W/set-key.json" 2>"$W/err" ||
+	fail "tdekey set-key: $(cat "$W/err")"
+key2=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["key_id"])' <"$W/set-key.json")
 "$tderekey" reload "$TDEFS_MNT" >"$W/reload.out" 2>&1 || fail "tderekey reload: $(cat "$W/reload.out")"
 echo "after the rotation" >"$TDEFS_MNT/two"
 [[ $(key_of two) == "$key2" ]] || fail "a file made after the rotation is under $(key_of two), not $key2"
 [[ $(cat "$TDEFS_MNT/one-9") == "kmip file 9" ]] || fail "a file under the first key no longer reads"
+"$TDEKEY_BIN" keys --wallet "$TDEFS_WALLET" --usage "$TDEFS_BACKING" >"$W/keys.out" 2>&1 || fail "keys: $(cat "$W/keys.out")"
+grep -Eq "^$key1 +RETIRED .* 50$" "$W/keys.out" || fail "keys --usage: $(cat "$W/keys.out")"
+"$TDEKEY_BIN" delete-key --wallet "$TDEFS_WALLET" --backing "$TDEFS_BACKING" "$key1" </dev/null >"$W/del.out" 2>&1 &&
+	fail "deleted a key 50 headers use"
+grep -q "still used by 50 file headers" "$W/del.out" || fail "delete-key: $(cat "$W/del.out")"
 "$tderekey" rewrap "$TDEFS_MNT" >"$W/rewrap.out" 2>&1 || fail "rewrap: $(cat "$W/rewrap.out")"
 [[ $(key_of one-9) == "$key2" ]] || fail "rewrap left one-9 under $(key_of one-9)"
-log "rotation on the server: reload took key $key2, rewrap moved the headers"
+"$TDEKEY_BIN" delete-key --wallet "$TDEFS_WALLET" --backing "$TDEFS_BACKING" "$key2" </dev/null >"$W/del.out" 2>&1 &&
+	fail "deleted the ACTIVE key"
+grep -q "is the ACTIVE key" "$W/del.out" || fail "delete-key: $(cat "$W/del.out")"
+"$TDEKEY_BIN" delete-key --wallet "$TDEFS_WALLET" --backing "$TDEFS_BACKING" "$key1" </dev/null >"$W/del.out" 2>&1 ||
+	fail "delete-key after the rewrap: $(cat "$W/del.out")"
+grep -q "revoked and destroyed on the key server" "$W/del.out" || fail "delete-key: $(cat "$W/del.out")"
+"$TDEKEY_BIN" keys --wallet "$TDEFS_WALLET" --json >"$W/keys.json" || fail "keys --json"
+[[ $(/usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keys"]))' <"$W/keys.json") == 1 ]] ||
+	fail "keys after delete: $(cat "$W/keys.json")"
+log "rotation on the server: set-key, reload took key $key2, rewrap, guarded delete-key of $key1"
 
 # --- PostgreSQL on the KMIP-keyed mount ------------------------------------------------------
 PGBIN=${TDEFS_PGBIN:-/usr/lib/postgresql/15/bin}
