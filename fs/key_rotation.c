@@ -51,6 +51,7 @@ int keys_reload(char *error, size_t error_len)
 			 keyring_count(loaded));
 		pthread_mutex_unlock(&reload_lock);
 		metrics_add(&metrics.reloads_failed, 1);
+		key_server_note(ret, error);
 		return ret;
 	}
 	pthread_rwlock_wrlock(&daemon_state.keyring_lock);
@@ -59,6 +60,7 @@ int keys_reload(char *error, size_t error_len)
 	keyring_free(loaded);
 	pthread_mutex_unlock(&reload_lock);
 	metrics_add(&metrics.reloads_ok, 1);
+	key_server_note(0, NULL);
 
 	if (result.kept)
 		log_warning("tdefs: %s lacks %zu of the master keys loaded (restored from an older "
@@ -126,6 +128,7 @@ int wallet_watch_start(void)
 
 void wallet_watch_stop(void)
 {
+	key_server_stop();
 	if (watch_fd < 0)
 		return;
 	if (write(watch_stop_pipe[1], "x", 1) == 1)

@@ -131,6 +131,22 @@ fi
 grep -q "$S: Connection refused" "$W/reload.out" || fail "the failed reload does not name the server: $(cat "$W/reload.out")"
 echo "still writing" >"$TDEFS_MNT/outage2"
 [[ $(cat "$TDEFS_MNT/outage2") == "still writing" ]] || fail "the mount stopped serving"
+key_status() { "$tderekey" status "$TDEFS_MNT" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("key_status"))'; }
+[[ $(key_status) == OPEN_UNKNOWN_MASTER_KEY_STATUS ]] || fail "status during the outage: $(key_status)"
+"$tderekey" reload "$TDEFS_MNT" >/dev/null 2>&1 && fail "a second reload succeeded"
+logf=$(tdefs_daemon_log "$TDEFS_MNT")
+[[ $(grep -c "status OPEN_UNKNOWN_MASTER_KEY_STATUS" "$logf") == 1 ]] ||
+	fail "the outage is not one log line: $(grep -c OPEN_UNKNOWN "$logf") lines"
+# The server back while mounted: the daemon's retry takes it up on its own.
+kmip_server_start "$W/server"
+for ((i = 0; i < 600; i++)); do
+	[[ $(key_status) == OPEN ]] && break
+	sleep 0.1
+done
+[[ $(key_status) == OPEN ]] || fail "the daemon did not reconnect: $(key_status)"
+grep -q "key server reachable again" "$logf" || fail "no line for the recovery"
+log "outage: status OPEN_UNKNOWN_MASTER_KEY_STATUS, one log line, the retry reconnected (OPEN)"
+kmip_server_stop
 tdefs_umount "$TDEFS_MNT"
 # A daemon started now cannot fetch its key: one clear line naming the server.
 status=0

@@ -23,7 +23,8 @@ static const struct status_field {
 } fields[] = {
 	{ "backing", FIELD_TEXT },	      { "wallet", FIELD_TEXT },
 	{ "active_key", FIELD_TEXT },	      { "keys", FIELD_NUMBER },
-	{ "cache", FIELD_TEXT },	      { "rewrap_state", FIELD_TEXT },
+	{ "cache", FIELD_TEXT },	      { "key_status", FIELD_TEXT },
+	{ "rewrap_state", FIELD_TEXT },
 	{ "rewrap_files", FIELD_NUMBER },     { "rewrap_changed", FIELD_NUMBER },
 	{ "rewrap_skipped", FIELD_NUMBER },   { "rewrap_failed", FIELD_NUMBER },
 	{ "rewrap_rate", FIELD_NUMBER },      { "rewrap_current", FIELD_TEXT },
