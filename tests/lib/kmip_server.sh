@@ -4,13 +4,15 @@
 # database in the test's work directory. Sourced after tests/mounted/lib.sh.
 #
 #   kmip_pki DIR                       CA (DIR/ca.pem, DIR/ca.key) and a server certificate for
-#                                      DNS:kms.test and IP:127.0.0.1 (DIR/server.pem, .key)
+#                                      DNS:kms.test and IP:127.0.0.1 (DIR/server.pem, .key), or
+#                                      the subjectAltName in $KMIP_SERVER_SAN
 #   kmip_client_wallet WALLET CN DAYS [EKU]
 #                                      a TLS wallet (password file $KMIP_PW, auto-login) whose
 #                                      client certificate the CA signed; EKU defaults to
 #                                      clientAuth, "none" leaves the extension out; DAYS -1 makes
 #                                      one that has expired
-#   kmip_server_start DIR              PyKMIP on 127.0.0.1:$KMIP_PORT (a free port); stopped at exit
+#   kmip_server_start DIR              PyKMIP on 127.0.0.1:$KMIP_PORT (a free port; another
+#                                      address in $KMIP_SERVER_BIND); stopped at exit
 #   kmip_server_stop
 #   kmip_free_port                     prints a free loopback TCP port
 
@@ -35,7 +37,7 @@ kmip_pki() {
 		fail "openssl cannot make the test CA"
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/server.key" \
 		-out "$dir/server.csr" -subj "/CN=kms.test" 2>/dev/null || fail "openssl req (server)"
-	printf 'subjectAltName=DNS:kms.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${KMIP_SERVER_SAN:-DNS:kms.test,IP:127.0.0.1}" >"$dir/server.ext"
 	openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
 		-days 30 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null ||
 		fail "openssl cannot sign the server certificate"
@@ -67,7 +69,7 @@ kmip_server_start() {
 	KMIP_PORT=${KMIP_PORT:-$(kmip_free_port)}
 	cat >"$dir/server.conf" <<EOF
 [server]
-hostname=127.0.0.1
+hostname=${KMIP_SERVER_BIND:-127.0.0.1}
 port=$KMIP_PORT
 certificate_path=$KMIP_PKI/server.pem
 key_path=$KMIP_PKI/server.key
@@ -83,8 +85,8 @@ EOF
 	kmip_server_pid=$!
 	on_exit kmip_server_stop
 	for ((i = 0; i < 300; i++)); do
-		if /usr/bin/python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $KMIP_PORT), 1)" 2>/dev/null; then
-			log "PyKMIP server on 127.0.0.1:$KMIP_PORT (pid $kmip_server_pid)"
+		if /usr/bin/python3 -c "import socket,sys; socket.create_connection(('${KMIP_SERVER_PROBE:-127.0.0.1}', $KMIP_PORT), 1)" 2>/dev/null; then
+			log "PyKMIP server on ${KMIP_SERVER_BIND:-127.0.0.1}:$KMIP_PORT (pid $kmip_server_pid)"
 			return 0
 		fi
 		kill -0 "$kmip_server_pid" 2>/dev/null || { cat "$dir/server.out" "$dir/server.log" >&2; fail "pykmip-server exited"; }
