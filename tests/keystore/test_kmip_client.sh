@@ -183,7 +183,16 @@ p 9 - - wallet-fetch "$K"
 has "$ERR" "is damaged: its sha256 line does not match"
 has "$ERR" "newest backup: $K/backup/kmip-"
 cp "$W/kmip.wallet.good" "$K/kmip.wallet"
-log "kmip.wallet: create, fetch, rotate, guarded delete with revoke and destroy, damage"
+# A key destroyed on the server behind the wallet's back: the fetch names it and the refusal.
+cp -a "$K" "$W/kms-copy"
+p 0 - - wallet-rotate "$W/kms-copy"
+third=$OUT
+third_object=$(awk -v id="$third" '$1 == "key" && $2 == id { print $6 }' "$W/kms-copy/kmip.wallet")
+p 0 "$S" "$W/client" revoke "$third_object"
+p 0 "$S" "$W/client" destroy "$third_object"
+p 6 - - wallet-fetch "$W/kms-copy"
+has "$ERR" "cannot fetch master key $third (KMIP object $third_object): $S refused Get: Item Not Found"
+log "kmip.wallet: create, fetch, rotate, guarded delete with revoke and destroy, damage, a destroyed key"
 
 # --- the local attacker (uid 65534) --------------------------------------------------------
 if [[ $(id -u) == 0 ]]; then
