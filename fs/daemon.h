@@ -406,6 +406,8 @@ void wallet_watch_stop(void);
 bool key_server_wallet(void);
 const char *key_server_status(void); /* OPEN or OPEN_UNKNOWN_MASTER_KEY_STATUS */
 void key_server_note(int ret, const char *error);
+extern unsigned key_server_poll_seconds; /* -o kmip_poll=SECS */
+void key_server_start(void);		  /* the polling thread, when asked for */
 void key_server_stop(void);
 
 /* jobs.c: the background jobs, one of each kind at a time, both may run at once. */

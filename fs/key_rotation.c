@@ -112,6 +112,7 @@ static void *watch_wallet(void *unused)
 
 int wallet_watch_start(void)
 {
+	key_server_start();
 	watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (watch_fd < 0)
 		return -errno;

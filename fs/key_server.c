@@ -7,6 +7,10 @@
  * growing pause (5 s doubling to 5 minutes) until a server answers, which gives one more line
  * and the status OPEN again. Each failed attempt is counted in the reload metrics, never logged,
  * so an outage of hours is two lines in the log.
+ *
+ * With -o kmip_poll=SECS the daemon also reloads every SECS seconds while the servers answer,
+ * so an outage (and a key the server no longer gives) is noticed without waiting for a change
+ * of the wallet directory or a tderekey reload.
  */
 #include "fs/daemon.h"
 
@@ -30,6 +34,8 @@ static atomic_bool unreachable;
 static atomic_bool retry_running;
 static pthread_mutex_t retry_lock = PTHREAD_MUTEX_INITIALIZER;
 static int retry_stop_pipe[2] = { -1, -1 };
+unsigned key_server_poll_seconds; /* -o kmip_poll=SECS; 0: no polling */
+static atomic_bool poll_running;
 
 bool key_server_wallet(void)
 {
@@ -66,6 +72,41 @@ static void *retry_reload(void *unused)
 	}
 	atomic_store(&retry_running, false);
 	return NULL;
+}
+
+static void *poll_reload(void *unused)
+{
+	char error[KEYSTORE_ERROR_SIZE + 128];
+
+	(void)unused;
+	while (pause_or_stop(key_server_poll_seconds))
+		if (!atomic_load(&unreachable)) /* while unreachable, the retry paces the tries */
+			(void)keys_reload(error, sizeof(error));
+	atomic_store(&poll_running, false);
+	return NULL;
+}
+
+void key_server_start(void)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+
+	if (key_server_poll_seconds == 0 || !key_server_wallet())
+		return;
+	pthread_mutex_lock(&retry_lock);
+	if (retry_stop_pipe[0] < 0 && pipe2(retry_stop_pipe, O_CLOEXEC) < 0) {
+		log_warning("tdefs: cannot start polling the key servers: %s", strerror(errno));
+	} else {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		atomic_store(&poll_running, true);
+		if (pthread_create(&thread, &attr, poll_reload, NULL) != 0) {
+			atomic_store(&poll_running, false);
+			log_warning("tdefs: cannot start polling the key servers");
+		}
+		pthread_attr_destroy(&attr);
+	}
+	pthread_mutex_unlock(&retry_lock);
 }
 
 void key_server_note(int ret, const char *error)
@@ -106,7 +147,7 @@ void key_server_stop(void)
 	pthread_mutex_lock(&retry_lock);
 	if (retry_stop_pipe[1] >= 0 && write(retry_stop_pipe[1], "x", 1) == 1) {
 		/* A reload under way is bounded by the servers' timeouts; wait for it to end. */
-		while (atomic_load(&retry_running))
+		while (atomic_load(&retry_running) || atomic_load(&poll_running))
 			usleep(10000);
 	}
 	if (retry_stop_pipe[0] >= 0) {

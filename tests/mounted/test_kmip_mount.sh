@@ -6,7 +6,8 @@
 # still read; PostgreSQL (initdb --data-checksums, pgbench, pg_checksums) on the KMIP-keyed
 # mount; the server stopped: the running mount keeps reading and writing, a reload says which
 # server it could not reach and keeps the keys; a daemon started while the server is down fails
-# naming it; the server back, the mount comes up again with every file intact.
+# naming it; the server back, the mount comes up again with every file intact; with
+# -o kmip_poll=1 the daemon notices an outage and the recovery without being asked.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../lib/kmip_server.sh"
 is_plain && skip "needs the real mount"
@@ -161,4 +162,21 @@ tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
 [[ $(cat "$TDEFS_MNT/outage") == "written while the server was down" ]] || fail "the file of the outage"
 [[ $(cat "$TDEFS_MNT/one-50") == "kmip file 50" ]] || fail "one-50 after the outage"
 log "the server back: mounted again, every file intact"
+
+# -o kmip_poll: the daemon notices an outage, and the recovery, by itself.
+tdefs_remount -o kmip_poll=1
+kmip_server_stop
+for ((i = 0; i < 600; i++)); do
+	[[ $(key_status) == OPEN_UNKNOWN_MASTER_KEY_STATUS ]] && break
+	sleep 0.1
+done
+[[ $(key_status) == OPEN_UNKNOWN_MASTER_KEY_STATUS ]] || fail "kmip_poll did not notice the outage"
+kmip_server_start "$W/server"
+for ((i = 0; i < 600; i++)); do
+	[[ $(key_status) == OPEN ]] && break
+	sleep 0.1
+done
+[[ $(key_status) == OPEN ]] || fail "kmip_poll: no recovery: $(key_status)"
+[[ $(cat "$TDEFS_MNT/one-3") == "kmip file 3" ]] || fail "one-3 after the polled outage"
+log "-o kmip_poll=1: the outage and the recovery noticed without a reload"
 pass
