@@ -38,6 +38,12 @@ key1=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["key_id"
 grep -q -- "--kmip-server and --tls-wallet go together" "$W/err" || fail "$(cat "$W/err")"
 "$TDEKEY_BIN" create --wallet "$W/x" --kmip-server "$S:1" --tls-wallet "$W/tls" </dev/null 2>"$W/err" && fail "a bad server"
 grep -q -- "--kmip-server: server" "$W/err" || fail "$(cat "$W/err")"
+# Commands for wallet files refuse a KMIP wallet rather than make a wallet file beside it.
+for cmd in "create --auto-login" "create-key" "backup" "status"; do
+	"$TDEKEY_BIN" $cmd --wallet "$TDEFS_WALLET" </dev/null 2>"$W/err" && fail "tdekey $cmd on a KMIP wallet"
+	grep -q "holds a KMIP wallet (kmip.wallet)" "$W/err" || fail "tdekey $cmd: $(cat "$W/err")"
+done
+[[ ! -e $TDEFS_WALLET/autologin.wallet ]] || fail "a wallet file was made beside kmip.wallet"
 [[ $(ls "$TDEFS_WALLET") == $'backup\nkmip.wallet\nwallet.lock' || $(ls "$TDEFS_WALLET") == $'kmip.wallet\nwallet.lock' ]] ||
 	fail "the KMIP wallet directory holds: $(ls "$TDEFS_WALLET")"
 tdefs_init_backing "$TDEFS_WALLET" "$TDEFS_BACKING"

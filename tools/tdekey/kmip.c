@@ -35,6 +35,25 @@ bool kmip_wallet_in(const char *wallet)
 	return kmip_wallet_present(wallet);
 }
 
+int kmip_refuse_other(const struct command *command, const struct options *options)
+{
+	static const char *const served[] = { "set-key", "keys", "delete-key", "tls" };
+
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
+		if (strcmp(command->name, served[i]) == 0)
+			return EXIT_OK;
+	if (strcmp(command->name, "create") == 0 && (options->kmip_server || options->tls_wallet))
+		return EXIT_OK;
+	if (!options->wallet || !kmip_wallet_present(options->wallet))
+		return EXIT_OK;
+	/* Not "no wallet here": a wallet file made beside kmip.wallet would split the keys. */
+	fprintf(stderr,
+		"tdekey %s: %s holds a KMIP wallet (%s): its keys are on the key server; set-key, "
+		"keys and delete-key work on it\n",
+		command->name, options->wallet, KMIP_WALLET_FILE);
+	return EXIT_USAGE;
+}
+
 int kmip_create(const struct options *options)
 {
 	char error[KEYSTORE_ERROR_SIZE] = "", id[KEY_ID_TEXT_SIZE];

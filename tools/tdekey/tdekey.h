@@ -287,6 +287,8 @@ int print_keys_table(const struct keyring *ring, const struct key_census *census
 const char *keystore_mode_name(const struct keyring *ring);
 
 /* A KMIP wallet (kmip.c): the commands when the keys live on a key server. */
+/* EXIT_USAGE, with its line, for a command that does not work on a KMIP wallet given one. */
+int kmip_refuse_other(const struct command *command, const struct options *options);
 int kmip_create(const struct options *options);
 int kmip_set_key(const struct options *options);
 int kmip_keys(const struct options *options);
