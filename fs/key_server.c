@@ -36,6 +36,7 @@ static pthread_mutex_t retry_lock = PTHREAD_MUTEX_INITIALIZER;
 static int retry_stop_pipe[2] = { -1, -1 };
 unsigned key_server_poll_seconds; /* -o kmip_poll=SECS; 0: no polling */
 static atomic_bool poll_running;
+static atomic_bool stopping; /* set by key_server_stop: no thread is started after it */
 
 bool key_server_wallet(void)
 {
@@ -125,7 +126,9 @@ void key_server_note(int ret, const char *error)
 		    "memory, retrying from %d s up to every %d s",
 		    error, RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS);
 	pthread_mutex_lock(&retry_lock);
-	if (retry_stop_pipe[0] < 0 && pipe2(retry_stop_pipe, O_CLOEXEC) < 0) {
+	if (atomic_load(&stopping)) {
+		/* unmounting: no retry */
+	} else if (retry_stop_pipe[0] < 0 && pipe2(retry_stop_pipe, O_CLOEXEC) < 0) {
 		log_warning("tdefs: cannot start the key server retry: %s", strerror(errno));
 	} else if (!atomic_exchange(&retry_running, true)) {
 		pthread_attr_t attr;
@@ -144,12 +147,19 @@ void key_server_note(int ret, const char *error)
 
 void key_server_stop(void)
 {
+	bool woken;
+
+	atomic_store(&stopping, true);
 	pthread_mutex_lock(&retry_lock);
-	if (retry_stop_pipe[1] >= 0 && write(retry_stop_pipe[1], "x", 1) == 1) {
-		/* A reload under way is bounded by the servers' timeouts; wait for it to end. */
-		while (atomic_load(&retry_running) || atomic_load(&poll_running))
-			usleep(10000);
-	}
+	woken = retry_stop_pipe[1] >= 0 && write(retry_stop_pipe[1], "x", 1) == 1;
+	pthread_mutex_unlock(&retry_lock);
+	/*
+	 * Not under the lock: a reload under way (bounded by the servers' timeouts) may still
+	 * report its failure through key_server_note, which takes it.
+	 */
+	while (woken && (atomic_load(&retry_running) || atomic_load(&poll_running)))
+		usleep(10000);
+	pthread_mutex_lock(&retry_lock);
 	if (retry_stop_pipe[0] >= 0) {
 		close(retry_stop_pipe[0]);
 		close(retry_stop_pipe[1]);

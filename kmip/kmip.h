@@ -193,8 +193,8 @@ struct kmip_client; /* the servers, the TLS identity, and the open connection if
 
 /*
  * A client of servers (tried in order, each within timeout_ms) presenting identity, which must
- * outlive the client. It connects at the first operation, and again (from the next server on)
- * when a connection breaks.
+ * outlive the client. It connects at the first operation, and again (the servers in order from
+ * the first) when a connection breaks.
  */
 int kmip_client_new(const struct kmip_server *servers, size_t count,
 		    const struct tls_bundle *identity, int timeout_ms, struct kmip_client **out);
