@@ -98,4 +98,24 @@ int tls_pkcs12_encode(const struct tls_bundle *bundle, const char *password, uin
 int tls_pkcs12_decode(const uint8_t *der, size_t len, const char *password,
 		      struct tls_bundle *bundle, char why[TLS_WHY_SIZE]);
 
+/*
+ * A TLS client connection to a key server (crypto/tls_connection.c): TCP to host:port, TLS 1.2
+ * or later, the identity's key and certificate presented, the server's chain verified against
+ * the identity's trusted certificates only (never the system store) and its name against host
+ * (a DNS name or an IP address in the certificate's subjectAltName). Every step is bounded by
+ * timeout_ms. Errors: -ETIMEDOUT, -ECONNREFUSED and the other connect(2) errors, -EHOSTUNREACH
+ * when host does not resolve, -EPERM when the server's certificate is not trusted or not for
+ * host, -EACCES when the server refused the handshake (our certificate, most often), -EPROTO for
+ * any other TLS failure, -ECONNRESET when the peer closed; why says which, in one phrase.
+ */
+struct tls_connection;
+int tls_connect(const char *host, const char *port, const struct tls_bundle *identity,
+		int timeout_ms, struct tls_connection **out, char why[TLS_WHY_SIZE]);
+/* All of len bytes out, or all of len bytes in, within timeout_ms. */
+int tls_send(struct tls_connection *connection, const void *buf, size_t len, int timeout_ms,
+	     char why[TLS_WHY_SIZE]);
+int tls_receive(struct tls_connection *connection, void *buf, size_t len, int timeout_ms,
+		char why[TLS_WHY_SIZE]);
+void tls_close(struct tls_connection *connection);
+
 #endif

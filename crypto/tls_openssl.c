@@ -38,19 +38,13 @@
 #include <openssl/x509v3.h>
 
 #include "crypto/crypto.h"
+#include "crypto/tls_handles.h"
 
 #define PKCS12_ITERATIONS 100000
 #define CLIENT_FRIENDLY_NAME "tdefs-client"
 /* Oracle's trustedKeyUsage: what makes keytool list a certificate bag as a trusted entry. */
 #define JDK_TRUSTED_KEY_USAGE_OID "2.16.840.1.113894.746875.1.1"
 #define MAX_DN_LENGTH 1024
-
-struct tls_key {
-	EVP_PKEY *pkey;
-};
-struct tls_cert {
-	X509 *x509;
-};
 
 static pthread_once_t secure_heap_once = PTHREAD_ONCE_INIT;
 

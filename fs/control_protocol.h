@@ -16,7 +16,9 @@
  * "device MAJOR:MINOR" and "mount_point PATH" of the mount it serves (the tool compares the
  * device with the path's before it sends anything). Requests are one line; replies are
  * "key value" lines ending with "ok" or "error MESSAGE".
- *   status                       backing, wallet, active key, both jobs' state and counters
+ *   status                       backing, wallet, active key, both jobs' state and counters;
+ *                                for a KMIP wallet key_status (OPEN, or
+ *                                OPEN_UNKNOWN_MASTER_KEY_STATUS while no key server answers)
  *   reload                       re-read the wallet now
  *   metrics                      the Prometheus text exposition (fs/metrics.c), then "ok"
  *   rewrap-start RATE            rewrap every header under the active key (RATE headers/s)

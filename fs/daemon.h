@@ -447,6 +447,14 @@ int keystore_open(int password_fd, char *error, size_t error_len);
 int wallet_watch_start(void);
 void wallet_watch_stop(void);
 
+/* key_server.c: a KMIP wallet's servers, unreachable or not (keys_reload reports each try). */
+bool key_server_wallet(void);
+const char *key_server_status(void); /* OPEN or OPEN_UNKNOWN_MASTER_KEY_STATUS */
+void key_server_note(int ret, const char *error);
+extern unsigned key_server_poll_seconds; /* -o kmip_poll=SECS */
+void key_server_start(void);		  /* the polling thread, when asked for */
+void key_server_stop(void);
+
 /* jobs.c: the background jobs, one of each kind at a time, both may run at once. */
 enum job_kind { JOB_REWRAP, JOB_DATA_REKEY, JOB_ENCRYPT, JOB_KIND_COUNT };
 enum job_state { JOB_IDLE, JOB_RUNNING, JOB_PAUSED, JOB_STOPPING, JOB_STOPPED, JOB_DONE,

@@ -61,6 +61,7 @@ int keys_reload(char *error, size_t error_len)
 			 keyring_count(loaded));
 		pthread_mutex_unlock(&keyring_replace_lock);
 		metrics_add(&metrics.reloads_failed, 1);
+		key_server_note(ret, error);
 		return ret;
 	}
 	pthread_rwlock_wrlock(&daemon_state.keyring_lock);
@@ -69,6 +70,7 @@ int keys_reload(char *error, size_t error_len)
 	keyring_free(loaded);
 	pthread_mutex_unlock(&keyring_replace_lock);
 	metrics_add(&metrics.reloads_ok, 1);
+	key_server_note(0, NULL);
 
 	if (result.kept)
 		log_warning("tdefs: %s lacks %zu of the master keys loaded (restored from an older "
@@ -120,6 +122,7 @@ static void *watch_wallet(void *unused)
 
 int wallet_watch_start(void)
 {
+	key_server_start();
 	watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (watch_fd < 0)
 		return -errno;
@@ -136,6 +139,7 @@ int wallet_watch_start(void)
 
 void wallet_watch_stop(void)
 {
+	key_server_stop();
 	if (watch_fd < 0)
 		return;
 	if (write(watch_stop_pipe[1], "x", 1) == 1)

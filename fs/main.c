@@ -184,6 +184,8 @@ static const char usage_mount_text[] =
 	"       key_cache=SECS  keep the DEKs of closed files in locked memory for up to SECS\n"
 	"                       (0-86400, default 0: off), so that files reopened while the\n"
 	"                       keystore is closed ('tderekey close') still open\n"
+	"       kmip_poll=SECS  a KMIP wallet: fetch the keys from the key servers every SECS\n"
+	"                       seconds too (default 0: on a wallet change or tderekey reload)\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"\n"
@@ -289,6 +291,15 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 				return -EINVAL;
 			}
 			cmd->stop_timeout = (unsigned)value;
+		} else if (strncmp(option, "kmip_poll=", 10) == 0) {
+			char *end;
+			unsigned long value = strtoul(option + 10, &end, 10);
+			if (!option[10] || *end || value > 86400) {
+				fprintf(stderr, "tdefs: -o %s: not a number of seconds (0-86400)\n",
+					option);
+				return -EINVAL;
+			}
+			key_server_poll_seconds = (unsigned)value;
 		} else if (strcmp(option, "require_encrypted") == 0) {
 			daemon_state.require_encrypted = true;
 		} else if (strcmp(option, "nonempty") == 0) {

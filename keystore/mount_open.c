@@ -15,6 +15,10 @@
  *
  * Both check the wallet directory's strict modes first (strict_modes.c).
  *
+ * A directory with kmip.wallet is a key-server wallet: at mount and at each reload every key
+ * it names is fetched from its servers (kmip_keystore.c); a running daemon keeps the keys it
+ * holds when a reload cannot reach any server.
+ *
  * A copy that lags behind the password wallet (a tdekey run killed between writing the two)
  * still holds every key the running filesystem can have used, so it is used, with a warning.
  */
@@ -26,6 +30,7 @@
 #include <sys/stat.h>
 
 #include "keystore/keystore_kind.h"
+#include "keystore/kmip_wallet.h"
 #include "util/util.h"
 
 static void warn_if_behind(const struct wallet_paths *paths, const struct wallet_read *copy)
@@ -112,6 +117,9 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 	ret = open_directory(wallet_dir, &paths, error);
 	if (ret < 0)
 		return ret;
+	/* A key-server wallet (kmip_wallet.h): its keys come from the servers it names. */
+	if (kmip_wallet_present(paths.dir))
+		return kmip_keystore_open_dir(paths.dir, out, error);
 	/* Without a password descriptor the present kind of lowest mount rank is opened. */
 	kind = password_fd >= 0 ? NULL : keystore_kind_for_mount(&paths);
 	if (password_fd >= 0) {
@@ -203,21 +211,27 @@ int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct
 	struct keyring_merge_summary summary;
 	struct wallet_paths paths;
 	struct keyring *fresh;
-	char why[KEYSTORE_ERROR_SIZE];
+	char why[KEYSTORE_ERROR_SIZE], kmip_path[PATH_MAX];
+	const char *source;
+	bool kmip;
 	int ret;
 
 	memset(result, 0, sizeof(*result));
 	ret = open_directory(wallet_dir, &paths, error);
 	if (ret < 0)
 		return ret;
-	ret = reread_same_kind(&paths, keyring_source_kind(loaded), &fresh, error);
+	/* Keys fetched from key servers (no wallet file kind) are fetched again. */
+	kmip = keyring_source_kind(loaded) == 0 && kmip_wallet_present(paths.dir);
+	if (kmip && kmip_wallet_path(paths.dir, kmip_path) == 0)
+		ret = kmip_keystore_open_dir(paths.dir, &fresh, error);
+	else
+		ret = reread_same_kind(&paths, keyring_source_kind(loaded), &fresh, error);
 	if (ret < 0)
 		return ret;
+	source = kmip ? kmip_path : wallet_paths_of_kind(&paths, keyring_source_kind(loaded));
 	ret = keyring_merge(loaded, fresh, out, &summary, why);
 	if (ret < 0) {
-		wallet_message(error, "%s: %s", wallet_paths_of_kind(&paths,
-								     keyring_source_kind(loaded)),
-			       why);
+		wallet_message(error, "%s: %s", source, why);
 		keyring_free(fresh);
 		return ret;
 	}
@@ -226,7 +240,6 @@ int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct
 	result->kept = summary.kept;
 	result->active_moved = summary.active_moved;
 	result->wallet_has_active = summary.wallet_has_active;
-	snprintf(result->path, sizeof(result->path), "%s",
-		 wallet_paths_of_kind(&paths, keyring_source_kind(loaded)));
+	snprintf(result->path, sizeof(result->path), "%s", source);
 	return 0;
 }

@@ -7,6 +7,8 @@ build_packages=(gcc pkg-config meson ninja-build libfuse3-dev fuse3 libssl-dev l
 	libcmocka-dev scdoc)
 test_packages=(clang libclang-rt-14-dev fio sqlite3 libsqlite3-dev postgresql-15 postgresql-contrib xxhash
 	util-linux procps psmisc valgrind debhelper lintian e2fsprogs mount python3)
+# The KMIP server (PyKMIP) the key-server keystore is tested against.
+test_packages+=(python3-pykmip)
 
 mode=${1:-build}
 packages=("${build_packages[@]}")

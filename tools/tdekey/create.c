@@ -158,6 +158,10 @@ static int run(const struct options *options)
 	};
 	char error[KEYSTORE_ERROR_SIZE] = "";
 	struct wallet_create_result result;
+
+	/* The keys on a key server (kmip.c). */
+	if (options->kmip_server || options->tls_wallet)
+		return kmip_create(options);
 	struct wallet_paths paths;
 	struct merged_keys merged = { 0 };
 	struct secret *password = NULL;

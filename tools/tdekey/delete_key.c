@@ -82,6 +82,9 @@ static int run(const struct options *options)
 			"Try 'tdekey delete-key --help'.\n");
 		return EXIT_USAGE;
 	}
+	/* The keys on a key server (kmip.c). */
+	if (kmip_wallet_in(options->wallet))
+		return kmip_delete_key(options);
 	/* The lock is held from here to the commit: no key can become active meanwhile. */
 	ret = open_session(options, WALLET_FOR_CHANGE, &session);
 	if (ret)

@@ -88,6 +88,9 @@ static int run(const struct options *options)
 	size_t count;
 	int ret;
 
+	/* The keys on a key server (kmip.c). */
+	if (kmip_wallet_in(options->wallet))
+		return kmip_keys(options);
 	ret = open_session(options, WALLET_FOR_READING, &session);
 	if (ret)
 		return ret;

@@ -58,6 +58,8 @@ enum long_only_option {
 	LONG_MERGE_FROM,
 	LONG_GROUP,
 	LONG_TRIES,
+	LONG_KMIP_SERVER,
+	LONG_TLS_WALLET,
 };
 
 /*
@@ -158,6 +160,10 @@ static const struct cli_option option_table[] = {
 	  "move-keys isolate", LONG_TO_PASSWORD_FILE },
 	{ "to-password-fd", 0, "N", "the target wallet's password: from descriptor N",
 	  "move-keys isolate", LONG_TO_PASSWORD_FD },
+	{ "kmip-server", 0, "LIST", "KMIP key servers host:port[,host:port...], tried in order",
+	  "create", LONG_KMIP_SERVER },
+	{ "tls-wallet", 0, "DIR", "the TLS wallet that authenticates tdefs to the key servers",
+	  "create", LONG_TLS_WALLET },
 };
 
 void print_option_table(FILE *out)
@@ -449,6 +455,16 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 		case LONG_TRIES:
 			if (cli_parse_tries(argument, &options->tries) < 0)
 				return usage_error(command, "--tries takes 1 to 100:", argument);
+			break;
+		case LONG_KMIP_SERVER:
+			if (!*argument)
+				return usage_error(command, "--kmip-server names nothing", NULL);
+			options->kmip_server = argument;
+			break;
+		case LONG_TLS_WALLET:
+			if (!*argument)
+				return usage_error(command, "--tls-wallet names nothing", NULL);
+			options->tls_wallet = argument;
 			break;
 		default:
 			return usage_error(command, "unhandled option", argument);

@@ -57,6 +57,9 @@ static int run(const struct options *options)
 	size_t index, count;
 	int ret;
 
+	/* The keys on a key server (kmip.c). */
+	if (kmip_wallet_in(options->wallet))
+		return kmip_set_key(options);
 	ret = brought_key_read(options, &brought);
 	if (ret)
 		return ret;

@@ -228,6 +228,9 @@ int main(int argc, char *argv[])
 	ret = check_wallet_access(options.wallet);
 	if (ret)
 		return ret;
+	ret = kmip_refuse_other(command, &options);
+	if (ret)
+		return ret;
 	ret = command->run(&options);
 	if (ret == EXIT_OK)
 		audit_change(command, &options);

@@ -63,6 +63,9 @@ struct options {
 	const char *tls_cert;
 	const char *tls_trusted;
 	bool tls_user_cert;
+	/* a KMIP wallet (kmip.c): create --kmip-server LIST --tls-wallet DIR */
+	const char *kmip_server;
+	const char *tls_wallet;
 	int tries; /* --tries: password prompts on a terminal (default 3) */
 	int argc; /* positional arguments after the options */
 	char **argv;
@@ -282,5 +285,14 @@ int print_keys_table(const struct keyring *ring, const struct key_census *census
 		     const char *container, FILE *out);
 /* UNITED when the wallet holds key sets of several containers, ISOLATED for one. */
 const char *keystore_mode_name(const struct keyring *ring);
+
+/* A KMIP wallet (kmip.c): the commands when the keys live on a key server. */
+/* EXIT_USAGE, with its line, for a command that does not work on a KMIP wallet given one. */
+int kmip_refuse_other(const struct command *command, const struct options *options);
+int kmip_create(const struct options *options);
+int kmip_set_key(const struct options *options);
+int kmip_keys(const struct options *options);
+int kmip_delete_key(const struct options *options);
+bool kmip_wallet_in(const char *wallet);
 
 #endif

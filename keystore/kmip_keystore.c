@@ -1,0 +1,380 @@
+/*
+ * The master keys of a KMIP wallet on the key server (keystore/kmip_wallet.h): the first key of
+ * a new wallet, the fetch of every key into a ring at mount or reload, rotation, and the
+ * revoke and destroy of a deleted key. The TLS wallet named by kmip.wallet is opened by its
+ * auto-login file, as the daemon must open it unattended; its own strict-mode checks run there.
+ *
+ * Every key is created with a Name made of the wallet ID and key ID, so that a key whose Create
+ * answer was lost can be found again with Locate, and a key made on the server is read back
+ * with Get (and checked to be AES-256) before the wallet starts to use it. A key on the server
+ * that no wallet file came to name (the write failed) is revoked and destroyed again.
+ */
+#include "keystore/kmip_wallet.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "crypto/tls.h"
+#include "keystore/tls_wallet.h"
+#include "keystore/wallet_internal.h"
+
+/* The open TLS wallet and a client over the wallet's servers. */
+struct session {
+	struct tls_wallet *tls;
+	struct kmip_client *client;
+};
+
+static int session_open(const struct kmip_wallet *w, struct session *s,
+			char error[KEYSTORE_ERROR_SIZE])
+{
+	struct password_source auto_login = { 0 };
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	ret = tls_wallet_open(w->tls_wallet, false, &auto_login, &s->tls, error);
+	if (ret < 0)
+		return ret;
+	ret = kmip_client_new(w->servers, w->server_count, tls_wallet_content(s->tls),
+			      w->timeout_ms, &s->client);
+	if (ret < 0) {
+		wallet_message(error, "cannot set up the KMIP client: %s", strerror(-ret));
+		tls_wallet_close(s->tls);
+	}
+	return ret;
+}
+
+static void session_close(struct session *s)
+{
+	kmip_client_free(s->client);
+	tls_wallet_close(s->tls);
+}
+
+static void key_name(const uint8_t wallet_id[KEY_ID_SIZE], const uint8_t id[KEY_ID_SIZE],
+		     char name[KMIP_ID_SIZE])
+{
+	char wallet_text[KEY_ID_TEXT_SIZE], id_text[KEY_ID_TEXT_SIZE];
+
+	key_id_format(wallet_id, wallet_text);
+	key_id_format(id, id_text);
+	snprintf(name, KMIP_ID_SIZE, "tdefs-%s-%s", wallet_text, id_text);
+}
+
+/* Revoke and destroy an object no wallet names (best effort: the first failure is kept). */
+static int discard(struct session *s, const char *unique_id, char why[KMIP_WHY_SIZE])
+{
+	int ret = kmip_revoke(s->client, unique_id, KMIP_REVOKE_CESSATION, why);
+
+	return ret < 0 ? ret : kmip_destroy(s->client, unique_id, why);
+}
+
+/*
+ * A new active key on the server for wallet w, appended to w's list (the ACTIVE one, if any,
+ * becomes RETIRED); the key bytes are read back into locked memory only to be checked.
+ */
+static int make_key(struct session *s, struct kmip_wallet *w, uint8_t new_id[KEY_ID_SIZE],
+		    char error[KEYSTORE_ERROR_SIZE])
+{
+	struct kmip_wallet_key *key;
+	char why[KMIP_WHY_SIZE] = "";
+	uint8_t *check;
+	int64_t now = wallet_now();
+	int ret;
+
+	if (w->key_count == KMIP_WALLET_MAX_KEYS) {
+		wallet_message(error, "the KMIP wallet holds %d keys, the most it can",
+			       KMIP_WALLET_MAX_KEYS);
+		return KEYSTORE_ERROR(KEYSTORE_ERR_WALLET_FULL);
+	}
+	key = &w->keys[w->key_count];
+	memset(key, 0, sizeof(*key));
+	ret = crypto_random_bytes(key->id, KEY_ID_SIZE);
+	if (ret < 0) {
+		wallet_message(error, "cannot draw a key ID: %s", strerror(-ret));
+		return ret;
+	}
+	key_name(w->wallet_id, key->id, key->name);
+	ret = kmip_create_aes256(s->client, key->name, key->unique_id, why);
+	if (ret == 0) {
+		ret = kmip_activate(s->client, key->unique_id, why);
+		if (ret == 0) {
+			check = secure_alloc(KMIP_KEY_SIZE);
+			ret = check ? kmip_get_aes256(s->client, key->unique_id, check, why)
+				    : -ENOMEM;
+			secure_free(check);
+		}
+		if (ret < 0) {
+			char ignored[KMIP_WHY_SIZE];
+			(void)discard(s, key->unique_id, ignored);
+		}
+	}
+	if (ret < 0) {
+		wallet_message(error, "cannot create a key on the key server: %s", why);
+		return ret;
+	}
+	for (size_t i = 0; i < w->key_count; i++)
+		if (w->keys[i].state == MEK_STATE_ACTIVE)
+			w->keys[i].state = MEK_STATE_RETIRED;
+	key->state = MEK_STATE_ACTIVE;
+	key->creation_time = now;
+	key->activation_time = now;
+	w->key_count++;
+	memcpy(new_id, key->id, KEY_ID_SIZE);
+	return 0;
+}
+
+int kmip_keystore_create(const char *dir, const char *servers, const char *tls_wallet,
+			 const char *container, int timeout_ms, uint8_t new_id[KEY_ID_SIZE],
+			 char error[KEYSTORE_ERROR_SIZE])
+{
+	struct kmip_wallet *w = calloc(1, sizeof(*w));
+	char why[KMIP_WHY_SIZE], backup[PATH_MAX];
+	struct session s;
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	ret = kmip_servers_parse(servers, w->servers, &w->server_count, why);
+	if (ret < 0) {
+		wallet_message(error, "--kmip-server: %s", why);
+		goto out;
+	}
+	if (!tls_wallet || tls_wallet[0] != '/' || strlen(tls_wallet) >= sizeof(w->tls_wallet) ||
+	    strchr(tls_wallet, ' ') || strchr(tls_wallet, '\n')) {
+		wallet_message(error, "--tls-wallet must be an absolute path without spaces");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!wallet_container_valid(container)) {
+		wallet_message(error, "container name '%.80s' is not valid", container);
+		ret = -EINVAL;
+		goto out;
+	}
+	strcpy(w->tls_wallet, tls_wallet);
+	strcpy(w->container, container);
+	w->timeout_ms = timeout_ms > 0 ? timeout_ms : KMIP_WALLET_DEFAULT_TIMEOUT_MS;
+	if (w->timeout_ms > KMIP_WALLET_MAX_TIMEOUT_MS) {
+		wallet_message(error, "a KMIP timeout is at most %d ms", KMIP_WALLET_MAX_TIMEOUT_MS);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (kmip_wallet_present(dir)) {
+		wallet_message(error, "KMIP wallet %s/%s already exists", dir, KMIP_WALLET_FILE);
+		ret = -EEXIST;
+		goto out;
+	}
+	ret = crypto_random_bytes(w->wallet_id, KEY_ID_SIZE);
+	if (ret < 0) {
+		wallet_message(error, "cannot draw a wallet ID: %s", strerror(-ret));
+		goto out;
+	}
+	ret = session_open(w, &s, error);
+	if (ret < 0)
+		goto out;
+	ret = make_key(&s, w, new_id, error);
+	if (ret == 0) {
+		ret = kmip_wallet_write(dir, w, true, backup, error);
+		if (ret < 0)
+			(void)discard(&s, w->keys[0].unique_id, why);
+	}
+	session_close(&s);
+out:
+	free(w);
+	return ret;
+}
+
+int kmip_keystore_fetch(const struct kmip_wallet *w, struct keyring **out,
+			char error[KEYSTORE_ERROR_SIZE])
+{
+	struct keyring *ring = NULL;
+	struct mek_record *record;
+	char why[KMIP_WHY_SIZE], id[KEY_ID_TEXT_SIZE];
+	struct session s;
+	int ret;
+
+	ret = keyring_new(w->wallet_id, w->container, &ring);
+	if (ret < 0) {
+		wallet_message(error, "cannot make a key ring: %s", strerror(-ret));
+		return ret;
+	}
+	keyring_set_generation(ring, w->generation);
+	/* The record holds the key while it is copied into the ring: locked memory too. */
+	record = secure_alloc(sizeof(*record));
+	if (!record) {
+		keyring_free(ring);
+		return -ENOMEM;
+	}
+	ret = session_open(w, &s, error);
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < w->key_count && ret == 0; i++) {
+		const struct kmip_wallet_key *key = &w->keys[i];
+
+		memset(record, 0, sizeof(*record));
+		ret = kmip_get_aes256(s.client, key->unique_id, record->mek, why);
+		if (ret < 0) {
+			key_id_format(key->id, id);
+			wallet_message(error, "cannot fetch master key %s (KMIP object %s): %s", id,
+				       key->unique_id, why);
+			break;
+		}
+		memcpy(record->id, key->id, KEY_ID_SIZE);
+		record->creation_time = key->creation_time;
+		record->activation_time = key->activation_time;
+		record->state = key->state;
+		/* Not generated by tdekey: it came from outside, as an imported key does. */
+		record->origin = MEK_ORIGIN_IMPORTED;
+		record->backed_up = true; /* the server keeps it */
+		snprintf(record->container, sizeof(record->container), "%s", w->container);
+		ret = keyring_append(ring, record);
+		if (ret < 0)
+			wallet_message(error, "cannot add a fetched key to the ring: %s",
+				       strerror(-ret));
+	}
+	session_close(&s);
+out:
+	secure_free(record);
+	if (ret < 0) {
+		keyring_free(ring);
+		return ret;
+	}
+	*out = ring;
+	return 0;
+}
+
+int kmip_keystore_rotate(const char *dir, uint8_t new_id[KEY_ID_SIZE], char backup[PATH_MAX],
+			 char error[KEYSTORE_ERROR_SIZE])
+{
+	struct kmip_wallet *w = calloc(1, sizeof(*w));
+	char why[KMIP_WHY_SIZE];
+	struct session s;
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	backup[0] = '\0';
+	ret = kmip_wallet_read(dir, w, error);
+	if (ret == 0)
+		ret = session_open(w, &s, error);
+	if (ret < 0)
+		goto out;
+	ret = make_key(&s, w, new_id, error);
+	if (ret == 0) {
+		ret = kmip_wallet_write(dir, w, false, backup, error);
+		if (ret < 0)
+			(void)discard(&s, w->keys[w->key_count - 1].unique_id, why);
+	}
+	session_close(&s);
+out:
+	free(w);
+	return ret;
+}
+
+int kmip_keystore_delete(const char *dir, const uint8_t id[KEY_ID_SIZE], char backup[PATH_MAX],
+			 char error[KEYSTORE_ERROR_SIZE])
+{
+	struct kmip_wallet *w = calloc(1, sizeof(*w));
+	char why[KMIP_WHY_SIZE], unique_id[KMIP_ID_SIZE], id_text[KEY_ID_TEXT_SIZE];
+	struct session s;
+	size_t index;
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	backup[0] = '\0';
+	key_id_format(id, id_text);
+	ret = kmip_wallet_read(dir, w, error);
+	if (ret < 0)
+		goto out;
+	for (index = 0; index < w->key_count; index++)
+		if (memcmp(w->keys[index].id, id, KEY_ID_SIZE) == 0)
+			break;
+	if (index == w->key_count) {
+		wallet_message(error, "no key %s in KMIP wallet %s", id_text, dir);
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_NO_SUCH_KEY);
+		goto out;
+	}
+	if (w->keys[index].state == MEK_STATE_ACTIVE) {
+		wallet_message(error, "key %s is the ACTIVE key: rotate (set-key) first", id_text);
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_KEY_IS_ACTIVE);
+		goto out;
+	}
+	memcpy(unique_id, w->keys[index].unique_id, sizeof(unique_id));
+	ret = session_open(w, &s, error);
+	if (ret < 0)
+		goto out;
+	memmove(&w->keys[index], &w->keys[index + 1],
+		(w->key_count - index - 1) * sizeof(w->keys[0]));
+	w->key_count--;
+	/* The wallet stops naming the key before the server forgets it. */
+	ret = kmip_wallet_write(dir, w, false, backup, error);
+	if (ret == 0) {
+		ret = discard(&s, unique_id, why);
+		if (ret < 0)
+			wallet_message(error,
+				       "key %s is out of the wallet, but its KMIP object %s was not "
+				       "revoked and destroyed: %s",
+				       id_text, unique_id, why);
+	}
+	session_close(&s);
+out:
+	free(w);
+	return ret;
+}
+
+int kmip_keystore_open_dir(const char *dir, struct keyring **out, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct kmip_wallet *w = malloc(sizeof(*w));
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	ret = kmip_wallet_read(dir, w, error);
+	if (ret == 0)
+		ret = kmip_keystore_fetch(w, out, error);
+	free(w);
+	return ret;
+}
+
+int kmip_keystore_listing(const char *dir, struct kmip_wallet *w, struct keyring **out,
+			  char error[KEYSTORE_ERROR_SIZE])
+{
+	struct keyring *ring = NULL;
+	struct mek_record *record;
+	int ret = kmip_wallet_read(dir, w, error);
+
+	if (ret < 0)
+		return ret;
+	ret = keyring_new(w->wallet_id, w->container, &ring);
+	if (ret < 0) {
+		wallet_message(error, "cannot make a key ring: %s", strerror(-ret));
+		return ret;
+	}
+	keyring_set_generation(ring, w->generation);
+	record = secure_alloc(sizeof(*record));
+	if (!record) {
+		keyring_free(ring);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < w->key_count && ret == 0; i++) {
+		memset(record, 0, sizeof(*record));
+		memcpy(record->id, w->keys[i].id, KEY_ID_SIZE);
+		record->creation_time = w->keys[i].creation_time;
+		record->activation_time = w->keys[i].activation_time;
+		record->state = w->keys[i].state;
+		record->origin = MEK_ORIGIN_IMPORTED;
+		record->backed_up = true;
+		snprintf(record->container, sizeof(record->container), "%s", w->container);
+		ret = keyring_append(ring, record);
+	}
+	secure_free(record);
+	if (ret < 0) {
+		wallet_message(error, "cannot list the keys: %s", strerror(-ret));
+		keyring_free(ring);
+		return ret;
+	}
+	*out = ring;
+	return 0;
+}
