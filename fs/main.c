@@ -84,6 +84,8 @@ enum {
 	OPTION_CONTAINER,
 	OPTION_PASSWORD_FILE,
 	OPTION_PASSWORD_FD,
+	OPTION_PIN_FILE,
+	OPTION_PIN_FD,
 	OPTION_CHECK,
 	OPTION_REPAIR,
 	OPTION_INFO,
@@ -133,6 +135,11 @@ static const struct cli_option option_table[] = {
 	  "read the password wallet's password from descriptor N\n"
 	  "(without either, a password wallet is asked for on a terminal)",
 	  NULL, OPTION_PASSWORD_FD },
+	{ "pin-file", 0, "F", "read an HSM wallet's token PIN from F", NULL, OPTION_PIN_FILE },
+	{ "pin-fd", 0, "N",
+	  "read an HSM wallet's token PIN from descriptor N (without\n"
+	  "either, the wallet's external store, else a terminal prompt)",
+	  NULL, OPTION_PIN_FD },
 	{ "tries", 0, "N", "password prompts before giving up (default 3; terminal only)", NULL,
 	  OPTION_TRIES },
 	{ "foreground", 'f', NULL, "stay in the foreground and log to stderr", NULL, 'f' },
@@ -405,12 +412,15 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			cmd->wallet = argument;
 			break;
 		case OPTION_PASSWORD_FILE:
+		case OPTION_PIN_FILE: /* an HSM wallet's PIN travels as its password does */
 			cmd->password_file = argument;
 			break;
+		case OPTION_PIN_FD:
 		case OPTION_PASSWORD_FD:
 			if (cli_parse_fd(argument, &cmd->password_fd) < 0)
-				return cli_usage_error("tdefs", NULL,
-						       "--password-fd %s: not a file descriptor",
+				return cli_usage_error("tdefs", NULL, "--%s %s: not a file descriptor",
+						       c == OPTION_PIN_FD ? "pin-fd"
+									       : "password-fd",
 						       argument);
 			break;
 		case OPTION_TRIES:
@@ -580,6 +590,18 @@ static int wallet_exit_code(int error)
 		return CLI_EXIT_PERMISSIONS;
 	case KEYSTORE_ERR_OTHER_HOST:
 		return CLI_EXIT_OTHER_HOST;
+	case KEYSTORE_ERR_WRONG_PIN:
+		return CLI_EXIT_WRONG_PIN;
+	case KEYSTORE_ERR_HSM_MODULE:
+		return CLI_EXIT_HSM_MODULE;
+	case KEYSTORE_ERR_TOKEN_ABSENT:
+		return CLI_EXIT_TOKEN_ABSENT;
+	case KEYSTORE_ERR_KEY_NOT_ON_TOKEN:
+		return CLI_EXIT_KEY_NOT_ON_TOKEN;
+	case KEYSTORE_ERR_TOKEN_MECHANISM:
+		return CLI_EXIT_TOKEN_MECHANISM;
+	case KEYSTORE_ERR_TOKEN_FAILED:
+		return CLI_EXIT_TOKEN_FAILED;
 	default:
 		break;
 	}
@@ -1220,6 +1242,16 @@ static int run_mount(struct command_line *cmd)
 	/* Page locks are not inherited across the fork of daemonising: take them again. */
 	if (!cmd->foreground && geteuid() == 0 && secure_process_setup(true) < 0)
 		log_warning("tdefs: cannot lock memory; keys may reach swap");
+	/* A PKCS#11 module's sessions stay with the parent: an HSM wallet connects again. */
+	if (!cmd->foreground) {
+		char token_error[KEYSTORE_ERROR_SIZE] = "";
+
+		if (keyring_after_fork(daemon_state.keyring, token_error) < 0) {
+			log_error("tdefs: %s; unmounting", token_error);
+			ret = 1;
+			goto out_control_stop;
+		}
+	}
 
 	/* Before any other thread starts, so that every one inherits the blocked signals. */
 	if ((ret = stop_handler_start(cmd->mountpoint, cmd->stop_timeout)) < 0) {

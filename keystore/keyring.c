@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include "keystore/keystore_kind.h"
 
 struct keyring {
 	uint8_t wallet_id[KEY_ID_SIZE];
@@ -31,6 +32,9 @@ struct keyring {
 	size_t count;
 	size_t capacity;
 	struct mek_record *records; /* secure memory */
+	/* An HSM wallet's token, which holds the keys marked on_token; NULL for file wallets. */
+	const struct keystore_token_ops *token_ops;
+	struct keystore_token *token;
 };
 
 int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, struct keyring **out)
@@ -54,7 +58,26 @@ void keyring_free(struct keyring *ring)
 	if (!ring)
 		return;
 	secure_free(ring->records);
+	if (ring->token)
+		ring->token_ops->release(ring->token);
 	free(ring);
+}
+
+void keyring_attach_token(struct keyring *ring, const struct keystore_token_ops *ops,
+			  struct keystore_token *token)
+{
+	if (ring->token)
+		ring->token_ops->release(ring->token);
+	ring->token_ops = ops;
+	ring->token = token;
+}
+
+struct keystore_token *keyring_token_of(const struct keyring *ring,
+					const struct keystore_token_ops **ops)
+{
+	if (ops)
+		*ops = ring->token_ops;
+	return ring->token;
 }
 
 static int keyring_reserve(struct keyring *ring, size_t wanted)
@@ -152,7 +175,45 @@ const uint8_t *keyring_find(const struct keyring *ring, const uint8_t id[KEY_ID_
 {
 	const struct mek_record *record = find_record(ring, id);
 
-	return record ? record->mek : NULL;
+	/* A key on a token has no bytes here: the token seals and opens under it. */
+	return record && !record->on_token ? record->mek : NULL;
+}
+
+bool keyring_holds(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE])
+{
+	return find_record(ring, id) != NULL;
+}
+
+bool keyring_key_on_token(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE])
+{
+	const struct mek_record *record = find_record(ring, id);
+
+	return record && record->on_token;
+}
+
+int keyring_token_seal(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
+		       const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+		       const uint8_t *plain, size_t len, uint8_t *cipher, uint8_t tag[16])
+{
+	if (!ring->token || !keyring_key_on_token(ring, id))
+		return -ENOKEY;
+	return ring->token_ops->seal(ring->token, id, nonce, aad, aad_len, plain, len, cipher,
+				     tag);
+}
+
+int keyring_token_open(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
+		       const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+		       const uint8_t *cipher, size_t len, const uint8_t tag[16], uint8_t *plain)
+{
+	if (!ring->token || !keyring_key_on_token(ring, id))
+		return -ENOKEY;
+	return ring->token_ops->open(ring->token, id, nonce, aad, aad_len, cipher, len, tag,
+				     plain);
+}
+
+int keyring_after_fork(struct keyring *ring, char error[KEYSTORE_ERROR_SIZE])
+{
+	return ring->token ? ring->token_ops->after_fork(ring->token, error) : 0;
 }
 
 const char *keyring_selected_container(const struct keyring *ring)
@@ -206,6 +267,11 @@ static struct mek_record *active_record(const struct keyring *ring, const char *
 		    strcmp(ring->records[i].container, container) == 0)
 			return &ring->records[i];
 	return NULL;
+}
+
+bool keyring_holds_active(const struct keyring *ring, const char *container)
+{
+	return active_record(ring, container) != NULL;
 }
 
 int keyring_active(const struct keyring *ring, uint8_t id[KEY_ID_SIZE], const uint8_t **mek)
@@ -271,10 +337,23 @@ int keyring_add_key(struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
 				goto out_wipe;
 		} while (find_record(ring, record->id));
 	}
-	if (mek)
+	if (ring->token) {
+		/* An HSM wallet's keys are made on its token and never leave it. */
+		char why[KEYSTORE_ERROR_SIZE];
+
+		if (mek) {
+			ret = -EOPNOTSUPP;
+			goto out_wipe;
+		}
+		ret = ring->token_ops->generate(ring->token, record->id, why);
+		if (ret < 0)
+			goto out_wipe;
+		record->on_token = true;
+	} else if (mek) {
 		memcpy(record->mek, mek, MEK_SIZE);
-	else if ((ret = crypto_random_bytes(record->mek, MEK_SIZE)) < 0)
+	} else if ((ret = crypto_random_bytes(record->mek, MEK_SIZE)) < 0) {
 		goto out_wipe;
+	}
 	record->creation_time = now;
 	record->state = MEK_STATE_PREACTIVE;
 	/* A key brought by the user is still made here, in this wallet: LOCAL, not IMPORTED. */
@@ -448,7 +527,8 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 		const struct mek_record *record = &loaded->records[i];
 		const struct mek_record *now = find_record(fresh, record->id);
 
-		if (now && !secure_equal(now->mek, record->mek, MEK_SIZE)) {
+		if (now && (now->on_token != record->on_token ||
+			    !secure_equal(now->mek, record->mek, MEK_SIZE))) {
 			key_id_format(record->id, id_text);
 			wallet_message(error,
 				       "the wallet holds key %s with another key value than the one "
@@ -474,6 +554,13 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 		keyring_free(merged);
 		return ret;
 	}
+	/* The token the loaded keys are open on serves the merged ring too. */
+	if (loaded->token)
+		keyring_attach_token(merged, loaded->token_ops,
+				     loaded->token_ops->retain(loaded->token));
+	else if (fresh->token)
+		keyring_attach_token(merged, fresh->token_ops,
+				     fresh->token_ops->retain(fresh->token));
 	settle_active_keys(merged, loaded, fresh);
 	summary->wallet_has_active = active_record(fresh, loaded->selected) != NULL;
 	before = active_record(loaded, loaded->selected);

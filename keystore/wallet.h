@@ -39,6 +39,7 @@
 #define WALLET_EXTERNAL_STORE_FILE "external-store.wallet"
 #define WALLET_BACKUP_DIRECTORY "backup"
 #define WALLET_LOCK_FILE "wallet.lock"
+#define WALLET_HSM_FILE "hsm.wallet"
 
 /*
  * Version 2 added the creator to each key record; version 1 files are still read (creator
@@ -59,6 +60,8 @@ enum wallet_kind {
 	WALLET_KIND_PASSWORD = 1,
 	WALLET_KIND_AUTOLOGIN = 2,
 	WALLET_KIND_LOCAL_AUTOLOGIN = 3,
+	/* hsm.wallet: the keys stay on a PKCS#11 token; the file maps key IDs to token objects */
+	WALLET_KIND_HSM = 4,
 };
 
 /* What a wallet file holds. Values are the on-disk codes. */
@@ -150,6 +153,11 @@ struct mek_record {
 	char container[WALLET_CONTAINER_MAX + 1];
 	/* "user@host" of the tdekey run that made the key; "" when unknown (a version 1 file). */
 	char creator[WALLET_CREATOR_MAX + 1];
+	/*
+	 * The key lives on the HSM token of the ring (mek is all zero): DEKs are wrapped there, by
+	 * keyring_token_seal() and keyring_token_open(), and the key can never be exported.
+	 */
+	bool on_token;
 };
 
 bool wallet_tag_valid(const char *tag);
@@ -215,6 +223,7 @@ struct wallet_paths {
 	char password[PATH_MAX];
 	char autologin[PATH_MAX];
 	char local_autologin[PATH_MAX];
+	char hsm[PATH_MAX];
 	char external_store[PATH_MAX];
 	char backup_dir[PATH_MAX];
 	char lock[PATH_MAX];
@@ -239,6 +248,16 @@ struct wallet_create_result {
 	bool made_key;
 	uint8_t key_id[KEY_ID_SIZE];
 };
+
+/*
+ * Create an HSM wallet in dir: hsm.wallet naming the PKCS#11 module and the token (label, and
+ * serial when not NULL or ""), logged in with pin, and with options->make_key its first master
+ * key generated on the token. No password wallet: the keys never leave the token.
+ */
+int wallet_create_hsm(const char *dir, const struct wallet_create_options *options,
+		      const char *module, const char *token_label, const char *token_serial,
+		      const struct secret *pin, struct wallet_create_result *result,
+		      char error[KEYSTORE_ERROR_SIZE]);
 
 /*
  * Create a wallet in dir (made with mode 0700 when missing, with backup/). With a password the
@@ -372,7 +391,7 @@ struct wallet_status_report {
 	enum wallet_status status; /* of the wallet the daemon would open */
 	int mount_row;		   /* index in rows of that wallet; -1 when none */
 	size_t row_count;
-	struct wallet_status_row rows[3]; /* present key wallets: password, auto-login, local */
+	struct wallet_status_row rows[4]; /* present key wallets: password, auto-login, local, HSM */
 	bool wallet_id_known;
 	uint8_t wallet_id[KEY_ID_SIZE];
 	bool external_store_present;

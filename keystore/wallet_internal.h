@@ -93,6 +93,8 @@ int password_check_new(const struct secret *password, char error[KEYSTORE_ERROR_
 /* --- key rings: building, merging and bookkeeping -------------------------------------- */
 
 int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, struct keyring **out);
+/* Whether the container has an ACTIVE key in the ring. */
+bool keyring_holds_active(const struct keyring *ring, const char *container);
 /* Append a copy of record; -EEXIST when its key ID is already present. */
 int keyring_append(struct keyring *ring, const struct mek_record *record);
 
@@ -150,6 +152,11 @@ struct wallet_read {
 	enum wallet_content expected_content;
 	const struct secret *password;
 	bool header_only; /* stop after the clear header (status of a closed wallet) */
+	/*
+	 * An HSM wallet re-read by a running daemon: the token this ring has open serves the
+	 * keys read, so no PIN is needed again (NULL: open the token with password).
+	 */
+	const struct keyring *token_from;
 
 	struct wallet_file_info info;
 	struct keyring *ring;

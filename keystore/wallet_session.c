@@ -111,7 +111,12 @@ static int open_password_wallet(struct wallet_session *session,
 	if (source->kind == PASSWORD_SOURCE_EXTERNAL_STORE)
 		return wallet_open_with_external_store(&session->paths, read, &session->password,
 						       error);
-	snprintf(question, sizeof(question), "Password for wallet %s: ", session->paths.password);
+	if (session->kind == WALLET_KIND_HSM)
+		snprintf(question, sizeof(question), "PIN for the HSM token of wallet %s: ",
+			 session->paths.hsm);
+	else
+		snprintf(question, sizeof(question), "Password for wallet %s: ",
+			 session->paths.password);
 	ret = password_read(source, question, false, &session->password, error);
 	if (ret < 0)
 		return ret;

@@ -52,6 +52,15 @@ const char *const cli_exit_meanings[CLI_EXIT_COUNT] = {
 			       "this mount's daemon)",
 	[CLI_EXIT_STALE] = "the mount's daemon is gone (a stale mount: fusermount3 -u it and\n"
 			   "mount again)",
+	[CLI_EXIT_WRONG_PIN] = "HSM wallet: the token refused the PIN, or no PIN was given",
+	[CLI_EXIT_HSM_MODULE] = "HSM wallet: the PKCS#11 module is missing, is not a module or\n"
+				"does not initialise",
+	[CLI_EXIT_TOKEN_ABSENT] = "HSM wallet: no token with the wallet's label (and serial) is\n"
+				  "present",
+	[CLI_EXIT_KEY_NOT_ON_TOKEN] = "HSM wallet: a master key of the wallet is not on the token",
+	[CLI_EXIT_TOKEN_MECHANISM] = "HSM wallet: the token lacks AES-256 key generation or\n"
+				     "AES-GCM",
+	[CLI_EXIT_TOKEN_FAILED] = "HSM wallet: the token failed an operation or is unreachable",
 };
 
 void cli_print_exit_status(FILE *out)

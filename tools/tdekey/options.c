@@ -58,6 +58,11 @@ enum long_only_option {
 	LONG_MERGE_FROM,
 	LONG_GROUP,
 	LONG_TRIES,
+	LONG_PIN_FILE,
+	LONG_PIN_FD,
+	LONG_HSM_MODULE,
+	LONG_TOKEN_LABEL,
+	LONG_TOKEN_SERIAL,
 };
 
 /*
@@ -74,6 +79,7 @@ enum long_only_option {
 #define TAKES_BACKUP_ID                                                                      \
 	"create-autologin set-key create-key use-key set-tag change-password backup "       \
 	"add-secret delete-secret delete-key import merge move-keys isolate"
+#define TAKES_HSM_TOKEN "create"
 #define TAKES_CONTAINER "create status keys set-key create-key use-key set-tag export isolate"
 
 /*
@@ -89,6 +95,16 @@ static const struct cli_option option_table[] = {
 	  OPENS_WITH_PASSWORD, LONG_PASSWORD_FILE },
 	{ "password-fd", 0, "N", "the wallet password: first line read from descriptor N",
 	  OPENS_WITH_PASSWORD, LONG_PASSWORD_FD },
+	{ "pin-file", 0, "FILE", "an HSM wallet's token PIN: first line of FILE",
+	  OPENS_WITH_PASSWORD, LONG_PIN_FILE },
+	{ "pin-fd", 0, "N", "an HSM wallet's token PIN: first line read from descriptor N",
+	  OPENS_WITH_PASSWORD, LONG_PIN_FD },
+	{ "hsm-module", 0, "MODULE", "an HSM wallet: the PKCS#11 module (absolute path)",
+	  TAKES_HSM_TOKEN, LONG_HSM_MODULE },
+	{ "token-label", 0, "LABEL", "an HSM wallet: the label of the token", TAKES_HSM_TOKEN,
+	  LONG_TOKEN_LABEL },
+	{ "token-serial", 0, "SERIAL", "an HSM wallet: the token's serial, when labels repeat",
+	  TAKES_HSM_TOKEN, LONG_TOKEN_SERIAL },
 	{ "password-prompt", 0, NULL, "the wallet password: asked on the terminal",
 	  OPENS_WITH_PASSWORD, LONG_PASSWORD_PROMPT },
 	{ "tries", 0, "N", "password prompts on a terminal before giving up (default 3)",
@@ -244,6 +260,33 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 					 PASSWORD_SOURCE_FD, argument);
 			if (ret)
 				return ret;
+			break;
+		/* An HSM wallet's PIN is what opens it: the password source, by its own name. */
+		case LONG_PIN_FILE:
+		case LONG_PIN_FD:
+			ret = set_source(command, &options->password, &options->password_given,
+					 option == LONG_PIN_FILE ? PASSWORD_SOURCE_FILE
+								 : PASSWORD_SOURCE_FD,
+					 argument);
+			if (ret)
+				return ret;
+			options->pin_given = true;
+			break;
+		case LONG_HSM_MODULE:
+			if (argument[0] != '/')
+				return usage_error(command, "--hsm-module must be an absolute path:",
+						   argument);
+			options->hsm_module = argument;
+			break;
+		case LONG_TOKEN_LABEL:
+			if (!*argument)
+				return usage_error(command, "--token-label names nothing", NULL);
+			options->token_label = argument;
+			break;
+		case LONG_TOKEN_SERIAL:
+			if (!*argument)
+				return usage_error(command, "--token-serial names nothing", NULL);
+			options->token_serial = argument;
 			break;
 		case LONG_PASSWORD_PROMPT:
 			ret = set_source(command, &options->password, &options->password_given,
