@@ -58,6 +58,7 @@ struct command_line {
 	const char *log_file; /* -o log=FILE: where background lines go when syslog is gone */
 	unsigned stop_timeout; /* -o stop_timeout=SECS: how long SIGTERM waits for a busy mount */
 	int password_fd;
+	bool pin; /* the secret was named --pin-file / --pin-fd (an HSM wallet's PIN) */
 	const char *password_file;
 	const char *wallet;
 	const char *backing;
@@ -414,8 +415,11 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 		case OPTION_PASSWORD_FILE:
 		case OPTION_PIN_FILE: /* an HSM wallet's PIN travels as its password does */
 			cmd->password_file = argument;
+			cmd->pin = c == OPTION_PIN_FILE;
 			break;
 		case OPTION_PIN_FD:
+			cmd->pin = true;
+			__attribute__((fallthrough));
 		case OPTION_PASSWORD_FD:
 			if (cli_parse_fd(argument, &cmd->password_fd) < 0)
 				return cli_usage_error("tdefs", NULL, "--%s %s: not a file descriptor",
@@ -632,15 +636,20 @@ static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 	 * password someone else chose.
 	 */
 	if (cmd->password_file) {
-		ret = transport_secret_open_file(cmd->password_file, "--password-file", &password_fd,
-						 error);
+		ret = transport_secret_open_file(cmd->password_file,
+						 cmd->pin ? "--pin-file" : "--password-file",
+						 &password_fd, error);
 		if (ret < 0) {
 			fprintf(stderr, "tdefs: %s\n", error);
+			wallet_failure = wallet_exit_code(ret);
 			return ret;
 		}
 	} else if (password_fd >= 0 &&
-		   (ret = transport_secret_check_fd(password_fd, "--password-fd", error)) < 0) {
+		   (ret = transport_secret_check_fd(password_fd,
+						    cmd->pin ? "--pin-fd" : "--password-fd",
+						    error)) < 0) {
 		fprintf(stderr, "tdefs: %s\n", error);
+		wallet_failure = wallet_exit_code(ret);
 		return ret;
 	}
 	ret = keystore_open_for_mount(cmd->wallet, password_fd, ring, error);

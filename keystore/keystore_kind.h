@@ -43,9 +43,6 @@ struct keystore_token_ops {
 	/* A new AES-256 key on the token, non-extractable, named by the key ID. */
 	int (*generate)(struct keystore_token *token, const uint8_t id[KEY_ID_SIZE],
 			char error[KEYSTORE_ERROR_SIZE]);
-	/* Remove the key's object from the token (tdekey delete-key, after the guard). */
-	int (*destroy)(struct keystore_token *token, const uint8_t id[KEY_ID_SIZE],
-		       char error[KEYSTORE_ERROR_SIZE]);
 	/* AES-256-GCM on the token: cipher/plain of len bytes, a 16-byte tag. */
 	int (*seal)(struct keystore_token *token, const uint8_t id[KEY_ID_SIZE],
 		    const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,

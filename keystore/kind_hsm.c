@@ -247,15 +247,41 @@ static int find_slot(struct keystore_token *token, char error[KEYSTORE_ERROR_SIZ
 	return 0;
 }
 
-/* The token must generate AES-256 keys and do AES-GCM both ways. */
+static bool offers(const CK_MECHANISM_TYPE *list, CK_ULONG count, CK_MECHANISM_TYPE type)
+{
+	for (CK_ULONG i = 0; i < count; i++)
+		if (list[i] == type)
+			return true;
+	return false;
+}
+
+/*
+ * The token must generate AES-256 keys and do AES-GCM both ways. The list first: a module asked
+ * about a mechanism it lacks may complain on stderr rather than answer.
+ */
 static int check_mechanisms(struct keystore_token *token, char error[KEYSTORE_ERROR_SIZE])
 {
+	CK_MECHANISM_TYPE *list = NULL;
 	CK_MECHANISM_INFO gcm, keygen;
+	CK_ULONG count = 0;
+	bool usable = false;
+	CK_RV rv;
 
-	if (token->module->C_GetMechanismInfo(token->slot, CKM_AES_GCM, &gcm) != CKR_OK ||
-	    !(gcm.flags & CKF_ENCRYPT) || !(gcm.flags & CKF_DECRYPT) ||
-	    token->module->C_GetMechanismInfo(token->slot, CKM_AES_KEY_GEN, &keygen) != CKR_OK ||
-	    keygen.ulMaxKeySize < 32) {
+	rv = token->module->C_GetMechanismList(token->slot, NULL, &count);
+	if (rv == CKR_OK && count > 0) {
+		list = calloc(count, sizeof(*list));
+		if (!list)
+			return -ENOMEM;
+		rv = token->module->C_GetMechanismList(token->slot, list, &count);
+	}
+	if (rv == CKR_OK && offers(list, count, CKM_AES_GCM) &&
+	    offers(list, count, CKM_AES_KEY_GEN) &&
+	    token->module->C_GetMechanismInfo(token->slot, CKM_AES_GCM, &gcm) == CKR_OK &&
+	    token->module->C_GetMechanismInfo(token->slot, CKM_AES_KEY_GEN, &keygen) == CKR_OK)
+		usable = (gcm.flags & CKF_ENCRYPT) && (gcm.flags & CKF_DECRYPT) &&
+			 keygen.ulMaxKeySize >= 32;
+	free(list);
+	if (!usable) {
 		wallet_message(error,
 			       "HSM token '%s' (%s) does not offer AES-256 key generation and "
 			       "AES-GCM encryption and decryption (CKM_AES_KEY_GEN, CKM_AES_GCM), "
@@ -458,6 +484,9 @@ static int token_generate(struct keystore_token *token, const uint8_t id[KEY_ID_
 		{ CKA_DECRYPT, &yes, sizeof(yes) },
 		{ CKA_WRAP, &no, sizeof(no) },
 		{ CKA_UNWRAP, &no, sizeof(no) },
+		{ CKA_SIGN, &no, sizeof(no) },
+		{ CKA_VERIFY, &no, sizeof(no) },
+		{ CKA_DERIVE, &no, sizeof(no) },
 		{ CKA_ID, object.cka_id, object.cka_id_len },
 		{ CKA_LABEL, object.label, strlen(object.label) },
 	};
@@ -481,31 +510,6 @@ static int token_generate(struct keystore_token *token, const uint8_t id[KEY_ID_
 	if (ret < 0)
 		wallet_message(error, "out of memory");
 	return ret;
-}
-
-static int token_destroy(struct keystore_token *token, const uint8_t id[KEY_ID_SIZE],
-			 char error[KEYSTORE_ERROR_SIZE])
-{
-	CK_OBJECT_HANDLE handle;
-	struct hsm_session *session;
-	CK_RV rv;
-	int ret = key_handle(token, id, &handle);
-
-	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_NOT_ON_TOKEN) || ret == -ENOKEY)
-		return 0; /* nothing on the token to remove */
-	if (ret < 0)
-		return token_failed(error, token, "C_FindObjects", CKR_GENERAL_ERROR);
-	session = session_get(token);
-	rv = token->module->C_DestroyObject(session->handle, handle);
-	session_put(session);
-	if (rv != CKR_OK)
-		return token_failed(error, token, "C_DestroyObject", rv);
-	pthread_mutex_lock(&token->objects_lock);
-	ret = object_index(token, id);
-	if (ret >= 0)
-		token->handles[ret] = CK_INVALID_HANDLE;
-	pthread_mutex_unlock(&token->objects_lock);
-	return 0;
 }
 
 /* One AES-GCM operation on the token: encrypt (seal) or decrypt (open). */
@@ -620,7 +624,6 @@ static void token_release(struct keystore_token *token)
 
 static const struct keystore_token_ops hsm_token_ops = {
 	.generate = token_generate,
-	.destroy = token_destroy,
 	.seal = token_seal,
 	.open = token_open,
 	.after_fork = token_after_fork,

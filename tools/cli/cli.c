@@ -27,8 +27,9 @@ const char *const cli_exit_meanings[CLI_EXIT_COUNT] = {
 	[CLI_EXIT_PERMISSIONS] =
 		"auto-login wallet or external store open to group or others, or a wallet\n"
 		"file, the wallet directory or a directory above it owned by another user\n"
-		"or writable by others (strict modes); the message gives the chmod or\n"
-		"chown that fixes it",
+		"or writable by others (strict modes), or an HSM wallet's PKCS#11 module\n"
+		"or a directory above it that another user may change; the message gives\n"
+		"the chmod or chown that fixes it",
 	[CLI_EXIT_OTHER_HOST] = "local auto-login wallet or store made on another host, or without\n"
 				"this host's secret",
 	[CLI_EXIT_NO_MASTER_KEY] = "the wallet the daemon opens has no active master key\n"
