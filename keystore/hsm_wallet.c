@@ -183,6 +183,17 @@ int hsm_identity_check(const struct hsm_wallet_identity *identity, char why[WALL
 			 HSM_TOKEN_SERIAL_MAX);
 		return -EINVAL;
 	}
+	if (identity->link_count > HSM_MAX_LINKS)
+		return -EINVAL;
+	for (size_t i = 0; i < identity->link_count; i++)
+		if (identity->links[i].path[0] != '/' ||
+		    !printable(identity->links[i].path, HSM_MODULE_PATH_MAX, false) ||
+		    strchr(identity->links[i].path, ' ')) {
+			snprintf(why, WALLET_WHY_SIZE,
+				 "a linked wallet must be an absolute path of printable characters "
+				 "without spaces");
+			return -EINVAL;
+		}
 	return 0;
 }
 
@@ -274,6 +285,14 @@ static int parse_key(char *line, unsigned number, struct mek_record *record,
 	return 0;
 }
 
+static bool has_active_link(const struct hsm_wallet_identity *identity)
+{
+	for (size_t i = 0; i < identity->link_count; i++)
+		if (identity->links[i].active)
+			return true;
+	return false;
+}
+
 void hsm_wallet_release(struct hsm_wallet *wallet)
 {
 	keyring_free(wallet->ring);
@@ -337,6 +356,46 @@ static int parse_header(struct line_reader *reader, char *line, struct hsm_walle
 	return 0;
 }
 
+/* "link PATH ROLE" lines, when the next line is one; *line_taken says a line was read. */
+static int parse_links(struct line_reader *reader, char *line, struct hsm_wallet *wallet,
+		       bool *line_taken, char why[WALLET_WHY_SIZE])
+{
+	struct hsm_wallet_identity *identity = &wallet->identity;
+	int ret;
+
+	for (;;) {
+		char *path, *role;
+		struct hsm_link *link;
+
+		ret = next_line(reader, line, why);
+		if (ret < 0)
+			return ret;
+		*line_taken = true;
+		if (strncmp(line, "link ", 5) != 0)
+			return 0;
+		if (identity->link_count == HSM_MAX_LINKS)
+			return damaged(why, reader->number, "more linked wallets than one may have");
+		path = line + 5;
+		role = strchr(path, ' ');
+		if (!role)
+			return damaged(why, reader->number, "a link line is 'link PATH ROLE'");
+		*role++ = '\0';
+		if (path[0] != '/' || strlen(path) > HSM_MODULE_PATH_MAX)
+			return damaged(why, reader->number, "a linked wallet must be an absolute path");
+		if (strcmp(role, "retired") && strcmp(role, "active"))
+			return damaged(why, reader->number, "a link's role is retired or active");
+		for (size_t i = 0; i < identity->link_count; i++) {
+			if (strcmp(identity->links[i].path, path) == 0)
+				return damaged(why, reader->number, "a wallet linked twice");
+			if (identity->links[i].active && strcmp(role, "active") == 0)
+				return damaged(why, reader->number, "a second active link");
+		}
+		link = &identity->links[identity->link_count++];
+		strcpy(link->path, path);
+		link->active = strcmp(role, "active") == 0;
+	}
+}
+
 int hsm_wallet_parse(const uint8_t *data, size_t len, struct hsm_wallet *wallet,
 		     char why[WALLET_WHY_SIZE])
 {
@@ -344,6 +403,7 @@ int hsm_wallet_parse(const uint8_t *data, size_t len, struct hsm_wallet *wallet,
 	char container[WALLET_CONTAINER_MAX + 1];
 	char *line;
 	size_t capacity = 0;
+	bool taken = false;
 	int ret;
 
 	memset(wallet, 0, sizeof(*wallet));
@@ -357,10 +417,14 @@ int hsm_wallet_parse(const uint8_t *data, size_t len, struct hsm_wallet *wallet,
 	ret = parse_header(&reader, line, wallet, container, why);
 	if (ret == 0)
 		ret = keyring_new(wallet->wallet_id, container, &wallet->ring);
+	if (ret == 0)
+		ret = parse_links(&reader, line, wallet, &taken, why);
 	while (ret == 0) {
 		struct mek_record record;
 
-		ret = next_line(&reader, line, why);
+		if (!taken)
+			ret = next_line(&reader, line, why);
+		taken = false;
 		if (ret < 0)
 			break;
 		if (strcmp(line, "end") == 0)
@@ -388,6 +452,11 @@ int hsm_wallet_parse(const uint8_t *data, size_t len, struct hsm_wallet *wallet,
 		if (record.state == MEK_STATE_ACTIVE && keyring_holds_active(wallet->ring,
 									     record.container)) {
 			ret = damaged(why, reader.number, "a second ACTIVE key in one container");
+			break;
+		}
+		/* An active link: the active key is the linked wallet's, none of the token's. */
+		if (record.state == MEK_STATE_ACTIVE && has_active_link(&wallet->identity)) {
+			ret = damaged(why, reader.number, "an ACTIVE key beside an active link");
 			break;
 		}
 		ret = keyring_append(wallet->ring, &record);
@@ -502,9 +571,19 @@ int hsm_wallet_encode(const struct hsm_wallet_identity *identity, const struct k
 		   keyring_generation(ring), write_time < 0 ? 0 : write_time, identity->module);
 	out_printf(&text, "token-label %s\n", text_field(identity->token_label, a));
 	out_printf(&text, "token-serial %s\n", text_field(identity->token_serial, a));
+	for (size_t i = 0; i < identity->link_count; i++)
+		out_printf(&text, "link %s %s\n", identity->links[i].path,
+			   identity->links[i].active ? "active" : "retired");
 	for (size_t i = 0; i < keyring_count(ring); i++) {
 		const struct mek_record *record = keyring_record(ring, i);
 		const struct hsm_key_object *object = NULL;
+
+		if (record->linked)
+			continue;
+		if (record->state == MEK_STATE_ACTIVE && has_active_link(identity)) {
+			free(text.data);
+			return -EINVAL;
+		}
 
 		for (size_t k = 0; k < object_count && !object; k++)
 			if (memcmp(objects[k].key_id, record->id, KEY_ID_SIZE) == 0)

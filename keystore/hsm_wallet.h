@@ -11,6 +11,7 @@
 #ifndef TDEFS_HSM_WALLET_H
 #define TDEFS_HSM_WALLET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,10 +38,23 @@ struct hsm_key_object {
 	char label[HSM_CKA_LABEL_MAX + 1];
 };
 
+/*
+ * A wallet directory the HSM wallet also takes keys from: the source of a migration, whose
+ * keys stay usable until every header is rewrapped (retired), or after a reverse migration the
+ * software wallet whose key is the active one (active).
+ */
+#define HSM_MAX_LINKS 4
+struct hsm_link {
+	char path[HSM_MODULE_PATH_MAX + 1];
+	bool active;
+};
+
 struct hsm_wallet_identity {
 	char module[HSM_MODULE_PATH_MAX + 1];	     /* absolute path of the PKCS#11 module */
 	char token_label[HSM_TOKEN_LABEL_MAX + 1];   /* without the padding spaces */
 	char token_serial[HSM_TOKEN_SERIAL_MAX + 1]; /* "" when any token of the label will do */
+	struct hsm_link links[HSM_MAX_LINKS];
+	size_t link_count;
 };
 
 struct hsm_wallet {
@@ -63,8 +77,9 @@ int hsm_wallet_parse(const uint8_t *data, size_t len, struct hsm_wallet *wallet,
 void hsm_wallet_release(struct hsm_wallet *wallet);
 
 /*
- * Encode the ring's keys with the identity; objects gives each key's token object (looked up
- * by key ID; a key without one is -EINVAL). *out is malloc'ed text (no secret in it).
+ * Encode the ring's own keys with the identity (keys marked linked are their wallets' to
+ * write); objects gives each key's token object (looked up by key ID; a key without one is
+ * -EINVAL). *out is malloc'ed text (no secret in it).
  */
 int hsm_wallet_encode(const struct hsm_wallet_identity *identity, const struct keyring *ring,
 		      const struct hsm_key_object *objects, size_t object_count, int64_t write_time,
@@ -87,5 +102,9 @@ int hsm_token_open(const struct hsm_wallet_identity *identity, const struct secr
 		   const struct hsm_key_object *objects, size_t object_count,
 		   struct keystore_token **out, char error[KEYSTORE_ERROR_SIZE]);
 const struct keystore_token_ops *hsm_token_ops_get(void);
+/* The links the token's wallet names: written with the ring's keys by the next commit. */
+int hsm_token_set_links(struct keystore_token *token, const struct hsm_link *links, size_t count);
+void hsm_token_links(struct keystore_token *token, struct hsm_link links[HSM_MAX_LINKS],
+		     size_t *count);
 
 #endif

@@ -723,6 +723,46 @@ static int reuse_token(struct wallet_read *request, const struct hsm_wallet *wal
 	return 0;
 }
 
+/*
+ * The keys of the wallets an HSM wallet links (a migration's source, or after a reverse
+ * migration the software wallet with the active key), each opened as the daemon opens a
+ * wallet: strict modes, then its auto-login file or external store, never a prompt. A linked
+ * wallet's own links are not followed: one step, no cycles.
+ */
+static _Thread_local int link_depth;
+
+static int open_links(const struct wallet_read *request, const struct hsm_wallet_identity *identity,
+		      struct keyring *ring, char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret = 0;
+
+	if (link_depth > 0)
+		return 0;
+	for (size_t i = 0; i < identity->link_count && ret == 0; i++) {
+		struct keyring *linked = NULL;
+		char why[KEYSTORE_ERROR_SIZE] = "";
+
+		link_depth++;
+		ret = keystore_open_for_mount(identity->links[i].path, -1, &linked, why);
+		link_depth--;
+		if (ret < 0) {
+			wallet_message(error, "%s links wallet %s, which does not open: %s",
+				       request->path, identity->links[i].path, why);
+			return ret;
+		}
+		ret = keyring_link(ring, linked, identity->links[i].active);
+		keyring_free(linked);
+		if (ret == -EINVAL)
+			wallet_message(error, "%s links wallet %s, which has another wallet ID",
+				       request->path, identity->links[i].path);
+		else if (ret < 0)
+			wallet_message(error, "%s: cannot take the keys of linked wallet %s: %s",
+				       request->path, identity->links[i].path,
+				       keystore_error_message(ret));
+	}
+	return ret;
+}
+
 static int hsm_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 {
 	struct hsm_wallet wallet;
@@ -790,10 +830,40 @@ static int hsm_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE]
 		}
 	}
 	keyring_attach_token(wallet.ring, &hsm_token_ops, token);
+	ret = open_links(request, &wallet.identity, wallet.ring, error);
+	if (ret < 0) {
+		hsm_wallet_release(&wallet);
+		return ret;
+	}
+	/* The token keeps what hsm.wallet names, links included, for the next write of it. */
+	pthread_mutex_lock(&token->objects_lock);
+	memcpy(token->identity.links, wallet.identity.links, sizeof(token->identity.links));
+	token->identity.link_count = wallet.identity.link_count;
+	pthread_mutex_unlock(&token->objects_lock);
 	request->ring = wallet.ring;
 	wallet.ring = NULL;
 	hsm_wallet_release(&wallet);
 	return 0;
+}
+
+int hsm_token_set_links(struct keystore_token *token, const struct hsm_link *links, size_t count)
+{
+	if (count > HSM_MAX_LINKS)
+		return -E2BIG;
+	pthread_mutex_lock(&token->objects_lock);
+	memcpy(token->identity.links, links, count * sizeof(*links));
+	token->identity.link_count = count;
+	pthread_mutex_unlock(&token->objects_lock);
+	return 0;
+}
+
+void hsm_token_links(struct keystore_token *token, struct hsm_link links[HSM_MAX_LINKS],
+		     size_t *count)
+{
+	pthread_mutex_lock(&token->objects_lock);
+	memcpy(links, token->identity.links, sizeof(token->identity.links));
+	*count = token->identity.link_count;
+	pthread_mutex_unlock(&token->objects_lock);
 }
 
 static int hsm_encode(const struct keyring *ring, uint8_t **out, size_t *out_len,
@@ -845,3 +915,111 @@ const struct keystore_kind keystore_kind_hsm = {
 	.encode = hsm_encode,
 	.secret_words = "PIN",
 };
+
+/* --- links: migrations ---------------------------------------------------------------- */
+
+static struct keystore_token *own_token(const struct keyring *ring,
+					char error[KEYSTORE_ERROR_SIZE])
+{
+	const struct keystore_token_ops *ops;
+	struct keystore_token *token = keyring_token_of(ring, &ops);
+
+	if (!token || ops != &hsm_token_ops) {
+		wallet_message(error, "only an HSM wallet links other wallets");
+		return NULL;
+	}
+	return token;
+}
+
+int wallet_hsm_link(struct keyring *ring, const char *path, bool active,
+		    char error[KEYSTORE_ERROR_SIZE])
+{
+	struct keystore_token *token = own_token(ring, error);
+	struct hsm_link links[HSM_MAX_LINKS];
+	struct keyring *linked = NULL;
+	char why[KEYSTORE_ERROR_SIZE] = "";
+	size_t count;
+	int ret;
+
+	if (!token)
+		return -EINVAL;
+	if (path[0] != '/' || strlen(path) > HSM_MODULE_PATH_MAX || strchr(path, ' ')) {
+		wallet_message(error, "a linked wallet must be an absolute path without spaces, "
+			       "at most %d bytes", HSM_MODULE_PATH_MAX);
+		return -EINVAL;
+	}
+	hsm_token_links(token, links, &count);
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(links[i].path, path) == 0 || (active && links[i].active)) {
+			wallet_message(error, "%s is linked already, or another link is active",
+				       path);
+			return -EINVAL;
+		}
+	if (count == HSM_MAX_LINKS) {
+		wallet_message(error, "an HSM wallet links at most %d wallets", HSM_MAX_LINKS);
+		return -E2BIG;
+	}
+	link_depth++;
+	ret = keystore_open_for_mount(path, -1, &linked, why);
+	link_depth--;
+	if (ret < 0) {
+		wallet_message(error, "wallet %s does not open without a person (it needs an "
+			       "auto-login wallet or an external store to be linked): %s", path, why);
+		return ret;
+	}
+	/* The linked wallet's key wraps new files from now on. */
+	if (active)
+		keyring_retire_active(ring);
+	ret = keyring_link(ring, linked, active);
+	keyring_free(linked);
+	if (ret == -EINVAL) {
+		wallet_message(error, "wallet %s has another wallet ID than this one", path);
+		return ret;
+	}
+	if (ret < 0) {
+		wallet_message(error, "cannot take the keys of %s: %s", path,
+			       keystore_error_message(ret));
+		return ret;
+	}
+	snprintf(links[count].path, sizeof(links[count].path), "%s", path);
+	links[count].active = active;
+	return hsm_token_set_links(token, links, count + 1);
+}
+
+int wallet_hsm_unlink(struct keyring *ring, const char *path, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct keystore_token *token = own_token(ring, error);
+	struct hsm_link links[HSM_MAX_LINKS];
+	size_t count, kept = 0;
+
+	if (!token)
+		return -EINVAL;
+	hsm_token_links(token, links, &count);
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(links[i].path, path) != 0)
+			links[kept++] = links[i];
+	if (kept == count) {
+		wallet_message(error, "this HSM wallet does not link %s", path);
+		return -EINVAL;
+	}
+	return hsm_token_set_links(token, links, kept);
+}
+
+size_t wallet_hsm_links(const struct keyring *ring, const char **paths, bool *active, size_t max)
+{
+	const struct keystore_token_ops *ops;
+	struct keystore_token *token = keyring_token_of(ring, &ops);
+	size_t count;
+
+	if (!token || ops != &hsm_token_ops)
+		return 0;
+	/* Pointers into the token's identity, which lives as long as the ring. */
+	pthread_mutex_lock(&token->objects_lock);
+	count = token->identity.link_count;
+	for (size_t i = 0; i < count && i < max; i++) {
+		paths[i] = token->identity.links[i].path;
+		active[i] = token->identity.links[i].active;
+	}
+	pthread_mutex_unlock(&token->objects_lock);
+	return count;
+}

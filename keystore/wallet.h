@@ -158,6 +158,13 @@ struct mek_record {
 	 * keyring_token_seal() and keyring_token_open(), and the key can never be exported.
 	 */
 	bool on_token;
+	/*
+	 * Which of the ring's tokens (0: the wallet's own; more when an HSM wallet links other
+	 * wallets after a migration). Meaningful only with on_token.
+	 */
+	uint8_t token_slot;
+	/* In the ring from a wallet the HSM wallet links (a migration's source), not its own. */
+	bool linked;
 };
 
 bool wallet_tag_valid(const char *tag);
@@ -238,6 +245,10 @@ struct wallet_create_options {
 	const char *tag; /* its tag, may be NULL */
 	const char *container;
 	struct scrypt_cost cost;
+	/* A migration: the new wallet takes this wallet ID (NULL: a fresh one)... */
+	const uint8_t *wallet_id;
+	/* ...and an HSM wallet links this wallet directory, whose keys stay usable (NULL: none). */
+	const char *link;
 };
 
 struct wallet_create_result {
@@ -248,6 +259,20 @@ struct wallet_create_result {
 	bool made_key;
 	uint8_t key_id[KEY_ID_SIZE];
 };
+
+/*
+ * Links of an HSM wallet (a session's ring, opened for a change; commit to make it durable):
+ * wallet_hsm_link() takes the keys of the wallet directory path (same wallet ID, opened as the
+ * daemon opens one: auto-login file or external store) into the ring; with active its ACTIVE
+ * key becomes the ring's and the token's active key is RETIRED (a reverse migration).
+ * wallet_hsm_unlink() drops the link (its keys leave the wallet at the next open). -EINVAL
+ * with a message for a ring that is not an HSM wallet's, or a path not linked / already linked.
+ */
+int wallet_hsm_link(struct keyring *ring, const char *path, bool active,
+		    char error[KEYSTORE_ERROR_SIZE]);
+int wallet_hsm_unlink(struct keyring *ring, const char *path, char error[KEYSTORE_ERROR_SIZE]);
+/* The linked wallet directories, up to max; returns how many there are. */
+size_t wallet_hsm_links(const struct keyring *ring, const char **paths, bool *active, size_t max);
 
 /*
  * Create an HSM wallet in dir: hsm.wallet naming the PKCS#11 module and the token (label, and

@@ -128,7 +128,10 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 	if (ret < 0)
 		goto out_unlock;
 
-	ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
+	if (options->wallet_id)
+		memcpy(result->wallet_id, options->wallet_id, KEY_ID_SIZE);
+	else
+		ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
 	if (ret == 0)
 		ret = keyring_new(result->wallet_id, options->container, &ring);
 	if (ret < 0) {
@@ -257,7 +260,10 @@ int wallet_create_hsm(const char *dir, const struct wallet_create_options *optio
 	ret = hsm_token_open(&identity, pin, NULL, 0, &token, error);
 	if (ret < 0)
 		goto out_unlock;
-	ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
+	if (options->wallet_id)
+		memcpy(result->wallet_id, options->wallet_id, KEY_ID_SIZE);
+	else
+		ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
 	if (ret == 0)
 		ret = keyring_new(result->wallet_id, options->container, &ring);
 	if (ret < 0) {
@@ -268,6 +274,12 @@ int wallet_create_hsm(const char *dir, const struct wallet_create_options *optio
 	keyring_attach_token(ring, hsm_token_ops_get(), token);
 	keyring_set_source_kind(ring, WALLET_KIND_HSM);
 	keyring_set_generation(ring, 1);
+	/* A migration: the source's keys stay usable, the new key on the token wraps new files. */
+	if (options->link) {
+		ret = wallet_hsm_link(ring, options->link, false, error);
+		if (ret < 0)
+			goto out_free_ring;
+	}
 	if (options->make_key) {
 		ret = keyring_generate(ring, options->tag, true, wallet_now(), &key_index);
 		if (ret < 0) {

@@ -63,6 +63,7 @@ enum long_only_option {
 	LONG_HSM_MODULE,
 	LONG_TOKEN_LABEL,
 	LONG_TOKEN_SERIAL,
+	LONG_TO_HSM,
 };
 
 /*
@@ -72,14 +73,14 @@ enum long_only_option {
 #define OPENS_WITH_PASSWORD                                                                  \
 	"create create-autologin status keys set-key create-key use-key set-tag "           \
 	"change-password backup add-secret delete-key export import merge move-keys isolate " \
-	"change-group tls"
+	"change-group tls migrate reverse-migrate unlink"
 #define OPENS_WITH_EXTERNAL_STORE                                                            \
 	"create-autologin status keys set-key create-key use-key set-tag change-password "  \
 	"backup delete-key export import merge move-keys isolate change-group"
 #define TAKES_BACKUP_ID                                                                      \
 	"create-autologin set-key create-key use-key set-tag change-password backup "       \
 	"add-secret delete-secret delete-key import merge move-keys isolate"
-#define TAKES_HSM_TOKEN "create"
+#define TAKES_HSM_TOKEN "create migrate"
 #define TAKES_CONTAINER "create status keys set-key create-key use-key set-tag export isolate"
 
 /*
@@ -117,7 +118,7 @@ static const struct cli_option option_table[] = {
 	  "change-password", LONG_NEW_PASSWORD_FD },
 	{ "json", 0, NULL, "JSON on stdout instead of text", CLI_EVERY_COMMAND, LONG_JSON },
 	{ "tag", 0, "TAG", "a label for the key (up to 64 printable ASCII characters)",
-	  "create set-key create-key", LONG_TAG },
+	  "create set-key create-key migrate reverse-migrate", LONG_TAG },
 	{ "auto-login", 0, NULL, "also (or only) the auto-login wallet",
 	  "create move-keys isolate tls", LONG_AUTO_LOGIN },
 	{ "local", 0, NULL, "a local auto-login wallet: opens only on this host",
@@ -131,11 +132,13 @@ static const struct cli_option option_table[] = {
 	  LONG_BACKUP_ID },
 	{ "id", 0, "ID", "the same as --backup-id", TAKES_BACKUP_ID, LONG_BACKUP_ID },
 	{ "to", 0, "PATH", "where the copy, export or moved keys go",
-	  "backup export move-keys isolate", LONG_TO },
+	  "backup export move-keys isolate reverse-migrate", LONG_TO },
+	{ "to-hsm", 0, "DIR", "migrate: the new HSM wallet directory the keys move to", "migrate",
+	  LONG_TO_HSM },
 	{ "usage", 0, "BACKING", "count the files per key under BACKING (repeatable)", "keys",
 	  LONG_USAGE },
 	{ "backing", 0, "BACKING", "a backing directory to prove against (repeatable)",
-	  "delete-key move-keys isolate", LONG_BACKING },
+	  "delete-key move-keys isolate unlink", LONG_BACKING },
 	{ "key", 0, "ID", "a key to act on (repeatable)", "export move-keys", LONG_KEY },
 	{ "all", 0, NULL, "every key", "export", LONG_ALL },
 	{ "used-by", 0, "BACKING", "the keys the headers under BACKING use (repeatable)",
@@ -356,6 +359,7 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			options->backup_id = argument;
 			break;
 		case LONG_TO:
+		case LONG_TO_HSM: /* where the keys go; the option names the kind of target */
 			options->to = argument;
 			break;
 		case LONG_KEY:

@@ -31,6 +31,7 @@ static const struct command *const commands[] = {
 	&command_delete_key, &command_export,	     &command_import,
 	&command_merge,	     &command_move_keys,  &command_isolate,
 	&command_change_group, &command_tls,
+	&command_migrate, &command_reverse_migrate, &command_unlink,
 };
 
 static const char password_sources_section[] =

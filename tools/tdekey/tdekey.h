@@ -102,6 +102,9 @@ extern const struct command command_tls;
 extern const struct command command_move_keys;
 extern const struct command command_isolate;
 extern const struct command command_change_group;
+extern const struct command command_migrate;
+extern const struct command command_reverse_migrate;
+extern const struct command command_unlink;
 
 /* --- exit codes: the shared table (tools/cli/cli.h), by tdekey's names ------------------ */
 enum tdekey_exit {
