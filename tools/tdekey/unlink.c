@@ -97,6 +97,17 @@ const struct command command_unlink = {
 		"       --backing BACKING: a header under a key that only LINKED holds refuses it\n"
 		"       (exit 13; rewrap first), as does a header that cannot be read (exit 14).\n"
 		"       LINKED itself is not changed; HSMDIR/hsm.wallet is backed up first.\n"
+		"\n"
+		"OPTIONS\n"
+		"       -w, --wallet HSMDIR\n"
+		"              The HSM wallet.\n"
+		"\n"
+		"       --backing BACKING\n"
+		"              A backing directory whose headers prove the link unused\n"
+		"              (repeatable; name every one that uses the wallet).\n"
+		"\n"
+		"       --pin-file FILE, --pin-fd N\n"
+		"              The token's PIN; by default it is asked on the terminal.\n"
 		"\n",
 	.min_arguments = 1,
 	.max_arguments = 1,
