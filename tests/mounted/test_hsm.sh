@@ -166,6 +166,14 @@ cmp -s "$TDEFS_WORK/data.ref" "$M/data" || fail "the data does not read through 
 fusermount3 -u "$M"
 wait "$fd_pid" || fail "the --pin-fd daemon exited non-zero"
 "$TDEKEY_BIN" add-secret --wallet "$W" --pin-file "$pin" </dev/null >/dev/null 2>&1 || fail "add-secret --pin-file failed"
+"$TDEKEY_BIN" keys --wallet "$W" --external-store </dev/null >/dev/null 2>&1 || fail "keys --external-store does not open the HSM wallet"
+"$TDEKEY_BIN" status --wallet "$W" --json </dev/null 2>/dev/null | python3 -c 'import json, sys
+(w,) = json.load(sys.stdin)["wallets"]
+assert w["wrl_type"] == "HSM" and w["type"] == "HSM" and w["status"] == "CLOSED", w' ||
+	fail "status without the PIN does not show a CLOSED wallet of WRL_TYPE HSM"
+"$TDEKEY_BIN" status --wallet "$W" --pin-file "$pin" --json </dev/null 2>/dev/null | python3 -c 'import json, sys
+(w,) = json.load(sys.stdin)["wallets"]
+assert w["status"] == "OPEN", w' || fail "status with the PIN does not show the HSM wallet OPEN"
 tdefs_mount "$W" "$B" "$M"
 cmp -s "$TDEFS_WORK/data.ref" "$M/data" || fail "the data does not read through a mount with the stored PIN"
 tdefs_umount "$M"
