@@ -12,6 +12,7 @@
  *   autologin.wallet         the same keys, opens without a password (mode 0600)
  *   local-autologin.wallet   the same keys, opens only on the host that wrote it (mode 0600)
  *   external-store.wallet    the password of password.wallet, auto-login protected (mode 0600)
+ *   hsm.wallet               an HSM wallet instead: module, token and key map, no key material
  *   backup/                  timestamped copies taken before every change
  *   wallet.lock              serialises tdekey runs that change the directory
  * The primary wallet, the one changes are made to, is password.wallet when it exists; a wallet

@@ -67,6 +67,7 @@ static const char files_section[] =
 	"       DIR/autologin.wallet        the same keys, opens without a password (mode 0600)\n"
 	"       DIR/local-autologin.wallet  the same keys, opens only on the host that made it\n"
 	"       DIR/external-store.wallet   the password of password.wallet, for --external-store\n"
+	"       DIR/hsm.wallet              an HSM wallet: PKCS#11 module, token, key map; no keys\n"
 	"       DIR/backup/                 copies taken before every change:\n"
 	"                                   <file>-<UTC time>-g<generation>[-<ID>].wallet\n"
 	"       DIR/wallet.lock             held while a tdekey run changes the directory\n"
