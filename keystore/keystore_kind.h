@@ -103,7 +103,7 @@ struct keystore_kind {
 	int (*read)(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE]);
 	int (*encode)(const struct keyring *ring, uint8_t **out, size_t *out_len,
 		      char error[KEYSTORE_ERROR_SIZE]);
-	/* The words of a prompt for what opens it: "PIN", "password". */
+	/* What a prompt asks for, when not a password: "PIN of the HSM token"; NULL: a password. */
 	const char *secret_words;
 };
 

@@ -913,7 +913,7 @@ const struct keystore_kind keystore_kind_hsm = {
 	.mount_rank = -1,
 	.read = hsm_read,
 	.encode = hsm_encode,
-	.secret_words = "PIN",
+	.secret_words = "PIN of the HSM token",
 };
 
 /* --- links: migrations ---------------------------------------------------------------- */
