@@ -24,9 +24,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "tools/cli/cli.h"
 #include "util/util.h"
 
 static int listen_fd = -1;
@@ -110,6 +112,8 @@ static void answer_status(struct reply *reply)
 	if (fstat(daemon_state.backing_fd, &backing_st) == 0)
 		reply_add(reply, "backing_id %llu:%llu\n", (unsigned long long)backing_st.st_dev,
 			  (unsigned long long)backing_st.st_ino);
+	reply_add(reply, "keystore %s\nkey_cache_seconds %u\nkey_cache_entries %zu\n",
+		  keystore_is_closed() ? "CLOSED" : "OPEN", key_cache_seconds(), key_cache_count());
 	add_job_status(reply, "rewrap", JOB_REWRAP);
 	add_job_status(reply, "data", JOB_DATA_REKEY);
 	reply_add(reply, "adopted %d\nrequire_encrypted %d\n", daemon_state.adopted,
@@ -136,12 +140,76 @@ static int parse_rate_and_path(char *argument, double *rate, const char **path)
 	return 0;
 }
 
-static void answer(char *request, struct reply *reply)
+/*
+ * An error with the exit code the tool ends with (tools/cli/cli.h), for the failures a script
+ * must tell apart: a wrong password, files open at a close, a closed keystore.
+ */
+static void reply_error_code(struct reply *reply, int exit_code, const char *message)
+{
+	reply_add(reply, "exit_code %d\nerror %s\n", exit_code, message);
+}
+
+/*
+ * keystore-close [force] and keystore-open [password]. With "password" the password follows
+ * the request line on the socket and is read from it by the keystore's reader, byte by byte
+ * into locked memory (keystore/password.c), as a password descriptor at mount is: it never
+ * passes through the request buffer, a reply or a log line.
+ */
+static void answer_keystore(const char *request, const char *argument, int fd,
+			    struct reply *reply)
+{
+	char error[KEYSTORE_ERROR_SIZE + 256];
+	int ret;
+
+	if (strcmp(request, "keystore-close") == 0) {
+		bool force = argument && strcmp(argument, "force") == 0;
+
+		if (argument && !force) {
+			reply_add(reply, "error bad argument '%s' (force or none)\n", argument);
+			return;
+		}
+		ret = keystore_close(force, error, sizeof(error));
+		if (ret == -EBUSY)
+			reply_error_code(reply, CLI_EXIT_FILES_OPEN, error);
+		else if (ret < 0)
+			reply_add(reply, "error %s\n", error);
+		else
+			reply_add(reply, "already %d\nkeystore CLOSED\nok\n", ret);
+		return;
+	}
+	if (argument && strcmp(argument, "password") != 0) {
+		reply_add(reply, "error bad argument '%s' (password or none)\n", argument);
+		return;
+	}
+	if (argument) {
+		/* A client that stops sending leaves the channel free again after 5 s. */
+		struct timeval limit = { .tv_sec = 5 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+	}
+	ret = keystore_open(argument ? fd : -1, error, sizeof(error));
+	if (ret < 0)
+		reply_error_code(reply, wallet_exit_code(ret), error);
+	else
+		reply_add(reply, "already %d\nkeystore OPEN\nok\n", ret);
+}
+
+/* A refusal because the keystore is closed (-EKEYREVOKED) has its own exit code. */
+static void reply_job_error(struct reply *reply, int ret, const char *error)
+{
+	if (ret == -EKEYREVOKED)
+		reply_error_code(reply, CLI_EXIT_KEYSTORE_CLOSED, error);
+	else
+		reply_add(reply, "error %s\n", error);
+}
+
+static void answer(char *request, int fd, struct reply *reply)
 {
 	char error[KEYSTORE_ERROR_SIZE + 128];
 	char *argument = strchr(request, ' ');
 	const char *path;
 	double rate;
+	int ret;
 
 	if (argument)
 		*argument++ = '\0';
@@ -162,9 +230,13 @@ static void answer(char *request, struct reply *reply)
 			reply_add(reply, "ok\n");
 		return;
 	}
+	if (strcmp(request, "keystore-close") == 0 || strcmp(request, "keystore-open") == 0) {
+		answer_keystore(request, argument, fd, reply);
+		return;
+	}
 	if (strcmp(request, "reload") == 0) {
-		if (keys_reload(error, sizeof(error)) < 0)
-			reply_add(reply, "error %s\n", error);
+		if ((ret = keys_reload(error, sizeof(error))) < 0)
+			reply_job_error(reply, ret, error);
 		else
 			reply_add(reply, "ok\n");
 		return;
@@ -176,8 +248,8 @@ static void answer(char *request, struct reply *reply)
 
 		if (parse_rate_and_path(argument, &rate, &path) < 0)
 			reply_add(reply, "error bad rate or path '%s'\n", argument);
-		else if (job_start(kind, path, rate, resume_only, error, sizeof(error)) < 0)
-			reply_add(reply, "error %s\n", error);
+		else if ((ret = job_start(kind, path, rate, resume_only, error, sizeof(error))) < 0)
+			reply_job_error(reply, ret, error);
 		else
 			reply_add(reply, "ok\n");
 		return;
@@ -190,8 +262,8 @@ static void answer(char *request, struct reply *reply)
 	if (strcmp(request, "encrypt-start") == 0) {
 		if (parse_rate_and_path(argument, &rate, &path) < 0)
 			reply_add(reply, "error bad rate or path '%s'\n", argument);
-		else if (job_start(JOB_ENCRYPT, path, rate, false, error, sizeof(error)) < 0)
-			reply_add(reply, "error %s\n", error);
+		else if ((ret = job_start(JOB_ENCRYPT, path, rate, false, error, sizeof(error))) < 0)
+			reply_job_error(reply, ret, error);
 		else
 			reply_add(reply, "ok\n");
 		return;
@@ -276,23 +348,27 @@ static void serve(int fd)
 		log_refusal(&peer, known, "", &reply);
 		goto out_send;
 	}
-	/* Read one line; a client that sends nothing for 5 s is dropped. */
+	/*
+	 * Read one line, a byte at a time: what follows it (the password of keystore-open) is
+	 * not the request's, and stays on the socket for its own reader. A client that sends
+	 * nothing for 5 s is dropped.
+	 */
 	while (used < sizeof(request) - 1) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t n;
 
 		if (poll(&pfd, 1, 5000) <= 0)
 			return;
-		n = read(fd, request + used, sizeof(request) - 1 - used);
+		n = read(fd, request + used, 1);
 		if (n <= 0)
 			break;
-		used += (size_t)n;
-		if (memchr(request, '\n', used))
+		if (request[used] == '\n')
 			break;
+		used++;
 	}
 	request[used] = '\0';
 	request[strcspn(request, "\r\n")] = '\0';
-	answer(request, &reply);
+	answer(request, fd, &reply);
 	log_refusal(&peer, known, request, &reply);
 out_send:
 	if (write(fd, reply.text, reply.used) < 0)

@@ -27,7 +27,12 @@
  *   data-pause, data-resume      hold and continue the data rekey between chunks
  *   data-stop                    stop it; an interrupted file finishes at the next
  *                                data-resume-interrupted (run at every mount) or data-start
- * RATE 0 means no limit.
+ *   keystore-close [force]       wipe the master keys (fs/keystore_close.c); refused while
+ *                                files are open or a job runs, unless force
+ *   keystore-open [password]     read the wallet again; with "password" the password follows
+ *                                as the next line, read by the keystore's password reader
+ * RATE 0 means no limit. A failure a tool must tell apart comes with "exit_code N" (the code
+ * of tools/cli/cli.h) before its "error" line.
  */
 #define CONTROL_DIRECTORY_ROOT "/run/tdefs"
 #define CONTROL_DIRECTORY_USER "/run/user/%u/tdefs"

@@ -19,17 +19,20 @@
 #include "keystore/keystore.h"
 
 #include "fs/file_io.h"
+#include "fs/key_cache.h"
 #include "fs/metrics.h"
 
 /*
  * Lock order. A thread holding one of these locks takes only locks further down the list, each
  * in the mode shown; a leaf takes nothing after it. Every lock of the daemon is here.
  *
- *   1. table_lock (fs/inode_table.c): the inode hash table. Only inode_table_clear() takes
- *      anything under it: crypt_lock, through file_crypt_release() at unmount.
+ *   1. table_lock (fs/inode_table.c): the inode hash table. Only inode_table_clear() and
+ *      inode_table_visit_loaded() take anything under it: crypt_lock, through
+ *      file_crypt_release() at unmount, and to take a reference for a forced keystore close.
  *   2. tdefs_inode.crypt_lock: loading and releasing a file's struct file_crypt. Under it, the
- *      header's loading takes 5 and 6: keyring_lock while the DEK is unsealed or a new header
- *      sealed, and the header update lock when data_rekey_recover() rewrites the header.
+ *      header's loading takes 5 and 6: keyring_lock while the DEK is unsealed, the loaded
+ *      state published or a new header sealed, and the header update lock when
+ *      data_rekey_recover() rewrites the header.
  *      Never held across I/O requests: requests hold a reference (crypt_users), not the lock.
  *   3. file_crypt.size_lock: shared for I/O inside the size, exclusive to move it (fs/file_io.c);
  *      the data rekey takes it shared per chunk and exclusive to finish (fs/data_rekey.c).
@@ -47,8 +50,10 @@
  *   7. fd_cache_lock (fs/inode_table.c): the inodes' cached O_PATH descriptors, taken by
  *      inode_fd_get/put under any of the above (crypt_lock, table_lock at unmount) and only
  *      for bookkeeping: the reopen by handle happens outside it. A leaf.
- * Apart from the list, each a leaf: reload_lock (fs/key_rotation.c) is taken first and then
- * only keyring_lock (exclusive); job->lock and the job table lock (fs/jobs.c) are held for
+ * Apart from the list: keyring_replace_lock (fs/key_rotation.c) is taken first, by the control
+ * thread or the wallet watcher with no other lock held, and then keyring_lock (exclusive), and
+ * at a forced keystore close (fs/keystore_close.c) also the job locks, table_lock, crypt_lock
+ * and an exclusive size_lock, each on its own; each a leaf: job->lock and the job table lock (fs/jobs.c) are held for
  * bookkeeping and condition waits only, never around file work.
  */
 
@@ -181,6 +186,12 @@ struct tdefs_daemon {
 extern struct tdefs_daemon daemon_state;
 extern const struct fuse_lowlevel_ops tdefs_operations;
 
+/*
+ * main.c: the exit code (tools/cli/cli.h) of a wallet that did not open: a keystore error or
+ * -errno, as at mount; the control channel's keystore-open answers with it too.
+ */
+int wallet_exit_code(int error);
+
 /* operations.c: -o xattr_security=VALUE; -EINVAL for a malformed list. */
 int xattr_security_option(struct tdefs_daemon *state, const char *value);
 
@@ -194,6 +205,13 @@ void inode_forget(struct tdefs_inode *inode, uint64_t count);
  */
 int inode_get_by_fd(int path_fd, struct tdefs_inode **inode);
 void inode_table_clear(void);
+/*
+ * visit(inode, context) for every inode whose encryption state is loaded, each called with no
+ * lock held and with a reference to the inode and to its state, dropped after the call. 0, or
+ * -ENOMEM (nothing visited).
+ */
+int inode_table_visit_loaded(void (*visit)(struct tdefs_inode *inode, void *context),
+			     void *context);
 int inode_stat(struct tdefs_inode *inode, struct stat *st);
 /* Convert a backing stat into what the mount shows (plaintext size of regular files). */
 void stat_to_plaintext(struct stat *st);
@@ -237,6 +255,12 @@ int file_crypt_acquire(struct tdefs_inode *inode);
 void file_crypt_release(struct tdefs_inode *inode);
 /* Write a fresh header into a just-created, empty backing file. */
 int file_write_new_header(int fd);
+/*
+ * tderekey close --force: wipe the DEKs of the inode's loaded state (the caller holds a
+ * reference to it); its requests fail with EIO from then on (struct file_crypt, keys_wiped)
+ * until its last user releases it.
+ */
+void file_crypt_wipe_keys(struct tdefs_inode *inode);
 
 /*
  * An I/O error of the data path, logged with the backing file's path and the errno, once per
@@ -397,8 +421,29 @@ int stop_handler_start(const char *mount_point, unsigned timeout_seconds);
 void stop_handler_end(void);
 
 /* key_rotation.c */
-/* Re-read the wallet the daemon was started with; keeps the loaded keys when it cannot. */
+/*
+ * Re-read the wallet the daemon was started with; keeps the loaded keys when it cannot.
+ * Refused (-EKEYREVOKED) while the keystore is closed: only tderekey open loads keys then.
+ */
 int keys_reload(char *error, size_t error_len);
+/* Held by whoever replaces daemon_state.keyring: keys_reload, keystore_close, keystore_open. */
+extern pthread_mutex_t keyring_replace_lock;
+
+/*
+ * keystore_close.c: the keystore closed and opened again on a running mount (tderekey close
+ * and open). keystore_close wipes the master keys: -EBUSY with a one-line error while files
+ * are open or a job runs, unless force, which stops the jobs, wipes the DEKs of open files
+ * (fs/file_keys.c: their I/O gets EIO) and the key cache. keystore_open reads the mount's
+ * wallet again (password_fd: a descriptor the password is read from, or -1 for an auto-login
+ * wallet or the external store, as at mount) and must find the wallet the mount has; a keystore
+ * error (KEYSTORE_ERROR) or -errno with a one-line error, and the keystore stays closed. Both
+ * return 1 when it already was in the state asked for.
+ */
+bool keystore_is_closed(void);
+/* Moves at every close; read under keyring_lock by a file's load (fs/file_keys.c). */
+uint64_t keystore_epoch(void);
+int keystore_close(bool force, char *error, size_t error_len);
+int keystore_open(int password_fd, char *error, size_t error_len);
 int wallet_watch_start(void);
 void wallet_watch_stop(void);
 

@@ -472,6 +472,10 @@ int file_io_write(struct file_crypt *crypt, int direct_fd, const uint8_t *data, 
 		pthread_rwlock_wrlock(&crypt->size_lock);
 		exclusive = true;
 	}
+	if (crypt->keys_wiped) {
+		pthread_rwlock_unlock(&crypt->size_lock);
+		return -EIO;
+	}
 	old_size = crypt->size;
 	if (exclusive && end > old_size) {
 		/*
@@ -521,6 +525,10 @@ int file_io_read(struct file_crypt *crypt, int direct_fd, uint64_t offset, size_
 			return ret;
 	}
 	pthread_rwlock_rdlock(&crypt->size_lock);
+	if (crypt->keys_wiped) {
+		ret = -EIO;
+		goto out_unlock_size;
+	}
 	end = min_u64(offset + size, crypt->size);
 	if (offset >= end || size == 0) {
 		*length = 0;
@@ -596,7 +604,9 @@ int file_io_truncate(struct file_crypt *crypt, uint64_t new_size)
 		ret = 0;
 	}
 	pthread_rwlock_wrlock(&crypt->size_lock);
-	if (new_size > crypt->size)
+	if (crypt->keys_wiped)
+		ret = -EIO;
+	else if (new_size > crypt->size)
 		ret = grow_locked(crypt, crypt->size, new_size, true);
 	else if (new_size < crypt->size)
 		ret = shrink_locked(crypt, crypt->size, new_size);
@@ -615,7 +625,9 @@ int file_io_extend(struct file_crypt *crypt, uint64_t new_size)
 	if (!crypt->writable)
 		return -EROFS;
 	pthread_rwlock_wrlock(&crypt->size_lock);
-	if (new_size > crypt->size) {
+	if (crypt->keys_wiped) {
+		ret = -EIO;
+	} else if (new_size > crypt->size) {
 		ret = grow_locked(crypt, crypt->size, new_size, true);
 		if (ret == 0)
 			crypt->size = new_size;
@@ -688,6 +700,10 @@ int file_io_fallocate(struct file_crypt *crypt, int mode, uint64_t offset, uint6
 		ret = 0;
 	}
 	pthread_rwlock_wrlock(&crypt->size_lock);
+	if (crypt->keys_wiped) {
+		ret = -EIO;
+		goto out_unlock;
+	}
 	size = crypt->size;
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
 		if (!keep_size && end > size) {

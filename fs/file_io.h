@@ -42,6 +42,16 @@ struct file_crypt {
 	 */
 	struct xts_key *new_key;
 	uint64_t watermark;
+	/*
+	 * tderekey close --force wiped key and new_key (set under an exclusive size_lock): every
+	 * request of an encrypted file then fails with EIO without reading or writing a block.
+	 */
+	bool keys_wiped;
+	/* The DEK is in the key cache (fs/key_cache.h) under this backing device and inode. */
+	bool cache_pinned;
+	uint64_t keystore_epoch; /* fs/keystore_close.c: when the DEK was unsealed */
+	dev_t cache_dev;
+	ino_t cache_ino;
 	struct file_header header;
 	/*
 	 * A plaintext file of an adopted directory (docs/FORMAT.md, "Adopted directories"):

@@ -6,6 +6,11 @@
  * the middle of a data rekey's chunk is recovered here before the file is used
  * (data_rekey_recover, fs/data_rekey.c). The data path itself is fs/file_io.c.
  *
+ * With the keystore closed (fs/keystore_close.c) the ring holds no master key: a header's DEK
+ * then comes only from the key cache of -o key_cache (fs/key_cache.h), which this file fills
+ * when it unseals one and starts counting down at the last release; tderekey close --force
+ * wipes the DEKs of loaded states here (file_crypt_wipe_keys).
+ *
  * Locks (fs/daemon.h, "Lock order"): crypt_lock, then the header update lock (recovery), then
  * keyring_lock, read-only and held only while the MEK is used.
  */
@@ -166,7 +171,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	uint8_t raw[TDEFS_HEADER_SIZE];
 	char key_text[KEY_ID_TEXT_SIZE];
 	const char *reason;
-	bool other_valid;
+	bool other_valid = true, rekeying, from_cache = false;
 	unsigned slot;
 	struct stat st;
 	uint8_t *deks;
@@ -212,7 +217,26 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	if (ret == 0)
 		ret = header_copies_verify(daemon_state.keyring, raw, done, slot, &crypt->header,
 					   deks, &other_valid, &reason);
+	/*
+	 * -o key_cache: a DEK unwrapped from these very header bytes before (the master key is
+	 * not loaded now: tderekey close). A file in a data rekey needs its header written as
+	 * it goes and is never served from the cache. Under keyring_lock, as the epoch: a forced
+	 * close empties the cache under it (fs/keystore_close.c).
+	 */
+	rekeying = crypt->header.flags & HEADER_FLAG_REKEY_IN_PROGRESS;
+	if (ret == -ENOKEY && !rekeying &&
+	    key_cache_get(st.st_dev, st.st_ino, raw, done, key_cache_now(), deks) == 0) {
+		ret = 0;
+		from_cache = true;
+	}
+	crypt->keystore_epoch = keystore_epoch();
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	if (ret == 0 && !from_cache && !rekeying && key_cache_seconds() > 0 &&
+	    key_cache_put(st.st_dev, st.st_ino, raw, done, deks) == 0) {
+		crypt->cache_pinned = true;
+		crypt->cache_dev = st.st_dev;
+		crypt->cache_ino = st.st_ino;
+	}
 	if (ret == -ENOMEM)
 		goto out_free_deks;
 	if (ret == -EIO) {
@@ -236,8 +260,14 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		char detail[160];
 
 		key_id_format(crypt->header.key_id, key_text);
-		snprintf(detail, sizeof(detail),
-			 "header names master key %s, which the wallet does not hold", key_text);
+		if (keystore_is_closed())
+			snprintf(detail, sizeof(detail),
+				 "the keystore is closed (tderekey open loads master key %s again): "
+				 "file refused with ENOKEY", key_text);
+		else
+			snprintf(detail, sizeof(detail),
+				 "header names master key %s, which the wallet does not hold",
+				 key_text);
 		log_file_error_once(inode, detail);
 		goto out_free_deks;
 	}
@@ -267,6 +297,10 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 			crypt->key = crypt->new_key = NULL;
 		}
 	}
+	if (ret < 0 && crypt->cache_pinned) {
+		key_cache_unpin(crypt->cache_dev, crypt->cache_ino, key_cache_now());
+		crypt->cache_pinned = false;
+	}
 out_free_deks:
 	secure_free(deks);
 	return ret;
@@ -278,6 +312,16 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 	int ret = 0;
 
 	pthread_mutex_lock(&inode->crypt_lock);
+	/*
+	 * tderekey close --force wiped this state's DEK (the flag only ever turns true): no new
+	 * user of it, until the last one has released it and the file loads afresh.
+	 */
+	if (inode->crypt && __atomic_load_n(&inode->crypt->keys_wiped, __ATOMIC_ACQUIRE)) {
+		log_file_error_once(inode, "its DEK was wiped by tderekey close --force: refused "
+					   "with ENOKEY until every open of it is closed");
+		ret = -ENOKEY;
+		goto out_unlock;
+	}
 	if (inode->crypt) {
 		inode->crypt_users++;
 		metrics_gauge_add(&metrics.file_users, 1);
@@ -307,10 +351,29 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 	if (ret < 0)
 		goto out_close_data;
 	file_crypt_locks_init(crypt);
+	/*
+	 * Published under keyring_lock: tderekey close checks the open files and moves the epoch
+	 * under it exclusively, so it either sees this user (and refuses, or with --force wipes
+	 * the DEK) or this load sees the new epoch, and a DEK unsealed under a master key wiped
+	 * since is not kept.
+	 */
+	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	if (!crypt->plaintext && crypt->keystore_epoch != keystore_epoch()) {
+		pthread_rwlock_unlock(&daemon_state.keyring_lock);
+		if (crypt->cache_pinned)
+			key_cache_unpin(crypt->cache_dev, crypt->cache_ino, key_cache_now());
+		xts_key_free(crypt->key);
+		xts_key_free(crypt->new_key);
+		secure_wipe(&crypt->header, sizeof(crypt->header));
+		file_crypt_locks_destroy(crypt);
+		ret = -ENOKEY;
+		goto out_close_data;
+	}
 	inode->crypt = crypt;
 	inode->crypt_users = 1;
 	metrics_gauge_add(&metrics.file_users, 1);
 	metrics_gauge_add(&metrics.deks_loaded, 1);
+	pthread_rwlock_unlock(&daemon_state.keyring_lock);
 	inode->load_error_logged = false;
 	goto out_unlock;
 
@@ -342,7 +405,12 @@ void file_crypt_release(struct tdefs_inode *inode)
 	inode->crypt = NULL;
 	pthread_mutex_unlock(&inode->crypt_lock);
 
-	/* The last user is gone: the DEK leaves memory (xts_key_free cleanses it). */
+	/*
+	 * The last user is gone: the DEK leaves memory (xts_key_free cleanses it); with -o
+	 * key_cache its copy in the cache starts its SECS now.
+	 */
+	if (crypt->cache_pinned)
+		key_cache_unpin(crypt->cache_dev, crypt->cache_ino, key_cache_now());
 	xts_key_free(crypt->key);
 	xts_key_free(crypt->new_key);
 	xts_key_free(crypt->copy_key);
@@ -350,4 +418,19 @@ void file_crypt_release(struct tdefs_inode *inode)
 	file_crypt_locks_destroy(crypt);
 	secure_wipe(&crypt->header, sizeof(crypt->header));
 	free(crypt);
+}
+
+void file_crypt_wipe_keys(struct tdefs_inode *inode)
+{
+	struct file_crypt *crypt = inode->crypt;
+
+	/* Exclusive: every request in flight on the file has finished, none starts meanwhile. */
+	pthread_rwlock_wrlock(&crypt->size_lock);
+	if (!crypt->plaintext && !crypt->keys_wiped) {
+		xts_key_free(crypt->key);
+		xts_key_free(crypt->new_key);
+		crypt->key = crypt->new_key = NULL;
+		__atomic_store_n(&crypt->keys_wiped, true, __ATOMIC_RELEASE);
+	}
+	pthread_rwlock_unlock(&crypt->size_lock);
 }

@@ -611,3 +611,49 @@ void inode_table_clear(void)
 		handle_mount_fd = -1;
 	}
 }
+
+int inode_table_visit_loaded(void (*visit)(struct tdefs_inode *inode, void *context),
+			     void *context)
+{
+	struct tdefs_inode **loaded = NULL;
+	size_t count = 0, room = 0;
+	int ret = 0;
+
+	/* Collected under the table lock with a lookup reference and a state user each... */
+	pthread_mutex_lock(&table_lock);
+	for (size_t i = 0; i < INODE_HASH_BUCKETS && ret == 0; i++) {
+		for (struct tdefs_inode *inode = buckets[i]; inode; inode = inode->hash_next) {
+			pthread_mutex_lock(&inode->crypt_lock);
+			if (inode->crypt_users > 0) {
+				if (count == room) {
+					size_t grown = room ? 2 * room : 64;
+					struct tdefs_inode **bigger =
+						realloc(loaded, grown * sizeof(*loaded));
+
+					if (!bigger) {
+						pthread_mutex_unlock(&inode->crypt_lock);
+						ret = -ENOMEM;
+						break;
+					}
+					loaded = bigger;
+					room = grown;
+				}
+				inode->crypt_users++;
+				metrics_gauge_add(&metrics.file_users, 1);
+				inode->lookup_count++;
+				loaded[count++] = inode;
+			}
+			pthread_mutex_unlock(&inode->crypt_lock);
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
+	/* ...and visited with no lock held, so that visit may wait for the file's requests. */
+	for (size_t i = 0; i < count; i++) {
+		if (ret == 0)
+			visit(loaded[i], context);
+		file_crypt_release(loaded[i]);
+		inode_forget(loaded[i], 1);
+	}
+	free(loaded);
+	return ret;
+}

@@ -506,6 +506,16 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 	int fd, ret;
 
 	/*
+	 * Every job needs the master keys (to rewrap, or to seal a new DEK): none starts while
+	 * the keystore is closed, and tderekey close refuses, or with --force stops, a running
+	 * one (fs/keystore_close.c). The control thread does both, one request at a time.
+	 */
+	if (keystore_is_closed()) {
+		snprintf(error, error_len,
+			 "the keystore is closed: 'tderekey open' loads the master keys first");
+		return -EKEYREVOKED;
+	}
+	/*
 	 * The start is resolved as the walk will resolve it, one component at a time from the
 	 * backing root, never through a symlink or "..", so that a refusal comes back now.
 	 */

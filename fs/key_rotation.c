@@ -10,7 +10,8 @@
  * local auto-login, or a password wallet through its external password store. A daemon started
  * from a password typed on a descriptor and without a store keeps the keys it has and says so
  * in its log; it never switches to an auto-login file that appears beside its password wallet.
- * The keys re-read are merged into those loaded: new keys are added and the active key follows
+ * While the keystore is closed (tderekey close, fs/keystore_close.c) nothing is re-read: only
+ * tderekey open brings keys back. The keys re-read are merged into those loaded: new keys are added and the active key follows
  * the wallet, but a loaded key is never dropped, so a wallet restored from an older backup (or
  * replaced by someone) cannot make files already written unreadable.
  */
@@ -29,8 +30,11 @@
 
 /* --- wallet reload ----------------------------------------------------------------------- */
 
-/* The watcher and the control channel may both ask for a reload: one merge at a time. */
-static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * The watcher and the control channel may both ask for a reload, and tderekey close and open
+ * replace the ring too: one at a time.
+ */
+pthread_mutex_t keyring_replace_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int keys_reload(char *error, size_t error_len)
 {
@@ -41,15 +45,21 @@ int keys_reload(char *error, size_t error_len)
 	struct keyring *merged, *loaded;
 	int ret;
 
-	pthread_mutex_lock(&reload_lock);
-	/* Only this function replaces the ring, so it can be read here without the rwlock. */
+	pthread_mutex_lock(&keyring_replace_lock);
+	if (keystore_is_closed()) {
+		snprintf(error, error_len, "the keystore is closed: 'tderekey open' loads the keys "
+					   "again (a wallet change does not)");
+		pthread_mutex_unlock(&keyring_replace_lock);
+		return -EKEYREVOKED;
+	}
+	/* Only the holders of this lock replace the ring, so it can be read here without the rwlock. */
 	loaded = daemon_state.keyring;
 	ret = keystore_reload(daemon_state.wallet_path, loaded, &merged, &result, keystore_error);
 	if (ret < 0) {
 		snprintf(error, error_len, "%s; keeping the %zu keys already loaded",
 			 keystore_error[0] ? keystore_error : keystore_error_message(ret),
 			 keyring_count(loaded));
-		pthread_mutex_unlock(&reload_lock);
+		pthread_mutex_unlock(&keyring_replace_lock);
 		metrics_add(&metrics.reloads_failed, 1);
 		return ret;
 	}
@@ -57,7 +67,7 @@ int keys_reload(char *error, size_t error_len)
 	daemon_state.keyring = merged;
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
 	keyring_free(loaded);
-	pthread_mutex_unlock(&reload_lock);
+	pthread_mutex_unlock(&keyring_replace_lock);
 	metrics_add(&metrics.reloads_ok, 1);
 
 	if (result.kept)

@@ -189,6 +189,9 @@ static const char usage_mount_text[] =
 	"                       node_exporter's textfile collector; its directory must be\n"
 	"                       writable by root or you alone)\n"
 	"       metrics_interval=SECS  how often FILE is rewritten (default 15)\n"
+	"       key_cache=SECS  keep the DEKs of closed files in locked memory for up to SECS\n"
+	"                       (0-86400, default 0: off), so that files reopened while the\n"
+	"                       keystore is closed ('tderekey close') still open\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"\n"
@@ -316,6 +319,15 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 				fprintf(stderr, "tdefs: %s\n", error);
 				return -EINVAL;
 			}
+		} else if (strncmp(option, "key_cache=", 10) == 0) {
+			char error[128];
+			unsigned seconds;
+
+			if (key_cache_option(option + 10, &seconds, error, sizeof(error)) < 0) {
+				fprintf(stderr, "tdefs: %s\n", error);
+				return -EINVAL;
+			}
+			key_cache_configure(seconds);
 		} else if (strcmp(option, "ro") == 0) {
 			daemon_state.read_only = true;
 			append_fuse_option(cmd, option);
@@ -581,7 +593,7 @@ static int open_with_prompt(const struct command_line *cmd, struct keyring **rin
  * The exit code of a wallet that did not open, in the meanings shared with tdekey
  * (tools/cli/cli.h): a script can tell a wrong password from a missing or damaged wallet.
  */
-static int wallet_exit_code(int error)
+int wallet_exit_code(int error)
 {
 	switch (keystore_error_of(error)) {
 	case KEYSTORE_ERR_WRONG_PASSWORD:
@@ -1283,6 +1295,11 @@ static int run_mount(struct command_line *cmd)
 	if (metrics_file_start() < 0)
 		log_warning("tdefs: cannot start the metrics file writer; 'tderekey metrics' "
 			    "still answers");
+	if (key_cache_start() < 0) {
+		key_cache_configure(0);
+		log_warning("tdefs: cannot start the key cache's expiry thread; -o key_cache is "
+			    "off");
+	}
 	if (wallet_watch_start() < 0)
 		log_warning("tdefs: cannot watch wallet %s for changes; run 'tderekey reload' after "
 			    "a key change", daemon_state.wallet_path);
@@ -1341,6 +1358,8 @@ out_destroy_session:
 out_free_args:
 	fuse_opt_free_args(&args);
 	inode_table_clear();
+	/* After the inodes: their last releases no longer add to the cache. */
+	key_cache_stop();
 out_free_keyring:
 	keyring_free(daemon_state.keyring);
 	free(daemon_state.backing_path);

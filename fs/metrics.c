@@ -183,6 +183,13 @@ static void render_keystore(struct text *text)
 		    "tdefs_keystore_active_key_info{key_id=\"%s\",container=\"%s\","
 		    "wallet_kind=\"%s\"} 1\n",
 		    active_text, container, kind);
+	family(text, "tdefs_keystore_open", "gauge",
+	       "1 while the keystore is open, 0 after tderekey close (no master key in memory) "
+	       "until tderekey open.");
+	add(text, "tdefs_keystore_open %d\n", keystore_is_closed() ? 0 : 1);
+	family(text, "tdefs_key_cache_entries", "gauge",
+	       "DEKs of files kept in locked memory by -o key_cache (0 when it is off).");
+	add(text, "tdefs_key_cache_entries %zu\n", key_cache_count());
 	family(text, "tdefs_keystore_reloads_total", "counter",
 	       "Wallet re-reads (a wallet change, tderekey reload) by result; a failed one keeps "
 	       "the keys loaded.");

@@ -466,8 +466,12 @@ static void caller_umask_end(void)
 static int create_regular(fuse_req_t req, struct tdefs_inode *parent, const char *name,
 			  mode_t mode, bool exclusive)
 {
-	int fd, ret, dir_fd = inode_fd_get(parent);
+	int fd, ret, dir_fd;
 
+	/* With the keystore closed no header could be sealed: nothing is made on disk. */
+	if (keystore_is_closed())
+		return -ENOKEY;
+	dir_fd = inode_fd_get(parent);
 	if (dir_fd < 0)
 		return dir_fd;
 	caller_umask_begin(req, &mode);

@@ -59,6 +59,21 @@ int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, str
 	return 0;
 }
 
+int keyring_new_closed(const struct keyring *ring, struct keyring **out)
+{
+	struct keyring *closed = calloc(1, sizeof(*closed));
+
+	if (!closed)
+		return -ENOMEM;
+	memcpy(closed->wallet_id, ring->wallet_id, KEY_ID_SIZE);
+	memcpy(closed->container, ring->container, sizeof(closed->container));
+	memcpy(closed->selected, ring->selected, sizeof(closed->selected));
+	closed->source_kind = ring->source_kind;
+	closed->generation = ring->generation;
+	*out = closed;
+	return 0;
+}
+
 void keyring_free(struct keyring *ring)
 {
 	if (!ring)

@@ -114,6 +114,13 @@ int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct
 
 void keyring_free(struct keyring *ring);
 
+/*
+ * A ring with ring's identity (wallet ID, container, selected container, source kind) and no
+ * keys: what a daemon whose keystore was closed (tderekey close) holds until it is opened again.
+ * 0 or -ENOMEM.
+ */
+int keyring_new_closed(const struct keyring *ring, struct keyring **out);
+
 /* The MEK with this key ID, or NULL. The memory is locked and owned by the keyring. */
 const uint8_t *keyring_find(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE]);
 

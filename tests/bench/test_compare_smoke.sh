@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/compare must keep working (docs/PERFORMANCE.md): a smoke run of the one benchmark
 # command on three targets (the backing filesystem, libfuse's passthrough_ll, tdefs) with one
-# fio job and a short pgbench, nothing written into bench/results. Asserted: it exits 0 and its
+# fio job, a short pgbench, the SQLite, data rekey and scaling sections, nothing written into bench/results. Asserted: it exits 0 and its
 # report has a median for every target and job and the tdefs/passthrough ratio. Speed is never
 # asserted here: this machine is shared, and the numbers of a smoke run mean nothing.
 . "$(dirname "$0")/../mounted/lib.sh"
@@ -19,4 +19,8 @@ done
 grep -q "rand-write-8k" "$out" || fail "the report has no row for rand-write-8k"
 grep -qiE "tdefs ?/ ?passthrough|ratio" "$out" || fail "the report has no tdefs/passthrough ratio"
 grep -qi "pgbench" "$out" || fail "the report has no pgbench result"
+grep -q "^| tdefs | [0-9]" "$out" || fail "the report has no SQLite or pgbench figure for tdefs"
+grep -q "^## SQLite" "$out" || fail "the report has no SQLite section"
+grep -q "^| rekey | [0-9.]* |" "$out" || fail "the report has no data rekey figure"
+grep -q "^| randwrite shared | 4 | [0-9.]* |" "$out" || fail "the report has no scaling row for 4 jobs on one file"
 pass "bench/compare --quick ran on backing, passthrough and tdefs: report with medians and ratios"

@@ -29,12 +29,16 @@ options_in() {
 		awk 'substr($0, 1, 2) == "--" || length($0) == 2' | sort -u
 }
 # The usage, synopsis and option-definition lines of a --help on stdin (up to its trailing
-# shared sections, which list other commands' password options).
+# shared sections, which list other commands' password options). An option line is one indented
+# by two spaces (a program's own --help) or by seven inside OPTIONS (a command's manual, where
+# prose is indented by seven too). Plain patterns, no interval expressions: mawk, Debian's
+# default awk, has none, and gawk must read the test the same way.
 help_heads() {
 	awk '/^(PASSWORD SOURCES|EXIT STATUS|FILES|SEE ALSO)$/ { exit }
 		/^Usage:/ || /^SYNOPSIS$/ { usage = 1 }
 		/^$/ { usage = 0 }
-		usage || /^ {0,8}--?[[:alpha:]]/'
+		/^[A-Z][A-Z ]*$/ { section = $0 }
+		usage || /^  --?[[:alpha:]]/ || (section == "OPTIONS" && /^       --?[[:alpha:]]/)'
 }
 # scdoc source on stdin without its markup: *bold*, _underline_ (not inside a word), \escapes.
 plain_scd() {

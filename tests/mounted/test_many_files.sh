@@ -105,7 +105,9 @@ field_of() { sed -n "s/.*\"$1\": \"\{0,1\}\([a-z0-9]*\).*/\1/p" <<<"$2"; }
 "$tderekey" data "$TDEFS_MNT" --no-wait >"$TDEFS_WORK/data.out" 2>&1 || fail "data rekey: $(cat "$TDEFS_WORK/data.out")"
 partial=0
 state=
-for ((poll = 0; poll < 2400; poll++)); do
+# Up to 20 minutes, or one poll per 20 files for a soak (a million files: about 7 hours at most).
+polls=$(((total + 3000) / 20 > 2400 ? (total + 3000) / 20 : 2400))
+for ((poll = 0; poll < polls; poll++)); do
 	# A status answer may fail while headers are rewritten under its census: ask again.
 	out=$("$tderekey" status "$TDEFS_MNT" --json 2>&1) || {
 		echo "$out" >>"$TDEFS_WORK/status-errors"

@@ -610,6 +610,49 @@ static void test_limits_and_errors(void **state)
 	check(f);
 }
 
+/*
+ * After tderekey close --force wiped the DEKs (fs/file_keys.c, file_crypt_wipe_keys): every
+ * request of the data path fails with EIO and the backing file is not touched, byte for byte.
+ */
+static void test_wiped_keys(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t byte = 'x', *data, *before, *after;
+	struct stat st;
+	size_t length;
+	int fd;
+
+	write_random(f, 0, 3 * BLOCK + 100);
+	check(f);
+	fd = open(f->path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	before = malloc((size_t)st.st_size);
+	after = malloc((size_t)st.st_size);
+	assert_non_null(before);
+	assert_non_null(after);
+	assert_int_equal(pread(fd, before, (size_t)st.st_size, 0), st.st_size);
+	xts_key_free(f->crypt.key);
+	f->crypt.key = NULL;
+	f->crypt.keys_wiped = true;
+	assert_int_equal(file_io_read(&f->crypt, -1, 0, 100, &data, &length), -EIO);
+	assert_int_equal(file_io_write(&f->crypt, -1, &byte, 1, 10), -EIO);
+	assert_int_equal(file_io_write(&f->crypt, -1, &byte, 1, 10 * BLOCK), -EIO);
+	assert_int_equal(file_io_truncate(&f->crypt, 5), -EIO);
+	assert_int_equal(file_io_truncate(&f->crypt, 20 * BLOCK), -EIO);
+	assert_int_equal(file_io_extend(&f->crypt, 20 * BLOCK), -EIO);
+	assert_int_equal(file_io_fallocate(&f->crypt, 0, 0, 8 * BLOCK), -EIO);
+	assert_int_equal(file_io_fallocate(&f->crypt, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+					   BLOCK),
+			 -EIO);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(pread(fd, after, (size_t)st.st_size, 0), st.st_size);
+	assert_memory_equal(before, after, (size_t)st.st_size);
+	close(fd);
+	free(before);
+	free(after);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -623,6 +666,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_partial_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits_and_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wiped_keys, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,6 +53,10 @@ const char *const cli_exit_meanings[CLI_EXIT_COUNT] = {
 			       "this mount's daemon)",
 	[CLI_EXIT_STALE] = "the mount's daemon is gone (a stale mount: fusermount3 -u it and\n"
 			   "mount again)",
+	[CLI_EXIT_FILES_OPEN] = "close: files on the mount are open or a job runs (the keystore\n"
+				"stays open; --force closes it anyway)",
+	[CLI_EXIT_KEYSTORE_CLOSED] = "the mount's keystore is closed: the request needs its master\n"
+				     "keys (tderekey open loads them)",
 	[CLI_EXIT_WRONG_PIN] = "HSM wallet: the token refused the PIN, or no PIN was given",
 	[CLI_EXIT_HSM_MODULE] = "HSM wallet: the PKCS#11 module is missing, is not a module or\n"
 				"does not initialise",

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "fs/control_protocol.h"
+#include "keystore/wallet.h"
 #include "util/util.h"
 
 /* Where the daemon of a mount put its socket: its directory and name, and who may own them. */
@@ -226,11 +227,32 @@ static int report_stale(const char *mount_point)
 	return EXIT_STALE;
 }
 
+static int request_internal(const char *path, const char *request, const struct secret *secret,
+			    bool quiet, struct control_reply *reply);
+
 int control_request(const char *path, const char *request, struct control_reply *reply)
+{
+	return request_internal(path, request, NULL, false, reply);
+}
+
+int control_request_secret(const char *path, const char *request, const struct secret *secret,
+			   struct control_reply *reply)
+{
+	return request_internal(path, request, secret, false, reply);
+}
+
+int control_request_quiet(const char *path, const char *request, struct control_reply *reply)
+{
+	return request_internal(path, request, NULL, true, reply);
+}
+
+static int request_internal(const char *path, const char *request, const struct secret *secret,
+			    bool quiet, struct control_reply *reply)
 {
 	struct channel channel;
 	struct mount_entry entry;
 	char expected[32], device[64] = "(none)", served[PATH_MAX];
+	unsigned long long code;
 	struct stat st;
 	size_t used = 0;
 	int fd, ret;
@@ -300,6 +322,10 @@ int control_request(const char *path, const char *request, struct control_reply 
 	 */
 	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
 		shutdown(fd, SHUT_WR);
+	/* Only after the greeting proved the daemon: straight from locked memory to the socket. */
+	else if (secret && (send(fd, secret->bytes, secret->len, MSG_NOSIGNAL) < 0 ||
+			    send(fd, "\n", 1, MSG_NOSIGNAL) < 0))
+		shutdown(fd, SHUT_WR);
 	for (;;) {
 		ssize_t got = read(fd, reply->text + used, sizeof(reply->text) - 1 - used);
 		if (got <= 0)
@@ -319,7 +345,12 @@ int control_request(const char *path, const char *request, struct control_reply 
 		return EXIT_OK;
 	}
 	reply->error = strncmp(last, "error ", 6) == 0 ? last + 6 : "no reply from the daemon";
-	fprintf(stderr, "tderekey: %s: %s\n", entry.mount_point, reply->error);
+	if (!quiet)
+		fprintf(stderr, "tderekey: %s: %s\n", entry.mount_point, reply->error);
+	/* A failure a script must tell apart comes with its exit code (fs/control_protocol.h). */
+	code = reply_number(reply, "exit_code");
+	if (code > 0 && code < CLI_EXIT_COUNT)
+		return (int)code;
 	return strstr(reply->error, "permission denied") ? EXIT_DENIED : EXIT_FAILED;
 }
 

@@ -23,6 +23,8 @@ static const struct status_field {
 } fields[] = {
 	{ "backing", FIELD_TEXT },	      { "wallet", FIELD_TEXT },
 	{ "active_key", FIELD_TEXT },	      { "keys", FIELD_NUMBER },
+	{ "keystore", FIELD_TEXT },	      { "key_cache_seconds", FIELD_NUMBER },
+	{ "key_cache_entries", FIELD_NUMBER },
 	{ "cache", FIELD_TEXT },	      { "rewrap_state", FIELD_TEXT },
 	{ "rewrap_files", FIELD_NUMBER },     { "rewrap_changed", FIELD_NUMBER },
 	{ "rewrap_skipped", FIELD_NUMBER },   { "rewrap_failed", FIELD_NUMBER },
@@ -160,7 +162,8 @@ const struct rekey_command command_status = {
 	.help = "Usage: tderekey status MOUNTPOINT [--json]\n"
 		"\n"
 		"Show the backing directory, the wallet and active master key of the daemon serving\n"
-		"MOUNTPOINT, the state of the rewrap and data rekey jobs (with the file in\n"
+		"MOUNTPOINT, whether its keystore is OPEN or CLOSED (tderekey close) and the DEKs\n"
+		"its key cache holds (-o key_cache), the state of the rewrap and data rekey jobs (with the file in\n"
 		"progress), how many file headers reference each master key ID (a key referenced\n"
 		"by no header is no longer needed by this mount), and how many files are in the\n"
 		"middle of a data rekey (running, or interrupted and waiting to be finished).\n"

@@ -21,9 +21,12 @@ static const struct rekey_command *const commands[] = {
 	&command_files,
 	&command_metrics,
 	&command_encrypt,
+	&command_close,
+	&command_open,
 };
 
-enum { OPTION_RATE = 256, OPTION_JSON, OPTION_NO_WAIT, OPTION_PROGRESS_JSON };
+enum { OPTION_RATE = 256, OPTION_JSON, OPTION_NO_WAIT, OPTION_PROGRESS_JSON, OPTION_FORCE,
+       OPTION_PASSWORD_FILE, OPTION_PASSWORD_FD };
 
 /*
  * Every option of every tderekey command, declared once (tools/cli/cli.h): the parser, the
@@ -39,6 +42,13 @@ static const struct cli_option option_table[] = {
 				    "the bar and the summary", "rewrap data encrypt",
 	  OPTION_PROGRESS_JSON },
 	{ "json", 0, NULL, "one JSON object instead of the table", "status files", OPTION_JSON },
+	{ "force", 0, NULL, "close even with files open: their DEKs are wiped too and\n"
+			    "their I/O fails with EIO; running jobs are stopped", "close",
+	  OPTION_FORCE },
+	{ "password-file", 0, "FILE", "the wallet password: first line of FILE", "open",
+	  OPTION_PASSWORD_FILE },
+	{ "password-fd", 0, "N", "the wallet password: first line read from descriptor N",
+	  "open", OPTION_PASSWORD_FD },
 	{ "help", 'h', NULL, "this text", CLI_EVERY_COMMAND, 'h' },
 };
 
@@ -54,7 +64,9 @@ static void usage(FILE *out)
 		     "A master-key rotation: tdekey set-key --wallet DIR --tag T;"
 		     " tderekey rewrap MOUNTPOINT\n"
 		     "New data keys for every file:  tderekey data MOUNTPOINT [--rate 50M]\n"
-		     "Encrypt an adopted directory:  tderekey encrypt MOUNTPOINT [--rate 100M]\n");
+		     "Encrypt an adopted directory:  tderekey encrypt MOUNTPOINT [--rate 100M]\n"
+		     "Close the keystore, open it:   tderekey close MOUNTPOINT; tderekey open "
+		     "MOUNTPOINT\n");
 }
 
 static void print_command_help(const struct rekey_command *command, FILE *out)
@@ -86,7 +98,7 @@ static int parse_rate(const char *text, double *rate)
 
 int main(int argc, char **argv)
 {
-	struct rekey_options options = { 0 };
+	struct rekey_options options = { .password_fd = -1 };
 	const struct rekey_command *command = NULL;
 	struct cli_parser parser;
 	char *argument;
@@ -125,6 +137,23 @@ int main(int argc, char **argv)
 			break;
 		case OPTION_PROGRESS_JSON:
 			options.progress_json = true;
+			break;
+		case OPTION_FORCE:
+			options.force = true;
+			break;
+		case OPTION_PASSWORD_FILE:
+			if (options.password_fd >= 0 || !argument[0])
+				return cli_usage_error("tderekey", command->name,
+						       "--password-file: give one file name, and "
+						       "not with --password-fd");
+			options.password_file = argument;
+			break;
+		case OPTION_PASSWORD_FD:
+			if (options.password_file || cli_parse_fd(argument, &options.password_fd) < 0)
+				return cli_usage_error("tderekey", command->name,
+						       "--password-fd %s: give one descriptor number, "
+						       "and not with --password-file",
+						       argument);
 			break;
 		case 'h':
 			print_command_help(command, stdout);

@@ -21,6 +21,9 @@ struct rekey_options {
 	bool json;
 	bool no_wait;
 	bool progress_json; /* rewrap, data: one JSON object per progress step on stdout */
+	bool force;         /* close: even with files open */
+	const char *password_file; /* open: --password-file */
+	int password_fd;           /* open: --password-fd, or -1 */
 };
 
 struct rekey_command {
@@ -41,6 +44,8 @@ extern const struct rekey_command command_resume;
 extern const struct rekey_command command_files;
 extern const struct rekey_command command_metrics;
 extern const struct rekey_command command_encrypt;
+extern const struct rekey_command command_close;
+extern const struct rekey_command command_open;
 
 /* max_paths of a command that takes MOUNTPOINT [PATH...] (encrypt). */
 #define MAX_PATHS_ANY 3
@@ -77,6 +82,15 @@ struct control_reply {
  * mount, the daemon refuses, or whoever answers fails the checks (EXIT_UNTRUSTED).
  */
 int control_request(const char *path, const char *request, struct control_reply *reply);
+/*
+ * The same, with a secret (a password, in locked memory) sent on its own line after the
+ * request once the daemon has proved to be this mount's; it is never put in a buffer of ours.
+ */
+struct secret;
+int control_request_secret(const char *path, const char *request, const struct secret *secret,
+			   struct control_reply *reply);
+/* As control_request, without printing the daemon's error (the caller decides). */
+int control_request_quiet(const char *path, const char *request, struct control_reply *reply);
 /*
  * Open the backing directory a status reply names, checked to be the one the daemon holds
  * (its device and inode): a descriptor, or a negative errno after a one-line message.
