@@ -154,8 +154,14 @@ assert files["'"$key1"'"] == 0 and files["'"$key2"'"] == 22, files' ||
 "$TDEKEY_BIN" delete-key --wallet "$W" --pin-file "$pin" --backing "$B" "$key1" </dev/null >/dev/null 2>&1 ||
 	fail "delete-key of the rewrapped-away key failed"
 cmp -s "$TDEFS_WORK/data.ref" "$M/data" || fail "the data does not read after rotation and rewrap"
+# The keystore closed and opened again on the running mount, with the token's PIN.
+"$TDEREKEY_BIN" close "$M" </dev/null >/dev/null 2>&1 || fail "tderekey close of an HSM-keyed mount failed"
+drop_caches
+if cat "$M/small-3" >/dev/null 2>&1; then fail "a file opened with the HSM keystore closed"; fi
+"$TDEREKEY_BIN" open "$M" --password-file "$pin" </dev/null >/dev/null 2>&1 || fail "tderekey open with the PIN failed"
+[[ $(cat "$M/small-3") == "file 3" ]] || fail "a file does not read after the HSM keystore was opened again"
 tdefs_umount "$M"
-log "rotation on the token, rewrap, keys --usage and the guarded delete-key"
+log "rotation on the token, rewrap, keys --usage, the guarded delete-key, close and open"
 
 # ---- 4. PIN by descriptor, and from the external store ----------------------------------------
 "$TDEFS_BIN" --wallet "$W" -f --pin-fd 3 "$B" "$M" 3<"$pin" </dev/null >"$TDEFS_WORK/fd.log" 2>&1 &
