@@ -102,12 +102,10 @@ static void check_sealed(const char *path, const struct file_header *header)
 {
 	char key_text[KEY_ID_TEXT_SIZE], message[160];
 	uint8_t *deks;
-	const uint8_t *mek;
 
 	if (!check.ring)
 		return;
-	mek = keyring_find(check.ring, header->key_id);
-	if (!mek) {
+	if (!keyring_holds(check.ring, header->key_id)) {
 		key_id_format(header->key_id, key_text);
 		snprintf(message, sizeof(message), "header names master key %s, which the wallet "
 			 "does not hold", key_text);
@@ -115,7 +113,7 @@ static void check_sealed(const char *path, const struct file_header *header)
 		return;
 	}
 	deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
-	if (deks && header_unseal(header, mek, deks) < 0)
+	if (deks && header_unseal_keyring(header, check.ring, deks) < 0)
 		problem(path, "header fails authentication (altered or spliced)");
 	secure_free(deks);
 }
@@ -130,7 +128,6 @@ static void check_rekey_copies(const char *path, const uint8_t *image, size_t le
 {
 	struct file_header other;
 	bool rekey = header->flags & HEADER_FLAG_REKEY_IN_PROGRESS, other_valid;
-	const uint8_t *mek;
 	const char *reason;
 	uint8_t *deks = NULL;
 	char message[400];
@@ -141,10 +138,9 @@ static void check_rekey_copies(const char *path, const uint8_t *image, size_t le
 		rekey = true;
 	if (!rekey)
 		return;
-	mek = check.ring ? keyring_find(check.ring, header->key_id) : NULL;
-	if (mek) {
+	if (check.ring && keyring_holds(check.ring, header->key_id)) {
 		deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
-		if (deks && header_unseal(header, mek, deks) < 0) {
+		if (deks && header_unseal_keyring(header, check.ring, deks) < 0) {
 			secure_free(deks);
 			deks = NULL; /* check_sealed() reports it */
 		}
@@ -275,7 +271,7 @@ static void print_text(const struct keyring *ring)
 		char id[KEY_ID_TEXT_SIZE];
 		key_id_format(check.keys[i].key_id, id);
 		printf("%-34s %10llu%s\n", id, (unsigned long long)check.keys[i].files,
-		       ring && !keyring_find(ring, check.keys[i].key_id) ? "  (not in the wallet)" : "");
+		       ring && !keyring_holds(ring, check.keys[i].key_id) ? "  (not in the wallet)" : "");
 	}
 	printf("\n%llu files, %llu without a header yet, %llu plaintext (adopted, not encrypted "
 	       "yet), %llu in the middle of a data rekey, %llu problems, %llu repaired\n",
@@ -305,7 +301,7 @@ static void print_json(const char *backing, const struct keyring *ring)
 		key_id_format(check.keys[i].key_id, id);
 		printf("%s{\"key_id\": \"%s\", \"files\": %llu, \"in_wallet\": %s}", i ? ", " : "",
 		       id, (unsigned long long)check.keys[i].files,
-		       !ring ? "null" : keyring_find(ring, check.keys[i].key_id) ? "true" : "false");
+		       !ring ? "null" : keyring_holds(ring, check.keys[i].key_id) ? "true" : "false");
 	}
 	printf("], \"totals\": {\"files\": %llu, \"empty\": %llu, \"plaintext\": %llu, "
 	       "\"rekey_in_progress\": %llu, "

@@ -181,7 +181,6 @@ static int create_copy(char *name, size_t name_size, struct file_header *header,
 		       struct xts_key **key)
 {
 	uint8_t image[TDEFS_HEADER_SIZE], random[8], key_id[MASTER_KEY_ID_SIZE];
-	const uint8_t *mek;
 	uint8_t *dek;
 	int fd, ret;
 
@@ -197,11 +196,11 @@ static int create_copy(char *name, size_t name_size, struct file_header *header,
 	ret = crypto_random_bytes(dek, DEK_SIZE);
 	if (ret == 0) {
 		pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-		ret = keyring_active(daemon_state.keyring, key_id, &mek);
+		ret = keyring_active(daemon_state.keyring, key_id, NULL);
 		if (ret == 0)
-			ret = header_create(header, mek, key_id, dek);
+			ret = header_create_keyring(header, daemon_state.keyring, key_id, dek);
 		if (ret == 0)
-			ret = header_build_image(header, mek, dek, image);
+			ret = header_build_image_keyring(header, daemon_state.keyring, dek, image);
 		pthread_rwlock_unlock(&daemon_state.keyring_lock);
 	}
 	if (ret == 0)

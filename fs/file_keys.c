@@ -72,7 +72,6 @@ int file_write_new_header(int fd)
 	uint8_t image[TDEFS_HEADER_SIZE];
 	uint8_t key_id[MASTER_KEY_ID_SIZE];
 	struct file_header header;
-	const uint8_t *mek;
 	uint8_t *dek;
 	int ret;
 
@@ -83,11 +82,11 @@ int file_write_new_header(int fd)
 	if (ret < 0)
 		goto out_free_dek;
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	ret = keyring_active(daemon_state.keyring, key_id, &mek);
+	ret = keyring_active(daemon_state.keyring, key_id, NULL);
 	if (ret == 0)
-		ret = header_create(&header, mek, key_id, dek);
+		ret = header_create_keyring(&header, daemon_state.keyring, key_id, dek);
 	if (ret == 0)
-		ret = header_build_image(&header, mek, dek, image);
+		ret = header_build_image_keyring(&header, daemon_state.keyring, dek, image);
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
 	if (ret < 0)
 		goto out_free_dek;
@@ -172,7 +171,6 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	uint8_t raw[TDEFS_HEADER_SIZE];
 	char key_text[KEY_ID_TEXT_SIZE];
 	const char *reason;
-	const uint8_t *mek;
 	bool other_valid = true, rekeying, from_cache = false;
 	unsigned slot;
 	struct stat st;
@@ -215,8 +213,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	if (!deks)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	mek = keyring_find(daemon_state.keyring, crypt->header.key_id);
-	ret = mek ? header_unseal(&crypt->header, mek, deks) : -ENOKEY;
+	ret = header_unseal_keyring(&crypt->header, daemon_state.keyring, deks);
 	if (ret == 0)
 		ret = header_copies_verify(daemon_state.keyring, raw, done, slot, &crypt->header,
 					   deks, &other_valid, &reason);

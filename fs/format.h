@@ -65,6 +65,11 @@ enum cipher_suite {
 	CIPHER_SUITE_INVALID = 0,
 	/* data: AES-256-XTS per 4096-byte block; DEK wrap: AES-256-GCM under HKDF-SHA256(MEK) */
 	CIPHER_SUITE_AES256_XTS = 1,
+	/*
+	 * data: as suite 1; DEK wrap: AES-256-GCM done by an HSM token under the master key
+	 * itself, which never leaves the token (an HSM wallet, keystore/kind_hsm.c)
+	 */
+	CIPHER_SUITE_AES256_XTS_TOKEN_GCM = 2,
 	CIPHER_SUITE_COUNT
 };
 
@@ -187,6 +192,31 @@ int header_seal_with_nonce(struct file_header *header, const uint8_t mek[MASTER_
 /* Unseal into deks (room for wrapped_length bytes); FORMAT_ERR_AUTHENTICATION if altered. */
 int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
 		  uint8_t *deks);
+
+/*
+ * The associated data of a seal: the encoded copy with the sealed fields, the tag and the
+ * checksum zeroed (docs/FORMAT.md). For a seal made elsewhere (an HSM token).
+ */
+void header_associated_data(const struct file_header *header, uint8_t aad[HEADER_COPY_SIZE]);
+
+/*
+ * Seal and open with the master key of a keyring (fs/header_keyring.c): a key held in memory
+ * seals as header_seal() does (cipher suite 1), a key on an HSM token is asked to seal
+ * (cipher suite 2); the suite is part of the associated data. Unsealing follows the copy's
+ * suite: -ENOKEY when the ring lacks the key, FORMAT_ERR_AUTHENTICATION when the seal fails or
+ * the suite does not match where the key is.
+ */
+struct keyring;
+int header_seal_keyring(struct file_header *header, const struct keyring *ring,
+			const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks,
+			unsigned count);
+int header_unseal_keyring(const struct file_header *header, const struct keyring *ring,
+			  uint8_t *deks);
+/* header_create() and header_build_image() under a keyring's key. */
+int header_create_keyring(struct file_header *header, const struct keyring *ring,
+			  const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE]);
+int header_build_image_keyring(struct file_header *header, const struct keyring *ring,
+			       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE]);
 
 /* A fresh header for a new file: random file ID, sequence 1, one DEK sealed under the MEK. */
 int header_create(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],

@@ -71,7 +71,8 @@ int header_copy_decode(const uint8_t in[HEADER_COPY_SIZE], struct file_header *h
 	decoded.sequence = load_le64(in + HEADER_OFFSET_SEQUENCE);
 	decoded.unit_size = load_le32(in + HEADER_OFFSET_UNIT_SIZE);
 	decoded.wrapped_length = load_le32(in + HEADER_OFFSET_WRAPPED_LENGTH);
-	if (decoded.cipher_suite != CIPHER_SUITE_AES256_XTS)
+	if (decoded.cipher_suite != CIPHER_SUITE_AES256_XTS &&
+	    decoded.cipher_suite != CIPHER_SUITE_AES256_XTS_TOKEN_GCM)
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
 	if (decoded.flags & ~HEADER_KNOWN_FLAGS)
 		return FORMAT_ERROR(FORMAT_ERR_NEWER_FORMAT);
@@ -211,8 +212,7 @@ int header_copies_check(const struct file_header *newer, const uint8_t *newer_de
 }
 
 /* Associated data: the whole encoded copy with the sealed fields and the checksum zeroed. */
-static void build_associated_data(const struct file_header *header,
-				  uint8_t aad[HEADER_COPY_SIZE])
+void header_associated_data(const struct file_header *header, uint8_t aad[HEADER_COPY_SIZE])
 {
 	struct file_header unsealed = *header;
 
@@ -251,13 +251,15 @@ int header_seal_with_nonce(struct file_header *header, const uint8_t mek[MASTER_
 
 	if (count == 0 || count > HEADER_MAX_DEKS)
 		return -EINVAL;
+	/* A seal under MEK bytes is suite 1's, whatever the copy was sealed with before. */
+	header->cipher_suite = CIPHER_SUITE_AES256_XTS;
 	memcpy(header->key_id, key_id, MASTER_KEY_ID_SIZE);
 	header->wrapped_length = count * DEK_SIZE;
 	memcpy(header->nonce, nonce, GCM_NONCE_SIZE);
 	ret = derive_wrap_key(mek, &wrap_key);
 	if (ret < 0)
 		return ret;
-	build_associated_data(header, aad);
+	header_associated_data(header, aad);
 	memset(header->wrapped_keys, 0, sizeof(header->wrapped_keys));
 	ret = crypto_gcm_seal(wrap_key, header->nonce, aad, sizeof(aad), deks,
 			      header->wrapped_length, header->wrapped_keys, header->tag);
@@ -290,10 +292,13 @@ int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY
 
 	if (header->wrapped_length == 0 || header->wrapped_length > HEADER_WRAPPED_KEYS_SIZE)
 		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	/* A suite 2 seal was made by a token; no MEK bytes open it. */
+	if (header->cipher_suite != CIPHER_SUITE_AES256_XTS)
+		return FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION);
 	ret = derive_wrap_key(mek, &wrap_key);
 	if (ret < 0)
 		return ret;
-	build_associated_data(header, aad);
+	header_associated_data(header, aad);
 	ret = crypto_gcm_open(wrap_key, header->nonce, aad, sizeof(aad), header->wrapped_keys,
 			      header->wrapped_length, header->tag, deks);
 	secure_free(wrap_key);

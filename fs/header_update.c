@@ -66,7 +66,6 @@ int header_copies_verify(const struct keyring *ring, const uint8_t *image, size_
 			 bool *other_valid, const char **reason)
 {
 	struct file_header other;
-	const uint8_t *mek;
 	uint8_t *other_deks;
 	int ret;
 
@@ -79,8 +78,7 @@ int header_copies_verify(const struct keyring *ring, const uint8_t *image, size_
 	other_deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
 	if (!other_deks)
 		return -ENOMEM;
-	mek = ring ? keyring_find(ring, other.key_id) : NULL;
-	ret = mek ? header_unseal(&other, mek, other_deks) : -ENOKEY;
+	ret = ring ? header_unseal_keyring(&other, ring, other_deks) : -ENOKEY;
 	if (ret == FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION)) {
 		/* A copy with a good checksum and a bad seal was altered: nothing it says counts. */
 		*reason = "the other header copy fails authentication (altered or spliced)";
@@ -95,16 +93,16 @@ int header_copies_verify(const struct keyring *ring, const uint8_t *image, size_
 	return ret;
 }
 
-/* Seal next under the MEK, give it the sequence, write it into slot and sync. */
+/* Seal next under the ring's key, give it the sequence, write it into slot and sync. */
 static int write_copy(int fd, struct file_header *next, uint64_t sequence, unsigned slot,
-		      const uint8_t *mek, const uint8_t *key_id, const uint8_t *deks,
+		      const struct keyring *ring, const uint8_t *key_id, const uint8_t *deks,
 		      unsigned dek_count)
 {
 	uint8_t copy[HEADER_COPY_SIZE];
 	int ret;
 
 	next->sequence = sequence;
-	ret = header_seal(next, mek, key_id, deks, dek_count);
+	ret = header_seal_keyring(next, ring, key_id, deks, dek_count);
 	if (ret == 0)
 		ret = header_copy_encode(next, copy);
 	if (ret == 0)
@@ -118,7 +116,6 @@ int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 {
 	uint8_t active_id[MASTER_KEY_ID_SIZE], image[TDEFS_HEADER_SIZE];
 	struct file_header header, next;
-	const uint8_t *old_mek, *new_mek;
 	pthread_mutex_t *lock;
 	unsigned slot, dek_count;
 	const char *reason;
@@ -139,15 +136,10 @@ int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 	if (ret < 0)
 		goto out_unlock;
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	ret = keyring_active(daemon_state.keyring, active_id, &new_mek);
+	ret = keyring_active(daemon_state.keyring, active_id, NULL);
 	if (ret < 0)
 		goto out_unlock_keyring;
-	old_mek = keyring_find(daemon_state.keyring, header.key_id);
-	if (!old_mek) {
-		ret = -ENOKEY;
-		goto out_unlock_keyring;
-	}
-	ret = header_unseal(&header, old_mek, deks);
+	ret = header_unseal_keyring(&header, daemon_state.keyring, deks);
 	if (ret < 0)
 		goto out_unlock_keyring;
 	/* Both copies are about to be rewritten from the newest: never from a state not decided. */
@@ -163,12 +155,12 @@ int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 	if ((header.flags | next.flags) & HEADER_FLAG_REKEY_IN_PROGRESS)
 		flags |= HEADER_UPDATE_BOTH_COPIES;
 	/* Every update is sealed under the active master key: it rewraps as a side effect. */
-	ret = write_copy(fd, &next, header.sequence + 1, 1 - slot, new_mek, active_id, deks,
-			 dek_count);
+	ret = write_copy(fd, &next, header.sequence + 1, 1 - slot, daemon_state.keyring,
+			 active_id, deks, dek_count);
 	fault_point("header-update:first-copy-synced");
 	if (ret == 0 && (flags & HEADER_UPDATE_BOTH_COPIES))
-		ret = write_copy(fd, &next, header.sequence + 2, slot, new_mek, active_id, deks,
-				 dek_count);
+		ret = write_copy(fd, &next, header.sequence + 2, slot, daemon_state.keyring,
+				 active_id, deks, dek_count);
 	fault_point("header-update:second-copy-synced");
 out_unlock_keyring:
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
@@ -206,14 +198,13 @@ static int edit_rewrap(struct file_header *header, uint8_t *deks, unsigned *dek_
 static bool both_copies_current(int fd)
 {
 	uint8_t image[TDEFS_HEADER_SIZE], active_id[MASTER_KEY_ID_SIZE];
-	const uint8_t *mek;
 	size_t done;
 	bool current = true;
 
 	if (pread_full(fd, image, sizeof(image), 0, &done) < 0)
 		return false;
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	if (keyring_active(daemon_state.keyring, active_id, &mek) < 0)
+	if (keyring_active(daemon_state.keyring, active_id, NULL) < 0)
 		current = false;
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
 	for (unsigned i = 0; i < HEADER_COPY_COUNT && current; i++) {

@@ -58,6 +58,7 @@ struct command_line {
 	const char *log_file; /* -o log=FILE: where background lines go when syslog is gone */
 	unsigned stop_timeout; /* -o stop_timeout=SECS: how long SIGTERM waits for a busy mount */
 	int password_fd;
+	bool pin; /* the secret was named --pin-file / --pin-fd (an HSM wallet's PIN) */
 	const char *password_file;
 	const char *wallet;
 	const char *backing;
@@ -84,6 +85,8 @@ enum {
 	OPTION_CONTAINER,
 	OPTION_PASSWORD_FILE,
 	OPTION_PASSWORD_FD,
+	OPTION_PIN_FILE,
+	OPTION_PIN_FD,
 	OPTION_CHECK,
 	OPTION_REPAIR,
 	OPTION_INFO,
@@ -133,6 +136,11 @@ static const struct cli_option option_table[] = {
 	  "read the password wallet's password from descriptor N\n"
 	  "(without either, a password wallet is asked for on a terminal)",
 	  NULL, OPTION_PASSWORD_FD },
+	{ "pin-file", 0, "F", "read an HSM wallet's token PIN from F", NULL, OPTION_PIN_FILE },
+	{ "pin-fd", 0, "N",
+	  "read an HSM wallet's token PIN from descriptor N (without\n"
+	  "either, the wallet's external store, else a terminal prompt)",
+	  NULL, OPTION_PIN_FD },
 	{ "tries", 0, "N", "password prompts before giving up (default 3; terminal only)", NULL,
 	  OPTION_TRIES },
 	{ "foreground", 'f', NULL, "stay in the foreground and log to stderr", NULL, 'f' },
@@ -428,12 +436,18 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			cmd->wallet = argument;
 			break;
 		case OPTION_PASSWORD_FILE:
+		case OPTION_PIN_FILE: /* an HSM wallet's PIN travels as its password does */
 			cmd->password_file = argument;
+			cmd->pin = c == OPTION_PIN_FILE;
 			break;
+		case OPTION_PIN_FD:
+			cmd->pin = true;
+			__attribute__((fallthrough));
 		case OPTION_PASSWORD_FD:
 			if (cli_parse_fd(argument, &cmd->password_fd) < 0)
-				return cli_usage_error("tdefs", NULL,
-						       "--password-fd %s: not a file descriptor",
+				return cli_usage_error("tdefs", NULL, "--%s %s: not a file descriptor",
+						       c == OPTION_PIN_FD ? "pin-fd"
+									       : "password-fd",
 						       argument);
 			break;
 		case OPTION_TRIES:
@@ -603,6 +617,18 @@ int wallet_exit_code(int error)
 		return CLI_EXIT_PERMISSIONS;
 	case KEYSTORE_ERR_OTHER_HOST:
 		return CLI_EXIT_OTHER_HOST;
+	case KEYSTORE_ERR_WRONG_PIN:
+		return CLI_EXIT_WRONG_PIN;
+	case KEYSTORE_ERR_HSM_MODULE:
+		return CLI_EXIT_HSM_MODULE;
+	case KEYSTORE_ERR_TOKEN_ABSENT:
+		return CLI_EXIT_TOKEN_ABSENT;
+	case KEYSTORE_ERR_KEY_NOT_ON_TOKEN:
+		return CLI_EXIT_KEY_NOT_ON_TOKEN;
+	case KEYSTORE_ERR_TOKEN_MECHANISM:
+		return CLI_EXIT_TOKEN_MECHANISM;
+	case KEYSTORE_ERR_TOKEN_FAILED:
+		return CLI_EXIT_TOKEN_FAILED;
 	default:
 		break;
 	}
@@ -633,15 +659,20 @@ static int open_wallet(const struct command_line *cmd, struct keyring **ring)
 	 * password someone else chose.
 	 */
 	if (cmd->password_file) {
-		ret = transport_secret_open_file(cmd->password_file, "--password-file", &password_fd,
-						 error);
+		ret = transport_secret_open_file(cmd->password_file,
+						 cmd->pin ? "--pin-file" : "--password-file",
+						 &password_fd, error);
 		if (ret < 0) {
 			fprintf(stderr, "tdefs: %s\n", error);
+			wallet_failure = wallet_exit_code(ret);
 			return ret;
 		}
 	} else if (password_fd >= 0 &&
-		   (ret = transport_secret_check_fd(password_fd, "--password-fd", error)) < 0) {
+		   (ret = transport_secret_check_fd(password_fd,
+						    cmd->pin ? "--pin-fd" : "--password-fd",
+						    error)) < 0) {
 		fprintf(stderr, "tdefs: %s\n", error);
+		wallet_failure = wallet_exit_code(ret);
 		return ret;
 	}
 	ret = keystore_open_for_mount(cmd->wallet, password_fd, ring, error);
@@ -1243,6 +1274,16 @@ static int run_mount(struct command_line *cmd)
 	/* Page locks are not inherited across the fork of daemonising: take them again. */
 	if (!cmd->foreground && geteuid() == 0 && secure_process_setup(true) < 0)
 		log_warning("tdefs: cannot lock memory; keys may reach swap");
+	/* A PKCS#11 module's sessions stay with the parent: an HSM wallet connects again. */
+	if (!cmd->foreground) {
+		char token_error[KEYSTORE_ERROR_SIZE] = "";
+
+		if (keyring_after_fork(daemon_state.keyring, token_error) < 0) {
+			log_error("tdefs: %s; unmounting", token_error);
+			ret = 1;
+			goto out_control_stop;
+		}
+	}
 
 	/* Before any other thread starts, so that every one inherits the blocked signals. */
 	if ((ret = stop_handler_start(cmd->mountpoint, cmd->stop_timeout)) < 0) {

@@ -76,18 +76,17 @@ static int prove_copy(struct rebind_proof *proof, const char *relative,
 		      const struct file_header *header, const char *which)
 {
 	char id[KEY_ID_TEXT_SIZE], what[160];
-	const uint8_t *mek = keyring_find(proof->ring, header->key_id);
 	int ret;
 
 	key_id_format(header->key_id, id);
 	proof->headers++;
-	if (!mek) {
+	if (!keyring_holds(proof->ring, header->key_id)) {
 		snprintf(what, sizeof(what), "%s header copy is sealed under key %s, not in the wallet",
 			 which, id);
 		problem(proof, relative, what);
 		return note_missing(proof, header->key_id);
 	}
-	ret = header_unseal(header, mek, proof->deks);
+	ret = header_unseal_keyring(header, proof->ring, proof->deks);
 	secure_wipe(proof->deks, HEADER_WRAPPED_KEYS_SIZE);
 	if (ret < 0) {
 		/* Same ID, other bytes: the wallet holds another key under this ID. */

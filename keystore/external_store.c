@@ -64,7 +64,9 @@ int wallet_open_with_external_store(const struct wallet_paths *paths, struct wal
 	if (ret < 0)
 		return ret;
 	ret = KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
-	for (size_t i = 0; i < count && ret == KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD); i++) {
+	for (size_t i = 0; i < count && (ret == KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD) ||
+					 ret == KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PIN));
+	     i++) {
 		read->password = secrets[i];
 		ret = wallet_read(read, error);
 		read->password = NULL;
@@ -159,16 +161,21 @@ int wallet_add_secret(const char *dir, const struct secret *password, bool local
 	ret = lock_directory(dir, &paths, &lock_fd, error);
 	if (ret < 0)
 		return ret;
-	if (!wallet_file_present(paths.password)) {
+	/* An HSM wallet's store holds the token's PIN. */
+	if (wallet_file_present(paths.hsm)) {
+		wallet.path = paths.hsm;
+		wallet.expected_kind = WALLET_KIND_HSM;
+	} else if (!wallet_file_present(paths.password)) {
 		wallet_message(error,
 			       "no password wallet %s: an external store holds the password of the "
 			       "password wallet",
 			       paths.password);
 		ret = -ENOENT;
 		goto out_unlock;
+	} else {
+		wallet.path = paths.password;
 	}
-	/* Never store a password that does not open the wallet. */
-	wallet.path = paths.password;
+	/* Never store a password (or PIN) that does not open the wallet. */
 	ret = wallet_read(&wallet, error);
 	if (ret < 0)
 		goto out_unlock;

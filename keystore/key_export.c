@@ -307,6 +307,17 @@ int key_export_encode(const uint8_t wallet_id[KEY_ID_SIZE], const struct mek_rec
 		wallet_message(error, "an export file holds 1 to %d keys", WALLET_MAX_KEYS);
 		return -EINVAL;
 	}
+	for (size_t i = 0; i < count; i++)
+		if (records[i].on_token) {
+			char id[KEY_ID_TEXT_SIZE];
+
+			key_id_format(records[i].id, id);
+			wallet_message(error,
+				       "key %s lives on an HSM token and is not extractable: it "
+				       "cannot be exported",
+				       id);
+			return -EOPNOTSUPP;
+		}
 	if (!scrypt_cost_valid(cost)) {
 		wallet_message(error, "scrypt cost out of range");
 		return -EINVAL;

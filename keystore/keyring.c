@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include "keystore/keystore_kind.h"
 
 struct keyring {
 	uint8_t wallet_id[KEY_ID_SIZE];
@@ -31,6 +32,15 @@ struct keyring {
 	size_t count;
 	size_t capacity;
 	struct mek_record *records; /* secure memory */
+	/*
+	 * The tokens that hold the keys marked on_token (each record names its slot): an HSM
+	 * wallet's own in slot 0, then those of the wallets it links. None for file wallets.
+	 */
+	struct keyring_token {
+		const struct keystore_token_ops *ops;
+		struct keystore_token *token;
+	} tokens[KEYRING_MAX_TOKENS];
+	size_t token_count;
 };
 
 int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, struct keyring **out)
@@ -69,8 +79,45 @@ void keyring_free(struct keyring *ring)
 	if (!ring)
 		return;
 	secure_free(ring->records);
+	for (size_t i = 0; i < ring->token_count; i++)
+		ring->tokens[i].ops->release(ring->tokens[i].token);
 	free(ring);
 }
+
+void keyring_attach_token(struct keyring *ring, const struct keystore_token_ops *ops,
+			  struct keystore_token *token)
+{
+	if (ring->token_count)
+		ring->tokens[0].ops->release(ring->tokens[0].token);
+	ring->tokens[0].ops = ops;
+	ring->tokens[0].token = token;
+	if (!ring->token_count)
+		ring->token_count = 1;
+}
+
+struct keystore_token *keyring_token_of(const struct keyring *ring,
+					const struct keystore_token_ops **ops)
+{
+	if (ops)
+		*ops = ring->token_count ? ring->tokens[0].ops : NULL;
+	return ring->token_count ? ring->tokens[0].token : NULL;
+}
+
+/* Take a reference on each of from's tokens into ring; *base gets the slot of from's first. */
+static int adopt_tokens(struct keyring *ring, const struct keyring *from, size_t *base)
+{
+	if (ring->token_count + from->token_count > KEYRING_MAX_TOKENS)
+		return -E2BIG;
+	*base = ring->token_count;
+	for (size_t i = 0; i < from->token_count; i++) {
+		ring->tokens[ring->token_count].ops = from->tokens[i].ops;
+		ring->tokens[ring->token_count].token =
+			from->tokens[i].ops->retain(from->tokens[i].token);
+		ring->token_count++;
+	}
+	return 0;
+}
+
 
 static int keyring_reserve(struct keyring *ring, size_t wanted)
 {
@@ -167,7 +214,62 @@ const uint8_t *keyring_find(const struct keyring *ring, const uint8_t id[KEY_ID_
 {
 	const struct mek_record *record = find_record(ring, id);
 
-	return record ? record->mek : NULL;
+	/* A key on a token has no bytes here: the token seals and opens under it. */
+	return record && !record->on_token ? record->mek : NULL;
+}
+
+bool keyring_holds(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE])
+{
+	return find_record(ring, id) != NULL;
+}
+
+bool keyring_key_on_token(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE])
+{
+	const struct mek_record *record = find_record(ring, id);
+
+	return record && record->on_token;
+}
+
+/* The token that holds the key, or NULL. */
+static const struct keyring_token *token_for(const struct keyring *ring,
+					     const uint8_t id[KEY_ID_SIZE])
+{
+	const struct mek_record *record = find_record(ring, id);
+
+	if (!record || !record->on_token || record->token_slot >= ring->token_count)
+		return NULL;
+	return &ring->tokens[record->token_slot];
+}
+
+int keyring_token_seal(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
+		       const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+		       const uint8_t *plain, size_t len, uint8_t *cipher, uint8_t tag[16])
+{
+	const struct keyring_token *holder = token_for(ring, id);
+
+	if (!holder)
+		return -ENOKEY;
+	return holder->ops->seal(holder->token, id, nonce, aad, aad_len, plain, len, cipher, tag);
+}
+
+int keyring_token_open(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
+		       const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+		       const uint8_t *cipher, size_t len, const uint8_t tag[16], uint8_t *plain)
+{
+	const struct keyring_token *holder = token_for(ring, id);
+
+	if (!holder)
+		return -ENOKEY;
+	return holder->ops->open(holder->token, id, nonce, aad, aad_len, cipher, len, tag, plain);
+}
+
+int keyring_after_fork(struct keyring *ring, char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < ring->token_count && ret == 0; i++)
+		ret = ring->tokens[i].ops->after_fork(ring->tokens[i].token, error);
+	return ret;
 }
 
 const char *keyring_selected_container(const struct keyring *ring)
@@ -221,6 +323,11 @@ static struct mek_record *active_record(const struct keyring *ring, const char *
 		    strcmp(ring->records[i].container, container) == 0)
 			return &ring->records[i];
 	return NULL;
+}
+
+bool keyring_holds_active(const struct keyring *ring, const char *container)
+{
+	return active_record(ring, container) != NULL;
 }
 
 int keyring_active(const struct keyring *ring, uint8_t id[KEY_ID_SIZE], const uint8_t **mek)
@@ -286,10 +393,24 @@ int keyring_add_key(struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
 				goto out_wipe;
 		} while (find_record(ring, record->id));
 	}
-	if (mek)
+	if (ring->token_count) {
+		/* An HSM wallet's keys are made on its own token and never leave it. */
+		char why[KEYSTORE_ERROR_SIZE];
+
+		if (mek) {
+			ret = -EOPNOTSUPP;
+			goto out_wipe;
+		}
+		ret = ring->tokens[0].ops->generate(ring->tokens[0].token, record->id, why);
+		if (ret < 0)
+			goto out_wipe;
+		record->on_token = true;
+		record->token_slot = 0;
+	} else if (mek) {
 		memcpy(record->mek, mek, MEK_SIZE);
-	else if ((ret = crypto_random_bytes(record->mek, MEK_SIZE)) < 0)
+	} else if ((ret = crypto_random_bytes(record->mek, MEK_SIZE)) < 0) {
 		goto out_wipe;
+	}
 	record->creation_time = now;
 	record->state = MEK_STATE_PREACTIVE;
 	/* A key brought by the user is still made here, in this wallet: LOCAL, not IMPORTED. */
@@ -429,7 +550,9 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 {
 	char id_text[KEY_ID_TEXT_SIZE], other_text[KEY_ID_TEXT_SIZE];
 	const struct mek_record *before, *after;
+	struct mek_record copy;
 	struct keyring *merged;
+	size_t base = 0;
 	int ret;
 
 	memset(summary, 0, sizeof(*summary));
@@ -458,12 +581,22 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 	strcpy(merged->selected, loaded->selected); /* a daemon keeps serving its container */
 	merged->generation =
 		fresh->generation > loaded->generation ? fresh->generation : loaded->generation;
+	/* The tokens the loaded keys are open on keep their slots; the re-read's come after. */
+	ret = adopt_tokens(merged, loaded, &base);
+	if (ret == 0)
+		ret = adopt_tokens(merged, fresh, &base);
+	if (ret < 0) {
+		wallet_message(error, "cannot merge the keys: too many HSM tokens");
+		keyring_free(merged);
+		return ret;
+	}
 	/* Every loaded key, in its order, with what the wallet says of it now when it has it. */
 	for (size_t i = 0; i < loaded->count && ret == 0; i++) {
 		const struct mek_record *record = &loaded->records[i];
 		const struct mek_record *now = find_record(fresh, record->id);
 
-		if (now && !secure_equal(now->mek, record->mek, MEK_SIZE)) {
+		if (now && (now->on_token != record->on_token ||
+			    !secure_equal(now->mek, record->mek, MEK_SIZE))) {
 			key_id_format(record->id, id_text);
 			wallet_message(error,
 				       "the wallet holds key %s with another key value than the one "
@@ -474,15 +607,21 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 		}
 		if (!now)
 			summary->kept++;
-		ret = keyring_append(merged, now ? now : record);
+		copy = now ? *now : *record;
+		copy.token_slot = record->token_slot;
+		ret = keyring_append(merged, &copy);
 	}
 	/* Then the keys that are new, in the wallet's order. */
 	for (size_t i = 0; i < fresh->count && ret == 0; i++) {
 		if (find_record(loaded, fresh->records[i].id))
 			continue;
 		summary->added++;
-		ret = keyring_append(merged, &fresh->records[i]);
+		copy = fresh->records[i];
+		if (copy.on_token)
+			copy.token_slot = (uint8_t)(copy.token_slot + base);
+		ret = keyring_append(merged, &copy);
 	}
+	secure_wipe(&copy, sizeof(copy));
 	if (ret < 0) {
 		if (ret != KEYSTORE_ERROR(KEYSTORE_ERR_KEY_MISMATCH))
 			wallet_message(error, "cannot merge the keys: %s", keystore_error_message(ret));
@@ -496,4 +635,37 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 	summary->active_moved = after && (!before || memcmp(before->id, after->id, KEY_ID_SIZE));
 	*out = merged;
 	return 0;
+}
+
+int keyring_link(struct keyring *ring, const struct keyring *linked, bool keep_active)
+{
+	size_t base = 0;
+	int ret;
+
+	if (memcmp(ring->wallet_id, linked->wallet_id, KEY_ID_SIZE) != 0)
+		return -EINVAL;
+	ret = adopt_tokens(ring, linked, &base);
+	for (size_t i = 0; i < linked->count && ret == 0; i++) {
+		struct mek_record record = linked->records[i];
+
+		if (find_record(ring, record.id))
+			continue; /* the wallet's own record of it wins */
+		if (record.on_token)
+			record.token_slot = (uint8_t)(record.token_slot + base);
+		if (record.state == MEK_STATE_ACTIVE &&
+		    (!keep_active || active_record(ring, record.container)))
+			record.state = MEK_STATE_RETIRED;
+		record.linked = true;
+		ret = keyring_append(ring, &record);
+		secure_wipe(&record, sizeof(record));
+	}
+	return ret;
+}
+
+void keyring_retire_active(struct keyring *ring)
+{
+	struct mek_record *record = active_record(ring, ring->selected);
+
+	if (record)
+		record->state = MEK_STATE_RETIRED;
 }

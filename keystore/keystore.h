@@ -54,6 +54,12 @@ enum keystore_error {
 	KEYSTORE_ERR_WRONG_SECRET,	  /* wrong transport secret for a key export file */
 	KEYSTORE_ERR_EXPORT_DAMAGED,	  /* key export file truncated, altered, or not one */
 	KEYSTORE_ERR_KEY_CONFLICT,	  /* an imported key ID is here with other key bytes */
+	KEYSTORE_ERR_WRONG_PIN,		  /* the HSM token refused the PIN (or none was given) */
+	KEYSTORE_ERR_HSM_MODULE,	  /* the PKCS#11 module is missing or does not load */
+	KEYSTORE_ERR_TOKEN_ABSENT,	  /* no token with the wallet's label and serial */
+	KEYSTORE_ERR_KEY_NOT_ON_TOKEN,	  /* a master key of the wallet is not on the token */
+	KEYSTORE_ERR_TOKEN_MECHANISM,	  /* the token lacks AES key generation or AES-GCM */
+	KEYSTORE_ERR_TOKEN_FAILED,	  /* the token failed an operation (unreachable, ...) */
 	KEYSTORE_ERROR_COUNT
 };
 
@@ -122,6 +128,28 @@ const uint8_t *keyring_find(const struct keyring *ring, const uint8_t id[KEY_ID_
 int keyring_active(const struct keyring *ring, uint8_t id[KEY_ID_SIZE], const uint8_t **mek);
 
 size_t keyring_count(const struct keyring *ring);
+
+/*
+ * Master keys on an HSM token (a wallet of kind HSM): the MEK never leaves the token, so
+ * keyring_find() answers NULL for such a key and a header's DEKs are sealed and opened by the
+ * token, AES-256-GCM with the caller's 12-byte nonce and associated data (docs/FORMAT.md,
+ * cipher suite 2). keyring_holds() is true for every key of the ring, on a token or not.
+ */
+bool keyring_holds(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE]);
+bool keyring_key_on_token(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE]);
+/* cipher gets len bytes, tag 16; -ENOKEY for a key the ring lacks or that is not on a token. */
+int keyring_token_seal(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
+		       const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+		       const uint8_t *plain, size_t len, uint8_t *cipher, uint8_t tag[16]);
+/* -EBADMSG when the tag does not verify (altered, or another key). */
+int keyring_token_open(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE],
+		       const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+		       const uint8_t *cipher, size_t len, const uint8_t tag[16], uint8_t *plain);
+/*
+ * After fork(): a PKCS#11 library's state does not survive into a child, so the daemon that
+ * stays after daemonising connects to the token again (nothing to do for a ring without one).
+ */
+int keyring_after_fork(struct keyring *ring, char error[KEYSTORE_ERROR_SIZE]);
 
 /*
  * The kind of wallet file the keys were read from, in the words of V$ENCRYPTION_WALLET's

@@ -43,7 +43,19 @@ static const struct meaning meanings[KEYSTORE_ERROR_COUNT] = {
 	[KEYSTORE_ERR_KEY_CONFLICT] = { "KEYSTORE_ERR_KEY_CONFLICT",
 					"a key ID to import is in the wallet with other key "
 					"bytes" },
+	[KEYSTORE_ERR_WRONG_PIN] = { "KEYSTORE_ERR_WRONG_PIN", "wrong PIN for the HSM token" },
+	[KEYSTORE_ERR_HSM_MODULE] = { "KEYSTORE_ERR_HSM_MODULE",
+				      "the PKCS#11 module is missing or does not load" },
+	[KEYSTORE_ERR_TOKEN_ABSENT] = { "KEYSTORE_ERR_TOKEN_ABSENT",
+					"the HSM token is not present" },
+	[KEYSTORE_ERR_KEY_NOT_ON_TOKEN] = { "KEYSTORE_ERR_KEY_NOT_ON_TOKEN",
+					    "the master key is not on the HSM token" },
+	[KEYSTORE_ERR_TOKEN_MECHANISM] = { "KEYSTORE_ERR_TOKEN_MECHANISM",
+					   "the HSM token lacks AES-256 key generation or AES-GCM" },
+	[KEYSTORE_ERR_TOKEN_FAILED] = { "KEYSTORE_ERR_TOKEN_FAILED",
+					"the HSM token failed the operation" },
 };
+_Static_assert(KEYSTORE_ERR_TOKEN_FAILED + 1 == KEYSTORE_ERROR_COUNT, "a text for every meaning");
 
 enum keystore_error keystore_error_of(int ret)
 {

@@ -1,6 +1,6 @@
 /*
  * keystore_kind: the one seam for the kinds of wallet file (PASSWORD, AUTOLOGIN,
- * LOCAL_AUTOLOGIN). Each kind is one file (kind_*.c) that fills one struct keystore_kind: its
+ * LOCAL_AUTOLOGIN, HSM). Each kind is one file (kind_*.c) that fills one struct keystore_kind: its
  * WALLET_TYPE word, its file in the wallet directory, how the daemon ranks it at mount, what the
  * clear header of such a file must look like, how a file of the kind is opened (the sealing key
  * derived from a password, a stored key or the host), and how a new file is sealed. kinds.c
@@ -31,6 +31,29 @@ struct keystore_kind_material {
 	uint8_t check[WALLET_CHECK_SIZE];
 	uint8_t secret[HOST_SECRET_SIZE];
 	uint8_t key[AES256_KEY_SIZE];
+};
+
+/*
+ * A device that holds master keys (an HSM token): the kind opens it, the ring keeps it
+ * (keyring_attach_token) and asks it to make keys and to wrap and unwrap DEKs. Shared by the
+ * rings a reload merges, so it is counted: the last release closes it.
+ */
+struct keystore_token;
+struct keystore_token_ops {
+	/* A new AES-256 key on the token, non-extractable, named by the key ID. */
+	int (*generate)(struct keystore_token *token, const uint8_t id[KEY_ID_SIZE],
+			char error[KEYSTORE_ERROR_SIZE]);
+	/* AES-256-GCM on the token: cipher/plain of len bytes, a 16-byte tag. */
+	int (*seal)(struct keystore_token *token, const uint8_t id[KEY_ID_SIZE],
+		    const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+		    const uint8_t *plain, size_t len, uint8_t *cipher, uint8_t tag[16]);
+	int (*open)(struct keystore_token *token, const uint8_t id[KEY_ID_SIZE],
+		    const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
+		    const uint8_t *cipher, size_t len, const uint8_t tag[16], uint8_t *plain);
+	/* Connect again in a child after fork(). */
+	int (*after_fork)(struct keystore_token *token, char error[KEYSTORE_ERROR_SIZE]);
+	struct keystore_token *(*retain)(struct keystore_token *token);
+	void (*release)(struct keystore_token *token);
 };
 
 struct keystore_kind {
@@ -69,11 +92,34 @@ struct keystore_kind {
 	 */
 	int (*seal)(const struct password_key *password_key, struct wallet_header_fields *fields,
 		    struct keystore_kind_material *material, char error[KEYSTORE_ERROR_SIZE]);
+
+	/*
+	 * A kind whose file is not a sealed wallet file (hsm.wallet: a key map, no key material)
+	 * reads and writes it itself; NULL for the sealed kinds above, whose check_header, open
+	 * and seal the common reader and encoder (wallet_io.c) call. read fills request as
+	 * wallet_read() does; request->password is then the token's PIN, and with
+	 * request->header_only only the file is parsed (the token is not opened).
+	 */
+	int (*read)(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE]);
+	int (*encode)(const struct keyring *ring, uint8_t **out, size_t *out_len,
+		      char error[KEYSTORE_ERROR_SIZE]);
+	/* What a prompt asks for, when not a password: "PIN of the HSM token"; NULL: a password. */
+	const char *secret_words;
 };
 
 extern const struct keystore_kind keystore_kind_password;	 /* kind_password.c */
 extern const struct keystore_kind keystore_kind_autologin;	 /* kind_autologin.c */
 extern const struct keystore_kind keystore_kind_local_autologin; /* kind_local_autologin.c */
+extern const struct keystore_kind keystore_kind_hsm;		 /* kind_hsm.c */
+
+/*
+ * The ring's token (kinds with one): the ring takes the reference given. keyring_token_of()
+ * answers the ring's, so that a reload can share it (ops->retain) with the ring it builds.
+ */
+void keyring_attach_token(struct keyring *ring, const struct keystore_token_ops *ops,
+			  struct keystore_token *token);
+struct keystore_token *keyring_token_of(const struct keyring *ring,
+					const struct keystore_token_ops **ops);
 
 /* The table (kinds.c), in the order status lists the files: password, auto-login, local. */
 size_t keystore_kind_count(void);

@@ -14,6 +14,7 @@ static const struct keystore_kind *const kinds[] = {
 	&keystore_kind_password,
 	&keystore_kind_autologin,
 	&keystore_kind_local_autologin,
+	&keystore_kind_hsm,
 };
 
 _Static_assert(ARRAY_SIZE(kinds) <= ARRAY_SIZE(((struct wallet_status_report *)0)->rows),

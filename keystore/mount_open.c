@@ -80,9 +80,23 @@ static int open_with_password(const struct wallet_paths *paths, int password_fd,
 		.fd = password_fd,
 		.explicit = true,
 	};
+	const struct keystore_kind *kind = keystore_kind_for_mount(paths);
 	struct secret *password = NULL;
 	int ret;
 
+	/* An HSM wallet: what was given is the token's PIN. */
+	if (kind && kind->read) {
+		read->path = keystore_kind_path(kind, paths);
+		read->expected_kind = kind->code;
+		ret = password_read(&source, NULL, false, &password, error);
+		if (ret == 0) {
+			read->password = password;
+			ret = wallet_read(read, error);
+			read->password = NULL;
+		}
+		secret_free(password);
+		return ret;
+	}
 	if (!wallet_file_present(paths->password)) {
 		wallet_message(error,
 			       "a password was given but there is no password wallet %s to open "
@@ -136,12 +150,20 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 		if (wallet_file_present(paths.external_store)) {
 			ret = wallet_open_with_external_store(&paths, &read, &password, error);
 		} else {
-			wallet_message(
-				error,
-				"wallet %s needs a password and none was given (no auto-login "
-				"wallet, no external password store, no password descriptor)",
-				paths.password);
-			ret = KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
+			if (kind->read) {
+				wallet_message(error,
+					       "HSM wallet %s needs the token's PIN and none was given "
+					       "(no external password store, no PIN descriptor)",
+					       read.path);
+				ret = KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PIN);
+			} else {
+				wallet_message(error,
+					       "wallet %s needs a password and none was given (no "
+					       "auto-login wallet, no external password store, no "
+					       "password descriptor)",
+					       paths.password);
+				ret = KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PASSWORD);
+			}
 		}
 	} else {
 		wallet_message(error, "no wallet in %s (no %s, %s or %s)", paths.dir,
@@ -159,9 +181,10 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 }
 
 /* Re-read the wallet file of the kind the daemon mounted with. */
-static int reread_same_kind(const struct wallet_paths *paths, enum wallet_kind kind,
+static int reread_same_kind(const struct wallet_paths *paths, const struct keyring *loaded,
 			    struct keyring **out, char error[KEYSTORE_ERROR_SIZE])
 {
+	enum wallet_kind kind = keyring_source_kind(loaded);
 	struct wallet_read read = {
 		.expected_kind = kind,
 		.expected_content = WALLET_CONTENT_KEYS,
@@ -182,7 +205,11 @@ static int reread_same_kind(const struct wallet_paths *paths, enum wallet_kind k
 			       read.path);
 		return -ENOENT;
 	}
-	if (!entry->auto_login) {
+	if (entry->read) {
+		/* The token the daemon has open answers for the keys: no PIN again. */
+		read.token_from = loaded;
+		ret = wallet_read(&read, error);
+	} else if (!entry->auto_login) {
 		if (!wallet_file_present(paths->external_store)) {
 			wallet_message(error,
 				       "%s was opened with the password given at mount, and there is "
@@ -225,7 +252,7 @@ int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct
 	if (kmip && kmip_wallet_path(paths.dir, kmip_path) == 0)
 		ret = kmip_keystore_open_dir(paths.dir, &fresh, error);
 	else
-		ret = reread_same_kind(&paths, keyring_source_kind(loaded), &fresh, error);
+		ret = reread_same_kind(&paths, loaded, &fresh, error);
 	if (ret < 0)
 		return ret;
 	source = kmip ? kmip_path : wallet_paths_of_kind(&paths, keyring_source_kind(loaded));

@@ -257,6 +257,7 @@ int wallet_directory_check(const struct wallet_paths *paths, char error[KEYSTORE
 		{ paths->password, NULL },
 		{ paths->autologin, "auto-login wallet" },
 		{ paths->local_autologin, "local auto-login wallet" },
+		{ paths->hsm, NULL },
 		{ paths->external_store, "external password store" },
 		{ paths->lock, NULL },
 	};

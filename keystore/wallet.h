@@ -12,6 +12,7 @@
  *   autologin.wallet         the same keys, opens without a password (mode 0600)
  *   local-autologin.wallet   the same keys, opens only on the host that wrote it (mode 0600)
  *   external-store.wallet    the password of password.wallet, auto-login protected (mode 0600)
+ *   hsm.wallet               an HSM wallet instead: module, token and key map, no key material
  *   backup/                  timestamped copies taken before every change
  *   wallet.lock              serialises tdekey runs that change the directory
  * The primary wallet, the one changes are made to, is password.wallet when it exists; a wallet
@@ -39,6 +40,7 @@
 #define WALLET_EXTERNAL_STORE_FILE "external-store.wallet"
 #define WALLET_BACKUP_DIRECTORY "backup"
 #define WALLET_LOCK_FILE "wallet.lock"
+#define WALLET_HSM_FILE "hsm.wallet"
 
 /*
  * Version 2 added the creator to each key record; version 1 files are still read (creator
@@ -59,6 +61,8 @@ enum wallet_kind {
 	WALLET_KIND_PASSWORD = 1,
 	WALLET_KIND_AUTOLOGIN = 2,
 	WALLET_KIND_LOCAL_AUTOLOGIN = 3,
+	/* hsm.wallet: the keys stay on a PKCS#11 token; the file maps key IDs to token objects */
+	WALLET_KIND_HSM = 4,
 };
 
 /* What a wallet file holds. Values are the on-disk codes. */
@@ -150,6 +154,18 @@ struct mek_record {
 	char container[WALLET_CONTAINER_MAX + 1];
 	/* "user@host" of the tdekey run that made the key; "" when unknown (a version 1 file). */
 	char creator[WALLET_CREATOR_MAX + 1];
+	/*
+	 * The key lives on the HSM token of the ring (mek is all zero): DEKs are wrapped there, by
+	 * keyring_token_seal() and keyring_token_open(), and the key can never be exported.
+	 */
+	bool on_token;
+	/*
+	 * Which of the ring's tokens (0: the wallet's own; more when an HSM wallet links other
+	 * wallets after a migration). Meaningful only with on_token.
+	 */
+	uint8_t token_slot;
+	/* In the ring from a wallet the HSM wallet links (a migration's source), not its own. */
+	bool linked;
 };
 
 bool wallet_tag_valid(const char *tag);
@@ -215,6 +231,7 @@ struct wallet_paths {
 	char password[PATH_MAX];
 	char autologin[PATH_MAX];
 	char local_autologin[PATH_MAX];
+	char hsm[PATH_MAX];
 	char external_store[PATH_MAX];
 	char backup_dir[PATH_MAX];
 	char lock[PATH_MAX];
@@ -229,6 +246,10 @@ struct wallet_create_options {
 	const char *tag; /* its tag, may be NULL */
 	const char *container;
 	struct scrypt_cost cost;
+	/* A migration: the new wallet takes this wallet ID (NULL: a fresh one)... */
+	const uint8_t *wallet_id;
+	/* ...and an HSM wallet links this wallet directory, whose keys stay usable (NULL: none). */
+	const char *link;
 };
 
 struct wallet_create_result {
@@ -239,6 +260,30 @@ struct wallet_create_result {
 	bool made_key;
 	uint8_t key_id[KEY_ID_SIZE];
 };
+
+/*
+ * Links of an HSM wallet (a session's ring, opened for a change; commit to make it durable):
+ * wallet_hsm_link() takes the keys of the wallet directory path (same wallet ID, opened as the
+ * daemon opens one: auto-login file or external store) into the ring; with active its ACTIVE
+ * key becomes the ring's and the token's active key is RETIRED (a reverse migration).
+ * wallet_hsm_unlink() drops the link (its keys leave the wallet at the next open). -EINVAL
+ * with a message for a ring that is not an HSM wallet's, or a path not linked / already linked.
+ */
+int wallet_hsm_link(struct keyring *ring, const char *path, bool active,
+		    char error[KEYSTORE_ERROR_SIZE]);
+int wallet_hsm_unlink(struct keyring *ring, const char *path, char error[KEYSTORE_ERROR_SIZE]);
+/* The linked wallet directories, up to max; returns how many there are. */
+size_t wallet_hsm_links(const struct keyring *ring, const char **paths, bool *active, size_t max);
+
+/*
+ * Create an HSM wallet in dir: hsm.wallet naming the PKCS#11 module and the token (label, and
+ * serial when not NULL or ""), logged in with pin, and with options->make_key its first master
+ * key generated on the token. No password wallet: the keys never leave the token.
+ */
+int wallet_create_hsm(const char *dir, const struct wallet_create_options *options,
+		      const char *module, const char *token_label, const char *token_serial,
+		      const struct secret *pin, struct wallet_create_result *result,
+		      char error[KEYSTORE_ERROR_SIZE]);
 
 /*
  * Create a wallet in dir (made with mode 0700 when missing, with backup/). With a password the
@@ -372,7 +417,7 @@ struct wallet_status_report {
 	enum wallet_status status; /* of the wallet the daemon would open */
 	int mount_row;		   /* index in rows of that wallet; -1 when none */
 	size_t row_count;
-	struct wallet_status_row rows[3]; /* present key wallets: password, auto-login, local */
+	struct wallet_status_row rows[4]; /* present key wallets: password, auto-login, local, HSM */
 	bool wallet_id_known;
 	uint8_t wallet_id[KEY_ID_SIZE];
 	bool external_store_present;

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 
 #include "crypto/crypto.h"
+#include "keystore/hsm_wallet.h"
+#include "keystore/keystore_kind.h"
 #include "keystore/wallet_format.h"
 #include "util/util.h"
 
@@ -115,7 +117,7 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 		return ret;
 	wallet_remove_stale_temporaries(&paths);
 	if (wallet_file_present(paths.password) || wallet_file_present(paths.autologin) ||
-	    wallet_file_present(paths.local_autologin)) {
+	    wallet_file_present(paths.local_autologin) || wallet_file_present(paths.hsm)) {
 		wallet_message(error,
 			       "a wallet already exists in %s; tdekey status --wallet %s shows it",
 			       paths.dir, paths.dir);
@@ -126,7 +128,10 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 	if (ret < 0)
 		goto out_unlock;
 
-	ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
+	if (options->wallet_id)
+		memcpy(result->wallet_id, options->wallet_id, KEY_ID_SIZE);
+	else
+		ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
 	if (ret == 0)
 		ret = keyring_new(result->wallet_id, options->container, &ring);
 	if (ret < 0) {
@@ -178,6 +183,123 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 
 out_free_password_key:
 	password_key_free(password_key);
+out_free_ring:
+	keyring_free(ring);
+out_unlock:
+	wallet_unlock(lock_fd);
+	return ret;
+}
+
+/* The directory made and checked and locked, with no wallet in it yet. */
+static int prepare_directory(const struct wallet_paths *paths, int *lock_fd,
+			     char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret = make_directory(paths->dir, error);
+
+	if (ret == 0)
+		ret = wallet_directory_check(paths, error);
+	if (ret == 0)
+		ret = wallet_lock(paths, lock_fd, error);
+	if (ret < 0)
+		return ret;
+	wallet_remove_stale_temporaries(paths);
+	if (wallet_file_present(paths->password) || wallet_file_present(paths->autologin) ||
+	    wallet_file_present(paths->local_autologin) || wallet_file_present(paths->hsm)) {
+		wallet_message(error,
+			       "a wallet already exists in %s; tdekey status --wallet %s shows it",
+			       paths->dir, paths->dir);
+		return -EEXIST;
+	}
+	return make_directory(paths->backup_dir, error);
+}
+
+int wallet_create_hsm(const char *dir, const struct wallet_create_options *options,
+		      const char *module, const char *token_label, const char *token_serial,
+		      const struct secret *pin, struct wallet_create_result *result,
+		      char error[KEYSTORE_ERROR_SIZE])
+{
+	struct hsm_wallet_identity identity;
+	struct keystore_token *token = NULL;
+	struct wallet_paths paths;
+	struct keyring *ring = NULL;
+	char why[WALLET_WHY_SIZE];
+	size_t key_index;
+	int lock_fd = -1, ret;
+
+	memset(result, 0, sizeof(*result));
+	memset(&identity, 0, sizeof(identity));
+	if (strlen(module) > HSM_MODULE_PATH_MAX ||
+	    strlen(token_label) > HSM_TOKEN_LABEL_MAX ||
+	    (token_serial && strlen(token_serial) > HSM_TOKEN_SERIAL_MAX)) {
+		wallet_message(error, "module path, token label or serial too long (at most %d, "
+			       "%d and %d bytes)", HSM_MODULE_PATH_MAX, HSM_TOKEN_LABEL_MAX,
+			       HSM_TOKEN_SERIAL_MAX);
+		return -EINVAL;
+	}
+	strcpy(identity.module, module);
+	strcpy(identity.token_label, token_label);
+	strcpy(identity.token_serial, token_serial ? token_serial : "");
+	if (hsm_identity_check(&identity, why) < 0) {
+		wallet_message(error, "%s", why);
+		return -EINVAL;
+	}
+	if (!wallet_container_valid(options->container) ||
+	    (options->tag && !wallet_tag_valid(options->tag))) {
+		wallet_message(error, "bad container name or tag");
+		return -EINVAL;
+	}
+	ret = wallet_paths_init(dir, &paths);
+	if (ret < 0) {
+		wallet_message(error, "wallet directory name is too long or empty");
+		return ret;
+	}
+	ret = prepare_directory(&paths, &lock_fd, error);
+	if (ret < 0)
+		goto out_unlock;
+	/* The token first: a wrong PIN or a missing module leaves no file behind. */
+	ret = hsm_token_open(&identity, pin, NULL, 0, &token, error);
+	if (ret < 0)
+		goto out_unlock;
+	if (options->wallet_id)
+		memcpy(result->wallet_id, options->wallet_id, KEY_ID_SIZE);
+	else
+		ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
+	if (ret == 0)
+		ret = keyring_new(result->wallet_id, options->container, &ring);
+	if (ret < 0) {
+		hsm_token_ops_get()->release(token);
+		wallet_message(error, "cannot set up the key ring: %s", keystore_error_message(ret));
+		goto out_unlock;
+	}
+	keyring_attach_token(ring, hsm_token_ops_get(), token);
+	keyring_set_source_kind(ring, WALLET_KIND_HSM);
+	keyring_set_generation(ring, 1);
+	/* A migration: the source's keys stay usable, the new key on the token wraps new files. */
+	if (options->link) {
+		ret = wallet_hsm_link(ring, options->link, false, error);
+		if (ret < 0)
+			goto out_free_ring;
+	}
+	if (options->make_key) {
+		ret = keyring_generate(ring, options->tag, true, wallet_now(), &key_index);
+		if (ret < 0) {
+			if (ret == -EOPNOTSUPP || keystore_error_of(ret) == KEYSTORE_ERR_SYSTEM)
+				wallet_message(error, "cannot generate a master key on the token: %s",
+					       keystore_error_message(ret));
+			else
+				wallet_message(error, "cannot generate a master key on HSM token "
+					       "'%s': %s", token_label, keystore_error_message(ret));
+			goto out_free_ring;
+		}
+		memcpy(result->key_id, keyring_record(ring, key_index)->id, KEY_ID_SIZE);
+		result->made_key = true;
+	}
+	ret = write_wallet(WALLET_KIND_HSM, paths.hsm, ring, NULL, error);
+	if (ret < 0)
+		goto out_free_ring;
+	fault_point("wallet:primary-written");
+	result->primary = WALLET_KIND_HSM;
+
 out_free_ring:
 	keyring_free(ring);
 out_unlock:

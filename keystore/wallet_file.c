@@ -28,7 +28,8 @@ static int check_kind_fields(const struct wallet_file_view *view, char why[WALLE
 {
 	const struct keystore_kind *kind = keystore_kind_of(view->info.kind);
 
-	if (!kind) {
+	/* A kind with its own file format (hsm.wallet) is never in a sealed wallet file. */
+	if (!kind || !kind->check_header) {
 		snprintf(why, WALLET_WHY_SIZE, "unknown wallet type %u",
 			 view->header[WALLET_OFFSET_KIND]);
 		return KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED);

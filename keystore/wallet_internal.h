@@ -93,6 +93,19 @@ int password_check_new(const struct secret *password, char error[KEYSTORE_ERROR_
 /* --- key rings: building, merging and bookkeeping -------------------------------------- */
 
 int keyring_new(const uint8_t wallet_id[KEY_ID_SIZE], const char *container, struct keyring **out);
+/* The tokens one ring may hold: an HSM wallet's own and those of the wallets it links. */
+#define KEYRING_MAX_TOKENS 8
+/*
+ * Add the keys of linked (a wallet an HSM wallet links after a migration, same wallet ID) to
+ * ring, marked linked, with linked's tokens: a key ring already holds stays. Their ACTIVE key
+ * stays ACTIVE only with keep_active and when ring has none in that container; otherwise it is
+ * RETIRED here. -EINVAL for another wallet ID, -E2BIG for too many tokens.
+ */
+int keyring_link(struct keyring *ring, const struct keyring *linked, bool keep_active);
+/* The selected container's ACTIVE key, if any, becomes RETIRED (a reverse migration). */
+void keyring_retire_active(struct keyring *ring);
+/* Whether the container has an ACTIVE key in the ring. */
+bool keyring_holds_active(const struct keyring *ring, const char *container);
 /* Append a copy of record; -EEXIST when its key ID is already present. */
 int keyring_append(struct keyring *ring, const struct mek_record *record);
 
@@ -150,6 +163,11 @@ struct wallet_read {
 	enum wallet_content expected_content;
 	const struct secret *password;
 	bool header_only; /* stop after the clear header (status of a closed wallet) */
+	/*
+	 * An HSM wallet re-read by a running daemon: the token this ring has open serves the
+	 * keys read, so no PIN is needed again (NULL: open the token with password).
+	 */
+	const struct keyring *token_from;
 
 	struct wallet_file_info info;
 	struct keyring *ring;

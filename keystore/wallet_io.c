@@ -141,6 +141,14 @@ int wallet_read(struct wallet_read *request, char error[KEYSTORE_ERROR_SIZE])
 	ret = strict_modes_check_stat(&st, subject, request->path, error);
 	if (ret < 0)
 		goto out_release;
+	/* A kind with a file of its own (hsm.wallet) reads the bytes itself. */
+	kind = keystore_kind_of(request->expected_kind);
+	if (kind && kind->read) {
+		ret = kind->read(request, error);
+		if (ret < 0)
+			goto out_release;
+		return 0;
+	}
 	ret = wallet_file_parse(request->raw, request->raw_len, &view, why);
 	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_NEWER_FORMAT)) {
 		wallet_message(error, "wallet %s was written by a newer version of tdefs: %s",
@@ -242,7 +250,7 @@ static int encode(enum wallet_kind kind, enum wallet_content content,
 	struct keystore_kind_material *material;
 	int ret;
 
-	if (!table_kind) {
+	if (!table_kind || !table_kind->seal) {
 		wallet_message(error, "cannot encode a wallet of unknown kind %d", (int)kind);
 		return -EINVAL;
 	}
@@ -273,6 +281,8 @@ int wallet_encode_keys(enum wallet_kind kind, const struct keyring *ring,
 	int ret;
 
 	wallet_message(error, "cannot encode the %s wallet", wallet_kind_name(kind));
+	if (keystore_kind_of(kind) && keystore_kind_of(kind)->encode)
+		return keystore_kind_of(kind)->encode(ring, out, out_len, error);
 	ret = wallet_payload_encode_keys(ring, &payload, &payload_len);
 	if (ret < 0)
 		return ret;

@@ -43,6 +43,10 @@ int wallet_payload_encode_keys(const struct keyring *ring, uint8_t **out, size_t
 
 	if (count > WALLET_MAX_KEYS)
 		return -EFBIG;
+	/* A key on an HSM token has no bytes to put in a file: never write it as zeros. */
+	for (size_t i = 0; i < count; i++)
+		if (keyring_record(ring, i)->on_token)
+			return -EOPNOTSUPP;
 	payload = secure_alloc(total);
 	if (!payload)
 		return -ENOMEM;

@@ -111,7 +111,13 @@ static int open_password_wallet(struct wallet_session *session,
 	if (source->kind == PASSWORD_SOURCE_EXTERNAL_STORE)
 		return wallet_open_with_external_store(&session->paths, read, &session->password,
 						       error);
-	snprintf(question, sizeof(question), "Password for wallet %s: ", session->paths.password);
+	/* A kind that names what opens it (an HSM wallet: its token's PIN) is asked in its words. */
+	if (keystore_kind_of(session->kind) && keystore_kind_of(session->kind)->secret_words)
+		snprintf(question, sizeof(question), "%s for wallet %s: ",
+			 keystore_kind_of(session->kind)->secret_words, session->path);
+	else
+		snprintf(question, sizeof(question), "Password for wallet %s: ",
+			 session->paths.password);
 	ret = password_read(source, question, false, &session->password, error);
 	if (ret < 0)
 		return ret;

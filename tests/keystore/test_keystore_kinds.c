@@ -26,15 +26,20 @@ struct expected_kind {
 	enum wallet_kind code;
 	const char *name, *file, *backup_prefix;
 	bool auto_login;
+	bool sealed; /* a sealed wallet file; false: a file of its own (hsm.wallet) */
 };
 
 /* docs/WALLET.md, section 1, in the order status lists them. */
 static const struct expected_kind expected[] = {
-	{ WALLET_KIND_PASSWORD, "PASSWORD", "password.wallet", "password", false },
-	{ WALLET_KIND_AUTOLOGIN, "AUTOLOGIN", "autologin.wallet", "autologin", true },
+	{ WALLET_KIND_PASSWORD, "PASSWORD", "password.wallet", "password", false, true },
+	{ WALLET_KIND_AUTOLOGIN, "AUTOLOGIN", "autologin.wallet", "autologin", true, true },
 	{ WALLET_KIND_LOCAL_AUTOLOGIN, "LOCAL_AUTOLOGIN", "local-autologin.wallet", "local-autologin",
-	  true },
+	  true, true },
+	{ WALLET_KIND_HSM, "HSM", "hsm.wallet", "hsm", false, false },
 };
+
+/* The kinds whose files are sealed wallet files: the first three of the table. */
+#define SEALED_KINDS 3
 
 static void test_table_lookup(void **state)
 {
@@ -45,8 +50,8 @@ static void test_table_lookup(void **state)
 	assert_int_equal(keystore_kind_count(), ARRAY_SIZE(expected));
 	assert_null(keystore_kind_at(keystore_kind_count()));
 	assert_null(keystore_kind_of((enum wallet_kind)0));
-	assert_null(keystore_kind_of((enum wallet_kind)4));
-	assert_string_equal(wallet_kind_name((enum wallet_kind)4), "UNKNOWN");
+	assert_null(keystore_kind_of((enum wallet_kind)5));
+	assert_string_equal(wallet_kind_name((enum wallet_kind)5), "UNKNOWN");
 	assert_int_equal(wallet_paths_init("/srv/w/", &paths), 0);
 	for (size_t i = 0; i < ARRAY_SIZE(expected); i++) {
 		const struct keystore_kind *kind = keystore_kind_at(i);
@@ -65,9 +70,13 @@ static void test_table_lookup(void **state)
 		assert_string_equal(keystore_kind_path(kind, &paths), want);
 		assert_string_equal(wallet_paths_of_kind(&paths, kind->code), want);
 		assert_string_equal(wallet_backup_prefix(want), expected[i].backup_prefix);
-		assert_non_null(kind->check_header);
-		assert_non_null(kind->open);
-		assert_non_null(kind->seal);
+		/* A kind reads and writes its file by the common codec or by its own hooks. */
+		assert_true((kind->check_header != NULL) == expected[i].sealed);
+		assert_true((kind->open != NULL) == expected[i].sealed);
+		assert_true((kind->seal != NULL) == expected[i].sealed);
+		assert_true((kind->read != NULL) == !expected[i].sealed);
+		assert_true((kind->encode != NULL) == !expected[i].sealed);
+		assert_true((i < SEALED_KINDS) == expected[i].sealed);
 	}
 	assert_string_equal(paths.external_store, "/srv/w/external-store.wallet");
 	assert_string_equal(wallet_backup_prefix(paths.external_store), "external-store");
@@ -102,6 +111,12 @@ static void test_mount_order(void **state)
 	assert_int_equal(unlink(paths.password), 0);
 	touch(dir, "external-store.wallet");
 	assert_null(keystore_kind_for_mount(&paths));
+	/* A directory with hsm.wallet is an HSM wallet, whatever else is in it. */
+	touch(dir, "autologin.wallet");
+	touch(dir, "hsm.wallet");
+	assert_ptr_equal(keystore_kind_for_mount(&paths), &keystore_kind_hsm);
+	assert_int_equal(unlink(paths.autologin), 0);
+	assert_int_equal(unlink(paths.hsm), 0);
 	scratch_dir_remove(dir);
 }
 
@@ -125,7 +140,7 @@ static void test_seal_then_open(void **state)
 	keyring_set_generation(ring, 3);
 	assert_int_equal(keyring_generate(ring, "kinds", true, 1, &index), 0);
 	assert_int_equal(password_key_derive(password, salt, &cost, &password_key), 0);
-	for (size_t i = 0; i < keystore_kind_count(); i++) {
+	for (size_t i = 0; i < SEALED_KINDS; i++) {
 		const struct keystore_kind *kind = keystore_kind_at(i);
 		struct wallet_read read = {
 			.path = path,
@@ -149,10 +164,14 @@ static void test_seal_then_open(void **state)
 		assert_int_equal(keyring_source_kind(read.ring), kind->code);
 		wallet_read_release(&read);
 		/* Expected as the next kind in the table: refused as damaged, never opened. */
-		read.expected_kind = keystore_kind_at((i + 1) % keystore_kind_count())->code;
+		read.expected_kind = keystore_kind_at((i + 1) % SEALED_KINDS)->code;
 		assert_int_equal(wallet_read(&read, error), KEYSTORE_ERROR(KEYSTORE_ERR_DAMAGED));
 		assert_non_null(strstr(error, kind->name));
 	}
+	/* A ring of keys in memory is not written as an HSM wallet (it holds no token). */
+	assert_int_equal(wallet_encode_keys(WALLET_KIND_HSM, ring, NULL, &(uint8_t *){ NULL },
+					    &(size_t){ 0 }, error),
+			 -EINVAL);
 	/* The password kind cannot hold an external store (the password would seal itself). */
 	assert_int_equal(wallet_encode_secrets(WALLET_KIND_PASSWORD, wallet_id, 1, NULL, 0, NULL,
 					       NULL, error),

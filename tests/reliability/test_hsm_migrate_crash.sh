@@ -2,9 +2,9 @@
 # tdekey migrate and reverse-migrate are crash-safe (docs/WALLET.md, "HSM wallets"): killed at
 # every one of their fault points (SIGKILL through TDEFS_FAULT_AT, the fault-injection build),
 # they leave the source wallet opening with all its keys, and the target either absent (no
-# hsm.wallet / no wallet file) or complete: an HSM wallet that opens, links the source and has
-# an ACTIVE key on the token. Every file of the backing directory opens with whichever wallet
-# is then mounted, and a run after the crash (with a leftover target removed) completes.
+# hsm.wallet) or complete: an HSM wallet that links the source and has an ACTIVE key on the
+# token. Every file of the backing directory opens with whichever wallet is then mounted, and a
+# run after the crash (with a leftover target directory removed) completes.
 # Needs a build with -Dfault_injection=true: TDEFS_FAULT_BUILD, else TDEFS_BUILD if it is one,
 # else build-fault/ or build-asan/ in the source tree.
 . "$(dirname "$0")/../mounted/lib.sh"
@@ -41,7 +41,7 @@ for i in 1 2 3; do head -c $((70000 * i + 5)) /dev/urandom >"$TDEFS_MNT/f$i"; do
 (cd "$TDEFS_MNT" && sha256sum f1 f2 f3) >"$TDEFS_WORK/sums"
 tdefs_umount "$TDEFS_MNT"
 SW=$TDEFS_WALLET H=$TDEFS_WORK/hsm SW2=$TDEFS_WORK/software-2
-keys_of() { "$TDEKEY_BIN" keys --wallet "$1" "${@:2}" --json 2>/dev/null |
+keys_of() { "$TDEKEY_BIN" keys --wallet "$1" "${@:2}" --json </dev/null 2>/dev/null |
 	python3 -c 'import json, sys; print(" ".join(sorted(k["key_id"] for k in json.load(sys.stdin)["keys"])))'; }
 sw_keys=$(keys_of "$SW")
 [[ -n $sw_keys ]] || fail "the software wallet lists no key"
@@ -55,10 +55,11 @@ migrate() {
 	"$TDEKEY_BIN" migrate --wallet "$SW" --to-hsm "$H" --hsm-module "$MODULE" --token-label crash \
 		--pin-file "$pin" </dev/null >/dev/null 2>>"$TDEFS_WORK/migrate.err"
 }
+fault_points() { grep -c '^fault point ' || true; }
 
 # ---- migrate ------------------------------------------------------------------------------
 points=$(TDEFS_FAULT_TRACE=1 "$TDEKEY_BIN" migrate --wallet "$SW" --to-hsm "$TDEFS_WORK/trace" \
-	--hsm-module "$MODULE" --token-label crash --pin-file "$pin" </dev/null 2>&1 >/dev/null | grep -c '^fault point ')
+	--hsm-module "$MODULE" --token-label crash --pin-file "$pin" </dev/null 2>&1 >/dev/null | fault_points)
 ((points >= 2)) || fail "migrate passes only $points fault points"
 for ((n = 1; n <= points; n++)); do
 	rm -rf "$H"
@@ -87,11 +88,10 @@ reverse() {
 	"$TDEKEY_BIN" reverse-migrate --wallet "$H" --to "$SW2" --pin-file "$pin" </dev/null >/dev/null 2>>"$TDEFS_WORK/reverse.err"
 }
 points=$(TDEFS_FAULT_TRACE=1 "$TDEKEY_BIN" reverse-migrate --wallet "$H" --to "$TDEFS_WORK/trace2" \
-	--pin-file "$pin" </dev/null 2>&1 >/dev/null | grep -c '^fault point ')
-# The traced run changed hsm.wallet: put it back as it was.
-cp "$TDEFS_WORK/hsm.wallet.before" "$H/hsm.wallet"
+	--pin-file "$pin" </dev/null 2>&1 >/dev/null | fault_points)
 ((points >= 2)) || fail "reverse-migrate passes only $points fault points"
 for ((n = 1; n <= points; n++)); do
+	# Each run starts from the HSM wallet as migrate left it (the traced run changed it).
 	rm -rf "$SW2"
 	cp "$TDEFS_WORK/hsm.wallet.before" "$H/hsm.wallet"
 	rc=0

@@ -27,8 +27,9 @@ const char *const cli_exit_meanings[CLI_EXIT_COUNT] = {
 	[CLI_EXIT_PERMISSIONS] =
 		"auto-login wallet or external store open to group or others, or a wallet\n"
 		"file, the wallet directory or a directory above it owned by another user\n"
-		"or writable by others (strict modes); the message gives the chmod or\n"
-		"chown that fixes it",
+		"or writable by others (strict modes), or an HSM wallet's PKCS#11 module\n"
+		"or a directory above it that another user may change; the message gives\n"
+		"the chmod or chown that fixes it",
 	[CLI_EXIT_OTHER_HOST] = "local auto-login wallet or store made on another host, or without\n"
 				"this host's secret",
 	[CLI_EXIT_NO_MASTER_KEY] = "the wallet the daemon opens has no active master key\n"
@@ -56,6 +57,15 @@ const char *const cli_exit_meanings[CLI_EXIT_COUNT] = {
 				"stays open; --force closes it anyway)",
 	[CLI_EXIT_KEYSTORE_CLOSED] = "the mount's keystore is closed: the request needs its master\n"
 				     "keys (tderekey open loads them)",
+	[CLI_EXIT_WRONG_PIN] = "HSM wallet: the token refused the PIN, or no PIN was given",
+	[CLI_EXIT_HSM_MODULE] = "HSM wallet: the PKCS#11 module is missing, is not a module or\n"
+				"does not initialise",
+	[CLI_EXIT_TOKEN_ABSENT] = "HSM wallet: no token with the wallet's label (and serial) is\n"
+				  "present",
+	[CLI_EXIT_KEY_NOT_ON_TOKEN] = "HSM wallet: a master key of the wallet is not on the token",
+	[CLI_EXIT_TOKEN_MECHANISM] = "HSM wallet: the token lacks AES-256 key generation or\n"
+				     "AES-GCM",
+	[CLI_EXIT_TOKEN_FAILED] = "HSM wallet: the token failed an operation or is unreachable",
 };
 
 void cli_print_exit_status(FILE *out)

@@ -49,6 +49,12 @@ enum cli_exit {
 	CLI_EXIT_STALE = 21,	       /* the mount's daemon is gone (ENOTCONN) */
 	CLI_EXIT_FILES_OPEN = 22,      /* tderekey close: files are open or a job runs */
 	CLI_EXIT_KEYSTORE_CLOSED = 23, /* the mount's keystore is closed (tderekey open) */
+	CLI_EXIT_WRONG_PIN = 24,       /* the HSM token refused the PIN, or none was given */
+	CLI_EXIT_HSM_MODULE = 25,      /* the PKCS#11 module is missing or does not load */
+	CLI_EXIT_TOKEN_ABSENT = 26,    /* no token with the wallet's label (and serial) */
+	CLI_EXIT_KEY_NOT_ON_TOKEN = 27, /* a master key of the wallet is not on the token */
+	CLI_EXIT_TOKEN_MECHANISM = 28, /* the token lacks AES-256 key generation or AES-GCM */
+	CLI_EXIT_TOKEN_FAILED = 29,    /* the token failed an operation or is unreachable */
 	CLI_EXIT_COUNT
 };
 

@@ -140,10 +140,61 @@ static void print_result(const struct options *options, const struct wallet_path
 		printf("no master key yet (OPEN_NO_MASTER_KEY); make one with: tdekey set-key "
 		       "--wallet %s\n",
 		       paths->dir);
-	if (result->primary != WALLET_KIND_PASSWORD)
+	if (result->primary == WALLET_KIND_HSM)
+		printf("the master keys stay on HSM token '%s'; the daemon opens the wallet with "
+		       "its PIN (tdefs --pin-file, or tdekey add-secret --pin-file for unattended "
+		       "mounts)\n",
+		       options->token_label);
+	else if (result->primary != WALLET_KIND_PASSWORD)
 		printf("no password wallet: changes need no password; add one later with: tdekey "
 		       "change-password --wallet %s\n",
 		       paths->dir);
+}
+
+/*
+ * --hsm-module: an HSM wallet, its first master key generated on the token. The PIN is asked
+ * once on the terminal (the token has it already; a typo is a wrong PIN, said at once).
+ */
+static int run_hsm(const struct options *options)
+{
+	struct wallet_create_options create = {
+		.make_key = !options->no_key,
+		.tag = options->tag,
+		.container = options->container,
+	};
+	char error[KEYSTORE_ERROR_SIZE] = "", prompt[128];
+	struct wallet_create_result result;
+	struct wallet_paths paths;
+	struct merged_keys none = { 0 };
+	struct secret *pin = NULL;
+	int ret;
+
+	if (!options->token_label) {
+		fprintf(stderr, "tdekey create: --hsm-module needs --token-label LABEL, the token "
+				"the keys are made on\nTry 'tdekey create --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (options->auto_login || options->local || options->merge_from_count || options->group ||
+	    options->cost_given || (options->password_given && !options->pin_given &&
+				    options->password.kind != PASSWORD_SOURCE_PROMPT)) {
+		fprintf(stderr, "tdekey create: an HSM wallet (--hsm-module) takes a PIN (--pin-file "
+				"or --pin-fd), not --password-*, --auto-login, --local, --group, "
+				"--scrypt-cost or --merge-from\nTry 'tdekey create --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (wallet_paths_init(options->wallet, &paths) < 0)
+		return report_failure(-ENAMETOOLONG, "wallet directory name is too long");
+	snprintf(prompt, sizeof(prompt), "PIN for HSM token '%.40s': ", options->token_label);
+	ret = password_read(&options->password, prompt, false, &pin, error);
+	if (ret < 0)
+		return report_failure(ret, error);
+	ret = wallet_create_hsm(options->wallet, &create, options->hsm_module,
+				options->token_label, options->token_serial, pin, &result, error);
+	secret_free(pin);
+	if (ret < 0)
+		return report_failure(ret, error);
+	print_result(options, &paths, &result, &none);
+	return EXIT_OK;
 }
 
 static int run(const struct options *options)
@@ -173,6 +224,13 @@ static int run(const struct options *options)
 	if (container_is_all(options)) {
 		fprintf(stderr, "tdekey create: --container all: 'all' names every container and "
 				"cannot be one; choose another name\n");
+		return EXIT_USAGE;
+	}
+	if (options->hsm_module)
+		return run_hsm(options);
+	if (options->token_label || options->token_serial || options->pin_given) {
+		fprintf(stderr, "tdekey create: --token-label, --token-serial and --pin-* go with "
+				"--hsm-module\nTry 'tdekey create --help'.\n");
 		return EXIT_USAGE;
 	}
 
@@ -249,7 +307,10 @@ const struct command command_create = {
 		"                     [--group G] [--merge-from DIR ...] [--from-password-file FILE |\n"
 		"                      --from-password-fd N]\n"
 		"                     [--password-file FILE | --password-fd N | --password-prompt]\n"
-		"                     [--json]",
+		"                     [--json]\n"
+		"       tdekey create --wallet DIR --hsm-module MODULE --token-label LABEL\n"
+		"                     [--token-serial SERIAL] [--pin-file FILE | --pin-fd N]\n"
+		"                     [--tag TAG] [--container NAME] [--no-key] [--json]",
 	.description =
 		"DESCRIPTION\n"
 		"       Creates the wallet directory DIR (mode 0700, with DIR/backup) and a new\n"
@@ -280,6 +341,8 @@ const struct command command_create = {
 		"              password wallet later.\n"
 		"\n"
 		"       New passwords must have at least 8 characters.\n"
+		"\n"
+		"       --hsm-module: an HSM wallet; its keys never leave the token.\n"
 		"\n"
 		"       --group G gives the password wallet and its backups to group G, mode\n"
 		"       0640, as 'tdekey change-group' does; auto-login files stay 0600.\n"

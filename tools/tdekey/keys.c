@@ -32,7 +32,7 @@ static void print_usage_json(struct json *json, const struct keyring *ring,
 	json_array_end(json);
 	json_array_begin(json, "unknown_keys");
 	for (size_t k = 0; k < census->key_count; k++) {
-		if (keyring_find(ring, census->keys[k].key_id))
+		if (keyring_holds(ring, census->keys[k].key_id))
 			continue;
 		key_id_format(census->keys[k].key_id, id);
 		json_object_begin(json, NULL);
@@ -59,7 +59,7 @@ static void print_usage_text(const struct options *options, const struct keyring
 		       (unsigned long long)scan->rekey_in_progress);
 	}
 	for (size_t k = 0; k < census->key_count; k++) {
-		if (keyring_find(ring, census->keys[k].key_id))
+		if (keyring_holds(ring, census->keys[k].key_id))
 			continue;
 		key_id_format(census->keys[k].key_id, id);
 		printf("warning: key %s is not in this wallet, yet %llu file header%s it: "
@@ -166,7 +166,7 @@ const struct command command_keys = {
 		"                        its source's. '-' for a key made before wallets\n"
 		"                        recorded it (format version 1)\n"
 		"       BACKED_UP        YES when a backup taken after its creation holds it\n"
-		"       KEYSTORE_TYPE    SOFTWARE: the key is held in a wallet file, not an HSM\n"
+		"       KEYSTORE_TYPE    SOFTWARE: the key is held in a wallet file; HSM: on a token\n"
 		"\n"
 		"       The auto-login wallet is read when there is one, so no password is asked;\n"
 		"       with a password source the password wallet is read instead.\n"

@@ -60,6 +60,12 @@ enum long_only_option {
 	LONG_TRIES,
 	LONG_KMIP_SERVER,
 	LONG_TLS_WALLET,
+	LONG_PIN_FILE,
+	LONG_PIN_FD,
+	LONG_HSM_MODULE,
+	LONG_TOKEN_LABEL,
+	LONG_TOKEN_SERIAL,
+	LONG_TO_HSM,
 };
 
 /*
@@ -69,13 +75,14 @@ enum long_only_option {
 #define OPENS_WITH_PASSWORD                                                                  \
 	"create create-autologin status keys set-key create-key use-key set-tag "           \
 	"change-password backup add-secret delete-key export import merge move-keys isolate " \
-	"change-group tls"
+	"change-group tls migrate reverse-migrate unlink"
 #define OPENS_WITH_EXTERNAL_STORE                                                            \
 	"create-autologin status keys set-key create-key use-key set-tag change-password "  \
 	"backup delete-key export import merge move-keys isolate change-group"
 #define TAKES_BACKUP_ID                                                                      \
 	"create-autologin set-key create-key use-key set-tag change-password backup "       \
 	"add-secret delete-secret delete-key import merge move-keys isolate"
+#define TAKES_HSM_TOKEN "create migrate"
 #define TAKES_CONTAINER "create status keys set-key create-key use-key set-tag export isolate"
 
 /*
@@ -91,6 +98,16 @@ static const struct cli_option option_table[] = {
 	  OPENS_WITH_PASSWORD, LONG_PASSWORD_FILE },
 	{ "password-fd", 0, "N", "the wallet password: first line read from descriptor N",
 	  OPENS_WITH_PASSWORD, LONG_PASSWORD_FD },
+	{ "pin-file", 0, "FILE", "an HSM wallet's token PIN: first line of FILE",
+	  OPENS_WITH_PASSWORD, LONG_PIN_FILE },
+	{ "pin-fd", 0, "N", "an HSM wallet's token PIN: first line read from descriptor N",
+	  OPENS_WITH_PASSWORD, LONG_PIN_FD },
+	{ "hsm-module", 0, "MODULE", "an HSM wallet: the PKCS#11 module (absolute path)",
+	  TAKES_HSM_TOKEN, LONG_HSM_MODULE },
+	{ "token-label", 0, "LABEL", "an HSM wallet: the label of the token", TAKES_HSM_TOKEN,
+	  LONG_TOKEN_LABEL },
+	{ "token-serial", 0, "SERIAL", "an HSM wallet: the token's serial, when labels repeat",
+	  TAKES_HSM_TOKEN, LONG_TOKEN_SERIAL },
 	{ "password-prompt", 0, NULL, "the wallet password: asked on the terminal",
 	  OPENS_WITH_PASSWORD, LONG_PASSWORD_PROMPT },
 	{ "tries", 0, "N", "password prompts on a terminal before giving up (default 3)",
@@ -103,7 +120,7 @@ static const struct cli_option option_table[] = {
 	  "change-password", LONG_NEW_PASSWORD_FD },
 	{ "json", 0, NULL, "JSON on stdout instead of text", CLI_EVERY_COMMAND, LONG_JSON },
 	{ "tag", 0, "TAG", "a label for the key (up to 64 printable ASCII characters)",
-	  "create set-key create-key", LONG_TAG },
+	  "create set-key create-key migrate reverse-migrate", LONG_TAG },
 	{ "auto-login", 0, NULL, "also (or only) the auto-login wallet",
 	  "create move-keys isolate tls", LONG_AUTO_LOGIN },
 	{ "local", 0, NULL, "a local auto-login wallet: opens only on this host",
@@ -117,11 +134,13 @@ static const struct cli_option option_table[] = {
 	  LONG_BACKUP_ID },
 	{ "id", 0, "ID", "the same as --backup-id", TAKES_BACKUP_ID, LONG_BACKUP_ID },
 	{ "to", 0, "PATH", "where the copy, export or moved keys go",
-	  "backup export move-keys isolate", LONG_TO },
+	  "backup export move-keys isolate reverse-migrate", LONG_TO },
+	{ "to-hsm", 0, "DIR", "migrate: the new HSM wallet directory the keys move to", "migrate",
+	  LONG_TO_HSM },
 	{ "usage", 0, "BACKING", "count the files per key under BACKING (repeatable)", "keys",
 	  LONG_USAGE },
 	{ "backing", 0, "BACKING", "a backing directory to prove against (repeatable)",
-	  "delete-key move-keys isolate", LONG_BACKING },
+	  "delete-key move-keys isolate unlink", LONG_BACKING },
 	{ "key", 0, "ID", "a key to act on (repeatable)", "export move-keys", LONG_KEY },
 	{ "all", 0, NULL, "every key", "export", LONG_ALL },
 	{ "used-by", 0, "BACKING", "the keys the headers under BACKING use (repeatable)",
@@ -251,6 +270,33 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			if (ret)
 				return ret;
 			break;
+		/* An HSM wallet's PIN is what opens it: the password source, by its own name. */
+		case LONG_PIN_FILE:
+		case LONG_PIN_FD:
+			ret = set_source(command, &options->password, &options->password_given,
+					 option == LONG_PIN_FILE ? PASSWORD_SOURCE_FILE
+								 : PASSWORD_SOURCE_FD,
+					 argument);
+			if (ret)
+				return ret;
+			options->pin_given = true;
+			break;
+		case LONG_HSM_MODULE:
+			if (argument[0] != '/')
+				return usage_error(command, "--hsm-module must be an absolute path:",
+						   argument);
+			options->hsm_module = argument;
+			break;
+		case LONG_TOKEN_LABEL:
+			if (!*argument)
+				return usage_error(command, "--token-label names nothing", NULL);
+			options->token_label = argument;
+			break;
+		case LONG_TOKEN_SERIAL:
+			if (!*argument)
+				return usage_error(command, "--token-serial names nothing", NULL);
+			options->token_serial = argument;
+			break;
 		case LONG_PASSWORD_PROMPT:
 			ret = set_source(command, &options->password, &options->password_given,
 					 PASSWORD_SOURCE_PROMPT, NULL);
@@ -319,6 +365,7 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			options->backup_id = argument;
 			break;
 		case LONG_TO:
+		case LONG_TO_HSM: /* where the keys go; the option names the kind of target */
 			options->to = argument;
 			break;
 		case LONG_KEY:

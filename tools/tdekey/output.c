@@ -46,6 +46,18 @@ int exit_code_for(int error)
 		return EXIT_EXPORT_DAMAGED;
 	case KEYSTORE_ERR_KEY_CONFLICT:
 		return EXIT_KEY_CONFLICT;
+	case KEYSTORE_ERR_WRONG_PIN:
+		return EXIT_WRONG_PIN;
+	case KEYSTORE_ERR_HSM_MODULE:
+		return EXIT_HSM_MODULE;
+	case KEYSTORE_ERR_TOKEN_ABSENT:
+		return EXIT_TOKEN_ABSENT;
+	case KEYSTORE_ERR_KEY_NOT_ON_TOKEN:
+		return EXIT_KEY_NOT_ON_TOKEN;
+	case KEYSTORE_ERR_TOKEN_MECHANISM:
+		return EXIT_TOKEN_MECHANISM;
+	case KEYSTORE_ERR_TOKEN_FAILED:
+		return EXIT_TOKEN_FAILED;
 	case KEYSTORE_ERR_KEY_MISMATCH:
 	case KEYSTORE_ERR_WALLET_FULL:
 	case KEYSTORE_ERROR_COUNT:
@@ -285,7 +297,7 @@ void print_keys_json(struct json *json, const struct keyring *ring,
 		/* null: made before wallets recorded creators (a format version 1 file). */
 		json_string(json, "creator", record->creator[0] ? record->creator : NULL);
 		json_bool(json, "backed_up", record->backed_up);
-		json_string(json, "keystore_type", KEYSTORE_TYPE_NAME);
+		json_string(json, "keystore_type", KEYSTORE_TYPE_NAME(record));
 		if (census)
 			json_uint(json, "files", census_files_for(census, record->id));
 		json_object_end(json);
@@ -325,7 +337,7 @@ int print_keys_table(const struct keyring *ring, const struct key_census *census
 		cells[6] = mek_origin_name(record->origin);
 		cells[7] = record->creator[0] ? record->creator : "-";
 		cells[8] = record->backed_up ? "YES" : "NO";
-		cells[9] = KEYSTORE_TYPE_NAME;
+		cells[9] = KEYSTORE_TYPE_NAME(record);
 		if (census) {
 			snprintf(files, sizeof(files), "%llu",
 				 (unsigned long long)census_files_for(census, record->id));

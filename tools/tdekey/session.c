@@ -25,10 +25,12 @@ int open_session(const struct options *options, enum wallet_access access,
 	for (int attempt = 1;; attempt++) {
 		error[0] = '\0';
 		ret = wallet_session_open(options->wallet, access, source, session, error);
-		if (keystore_error_of(ret) != KEYSTORE_ERR_WRONG_PASSWORD || !prompts ||
-		    attempt >= options->tries)
+		if ((keystore_error_of(ret) != KEYSTORE_ERR_WRONG_PASSWORD &&
+		     keystore_error_of(ret) != KEYSTORE_ERR_WRONG_PIN) ||
+		    !prompts || attempt >= options->tries)
 			break;
-		fprintf(stderr, "tdekey: wrong password for wallet %s; try again (%d of %d)\n",
+		fprintf(stderr, "tdekey: wrong %s for wallet %s; try again (%d of %d)\n",
+			keystore_error_of(ret) == KEYSTORE_ERR_WRONG_PIN ? "PIN" : "password",
 			options->wallet, attempt + 1, options->tries);
 	}
 	return ret < 0 ? report_failure(ret, error) : EXIT_OK;

@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* V$ENCRYPTION_WALLET.WRL_TYPE: HSM for a hardware keystore, FILE for the wallet files. */
+static const char *wrl_type(const struct wallet_status_row *row)
+{
+	return row->kind == WALLET_KIND_HSM ? "HSM" : "FILE";
+}
+
 static const char *backed_up_word(const struct wallet_status_row *row)
 {
 	if (!row->opened)
@@ -157,7 +163,7 @@ static void print_json(const struct options *options, const struct wallet_status
 		json_string(&json, "location", row->path);
 		json_string(&json, "type", wallet_kind_name(row->kind));
 		/* The same, in V$ENCRYPTION_WALLET's words. */
-		json_string(&json, "wrl_type", "FILE");
+		json_string(&json, "wrl_type", wrl_type(row));
 		json_string(&json, "wrl_parameter", row->path);
 		json_string(&json, "wallet_type", wallet_kind_name(row->kind));
 		json_string(&json, "wallet_order", wallet_order(report, i));
@@ -235,7 +241,7 @@ static int print_text(const struct options *options, const struct wallet_status_
 		if (row->header_valid)
 			snprintf(generation, sizeof(generation), "%llu",
 				 (unsigned long long)row->info.generation);
-		cells[0] = "FILE";
+		cells[0] = wrl_type(row);
 		cells[1] = row->path;
 		cells[2] = wallet_status_name(row->status);
 		cells[3] = wallet_kind_name(row->kind);
@@ -333,7 +339,7 @@ const struct command command_status = {
 		"DESCRIPTION\n"
 		"       Shows, for each wallet file in DIR, what Oracle's V$ENCRYPTION_WALLET shows:\n"
 		"\n"
-		"       WRL_TYPE         FILE (a wallet of files)\n"
+		"       WRL_TYPE         FILE (a wallet of files), HSM (keys on a PKCS#11 token)\n"
 		"       WRL_PARAMETER    the file\n"
 		"       STATUS           NOT_AVAILABLE  no wallet in DIR\n"
 		"                        CLOSED         the wallet did not open: a password wallet\n"

@@ -31,6 +31,7 @@ static const struct command *const commands[] = {
 	&command_delete_key, &command_export,	     &command_import,
 	&command_merge,	     &command_move_keys,  &command_isolate,
 	&command_change_group, &command_tls,
+	&command_migrate, &command_reverse_migrate, &command_unlink,
 };
 
 static const char password_sources_section[] =
@@ -66,6 +67,7 @@ static const char files_section[] =
 	"       DIR/autologin.wallet        the same keys, opens without a password (mode 0600)\n"
 	"       DIR/local-autologin.wallet  the same keys, opens only on the host that made it\n"
 	"       DIR/external-store.wallet   the password of password.wallet, for --external-store\n"
+	"       DIR/hsm.wallet              an HSM wallet: PKCS#11 module, token, key map; no keys\n"
 	"       DIR/backup/                 copies taken before every change:\n"
 	"                                   <file>-<UTC time>-g<generation>[-<ID>].wallet\n"
 	"       DIR/wallet.lock             held while a tdekey run changes the directory\n"

@@ -22,6 +22,10 @@ struct options {
 	const char *wallet;
 	struct password_source password;
 	bool password_given;
+	bool pin_given; /* the source was named --pin-file or --pin-fd */
+	const char *hsm_module;	  /* --hsm-module */
+	const char *token_label;  /* --token-label */
+	const char *token_serial; /* --token-serial */
 	struct password_source new_password;
 	bool new_password_given;
 	bool json;
@@ -101,6 +105,9 @@ extern const struct command command_tls;
 extern const struct command command_move_keys;
 extern const struct command command_isolate;
 extern const struct command command_change_group;
+extern const struct command command_migrate;
+extern const struct command command_reverse_migrate;
+extern const struct command command_unlink;
 
 /* --- exit codes: the shared table (tools/cli/cli.h), by tdekey's names ------------------ */
 enum tdekey_exit {
@@ -123,6 +130,12 @@ enum tdekey_exit {
 	EXIT_WRONG_SECRET = CLI_EXIT_WRONG_SECRET,     /* import: wrong transport secret */
 	EXIT_EXPORT_DAMAGED = CLI_EXIT_EXPORT_DAMAGED, /* import: export file not one */
 	EXIT_KEY_CONFLICT = CLI_EXIT_KEY_CONFLICT,     /* import, merge: same ID, other bytes */
+	EXIT_WRONG_PIN = CLI_EXIT_WRONG_PIN,
+	EXIT_HSM_MODULE = CLI_EXIT_HSM_MODULE,
+	EXIT_TOKEN_ABSENT = CLI_EXIT_TOKEN_ABSENT,
+	EXIT_KEY_NOT_ON_TOKEN = CLI_EXIT_KEY_NOT_ON_TOKEN,
+	EXIT_TOKEN_MECHANISM = CLI_EXIT_TOKEN_MECHANISM,
+	EXIT_TOKEN_FAILED = CLI_EXIT_TOKEN_FAILED,
 };
 
 int exit_code_for(int error);
@@ -272,10 +285,10 @@ uint64_t census_files_in(const struct key_census *census, size_t directory,
 void census_free(struct key_census *census);
 
 /*
- * V$ENCRYPTION_KEYS.KEYSTORE_TYPE: every key of these wallets lives in a software keystore
- * (a wallet file), none in a hardware module.
+ * V$ENCRYPTION_KEYS.KEYSTORE_TYPE: HSM for a key on an HSM token (an HSM wallet), SOFTWARE for
+ * one held in a wallet file.
  */
-#define KEYSTORE_TYPE_NAME "SOFTWARE"
+#define KEYSTORE_TYPE_NAME(record) ((record)->on_token ? "HSM" : "SOFTWARE")
 
 /* Shared output pieces. census, when not NULL, adds the FILES column (files in JSON). */
 /* container: only that container's keys; NULL for every key. */
