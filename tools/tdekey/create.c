@@ -211,7 +211,7 @@ static int run(const struct options *options)
 	struct wallet_create_result result;
 
 	/* The keys on a key server (kmip.c). */
-	if (options->kmip_server || options->tls_wallet)
+	if (options->kmip_server || options->tls_wallet || options->kmip_group)
 		return kmip_create(options);
 	struct wallet_paths paths;
 	struct merged_keys merged = { 0 };

@@ -42,7 +42,8 @@ int kmip_refuse_other(const struct command *command, const struct options *optio
 	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
 		if (strcmp(command->name, served[i]) == 0)
 			return EXIT_OK;
-	if (strcmp(command->name, "create") == 0 && (options->kmip_server || options->tls_wallet))
+	if (strcmp(command->name, "create") == 0 &&
+	    (options->kmip_server || options->tls_wallet || options->kmip_group))
 		return EXIT_OK;
 	if (!options->wallet || !kmip_wallet_present(options->wallet))
 		return EXIT_OK;
@@ -58,6 +59,7 @@ int kmip_create(const struct options *options)
 {
 	char error[KEYSTORE_ERROR_SIZE] = "", id[KEY_ID_TEXT_SIZE];
 	uint8_t new_id[KEY_ID_SIZE];
+	bool joined = false;
 	int ret;
 
 	if (!options->kmip_server || !options->tls_wallet) {
@@ -76,7 +78,7 @@ int kmip_create(const struct options *options)
 	ret = kmip_keystore_create(options->wallet, options->kmip_server, options->tls_wallet,
 				   options->container ? options->container
 						      : WALLET_DEFAULT_CONTAINER,
-				   0, new_id, error);
+				   options->kmip_group, 0, new_id, &joined, error);
 	if (ret < 0)
 		return kmip_failure(ret, error);
 	key_id_format(new_id, id);
@@ -86,7 +88,15 @@ int kmip_create(const struct options *options)
 		json_string(&json, "wallet", options->wallet);
 		json_string(&json, "type", "KMIP");
 		json_string(&json, "key_id", id);
+		if (options->kmip_group) {
+			json_string(&json, "kmip_group", options->kmip_group);
+			json_bool(&json, "joined", joined);
+		}
 		json_end(&json);
+	} else if (joined) {
+		printf("created KMIP wallet %s/%s of key group %s, joining its keys on the key "
+		       "server; active key %s\n",
+		       options->wallet, KMIP_WALLET_FILE, options->kmip_group, id);
 	} else {
 		printf("created KMIP wallet %s/%s; master key %s made and activated on the key "
 		       "server\n",

@@ -60,6 +60,7 @@ enum long_only_option {
 	LONG_TRIES,
 	LONG_KMIP_SERVER,
 	LONG_TLS_WALLET,
+	LONG_KMIP_GROUP,
 	LONG_PIN_FILE,
 	LONG_PIN_FD,
 	LONG_HSM_MODULE,
@@ -183,6 +184,8 @@ static const struct cli_option option_table[] = {
 	  "create", LONG_KMIP_SERVER },
 	{ "tls-wallet", 0, "DIR", "the TLS wallet that authenticates tdefs to the key servers",
 	  "create", LONG_TLS_WALLET },
+	{ "kmip-group", 0, "NAME", "a key group on the key server that hosts share (joined if it "
+	  "exists)", "create", LONG_KMIP_GROUP },
 };
 
 void print_option_table(FILE *out)
@@ -512,6 +515,11 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			if (!*argument)
 				return usage_error(command, "--tls-wallet names nothing", NULL);
 			options->tls_wallet = argument;
+			break;
+		case LONG_KMIP_GROUP:
+			if (!*argument)
+				return usage_error(command, "--kmip-group names nothing", NULL);
+			options->kmip_group = argument;
 			break;
 		default:
 			return usage_error(command, "unhandled option", argument);

@@ -67,9 +67,10 @@ struct options {
 	const char *tls_cert;
 	const char *tls_trusted;
 	bool tls_user_cert;
-	/* a KMIP wallet (kmip.c): create --kmip-server LIST --tls-wallet DIR */
+	/* a KMIP wallet (kmip.c): create --kmip-server LIST --tls-wallet DIR [--kmip-group G] */
 	const char *kmip_server;
 	const char *tls_wallet;
+	const char *kmip_group;
 	int tries; /* --tries: password prompts on a terminal (default 3) */
 	int argc; /* positional arguments after the options */
 	char **argv;
