@@ -107,7 +107,8 @@ struct keystore_reload_result {
 	size_t added;		/* keys new to the daemon */
 	size_t kept;		/* loaded keys the file lacks, kept */
 	bool active_moved;	/* the active key changed */
-	bool wallet_has_active; /* false: the loaded active key stays active */
+	bool wallet_has_active; /* false: the loaded active key stays active (unless revoked) */
+	bool active_revoked;	/* the key server revoked the active key: none is active now */
 };
 int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct keyring **out,
 		    struct keystore_reload_result *result, char error[KEYSTORE_ERROR_SIZE]);

@@ -378,8 +378,17 @@ int kmip_keystore_fetch(const struct kmip_wallet *w, struct keyring **out,
 
 		memset(record, 0, sizeof(*record));
 		key_id_format(key->id, id);
+		ret = kmip_get_aes256(s.client, key->unique_id, record->mek, why);
+		if (ret < 0) {
+			wallet_message(error, "cannot fetch master key %s (KMIP object %s): %s", id,
+				       key->unique_id, why);
+			break;
+		}
 		if (key->state == MEK_STATE_ACTIVE && !w->group[0]) {
-			/* Never wrap under a key the server has revoked: ask before using it. */
+			/*
+			 * Never wrap under a key the server has revoked: ask before using it
+			 * (after the Get, so that a destroyed key is named by its refusal).
+			 */
 			uint32_t server_state;
 			int64_t activated;
 			ret = kmip_get_state(s.client, key->unique_id, &server_state, NULL,
@@ -390,15 +399,14 @@ int kmip_keystore_fetch(const struct kmip_wallet *w, struct keyring **out,
 					       id, key->unique_id, why);
 				break;
 			}
-			if (server_state != KMIP_STATE_ACTIVE)
+			if (server_state != KMIP_STATE_ACTIVE) {
 				state = MEK_STATE_RETIRED;
+				record->revoked = true;
+			}
 		}
-		ret = kmip_get_aes256(s.client, key->unique_id, record->mek, why);
-		if (ret < 0) {
-			wallet_message(error, "cannot fetch master key %s (KMIP object %s): %s", id,
-				       key->unique_id, why);
-			break;
-		}
+		if (key->server_state == KMIP_STATE_DEACTIVATED ||
+		    key->server_state == KMIP_STATE_COMPROMISED)
+			record->revoked = true;
 		memcpy(record->id, key->id, KEY_ID_SIZE);
 		record->creation_time = key->creation_time;
 		record->activation_time = key->activation_time;

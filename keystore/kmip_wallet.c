@@ -259,7 +259,7 @@ int kmip_wallet_parse(const uint8_t *data, size_t len, struct kmip_wallet *w,
 
 	while ((ret = next_line(&c, why)) == 0) {
 		if (strcmp(c.fields[0], "server") == 0) {
-			if (w->key_count > 0)
+			if (w->key_count > 0 || w->group[0])
 				return damaged(why, c.number, "servers come before the keys");
 			if (c.count != 2 || w->server_count == KMIP_MAX_SERVERS)
 				return damaged(why, c.number, "one host:port per server line, at most 8");

@@ -166,6 +166,11 @@ struct mek_record {
 	uint8_t token_slot;
 	/* In the ring from a wallet the HSM wallet links (a migration's source), not its own. */
 	bool linked;
+	/*
+	 * The key server has revoked the key (KMIP State Deactivated or Compromised): it still
+	 * unwraps what it wrapped, but never becomes (or stays, across a reload) the ACTIVE key.
+	 */
+	bool revoked;
 };
 
 bool wallet_tag_valid(const char *tag);

@@ -5,8 +5,9 @@
 # rotation made through one wallet (set-key) is what the other fetches on tderekey reload: its
 # new files go under the new key, its rewrap moves its headers, and keys --usage shows the old
 # key unused there; the key before is revoked (Deactivated) on the server. A key revoked on the
-# server by hand is never used to wrap again: a mount that finds no Active key comes up
-# read-only, every file readable; after another rotation it writes again.
+# server by hand is never used to wrap again: a reload stops new files (one log line), a mount
+# that finds no Active key comes up read-only, every file readable; after another rotation it
+# writes again. The same for a wallet of its own whose ACTIVE key is revoked on the server.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../lib/kmip_server.sh"
 is_plain && skip "needs the real mount"
@@ -81,6 +82,12 @@ log "set-key through A made $key2; B reloaded, wrapped and rewrapped under it; $
 # --- the ACTIVE key revoked on the server by hand ---------------------------------------------
 obj2=$(grep -E "^$key2 " "$W/keys.out" | awk '{print $4}')
 "$PROBE" "$S" "$W/tls" 5000 revoke "$obj2" >/dev/null || fail "revoke $obj2"
+# A running daemon that reloads stops wrapping under it (it keeps no revoked key ACTIVE).
+"$tderekey" reload "$W/mntB" >"$W/reload.out" 2>&1 || fail "reload after the revoke: $(cat "$W/reload.out")"
+echo x 2>/dev/null >"$W/mntB/revoked-reload" && fail "a file was wrapped under the revoked key after a reload"
+grep -q "the key server has revoked the active master key" "$(tdefs_daemon_log "$W/mntB")" ||
+	fail "no log line for the revoked active key"
+[[ $(cat "$W/mntB/g") == "after the rotation" ]] || fail "a file under the revoked key, after the reload"
 tdefs_umount "$W/mntB"
 tdefs_mount "$W/kmsB" "$W/backingB" "$W/mntB"
 [[ $(cat "$W/mntB/f-9") == "host B file 9" ]] || fail "a file under the revoked key no longer reads"
@@ -94,5 +101,19 @@ tdefs_umount "$W/mntB"
 tdefs_mount "$W/kmsB" "$W/backingB" "$W/mntB"
 echo "after the revoke" >"$W/mntB/h" || fail "no write after a new key"
 [[ $(key_of "$W/backingB/h") == "$key3" ]] || fail "h is under $(key_of "$W/backingB/h"), not $key3"
-log "a key revoked on the server: the mount came up read-only; a new key made it writable again"
+log "a key revoked on the server: a reload stopped new files, a mount came up read-only; a new key made it writable again"
+
+# --- a wallet of its own (no group): its ACTIVE key revoked on the server ------------------
+"$TDEKEY_BIN" create --wallet "$W/kmsC" --kmip-server "$S" --tls-wallet "$W/tls" </dev/null >/dev/null 2>"$W/err" ||
+	fail "create: $(cat "$W/err")"
+tdefs_init_backing "$W/kmsC" "$W/backingC"
+tdefs_mount "$W/kmsC" "$W/backingC" "$W/mntC"
+echo "C one" >"$W/mntC/one"
+objC=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0]["kmip_unique_identifier"])' \
+	< <("$TDEKEY_BIN" keys --wallet "$W/kmsC" --json))
+"$PROBE" "$S" "$W/tls" 5000 revoke "$objC" >/dev/null || fail "revoke $objC"
+"$tderekey" reload "$W/mntC" >"$W/reload.out" 2>&1 || fail "reload C: $(cat "$W/reload.out")"
+echo x 2>/dev/null >"$W/mntC/two" && fail "wallet C wrapped a new file under its revoked key"
+[[ $(cat "$W/mntC/one") == "C one" ]] || fail "wallet C's file no longer reads"
+log "a wallet's own ACTIVE key revoked on the server: no new file after the reload, the old one reads"
 pass

@@ -158,6 +158,7 @@ int kmip_keys(const struct options *options)
 	if (options->json) {
 		json_begin(&json, stdout);
 		json_string(&json, "wallet_type", "KMIP");
+		json_string(&json, "kmip_group", w->group[0] ? w->group : NULL);
 		json_array_begin(&json, "keys");
 	} else {
 		printf("%-32s  %-9s  %-20s  %s%s\n", "KEY_ID", "STATE", "CREATED", "KMIP_OBJECT",
@@ -180,6 +181,8 @@ int kmip_keys(const struct options *options)
 			json_time(&json, "activation_time", k->activation_time);
 			json_string(&json, "kmip_unique_identifier", k->unique_id);
 			json_string(&json, "kmip_name", k->name);
+			if (k->server_state)
+				json_string(&json, "kmip_state", kmip_state_name(k->server_state));
 			if (options->backing_count)
 				json_uint(&json, "files", census_files_for(&census, k->id));
 			json_object_end(&json);
