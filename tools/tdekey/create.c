@@ -310,7 +310,10 @@ const struct command command_create = {
 		"                     [--json]\n"
 		"       tdekey create --wallet DIR --hsm-module MODULE --token-label LABEL\n"
 		"                     [--token-serial SERIAL] [--pin-file FILE | --pin-fd N]\n"
-		"                     [--tag TAG] [--container NAME] [--no-key] [--json]",
+		"                     [--tag TAG] [--container NAME] [--no-key] [--json]\n"
+		"       tdekey create --wallet DIR --kmip-server HOST:PORT[,HOST:PORT...]\n"
+		"                     --tls-wallet TLS_DIR [--kmip-group NAME] [--container NAME]\n"
+		"                     [--json]",
 	.description =
 		"DESCRIPTION\n"
 		"       Creates the wallet directory DIR (mode 0700, with DIR/backup) and a new\n"
