@@ -245,10 +245,12 @@ static int make_key(struct session *s, struct kmip_wallet *w, uint8_t new_id[KEY
 	return 0;
 }
 
-int kmip_keystore_create(const char *dir, const char *servers, const char *tls_wallet,
-			 const char *container, const char *group, int timeout_ms,
+int kmip_keystore_create(const char *dir, const struct kmip_create_options *options,
 			 uint8_t new_id[KEY_ID_SIZE], bool *joined, char error[KEYSTORE_ERROR_SIZE])
 {
+	const char *servers = options->servers, *tls_wallet = options->tls_wallet;
+	const char *container = options->container, *group = options->group;
+	int timeout_ms = options->timeout_ms;
 	struct kmip_wallet *w = calloc(1, sizeof(*w));
 	char why[KMIP_WHY_SIZE], backup[PATH_MAX];
 	struct session s;
@@ -286,7 +288,20 @@ int kmip_keystore_create(const char *dir, const char *servers, const char *tls_w
 		ret = -EEXIST;
 		goto out;
 	}
-	ret = crypto_random_bytes(w->wallet_id, KEY_ID_SIZE);
+	if (options->link) {
+		if (options->link[0] != '/' || strlen(options->link) >= sizeof(w->link) ||
+		    strchr(options->link, ' ') || strchr(options->link, '\n')) {
+			wallet_message(error, "the linked wallet must be an absolute path without "
+					      "spaces");
+			ret = -EINVAL;
+			goto out;
+		}
+		strcpy(w->link, options->link);
+	}
+	if (options->wallet_id)
+		memcpy(w->wallet_id, options->wallet_id, KEY_ID_SIZE);
+	else
+		ret = crypto_random_bytes(w->wallet_id, KEY_ID_SIZE);
 	if (ret < 0) {
 		wallet_message(error, "cannot draw a wallet ID: %s", strerror(-ret));
 		goto out;
@@ -591,6 +606,37 @@ out:
 	return ret;
 }
 
+/*
+ * The keys of the wallet w links into ring, marked linked and never ACTIVE. The linked wallet
+ * is opened as the daemon opens a wallet (its own strict-mode checks run there); a linked
+ * KMIP wallet is refused, so links never chain.
+ */
+static int add_linked(const struct kmip_wallet *w, struct keyring *ring,
+		      char error[KEYSTORE_ERROR_SIZE])
+{
+	char why[KEYSTORE_ERROR_SIZE] = "";
+	struct keyring *linked = NULL;
+	int ret;
+
+	if (kmip_wallet_present(w->link)) {
+		wallet_message(error, "the linked wallet %.200s is a KMIP wallet: a link names a "
+				      "wallet file directory",
+			       w->link);
+		return -EINVAL;
+	}
+	ret = keystore_open_for_mount(w->link, -1, &linked, why);
+	if (ret < 0) {
+		wallet_message(error, "cannot open the linked wallet %.200s: %.300s", w->link, why);
+		return ret;
+	}
+	ret = keyring_link(ring, linked, false);
+	keyring_free(linked);
+	if (ret < 0)
+		wallet_message(error, "cannot link wallet %.200s: %s", w->link,
+			       ret == -EINVAL ? "it has another wallet ID" : strerror(-ret));
+	return ret;
+}
+
 int kmip_keystore_open_dir(const char *dir, struct keyring **out, char error[KEYSTORE_ERROR_SIZE])
 {
 	struct kmip_wallet *w = malloc(sizeof(*w));
@@ -601,6 +647,13 @@ int kmip_keystore_open_dir(const char *dir, struct keyring **out, char error[KEY
 	ret = kmip_wallet_read(dir, w, error);
 	if (ret == 0)
 		ret = kmip_keystore_fetch(w, out, error);
+	if (ret == 0 && w->link[0]) {
+		ret = add_linked(w, *out, error);
+		if (ret < 0) {
+			keyring_free(*out);
+			*out = NULL;
+		}
+	}
 	free(w);
 	return ret;
 }
@@ -652,6 +705,14 @@ int kmip_keystore_listing(const char *dir, struct kmip_wallet *w, struct keyring
 		wallet_message(error, "cannot list the keys: %s", strerror(-ret));
 		keyring_free(ring);
 		return ret;
+	}
+	/* The linked wallet's keys too, so that the census counts the headers they wrap. */
+	if (w->link[0]) {
+		ret = add_linked(w, ring, error);
+		if (ret < 0) {
+			keyring_free(ring);
+			return ret;
+		}
 	}
 	*out = ring;
 	return 0;

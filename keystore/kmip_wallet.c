@@ -276,6 +276,13 @@ int kmip_wallet_parse(const uint8_t *data, size_t len, struct kmip_wallet *w,
 				return damaged(why, c.number,
 					       "a group is 1 to 64 letters, digits, '.', '_', '-'");
 			strcpy(w->group, c.fields[1]);
+		} else if (strcmp(c.fields[0], "link") == 0) {
+			if (w->server_count == 0 || w->link[0] || w->key_count > 0)
+				return damaged(why, c.number, "one link line, after the servers");
+			if (c.count != 2 || c.fields[1][0] != '/' ||
+			    strlen(c.fields[1]) >= sizeof(w->link))
+				return damaged(why, c.number, "a link is an absolute path");
+			strcpy(w->link, c.fields[1]);
 		} else if (strcmp(c.fields[0], "key") == 0) {
 			struct kmip_wallet_key *key;
 			if (w->server_count == 0)
@@ -296,7 +303,7 @@ int kmip_wallet_parse(const uint8_t *data, size_t len, struct kmip_wallet *w,
 				return damaged(why, c.number, "a second ACTIVE key");
 			w->key_count++;
 		} else {
-			return damaged(why, c.number, "not a server, group or key line");
+			return damaged(why, c.number, "not a server, group, link or key line");
 		}
 	}
 	if (ret < 0)
@@ -344,6 +351,8 @@ int kmip_wallet_encode(const struct kmip_wallet *w, char **out, size_t *len)
 	}
 	if (w->group[0])
 		fprintf(f, "group %s\n", w->group);
+	if (w->link[0])
+		fprintf(f, "link %s\n", w->link);
 	for (size_t i = 0; i < w->key_count; i++) {
 		const struct kmip_wallet_key *k = &w->keys[i];
 		key_id_format(k->id, id);

@@ -61,6 +61,12 @@ struct kmip_wallet {
 	 * file lists none of them (key_count is 0).
 	 */
 	char group[KMIP_GROUP_SIZE];
+	/*
+	 * A wallet directory this one links ("" for none): after tdekey migrate --to-kmip, the
+	 * source wallet (same wallet ID), whose keys stay usable for the headers still wrapped
+	 * under them; opened as the daemon opens a wallet, without a person.
+	 */
+	char link[PATH_MAX];
 	struct kmip_wallet_key keys[KMIP_WALLET_MAX_KEYS];
 	size_t key_count;
 };
@@ -109,8 +115,17 @@ int kmip_wallet_write(const char *dir, struct kmip_wallet *wallet, bool create,
  * group already, none is made, the wallet joins them (*joined; new_id the group's ACTIVE key,
  * zero when it has none); else the first key is made in the group.
  */
-int kmip_keystore_create(const char *dir, const char *servers, const char *tls_wallet,
-			 const char *container, const char *group, int timeout_ms,
+struct kmip_create_options {
+	const char *servers;	/* "host:port,..." */
+	const char *tls_wallet; /* an absolute path */
+	const char *container;
+	const char *group; /* NULL: a wallet of its own */
+	int timeout_ms;	   /* 0: KMIP_WALLET_DEFAULT_TIMEOUT_MS */
+	/* tdekey migrate --to-kmip: the source's wallet ID, and the source linked (NULL: none). */
+	const uint8_t *wallet_id;
+	const char *link;
+};
+int kmip_keystore_create(const char *dir, const struct kmip_create_options *options,
 			 uint8_t new_id[KEY_ID_SIZE], bool *joined,
 			 char error[KEYSTORE_ERROR_SIZE]);
 /*
@@ -121,7 +136,11 @@ int kmip_keystore_create(const char *dir, const char *servers, const char *tls_w
  */
 int kmip_keystore_fetch(const struct kmip_wallet *wallet, struct keyring **out,
 			char error[KEYSTORE_ERROR_SIZE]);
-/* kmip_wallet_read and kmip_keystore_fetch of DIR: what the daemon does at mount and reload. */
+/*
+ * kmip_wallet_read and kmip_keystore_fetch of DIR, and the keys of the wallet it links (opened
+ * without a person, added as linked keys, none ACTIVE): what the daemon does at mount and
+ * reload.
+ */
 int kmip_keystore_open_dir(const char *dir, struct keyring **out, char error[KEYSTORE_ERROR_SIZE]);
 /*
  * The wallet's keys as a ring whose key bytes are all zero, with no server asked (a group's

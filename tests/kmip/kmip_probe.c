@@ -73,9 +73,11 @@ static int run_wallet(char **argv, int argc, char error[KEYSTORE_ERROR_SIZE])
 	int ret;
 
 	if (strcmp(op, "wallet-create") == 0) {
+		struct kmip_create_options create = { .servers = argv[1], .tls_wallet = argv[2],
+						      .container = "default",
+						      .timeout_ms = atoi(argv[3]) };
 		bool joined;
-		ret = kmip_keystore_create(dir, argv[1], argv[2], "default", NULL, atoi(argv[3]),
-					   id, &joined, error);
+		ret = kmip_keystore_create(dir, &create, id, &joined, error);
 	} else if (strcmp(op, "wallet-rotate") == 0) {
 		ret = kmip_keystore_rotate(dir, id, backup, error);
 	} else if (strcmp(op, "wallet-delete") == 0) {

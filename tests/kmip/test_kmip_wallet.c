@@ -185,8 +185,10 @@ static void test_refused_lines(void **state)
 		  "activated exactly when" },
 		{ "key 11111111111111111111111111111111", "key 1111", "not a key ID" },
 		{ "wallet-id", "walletid", "line 2: expected \"wallet-id\"" },
-		{ "server [::1]:7000\n", "frobnicate 1\n", "line 8: not a server, group or key line" },
+		{ "server [::1]:7000\n", "frobnicate 1\n", "line 8: not a server, group, link or key line" },
 		{ "server [::1]:7000\n", "server [::1]:7000\ngroup a/b\n", "line 9: a group is 1 to 64" },
+		{ "server [::1]:7000\n", "server [::1]:7000\nlink etc/w\n",
+		  "line 9: a link is an absolute path" },
 		{ "server [::1]:7000\n", "server [::1]:7000\ngroup fleet\n",
 		  "line 10: a group's keys are listed by the server" },
 		{ "tdefs-key-1", "tdefs-key-1\n", "line 11: empty" },
@@ -209,10 +211,13 @@ static void test_refused_lines(void **state)
 		assert_non_null(back);
 		grouped->key_count = 0;
 		strcpy(grouped->group, "fleet-1.db_");
+		strcpy(grouped->link, "/etc/tdefs/wallet");
 		text = encoded(grouped, &len);
-		assert_non_null(strstr(text, "server [::1]:7000\ngroup fleet-1.db_\nsha256 "));
+		assert_non_null(strstr(text, "server [::1]:7000\ngroup fleet-1.db_\n"
+					     "link /etc/tdefs/wallet\nsha256 "));
 		assert_int_equal(kmip_wallet_parse((const uint8_t *)text, len, back, why), 0);
 		assert_string_equal(back->group, "fleet-1.db_");
+		assert_string_equal(back->link, "/etc/tdefs/wallet");
 		assert_int_equal(back->key_count, 0);
 		free(text);
 		char *grouped_body = body_of(grouped);

@@ -18,7 +18,7 @@
 
 #include "keystore/kmip_wallet.h"
 
-static int kmip_failure(int ret, const char *error)
+int kmip_failure(int ret, const char *error)
 {
 	/* The server's and the connection's errors have no code of their own: general error. */
 	if (ret == -EREMOTEIO || ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -EHOSTUNREACH ||
@@ -75,10 +75,13 @@ int kmip_create(const struct options *options)
 				"the server\nTry 'tdekey create --help'.\n");
 		return EXIT_USAGE;
 	}
-	ret = kmip_keystore_create(options->wallet, options->kmip_server, options->tls_wallet,
-				   options->container ? options->container
-						      : WALLET_DEFAULT_CONTAINER,
-				   options->kmip_group, 0, new_id, &joined, error);
+	struct kmip_create_options create = {
+		.servers = options->kmip_server,
+		.tls_wallet = options->tls_wallet,
+		.container = options->container ? options->container : WALLET_DEFAULT_CONTAINER,
+		.group = options->kmip_group,
+	};
+	ret = kmip_keystore_create(options->wallet, &create, new_id, &joined, error);
 	if (ret < 0)
 		return kmip_failure(ret, error);
 	key_id_format(new_id, id);
@@ -193,6 +196,35 @@ int kmip_keys(const struct options *options)
 		} else {
 			printf("%-32s  %-9s  %-20s  %s\n", id, mek_state_name(k->state), created,
 			       k->unique_id);
+		}
+	}
+	/* The keys of the wallet it links (a migration's source): in the file, not on a server. */
+	for (size_t i = 0; i < keyring_count(ring); i++) {
+		const struct mek_record *r = keyring_record(ring, i);
+		char created[32];
+		struct tm tm;
+		time_t when = (time_t)r->creation_time;
+
+		if (!r->linked)
+			continue;
+		key_id_format(r->id, id);
+		gmtime_r(&when, &tm);
+		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (options->json) {
+			json_object_begin(&json, NULL);
+			json_string(&json, "key_id", id);
+			json_string(&json, "state", mek_state_name(r->state));
+			json_time(&json, "creation_time", r->creation_time);
+			json_string(&json, "linked_wallet", w->link);
+			if (options->backing_count)
+				json_uint(&json, "files", census_files_for(&census, r->id));
+			json_object_end(&json);
+		} else if (options->backing_count) {
+			printf("%-32s  %-9s  %-20s  %s  %llu\n", id, mek_state_name(r->state), created,
+			       "linked", (unsigned long long)census_files_for(&census, r->id));
+		} else {
+			printf("%-32s  %-9s  %-20s  %s\n", id, mek_state_name(r->state), created,
+			       "linked");
 		}
 	}
 	if (options->json) {

@@ -38,6 +38,7 @@ struct options {
 	bool cost_given;
 	const char *backup_id;
 	const char *to;
+	bool to_kmip; /* migrate: --to-kmip (else --to-hsm) */
 	const char *backing[BACKING_MAX]; /* --usage or --backing, in the order given */
 	size_t backing_count;
 	bool used_by; /* backing[] came from --used-by */
@@ -303,6 +304,8 @@ const char *keystore_mode_name(const struct keyring *ring);
 /* A KMIP wallet (kmip.c): the commands when the keys live on a key server. */
 /* EXIT_USAGE, with its line, for a command that does not work on a KMIP wallet given one. */
 int kmip_refuse_other(const struct command *command, const struct options *options);
+/* A KMIP keystore failure's one line and exit code (the server's errors: general error). */
+int kmip_failure(int ret, const char *error);
 int kmip_create(const struct options *options);
 int kmip_set_key(const struct options *options);
 int kmip_keys(const struct options *options);
