@@ -60,6 +60,8 @@ enum keystore_error {
 	KEYSTORE_ERR_KEY_NOT_ON_TOKEN,	  /* a master key of the wallet is not on the token */
 	KEYSTORE_ERR_TOKEN_MECHANISM,	  /* the token lacks AES key generation or AES-GCM */
 	KEYSTORE_ERR_TOKEN_FAILED,	  /* the token failed an operation (unreachable, ...) */
+	KEYSTORE_ERR_KEY_SERVER_UNREACHABLE, /* no KMIP server connected and shook hands */
+	KEYSTORE_ERR_KEY_SERVER_REFUSED,     /* the KMIP server refused, or answered not KMIP */
 	KEYSTORE_ERROR_COUNT
 };
 

@@ -68,6 +68,32 @@ static void key_name(const uint8_t wallet_id[KEY_ID_SIZE], const uint8_t id[KEY_
 	snprintf(name, KMIP_ID_SIZE, "tdefs-%s-%s", wallet_text, id_text);
 }
 
+/*
+ * A failure of the KMIP client as a keystore meaning, so that every tool exits with the code of
+ * its kind: no server reached (connection, handshake, certificates) or a server that refused
+ * or did not answer in KMIP. Other errors are left as they are.
+ */
+static int server_failure(int ret)
+{
+	switch (ret) {
+	case -ECONNREFUSED:
+	case -ETIMEDOUT:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -ECONNRESET:
+	case -EACCES:
+	case -EPERM:
+	case -EKEYEXPIRED:
+		return KEYSTORE_ERROR(KEYSTORE_ERR_KEY_SERVER_UNREACHABLE);
+	case -EREMOTEIO:
+	case -EPROTO:
+	case -EBADMSG:
+		return KEYSTORE_ERROR(KEYSTORE_ERR_KEY_SERVER_REFUSED);
+	default:
+		return ret;
+	}
+}
+
 static void group_object_group(const char *group, char out[KMIP_ID_SIZE])
 {
 	snprintf(out, KMIP_ID_SIZE, "tdefs-%s", group);
@@ -125,6 +151,7 @@ static int group_list(struct session *s, struct kmip_wallet *w, char error[KEYST
 	ret = kmip_locate_group(s->client, object_group, ids, KMIP_LOCATE_MAX, &count, why);
 	if (ret < 0) {
 		wallet_message(error, "cannot list the keys of group %s: %s", w->group, why);
+		ret = server_failure(ret);
 		goto out;
 	}
 	for (size_t i = 0; i < count; i++) {
@@ -137,6 +164,7 @@ static int group_list(struct session *s, struct kmip_wallet *w, char error[KEYST
 		if (ret < 0) {
 			wallet_message(error, "cannot read the state of KMIP object %s of group %s: %s",
 				       ids[i], w->group, why);
+			ret = server_failure(ret);
 			goto out;
 		}
 		if (state == KMIP_STATE_PRE_ACTIVE || state == KMIP_STATE_DESTROYED ||
@@ -231,7 +259,7 @@ static int make_key(struct session *s, struct kmip_wallet *w, uint8_t new_id[KEY
 	}
 	if (ret < 0) {
 		wallet_message(error, "cannot create a key on the key server: %s", why);
-		return ret;
+		return server_failure(ret);
 	}
 	for (size_t i = 0; i < w->key_count; i++)
 		if (w->keys[i].state == MEK_STATE_ACTIVE)
@@ -397,6 +425,7 @@ int kmip_keystore_fetch(const struct kmip_wallet *w, struct keyring **out,
 		if (ret < 0) {
 			wallet_message(error, "cannot fetch master key %s (KMIP object %s): %s", id,
 				       key->unique_id, why);
+			ret = server_failure(ret);
 			break;
 		}
 		if (key->state == MEK_STATE_ACTIVE && !w->group[0]) {
@@ -412,6 +441,7 @@ int kmip_keystore_fetch(const struct kmip_wallet *w, struct keyring **out,
 				wallet_message(error, "cannot read the state of master key %s (KMIP "
 						      "object %s): %s",
 					       id, key->unique_id, why);
+				ret = server_failure(ret);
 				break;
 			}
 			if (server_state != KMIP_STATE_ACTIVE) {
@@ -475,7 +505,7 @@ static int rotate_group(struct session *s, struct kmip_wallet *w, uint8_t new_id
 			wallet_message(error, "the new key is ACTIVE, but the one before (%s, KMIP "
 					      "object %s) was not revoked: %s",
 				       id, w->keys[i].unique_id, why);
-			return ret;
+			return server_failure(ret);
 		}
 	}
 	return 0;
@@ -538,7 +568,7 @@ static int delete_group_key(struct session *s, const struct kmip_wallet *w,
 		if (ret < 0)
 			wallet_message(error, "key %s (KMIP object %s) was not destroyed: %s",
 				       id_text, w->keys[i].unique_id, why);
-		return ret;
+		return server_failure(ret);
 	}
 	wallet_message(error, "no key %s in group %s on the key server", id_text, w->group);
 	return KEYSTORE_ERROR(KEYSTORE_ERR_NO_SUCH_KEY);
@@ -599,6 +629,7 @@ int kmip_keystore_delete(const char *dir, const uint8_t id[KEY_ID_SIZE], char ba
 				       "key %s is out of the wallet, but its KMIP object %s was not "
 				       "revoked and destroyed: %s",
 				       id_text, unique_id, why);
+		ret = server_failure(ret);
 	}
 	session_close(&s);
 out:

@@ -37,6 +37,10 @@ enum {
 
 static int exit_code(int ret)
 {
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_SERVER_UNREACHABLE))
+		return PROBE_UNREACHABLE;
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_SERVER_REFUSED))
+		return PROBE_OPERATION_REFUSED;
 	switch (ret) {
 	case 0: return PROBE_OK;
 	case -EKEYEXPIRED: return PROBE_CERT_EXPIRED;

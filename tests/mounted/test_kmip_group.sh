@@ -26,6 +26,17 @@ kmip_client_wallet "$W/tls" db1.test 30
 kmip_server_start "$W/server"
 S=127.0.0.1:$KMIP_PORT
 group=fleet-$$
+# The exit code the man pages give a meaning (its words), as test_exit_codes.sh reads them.
+code_meaning() {
+	/usr/bin/python3 - "$TDEFS_SRC/man/tdefs.8.scd" "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+section = re.search(r"^# EXIT STATUS\n(.*?)(?=^# |\Z)", text, re.S | re.M).group(1)
+for code, body in re.findall(r"^\*(\d+)\*\n((?:\t.*\n?)+)", section, re.M):
+    if sys.argv[2] in " ".join(body.split()):
+        print(code)
+PY
+}
 json_field() { /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
 "$TDEKEY_BIN" create --wallet "$W/kmsA" --kmip-server "$S" --tls-wallet "$W/tls" --kmip-group "$group" \
@@ -116,4 +127,14 @@ objC=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][
 echo x 2>/dev/null >"$W/mntC/two" && fail "wallet C wrapped a new file under its revoked key"
 [[ $(cat "$W/mntC/one") == "C one" ]] || fail "wallet C's file no longer reads"
 log "a wallet's own ACTIVE key revoked on the server: no new file after the reload, the old one reads"
+# Its key destroyed on the server: a daemon refuses to start, with the code of a refusal.
+tdefs_umount "$W/mntC"
+"$PROBE" "$S" "$W/tls" 5000 destroy "$objC" >/dev/null || fail "destroy $objC"
+status=0
+"$TDEFS_BIN" --wallet "$W/kmsC" -f "$W/backingC" "$W/mntC" </dev/null >"$W/down.log" 2>&1 || status=$?
+refused=$(code_meaning "a key server refused the operation")
+[[ -n $refused && $status == "$refused" ]] || fail "a destroyed key: exit $status, not $refused: $(cat "$W/down.log")"
+grep -q "refused Get: Item Not Found" "$W/down.log" || fail "the destroyed key is not named: $(cat "$W/down.log")"
+mountpoint -q "$W/mntC" && fail "mounted with a destroyed key"
+log "a destroyed key: the daemon refused to start (exit $status): $(head -1 "$W/down.log")"
 pass

@@ -20,13 +20,7 @@
 
 int kmip_failure(int ret, const char *error)
 {
-	/* The server's and the connection's errors have no code of their own: general error. */
-	if (ret == -EREMOTEIO || ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -EHOSTUNREACH ||
-	    ret == -ENETUNREACH || ret == -ECONNRESET || ret == -EACCES || ret == -EPERM ||
-	    ret == -EKEYEXPIRED || ret == -EPROTO || ret == -EBADMSG) {
-		fprintf(stderr, "tdekey: %s\n", error);
-		return EXIT_ERROR;
-	}
+	/* The servers' failures come as keystore meanings with codes of their own (30, 31). */
 	return report_failure(ret, error);
 }
 
