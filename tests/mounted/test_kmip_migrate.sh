@@ -84,6 +84,8 @@ stop_writer
 "$TDEKEY_BIN" keys --wallet "$W/kms" --usage "$W/backing" >"$W/keys.out" 2>&1 || fail "keys: $(cat "$W/keys.out")"
 grep -Eq "^$old +[A-Z]+ .* linked +0$" "$W/keys.out" || fail "keys --usage: the source's key: $(cat "$W/keys.out")"
 grep -Eq "^$new +ACTIVE .* 0$" "$W/keys.out" && fail "keys --usage counts no file under the new key: $(cat "$W/keys.out")"
+origins=$("$TDEKEY_BIN" keys --wallet "$W/kms" --json | /usr/bin/python3 -c 'import json,sys; print(" ".join(k["key_id"] + "=" + k["origin"] for k in json.load(sys.stdin)["keys"]))')
+[[ " $origins " == *" $new=KMIP "* && " $origins " == *" $old=LOCAL "* ]] || fail "keys --json origins: $origins"
 tdefs_umount "$W/mnt"
 tdefs_mount "$W/kms" "$W/backing" "$W/mnt"
 "$TDEFS_TEST_HELPER" check "$W/mnt" 2 "$W/writer.log" >"$W/check.out" 2>&1 || fail "records lost: $(cat "$W/check.out")"

@@ -178,6 +178,7 @@ int kmip_keys(const struct options *options)
 			json_time(&json, "activation_time", k->activation_time);
 			json_string(&json, "kmip_unique_identifier", k->unique_id);
 			json_string(&json, "kmip_name", k->name);
+			json_string(&json, "origin", mek_origin_name(MEK_ORIGIN_KMIP));
 			if (k->server_state)
 				json_string(&json, "kmip_state", kmip_state_name(k->server_state));
 			if (options->backing_count)
@@ -210,6 +211,7 @@ int kmip_keys(const struct options *options)
 			json_string(&json, "state", mek_state_name(r->state));
 			json_time(&json, "creation_time", r->creation_time);
 			json_string(&json, "linked_wallet", w->link);
+			json_string(&json, "origin", mek_origin_name(r->origin));
 			if (options->backing_count)
 				json_uint(&json, "files", census_files_for(&census, r->id));
 			json_object_end(&json);
