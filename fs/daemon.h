@@ -235,6 +235,11 @@ void inode_describe(struct tdefs_inode *inode, char *buf, size_t len);
 /* file_keys.c: the shared encryption state of a regular file's inode (inode->crypt). */
 int file_crypt_acquire(struct tdefs_inode *inode);
 void file_crypt_release(struct tdefs_inode *inode);
+/*
+ * A plaintext file's shared O_DIRECT descriptor (struct file_crypt, plain_direct_fd), opened
+ * once; the caller holds the file_crypt. -EAGAIN when the file is no longer plaintext.
+ */
+int file_plaintext_direct_open(struct tdefs_inode *inode);
 /* Write a fresh header into a just-created, empty backing file. */
 int file_write_new_header(int fd);
 

@@ -259,9 +259,11 @@ static int copy_chunk(struct file_crypt *crypt, bool *finished, uint64_t *bytes)
 	count = blocks - first < ENCRYPT_CHUNK_BLOCKS ? blocks - first : ENCRYPT_CHUNK_BLOCKS;
 	file_lock_blocks(crypt, first, first + count - 1, true);
 	ret = file_io_copy_blocks(crypt, first, first + count - 1);
-	if (ret == 0) {
+	if (ret >= 0) {
 		__atomic_store_n(&crypt->copy_watermark, first + count, __ATOMIC_RELEASE);
-		*bytes = count << TDEFS_BLOCK_SHIFT;
+		/* What the rate limit counts: the data read, not the holes skipped. */
+		*bytes = (uint64_t)ret << TDEFS_BLOCK_SHIFT;
+		ret = 0;
 	}
 	file_unlock_blocks(crypt, first, first + count - 1);
 	pthread_rwlock_unlock(&crypt->size_lock);
@@ -291,7 +293,7 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 {
 	struct timespec times[2];
 	struct stat now;
-	int old_fd, path_fd, ret;
+	int old_fd, old_direct_fd, path_fd, ret;
 
 	pthread_rwlock_wrlock(&namespace_lock);
 	pthread_rwlock_wrlock(&crypt->size_lock);
@@ -337,6 +339,8 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 		log_warning("tdefs: cannot sync the directory of a converted file: %s",
 			    strerror(errno));
 	old_fd = crypt->data_fd;
+	old_direct_fd = crypt->plain_direct_fd;
+	__atomic_store_n(&crypt->plain_direct_fd, -1, __ATOMIC_RELEASE);
 	crypt->data_fd = copy_fd;
 	crypt->key = crypt->copy_key;
 	crypt->header = *header;
@@ -357,6 +361,8 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 	pthread_rwlock_unlock(&crypt->size_lock);
 	pthread_rwlock_unlock(&namespace_lock);
 	close(old_fd);
+	if (old_direct_fd >= 0)
+		close(old_direct_fd);
 	return 0;
 out_unlock:
 	pthread_rwlock_unlock(&crypt->size_lock);

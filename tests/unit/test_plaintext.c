@@ -206,7 +206,7 @@ static void copy_up_to(struct fixture *f, uint64_t end_block)
 	uint64_t first = f->crypt.copy_watermark;
 
 	if (end_block > first)
-		assert_int_equal(file_io_copy_blocks(&f->crypt, first, end_block - 1), 0);
+		assert_true(file_io_copy_blocks(&f->crypt, first, end_block - 1) >= 0);
 	f->crypt.copy_watermark = end_block;
 }
 
