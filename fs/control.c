@@ -183,7 +183,7 @@ static void answer(char *request, struct reply *reply)
 		return;
 	}
 	if (strcmp(request, "rewrap-stop") == 0 || strcmp(request, "data-stop") == 0) {
-		job_stop(request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY);
+		job_stop_on_request(request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY);
 		reply_add(reply, "ok\n");
 		return;
 	}

@@ -318,6 +318,53 @@ static void test_job_record(void **state)
 			 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
 }
 
+/* The data rekey's record: the same rules, with the job's ID and whether it was stopped. */
+static void test_rekey_job_record(void **state)
+{
+	char text[ENCRYPT_RECORD_MAX], path[256];
+	uint8_t id[REKEY_JOB_ID_SIZE], decoded[REKEY_JOB_ID_SIZE];
+	bool stopped;
+	double rate;
+	int length;
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(id); i++)
+		id[i] = (uint8_t)(0xf0 + i);
+	length = rekey_record_encode(52428800, id, true, "base/16384", text, sizeof(text));
+	assert_true(length > 0);
+	assert_string_equal(text, "tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\n"
+				  "stopped 1\nrate 52428800\npath base/16384\n");
+	assert_int_equal(rekey_record_decode(text, (size_t)length, &rate, decoded, &stopped, path,
+					     sizeof(path)), 0);
+	assert_true(rate == 52428800 && stopped);
+	assert_memory_equal(decoded, id, sizeof(id));
+	assert_string_equal(path, "base/16384");
+	length = rekey_record_encode(0, id, false, "", text, sizeof(text));
+	assert_int_equal(rekey_record_decode(text, (size_t)length, &rate, decoded, &stopped, path,
+					     sizeof(path)), 0);
+	assert_false(stopped);
+	assert_string_equal(path, "");
+	assert_int_equal(rekey_record_encode(0, id, false, "a\nb", text, sizeof(text)), -EINVAL);
+	static const char *const damaged[] = {
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\nstopped 0\nrate 0\npath x",
+		"tdefs-rekey-job 1\nid F0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF\nstopped 0\nrate 0\npath x\n",
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfe\nstopped 0\nrate 0\npath x\n",
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\nstopped 2\nrate 0\npath x\n",
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\nstopped 0\nrate 1e3\npath x\n",
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\nrate 0\npath x\n",
+		"tdefs-encrypt-job 1\nrate 0\npath x\n",
+		"tdefs-rekey-job 1\nid ",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++)
+		assert_int_equal(rekey_record_decode(damaged[i], strlen(damaged[i]), &rate, decoded,
+						     &stopped, path, sizeof(path)),
+				 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+	length = rekey_record_encode(0, id, false, "a/very/long/path/indeed", text, sizeof(text));
+	assert_int_equal(rekey_record_decode(text, (size_t)length, &rate, decoded, &stopped, path, 8),
+			 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+}
+
 /* --- the plaintext data path -------------------------------------------------------------- */
 
 static void test_plaintext_passthrough(void **state)
@@ -466,6 +513,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 		cmocka_unit_test(test_config_adopted),
 		cmocka_unit_test(test_job_record),
+		cmocka_unit_test(test_rekey_job_record),
 		cmocka_unit_test_setup_teardown(test_plaintext_passthrough, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watermark_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_error, setup, teardown),
