@@ -90,6 +90,19 @@ static void add_job_status(struct reply *reply, const char *prefix, enum job_kin
 		reply_add(reply, "%s_last_error %s\n", prefix, status.last_error);
 }
 
+/* A data rekey that has not finished, from its record: which path, and whether it was stopped. */
+static void add_rekey_record(struct reply *reply)
+{
+	uint8_t id[REKEY_JOB_ID_SIZE];
+	char path[PATH_MAX];
+	bool stopped;
+	double rate;
+
+	if (data_rekey_record_read(id, &stopped, path, sizeof(path), &rate) == 0)
+		reply_add(reply, "data_unfinished /%.400s\ndata_unfinished_stopped %d\n", path,
+			  stopped);
+}
+
 static void answer_status(struct reply *reply)
 {
 	uint8_t active_id[KEY_ID_SIZE];
@@ -112,6 +125,7 @@ static void answer_status(struct reply *reply)
 			  (unsigned long long)backing_st.st_ino);
 	add_job_status(reply, "rewrap", JOB_REWRAP);
 	add_job_status(reply, "data", JOB_DATA_REKEY);
+	add_rekey_record(reply);
 	reply_add(reply, "adopted %d\nrequire_encrypted %d\n", daemon_state.adopted,
 		  daemon_state.require_encrypted);
 	if (daemon_state.adopted)

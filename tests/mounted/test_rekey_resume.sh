@@ -9,6 +9,7 @@
 #     finished before untouched, byte for byte; then the record is gone.
 #  2. An unmount in the middle, then a SIGKILL in the middle: the next mount goes on with the
 #     same job by itself, skipping the files that carry its ID, and finishes it.
+#     tderekey status names the unfinished job (data_unfinished) and whether it was stopped.
 #  3. Every file reads back as its reference throughout. A record others could write and a
 #     damaged one are refused with one log line (a new job or the usual pass runs instead);
 #     the record and the marks cannot be seen or set through the mount, by root or uid 65534.
@@ -73,6 +74,8 @@ wait_state stopped
 done1=$(json_value data_changed)
 [[ -f $record ]] || fail "the stopped data rekey left no record"
 grep -qx "stopped 1" "$record" || fail "the record of the stopped job does not say so: $(cat "$record")"
+"$tderekey" status "$TDEFS_MNT" --json | grep -q '"data_unfinished": "/", "data_unfinished_stopped": true' ||
+	fail "tderekey status does not name the stopped data rekey: $("$tderekey" status "$TDEFS_MNT" --json)"
 id1=$(record_id)
 marked=$(marked_with "$id1")
 ((marked == done1)) || fail "$marked files carry the job's mark, but it rekeyed $done1"
@@ -101,6 +104,7 @@ for i in $(seq 1 "$nfiles"); do
 done
 ((untouched == done1)) || fail "$untouched headers unchanged by the resumed job, but $done1 files were done before it"
 [[ ! -e $record ]] || fail "the finished data rekey left its record"
+"$tderekey" status "$TDEFS_MNT" --json | grep -q data_unfinished && fail "tderekey status names a finished data rekey"
 (($(marked_with "$id1") == nfiles)) || fail "not every file carries the finished job's mark"
 verify "after the resumed rekey"
 
