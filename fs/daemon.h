@@ -385,6 +385,8 @@ struct job;
  */
 int data_rekey_file(struct job *job, int path_fd, bool resume_only, const uint8_t *job_id,
 		    struct file_job_result *result);
+/* Whether the job with this ID finished the file (its REKEY_DONE_XATTR holds the ID). */
+bool data_rekey_done_by(int path_fd, const uint8_t *job_id);
 /*
  * The data rekey's record in the backing root (REKEY_JOB_RECORD): written when a job starts
  * (stopped false), marked stopped when it is stopped on request or fails, removed when it has

@@ -374,8 +374,7 @@ static bool rekey_interrupted(int path_fd)
 	return interrupted;
 }
 
-/* Whether this job finished the file before (its REKEY_DONE_XATTR holds the job's ID). */
-static bool rekeyed_by_job(int path_fd, const uint8_t *job_id)
+bool data_rekey_done_by(int path_fd, const uint8_t *job_id)
 {
 	uint8_t value[REKEY_JOB_ID_SIZE + 1];
 	int fd = backing_reopen(path_fd, O_RDONLY);
@@ -403,7 +402,7 @@ int data_rekey_file(struct job *job, int path_fd, bool resume_only, const uint8_
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
 	    (resume_only && !rekey_interrupted(path_fd)) ||
-	    (job_id && rekeyed_by_job(path_fd, job_id))) {
+	    (job_id && data_rekey_done_by(path_fd, job_id))) {
 		close(path_fd);
 		result->skipped = true;
 		return 0;

@@ -53,7 +53,8 @@ struct job {
 	uint64_t throttled_amount;   /* guarded by lock */
 	/*
 	 * The work under start, counted before the workers start: files for a rewrap, plaintext
-	 * bytes for a data rekey; 0 when unknown. progress_logged: tenths of it already logged
+	 * bytes for a data rekey (but those of the files it finished before it was stopped or cut
+	 * short); 0 when unknown. progress_logged: tenths of it already logged
 	 * (guarded by lock).
 	 */
 	uint64_t work_total;
@@ -163,6 +164,9 @@ static int count_work(const struct backing_walk_entry *entry, bool *fd_taken, vo
 		return 0;
 	if (job->kind == JOB_REWRAP)
 		job->work_total++;
+	else if (job->kind == JOB_DATA_REKEY && job->rekey_id_set &&
+		 data_rekey_done_by(entry->fd, job->rekey_id))
+		return 0; /* done before a stop or a restart: not part of what is left */
 	else if (entry->st.st_size > TDEFS_HEADER_SIZE)
 		job->work_total += (uint64_t)entry->st.st_size - TDEFS_HEADER_SIZE;
 	return 0;
