@@ -24,12 +24,12 @@ MiB=1048576
 island() { # FILE OFFSET LENGTH: marker bytes written at OFFSET, the rest untouched
 	{ yes "$marker" || true; } | head -c "$3" | dd of="$1" bs=4096 seek="$2" oflag=seek_bytes conv=notrunc status=none
 }
-# Data islands in 256 MiB: the first MiB, one in the middle, 5000 bytes straddling two blocks.
-truncate -s $((256 * MiB)) "$backing/islands"
+# Data islands in 96 MiB: the first MiB, one in the middle, 5000 bytes straddling two blocks.
+truncate -s $((96 * MiB)) "$backing/islands"
 island "$backing/islands" 0 $MiB
-island "$backing/islands" $((128 * MiB)) $((2 * MiB))
-island "$backing/islands" $((200 * MiB + 3000)) 5000
-truncate -s $((64 * MiB)) "$backing/all-hole"
+island "$backing/islands" $((48 * MiB)) $((2 * MiB))
+island "$backing/islands" $((80 * MiB + 3000)) 5000
+truncate -s $((16 * MiB)) "$backing/all-hole"
 # A hole, then data ending in a short last block.
 truncate -s $((32 * MiB)) "$backing/short-tail"
 island "$backing/short-tail" $((32 * MiB)) 6001
@@ -37,7 +37,7 @@ island "$backing/short-tail" $((32 * MiB)) 6001
 island "$backing/punched" 0 $((8 * MiB))
 fallocate -p -o $((2 * MiB)) -l $((3 * MiB)) "$backing/punched"
 # Held open and written into during the conversion: a hole is filled, another punched.
-truncate -s $((64 * MiB)) "$backing/live"
+truncate -s $((24 * MiB)) "$backing/live"
 island "$backing/live" $((10 * MiB)) $MiB
 for f in islands all-hole short-tail punched live; do
 	cp --sparse=always "$backing/$f" "$reference/$f"
@@ -73,7 +73,7 @@ for f in islands all-hole short-tail punched live; do
 	cmp -s "$reference/$f" "$mnt/$f" || fail "$f: the plaintext file does not read back as its reference"
 done
 
-# The live writer: fills a hole at 40 MiB and punches one at 10.5 MiB, in the reference too,
+# The live writer: fills a hole at 20 MiB and punches one at 10.5 MiB, in the reference too,
 # once before the conversion and again while it runs; the conversion is slowed to overlap it.
 exec {live}<>"$mnt/live"
 live_edit() { # N
@@ -82,7 +82,7 @@ import os, sys
 n = int(sys.argv[3])
 for path in sys.argv[1:3]:
     fd = os.open(path, os.O_RDWR)
-    os.pwrite(fd, (b"live %d " % n) * 1000, 40 * 1048576 + n * 8192)
+    os.pwrite(fd, (b"live %d " % n) * 1000, 20 * 1048576 + n * 8192)
     os.fsync(fd)
     os.close(fd)
 EOF
@@ -101,10 +101,10 @@ for _ in $(seq 1 600); do
 done
 "$tderekey" status "$mnt" | grep -q "no plaintext file left" || fail "the conversion did not finish"
 exec {live}>&-
-# The conversion reads data, not holes: what it counted is the islands, not the 424 MiB of sizes.
+# The conversion reads data, not holes: what it counted is the islands, not the 176 MiB of sizes.
 copied=$("$tderekey" status "$mnt" --json | sed -n 's/.*"encrypt_bytes": \([0-9]*\).*/\1/p')
 [[ -n $copied ]] || fail "tderekey status --json has no encrypt_bytes"
-((copied <= 32 * MiB)) || fail "the conversion read $copied bytes of 424 MiB of sparse files holding about 9 MiB of data: it read the holes"
+((copied <= 32 * MiB)) || fail "the conversion read $copied bytes of 176 MiB of sparse files holding about 9 MiB of data: it read the holes"
 extents "$reference/live" >"$TDEFS_WORK/live.extents"
 before_live=$(blocks "$reference/live")
 
@@ -129,4 +129,4 @@ for f in islands all-hole short-tail punched live; do
 done
 tdefs_umount "$mnt"
 grep -rl --binary-files=binary "$marker" "$backing" && fail "plaintext left in the backing directory"
-pass "sparse plaintext files converted with their holes, $copied bytes read for 424 MiB of file sizes (st_blocks before->after: $report) and the same SEEK_DATA/SEEK_HOLE ranges"
+pass "sparse plaintext files converted with their holes, $copied bytes read for 176 MiB of file sizes (st_blocks before->after: $report) and the same SEEK_DATA/SEEK_HOLE ranges"
