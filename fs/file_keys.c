@@ -332,6 +332,8 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
+	crypt->copy_fd = -1;
+	crypt->plain_direct_fd = -1;
 	ret = inode_fd_get(inode);
 	if (ret < 0)
 		goto out_free_crypt;
@@ -414,6 +416,8 @@ void file_crypt_release(struct tdefs_inode *inode)
 	xts_key_free(crypt->key);
 	xts_key_free(crypt->new_key);
 	xts_key_free(crypt->copy_key);
+	if (crypt->plain_direct_fd >= 0)
+		close(crypt->plain_direct_fd);
 	close(crypt->data_fd);
 	file_crypt_locks_destroy(crypt);
 	secure_wipe(&crypt->header, sizeof(crypt->header));
@@ -433,4 +437,29 @@ void file_crypt_wipe_keys(struct tdefs_inode *inode)
 		__atomic_store_n(&crypt->keys_wiped, true, __ATOMIC_RELEASE);
 	}
 	pthread_rwlock_unlock(&crypt->size_lock);
+}
+
+/*
+ * The shared O_DIRECT descriptor of a plaintext file (struct file_crypt, plain_direct_fd),
+ * opened on the object data_fd holds, never by name. -EAGAIN: the file is encrypted now, and
+ * the caller opens its own descriptor as for any encrypted file.
+ */
+int file_plaintext_direct_open(struct tdefs_inode *inode)
+{
+	struct file_crypt *crypt = inode->crypt;
+	int expected = -1, fd, ret = 0;
+
+	pthread_rwlock_rdlock(&crypt->size_lock);
+	if (!crypt->plaintext) {
+		ret = -EAGAIN;
+	} else if (__atomic_load_n(&crypt->plain_direct_fd, __ATOMIC_ACQUIRE) < 0) {
+		fd = backing_reopen(crypt->data_fd, (crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT);
+		if (fd < 0)
+			ret = fd;
+		else if (!__atomic_compare_exchange_n(&crypt->plain_direct_fd, &expected, fd, false,
+						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			close(fd);
+	}
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
 }

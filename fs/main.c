@@ -1316,13 +1316,11 @@ static int run_mount(struct command_line *cmd)
 			    "a key change", daemon_state.wallet_path);
 	/*
 	 * Files whose data rekey was interrupted (a crash, an unmount) are recovered when opened;
-	 * this background pass also finishes them, so no file keeps two DEKs for long.
+	 * a background pass also finishes them, so no file keeps two DEKs for long: the recorded
+	 * data rekey going on, or a pass over the interrupted files alone.
 	 */
 	if (!daemon_state.read_only) {
-		char error[256];
-
-		if (job_start(JOB_DATA_REKEY, "", 0, true, error, sizeof(error)) < 0)
-			log_warning("tdefs: cannot resume interrupted data rekeys: %s", error);
+		data_rekey_resume_recorded();
 		if (daemon_state.adopted)
 			encrypt_resume_recorded();
 	}
