@@ -78,7 +78,8 @@ with open(ref, "wb") as copy:
         os.fsync(fd)
         copy.write(record)
         n += 1
-        open(count, "w").write(str(n))
+        open(count + ".new", "w").write(str(n))
+        os.replace(count + ".new", count)  # never read half-written
         time.sleep(0.02)
 os.close(fd)
 PY
