@@ -74,7 +74,10 @@ static void beat(void)
 	}
 	atomic_store(&watching, true);
 	ret = keyring_token_check(daemon_state.keyring, error);
-	if (ret != 0) {
+	if (ret == 0 && atomic_exchange(&outage, false)) {
+		/* A token of a ring opened since (tderekey open after a close in the outage). */
+		log_info("tdefs: HSM token reachable again (status OPEN)");
+	} else if (ret != 0) {
 		if (!atomic_exchange(&outage, true))
 			log_warning("tdefs: %s; status OPEN_UNKNOWN_MASTER_KEY_STATUS: open files "
 				    "keep working, opens that need the token fail with EIO after "
