@@ -1070,6 +1070,14 @@ static int prepare_mount(struct command_line *cmd)
 		return -EPERM;
 	if (open_wallet(cmd, &daemon_state.keyring) < 0)
 		return -EINVAL;
+	/* A heartbeat asked for on a wallet with no token would watch nothing: refused. */
+	if (hsm_heartbeat_seconds > 0 &&
+	    keyring_token_watch(daemon_state.keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) < 0) {
+		fprintf(stderr, "tdefs: -o hsm_heartbeat=%u: wallet %s is not an HSM wallet\n",
+			hsm_heartbeat_seconds, cmd->wallet);
+		wallet_failure = CLI_EXIT_USAGE;
+		return -EINVAL;
+	}
 	keyring_wallet_id(daemon_state.keyring, wallet_id);
 	if (memcmp(wallet_id, config.wallet_id, sizeof(wallet_id)) != 0) {
 		key_id_format(config.wallet_id, expected);

@@ -2,7 +2,8 @@
 # The availability of an HSM-keyed mount, -o hsm_heartbeat: the token is SoftHSM2 behind a
 # PKCS#11 module built for this test (tests/lib/pkcs11_outage.c) that fails every call with
 # CKR_DEVICE_REMOVED, and drops its sessions, while a control file exists.
-#  1. bad -o hsm_heartbeat values are refused at mount, one line naming the option;
+#  1. bad -o hsm_heartbeat values, and the option on a software wallet, are refused at mount
+#     with one line naming the option;
 #  2. during the outage: a writer keeps writing (and fsyncing) a file it holds open, without an
 #     error; status says key_status OPEN_UNKNOWN_MASTER_KEY_STATUS and the log says so in one
 #     line; a new file and a file not opened since the mount fail with EIO; with -o key_cache
@@ -49,6 +50,16 @@ for value in abc 0 -1 86401 5s ""; do
 	[[ $(wc -l <<<"$out") == 1 && $out == *"-o hsm_heartbeat=$value:"* ]] ||
 		fail "-o hsm_heartbeat=$value: not one line naming it: $out"
 done
+# ... and on a wallet with no token to watch.
+tdefs_make_wallet "$TDEFS_WORK/soft"
+tdefs_init_backing "$TDEFS_WORK/soft" "$TDEFS_WORK/soft-backing"
+chmod 0700 "$TDEFS_WORK/soft-backing"
+rc=0
+out=$("$TDEFS_BIN" --wallet "$TDEFS_WORK/soft" -o hsm_heartbeat=1 "$TDEFS_WORK/soft-backing" "$TDEFS_WORK/mnt2" </dev/null 2>&1) || rc=$?
+((rc != 0)) || fail "-o hsm_heartbeat on a software wallet: exit 0"
+mountpoint -q "$TDEFS_WORK/mnt2" && fail "-o hsm_heartbeat on a software wallet: mounted"
+[[ $(grep -vc 'syslog cannot be reached' <<<"$out") == 1 && $out == *"is not an HSM wallet"* ]] ||
+	fail "-o hsm_heartbeat on a software wallet: not one line saying so: $out"
 log "bad -o hsm_heartbeat values refused at mount, one line each"
 
 # ---- 2. the outage --------------------------------------------------------------------------
