@@ -129,7 +129,7 @@ static void answer_status(struct reply *reply)
 		  keystore_is_closed() ? "CLOSED" : "OPEN", key_cache_seconds(), key_cache_count());
 	add_job_status(reply, "rewrap", JOB_REWRAP);
 	add_job_status(reply, "data", JOB_DATA_REKEY);
-	if (key_server_wallet())
+	if (key_server_wallet() || hsm_heartbeat_watching())
 		reply_add(reply, "key_status %s\n", key_server_status());
 	add_rekey_record(reply);
 	reply_add(reply, "adopted %d\nrequire_encrypted %d\n", daemon_state.adopted,

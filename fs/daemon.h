@@ -487,6 +487,20 @@ extern unsigned key_server_poll_seconds; /* -o kmip_poll=SECS */
 void key_server_start(void);		  /* the polling thread, when asked for */
 void key_server_stop(void);
 
+/*
+ * hsm_heartbeat.c: -o hsm_heartbeat=SECS, an HSM wallet's token asked every SECS and connected
+ * again after an outage. While it is out, opens that need the token wait up to
+ * HSM_OUTAGE_WAIT_SECONDS and then fail with EIO; key_server_status() says
+ * OPEN_UNKNOWN_MASTER_KEY_STATUS.
+ */
+#define HSM_OUTAGE_WAIT_SECONDS 5
+extern unsigned hsm_heartbeat_seconds;
+int hsm_heartbeat_option(const char *value, unsigned *seconds, char *error, size_t error_size);
+bool hsm_heartbeat_outage(void);   /* the token is known unreachable */
+bool hsm_heartbeat_watching(void); /* a heartbeat runs on the mount's token */
+void hsm_heartbeat_start(void);
+void hsm_heartbeat_stop(void);
+
 /* jobs.c: the background jobs, one of each kind at a time, both may run at once. */
 enum job_kind { JOB_REWRAP, JOB_DATA_REKEY, JOB_ENCRYPT, JOB_KIND_COUNT };
 enum job_state { JOB_IDLE, JOB_RUNNING, JOB_PAUSED, JOB_STOPPING, JOB_STOPPED, JOB_DONE,

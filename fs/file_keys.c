@@ -88,6 +88,8 @@ int file_write_new_header(int fd)
 	if (ret == 0)
 		ret = header_build_image_keyring(&header, daemon_state.keyring, dek, image);
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	if (ret == -EHOSTDOWN)
+		ret = -EIO; /* the HSM token is out (-o hsm_heartbeat): waited for, not back */
 	if (ret < 0)
 		goto out_free_dek;
 	ret = pwrite_all(fd, image, sizeof(image), 0);
@@ -213,18 +215,26 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	if (!deks)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	ret = header_unseal_keyring(&crypt->header, daemon_state.keyring, deks);
-	if (ret == 0)
-		ret = header_copies_verify(daemon_state.keyring, raw, done, slot, &crypt->header,
-					   deks, &other_valid, &reason);
 	/*
 	 * -o key_cache: a DEK unwrapped from these very header bytes before (the master key is
-	 * not loaded now: tderekey close). A file in a data rekey needs its header written as
-	 * it goes and is never served from the cache. Under keyring_lock, as the epoch: a forced
-	 * close empties the cache under it (fs/keystore_close.c).
+	 * not loaded now: tderekey close, or its HSM token is out). A file in a data rekey needs
+	 * its header written as it goes and is never served from the cache. Under keyring_lock,
+	 * as the epoch: a forced close empties the cache under it (fs/keystore_close.c). While
+	 * the token is known out (-o hsm_heartbeat) the cache is asked first, so that a cached
+	 * file does not wait for the token at all.
 	 */
 	rekeying = crypt->header.flags & HEADER_FLAG_REKEY_IN_PROGRESS;
-	if (ret == -ENOKEY && !rekeying &&
+	if (hsm_heartbeat_outage() && !rekeying &&
+	    key_cache_get(st.st_dev, st.st_ino, raw, done, key_cache_now(), deks) == 0) {
+		ret = 0;
+		from_cache = true;
+	} else {
+		ret = header_unseal_keyring(&crypt->header, daemon_state.keyring, deks);
+		if (ret == 0)
+			ret = header_copies_verify(daemon_state.keyring, raw, done, slot,
+						   &crypt->header, deks, &other_valid, &reason);
+	}
+	if ((ret == -ENOKEY || ret == -EHOSTDOWN) && !rekeying &&
 	    key_cache_get(st.st_dev, st.st_ino, raw, done, key_cache_now(), deks) == 0) {
 		ret = 0;
 		from_cache = true;
@@ -255,6 +265,13 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		inode_describe(inode, path, sizeof(path));
 		log_warning("%s: header copy %u is damaged; the data rekey goes on from copy %u, "
 			    "which is the current step or the one before it", path, 1 - slot, slot);
+	}
+	if (ret == -EHOSTDOWN) {
+		/* Not logged per file: the heartbeat said it once for the whole outage. */
+		log_debug("tdefs: an open waited %d s for the HSM token, which is unreachable: "
+			  "refused with EIO", HSM_OUTAGE_WAIT_SECONDS);
+		ret = -EIO;
+		goto out_free_deks;
 	}
 	if (ret == -ENOKEY) {
 		char detail[160];

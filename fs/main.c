@@ -194,6 +194,9 @@ static const char usage_mount_text[] =
 	"                       keystore is closed ('tderekey close') still open\n"
 	"       kmip_poll=SECS  a KMIP wallet: fetch the keys from the key servers every SECS\n"
 	"                       seconds too (default 0: on a wallet change or tderekey reload)\n"
+	"       hsm_heartbeat=SECS  an HSM wallet: ask the token every SECS (1-86400); while\n"
+	"                       it is unreachable open files keep working, opens that need\n"
+	"                       it fail with EIO after 5 s, and the daemon reconnects\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"\n"
@@ -327,6 +330,14 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 			if ((option[7] == '=' ? metrics_file_option(option + 8, error, sizeof(error))
 					      : metrics_interval_option(option + 17, error,
 									sizeof(error))) < 0) {
+				fprintf(stderr, "tdefs: %s\n", error);
+				return -EINVAL;
+			}
+		} else if (strncmp(option, "hsm_heartbeat=", 14) == 0) {
+			char error[128];
+
+			if (hsm_heartbeat_option(option + 14, &hsm_heartbeat_seconds, error,
+						 sizeof(error)) < 0) {
 				fprintf(stderr, "tdefs: %s\n", error);
 				return -EINVAL;
 			}
@@ -1059,6 +1070,14 @@ static int prepare_mount(struct command_line *cmd)
 		return -EPERM;
 	if (open_wallet(cmd, &daemon_state.keyring) < 0)
 		return -EINVAL;
+	/* A heartbeat asked for on a wallet with no token would watch nothing: refused. */
+	if (hsm_heartbeat_seconds > 0 &&
+	    keyring_token_watch(daemon_state.keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) < 0) {
+		fprintf(stderr, "tdefs: -o hsm_heartbeat=%u: wallet %s is not an HSM wallet\n",
+			hsm_heartbeat_seconds, cmd->wallet);
+		wallet_failure = CLI_EXIT_USAGE;
+		return -EINVAL;
+	}
 	keyring_wallet_id(daemon_state.keyring, wallet_id);
 	if (memcmp(wallet_id, config.wallet_id, sizeof(wallet_id)) != 0) {
 		key_id_format(config.wallet_id, expected);
