@@ -130,7 +130,8 @@ bool config_reserved_name(const char *name)
 	size_t n = strlen(CONFIG_FILE_NAME);
 
 	if (strncmp(name, ENCRYPT_COPY_PREFIX, strlen(ENCRYPT_COPY_PREFIX)) == 0 ||
-	    strncmp(name, ENCRYPT_JOB_RECORD, strlen(ENCRYPT_JOB_RECORD)) == 0)
+	    strncmp(name, ENCRYPT_JOB_RECORD, strlen(ENCRYPT_JOB_RECORD)) == 0 ||
+	    strncmp(name, REKEY_JOB_RECORD, strlen(REKEY_JOB_RECORD)) == 0)
 		return true;
 	return strncmp(name, CONFIG_FILE_NAME, n) == 0 &&
 	       (name[n] == '\0' || strncmp(name + n, ".tmp-", 5) == 0);
@@ -208,6 +209,74 @@ int encrypt_record_decode(const char *text, size_t len, double *rate, char *path
 	return 0;
 }
 
+#define REKEY_RECORD_MAGIC "tdefs-rekey-job 1\n"
+
+int rekey_record_encode(double rate, const uint8_t id[REKEY_JOB_ID_SIZE], bool stopped,
+			const char *path, char *out, size_t out_size)
+{
+	char hex[2 * REKEY_JOB_ID_SIZE + 1];
+	int length;
+
+	if (strchr(path, '\n') || rate < 0 || rate > 1e18)
+		return -EINVAL;
+	for (unsigned i = 0; i < REKEY_JOB_ID_SIZE; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	length = snprintf(out, out_size, REKEY_RECORD_MAGIC "id %s\nstopped %d\nrate %.0f\npath %s\n",
+			  hex, stopped ? 1 : 0, rate, path);
+	if (length < 0 || (size_t)length >= out_size)
+		return -ENAMETOOLONG;
+	return length;
+}
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int rekey_record_decode(const char *text, size_t len, double *rate,
+			uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped, char *path, size_t path_size)
+{
+	char copy[ENCRYPT_RECORD_MAX + 1], reencoded[ENCRYPT_RECORD_MAX + 1], *at, *end, *name;
+	size_t magic = strlen(REKEY_RECORD_MAGIC);
+	uint8_t decoded_id[REKEY_JOB_ID_SIZE];
+	int length;
+
+	if (len > ENCRYPT_RECORD_MAX || memchr(text, '\0', len))
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	if (strncmp(copy, REKEY_RECORD_MAGIC "id ", magic + 3) != 0)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	at = copy + magic + 3;
+	for (unsigned i = 0; i < REKEY_JOB_ID_SIZE; i++) {
+		int high = hex_digit(at[2 * i]), low = high < 0 ? -1 : hex_digit(at[2 * i + 1]);
+
+		if (low < 0)
+			return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+		decoded_id[i] = (uint8_t)(high << 4 | low);
+	}
+	at += 2 * REKEY_JOB_ID_SIZE;
+	if (strncmp(at, "\nstopped ", 9) != 0 || (at[9] != '0' && at[9] != '1') ||
+	    strncmp(at + 10, "\nrate ", 6) != 0 || at[16] < '0' || at[16] > '9')
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	*stopped = at[9] == '1';
+	*rate = strtod(at + 16, &end);
+	if (strncmp(end, "\npath ", 6) != 0)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	name = end + 6;
+	end = strchr(name, '\n');
+	if (!end || end[1] != '\0' || (size_t)(end - name) >= path_size)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	*end = '\0';
+	/* One encoding per record: what does not re-encode to the same text is not ours. */
+	length = rekey_record_encode(*rate, decoded_id, *stopped, name, reencoded, sizeof(reencoded));
+	if (length < 0 || (size_t)length != len || memcmp(reencoded, text, len) != 0)
+		return FORMAT_ERROR(FORMAT_ERR_DAMAGED);
+	memcpy(path, name, (size_t)(end - name) + 1);
+	memcpy(id, decoded_id, sizeof(decoded_id));
+	return 0;
+}
+
 int config_remove_leftovers(int root_fd)
 {
 	struct dirent *entry;
@@ -226,10 +295,11 @@ int config_remove_leftovers(int root_fd)
 	while ((entry = readdir(dir))) {
 		struct stat st;
 
-		/* The config record and the conversion's job record stay; copies and temps go. */
+		/* The config record and the jobs' records stay; copies and temps go. */
 		if (!config_reserved_name(entry->d_name) ||
 		    strcmp(entry->d_name, CONFIG_FILE_NAME) == 0 ||
-		    strcmp(entry->d_name, ENCRYPT_JOB_RECORD) == 0)
+		    strcmp(entry->d_name, ENCRYPT_JOB_RECORD) == 0 ||
+		    strcmp(entry->d_name, REKEY_JOB_RECORD) == 0)
 			continue;
 		/* Only the regular files such a write makes; anything else is not ours to remove. */
 		if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||

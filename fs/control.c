@@ -92,6 +92,19 @@ static void add_job_status(struct reply *reply, const char *prefix, enum job_kin
 		reply_add(reply, "%s_last_error %s\n", prefix, status.last_error);
 }
 
+/* A data rekey that has not finished, from its record: which path, and whether it was stopped. */
+static void add_rekey_record(struct reply *reply)
+{
+	uint8_t id[REKEY_JOB_ID_SIZE];
+	char path[PATH_MAX];
+	bool stopped;
+	double rate;
+
+	if (data_rekey_record_read(id, &stopped, path, sizeof(path), &rate) == 0)
+		reply_add(reply, "data_unfinished /%.400s\ndata_unfinished_stopped %d\n", path,
+			  stopped);
+}
+
 static void answer_status(struct reply *reply)
 {
 	uint8_t active_id[KEY_ID_SIZE];
@@ -116,8 +129,9 @@ static void answer_status(struct reply *reply)
 		  keystore_is_closed() ? "CLOSED" : "OPEN", key_cache_seconds(), key_cache_count());
 	add_job_status(reply, "rewrap", JOB_REWRAP);
 	add_job_status(reply, "data", JOB_DATA_REKEY);
-	if (key_server_wallet())
+	if (key_server_wallet() || hsm_heartbeat_watching())
 		reply_add(reply, "key_status %s\n", key_server_status());
+	add_rekey_record(reply);
 	reply_add(reply, "adopted %d\nrequire_encrypted %d\n", daemon_state.adopted,
 		  daemon_state.require_encrypted);
 	if (daemon_state.adopted)
@@ -263,7 +277,7 @@ static void answer(char *request, int fd, struct reply *reply)
 		return;
 	}
 	if (strcmp(request, "rewrap-stop") == 0 || strcmp(request, "data-stop") == 0) {
-		job_stop(request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY);
+		job_stop_on_request(request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY);
 		reply_add(reply, "ok\n");
 		return;
 	}

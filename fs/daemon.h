@@ -253,6 +253,11 @@ void inode_describe(struct tdefs_inode *inode, char *buf, size_t len);
 /* file_keys.c: the shared encryption state of a regular file's inode (inode->crypt). */
 int file_crypt_acquire(struct tdefs_inode *inode);
 void file_crypt_release(struct tdefs_inode *inode);
+/*
+ * A plaintext file's shared O_DIRECT descriptor (struct file_crypt, plain_direct_fd), opened
+ * once; the caller holds the file_crypt. -EAGAIN when the file is no longer plaintext.
+ */
+int file_plaintext_direct_open(struct tdefs_inode *inode);
 /* Write a fresh header into a just-created, empty backing file. */
 int file_write_new_header(int fd);
 /*
@@ -398,10 +403,30 @@ struct file_job_result {
 struct job;
 /*
  * Re-encrypt one backing file under a fresh DEK, online. path_fd: an O_PATH descriptor of a
- * regular file from a walk (fs/backing_walk.h), consumed.
+ * regular file from a walk (fs/backing_walk.h), consumed. job_id (NULL for a resume-only pass):
+ * a file that carries REKEY_DONE_XATTR with this ID was finished by this job before a stop or
+ * a restart and is skipped; a file the call finishes gets it.
  */
-int data_rekey_file(struct job *job, int path_fd, bool resume_only,
+int data_rekey_file(struct job *job, int path_fd, bool resume_only, const uint8_t *job_id,
 		    struct file_job_result *result);
+/* Whether the job with this ID finished the file (its REKEY_DONE_XATTR holds the ID). */
+bool data_rekey_done_by(int path_fd, const uint8_t *job_id);
+/*
+ * The data rekey's record in the backing root (REKEY_JOB_RECORD): written when a job starts
+ * (stopped false), marked stopped when it is stopped on request or fails, removed when it has
+ * rekeyed everything under its path. read: 0, -ENOENT when there is none, -EPERM when it is not
+ * the daemon's own (owner, mode), FORMAT_ERROR(FORMAT_ERR_DAMAGED) when it does not decode.
+ */
+int data_rekey_record_write(const uint8_t id[REKEY_JOB_ID_SIZE], bool stopped,
+			    const char *relative_path, double rate_limit);
+int data_rekey_record_remove(void);
+int data_rekey_record_read(uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped, char *path,
+			   size_t path_size, double *rate_limit);
+/*
+ * At mount: go on with the data rekey the record says was running (a crash, an unmount);
+ * otherwise only finish the files whose rekey was interrupted.
+ */
+void data_rekey_resume_recorded(void);
 
 /*
  * encrypt.c: convert one plaintext file of an adopted directory into an encrypted one, online
@@ -411,6 +436,13 @@ int data_rekey_file(struct job *job, int path_fd, bool resume_only,
  */
 int encrypt_file(struct job *job, int parent_fd, const char *name, int path_fd,
 		 struct file_job_result *result);
+/*
+ * jobs.c: a job's record in the backing root, replaced crash-safely (temp, fsync, rename,
+ * directory fsync), and read back only when it is the daemon's own regular file (owner, no
+ * access for others): -EPERM otherwise, -ENOENT when there is none.
+ */
+int job_record_replace(const char *name, const char *text, size_t length);
+int job_record_read(const char *name, char *text, size_t size, size_t *length);
 /* Remember (1) or forget (0) a running conversion in the backing root's job record. */
 int encrypt_record_job(bool running, const char *relative_path, double rate_limit);
 /* At mount: start the conversion again that the job record says was running. */
@@ -455,6 +487,20 @@ extern unsigned key_server_poll_seconds; /* -o kmip_poll=SECS */
 void key_server_start(void);		  /* the polling thread, when asked for */
 void key_server_stop(void);
 
+/*
+ * hsm_heartbeat.c: -o hsm_heartbeat=SECS, an HSM wallet's token asked every SECS and connected
+ * again after an outage. While it is out, opens that need the token wait up to
+ * HSM_OUTAGE_WAIT_SECONDS and then fail with EIO; key_server_status() says
+ * OPEN_UNKNOWN_MASTER_KEY_STATUS.
+ */
+#define HSM_OUTAGE_WAIT_SECONDS 5
+extern unsigned hsm_heartbeat_seconds;
+int hsm_heartbeat_option(const char *value, unsigned *seconds, char *error, size_t error_size);
+bool hsm_heartbeat_outage(void);   /* the token is known unreachable */
+bool hsm_heartbeat_watching(void); /* a heartbeat runs on the mount's token */
+void hsm_heartbeat_start(void);
+void hsm_heartbeat_stop(void);
+
 /* jobs.c: the background jobs, one of each kind at a time, both may run at once. */
 enum job_kind { JOB_REWRAP, JOB_DATA_REKEY, JOB_ENCRYPT, JOB_KIND_COUNT };
 enum job_state { JOB_IDLE, JOB_RUNNING, JOB_PAUSED, JOB_STOPPING, JOB_STOPPED, JOB_DONE,
@@ -479,6 +525,8 @@ struct job_status {
 int job_start(enum job_kind kind, const char *relative_path, double rate_limit, bool resume_only,
 	      char *error, size_t error_len);
 void job_stop(enum job_kind kind);
+/* A stop asked for by tderekey (not by the unmount): a data rekey is not taken up at mount. */
+void job_stop_on_request(enum job_kind kind);
 int job_pause(enum job_kind kind, bool pause);
 void job_get_status(enum job_kind kind, struct job_status *status);
 void jobs_join_all(void);

@@ -25,14 +25,20 @@
  * are all under the new DEK and fail their old checksums, and its watermark is where step k's
  * untouched chunk starts. Written to one copy only, the older copy would be one chunk behind a
  * chunk already rewritten, and recovery from it would decrypt that chunk with the old DEK.
+ *
+ * Across files, a job's progress is its record in the backing root (REKEY_JOB_RECORD) and a mark
+ * on each file it finished (REKEY_DONE_XATTR, the job's ID), set once the file's header keeps
+ * the new DEK alone: the same job, going on after a stop or a restart, skips marked files.
  */
 #include "fs/daemon.h"
 #include "fs/backing_walk.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -221,7 +227,7 @@ static int rekey_finish(struct file_crypt *crypt, bool *finished)
 	return ret;
 }
 
-static int rekey_open_file(struct job *job, struct file_crypt *crypt,
+static int rekey_open_file(struct job *job, struct file_crypt *crypt, const uint8_t *job_id,
 			   struct file_job_result *result)
 {
 	uint8_t *buffer = NULL, *new_dek;
@@ -280,6 +286,14 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt,
 	free(buffer);
 	if (ret == 0 && finished)
 		result->changed = true;
+	/*
+	 * The job's mark, after the header that keeps only the new DEK is synced in both copies:
+	 * a crash before it only makes the job rekey this file once more when it goes on.
+	 */
+	if (ret == 0 && finished && job_id &&
+	    fsetxattr(crypt->data_fd, REKEY_DONE_XATTR, job_id, REKEY_JOB_ID_SIZE, 0) < 0)
+		log_warning("tdefs: cannot mark a rekeyed file as done (%s): a stopped rekey "
+			    "would rekey it again", strerror(errno));
 	return ret;
 }
 
@@ -360,7 +374,20 @@ static bool rekey_interrupted(int path_fd)
 	return interrupted;
 }
 
-int data_rekey_file(struct job *job, int path_fd, bool resume_only,
+bool data_rekey_done_by(int path_fd, const uint8_t *job_id)
+{
+	uint8_t value[REKEY_JOB_ID_SIZE + 1];
+	int fd = backing_reopen(path_fd, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = fgetxattr(fd, REKEY_DONE_XATTR, value, sizeof(value));
+	close(fd);
+	return n == REKEY_JOB_ID_SIZE && memcmp(value, job_id, REKEY_JOB_ID_SIZE) == 0;
+}
+
+int data_rekey_file(struct job *job, int path_fd, bool resume_only, const uint8_t *job_id,
 		    struct file_job_result *result)
 {
 	struct tdefs_inode *inode;
@@ -374,7 +401,8 @@ int data_rekey_file(struct job *job, int path_fd, bool resume_only,
 		return ret;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    (resume_only && !rekey_interrupted(path_fd))) {
+	    (resume_only && !rekey_interrupted(path_fd)) ||
+	    (job_id && data_rekey_done_by(path_fd, job_id))) {
 		close(path_fd);
 		result->skipped = true;
 		return 0;
@@ -388,9 +416,73 @@ int data_rekey_file(struct job *job, int path_fd, bool resume_only,
 		return ret;
 	ret = file_crypt_acquire(inode);
 	if (ret == 0) {
-		ret = rekey_open_file(job, inode->crypt, result);
+		ret = rekey_open_file(job, inode->crypt, job_id, result);
 		file_crypt_release(inode);
 	}
 	inode_forget(inode, 1);
 	return ret;
+}
+
+/* --- the job's record ------------------------------------------------------------------ */
+
+int data_rekey_record_write(const uint8_t id[REKEY_JOB_ID_SIZE], bool stopped,
+			    const char *relative_path, double rate_limit)
+{
+	char text[ENCRYPT_RECORD_MAX];
+	int length = rekey_record_encode(rate_limit, id, stopped, relative_path, text, sizeof(text));
+
+	if (length < 0)
+		return length;
+	return job_record_replace(REKEY_JOB_RECORD, text, (size_t)length);
+}
+
+int data_rekey_record_remove(void)
+{
+	if (unlinkat(daemon_state.backing_fd, REKEY_JOB_RECORD, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int data_rekey_record_read(uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped, char *path,
+			   size_t path_size, double *rate_limit)
+{
+	char text[ENCRYPT_RECORD_MAX + 1];
+	size_t length;
+	int ret = job_record_read(REKEY_JOB_RECORD, text, sizeof(text), &length);
+
+	if (ret < 0)
+		return ret;
+	return rekey_record_decode(text, length, rate_limit, id, stopped, path, path_size);
+}
+
+/*
+ * The record only says "a data rekey of PATH at RATE, with this ID, was running". A forged one
+ * could only start a rekey of some path below the root, or make one skip files that carry the
+ * ID (trusted.* xattrs, which only root sets and the mount never serves): nothing in it decides
+ * which bytes a file holds or which key decrypts them.
+ */
+void data_rekey_resume_recorded(void)
+{
+	uint8_t id[REKEY_JOB_ID_SIZE];
+	char path[PATH_MAX], error[PATH_MAX + 128];
+	bool stopped = true;
+	double rate = 0;
+	int ret = data_rekey_record_read(id, &stopped, path, sizeof(path), &rate);
+
+	if (ret < 0 && ret != -ENOENT)
+		log_warning("tdefs: %s is %s: the data rekey it names is not taken up (run "
+			    "'tderekey data' again)", REKEY_JOB_RECORD,
+			    ret == -EPERM ? "not the daemon's own record" : "damaged");
+	if (ret == 0 && !stopped) {
+		if (job_start(JOB_DATA_REKEY, path, rate, false, error, sizeof(error)) == 0) {
+			log_info("tdefs: the interrupted data rekey of /%s goes on", path);
+			return;
+		}
+		log_warning("tdefs: cannot resume the interrupted data rekey: %s", error);
+	} else if (ret == 0) {
+		log_info("tdefs: a data rekey of /%s was stopped before its end; 'tderekey data' of "
+			 "the same path goes on with it", path);
+	}
+	if (job_start(JOB_DATA_REKEY, "", 0, true, error, sizeof(error)) < 0)
+		log_warning("tdefs: cannot resume interrupted data rekeys: %s", error);
 }

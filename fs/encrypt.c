@@ -54,9 +54,8 @@ static uint64_t block_count(uint64_t size)
 
 int encrypt_record_job(bool running, const char *relative_path, double rate_limit)
 {
-	char text[ENCRYPT_RECORD_MAX], temp[64];
-	uint8_t random[8];
-	int fd, ret, length;
+	char text[ENCRYPT_RECORD_MAX];
+	int length;
 
 	if (!running) {
 		if (unlinkat(daemon_state.backing_fd, ENCRYPT_JOB_RECORD, 0) < 0 && errno != ENOENT)
@@ -66,34 +65,7 @@ int encrypt_record_job(bool running, const char *relative_path, double rate_limi
 	length = encrypt_record_encode(rate_limit, relative_path, text, sizeof(text));
 	if (length < 0)
 		return length;
-	ret = crypto_random_bytes(random, sizeof(random));
-	if (ret < 0)
-		return ret;
-	snprintf(temp, sizeof(temp), "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", ENCRYPT_JOB_RECORD,
-		 random[0], random[1], random[2], random[3], random[4], random[5], random[6],
-		 random[7]);
-	fd = openat(daemon_state.backing_fd, temp,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	ret = pwrite_all(fd, text, (size_t)length, 0);
-	if (ret == 0 && fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	if (ret == 0 && renameat(daemon_state.backing_fd, temp, daemon_state.backing_fd,
-				 ENCRYPT_JOB_RECORD) < 0)
-		ret = -errno;
-	if (ret < 0) {
-		unlinkat(daemon_state.backing_fd, temp, 0);
-		return ret;
-	}
-	fd = openat(daemon_state.backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (fsync(fd) < 0)
-			ret = -errno;
-		close(fd);
-	}
-	return ret;
+	return job_record_replace(ENCRYPT_JOB_RECORD, text, (size_t)length);
 }
 
 /*
@@ -104,24 +76,19 @@ int encrypt_record_job(bool running, const char *relative_path, double rate_limi
 void encrypt_resume_recorded(void)
 {
 	char text[ENCRYPT_RECORD_MAX + 1], path[PATH_MAX], error[PATH_MAX + 128];
-	struct stat st;
 	size_t done = 0;
 	double rate;
-	int fd;
+	int ret;
 
-	fd = openat(daemon_state.backing_fd, ENCRYPT_JOB_RECORD,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
+	ret = job_record_read(ENCRYPT_JOB_RECORD, text, sizeof(text), &done);
+	if (ret == -ENOENT)
 		return;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    (st.st_mode & 077) || pread_full(fd, text, sizeof(text), 0, &done) < 0) {
-		close(fd);
+	if (ret < 0) {
 		log_warning("tdefs: %s is not the daemon's own record: the conversion to encrypted "
 			    "files is not resumed (start it with 'tderekey encrypt')",
 			    ENCRYPT_JOB_RECORD);
 		return;
 	}
-	close(fd);
 	if (encrypt_record_decode(text, done, &rate, path, sizeof(path)) < 0) {
 		log_warning("tdefs: %s is damaged: the conversion to encrypted files is not resumed "
 			    "(start it again with 'tderekey encrypt')", ENCRYPT_JOB_RECORD);
@@ -258,9 +225,11 @@ static int copy_chunk(struct file_crypt *crypt, bool *finished, uint64_t *bytes)
 	count = blocks - first < ENCRYPT_CHUNK_BLOCKS ? blocks - first : ENCRYPT_CHUNK_BLOCKS;
 	file_lock_blocks(crypt, first, first + count - 1, true);
 	ret = file_io_copy_blocks(crypt, first, first + count - 1);
-	if (ret == 0) {
+	if (ret >= 0) {
 		__atomic_store_n(&crypt->copy_watermark, first + count, __ATOMIC_RELEASE);
-		*bytes = count << TDEFS_BLOCK_SHIFT;
+		/* What the rate limit counts: the data read, not the holes skipped. */
+		*bytes = (uint64_t)ret << TDEFS_BLOCK_SHIFT;
+		ret = 0;
 	}
 	file_unlock_blocks(crypt, first, first + count - 1);
 	pthread_rwlock_unlock(&crypt->size_lock);
@@ -290,7 +259,7 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 {
 	struct timespec times[2];
 	struct stat now;
-	int old_fd, path_fd, ret;
+	int old_fd, old_direct_fd, path_fd, ret;
 
 	pthread_rwlock_wrlock(&namespace_lock);
 	pthread_rwlock_wrlock(&crypt->size_lock);
@@ -336,6 +305,8 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 		log_warning("tdefs: cannot sync the directory of a converted file: %s",
 			    strerror(errno));
 	old_fd = crypt->data_fd;
+	old_direct_fd = crypt->plain_direct_fd;
+	__atomic_store_n(&crypt->plain_direct_fd, -1, __ATOMIC_RELEASE);
 	crypt->data_fd = copy_fd;
 	crypt->key = crypt->copy_key;
 	crypt->header = *header;
@@ -356,6 +327,8 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 	pthread_rwlock_unlock(&crypt->size_lock);
 	pthread_rwlock_unlock(&namespace_lock);
 	close(old_fd);
+	if (old_direct_fd >= 0)
+		close(old_direct_fd);
 	return 0;
 out_unlock:
 	pthread_rwlock_unlock(&crypt->size_lock);

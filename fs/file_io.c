@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -108,7 +109,8 @@ static bool is_plaintext(const struct file_crypt *crypt)
 	return __atomic_load_n(&crypt->plaintext, __ATOMIC_ACQUIRE);
 }
 
-int file_io_copy_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last)
+/* Blocks first..last into the copy, one at a time: zeros punched, the rest encrypted. */
+static int copy_data_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last)
 {
 	uint8_t block_data[TDEFS_BLOCK_SIZE];
 	size_t done;
@@ -138,6 +140,49 @@ int file_io_copy_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last)
 	}
 	secure_wipe(block_data, sizeof(block_data));
 	return ret;
+}
+
+/*
+ * The original's holes, as SEEK_DATA/SEEK_HOLE report them, are not read: the copy gets a
+ * hole there too (punched, as the copy may hold older data where the watermark came back
+ * down), which reads as zeros like any hole of an encrypted file. So a sparse file costs the
+ * conversion its data, not its size, and its copy allocates what the original did.
+ */
+int file_io_copy_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last)
+{
+	uint64_t blocks = (crypt->size + TDEFS_BLOCK_SIZE - 1) >> TDEFS_BLOCK_SHIFT;
+	uint64_t end = min_u64(last + 1, blocks), read_blocks = 0;
+	int ret = 0;
+
+	for (uint64_t block = first; block < end && ret == 0;) {
+		off_t data = lseek(crypt->data_fd, (off_t)BLOCK_OFFSET(block), SEEK_DATA);
+		uint64_t data_block = block, hole_block;
+		off_t hole;
+
+		if (data >= 0)
+			data_block = min_u64((uint64_t)data >> TDEFS_BLOCK_SHIFT, end);
+		else if (errno == ENXIO)
+			data_block = end; /* nothing but hole up to the end of the file */
+		if (data_block > block &&
+		    fallocate(crypt->copy_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      BACKING_OFFSET(BLOCK_OFFSET(block)),
+			      (off_t)BLOCK_OFFSET(data_block - block)) == 0) {
+			block = data_block;
+			continue;
+		}
+		/* Data (or a filesystem that cannot say): up to the next hole, block by block. */
+		hole = data_block > block ? -1 : lseek(crypt->data_fd, (off_t)BLOCK_OFFSET(block),
+							SEEK_HOLE);
+		hole_block = hole < 0 ? end
+				      : min_u64(((uint64_t)hole + TDEFS_BLOCK_SIZE - 1) >>
+							TDEFS_BLOCK_SHIFT, end);
+		if (hole_block <= block)
+			hole_block = block + 1;
+		ret = copy_data_blocks(crypt, block, hole_block - 1);
+		read_blocks += hole_block - block;
+		block = hole_block;
+	}
+	return ret < 0 ? ret : (int)min_u64(read_blocks, INT_MAX);
 }
 
 /*
@@ -171,8 +216,38 @@ static void copy_watermark_lower(struct file_crypt *crypt, uint64_t block)
 		__atomic_store_n(&crypt->copy_watermark, block, __ATOMIC_RELEASE);
 }
 
-static int plain_write(struct file_crypt *crypt, const uint8_t *data, size_t size,
-		       uint64_t offset)
+/*
+ * O_DIRECT for a plaintext file: whole aligned blocks go through its shared O_DIRECT
+ * descriptor, from this thread's aligned scratch buffer (the request's buffer sits wherever
+ * FUSE put it); the rest goes through the page cache, which the kernel keeps coherent with
+ * the direct I/O of the same inode.
+ */
+static int plain_direct_fd(const struct file_crypt *crypt, int direct_fd, uint64_t offset,
+			   size_t size)
+{
+	if (direct_fd != FILE_IO_DIRECT_PLAINTEXT || offset % TDEFS_BLOCK_SIZE != 0 ||
+	    size % TDEFS_BLOCK_SIZE != 0)
+		return -1;
+	return __atomic_load_n(&crypt->plain_direct_fd, __ATOMIC_ACQUIRE);
+}
+
+static int plain_pwrite(struct file_crypt *crypt, int direct_fd, const uint8_t *data,
+			size_t size, uint64_t offset)
+{
+	int fd = plain_direct_fd(crypt, direct_fd, offset, size);
+	uint8_t *aligned;
+
+	if (fd < 0)
+		return pwrite_all(crypt->data_fd, data, size, (off_t)offset);
+	aligned = scratch_get(size);
+	if (!aligned)
+		return -ENOMEM;
+	memcpy(aligned, data, size);
+	return pwrite_all(fd, aligned, size, (off_t)offset);
+}
+
+static int plain_write(struct file_crypt *crypt, int direct_fd, const uint8_t *data,
+		       size_t size, uint64_t offset)
 {
 	uint64_t end = offset + size, first = offset >> TDEFS_BLOCK_SHIFT;
 	uint64_t last = (end - 1) >> TDEFS_BLOCK_SHIFT, old_size;
@@ -192,7 +267,7 @@ static int plain_write(struct file_crypt *crypt, const uint8_t *data, size_t siz
 		copy_watermark_lower(crypt, old_size >> TDEFS_BLOCK_SHIFT);
 	if (!exclusive)
 		file_lock_blocks(crypt, first, last, true);
-	ret = pwrite_all(crypt->data_fd, data, size, (off_t)offset);
+	ret = plain_pwrite(crypt, direct_fd, data, size, offset);
 	if (ret < 0 && exclusive && end > old_size && ftruncate(crypt->data_fd, (off_t)old_size) < 0)
 		log_error("cannot restore the size of a plaintext file after a failed write: %s",
 			  strerror(errno));
@@ -206,13 +281,13 @@ static int plain_write(struct file_crypt *crypt, const uint8_t *data, size_t siz
 	return ret;
 }
 
-static int plain_read(struct file_crypt *crypt, uint64_t offset, size_t size, uint8_t **data,
-		      size_t *length)
+static int plain_read(struct file_crypt *crypt, int direct_fd, uint64_t offset, size_t size,
+		      uint8_t **data, size_t *length)
 {
 	uint64_t end, first, last, span_start;
 	size_t span_length, done;
 	uint8_t *buffer;
-	int ret = 0;
+	int fd, ret = 0;
 
 	if (!plain_lock(crypt, false))
 		return -EAGAIN;
@@ -231,7 +306,9 @@ static int plain_read(struct file_crypt *crypt, uint64_t offset, size_t size, ui
 		goto out_unlock_size;
 	}
 	file_lock_blocks(crypt, first, last, false);
-	ret = pread_full(crypt->data_fd, buffer, span_length, (off_t)span_start, &done);
+	fd = plain_direct_fd(crypt, direct_fd, span_start, span_length);
+	ret = pread_full(fd >= 0 ? fd : crypt->data_fd, buffer, span_length, (off_t)span_start,
+			 &done);
 	if (ret == 0) {
 		memset(buffer + done, 0, span_length - done);
 		*data = buffer + (offset - span_start);
@@ -462,7 +539,7 @@ int file_io_write(struct file_crypt *crypt, int direct_fd, const uint8_t *data, 
 	if (!crypt->writable)
 		return -EROFS;
 	if (is_plaintext(crypt)) {
-		ret = plain_write(crypt, data, size, offset);
+		ret = plain_write(crypt, direct_fd, data, size, offset);
 		if (ret != -EAGAIN)
 			return ret;
 	}
@@ -520,7 +597,7 @@ int file_io_read(struct file_crypt *crypt, int direct_fd, uint64_t offset, size_
 	int fd, ret;
 
 	if (is_plaintext(crypt)) {
-		ret = plain_read(crypt, offset, size, data, length);
+		ret = plain_read(crypt, direct_fd, offset, size, data, length);
 		if (ret != -EAGAIN)
 			return ret;
 	}

@@ -69,6 +69,14 @@ struct file_crypt {
 	uint64_t copy_watermark;
 	int copy_error;
 	/*
+	 * A plaintext file's O_DIRECT descriptor of data_fd's object, shared by every O_DIRECT
+	 * request on it (a per-open one would outlive the swap and name the old object); -1 when
+	 * none. Set once while size_lock is held shared (compare-and-swap), taken away only under
+	 * the exclusive size_lock by the swap, so a request that holds size_lock and finds the file
+	 * plaintext uses the descriptor of the object it reads.
+	 */
+	int plain_direct_fd;
+	/*
 	 * size_lock: shared for I/O inside the current size, exclusive for anything that moves
 	 * the size (extending writes, truncate, fallocate); the plaintext size lives under it.
 	 */
@@ -107,8 +115,11 @@ void file_unlock_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last)
 /*
  * file_io.c. crypt has data_fd, writable, key (and new_key with watermark during a data rekey),
  * size and its locks set; each function takes the locks it needs. direct_fd: an O_DIRECT
- * descriptor of the same backing file for block-aligned spans, or -1.
+ * descriptor of the same backing file for block-aligned spans, or -1; or, for an O_DIRECT
+ * request on a plaintext file, FILE_IO_DIRECT_PLAINTEXT: its aligned spans go through
+ * crypt->plain_direct_fd (and through data_fd once the file is encrypted).
  */
+#define FILE_IO_DIRECT_PLAINTEXT (-2)
 /* *data points into this thread's scratch buffer, valid until its next request. */
 int file_io_read(struct file_crypt *crypt, int direct_fd, uint64_t offset, size_t size,
 		 uint8_t **data, size_t *length);
@@ -124,8 +135,10 @@ int file_io_lseek(struct file_crypt *crypt, uint64_t offset, int whence, uint64_
 int file_io_fsync(struct file_crypt *crypt, bool data_only);
 /*
  * The conversion of a plaintext file: encrypt blocks first..last of the original into the copy
- * (copy_fd at the encrypted layout, under copy_key, at the lengths of the current size). The
- * caller holds size_lock (shared or exclusive) and, when shared, the blocks' locks exclusively.
+ * (copy_fd at the encrypted layout, under copy_key, at the lengths of the current size); the
+ * original's holes stay holes and are not read. The caller holds size_lock (shared or
+ * exclusive) and, when shared, the blocks' locks exclusively. Returns the number of blocks it
+ * read (holes excluded), or -errno.
  */
 int file_io_copy_blocks(struct file_crypt *crypt, uint64_t first, uint64_t last);
 int file_io_size(struct file_crypt *crypt, uint64_t *size);

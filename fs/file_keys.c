@@ -88,6 +88,8 @@ int file_write_new_header(int fd)
 	if (ret == 0)
 		ret = header_build_image_keyring(&header, daemon_state.keyring, dek, image);
 	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	if (ret == -EHOSTDOWN)
+		ret = -EIO; /* the HSM token is out (-o hsm_heartbeat): waited for, not back */
 	if (ret < 0)
 		goto out_free_dek;
 	ret = pwrite_all(fd, image, sizeof(image), 0);
@@ -213,18 +215,26 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	if (!deks)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	ret = header_unseal_keyring(&crypt->header, daemon_state.keyring, deks);
-	if (ret == 0)
-		ret = header_copies_verify(daemon_state.keyring, raw, done, slot, &crypt->header,
-					   deks, &other_valid, &reason);
 	/*
 	 * -o key_cache: a DEK unwrapped from these very header bytes before (the master key is
-	 * not loaded now: tderekey close). A file in a data rekey needs its header written as
-	 * it goes and is never served from the cache. Under keyring_lock, as the epoch: a forced
-	 * close empties the cache under it (fs/keystore_close.c).
+	 * not loaded now: tderekey close, or its HSM token is out). A file in a data rekey needs
+	 * its header written as it goes and is never served from the cache. Under keyring_lock,
+	 * as the epoch: a forced close empties the cache under it (fs/keystore_close.c). While
+	 * the token is known out (-o hsm_heartbeat) the cache is asked first, so that a cached
+	 * file does not wait for the token at all.
 	 */
 	rekeying = crypt->header.flags & HEADER_FLAG_REKEY_IN_PROGRESS;
-	if (ret == -ENOKEY && !rekeying &&
+	if (hsm_heartbeat_outage() && !rekeying &&
+	    key_cache_get(st.st_dev, st.st_ino, raw, done, key_cache_now(), deks) == 0) {
+		ret = 0;
+		from_cache = true;
+	} else {
+		ret = header_unseal_keyring(&crypt->header, daemon_state.keyring, deks);
+		if (ret == 0)
+			ret = header_copies_verify(daemon_state.keyring, raw, done, slot,
+						   &crypt->header, deks, &other_valid, &reason);
+	}
+	if ((ret == -ENOKEY || ret == -EHOSTDOWN) && !rekeying &&
 	    key_cache_get(st.st_dev, st.st_ino, raw, done, key_cache_now(), deks) == 0) {
 		ret = 0;
 		from_cache = true;
@@ -255,6 +265,13 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		inode_describe(inode, path, sizeof(path));
 		log_warning("%s: header copy %u is damaged; the data rekey goes on from copy %u, "
 			    "which is the current step or the one before it", path, 1 - slot, slot);
+	}
+	if (ret == -EHOSTDOWN) {
+		/* Not logged per file: the heartbeat said it once for the whole outage. */
+		log_debug("tdefs: an open waited %d s for the HSM token, which is unreachable: "
+			  "refused with EIO", HSM_OUTAGE_WAIT_SECONDS);
+		ret = -EIO;
+		goto out_free_deks;
 	}
 	if (ret == -ENOKEY) {
 		char detail[160];
@@ -332,6 +349,8 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
+	crypt->copy_fd = -1;
+	crypt->plain_direct_fd = -1;
 	ret = inode_fd_get(inode);
 	if (ret < 0)
 		goto out_free_crypt;
@@ -414,6 +433,8 @@ void file_crypt_release(struct tdefs_inode *inode)
 	xts_key_free(crypt->key);
 	xts_key_free(crypt->new_key);
 	xts_key_free(crypt->copy_key);
+	if (crypt->plain_direct_fd >= 0)
+		close(crypt->plain_direct_fd);
 	close(crypt->data_fd);
 	file_crypt_locks_destroy(crypt);
 	secure_wipe(&crypt->header, sizeof(crypt->header));
@@ -433,4 +454,29 @@ void file_crypt_wipe_keys(struct tdefs_inode *inode)
 		__atomic_store_n(&crypt->keys_wiped, true, __ATOMIC_RELEASE);
 	}
 	pthread_rwlock_unlock(&crypt->size_lock);
+}
+
+/*
+ * The shared O_DIRECT descriptor of a plaintext file (struct file_crypt, plain_direct_fd),
+ * opened on the object data_fd holds, never by name. -EAGAIN: the file is encrypted now, and
+ * the caller opens its own descriptor as for any encrypted file.
+ */
+int file_plaintext_direct_open(struct tdefs_inode *inode)
+{
+	struct file_crypt *crypt = inode->crypt;
+	int expected = -1, fd, ret = 0;
+
+	pthread_rwlock_rdlock(&crypt->size_lock);
+	if (!crypt->plaintext) {
+		ret = -EAGAIN;
+	} else if (__atomic_load_n(&crypt->plain_direct_fd, __ATOMIC_ACQUIRE) < 0) {
+		fd = backing_reopen(crypt->data_fd, (crypt->writable ? O_RDWR : O_RDONLY) | O_DIRECT);
+		if (fd < 0)
+			ret = fd;
+		else if (!__atomic_compare_exchange_n(&crypt->plain_direct_fd, &expected, fd, false,
+						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			close(fd);
+	}
+	pthread_rwlock_unlock(&crypt->size_lock);
+	return ret;
 }

@@ -349,4 +349,20 @@ int encrypt_record_encode(double rate, const char *path, char *out, size_t out_s
 int encrypt_record_decode(const char *text, size_t len, double *rate, char *path,
 			  size_t path_size);
 
+/*
+ * The data rekey's job record (REKEY_JOB_RECORD in the backing root, docs/FORMAT.md): the path
+ * and rate of a data rekey that has not finished, the job's random ID, and whether it was
+ * stopped on request (0: it was running when the daemon ended, and the next mount goes on with
+ * it). Each file the job has finished carries REKEY_DONE_XATTR with the job's ID, so that the
+ * job, taken up again, skips it. The same text rules as the conversion's record: encode returns
+ * the length, decode refuses (FORMAT_ERROR(FORMAT_ERR_DAMAGED)) anything encode does not write.
+ */
+#define REKEY_JOB_RECORD ".tdefs.rekey.job"
+#define REKEY_DONE_XATTR "trusted.tdefs.rekeyed"
+#define REKEY_JOB_ID_SIZE 16u
+int rekey_record_encode(double rate, const uint8_t id[REKEY_JOB_ID_SIZE], bool stopped,
+			const char *path, char *out, size_t out_size);
+int rekey_record_decode(const char *text, size_t len, double *rate,
+			uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped, char *path, size_t path_size);
+
 #endif

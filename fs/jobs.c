@@ -11,6 +11,10 @@
  * A data rekey is bound by the two syncs per chunk that make it crash-safe, not by AES, so it
  * works on several files at once: the walk feeds a short queue that REKEY_WORKERS threads drain,
  * and the device overlaps their syncs.
+ * Its progress across files survives a stop, an unmount and a crash: a record in the backing
+ * root names the job (a random ID, its path and rate, whether it was stopped on request), each
+ * file it finished carries the ID (fs/data_rekey.c), and the same job, taken up again, skips
+ * those files (docs/REKEY.md, "Progress across files").
  *
  * The conversion of an adopted directory's plaintext files (fs/encrypt.c) goes one file at a
  * time, as it needs room for one encrypted copy: it checks before it starts that the largest
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +53,8 @@ struct job {
 	uint64_t throttled_amount;   /* guarded by lock */
 	/*
 	 * The work under start, counted before the workers start: files for a rewrap, plaintext
-	 * bytes for a data rekey; 0 when unknown. progress_logged: tenths of it already logged
+	 * bytes for a data rekey (but those of the files it finished before it was stopped or cut
+	 * short); 0 when unknown. progress_logged: tenths of it already logged
 	 * (guarded by lock).
 	 */
 	uint64_t work_total;
@@ -62,6 +68,13 @@ struct job {
 	bool walk_done;
 	/* encrypt: files the database renamed or removed under the conversion, for another pass */
 	unsigned moved_files;
+	/*
+	 * A data rekey (not a resume-only pass): its ID, in its record and on each file it
+	 * finished; and whether tderekey asked it to stop (guarded by lock).
+	 */
+	uint8_t rekey_id[REKEY_JOB_ID_SIZE];
+	bool rekey_id_set;
+	bool stop_on_request;
 	pthread_cond_t queue_changed;
 };
 
@@ -151,6 +164,9 @@ static int count_work(const struct backing_walk_entry *entry, bool *fd_taken, vo
 		return 0;
 	if (job->kind == JOB_REWRAP)
 		job->work_total++;
+	else if (job->kind == JOB_DATA_REKEY && job->rekey_id_set &&
+		 data_rekey_done_by(entry->fd, job->rekey_id))
+		return 0; /* done before a stop or a restart: not part of what is left */
 	else if (entry->st.st_size > TDEFS_HEADER_SIZE)
 		job->work_total += (uint64_t)entry->st.st_size - TDEFS_HEADER_SIZE;
 	return 0;
@@ -183,6 +199,58 @@ void job_set_current(struct job *job, uint64_t done, uint64_t total)
 	job->status.current_done = done;
 	job->status.current_total = total;
 	pthread_mutex_unlock(&job->lock);
+}
+
+int job_record_replace(const char *name, const char *text, size_t length)
+{
+	char temp[64];
+	uint8_t random[8];
+	int fd, ret;
+
+	ret = crypto_random_bytes(random, sizeof(random));
+	if (ret < 0)
+		return ret;
+	snprintf(temp, sizeof(temp), "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", name, random[0],
+		 random[1], random[2], random[3], random[4], random[5], random[6], random[7]);
+	fd = openat(daemon_state.backing_fd, temp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	ret = pwrite_all(fd, text, length, 0);
+	if (ret == 0 && fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	if (ret == 0 && renameat(daemon_state.backing_fd, temp, daemon_state.backing_fd, name) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		unlinkat(daemon_state.backing_fd, temp, 0);
+		return ret;
+	}
+	fd = openat(daemon_state.backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fsync(fd) < 0)
+			ret = -errno;
+		close(fd);
+	}
+	return ret;
+}
+
+int job_record_read(const char *name, char *text, size_t size, size_t *length)
+{
+	struct stat st;
+	int fd, ret;
+
+	*length = 0;
+	fd = openat(daemon_state.backing_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : errno == ELOOP ? -EPERM : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077))
+		ret = -EPERM;
+	else
+		ret = pread_full(fd, text, size, 0, length);
+	close(fd);
+	return ret;
 }
 
 /* The conversion of one file: its directory opened as the walk resolved it. */
@@ -219,7 +287,8 @@ static int run_worker(struct job *job, const char *relative, int fd,
 
 	memset(result, 0, sizeof(*result));
 	if (job->kind == JOB_DATA_REKEY)
-		return data_rekey_file(job, fd, job->status.resume_only, result);
+		return data_rekey_file(job, fd, job->status.resume_only,
+				       job->rekey_id_set ? job->rekey_id : NULL, result);
 	if (job->kind == JOB_ENCRYPT)
 		return encrypt_worker(job, relative, fd, result);
 	ret = header_rewrap_fd(fd, &outcome);
@@ -357,6 +426,34 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 	return 0;
 }
 
+/*
+ * The data rekey's record when its walk is over: gone when every file under its path was
+ * rekeyed; kept as stopped after a stop tderekey asked for or a failure, so that the next
+ * 'tderekey data' of the path goes on with it but the next mount does not; kept as running
+ * after a stop for the unmount, so that the next mount goes on with it.
+ */
+static void data_rekey_job_ended(struct job *job, int walk_result)
+{
+	bool stopping, on_request, failed;
+	int ret;
+
+	pthread_mutex_lock(&job->lock);
+	stopping = job->status.state == JOB_STOPPING;
+	on_request = job->stop_on_request;
+	failed = walk_result < 0 || job->status.files_failed > 0;
+	pthread_mutex_unlock(&job->lock);
+	if (!stopping && !failed)
+		ret = data_rekey_record_remove();
+	else if (on_request || failed)
+		ret = data_rekey_record_write(job->rekey_id, true, job->start,
+					      job->status.rate_limit);
+	else
+		return;
+	if (ret < 0)
+		log_warning("tdefs: cannot update the data rekey's record %s: %s", REKEY_JOB_RECORD,
+			    strerror(-ret));
+}
+
 static void *run_job(void *argument)
 {
 	struct job *job = argument;
@@ -405,6 +502,8 @@ static void *run_job(void *argument)
 	pthread_mutex_unlock(&job->lock);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(workers[i], NULL);
+	if (job->kind == JOB_DATA_REKEY && !job->status.resume_only && job->rekey_id_set)
+		data_rekey_job_ended(job, ret);
 	pthread_mutex_lock(&job->lock);
 	if (job->status.state == JOB_STOPPING)
 		job->status.state = JOB_STOPPED;
@@ -497,6 +596,57 @@ static int encrypt_preflight(const char *relative_path, char *error, size_t erro
 	return 0;
 }
 
+/*
+ * A data rekey of the path the record names, not finished: the same job goes on, with its ID,
+ * and skips the files it finished. Any other start is a new job with a new ID (a record of
+ * another path is replaced: its job would start over). Called with job->lock held.
+ */
+static void data_rekey_job_begin(struct job *job, const char *relative_path, double rate_limit)
+{
+	char recorded_path[PATH_MAX];
+	double recorded_rate;
+	bool stopped;
+	int ret;
+
+	ret = data_rekey_record_read(job->rekey_id, &stopped, recorded_path,
+				     sizeof(recorded_path), &recorded_rate);
+	if (ret == 0 && strcmp(recorded_path, relative_path) == 0) {
+		log_info("tdefs: data rekey of /%s goes on where it %s: the files it rekeyed are "
+			 "skipped", relative_path, stopped ? "was stopped" : "was cut short");
+	} else {
+		if (ret != -ENOENT && ret != 0)
+			log_warning("tdefs: %s is %s: a new data rekey starts", REKEY_JOB_RECORD,
+				    ret == -EPERM ? "not the daemon's own record" : "damaged");
+		ret = crypto_random_bytes(job->rekey_id, sizeof(job->rekey_id));
+		if (ret < 0) {
+			log_warning("tdefs: cannot make the data rekey's ID: %s (a stopped job "
+				    "will start over)", strerror(-ret));
+			return;
+		}
+	}
+	job->rekey_id_set = true;
+	ret = data_rekey_record_write(job->rekey_id, false, relative_path, rate_limit);
+	if (ret < 0)
+		log_warning("tdefs: cannot record the data rekey for a restart: %s (stopped or "
+			    "cut short, it will start over)", strerror(-ret));
+}
+
+/*
+ * The pass over interrupted files while a stopped data rekey is recorded: the files it finishes
+ * were that job's, and get its mark, so that the job, when it goes on, does not rekey them
+ * again. Called with job->lock held.
+ */
+static void data_rekey_pass_begin(struct job *job)
+{
+	char recorded_path[PATH_MAX];
+	double recorded_rate;
+	bool stopped;
+
+	if (data_rekey_record_read(job->rekey_id, &stopped, recorded_path, sizeof(recorded_path),
+				   &recorded_rate) == 0)
+		job->rekey_id_set = true;
+}
+
 int job_start(enum job_kind kind, const char *relative_path, double rate_limit, bool resume_only,
 	      char *error, size_t error_len)
 {
@@ -562,13 +712,19 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 	job->status.rate_limit = rate_limit;
 	job->status.resume_only = resume_only;
 	job->status.started = time(NULL);
+	job->stop_on_request = false;
 	/*
 	 * Recorded before the thread starts, so that the end of a short job (which removes the
-	 * record) always comes after it. The one file write under the job lock is this one.
+	 * record) always comes after it. The file writes under the job lock are these.
 	 */
 	if (kind == JOB_ENCRYPT && (ret = encrypt_record_job(true, relative_path, rate_limit)) < 0)
 		log_warning("tdefs: cannot record the conversion for a restart: %s "
 			    "(after a crash, run 'tderekey encrypt' again)", strerror(-ret));
+	job->rekey_id_set = false;
+	if (kind == JOB_DATA_REKEY && !resume_only)
+		data_rekey_job_begin(job, relative_path, rate_limit);
+	if (kind == JOB_DATA_REKEY && resume_only)
+		data_rekey_pass_begin(job);
 	ret = pthread_create(&job->thread, NULL, run_job, job);
 	if (ret) {
 		job->status.state = JOB_FAILED;
@@ -598,6 +754,17 @@ void job_stop(enum job_kind kind)
 	pthread_mutex_unlock(&job->lock);
 	if (stopping)
 		log_info("%s stop requested", job_kind_name(kind));
+}
+
+void job_stop_on_request(enum job_kind kind)
+{
+	struct job *job = &jobs[kind];
+
+	pthread_mutex_lock(&job->lock);
+	if (job->status.state == JOB_RUNNING || job->status.state == JOB_PAUSED)
+		job->stop_on_request = true;
+	pthread_mutex_unlock(&job->lock);
+	job_stop(kind);
 }
 
 int job_pause(enum job_kind kind, bool pause)

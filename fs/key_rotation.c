@@ -128,6 +128,7 @@ static void *watch_wallet(void *unused)
 int wallet_watch_start(void)
 {
 	key_server_start();
+	hsm_heartbeat_start();
 	watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (watch_fd < 0)
 		return -errno;
@@ -145,6 +146,7 @@ int wallet_watch_start(void)
 void wallet_watch_stop(void)
 {
 	key_server_stop();
+	hsm_heartbeat_stop();
 	if (watch_fd < 0)
 		return;
 	if (write(watch_stop_pipe[1], "x", 1) == 1)

@@ -45,7 +45,9 @@ bool key_server_wallet(void)
 
 const char *key_server_status(void)
 {
-	return atomic_load(&unreachable) ? "OPEN_UNKNOWN_MASTER_KEY_STATUS" : "OPEN";
+	/* An HSM token out (fs/hsm_heartbeat.c) is told in the same word. */
+	return atomic_load(&unreachable) || hsm_heartbeat_outage() ? "OPEN_UNKNOWN_MASTER_KEY_STATUS"
+								    : "OPEN";
 }
 
 /* Sleep seconds, or less when asked to stop: false then. */

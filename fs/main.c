@@ -194,6 +194,9 @@ static const char usage_mount_text[] =
 	"                       keystore is closed ('tderekey close') still open\n"
 	"       kmip_poll=SECS  a KMIP wallet: fetch the keys from the key servers every SECS\n"
 	"                       seconds too (default 0: on a wallet change or tderekey reload)\n"
+	"       hsm_heartbeat=SECS  an HSM wallet: ask the token every SECS (1-86400); while\n"
+	"                       it is unreachable open files keep working, opens that need\n"
+	"                       it fail with EIO after 5 s, and the daemon reconnects\n"
 	"       other options go to FUSE (see fuse(8)); as root, allow_other and\n"
 	"       default_permissions are always on\n"
 	"\n"
@@ -327,6 +330,14 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 			if ((option[7] == '=' ? metrics_file_option(option + 8, error, sizeof(error))
 					      : metrics_interval_option(option + 17, error,
 									sizeof(error))) < 0) {
+				fprintf(stderr, "tdefs: %s\n", error);
+				return -EINVAL;
+			}
+		} else if (strncmp(option, "hsm_heartbeat=", 14) == 0) {
+			char error[128];
+
+			if (hsm_heartbeat_option(option + 14, &hsm_heartbeat_seconds, error,
+						 sizeof(error)) < 0) {
 				fprintf(stderr, "tdefs: %s\n", error);
 				return -EINVAL;
 			}
@@ -1063,6 +1074,14 @@ static int prepare_mount(struct command_line *cmd)
 		return -EPERM;
 	if (open_wallet(cmd, &daemon_state.keyring) < 0)
 		return -EINVAL;
+	/* A heartbeat asked for on a wallet with no token would watch nothing: refused. */
+	if (hsm_heartbeat_seconds > 0 &&
+	    keyring_token_watch(daemon_state.keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) < 0) {
+		fprintf(stderr, "tdefs: -o hsm_heartbeat=%u: wallet %s is not an HSM wallet\n",
+			hsm_heartbeat_seconds, cmd->wallet);
+		wallet_failure = CLI_EXIT_USAGE;
+		return -EINVAL;
+	}
 	keyring_wallet_id(daemon_state.keyring, wallet_id);
 	if (memcmp(wallet_id, config.wallet_id, sizeof(wallet_id)) != 0) {
 		key_id_format(config.wallet_id, expected);
@@ -1320,13 +1339,11 @@ static int run_mount(struct command_line *cmd)
 			    "a key change", daemon_state.wallet_path);
 	/*
 	 * Files whose data rekey was interrupted (a crash, an unmount) are recovered when opened;
-	 * this background pass also finishes them, so no file keeps two DEKs for long.
+	 * a background pass also finishes them, so no file keeps two DEKs for long: the recorded
+	 * data rekey going on, or a pass over the interrupted files alone.
 	 */
 	if (!daemon_state.read_only) {
-		char error[256];
-
-		if (job_start(JOB_DATA_REKEY, "", 0, true, error, sizeof(error)) < 0)
-			log_warning("tdefs: cannot resume interrupted data rekeys: %s", error);
+		data_rekey_resume_recorded();
 		if (daemon_state.adopted)
 			encrypt_resume_recorded();
 	}

@@ -675,11 +675,16 @@ static int open_direct(struct open_file *open_file)
 	if (__atomic_load_n(&open_file->direct_fd, __ATOMIC_ACQUIRE) >= 0)
 		return 0;
 	/*
-	 * A plaintext file goes through the page cache until it is converted: the conversion
-	 * swaps its backing object, and a descriptor of the old one must not outlive that.
+	 * A plaintext file has one O_DIRECT descriptor for all its opens, which the conversion
+	 * closes when it swaps the backing object: one of this open's own would outlive that and
+	 * name the old object.
 	 */
-	if (__atomic_load_n(&inode->crypt->plaintext, __ATOMIC_ACQUIRE))
-		return 0;
+	if (__atomic_load_n(&inode->crypt->plaintext, __ATOMIC_ACQUIRE)) {
+		int ret = file_plaintext_direct_open(inode);
+
+		if (ret != -EAGAIN)
+			return ret;
+	}
 	fd = inode_fd_get(inode);
 	if (fd < 0)
 		return fd;
@@ -699,10 +704,13 @@ static int open_direct(struct open_file *open_file)
  */
 static int direct_fd_for(struct open_file *open_file, const struct fuse_file_info *fi)
 {
-	if ((fi->flags & O_DIRECT) && open_direct(open_file) < 0)
+	int fd;
+
+	if (!(fi->flags & O_DIRECT) || open_direct(open_file) < 0)
 		return -1; /* fall back to the buffered descriptor; the data path stays correct */
-	return (fi->flags & O_DIRECT) ? __atomic_load_n(&open_file->direct_fd, __ATOMIC_ACQUIRE)
-				      : -1;
+	fd = __atomic_load_n(&open_file->direct_fd, __ATOMIC_ACQUIRE);
+	/* Still plaintext (or converted since: the encrypted path then goes buffered once). */
+	return fd < 0 ? FILE_IO_DIRECT_PLAINTEXT : fd;
 }
 
 static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -272,6 +272,31 @@ int keyring_after_fork(struct keyring *ring, char error[KEYSTORE_ERROR_SIZE])
 	return ret;
 }
 
+int keyring_token_watch(const struct keyring *ring, unsigned wait_ms)
+{
+	for (size_t i = 0; i < ring->token_count; i++)
+		ring->tokens[i].ops->watch(ring->tokens[i].token, wait_ms);
+	return ring->token_count ? 0 : -ENODEV;
+}
+
+int keyring_token_check(const struct keyring *ring, char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < ring->token_count && ret == 0; i++)
+		ret = ring->tokens[i].ops->check(ring->tokens[i].token, error);
+	return ret;
+}
+
+int keyring_token_reconnect(const struct keyring *ring, char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < ring->token_count && ret == 0; i++)
+		ret = ring->tokens[i].ops->reconnect(ring->tokens[i].token, error);
+	return ret;
+}
+
 const char *keyring_selected_container(const struct keyring *ring)
 {
 	return ring->selected;

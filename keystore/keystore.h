@@ -153,6 +153,18 @@ int keyring_token_open(const struct keyring *ring, const uint8_t id[KEY_ID_SIZE]
  * stays after daemonising connects to the token again (nothing to do for a ring without one).
  */
 int keyring_after_fork(struct keyring *ring, char error[KEYSTORE_ERROR_SIZE]);
+/*
+ * The availability of the ring's tokens (the daemon's -o hsm_heartbeat). keyring_token_watch:
+ * from now on an operation on a token found unreachable waits up to wait_ms for it to be
+ * connected again, then fails with -EHOSTDOWN (unwatched, it fails at once); -ENODEV for a ring
+ * without a token. keyring_token_check: 0 when every token answers, 1 when one is known
+ * unreachable already, or the failure with a one-line error (the token is unreachable from
+ * then on). keyring_token_reconnect: new sessions and a login with the PIN the token keeps, on
+ * every token; 0 when all are reachable again.
+ */
+int keyring_token_watch(const struct keyring *ring, unsigned wait_ms);
+int keyring_token_check(const struct keyring *ring, char error[KEYSTORE_ERROR_SIZE]);
+int keyring_token_reconnect(const struct keyring *ring, char error[KEYSTORE_ERROR_SIZE]);
 
 /*
  * The kind of wallet file the keys were read from, in the words of V$ENCRYPTION_WALLET's

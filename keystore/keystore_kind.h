@@ -52,6 +52,15 @@ struct keystore_token_ops {
 		    const uint8_t *cipher, size_t len, const uint8_t tag[16], uint8_t *plain);
 	/* Connect again in a child after fork(). */
 	int (*after_fork)(struct keystore_token *token, char error[KEYSTORE_ERROR_SIZE]);
+	/*
+	 * Availability (keyring_token_watch and the two after it in keystore.h): watch makes
+	 * operations on a token found gone wait up to wait_ms for a reconnect; check asks the
+	 * token whether it is there (0, 1 when already known gone, or the failure); reconnect
+	 * opens sessions and logs in again.
+	 */
+	void (*watch)(struct keystore_token *token, unsigned wait_ms);
+	int (*check)(struct keystore_token *token, char error[KEYSTORE_ERROR_SIZE]);
+	int (*reconnect)(struct keystore_token *token, char error[KEYSTORE_ERROR_SIZE]);
 	struct keystore_token *(*retain)(struct keystore_token *token);
 	void (*release)(struct keystore_token *token);
 };

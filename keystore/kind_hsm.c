@@ -15,6 +15,13 @@
  * at a time, so the token keeps a few sessions, each under its own lock, and a caller takes
  * the first free one (or waits on one). Object handles are found once per key and cached;
  * they are valid in every session of the process.
+ *
+ * Availability (the daemon's -o hsm_heartbeat, fs/hsm_heartbeat.c): once the daemon watches the
+ * token, a failure that says the device is gone (removed, not present, its sessions lost) marks
+ * the token unreachable. Operations then wait, a bounded time and outside any session lock,
+ * for the heartbeat to connect again (reconnect: new sessions, a login with the PIN kept, the
+ * key objects found again, as their handles may differ on a token that came back), and give
+ * up with -EHOSTDOWN. A token nobody watches fails at once, as before.
  */
 #include "keystore/keystore_kind.h"
 
@@ -26,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/p11-kit.h>
@@ -59,6 +67,11 @@ struct keystore_token {
 	size_t object_capacity;
 	struct hsm_session sessions[HSM_SESSIONS];
 	atomic_uint next_session;
+	/* Availability, while the daemon watches (watch_wait_ms > 0): guarded by reach_lock. */
+	pthread_mutex_t reach_lock;
+	pthread_cond_t reach_changed;
+	bool unreachable;
+	atomic_uint watch_wait_ms; /* 0: not watched */
 };
 
 /* --- messages and the meanings of CK_RV ---------------------------------------------- */
@@ -74,6 +87,7 @@ static int token_error(CK_RV rv)
 	case CKR_USER_PIN_NOT_INITIALIZED:
 		return KEYSTORE_ERROR(KEYSTORE_ERR_WRONG_PIN);
 	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_DEVICE_REMOVED:
 	case CKR_TOKEN_NOT_RECOGNIZED:
 	case CKR_SLOT_ID_INVALID:
 		return KEYSTORE_ERROR(KEYSTORE_ERR_TOKEN_ABSENT);
@@ -336,6 +350,8 @@ static void token_free(struct keystore_token *token)
 	for (size_t i = 0; i < HSM_SESSIONS; i++)
 		pthread_mutex_destroy(&token->sessions[i].lock);
 	pthread_mutex_destroy(&token->objects_lock);
+	pthread_mutex_destroy(&token->reach_lock);
+	pthread_cond_destroy(&token->reach_changed);
 	secret_free(token->pin);
 	free(token->objects);
 	free(token->handles);
@@ -455,6 +471,65 @@ static int add_object(struct keystore_token *token, const struct hsm_key_object 
 	return ret;
 }
 
+/* --- availability ------------------------------------------------------------------- */
+
+/* The answers of a token that is gone (pulled, powered off, its link down, its sessions lost). */
+static bool device_gone(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_DEVICE_REMOVED:
+	case CKR_DEVICE_ERROR:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:
+	case CKR_USER_NOT_LOGGED_IN:
+	case CKR_KEY_HANDLE_INVALID:
+	case CKR_OBJECT_HANDLE_INVALID:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void mark_unreachable(struct keystore_token *token)
+{
+	pthread_mutex_lock(&token->reach_lock);
+	if (atomic_load(&token->watch_wait_ms) > 0)
+		token->unreachable = true;
+	pthread_mutex_unlock(&token->reach_lock);
+}
+
+/*
+ * Before an operation: true at once while the token is reachable (or not watched); while it
+ * is not, wait up to the watch bound for a reconnect, false when none came.
+ */
+static bool wait_reachable(struct keystore_token *token)
+{
+	struct timespec deadline;
+	bool reachable;
+
+	unsigned wait_ms = atomic_load(&token->watch_wait_ms);
+
+	pthread_mutex_lock(&token->reach_lock);
+	if (token->unreachable) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += wait_ms / 1000;
+		deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		while (token->unreachable &&
+		       pthread_cond_timedwait(&token->reach_changed, &token->reach_lock,
+					      &deadline) == 0)
+			;
+	}
+	reachable = !token->unreachable;
+	pthread_mutex_unlock(&token->reach_lock);
+	return reachable;
+}
+
 /* --- the token operations ---------------------------------------------------------------- */
 
 static int token_generate(struct keystore_token *token, const uint8_t id[KEY_ID_SIZE],
@@ -530,19 +605,37 @@ static int token_gcm(struct keystore_token *token, bool encrypt, const uint8_t i
 	struct hsm_session *session;
 	CK_ULONG done = out_len;
 	CK_RV rv;
-	int ret = key_handle(token, id, &handle);
+	int ret;
 
-	if (ret < 0)
-		return ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_NOT_ON_TOKEN) ? -ENOKEY : ret;
-	session = session_get(token);
-	rv = encrypt ? token->module->C_EncryptInit(session->handle, &mechanism, handle)
-		     : token->module->C_DecryptInit(session->handle, &mechanism, handle);
-	if (rv == CKR_OK)
-		rv = encrypt ? token->module->C_Encrypt(session->handle, (CK_BYTE_PTR)in, in_len,
-							out, &done)
-			     : token->module->C_Decrypt(session->handle, (CK_BYTE_PTR)in, in_len,
-							out, &done);
-	session_put(session);
+	/* A token found gone is waited for once (the heartbeat may bring it back), then not. */
+	for (int attempt = 0;; attempt++) {
+		if (!wait_reachable(token))
+			return -EHOSTDOWN;
+		ret = key_handle(token, id, &handle);
+		if (ret < 0 && ret != KEYSTORE_ERROR(KEYSTORE_ERR_KEY_NOT_ON_TOKEN) &&
+		    atomic_load(&token->watch_wait_ms) > 0 && attempt == 0) {
+			/* The search failed, which a token gone makes it do: wait for it once. */
+			mark_unreachable(token);
+			continue;
+		}
+		if (ret < 0)
+			return ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_NOT_ON_TOKEN) ? -ENOKEY : ret;
+		done = out_len;
+		session = session_get(token);
+		rv = encrypt ? token->module->C_EncryptInit(session->handle, &mechanism, handle)
+			     : token->module->C_DecryptInit(session->handle, &mechanism, handle);
+		if (rv == CKR_OK)
+			rv = encrypt ? token->module->C_Encrypt(session->handle, (CK_BYTE_PTR)in,
+								in_len, out, &done)
+				     : token->module->C_Decrypt(session->handle, (CK_BYTE_PTR)in,
+								in_len, out, &done);
+		session_put(session);
+		if (!device_gone(rv) || atomic_load(&token->watch_wait_ms) == 0)
+			break;
+		mark_unreachable(token);
+		if (attempt == 1)
+			return -EHOSTDOWN;
+	}
 	if (rv != CKR_OK)
 		return token_error(rv);
 	/* Encrypting gives the ciphertext and the tag; decrypting takes both. */
@@ -610,6 +703,100 @@ static int token_after_fork(struct keystore_token *token, char error[KEYSTORE_ER
 	return open_sessions(token, error);
 }
 
+/* The daemon watches the token from now on: operations wait up to wait_ms for it. */
+static void token_watch(struct keystore_token *token, unsigned wait_ms)
+{
+	atomic_store(&token->watch_wait_ms, wait_ms ? wait_ms : 1);
+}
+
+/*
+ * The heartbeat: is the token there, and our session still logged in? C_GetSessionInfo is
+ * answered by the token without any key work. An unreachable token is not asked: 1 then
+ * (the caller reconnects instead).
+ */
+static int token_check(struct keystore_token *token, char error[KEYSTORE_ERROR_SIZE])
+{
+	struct hsm_session *session;
+	CK_SESSION_INFO info;
+	bool unreachable;
+	CK_RV rv;
+
+	pthread_mutex_lock(&token->reach_lock);
+	unreachable = token->unreachable;
+	pthread_mutex_unlock(&token->reach_lock);
+	if (unreachable) {
+		wallet_message(error, "HSM token '%s' (%s) is unreachable",
+			       token->identity.token_label, token->identity.module);
+		return 1;
+	}
+	session = session_get(token);
+	rv = session->open ? token->module->C_GetSessionInfo(session->handle, &info)
+			   : CKR_SESSION_HANDLE_INVALID;
+	session_put(session);
+	if (rv == CKR_OK && info.state != CKS_RO_USER_FUNCTIONS &&
+	    info.state != CKS_RW_USER_FUNCTIONS)
+		rv = CKR_USER_NOT_LOGGED_IN;
+	if (rv == CKR_OK)
+		return 0;
+	mark_unreachable(token);
+	return token_failed(error, token, "C_GetSessionInfo", rv);
+}
+
+/*
+ * Connect again after an outage: every session closed (each under its lock, so no operation
+ * runs on it meanwhile) and opened anew, a login with the PIN kept in locked memory, the slot
+ * and every key object found again. 0 and the token reachable again, or the failure.
+ */
+static int token_reconnect(struct keystore_token *token, char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret;
+
+	for (size_t i = 0; i < HSM_SESSIONS; i++)
+		pthread_mutex_lock(&token->sessions[i].lock);
+	close_sessions(token);
+	ret = find_slot(token, error);
+	if (ret == 0)
+		ret = open_sessions(token, error);
+	pthread_mutex_lock(&token->objects_lock);
+	for (size_t i = 0; i < token->object_count; i++)
+		token->handles[i] = CK_INVALID_HANDLE;
+	pthread_mutex_unlock(&token->objects_lock);
+	for (size_t i = HSM_SESSIONS; i-- > 0;)
+		pthread_mutex_unlock(&token->sessions[i].lock);
+	for (size_t i = 0; ret == 0; i++) {
+		struct hsm_key_object object;
+		CK_OBJECT_HANDLE handle;
+		bool more;
+
+		pthread_mutex_lock(&token->objects_lock);
+		more = i < token->object_count;
+		if (more)
+			object = token->objects[i];
+		pthread_mutex_unlock(&token->objects_lock);
+		if (!more)
+			break;
+		ret = find_object(token, &object, &handle);
+		if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_NOT_ON_TOKEN)) {
+			ret = 0; /* a key gone from the token fails its own opens, with ENOKEY */
+			continue;
+		}
+		if (ret < 0) {
+			token_failed(error, token, "C_FindObjects", CKR_DEVICE_ERROR);
+			break;
+		}
+		pthread_mutex_lock(&token->objects_lock);
+		token->handles[i] = handle;
+		pthread_mutex_unlock(&token->objects_lock);
+	}
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&token->reach_lock);
+	token->unreachable = false;
+	pthread_cond_broadcast(&token->reach_changed);
+	pthread_mutex_unlock(&token->reach_lock);
+	return 0;
+}
+
 static struct keystore_token *token_retain(struct keystore_token *token)
 {
 	atomic_fetch_add(&token->refs, 1);
@@ -627,6 +814,9 @@ static const struct keystore_token_ops hsm_token_ops = {
 	.seal = token_seal,
 	.open = token_open,
 	.after_fork = token_after_fork,
+	.watch = token_watch,
+	.check = token_check,
+	.reconnect = token_reconnect,
 	.retain = token_retain,
 	.release = token_release,
 };
@@ -636,6 +826,7 @@ int hsm_token_open(const struct hsm_wallet_identity *identity, const struct secr
 		   struct keystore_token **out, char error[KEYSTORE_ERROR_SIZE])
 {
 	struct keystore_token *token = calloc(1, sizeof(*token));
+	pthread_condattr_t reach_attr;
 	int ret;
 
 	if (!token) {
@@ -646,6 +837,12 @@ int hsm_token_open(const struct hsm_wallet_identity *identity, const struct secr
 	atomic_init(&token->next_session, 0);
 	token->identity = *identity;
 	pthread_mutex_init(&token->objects_lock, NULL);
+	pthread_mutex_init(&token->reach_lock, NULL);
+	/* The wait's deadline is on the monotonic clock: a clock step neither cuts nor stretches it. */
+	pthread_condattr_init(&reach_attr);
+	pthread_condattr_setclock(&reach_attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&token->reach_changed, &reach_attr);
+	pthread_condattr_destroy(&reach_attr);
 	for (size_t i = 0; i < HSM_SESSIONS; i++)
 		pthread_mutex_init(&token->sessions[i].lock, NULL);
 	token->pin = secret_new();

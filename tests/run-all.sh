@@ -68,12 +68,14 @@ if [ "$quick" -eq 0 ]; then
 		export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 		run_suites build-asan asan-unit --suite unit --suite keystore
 		note "mounted tests with the ASan+UBSan daemon and tools"
-		# A subset that drives every daemon path (I/O, holes, headers, rotation, rekey,
-		# crashes) in a few minutes; the whole suite runs with build/ below.
+		# A subset that drives every daemon path (I/O, holes, headers, rotation, rekey and
+		# its progress across files, the conversion of sparse plaintext files, crashes) in
+		# a few minutes; the whole suite runs with build/ below.
 		TDEFS_EXERCISER_OPS=30000 TDEFS_CRASH_ROUNDS=5 TDEFS_REKEY_CRASH_ROUNDS=10 \
 			run_suites build-asan asan-mounted --setup system --timeout-multiplier 2 \
 			test_exerciser test_bad_input test_ciphertext test_posix test_rotation \
-			test_secrets test_rewrap_crash test_rekey_crash
+			test_secrets test_rewrap_crash test_rekey_crash test_rekey_resume \
+			test_adopt_holes
 		unset ASAN_OPTIONS UBSAN_OPTIONS
 	fi
 

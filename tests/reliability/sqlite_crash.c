@@ -22,7 +22,8 @@
  *   tdefs-rel-sqlite writer DB LOG W     write transactions until an error (or a signal); the
  *                                        daemon's death ends it with an I/O error or SIGBUS
  *   tdefs-rel-sqlite verify DB LOGDIR N  check DB against LOGDIR/writer-1.log .. writer-N.log
- * TDEFS_REL_SQLITE_SYNC overrides the synchronous pragma (FULL) for a negative control run.
+ * TDEFS_REL_SQLITE_SYNC overrides the synchronous pragma (FULL) for a negative control run;
+ * TDEFS_REL_SQLITE_MMAP=BYTES makes the writer read the database through mmap (PRAGMA mmap_size).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,6 +132,12 @@ static int writer(const char *path, const char *log_path, int w)
 	if (exec(db, pragma) < 0 || exec(db, "PRAGMA wal_autocheckpoint=64") < 0 ||
 	    exec(db, "PRAGMA cache_size=20") < 0)
 		return 3;
+	if (getenv("TDEFS_REL_SQLITE_MMAP")) {
+		snprintf(pragma, sizeof(pragma), "PRAGMA mmap_size=%lld",
+			 strtoll(getenv("TDEFS_REL_SQLITE_MMAP"), NULL, 10));
+		if (exec(db, pragma) < 0)
+			return 3;
+	}
 	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(tx), 0) + 1 FROM txs WHERE w = ?1", -1,
 			       &next, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?2, ?3, ?4)", -1, &insert, NULL) != SQLITE_OK ||

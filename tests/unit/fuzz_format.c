@@ -51,5 +51,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				__builtin_trap();
 		}
 	}
+	{
+		char path[4096], text[ENCRYPT_RECORD_MAX];
+		uint8_t id[REKEY_JOB_ID_SIZE];
+		bool stopped;
+		double rate;
+		int length;
+
+		if (rekey_record_decode((const char *)data, size, &rate, id, &stopped, path,
+					sizeof(path)) == 0) {
+			length = rekey_record_encode(rate, id, stopped, path, text, sizeof(text));
+			if (length < 0 || (size_t)length != size || memcmp(text, data, size) != 0)
+				__builtin_trap();
+		}
+	}
 	return 0;
 }

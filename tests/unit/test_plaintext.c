@@ -78,6 +78,7 @@ static int setup(void **state)
 	f->crypt.writable = true;
 	f->crypt.plaintext = true;
 	f->crypt.copy_fd = -1;
+	f->crypt.plain_direct_fd = -1;
 	for (size_t i = 0; i < DEK_SIZE; i++)
 		f->copy_dek[i] = (uint8_t)(i * 11 + 3);
 	file_crypt_locks_init(&f->crypt);
@@ -96,6 +97,8 @@ static int teardown(void **state)
 	xts_key_free(f->crypt.copy_key);
 	file_crypt_locks_destroy(&f->crypt);
 	close(f->crypt.data_fd);
+	if (f->crypt.plain_direct_fd >= 0)
+		close(f->crypt.plain_direct_fd);
 	if (f->crypt.copy_fd >= 0)
 		close(f->crypt.copy_fd);
 	unlink(f->original_path);
@@ -206,7 +209,7 @@ static void copy_up_to(struct fixture *f, uint64_t end_block)
 	uint64_t first = f->crypt.copy_watermark;
 
 	if (end_block > first)
-		assert_int_equal(file_io_copy_blocks(&f->crypt, first, end_block - 1), 0);
+		assert_true(file_io_copy_blocks(&f->crypt, first, end_block - 1) >= 0);
 	f->crypt.copy_watermark = end_block;
 }
 
@@ -318,6 +321,53 @@ static void test_job_record(void **state)
 			 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
 }
 
+/* The data rekey's record: the same rules, with the job's ID and whether it was stopped. */
+static void test_rekey_job_record(void **state)
+{
+	char text[ENCRYPT_RECORD_MAX], path[256];
+	uint8_t id[REKEY_JOB_ID_SIZE], decoded[REKEY_JOB_ID_SIZE];
+	bool stopped;
+	double rate;
+	int length;
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(id); i++)
+		id[i] = (uint8_t)(0xf0 + i);
+	length = rekey_record_encode(52428800, id, true, "base/16384", text, sizeof(text));
+	assert_true(length > 0);
+	assert_string_equal(text, "tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\n"
+				  "stopped 1\nrate 52428800\npath base/16384\n");
+	assert_int_equal(rekey_record_decode(text, (size_t)length, &rate, decoded, &stopped, path,
+					     sizeof(path)), 0);
+	assert_true(rate == 52428800 && stopped);
+	assert_memory_equal(decoded, id, sizeof(id));
+	assert_string_equal(path, "base/16384");
+	length = rekey_record_encode(0, id, false, "", text, sizeof(text));
+	assert_int_equal(rekey_record_decode(text, (size_t)length, &rate, decoded, &stopped, path,
+					     sizeof(path)), 0);
+	assert_false(stopped);
+	assert_string_equal(path, "");
+	assert_int_equal(rekey_record_encode(0, id, false, "a\nb", text, sizeof(text)), -EINVAL);
+	static const char *const damaged[] = {
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\nstopped 0\nrate 0\npath x",
+		"tdefs-rekey-job 1\nid F0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF\nstopped 0\nrate 0\npath x\n",
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfe\nstopped 0\nrate 0\npath x\n",
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\nstopped 2\nrate 0\npath x\n",
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\nstopped 0\nrate 1e3\npath x\n",
+		"tdefs-rekey-job 1\nid f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\nrate 0\npath x\n",
+		"tdefs-encrypt-job 1\nrate 0\npath x\n",
+		"tdefs-rekey-job 1\nid ",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++)
+		assert_int_equal(rekey_record_decode(damaged[i], strlen(damaged[i]), &rate, decoded,
+						     &stopped, path, sizeof(path)),
+				 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+	length = rekey_record_encode(0, id, false, "a/very/long/path/indeed", text, sizeof(text));
+	assert_int_equal(rekey_record_decode(text, (size_t)length, &rate, decoded, &stopped, path, 8),
+			 FORMAT_ERROR(FORMAT_ERR_DAMAGED));
+}
+
 /* --- the plaintext data path -------------------------------------------------------------- */
 
 static void test_plaintext_passthrough(void **state)
@@ -413,6 +463,73 @@ static void test_watermark_split(void **state)
 	file_crypt_locks_destroy(&converted);
 }
 
+/*
+ * O_DIRECT requests on a plaintext file (FILE_IO_DIRECT_PLAINTEXT): aligned spans through the
+ * shared O_DIRECT descriptor, the others buffered, the same bytes either way, and a write below
+ * a conversion's watermark still reaches the copy. Skipped where the temporary directory's
+ * filesystem has no O_DIRECT (tmpfs).
+ */
+static void test_direct_io(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *data, *page;
+	size_t length;
+
+	f->crypt.plain_direct_fd = open(f->original_path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (f->crypt.plain_direct_fd < 0 && errno == EINVAL)
+		skip();
+	assert_true(f->crypt.plain_direct_fd >= 0);
+	page = malloc(4 * BLOCK + 1); /* the request's buffer, deliberately not aligned */
+	assert_non_null(page);
+	fill_random(f, page + 1, 4 * BLOCK);
+	assert_int_equal(file_io_write(&f->crypt, FILE_IO_DIRECT_PLAINTEXT, page + 1, 4 * BLOCK,
+				       8 * BLOCK), 0);
+	memcpy(f->ref + 8 * BLOCK, page + 1, 4 * BLOCK);
+	f->ref_size = 12 * BLOCK;
+	fill_random(f, page, 300);
+	assert_int_equal(file_io_write(&f->crypt, FILE_IO_DIRECT_PLAINTEXT, page, 300, BLOCK + 7), 0);
+	memcpy(f->ref + BLOCK + 7, page, 300);
+	start_copy(f);
+	copy_up_to(f, 12);
+	fill_random(f, page, 2 * BLOCK);
+	assert_int_equal(file_io_write(&f->crypt, FILE_IO_DIRECT_PLAINTEXT, page, 2 * BLOCK,
+				       2 * BLOCK), 0);
+	memcpy(f->ref + 2 * BLOCK, page, 2 * BLOCK);
+	assert_true(copy_block_matches(f, 2) && copy_block_matches(f, 3));
+	assert_int_equal(file_io_read(&f->crypt, FILE_IO_DIRECT_PLAINTEXT, 8 * BLOCK, 4 * BLOCK,
+				      &data, &length), 0);
+	assert_int_equal(length, 4 * BLOCK);
+	assert_memory_equal(data, f->ref + 8 * BLOCK, length);
+	assert_int_equal(file_io_read(&f->crypt, FILE_IO_DIRECT_PLAINTEXT, BLOCK + 5, 333, &data,
+				      &length), 0);
+	assert_memory_equal(data, f->ref + BLOCK + 5, 333);
+	check_read(f);
+	check_original_raw(f);
+	free(page);
+}
+
+/* Holes of the original are not read: the count covers its data, and they stay holes. */
+static void test_copy_skips_holes(void **state)
+{
+	struct fixture *f = *state;
+	struct stat st;
+	int copied;
+
+	write_random(f, 0, BLOCK);
+	write_random(f, 40 * BLOCK, 2 * BLOCK + 9);
+	start_copy(f);
+	copied = file_io_copy_blocks(&f->crypt, 0, 42);
+	assert_true(copied >= 0);
+	/* A filesystem without SEEK_DATA reads it all; one with it reads the data only. */
+	assert_true(copied == 4 || copied == 43);
+	f->crypt.copy_watermark = 43;
+	assert_true(copy_block_matches(f, 0) && copy_block_matches(f, 40) &&
+		    copy_block_matches(f, 41));
+	assert_int_equal(fstat(f->crypt.copy_fd, &st), 0);
+	assert_true((uint64_t)st.st_blocks * 512 <= TDEFS_HEADER_SIZE + 4 * BLOCK + 8 * BLOCK);
+	check_read(f);
+}
+
 /* A copy that cannot be kept in step fails the conversion, never the request. */
 static void test_copy_error(void **state)
 {
@@ -466,8 +583,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 		cmocka_unit_test(test_config_adopted),
 		cmocka_unit_test(test_job_record),
+		cmocka_unit_test(test_rekey_job_record),
 		cmocka_unit_test_setup_teardown(test_plaintext_passthrough, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watermark_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_skips_holes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_after_swap, setup, teardown),
 	};

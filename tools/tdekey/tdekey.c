@@ -82,6 +82,8 @@ void print_command_help(const struct command *command, FILE *out)
 {
 	fprintf(out, "NAME\n       tdekey %s - %s\n\nSYNOPSIS\n       %s\n\n%s", command->name,
 		command->summary, command->synopsis, command->description);
+	if (command->description_more)
+		fputs(command->description_more, out);
 	if (command_takes_option(command, "password-file") ||
 	    command_takes_option(command, "new-password-file"))
 		fputs(password_sources_section, out);

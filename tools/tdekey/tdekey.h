@@ -82,6 +82,8 @@ struct command {
 	const char *summary; /* one line, for tdekey --help */
 	const char *synopsis;
 	const char *description; /* DESCRIPTION, OPTIONS and EXAMPLES sections */
+	/* Its continuation, or NULL: C11 promises string literals of 4,095 bytes only. */
+	const char *description_more;
 	int min_arguments;
 	int max_arguments;
 	int (*run)(const struct options *options);

@@ -37,6 +37,7 @@ static const struct status_field {
 	{ "data_rate", FIELD_NUMBER },	      { "data_current", FIELD_TEXT },
 	{ "data_current_done", FIELD_NUMBER }, { "data_current_total", FIELD_NUMBER },
 	{ "data_last_error", FIELD_TEXT },
+	{ "data_unfinished", FIELD_TEXT },    { "data_unfinished_stopped", FIELD_BOOL },
 	{ "adopted", FIELD_BOOL },	      { "require_encrypted", FIELD_BOOL },
 	{ "encrypt_state", FIELD_TEXT },      { "encrypt_files", FIELD_NUMBER },
 	{ "encrypt_changed", FIELD_NUMBER },  { "encrypt_skipped", FIELD_NUMBER },
@@ -168,6 +169,8 @@ const struct rekey_command command_status = {
 		"progress), how many file headers reference each master key ID (a key referenced\n"
 		"by no header is no longer needed by this mount), and how many files are in the\n"
 		"middle of a data rekey (running, or interrupted and waiting to be finished).\n"
+		"A data rekey that has not finished is named (data_unfinished) with whether it\n"
+		"was stopped: 'tderekey data' of that path goes on with it.\n"
 		"In a directory made with tdefs --init --adopt: the conversion job, and how many\n"
 		"plaintext files are left, or that none is.\n",
 	.run = run_status,
