@@ -213,8 +213,14 @@ static void answer_keystore(const char *request, const char *argument, int fd,
 /* A refusal because the keystore is closed (-EKEYREVOKED) has its own exit code. */
 static void reply_job_error(struct reply *reply, int ret, const char *error)
 {
+	enum keystore_error meaning = keystore_error_of(ret);
+
 	if (ret == -EKEYREVOKED)
 		reply_error_code(reply, CLI_EXIT_KEYSTORE_CLOSED, error);
+	else if (meaning == KEYSTORE_ERR_KEY_SERVER_UNREACHABLE ||
+		 meaning == KEYSTORE_ERR_KEY_SERVER_REFUSED)
+		/* A key server's failure: its own exit code, as at mount. */
+		reply_error_code(reply, wallet_exit_code(ret), error);
 	else
 		reply_add(reply, "error %s\n", error);
 }

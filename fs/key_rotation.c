@@ -77,7 +77,12 @@ int keys_reload(char *error, size_t error_len)
 			    "backup, or a key deleted?); they stay loaded, since files may still "
 			    "be wrapped under them",
 			    result.path, result.kept);
-	if (!result.wallet_has_active)
+	if (result.active_revoked)
+		log_warning("tdefs: %s: the key server has revoked the active master key and "
+			    "names no other; files stay readable, but no new file can be made "
+			    "until a new key is activated (tdekey set-key)",
+			    result.path);
+	else if (!result.wallet_has_active)
 		log_warning("tdefs: %s has no active master key; new files stay wrapped under the "
 			    "active key already loaded",
 			    result.path);

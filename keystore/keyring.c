@@ -565,7 +565,9 @@ static void settle_active_keys(struct keyring *merged, const struct keyring *loa
 			continue;
 		}
 		loaded_active = active_record(loaded, record->container);
-		if (loaded_active && memcmp(record->id, loaded_active->id, KEY_ID_SIZE) == 0)
+		/* Never a key the key server has revoked since: no active key then. */
+		if (loaded_active && memcmp(record->id, loaded_active->id, KEY_ID_SIZE) == 0 &&
+		    !record->revoked)
 			record->state = MEK_STATE_ACTIVE;
 	}
 }
@@ -657,6 +659,7 @@ int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, str
 	summary->wallet_has_active = active_record(fresh, loaded->selected) != NULL;
 	before = active_record(loaded, loaded->selected);
 	after = active_record(merged, merged->selected);
+	summary->active_revoked = before && !after;
 	summary->active_moved = after && (!before || memcmp(before->id, after->id, KEY_ID_SIZE));
 	*out = merged;
 	return 0;

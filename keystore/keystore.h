@@ -60,6 +60,8 @@ enum keystore_error {
 	KEYSTORE_ERR_KEY_NOT_ON_TOKEN,	  /* a master key of the wallet is not on the token */
 	KEYSTORE_ERR_TOKEN_MECHANISM,	  /* the token lacks AES key generation or AES-GCM */
 	KEYSTORE_ERR_TOKEN_FAILED,	  /* the token failed an operation (unreachable, ...) */
+	KEYSTORE_ERR_KEY_SERVER_UNREACHABLE, /* no KMIP server connected and shook hands */
+	KEYSTORE_ERR_KEY_SERVER_REFUSED,     /* the KMIP server refused, or answered not KMIP */
 	KEYSTORE_ERROR_COUNT
 };
 
@@ -107,7 +109,8 @@ struct keystore_reload_result {
 	size_t added;		/* keys new to the daemon */
 	size_t kept;		/* loaded keys the file lacks, kept */
 	bool active_moved;	/* the active key changed */
-	bool wallet_has_active; /* false: the loaded active key stays active */
+	bool wallet_has_active; /* false: the loaded active key stays active (unless revoked) */
+	bool active_revoked;	/* the key server revoked the active key: none is active now */
 };
 int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct keyring **out,
 		    struct keystore_reload_result *result, char error[KEYSTORE_ERROR_SIZE]);

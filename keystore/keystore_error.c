@@ -54,8 +54,13 @@ static const struct meaning meanings[KEYSTORE_ERROR_COUNT] = {
 					   "the HSM token lacks AES-256 key generation or AES-GCM" },
 	[KEYSTORE_ERR_TOKEN_FAILED] = { "KEYSTORE_ERR_TOKEN_FAILED",
 					"the HSM token failed the operation" },
+	[KEYSTORE_ERR_KEY_SERVER_UNREACHABLE] = { "KEYSTORE_ERR_KEY_SERVER_UNREACHABLE",
+						  "no key server could be reached" },
+	[KEYSTORE_ERR_KEY_SERVER_REFUSED] = { "KEYSTORE_ERR_KEY_SERVER_REFUSED",
+					      "the key server refused the operation" },
 };
-_Static_assert(KEYSTORE_ERR_TOKEN_FAILED + 1 == KEYSTORE_ERROR_COUNT, "a text for every meaning");
+_Static_assert(KEYSTORE_ERR_KEY_SERVER_REFUSED + 1 == KEYSTORE_ERROR_COUNT,
+	       "a text for every meaning");
 
 enum keystore_error keystore_error_of(int ret)
 {

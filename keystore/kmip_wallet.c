@@ -259,7 +259,7 @@ int kmip_wallet_parse(const uint8_t *data, size_t len, struct kmip_wallet *w,
 
 	while ((ret = next_line(&c, why)) == 0) {
 		if (strcmp(c.fields[0], "server") == 0) {
-			if (w->key_count > 0)
+			if (w->key_count > 0 || w->group[0])
 				return damaged(why, c.number, "servers come before the keys");
 			if (c.count != 2 || w->server_count == KMIP_MAX_SERVERS)
 				return damaged(why, c.number, "one host:port per server line, at most 8");
@@ -269,10 +269,27 @@ int kmip_wallet_parse(const uint8_t *data, size_t len, struct kmip_wallet *w,
 			if (ret < 0 || one != 1)
 				return damaged(why, c.number, "not host:port");
 			w->server_count++;
+		} else if (strcmp(c.fields[0], "group") == 0) {
+			if (w->server_count == 0 || w->group[0] || w->key_count > 0)
+				return damaged(why, c.number, "one group line, after the servers");
+			if (c.count != 2 || !kmip_group_valid(c.fields[1]))
+				return damaged(why, c.number,
+					       "a group is 1 to 64 letters, digits, '.', '_', '-'");
+			strcpy(w->group, c.fields[1]);
+		} else if (strcmp(c.fields[0], "link") == 0) {
+			if (w->server_count == 0 || w->link[0] || w->key_count > 0)
+				return damaged(why, c.number, "one link line, after the servers");
+			if (c.count != 2 || c.fields[1][0] != '/' ||
+			    strlen(c.fields[1]) >= sizeof(w->link))
+				return damaged(why, c.number, "a link is an absolute path");
+			strcpy(w->link, c.fields[1]);
 		} else if (strcmp(c.fields[0], "key") == 0) {
 			struct kmip_wallet_key *key;
 			if (w->server_count == 0)
 				return damaged(why, c.number, "a key before any server line");
+			if (w->group[0])
+				return damaged(why, c.number,
+					       "a group's keys are listed by the server, not here");
 			if (w->key_count == KMIP_WALLET_MAX_KEYS)
 				return damaged(why, c.number, "more than 256 keys");
 			key = &w->keys[w->key_count];
@@ -286,7 +303,7 @@ int kmip_wallet_parse(const uint8_t *data, size_t len, struct kmip_wallet *w,
 				return damaged(why, c.number, "a second ACTIVE key");
 			w->key_count++;
 		} else {
-			return damaged(why, c.number, "not a server or key line");
+			return damaged(why, c.number, "not a server, group, link or key line");
 		}
 	}
 	if (ret < 0)
@@ -294,6 +311,21 @@ int kmip_wallet_parse(const uint8_t *data, size_t len, struct kmip_wallet *w,
 	if (w->server_count == 0)
 		return damaged(why, 0, "no server line");
 	return 0;
+}
+
+bool kmip_group_valid(const char *group)
+{
+	size_t len = strlen(group);
+
+	if (len == 0 || len >= KMIP_GROUP_SIZE)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = group[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
 }
 
 /* ---- encoding ---- */
@@ -317,6 +349,10 @@ int kmip_wallet_encode(const struct kmip_wallet *w, char **out, size_t *len)
 		ret = kmip_servers_format(&w->servers[i], 1, server, sizeof(server));
 		fprintf(f, "server %s\n", server);
 	}
+	if (w->group[0])
+		fprintf(f, "group %s\n", w->group);
+	if (w->link[0])
+		fprintf(f, "link %s\n", w->link);
 	for (size_t i = 0; i < w->key_count; i++) {
 		const struct kmip_wallet_key *k = &w->keys[i];
 		key_id_format(k->id, id);

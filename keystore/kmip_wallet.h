@@ -35,6 +35,7 @@
 #define KMIP_WALLET_DEFAULT_TIMEOUT_MS 5000
 #define KMIP_WALLET_WHY_SIZE 160 /* the reason a file is refused, for a one-line message */
 #define KMIP_WALLET_MAX_TIMEOUT_MS 600000
+#define KMIP_GROUP_SIZE 65 /* a key group's name, NUL included */
 
 /* One master key: its tdefs key ID and the KMIP object holding it. */
 struct kmip_wallet_key {
@@ -43,6 +44,7 @@ struct kmip_wallet_key {
 	int64_t creation_time, activation_time;
 	char unique_id[KMIP_ID_SIZE]; /* the server's Unique Identifier */
 	char name[KMIP_ID_SIZE];      /* the Name it was created with, to Locate it again */
+	uint32_t server_state;	      /* enum kmip_state as the server last said; 0: not asked */
 };
 
 struct kmip_wallet {
@@ -53,6 +55,18 @@ struct kmip_wallet {
 	struct kmip_server servers[KMIP_MAX_SERVERS];
 	size_t server_count;
 	int timeout_ms;
+	/*
+	 * A key group shared by the hosts of a fleet ("" for none): its keys are the server's
+	 * symmetric keys of Object Group "tdefs-GROUP", found by Locate at each fetch, and the
+	 * file lists none of them (key_count is 0).
+	 */
+	char group[KMIP_GROUP_SIZE];
+	/*
+	 * A wallet directory this one links ("" for none): after tdekey migrate --to-kmip, the
+	 * source wallet (same wallet ID), whose keys stay usable for the headers still wrapped
+	 * under them; opened as the daemon opens a wallet, without a person.
+	 */
+	char link[PATH_MAX];
 	struct kmip_wallet_key keys[KMIP_WALLET_MAX_KEYS];
 	size_t key_count;
 };
@@ -66,6 +80,9 @@ int kmip_wallet_parse(const uint8_t *data, size_t len, struct kmip_wallet *walle
 		      char why[KMIP_WALLET_WHY_SIZE]);
 /* The text of wallet (malloc'd), with its closing checksum line. */
 int kmip_wallet_encode(const struct kmip_wallet *wallet, char **out, size_t *len);
+
+/* A key group's name: 1 to 64 of [A-Za-z0-9._-]. */
+bool kmip_group_valid(const char *group);
 
 /* DIR/kmip.wallet into path; -ENAMETOOLONG. */
 int kmip_wallet_path(const char *dir, char path[PATH_MAX]);
@@ -93,25 +110,50 @@ int kmip_wallet_write(const char *dir, struct kmip_wallet *wallet, bool create,
  * master key created on the server (AES-256, named after the wallet and key ID), activated and
  * read back, then kmip.wallet written. A key made on the server whose wallet file could not be
  * written is revoked and destroyed again. new_id gets the key's ID.
+ *
+ * With group (NULL: none) the wallet is of that key group: when the server holds keys of the
+ * group already, none is made, the wallet joins them (*joined; new_id the group's ACTIVE key,
+ * zero when it has none); else the first key is made in the group.
  */
-int kmip_keystore_create(const char *dir, const char *servers, const char *tls_wallet,
-			 const char *container, int timeout_ms, uint8_t new_id[KEY_ID_SIZE],
+struct kmip_create_options {
+	const char *servers;	/* "host:port,..." */
+	const char *tls_wallet; /* an absolute path */
+	const char *container;
+	const char *group; /* NULL: a wallet of its own */
+	int timeout_ms;	   /* 0: KMIP_WALLET_DEFAULT_TIMEOUT_MS */
+	/* tdekey migrate --to-kmip: the source's wallet ID, and the source linked (NULL: none). */
+	const uint8_t *wallet_id;
+	const char *link;
+};
+int kmip_keystore_create(const char *dir, const struct kmip_create_options *options,
+			 uint8_t new_id[KEY_ID_SIZE], bool *joined,
 			 char error[KEYSTORE_ERROR_SIZE]);
 /*
  * Fetch every key of wallet with KMIP Get into a new ring (locked memory), in the wallet's
- * order and states. When no server can be reached the message names each and its failure.
+ * order and states (a group's: the server's list). The ACTIVE key's State is asked first: one
+ * the server has revoked is RETIRED in the ring, so no new file is wrapped under it. When no
+ * server can be reached the message names each and its failure.
  */
 int kmip_keystore_fetch(const struct kmip_wallet *wallet, struct keyring **out,
 			char error[KEYSTORE_ERROR_SIZE]);
-/* kmip_wallet_read and kmip_keystore_fetch of DIR: what the daemon does at mount and reload. */
+/*
+ * kmip_wallet_read and kmip_keystore_fetch of DIR, and the keys of the wallet it links (opened
+ * without a person, added as linked keys, none ACTIVE): what the daemon does at mount and
+ * reload.
+ */
 int kmip_keystore_open_dir(const char *dir, struct keyring **out, char error[KEYSTORE_ERROR_SIZE]);
 /*
- * The wallet's keys as a ring whose key bytes are all zero, with no server asked: for listing
+ * The wallet's keys as a ring whose key bytes are all zero, with no server asked (a group's
+ * server is asked for the keys' IDs and states, never their bytes): for listing
  * and for the key census (which reads key IDs from headers, never unseals). Never for data.
  */
 int kmip_keystore_listing(const char *dir, struct kmip_wallet *wallet, struct keyring **out,
 			  char error[KEYSTORE_ERROR_SIZE]);
-/* A new key created and activated on the server; the ACTIVE one becomes RETIRED. */
+/*
+ * A new key created and activated on the server; the ACTIVE one becomes RETIRED. In a group
+ * the keys Active before are revoked (superseded) on the server, and kmip.wallet is unchanged
+ * (backup "").
+ */
 int kmip_keystore_rotate(const char *dir, uint8_t new_id[KEY_ID_SIZE], char backup[PATH_MAX],
 			 char error[KEYSTORE_ERROR_SIZE]);
 /*

@@ -267,6 +267,7 @@ int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct
 	result->kept = summary.kept;
 	result->active_moved = summary.active_moved;
 	result->wallet_has_active = summary.wallet_has_active;
+	result->active_revoked = summary.active_revoked;
 	snprintf(result->path, sizeof(result->path), "%s", source);
 	return 0;
 }

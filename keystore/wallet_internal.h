@@ -141,6 +141,7 @@ struct keyring_merge_summary {
 	size_t kept;		/* keys of loaded that fresh lacks, kept */
 	bool active_moved;	/* the active key of the ring's container changed */
 	bool wallet_has_active; /* fresh has an active key in the ring's container */
+	bool active_revoked;	/* the loaded active key was revoked and none is active now */
 };
 int keyring_merge(const struct keyring *loaded, const struct keyring *fresh, struct keyring **out,
 		  struct keyring_merge_summary *summary, char error[KEYSTORE_ERROR_SIZE]);

@@ -69,6 +69,8 @@ const char *mek_origin_name(uint8_t origin)
 		return "LOCAL";
 	case MEK_ORIGIN_IMPORTED:
 		return "IMPORTED";
+	case MEK_ORIGIN_KMIP:
+		return "KMIP";
 	}
 	return "UNKNOWN";
 }

@@ -1,7 +1,8 @@
 /*
  * kmip/kmip: the KMIP 1.2 messages tdefs exchanges with a key server (docs/KMIP.md), built and
- * read with the TTLV codec of kmip/ttlv.h. A request carries one batch item of one of six
- * operations: Create (a symmetric key), Activate, Locate (by name), Get, Revoke, Destroy. A
+ * read with the TTLV codec of kmip/ttlv.h. A request carries one batch item of one of seven
+ * operations: Create (a symmetric key), Activate, Locate (by name or Object Group), Get, Get
+ * Attributes (State, Name, Activation Date), Revoke, Destroy. A
  * response is read into struct kmip_response; the key bytes of a Get point into the caller's
  * buffer (which the caller keeps in locked memory), never copied elsewhere.
  *
@@ -59,6 +60,7 @@ enum kmip_operation {
 	KMIP_OP_CREATE = 0x01,
 	KMIP_OP_LOCATE = 0x08,
 	KMIP_OP_GET = 0x0A,
+	KMIP_OP_GET_ATTRIBUTES = 0x0B,
 	KMIP_OP_ACTIVATE = 0x12,
 	KMIP_OP_REVOKE = 0x13,
 	KMIP_OP_DESTROY = 0x14,
@@ -74,6 +76,16 @@ enum {
 	KMIP_REVOKE_UNSPECIFIED = 0x01,
 	KMIP_REVOKE_SUPERSEDED = 0x05,
 	KMIP_REVOKE_CESSATION = 0x06,
+};
+
+/* An object's State (KMIP 1.2, section 9.1.3.2.18). */
+enum kmip_state {
+	KMIP_STATE_PRE_ACTIVE = 1,
+	KMIP_STATE_ACTIVE = 2,
+	KMIP_STATE_DEACTIVATED = 3,
+	KMIP_STATE_COMPROMISED = 4,
+	KMIP_STATE_DESTROYED = 5,
+	KMIP_STATE_DESTROYED_COMPROMISED = 6,
 };
 
 enum kmip_result_status {
@@ -95,7 +107,7 @@ enum kmip_result_reason {
 
 #define KMIP_ID_SIZE 128	   /* a unique identifier or name, NUL included */
 #define KMIP_MESSAGE_TEXT_SIZE 200 /* a server's result message, cut short and made printable */
-#define KMIP_LOCATE_MAX 8	   /* identifiers a Locate answer keeps (the count is all of them) */
+#define KMIP_LOCATE_MAX 64	   /* identifiers a Locate answer keeps (the count is all of them) */
 /* The largest response tdefs reads: a Get of a 256-bit key is well under 1 KiB. */
 #define KMIP_MAX_MESSAGE 65536
 
@@ -106,10 +118,13 @@ struct kmip_version {
 struct kmip_request {
 	struct kmip_version version;
 	enum kmip_operation operation;
-	/* Get, Activate, Revoke, Destroy: the object. */
+	/* Get, Get Attributes, Activate, Revoke, Destroy: the object. */
 	const char *unique_id;
 	/* Create: the Name attribute given to the key (NULL: none); Locate: the name looked for. */
 	const char *name;
+	/* Create: the Object Group given to the key (NULL: none); Locate: the group looked for
+	 * (instead of a name). */
+	const char *group;
 	/* Create: the key asked for (KMIP_ALGORITHM_AES, 256, KMIP_USAGE_ENCRYPT|DECRYPT). */
 	uint32_t algorithm;
 	int32_t length_bits;
@@ -129,7 +144,7 @@ struct kmip_response {
 	uint32_t status;    /* enum kmip_result_status */
 	uint32_t reason;    /* enum kmip_result_reason, when status is not success */
 	char message[KMIP_MESSAGE_TEXT_SIZE];
-	/* Create, Activate, Get, Revoke, Destroy: the object's identifier. */
+	/* Create, Activate, Get, Get Attributes, Revoke, Destroy: the object's identifier. */
 	char unique_id[KMIP_ID_SIZE];
 	uint32_t object_type;
 	/* Locate: how many identifiers came, and the first KMIP_LOCATE_MAX of them. */
@@ -141,6 +156,11 @@ struct kmip_response {
 	int32_t key_length_bits;
 	const uint8_t *key;
 	size_t key_len;
+	/* Get Attributes: the State (0 when the server left it out), the first Name (text), the
+	 * Activation Date (0 when none). */
+	uint32_t state;
+	char name[KMIP_ID_SIZE];
+	int64_t activation_date;
 };
 
 /*
@@ -214,13 +234,31 @@ const char *kmip_client_server(const struct kmip_client *client);
  * its answer is not a KMIP response to the request.
  */
 uint32_t kmip_client_last_reason(const struct kmip_client *client);
-/* Create an AES-256 key named name (may be NULL); its identifier into unique_id. */
-int kmip_create_aes256(struct kmip_client *client, const char *name, char unique_id[KMIP_ID_SIZE],
-		       char why[KMIP_WHY_SIZE]);
+/*
+ * Create an AES-256 key named name, in Object Group group (either may be NULL); its
+ * identifier into unique_id.
+ */
+int kmip_create_aes256(struct kmip_client *client, const char *name, const char *group,
+		       char unique_id[KMIP_ID_SIZE], char why[KMIP_WHY_SIZE]);
 int kmip_activate(struct kmip_client *client, const char *unique_id, char why[KMIP_WHY_SIZE]);
 /* The symmetric keys named name: *count of them, the first (if any) into unique_id. */
 int kmip_locate_name(struct kmip_client *client, const char *name, char unique_id[KMIP_ID_SIZE],
 		     size_t *count, char why[KMIP_WHY_SIZE]);
+/*
+ * The symmetric keys in Object Group group: *count of them (all), the first max (at most
+ * KMIP_LOCATE_MAX) into ids. -E2BIG, with why saying so, when there are more than max.
+ */
+int kmip_locate_group(struct kmip_client *client, const char *group,
+		      char ids[][KMIP_ID_SIZE], size_t max, size_t *count,
+		      char why[KMIP_WHY_SIZE]);
+/*
+ * The object's State, Name (its first, "" when none; name may be NULL) and Activation Date
+ * (0 when none): -EPROTO when the answer has no State.
+ */
+int kmip_get_state(struct kmip_client *client, const char *unique_id, uint32_t *state,
+		   char name[KMIP_ID_SIZE], int64_t *activation_date, char why[KMIP_WHY_SIZE]);
+/* "Active", "Deactivated", "Compromised", ... */
+const char *kmip_state_name(uint32_t state);
 /* The key's bytes into key (the caller's locked memory): -EPROTO unless it is AES-256. */
 int kmip_get_aes256(struct kmip_client *client, const char *unique_id,
 		    uint8_t key[KMIP_KEY_SIZE], char why[KMIP_WHY_SIZE]);

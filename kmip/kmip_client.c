@@ -380,8 +380,8 @@ static int simple(struct kmip_client *client, struct kmip_request *request,
 	return ret;
 }
 
-int kmip_create_aes256(struct kmip_client *client, const char *name, char unique_id[KMIP_ID_SIZE],
-		       char why[KMIP_WHY_SIZE])
+int kmip_create_aes256(struct kmip_client *client, const char *name, const char *group,
+		       char unique_id[KMIP_ID_SIZE], char why[KMIP_WHY_SIZE])
 {
 	struct kmip_request request = request_for(KMIP_OP_CREATE);
 	struct kmip_response response;
@@ -389,6 +389,7 @@ int kmip_create_aes256(struct kmip_client *client, const char *name, char unique
 	int ret;
 
 	request.name = name;
+	request.group = group;
 	request.algorithm = KMIP_ALGORITHM_AES;
 	request.length_bits = KMIP_KEY_SIZE * 8;
 	request.usage_mask = KMIP_USAGE_ENCRYPT | KMIP_USAGE_DECRYPT;
@@ -472,5 +473,67 @@ int kmip_get_aes256(struct kmip_client *client, const char *unique_id,
 		memcpy(key, response.key, KMIP_KEY_SIZE);
 	}
 	secure_free(buffer);
+	return ret;
+}
+
+int kmip_locate_group(struct kmip_client *client, const char *group,
+		      char ids[][KMIP_ID_SIZE], size_t max, size_t *count,
+		      char why[KMIP_WHY_SIZE])
+{
+	struct kmip_request request = request_for(KMIP_OP_LOCATE);
+	struct kmip_response *response = malloc(sizeof(*response));
+	uint8_t *buffer;
+	int ret;
+
+	if (!response)
+		return -ENOMEM;
+	if (max > KMIP_LOCATE_MAX)
+		max = KMIP_LOCATE_MAX;
+	request.group = group;
+	ret = transact(client, &request, response, &buffer, why);
+	if (ret < 0)
+		goto out;
+	*count = response->located;
+	if (response->located > max) {
+		snprintf(why, KMIP_WHY_SIZE, "%s: Object Group %.100s holds %zu keys, more than %zu",
+			 client->server_name, group, response->located, max);
+		ret = -E2BIG;
+	} else {
+		memcpy(ids, response->located_ids, response->located * KMIP_ID_SIZE);
+	}
+	secure_free(buffer);
+out:
+	free(response);
+	return ret;
+}
+
+int kmip_get_state(struct kmip_client *client, const char *unique_id, uint32_t *state,
+		   char name[KMIP_ID_SIZE], int64_t *activation_date, char why[KMIP_WHY_SIZE])
+{
+	struct kmip_request request = request_for(KMIP_OP_GET_ATTRIBUTES);
+	struct kmip_response *response = malloc(sizeof(*response));
+	uint8_t *buffer;
+	int ret;
+
+	if (!response)
+		return -ENOMEM;
+	request.unique_id = unique_id;
+	ret = transact(client, &request, response, &buffer, why);
+	if (ret < 0)
+		goto out;
+	if (strcmp(response->unique_id, unique_id) != 0 || response->state == 0) {
+		snprintf(why, KMIP_WHY_SIZE, "%s answered Get Attributes of %.100s %s",
+			 client->server_name, unique_id,
+			 response->state == 0 ? "without its State" : "with another object");
+		ret = -EPROTO;
+	} else {
+		*state = response->state;
+		if (name)
+			memcpy(name, response->name, KMIP_ID_SIZE);
+		*activation_date = response->activation_date;
+	}
+	secure_free(buffer);
+out:
+	free(response);
 	return ret;
 }

@@ -1,5 +1,5 @@
 /*
- * KMIP request encoding and response decoding (kmip/kmip.h): the six operations a keystore of
+ * KMIP request encoding and response decoding (kmip/kmip.h): the seven operations a keystore of
  * master keys needs, in the layout of the KMIP 1.2 specification and its test cases. A response
  * is checked as TTLV as a whole first (ttlv_validate), then read field by field by tag, so an
  * unexpected item is either skipped (a server may add optional ones) or, where tdefs relies on
@@ -39,6 +39,17 @@ static void put_attribute_name(struct ttlv_writer *w, const char *name)
 	ttlv_end(w);
 }
 
+static void put_attribute_text(struct ttlv_writer *w, const char *name, const char *value)
+{
+	ttlv_begin(w, KMIP_TAG_ATTRIBUTE);
+	ttlv_put_text(w, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
+	ttlv_put_text(w, KMIP_TAG_ATTRIBUTE_VALUE, value, strlen(value));
+	ttlv_end(w);
+}
+
+/* The attributes a Get Attributes asks for: what tells a key's use (docs/KMIP.md). */
+static const char *const asked_attributes[] = { "State", "Name", "Activation Date" };
+
 static bool text_ok(const char *text)
 {
 	return text && text[0] && strlen(text) < KMIP_ID_SIZE;
@@ -51,14 +62,16 @@ int kmip_encode_request(const struct kmip_request *request, uint8_t *buf, size_t
 
 	switch (request->operation) {
 	case KMIP_OP_CREATE:
-		if (request->name && !text_ok(request->name))
+		if ((request->name && !text_ok(request->name)) ||
+		    (request->group && !text_ok(request->group)))
 			return -EINVAL;
 		break;
 	case KMIP_OP_LOCATE:
-		if (!text_ok(request->name))
+		if (request->group ? !text_ok(request->group) : !text_ok(request->name))
 			return -EINVAL;
 		break;
 	case KMIP_OP_GET:
+	case KMIP_OP_GET_ATTRIBUTES:
 	case KMIP_OP_ACTIVATE:
 	case KMIP_OP_REVOKE:
 	case KMIP_OP_DESTROY:
@@ -90,11 +103,23 @@ int kmip_encode_request(const struct kmip_request *request, uint8_t *buf, size_t
 		put_attribute_integer(&w, "Cryptographic Usage Mask", request->usage_mask);
 		if (request->name)
 			put_attribute_name(&w, request->name);
+		if (request->group)
+			put_attribute_text(&w, "Object Group", request->group);
 		ttlv_end(&w);
 		break;
 	case KMIP_OP_LOCATE:
 		put_attribute_enum(&w, "Object Type", KMIP_OBJECT_SYMMETRIC_KEY);
-		put_attribute_name(&w, request->name);
+		if (request->group)
+			put_attribute_text(&w, "Object Group", request->group);
+		else
+			put_attribute_name(&w, request->name);
+		break;
+	case KMIP_OP_GET_ATTRIBUTES:
+		ttlv_put_text(&w, KMIP_TAG_UNIQUE_IDENTIFIER, request->unique_id,
+			      strlen(request->unique_id));
+		for (size_t i = 0; i < sizeof(asked_attributes) / sizeof(asked_attributes[0]); i++)
+			ttlv_put_text(&w, KMIP_TAG_ATTRIBUTE_NAME, asked_attributes[i],
+				      strlen(asked_attributes[i]));
 		break;
 	case KMIP_OP_REVOKE:
 		ttlv_put_text(&w, KMIP_TAG_UNIQUE_IDENTIFIER, request->unique_id,
@@ -260,6 +285,54 @@ static int read_symmetric_key(const struct ttlv_item *item, struct kmip_response
 	return 0;
 }
 
+static bool item_is_text(const struct ttlv_item *item, const char *text)
+{
+	return item->type == TTLV_TEXT_STRING && item->length == strlen(text) &&
+	       memcmp(item->value, text, item->length) == 0;
+}
+
+/*
+ * One Attribute of a Get Attributes answer: the State, the first Name's text, the Activation
+ * Date; any other attribute is skipped, one of these with the wrong type is -EPROTO.
+ */
+static int read_attribute(const struct ttlv_item *item, struct kmip_response *response)
+{
+	struct ttlv_reader r, name_reader;
+	struct ttlv_item name, value, field;
+	int ret;
+
+	ret = ttlv_enter(item, &r);
+	if (ret == 0)
+		ret = ttlv_expect(&r, KMIP_TAG_ATTRIBUTE_NAME, TTLV_TEXT_STRING, &name);
+	while (ret == 0) {
+		/* An Attribute Index may sit between the name and the value. */
+		ret = ttlv_next(&r, &value);
+		if (ret == 0 && value.tag == KMIP_TAG_ATTRIBUTE_VALUE)
+			break;
+	}
+	if (ret != 0)
+		return ret < 0 && ret != -ENOENT ? ret : -EPROTO;
+	if (item_is_text(&name, "State")) {
+		uint32_t state;
+		ret = ttlv_get_enum(&value, &state);
+		if (ret == 0 && (state < KMIP_STATE_PRE_ACTIVE ||
+				 state > KMIP_STATE_DESTROYED_COMPROMISED))
+			ret = -EPROTO;
+		if (ret == 0)
+			response->state = state;
+	} else if (item_is_text(&name, "Activation Date")) {
+		ret = ttlv_get_datetime(&value, &response->activation_date);
+	} else if (item_is_text(&name, "Name") && response->name[0] == '\0') {
+		ret = ttlv_enter(&value, &name_reader);
+		if (ret == 0)
+			ret = ttlv_expect(&name_reader, KMIP_TAG_NAME_VALUE, TTLV_TEXT_STRING,
+					  &field);
+		if (ret == 0)
+			ret = read_identifier(&field, response->name);
+	}
+	return ret == -ENOENT ? -EPROTO : ret;
+}
+
 static int read_payload(const struct ttlv_item *item, enum kmip_operation operation,
 			struct kmip_response *response)
 {
@@ -290,6 +363,10 @@ static int read_payload(const struct ttlv_item *item, enum kmip_operation operat
 			break;
 		case KMIP_TAG_OBJECT_TYPE:
 			ret = ttlv_get_enum(&field, &response->object_type);
+			break;
+		case KMIP_TAG_ATTRIBUTE:
+			if (operation == KMIP_OP_GET_ATTRIBUTES)
+				ret = read_attribute(&field, response);
 			break;
 		case KMIP_TAG_SYMMETRIC_KEY:
 			if (operation == KMIP_OP_GET) {
@@ -431,9 +508,23 @@ const char *kmip_operation_name(uint32_t operation)
 	case KMIP_OP_CREATE: return "Create";
 	case KMIP_OP_LOCATE: return "Locate";
 	case KMIP_OP_GET: return "Get";
+	case KMIP_OP_GET_ATTRIBUTES: return "Get Attributes";
 	case KMIP_OP_ACTIVATE: return "Activate";
 	case KMIP_OP_REVOKE: return "Revoke";
 	case KMIP_OP_DESTROY: return "Destroy";
 	default: return "an unlisted operation";
+	}
+}
+
+const char *kmip_state_name(uint32_t state)
+{
+	switch (state) {
+	case KMIP_STATE_PRE_ACTIVE: return "Pre-Active";
+	case KMIP_STATE_ACTIVE: return "Active";
+	case KMIP_STATE_DEACTIVATED: return "Deactivated";
+	case KMIP_STATE_COMPROMISED: return "Compromised";
+	case KMIP_STATE_DESTROYED: return "Destroyed";
+	case KMIP_STATE_DESTROYED_COMPROMISED: return "Destroyed Compromised";
+	default: return "an unlisted state";
 	}
 }

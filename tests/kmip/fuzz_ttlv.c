@@ -61,7 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const enum kmip_operation operations[] = { KMIP_OP_CREATE, KMIP_OP_LOCATE,
 							  KMIP_OP_GET, KMIP_OP_ACTIVATE,
-							  KMIP_OP_REVOKE, KMIP_OP_DESTROY };
+							  KMIP_OP_REVOKE, KMIP_OP_DESTROY,
+							  KMIP_OP_GET_ATTRIBUTES };
 	struct kmip_response response;
 	struct ttlv_reader reader;
 	size_t total;

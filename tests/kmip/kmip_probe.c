@@ -37,6 +37,10 @@ enum {
 
 static int exit_code(int ret)
 {
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_SERVER_UNREACHABLE))
+		return PROBE_UNREACHABLE;
+	if (ret == KEYSTORE_ERROR(KEYSTORE_ERR_KEY_SERVER_REFUSED))
+		return PROBE_OPERATION_REFUSED;
 	switch (ret) {
 	case 0: return PROBE_OK;
 	case -EKEYEXPIRED: return PROBE_CERT_EXPIRED;
@@ -73,8 +77,11 @@ static int run_wallet(char **argv, int argc, char error[KEYSTORE_ERROR_SIZE])
 	int ret;
 
 	if (strcmp(op, "wallet-create") == 0) {
-		ret = kmip_keystore_create(dir, argv[1], argv[2], "default", atoi(argv[3]), id,
-					   error);
+		struct kmip_create_options create = { .servers = argv[1], .tls_wallet = argv[2],
+						      .container = "default",
+						      .timeout_ms = atoi(argv[3]) };
+		bool joined;
+		ret = kmip_keystore_create(dir, &create, id, &joined, error);
 	} else if (strcmp(op, "wallet-rotate") == 0) {
 		ret = kmip_keystore_rotate(dir, id, backup, error);
 	} else if (strcmp(op, "wallet-delete") == 0) {
@@ -123,7 +130,7 @@ static int run(struct kmip_client *client, const char *operation, const char *ar
 	if (!arg)
 		return -EINVAL;
 	if (strcmp(operation, "create") == 0) {
-		ret = kmip_create_aes256(client, arg, id, why);
+		ret = kmip_create_aes256(client, arg, NULL, id, why);
 		if (ret == 0)
 			printf("%s\n", id);
 	} else if (strcmp(operation, "activate") == 0) {
@@ -146,6 +153,12 @@ static int run(struct kmip_client *client, const char *operation, const char *ar
 			printf("\n");
 		}
 		secure_free(key);
+	} else if (strcmp(operation, "state") == 0) {
+		uint32_t state;
+		int64_t activated;
+		ret = kmip_get_state(client, arg, &state, NULL, &activated, why);
+		if (ret == 0)
+			printf("%s\n", kmip_state_name(state));
 	} else if (strcmp(operation, "revoke") == 0) {
 		ret = kmip_revoke(client, arg, KMIP_REVOKE_CESSATION, why);
 	} else if (strcmp(operation, "destroy") == 0) {

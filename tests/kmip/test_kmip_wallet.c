@@ -185,7 +185,12 @@ static void test_refused_lines(void **state)
 		  "activated exactly when" },
 		{ "key 11111111111111111111111111111111", "key 1111", "not a key ID" },
 		{ "wallet-id", "walletid", "line 2: expected \"wallet-id\"" },
-		{ "server [::1]:7000\n", "frobnicate 1\n", "line 8: not a server or key line" },
+		{ "server [::1]:7000\n", "frobnicate 1\n", "line 8: not a server, group, link or key line" },
+		{ "server [::1]:7000\n", "server [::1]:7000\ngroup a/b\n", "line 9: a group is 1 to 64" },
+		{ "server [::1]:7000\n", "server [::1]:7000\nlink etc/w\n",
+		  "line 9: a link is an absolute path" },
+		{ "server [::1]:7000\n", "server [::1]:7000\ngroup fleet\n",
+		  "line 10: a group's keys are listed by the server" },
 		{ "tdefs-key-1", "tdefs-key-1\n", "line 11: empty" },
 	};
 
@@ -195,6 +200,34 @@ static void test_refused_lines(void **state)
 		if (cases[i].reason[0])
 			expect_damaged(changed, cases[i].reason);
 		free(changed);
+	}
+	/* A group wallet: the group line back, no key lines; a second group line refused. */
+	{
+		struct kmip_wallet *grouped = sample(), *back = malloc(sizeof(*back));
+		char why[KMIP_WALLET_WHY_SIZE] = "";
+		size_t len;
+		char *text;
+
+		assert_non_null(back);
+		grouped->key_count = 0;
+		strcpy(grouped->group, "fleet-1.db_");
+		strcpy(grouped->link, "/etc/tdefs/wallet");
+		text = encoded(grouped, &len);
+		assert_non_null(strstr(text, "server [::1]:7000\ngroup fleet-1.db_\n"
+					     "link /etc/tdefs/wallet\nsha256 "));
+		assert_int_equal(kmip_wallet_parse((const uint8_t *)text, len, back, why), 0);
+		assert_string_equal(back->group, "fleet-1.db_");
+		assert_string_equal(back->link, "/etc/tdefs/wallet");
+		assert_int_equal(back->key_count, 0);
+		free(text);
+		char *grouped_body = body_of(grouped);
+		char *twice = edited(grouped_body, "group fleet-1.db_\n",
+				     "group fleet-1.db_\ngroup other\n");
+		expect_damaged(twice, "one group line, after the servers");
+		free(twice);
+		free(grouped_body);
+		free(grouped);
+		free(back);
 	}
 	/* A key ID twice. */
 	{

@@ -371,6 +371,102 @@ static void test_locate_and_destroy_responses(void **state)
 	free(msg);
 }
 
+/* A Get Attributes answer as PyKMIP gives it: State, a Name, the Activation Date, and one
+ * attribute tdefs does not read. */
+static size_t get_attributes_response(uint8_t *buf, size_t capacity, uint32_t state_value,
+				      bool name_as_text)
+{
+	struct ttlv_writer w;
+	size_t len = 0;
+
+	ttlv_writer_init(&w, buf, capacity);
+	ttlv_begin(&w, KMIP_TAG_RESPONSE_MESSAGE);
+	ttlv_begin(&w, KMIP_TAG_RESPONSE_HEADER);
+	ttlv_begin(&w, KMIP_TAG_PROTOCOL_VERSION);
+	ttlv_put_integer(&w, KMIP_TAG_PROTOCOL_VERSION_MAJOR, 1);
+	ttlv_put_integer(&w, KMIP_TAG_PROTOCOL_VERSION_MINOR, 2);
+	ttlv_end(&w);
+	ttlv_put_datetime(&w, KMIP_TAG_TIME_STAMP, 0x4f9a54e5);
+	ttlv_put_integer(&w, KMIP_TAG_BATCH_COUNT, 1);
+	ttlv_end(&w);
+	ttlv_begin(&w, KMIP_TAG_BATCH_ITEM);
+	ttlv_put_enum(&w, KMIP_TAG_OPERATION, KMIP_OP_GET_ATTRIBUTES);
+	ttlv_put_enum(&w, KMIP_TAG_RESULT_STATUS, KMIP_STATUS_SUCCESS);
+	ttlv_begin(&w, KMIP_TAG_RESPONSE_PAYLOAD);
+	ttlv_put_text(&w, KMIP_TAG_UNIQUE_IDENTIFIER, "12", 2);
+	ttlv_begin(&w, KMIP_TAG_ATTRIBUTE);
+	ttlv_put_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Object Group", 12);
+	ttlv_put_text(&w, KMIP_TAG_ATTRIBUTE_VALUE, "tdefs-g", 7);
+	ttlv_end(&w);
+	ttlv_begin(&w, KMIP_TAG_ATTRIBUTE);
+	ttlv_put_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "State", 5);
+	ttlv_put_enum(&w, KMIP_TAG_ATTRIBUTE_VALUE, state_value);
+	ttlv_end(&w);
+	ttlv_begin(&w, KMIP_TAG_ATTRIBUTE);
+	ttlv_put_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Name", 4);
+	if (name_as_text) {
+		ttlv_put_text(&w, KMIP_TAG_ATTRIBUTE_VALUE, "tdefs-g-1", 9);
+	} else {
+		ttlv_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
+		ttlv_put_text(&w, KMIP_TAG_NAME_VALUE, "tdefs-g-1", 9);
+		ttlv_put_enum(&w, KMIP_TAG_NAME_TYPE, KMIP_NAME_UNINTERPRETED_TEXT);
+		ttlv_end(&w);
+	}
+	ttlv_end(&w);
+	ttlv_begin(&w, KMIP_TAG_ATTRIBUTE);
+	ttlv_put_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Activation Date", 15);
+	ttlv_put_datetime(&w, KMIP_TAG_ATTRIBUTE_VALUE, 1700000000);
+	ttlv_end(&w);
+	ttlv_end(&w);
+	ttlv_end(&w);
+	ttlv_end(&w);
+	assert_int_equal(ttlv_writer_finish(&w, &len), 0);
+	return len;
+}
+
+static void test_get_attributes(void **state)
+{
+	struct kmip_request request = { .version = { 1, 2 },
+					.operation = KMIP_OP_GET_ATTRIBUTES,
+					.unique_id = "12" };
+	struct kmip_request create = { .version = { 1, 2 }, .operation = KMIP_OP_CREATE,
+				       .algorithm = KMIP_ALGORITHM_AES, .length_bits = 256,
+				       .usage_mask = KMIP_USAGE_ENCRYPT, .name = "tdefs-g-1",
+				       .group = "tdefs-g" };
+	struct kmip_request locate = { .version = { 1, 2 }, .operation = KMIP_OP_LOCATE,
+				       .group = "tdefs-g" };
+	struct kmip_response response;
+	uint8_t buf[1024];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(kmip_encode_request(&request, buf, sizeof(buf), &len), 0);
+	assert_int_equal(ttlv_validate(buf, len), 0);
+	assert_non_null(memmem(buf, len, "Activation Date", 15));
+	assert_int_equal(kmip_encode_request(&create, buf, sizeof(buf), &len), 0);
+	assert_non_null(memmem(buf, len, "Object Group", 12));
+	assert_int_equal(kmip_encode_request(&locate, buf, sizeof(buf), &len), 0);
+	assert_non_null(memmem(buf, len, "Object Group", 12));
+	assert_null(memmem(buf, len, "Name", 4));
+	locate.group = "";
+	assert_int_equal(kmip_encode_request(&locate, buf, sizeof(buf), &len), -EINVAL);
+
+	len = get_attributes_response(buf, sizeof(buf), KMIP_STATE_DEACTIVATED, false);
+	assert_int_equal(kmip_decode_response(buf, len, KMIP_OP_GET_ATTRIBUTES, &response), 0);
+	assert_string_equal(response.unique_id, "12");
+	assert_int_equal(response.state, KMIP_STATE_DEACTIVATED);
+	assert_string_equal(response.name, "tdefs-g-1");
+	assert_true(response.activation_date == 1700000000);
+	assert_string_equal(kmip_state_name(response.state), "Deactivated");
+	/* A State outside the table, a Name that is not a structure: not the answer asked for. */
+	len = get_attributes_response(buf, sizeof(buf), 77, false);
+	assert_int_equal(kmip_decode_response(buf, len, KMIP_OP_GET_ATTRIBUTES, &response),
+			 -EPROTO);
+	len = get_attributes_response(buf, sizeof(buf), KMIP_STATE_ACTIVE, true);
+	assert_int_equal(kmip_decode_response(buf, len, KMIP_OP_GET_ATTRIBUTES, &response),
+			 -EPROTO);
+}
+
 static void test_failure_response(void **state)
 {
 	struct kmip_response response;
@@ -636,6 +732,7 @@ int main(void)
 		cmocka_unit_test(test_create_response),
 		cmocka_unit_test(test_get_response),
 		cmocka_unit_test(test_locate_and_destroy_responses),
+		cmocka_unit_test(test_get_attributes),
 		cmocka_unit_test(test_failure_response),
 		cmocka_unit_test(test_every_truncation_fails),
 		cmocka_unit_test(test_lying_lengths),

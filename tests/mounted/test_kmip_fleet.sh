@@ -3,8 +3,10 @@
 # its own veth pair, each with its own TLS wallet (a certificate the one CA signed), KMIP
 # wallet, backing directory and daemon (started with nsenter --net, so it reaches the server
 # only through its namespace, while its mount is in the test's mount table), against one PyKMIP
-# server. Every host writes (the helper's fsync'ed records) while: each rotates its key on the
-# server (tdekey set-key in its namespace), takes it up and rewraps every header under it; then
+# server. The hosts share one key group: host 1's tdekey create --kmip-group makes its first
+# key, the others join it. Every host writes (the helper's fsync'ed records) while: host 1
+# rotates the group's key on the server (tdekey set-key in its namespace), and every host takes
+# it up on tderekey reload and rewraps every header under it; then
 # the server stops for $TDEFS_KMIP_FLEET_OUTAGE seconds (30) while all three keep writing, each
 # reports the outage (key_status OPEN_UNKNOWN_MASTER_KEY_STATUS, one log line) and reconnects on
 # its own when the server is back; nothing written is lost. Long and root-only, so it runs only
@@ -61,10 +63,16 @@ kmip_server_start "$W/server"
 real_tdefs=$TDEFS_BIN
 for ((h = 1; h <= HOSTS; h++)); do
 	ns=$(ns_of "$h")
-	kmip_client_wallet "$W/tls$h" "db$h.test" 30
+	# PyKMIP lets the owner of an object (the CN of the certificate that made it) use it: the
+	# hosts' certificates share the one CN, each with its own key pair.
+	kmip_client_wallet "$W/tls$h" "fleet.test" 30
 	nsenter --net="/run/netns/$ns" "$TDEKEY_BIN" create --wallet "$W/kms$h" \
-		--kmip-server "10.$subnet.$h.1:$KMIP_PORT" --tls-wallet "$W/tls$h" </dev/null \
-		>"$W/create$h.out" 2>&1 || fail "host $h: tdekey create: $(cat "$W/create$h.out")"
+		--kmip-server "10.$subnet.$h.1:$KMIP_PORT" --tls-wallet "$W/tls$h" \
+		--kmip-group "fleet-$tag" --json </dev/null \
+		>"$W/create$h.out" 2>"$W/create$h.err" || fail "host $h: tdekey create: $(cat "$W/create$h.err")"
+	joined=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["joined"])' <"$W/create$h.out")
+	[[ $joined == $([[ $h == 1 ]] && echo False || echo True) ]] ||
+		fail "host $h: joined $joined the group: $(cat "$W/create$h.out")"
 	nsenter --net="/run/netns/$ns" "$real_tdefs" --init --wallet "$W/kms$h" "$W/backing$h" \
 		</dev/null >"$W/init$h.out" 2>&1 || fail "host $h: tdefs --init: $(cat "$W/init$h.out")"
 	printf '#!/bin/sh\nexec nsenter --net=/run/netns/%s %s "$@"\n' "$ns" "$real_tdefs" >"$W/tdefs-in-$h"
@@ -99,21 +107,28 @@ active_key() {
 		/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("active_key"))'
 }
 
-# --- rotate once on every host, rewrap while all write ------------------------------------
+# --- rotate once (host 1) in the group; every host takes it up and rewraps while all write --
 start_writers
 sleep 2
+before=$(active_key 1)
+for ((h = 2; h <= HOSTS; h++)); do
+	[[ $(active_key "$h") == "$before" ]] || fail "host $h wraps under $(active_key "$h"), not the group's $before"
+done
+nsenter --net="/run/netns/$(ns_of 1)" "$TDEKEY_BIN" set-key --wallet "$W/kms1" --json \
+	</dev/null >"$W/set.json" 2>"$W/set.err" || fail "host 1: set-key: $(cat "$W/set.err")"
+new=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["key_id"])' <"$W/set.json")
+[[ $new != "$before" ]] || fail "set-key made the key there was"
 for ((h = 1; h <= HOSTS; h++)); do
-	before=$(active_key "$h")
-	nsenter --net="/run/netns/$(ns_of "$h")" "$TDEKEY_BIN" set-key --wallet "$W/kms$h" --json \
-		</dev/null >"$W/set$h.json" 2>"$W/set$h.err" || fail "host $h: set-key: $(cat "$W/set$h.err")"
-	new=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["key_id"])' <"$W/set$h.json")
 	"$tderekey" reload "$W/mnt$h" >/dev/null 2>&1 || fail "host $h: reload after set-key"
-	[[ $(active_key "$h") == "$new" && $new != "$before" ]] || fail "host $h: active $(active_key "$h"), set-key made $new"
+	[[ $(active_key "$h") == "$new" ]] || fail "host $h: active $(active_key "$h"), set-key on host 1 made $new"
 	"$tderekey" rewrap "$W/mnt$h" >"$W/rewrap$h.out" 2>&1 || fail "host $h: rewrap: $(cat "$W/rewrap$h.out")"
 	"$tderekey" status "$W/mnt$h" --json | grep -q "\"files_per_key\": {\"$new\": " ||
 		fail "host $h: headers left under the old key: $("$tderekey" status "$W/mnt$h")"
+	nsenter --net="/run/netns/$(ns_of "$h")" "$TDEKEY_BIN" keys --wallet "$W/kms$h" --usage "$W/backing$h" \
+		>"$W/keys$h.out" 2>&1 || fail "host $h: keys: $(cat "$W/keys$h.out")"
+	grep -Eq "^$before +RETIRED .* 0$" "$W/keys$h.out" || fail "host $h: keys --usage: $(cat "$W/keys$h.out")"
 done
-log "each host rotated on the server and rewrapped every header while writing"
+log "host 1 rotated the group's key on the server; every host reloaded and rewrapped every header while writing"
 
 # --- the server away for $OUTAGE s while all write ------------------------------------------
 kmip_server_stop

@@ -66,6 +66,10 @@ const char *const cli_exit_meanings[CLI_EXIT_COUNT] = {
 	[CLI_EXIT_TOKEN_MECHANISM] = "HSM wallet: the token lacks AES-256 key generation or\n"
 				     "AES-GCM",
 	[CLI_EXIT_TOKEN_FAILED] = "HSM wallet: the token failed an operation or is unreachable",
+	[CLI_EXIT_KEY_SERVER_UNREACHABLE] = "KMIP wallet: no key server could be reached (the "
+					    "connection, the TLS handshake or a certificate failed)",
+	[CLI_EXIT_KEY_SERVER_REFUSED] = "KMIP wallet: a key server refused the operation or did not "
+					"answer in KMIP",
 };
 
 void cli_print_exit_status(FILE *out)

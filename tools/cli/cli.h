@@ -55,6 +55,8 @@ enum cli_exit {
 	CLI_EXIT_KEY_NOT_ON_TOKEN = 27, /* a master key of the wallet is not on the token */
 	CLI_EXIT_TOKEN_MECHANISM = 28, /* the token lacks AES-256 key generation or AES-GCM */
 	CLI_EXIT_TOKEN_FAILED = 29,    /* the token failed an operation or is unreachable */
+	CLI_EXIT_KEY_SERVER_UNREACHABLE = 30, /* no KMIP server: connection or TLS failed */
+	CLI_EXIT_KEY_SERVER_REFUSED = 31,     /* a KMIP server refused or did not speak KMIP */
 	CLI_EXIT_COUNT
 };
 

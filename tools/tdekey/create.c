@@ -211,7 +211,7 @@ static int run(const struct options *options)
 	struct wallet_create_result result;
 
 	/* The keys on a key server (kmip.c). */
-	if (options->kmip_server || options->tls_wallet)
+	if (options->kmip_server || options->tls_wallet || options->kmip_group)
 		return kmip_create(options);
 	struct wallet_paths paths;
 	struct merged_keys merged = { 0 };
@@ -309,7 +309,8 @@ const struct command command_create = {
 		"                     [--password-file FILE | --password-fd N | --password-prompt]\n"
 		"                     [--json]\n"
 		"       tdekey create --wallet DIR --kmip-server HOST:PORT[,HOST:PORT...]\n"
-		"                     --tls-wallet TLS_DIR [--container NAME] [--json]\n"
+		"                     --tls-wallet TLS_DIR [--kmip-group NAME] [--container NAME]\n"
+		"                     [--json]\n"
 		"       tdekey create --wallet DIR --hsm-module MODULE --token-label LABEL\n"
 		"                     [--token-serial SERIAL] [--pin-file FILE | --pin-fd N]\n"
 		"                     [--tag TAG] [--container NAME] [--no-key] [--json]",
@@ -410,6 +411,10 @@ const struct command command_create = {
 		"              With --kmip-server: the TLS wallet (tdekey tls, with an auto-login\n"
 		"              file) whose certificate authenticates tdefs to the servers and whose\n"
 		"              trusted certificates alone verify them.\n"
+		"\n"
+		"       --kmip-group NAME\n"
+		"              With --kmip-server: a key group the hosts of a fleet share; joined\n"
+		"              (no key made) when the server holds its keys already.\n"
 		"\n"
 		"       --json\n"
 		"              Print the result as JSON: wallet_root, wallet_id, container, created\n"

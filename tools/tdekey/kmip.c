@@ -18,15 +18,9 @@
 
 #include "keystore/kmip_wallet.h"
 
-static int kmip_failure(int ret, const char *error)
+int kmip_failure(int ret, const char *error)
 {
-	/* The server's and the connection's errors have no code of their own: general error. */
-	if (ret == -EREMOTEIO || ret == -ECONNREFUSED || ret == -ETIMEDOUT || ret == -EHOSTUNREACH ||
-	    ret == -ENETUNREACH || ret == -ECONNRESET || ret == -EACCES || ret == -EPERM ||
-	    ret == -EKEYEXPIRED || ret == -EPROTO || ret == -EBADMSG) {
-		fprintf(stderr, "tdekey: %s\n", error);
-		return EXIT_ERROR;
-	}
+	/* The servers' failures come as keystore meanings with codes of their own (30, 31). */
 	return report_failure(ret, error);
 }
 
@@ -42,7 +36,8 @@ int kmip_refuse_other(const struct command *command, const struct options *optio
 	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
 		if (strcmp(command->name, served[i]) == 0)
 			return EXIT_OK;
-	if (strcmp(command->name, "create") == 0 && (options->kmip_server || options->tls_wallet))
+	if (strcmp(command->name, "create") == 0 &&
+	    (options->kmip_server || options->tls_wallet || options->kmip_group))
 		return EXIT_OK;
 	if (!options->wallet || !kmip_wallet_present(options->wallet))
 		return EXIT_OK;
@@ -58,6 +53,7 @@ int kmip_create(const struct options *options)
 {
 	char error[KEYSTORE_ERROR_SIZE] = "", id[KEY_ID_TEXT_SIZE];
 	uint8_t new_id[KEY_ID_SIZE];
+	bool joined = false;
 	int ret;
 
 	if (!options->kmip_server || !options->tls_wallet) {
@@ -73,10 +69,13 @@ int kmip_create(const struct options *options)
 				"the server\nTry 'tdekey create --help'.\n");
 		return EXIT_USAGE;
 	}
-	ret = kmip_keystore_create(options->wallet, options->kmip_server, options->tls_wallet,
-				   options->container ? options->container
-						      : WALLET_DEFAULT_CONTAINER,
-				   0, new_id, error);
+	struct kmip_create_options create = {
+		.servers = options->kmip_server,
+		.tls_wallet = options->tls_wallet,
+		.container = options->container ? options->container : WALLET_DEFAULT_CONTAINER,
+		.group = options->kmip_group,
+	};
+	ret = kmip_keystore_create(options->wallet, &create, new_id, &joined, error);
 	if (ret < 0)
 		return kmip_failure(ret, error);
 	key_id_format(new_id, id);
@@ -86,7 +85,15 @@ int kmip_create(const struct options *options)
 		json_string(&json, "wallet", options->wallet);
 		json_string(&json, "type", "KMIP");
 		json_string(&json, "key_id", id);
+		if (options->kmip_group) {
+			json_string(&json, "kmip_group", options->kmip_group);
+			json_bool(&json, "joined", joined);
+		}
 		json_end(&json);
+	} else if (joined) {
+		printf("created KMIP wallet %s/%s of key group %s, joining its keys on the key "
+		       "server; active key %s\n",
+		       options->wallet, KMIP_WALLET_FILE, options->kmip_group, id);
 	} else {
 		printf("created KMIP wallet %s/%s; master key %s made and activated on the key "
 		       "server\n",
@@ -148,6 +155,7 @@ int kmip_keys(const struct options *options)
 	if (options->json) {
 		json_begin(&json, stdout);
 		json_string(&json, "wallet_type", "KMIP");
+		json_string(&json, "kmip_group", w->group[0] ? w->group : NULL);
 		json_array_begin(&json, "keys");
 	} else {
 		printf("%-32s  %-9s  %-20s  %s%s\n", "KEY_ID", "STATE", "CREATED", "KMIP_OBJECT",
@@ -170,6 +178,9 @@ int kmip_keys(const struct options *options)
 			json_time(&json, "activation_time", k->activation_time);
 			json_string(&json, "kmip_unique_identifier", k->unique_id);
 			json_string(&json, "kmip_name", k->name);
+			json_string(&json, "origin", mek_origin_name(MEK_ORIGIN_KMIP));
+			if (k->server_state)
+				json_string(&json, "kmip_state", kmip_state_name(k->server_state));
 			if (options->backing_count)
 				json_uint(&json, "files", census_files_for(&census, k->id));
 			json_object_end(&json);
@@ -180,6 +191,36 @@ int kmip_keys(const struct options *options)
 		} else {
 			printf("%-32s  %-9s  %-20s  %s\n", id, mek_state_name(k->state), created,
 			       k->unique_id);
+		}
+	}
+	/* The keys of the wallet it links (a migration's source): in the file, not on a server. */
+	for (size_t i = 0; i < keyring_count(ring); i++) {
+		const struct mek_record *r = keyring_record(ring, i);
+		char created[32];
+		struct tm tm;
+		time_t when = (time_t)r->creation_time;
+
+		if (!r->linked)
+			continue;
+		key_id_format(r->id, id);
+		gmtime_r(&when, &tm);
+		strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (options->json) {
+			json_object_begin(&json, NULL);
+			json_string(&json, "key_id", id);
+			json_string(&json, "state", mek_state_name(r->state));
+			json_time(&json, "creation_time", r->creation_time);
+			json_string(&json, "linked_wallet", w->link);
+			json_string(&json, "origin", mek_origin_name(r->origin));
+			if (options->backing_count)
+				json_uint(&json, "files", census_files_for(&census, r->id));
+			json_object_end(&json);
+		} else if (options->backing_count) {
+			printf("%-32s  %-9s  %-20s  %s  %llu\n", id, mek_state_name(r->state), created,
+			       "linked", (unsigned long long)census_files_for(&census, r->id));
+		} else {
+			printf("%-32s  %-9s  %-20s  %s\n", id, mek_state_name(r->state), created,
+			       "linked");
 		}
 	}
 	if (options->json) {

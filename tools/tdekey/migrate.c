@@ -15,9 +15,12 @@
 #include "tools/tdekey/tdekey.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "keystore/kmip_wallet.h"
 #include "util/util.h"
 
 /* The source's keys, backed up, before anything is made from them. */
@@ -123,24 +126,107 @@ static int to_hsm(const struct options *options)
 	return EXIT_OK;
 }
 
-static int run(const struct options *options)
+/*
+ * To a key server: a new KMIP wallet with the source's wallet ID and container, its first key
+ * made and activated on the server, linking the source (kmip.wallet's link line). The same
+ * order: the source's backup, the key on the server (revoked and destroyed again when
+ * kmip.wallet cannot be written), then kmip.wallet written whole by rename.
+ */
+static int to_kmip(const struct options *options)
 {
-	if (!options->to) {
-		fprintf(stderr, "tdekey migrate: say where the keys go: --to-hsm DIR\n"
+	char error[KEYSTORE_ERROR_SIZE] = "", backup[PATH_MAX] = "", source_dir[PATH_MAX];
+	char wallet_id[KEY_ID_TEXT_SIZE], key_id[KEY_ID_TEXT_SIZE];
+	struct keyring *source = NULL;
+	uint8_t id[KEY_ID_SIZE], new_id[KEY_ID_SIZE];
+	bool joined = false;
+	int ret;
+
+	if (!options->kmip_server || !options->tls_wallet) {
+		fprintf(stderr, "tdekey migrate: --to-kmip needs --kmip-server LIST and "
+				"--tls-wallet DIR, the servers the new key is made on\n"
 				"Try 'tdekey migrate --help'.\n");
 		return EXIT_USAGE;
 	}
-	/* One target kind today; a KMIP target is a second case beside this one. */
+	if (options->hsm_module || options->token_label) {
+		fprintf(stderr, "tdekey migrate: --to-kmip takes no --hsm-module or --token-label\n"
+				"Try 'tdekey migrate --help'.\n");
+		return EXIT_USAGE;
+	}
+	/* The link is read by the daemon from anywhere: an absolute path. */
+	if (!realpath(options->wallet, source_dir)) {
+		fprintf(stderr, "tdekey migrate: wallet %s: %s\n", options->wallet,
+			strerror(errno));
+		return EXIT_NO_WALLET;
+	}
+	ret = back_up_source(options, &source, backup);
+	if (ret)
+		return ret;
+	keyring_wallet_id(source, id);
+	struct kmip_create_options create = {
+		.servers = options->kmip_server,
+		.tls_wallet = options->tls_wallet,
+		.container = keyring_selected_container(source),
+		.wallet_id = id,
+		.link = source_dir,
+	};
+	ret = kmip_keystore_create(options->to, &create, new_id, &joined, error);
+	keyring_free(source);
+	if (ret < 0)
+		return kmip_failure(ret, error);
+	key_id_format(id, wallet_id);
+	key_id_format(new_id, key_id);
+	if (options->json) {
+		struct json json;
+
+		json_begin(&json, stdout);
+		json_string(&json, "wallet", options->to);
+		json_string(&json, "type", "KMIP");
+		json_string(&json, "wallet_id", wallet_id);
+		json_string(&json, "linked", source_dir);
+		json_string(&json, "active_key_id", key_id);
+		json_string(&json, "source_backup", backup[0] ? backup : NULL);
+		json_end(&json);
+	} else {
+		printf("created KMIP wallet %s/%s, wallet ID %s\n", options->to, KMIP_WALLET_FILE,
+		       wallet_id);
+		printf("new active master key %s made on the key server\n", key_id);
+		printf("the keys of %s stay usable through it (linked); backup %s\n", source_dir,
+		       backup);
+		printf("next: mount with --wallet %s, 'tderekey rewrap MOUNTPOINT', then 'tdekey "
+		       "keys --wallet %s --usage BACKING' shows the linked keys unused\n",
+		       options->to, options->to);
+	}
+	snprintf(committed_summary, sizeof(committed_summary), "migrated to KMIP wallet %.100s, "
+		 "active key %s", options->to, key_id);
+	return EXIT_OK;
+}
+
+static int run(const struct options *options)
+{
+	if (!options->to) {
+		fprintf(stderr, "tdekey migrate: say where the keys go: --to-hsm DIR or --to-kmip "
+				"DIR\nTry 'tdekey migrate --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (options->to_kmip)
+		return to_kmip(options);
+	if (options->kmip_server || options->tls_wallet) {
+		fprintf(stderr, "tdekey migrate: --kmip-server and --tls-wallet go with --to-kmip\n"
+				"Try 'tdekey migrate --help'.\n");
+		return EXIT_USAGE;
+	}
 	return to_hsm(options);
 }
 
 const struct command command_migrate = {
 	.name = "migrate",
-	.summary = "move the master keys to an HSM (a new HSM wallet linking this one)",
+	.summary = "move the master keys to an HSM or a key server (a new wallet linking this one)",
 	.synopsis = "tdekey migrate --wallet DIR --to-hsm HSMDIR --hsm-module MODULE\n"
 		    "                      --token-label LABEL [--token-serial SERIAL]\n"
 		    "                      [--pin-file FILE | --pin-fd N] [--tag TAG]\n"
-		    "                      [--backup-id ID] [--json]",
+		    "                      [--backup-id ID] [--json]\n"
+		    "       tdekey migrate --wallet DIR --to-kmip KMIPDIR --kmip-server LIST\n"
+		    "                      --tls-wallet TLS_DIR [--backup-id ID] [--json]",
 	.description =
 		"DESCRIPTION\n"
 		"       Makes HSMDIR a new HSM wallet with the wallet ID and container of DIR and\n"
@@ -171,6 +257,11 @@ const struct command command_migrate = {
 		"\n"
 		"       --tag TAG\n"
 		"              A tag for the new key.\n"
+		"\n"
+		"       --to-kmip KMIPDIR, --kmip-server LIST, --tls-wallet TLS_DIR\n"
+		"              To a key server instead: KMIPDIR becomes a KMIP wallet (as 'tdekey\n"
+		"              create --kmip-server') with DIR's wallet ID, its new ACTIVE key made\n"
+		"              on the server, and kmip.wallet's link line naming DIR.\n"
 		"\n"
 		"EXAMPLES\n"
 		"       tdekey migrate --wallet /etc/tdefs/wallet --to-hsm /etc/tdefs/hsm \\\n"

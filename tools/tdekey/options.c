@@ -60,12 +60,14 @@ enum long_only_option {
 	LONG_TRIES,
 	LONG_KMIP_SERVER,
 	LONG_TLS_WALLET,
+	LONG_KMIP_GROUP,
 	LONG_PIN_FILE,
 	LONG_PIN_FD,
 	LONG_HSM_MODULE,
 	LONG_TOKEN_LABEL,
 	LONG_TOKEN_SERIAL,
 	LONG_TO_HSM,
+	LONG_TO_KMIP,
 };
 
 /*
@@ -137,6 +139,8 @@ static const struct cli_option option_table[] = {
 	  "backup export move-keys isolate reverse-migrate", LONG_TO },
 	{ "to-hsm", 0, "DIR", "migrate: the new HSM wallet directory the keys move to", "migrate",
 	  LONG_TO_HSM },
+	{ "to-kmip", 0, "DIR", "migrate: the new KMIP wallet directory the keys move to",
+	  "migrate", LONG_TO_KMIP },
 	{ "usage", 0, "BACKING", "count the files per key under BACKING (repeatable)", "keys",
 	  LONG_USAGE },
 	{ "backing", 0, "BACKING", "a backing directory to prove against (repeatable)",
@@ -180,9 +184,11 @@ static const struct cli_option option_table[] = {
 	{ "to-password-fd", 0, "N", "the target wallet's password: from descriptor N",
 	  "move-keys isolate", LONG_TO_PASSWORD_FD },
 	{ "kmip-server", 0, "LIST", "KMIP key servers host:port[,host:port...], tried in order",
-	  "create", LONG_KMIP_SERVER },
+	  "create migrate", LONG_KMIP_SERVER },
 	{ "tls-wallet", 0, "DIR", "the TLS wallet that authenticates tdefs to the key servers",
-	  "create", LONG_TLS_WALLET },
+	  "create migrate", LONG_TLS_WALLET },
+	{ "kmip-group", 0, "NAME", "a key group on the key server that hosts share (joined if it "
+	  "exists)", "create", LONG_KMIP_GROUP },
 };
 
 void print_option_table(FILE *out)
@@ -368,6 +374,10 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 		case LONG_TO_HSM: /* where the keys go; the option names the kind of target */
 			options->to = argument;
 			break;
+		case LONG_TO_KMIP:
+			options->to = argument;
+			options->to_kmip = true;
+			break;
 		case LONG_KEY:
 			if (options->key_count == BACKING_MAX)
 				return usage_error(command, "too many --key options; the most is",
@@ -512,6 +522,11 @@ int parse_options(const struct command *command, int argc, char *argv[], struct 
 			if (!*argument)
 				return usage_error(command, "--tls-wallet names nothing", NULL);
 			options->tls_wallet = argument;
+			break;
+		case LONG_KMIP_GROUP:
+			if (!*argument)
+				return usage_error(command, "--kmip-group names nothing", NULL);
+			options->kmip_group = argument;
 			break;
 		default:
 			return usage_error(command, "unhandled option", argument);

@@ -38,6 +38,7 @@ struct options {
 	bool cost_given;
 	const char *backup_id;
 	const char *to;
+	bool to_kmip; /* migrate: --to-kmip (else --to-hsm) */
 	const char *backing[BACKING_MAX]; /* --usage or --backing, in the order given */
 	size_t backing_count;
 	bool used_by; /* backing[] came from --used-by */
@@ -67,9 +68,10 @@ struct options {
 	const char *tls_cert;
 	const char *tls_trusted;
 	bool tls_user_cert;
-	/* a KMIP wallet (kmip.c): create --kmip-server LIST --tls-wallet DIR */
+	/* a KMIP wallet (kmip.c): create --kmip-server LIST --tls-wallet DIR [--kmip-group G] */
 	const char *kmip_server;
 	const char *tls_wallet;
+	const char *kmip_group;
 	int tries; /* --tries: password prompts on a terminal (default 3) */
 	int argc; /* positional arguments after the options */
 	char **argv;
@@ -138,6 +140,8 @@ enum tdekey_exit {
 	EXIT_KEY_NOT_ON_TOKEN = CLI_EXIT_KEY_NOT_ON_TOKEN,
 	EXIT_TOKEN_MECHANISM = CLI_EXIT_TOKEN_MECHANISM,
 	EXIT_TOKEN_FAILED = CLI_EXIT_TOKEN_FAILED,
+	EXIT_KEY_SERVER_UNREACHABLE = CLI_EXIT_KEY_SERVER_UNREACHABLE,
+	EXIT_KEY_SERVER_REFUSED = CLI_EXIT_KEY_SERVER_REFUSED,
 };
 
 int exit_code_for(int error);
@@ -304,6 +308,8 @@ const char *keystore_mode_name(const struct keyring *ring);
 /* A KMIP wallet (kmip.c): the commands when the keys live on a key server. */
 /* EXIT_USAGE, with its line, for a command that does not work on a KMIP wallet given one. */
 int kmip_refuse_other(const struct command *command, const struct options *options);
+/* A KMIP keystore failure's one line and exit code (the server's errors: general error). */
+int kmip_failure(int ret, const char *error);
 int kmip_create(const struct options *options);
 int kmip_set_key(const struct options *options);
 int kmip_keys(const struct options *options);
