@@ -9,9 +9,18 @@ is_plain && skip "needs the real mount"
 need_cmd fio
 have /usr/lib/postgresql/15/bin/pgbench || skip "PostgreSQL 15 is not installed (tests/install-deps.sh test)"
 out=$TDEFS_WORK/compare.out
+# Bad options are refused before anything is set up, with a line naming the option.
+for bad in "--pgbench-scale 0" "--pgbench-clients x" "--reps -1"; do
+	# shellcheck disable=SC2086 # the option and its value are two words
+	if "$TDEFS_SRC/bench/compare" $bad --no-results >"$TDEFS_WORK/bad.out" 2>&1; then
+		fail "bench/compare $bad was accepted"
+	fi
+	grep -q -- "${bad%% *}" "$TDEFS_WORK/bad.out" ||
+		fail "bench/compare $bad: the error does not name the option: $(cat "$TDEFS_WORK/bad.out")"
+done
 "$TDEFS_SRC/bench/compare" --build "$TDEFS_BUILD" --quick --no-results --no-plot --no-extra \
 	--targets backing,passthrough,tdefs --jobs rand-write-8k --pgbench-time 5 \
-	--workdir-parent "$TDEFS_WORK" >"$out" 2>"$TDEFS_WORK/compare.err" ||
+	--pgbench-scale 2 --pgbench-clients 2 --workdir-parent "$TDEFS_WORK" >"$out" 2>"$TDEFS_WORK/compare.err" ||
 	{ tail -n 30 "$TDEFS_WORK/compare.err" >&2; fail "bench/compare --quick failed"; }
 for target in backing passthrough tdefs; do
 	grep -q -- "$target" "$out" || fail "the report has no column for $target: $(head -n 40 "$out")"
