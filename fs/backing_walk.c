@@ -1,7 +1,9 @@
 /*
  * The one walk over a backing directory (fs/backing_walk.h says why it goes by descriptor).
- * Used by the daemon's jobs (rewrap, data rekey, the resume pass at mount), by the key census
- * (tderekey status, tdekey keys --usage) and by tdefs --check.
+ * Used by the daemon's jobs (rewrap, data rekey, the resume pass at mount, encrypt), by the key
+ * census (tderekey status, tdekey keys --usage, delete-key, move-keys, isolate, unlink and
+ * export --used-by), by tdefs --check, --repair, --rebind, --info and --init --adopt, and by
+ * tderekey files and data.
  *
  * Sections: resolving a start path one component at a time; reopening an O_PATH descriptor;
  * the recursive walk, one directory descriptor per level.
