@@ -1,7 +1,9 @@
 /*
  * The one walk over a backing directory (fs/backing_walk.h says why it goes by descriptor).
- * Used by the daemon's jobs (rewrap, data rekey, the resume pass at mount), by the key census
- * (tderekey status, tdekey keys --usage) and by tdefs --check.
+ * Used by the daemon's jobs (rewrap, data rekey, the resume pass at mount, encrypt), by the key
+ * census (tderekey status, tdekey keys --usage, delete-key, move-keys, isolate, unlink and
+ * export --used-by), by tdefs --check, --repair, --rebind, --info and --init --adopt, and by
+ * tderekey files and data.
  *
  * Sections: resolving a start path one component at a time; reopening an O_PATH descriptor;
  * the recursive walk, one directory descriptor per level.
@@ -11,8 +13,9 @@
  * descriptor (a renamed parent changes nothing), O_NOFOLLOW refuses a symlink put in its
  * place, O_NONBLOCK keeps a FIFO from blocking the walk, O_NOCTTY keeps a terminal from
  * becoming ours, and the descriptor is used only once fstat() says it is a regular file on the
- * walk's filesystem. A device node cannot be put there by a user without CAP_MKNOD; a walk
- * that opens one anyway (read-only, with O_NONBLOCK) only closes it again.
+ * walk's filesystem. A device node cannot be put there by a user without CAP_MKNOD; a read-only
+ * walk that opens one anyway (with O_NONBLOCK) only closes it again, and a walk that writes
+ * opens nothing read-write before fstat() of an O_PATH descriptor said "regular file".
  */
 #include "fs/backing_walk.h"
 
@@ -180,15 +183,41 @@ static bool vanished(int error)
 	       error == ENXIO;
 }
 
+/*
+ * A walk that writes (O_RDWR: the rewrap, --check --repair) first opens the name with O_PATH,
+ * which opens nothing for I/O, and reopens it read-write only once fstat() of that descriptor
+ * says it is a regular file on the walk's filesystem: nothing else is ever opened read-write,
+ * whatever was swapped in under the name.
+ */
 static int visit_file(struct walk_state *walk, int dir_fd, const char *name, size_t length)
 {
+	bool writes = !(walk->open_flags & O_PATH) && (walk->open_flags & O_ACCMODE) != O_RDONLY;
 	int fd = openat(dir_fd, name,
-			walk->open_flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+			(writes ? O_PATH : walk->open_flags) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+				O_CLOEXEC);
+	struct stat st;
+	int rw;
 
 	if (fd < 0)
 		return vanished(errno) ? 0 : report_error(walk, length, errno);
-	if (!(walk->open_flags & O_PATH))
+	if (writes) {
+		if (fstat(fd, &st) < 0) {
+			rw = errno;
+			close(fd);
+			return vanished(rw) ? 0 : report_error(walk, length, rw);
+		}
+		if (!S_ISREG(st.st_mode) || st.st_dev != walk->dev) {
+			close(fd);
+			return 0;
+		}
+		rw = backing_reopen(fd, walk->open_flags);
+		close(fd);
+		if (rw < 0)
+			return rw == -EINVAL || vanished(-rw) ? 0 : report_error(walk, length, -rw);
+		fd = rw;
+	} else if (!(walk->open_flags & O_PATH)) {
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	}
 	return visit_open_file(walk, fd, length);
 }
 

@@ -48,7 +48,9 @@ typedef int (*backing_walk_visit)(const struct backing_walk_entry *entry, bool *
  * Visit every regular file under START (a path relative to root_fd, resolved one component at
  * a time, never through a symlink or ".."; "" or "/" for the root itself; a regular file is
  * visited alone). Nothing on another filesystem is visited (bind mounts inside the tree are not
- * the backing directory). open_flags: O_PATH, O_RDONLY or O_RDWR. Returns 0, the visitor's
+ * the backing directory). open_flags: O_PATH, O_RDONLY or O_RDWR (an O_RDWR walk opens each
+ * name with O_PATH and reopens it read-write only after fstat() says it is a regular file on
+ * the backing filesystem, so nothing else is ever opened read-write). Returns 0, the visitor's
  * negative error or 1, or a negative errno when START cannot be resolved.
  */
 int backing_walk(int root_fd, const char *start, int open_flags, backing_walk_visit visit,

@@ -141,12 +141,40 @@ chmod 600 "$A/autologin.wallet"
 
 # Strict modes: the directory, its parents and its files belong to root and no one else may
 # write them; every command refuses with the chmod or chown that fixes it.
+KEY=$("$TDEKEY" keys --wallet "$A" --json | sed -n 's/.*"key_id": "\([0-9a-f]*\)".*/\1/p' | head -n 1)
+[ -n "$KEY" ] || check_failed "no key ID from tdekey keys --json"
+printf 'strict modes password\n' >"$TDEFS_WORK/sm-pw"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TDEFS_WORK/sm-secret"
+chmod 600 "$TDEFS_WORK/sm-pw" "$TDEFS_WORK/sm-secret"
+run 0 "$TDEKEY" export --wallet "$A" --all --to "$TDEFS_WORK/sm.export" --secret-file "$TDEFS_WORK/sm-secret"
+mkdir -m 700 "$TDEFS_WORK/sm-backing"
 chmod 770 "$A"
-run 7 "$TDEKEY" keys --wallet "$A"
-contains "$ERR" "wallet directory $A is writable by group: chmod g-w $A"
-run 7 "$TDEKEY" status --wallet "$A"
-contains "$ERR" "chmod g-w $A"
-run 7 "$TDEKEY" set-key --wallet "$A"
+# Every command that opens the wallet, reading or changing it, refuses before anything else.
+while read -r command arguments; do
+	# shellcheck disable=SC2086 # the arguments are words on purpose
+	run 7 "$TDEKEY" "$command" --wallet "$A" $arguments
+	contains "$ERR" "wallet directory $A is writable by group: chmod g-w $A"
+done <<EOF_COMMANDS
+keys
+status
+set-key
+create-key
+create-autologin
+use-key $KEY
+set-tag $KEY strict
+change-password
+backup
+add-secret --password-file $TDEFS_WORK/sm-pw
+delete-secret
+delete-key $KEY --backing $TDEFS_WORK/sm-backing
+export --all --to $TDEFS_WORK/sm2.export --secret-file $TDEFS_WORK/sm-secret
+import --from $TDEFS_WORK/sm.export --secret-file $TDEFS_WORK/sm-secret
+isolate --container other --to $TDEFS_WORK/sm-isolated --backing $TDEFS_WORK/sm-backing
+change-group --group root
+unlink $KEY --backing $TDEFS_WORK/sm-backing
+reverse-migrate --to $TDEFS_WORK/sm-reverse
+EOF_COMMANDS
+[ -e "$TDEFS_WORK/sm2.export" ] && check_failed "export wrote a key export file from a group-writable wallet directory"
 chmod 700 "$A"
 chmod 777 "$TDEFS_WORK"
 run 7 "$TDEKEY" keys --wallet "$A"

@@ -2,7 +2,8 @@
  * Unit tests of the descriptor walk (fs/backing_walk.c) on a tree in a temporary directory,
  * without FUSE: which entries are visited, that symlinks, FIFOs and ".." never lead anywhere,
  * how a start path is resolved, that the depth limit is reported, and that backing_reopen()
- * opens only the regular file it was given. The races themselves are played by
+ * opens only the regular file it was given; that a walk that writes opens nothing but a regular
+ * file read-write, even a FIFO swapped in after the listing. The races themselves are played by
  * tests/security/test_rename_race.sh against a real mount.
  */
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -220,6 +222,74 @@ static void test_kept_descriptor_and_reopen(void **state)
 	close(root);
 }
 
+/*
+ * A walk that writes (O_RDWR) gets read-write descriptors of regular files, and never opens
+ * anything else read-write: a FIFO renamed over the second file after the listing named it is
+ * opened only with O_PATH (no IN_OPEN event on it) and skipped.
+ */
+struct swap {
+	char fifo[1024];
+	char dir[1024];
+	char other[8];
+	unsigned visits;
+	bool read_write;
+};
+
+static int swap_in_fifo(const struct backing_walk_entry *entry, bool *fd_taken, void *context)
+{
+	struct swap *swap = context;
+	char target[1100];
+	const char *name = strrchr(entry->relative, '/');
+
+	(void)fd_taken;
+	assert_int_equal(entry->kind, BACKING_WALK_FILE);
+	swap->read_write = (fcntl(entry->fd, F_GETFL) & O_ACCMODE) == O_RDWR;
+	if (swap->visits++ == 0) {
+		snprintf(swap->other, sizeof(swap->other), "%s",
+			 strcmp(name ? name + 1 : entry->relative, "x") == 0 ? "y" : "x");
+		snprintf(target, sizeof(target), "%s/%s", swap->dir, swap->other);
+		assert_int_equal(rename(swap->fifo, target), 0);
+	}
+	return 0;
+}
+
+static void test_writing_walk_opens_regular_files_only(void **state)
+{
+	struct swap swap = { 0 };
+	char buffer[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int root, watch;
+	ssize_t n;
+
+	(void)state;
+	make_dir(tree, "race");
+	write_file("race/x", "x");
+	write_file("race/y", "y");
+	snprintf(swap.dir, sizeof(swap.dir), "%s/race", tree);
+	snprintf(swap.fifo, sizeof(swap.fifo), "%s/fifo", outside);
+	assert_int_equal(mkfifo(swap.fifo, 0600), 0);
+	watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(watch >= 0);
+	assert_true(inotify_add_watch(watch, swap.dir, IN_OPEN) >= 0);
+	root = open_tree();
+	assert_int_equal(backing_walk(root, "race", O_RDWR, swap_in_fifo, &swap), 0);
+	assert_int_equal(swap.visits, 1);
+	assert_true(swap.read_write);
+	while ((n = read(watch, buffer, sizeof(buffer))) > 0) {
+		for (char *p = buffer; p < buffer + n;) {
+			const struct inotify_event *event = (const struct inotify_event *)p;
+
+			if (event->len)
+				assert_string_not_equal(event->name, swap.other);
+			p += sizeof(*event) + event->len;
+		}
+	}
+	close(watch);
+	close(root);
+	/* The other tests count the tree's files: leave it as it was. */
+	snprintf(buffer, sizeof(buffer), "rm -rf '%s'", swap.dir);
+	assert_int_equal(system(buffer), 0);
+}
+
 /* Deeper than BACKING_WALK_MAX_DEPTH: reported as ELOOP, the rest still walked. */
 static void test_depth_limit(void **state)
 {
@@ -270,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_start_resolution),
 		cmocka_unit_test(test_open_beneath),
 		cmocka_unit_test(test_kept_descriptor_and_reopen),
+		cmocka_unit_test(test_writing_walk_opens_regular_files_only),
 		cmocka_unit_test(test_visitor_stops_walk),
 		cmocka_unit_test(test_depth_limit),
 	};
