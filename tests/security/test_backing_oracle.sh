@@ -18,8 +18,8 @@ tdefs_setup
 secret="root-only secret $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s\n' "$secret" >"$TDEFS_MNT/secret"
 chmod 0600 "$TDEFS_MNT/secret"
-mkdir -m 1777 "$TDEFS_MNT/shared"
-as_nobody sh -c "echo 'my own file' >'$TDEFS_MNT/shared/mine'" || fail "uid 65534 cannot write its own file on the mount"
+mkdir -m 1777 "$TDEFS_MNT/common"
+as_nobody sh -c "echo 'my own file' >'$TDEFS_MNT/common/mine'" || fail "uid 65534 cannot write its own file on the mount"
 tdefs_remount
 # The leaked backup: a copy of the backing directory that uid 65534 can read.
 cp "$TDEFS_BACKING/secret" "$TDEFS_WORK/backup-secret"
@@ -28,11 +28,11 @@ chmod 0644 "$TDEFS_WORK/backup-secret"
 # ---- 1. the attack ----------------------------------------------------------------------------
 as_nobody ls "$TDEFS_BACKING" >/dev/null 2>&1 && fail "uid 65534 can list the backing directory"
 as_nobody cat "$TDEFS_BACKING/.tdefs.conf" >/dev/null 2>&1 && fail "uid 65534 can read $TDEFS_BACKING/.tdefs.conf"
-as_nobody stat "$TDEFS_BACKING/shared/mine" >/dev/null 2>&1 && fail "uid 65534 can reach its backing file shared/mine"
-as_nobody cp "$TDEFS_WORK/backup-secret" "$TDEFS_BACKING/shared/mine" 2>/dev/null &&
+as_nobody stat "$TDEFS_BACKING/common/mine" >/dev/null 2>&1 && fail "uid 65534 can reach its backing file common/mine"
+as_nobody cp "$TDEFS_WORK/backup-secret" "$TDEFS_BACKING/common/mine" 2>/dev/null &&
 	log "uid 65534 copied the backup's ciphertext over its own backing file"
 tdefs_remount
-out=$(as_nobody cat "$TDEFS_MNT/shared/mine" 2>&1) || true
+out=$(as_nobody cat "$TDEFS_MNT/common/mine" 2>&1) || true
 grep -qF "$secret" <<<"$out" && fail "uid 65534 read the root-only secret through its own file: the decryption oracle is open"
 [[ $out == "my own file" ]] || fail "uid 65534's file reads wrong: $out"
 as_nobody cat "$TDEFS_MNT/secret" >/dev/null 2>&1 && fail "uid 65534 read the root-only file through the mount"

@@ -85,26 +85,26 @@ if ((acl_served)); then
 		as_nobody cat "$TDEFS_MNT/granted"
 
 	log "a default ACL is inherited, and the umask does not apply under it"
-	mkdir -m 0755 "$TDEFS_MNT/shared"
-	setfacl -d -m u::rwx,g::r-x,o::r-x,u:nobody:--- "$TDEFS_MNT/shared"
+	mkdir -m 0755 "$TDEFS_MNT/common"
+	setfacl -d -m u::rwx,g::r-x,o::r-x,u:nobody:--- "$TDEFS_MNT/common"
 	(
 		umask 077
-		echo inherited >"$TDEFS_MNT/shared/file"
-		mkdir "$TDEFS_MNT/shared/sub"
+		echo inherited >"$TDEFS_MNT/common/file"
+		mkdir "$TDEFS_MNT/common/sub"
 	)
-	acl=$(getfacl -p --omit-header "$TDEFS_MNT/shared/file")
+	acl=$(getfacl -p --omit-header "$TDEFS_MNT/common/file")
 	[[ $acl == *"user:nobody:---"* ]] || fail "a new file did not inherit the default ACL: $acl"
 	# open(0666) under the default ACL: owner rw-, mask r-- (r-x & rw-), other r--.
-	[[ $(stat -c %a "$TDEFS_MNT/shared/file") == 644 ]] ||
-		fail "a file created under a default ACL has mode $(stat -c %a "$TDEFS_MNT/shared/file"), not 644 (the umask 077 must not apply)"
-	[[ $(stat -c %a "$TDEFS_MNT/shared/sub") == 755 ]] ||
-		fail "a directory created under a default ACL has mode $(stat -c %a "$TDEFS_MNT/shared/sub"), not 755"
-	getfacl -p --omit-header --default "$TDEFS_MNT/shared/sub" | grep '^user:nobody:---' >/dev/null ||
+	[[ $(stat -c %a "$TDEFS_MNT/common/file") == 644 ]] ||
+		fail "a file created under a default ACL has mode $(stat -c %a "$TDEFS_MNT/common/file"), not 644 (the umask 077 must not apply)"
+	[[ $(stat -c %a "$TDEFS_MNT/common/sub") == 755 ]] ||
+		fail "a directory created under a default ACL has mode $(stat -c %a "$TDEFS_MNT/common/sub"), not 755"
+	getfacl -p --omit-header --default "$TDEFS_MNT/common/sub" | grep '^user:nobody:---' >/dev/null ||
 		fail "a new directory did not inherit the default ACL as its own default"
 	expect_refused "uid 65534 reading a file whose inherited ACL denies it" "Permission denied" \
-		as_nobody cat "$TDEFS_MNT/shared/file"
+		as_nobody cat "$TDEFS_MNT/common/file"
 	expect_refused "uid 65534 listing a directory whose inherited ACL denies it" \
-		"Permission denied" as_nobody ls "$TDEFS_MNT/shared/sub"
+		"Permission denied" as_nobody ls "$TDEFS_MNT/common/sub"
 fi
 
 log "the umask applies where there is no default ACL"
