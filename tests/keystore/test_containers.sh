@@ -70,6 +70,10 @@ lacks "$OUT" "$SALES1"
 t 0 tdekey status --wallet "$W/U" --container sales
 has "$OUT" "$SALES1"
 lacks "$OUT" "$HR1"
+# The per-container row names its KEYSTORE_MODE too (a column, as V$ENCRYPTION_WALLET has it).
+awk '$1 == "CONTAINER" { for (i = 1; i <= NF; i++) if ($i == "KEYSTORE_MODE") c = i }
+	c && $1 == "sales" { print $c }' <<<"$OUT" | grep -qx UNITED ||
+	fail "status --container sales has no KEYSTORE_MODE UNITED in sales' row: $OUT"
 t 0 tdekey status --wallet "$W/U" --container all
 has "$OUT" "$SALES1"
 has "$OUT" "$HR1"
@@ -80,7 +84,8 @@ d = json.load(open(sys.argv[1]))
 assert d["keystore_mode"] == "UNITED", d["keystore_mode"]
 c = {x["container"]: x for x in d["containers"]}
 assert set(c) == {"default", "sales", "hr"}, c
-assert c["sales"]["active_key_id"] == sys.argv[2] and c["sales"]["status"] == "OPEN", c' "$W/out" "$SALES1" ||
+assert c["sales"]["active_key_id"] == sys.argv[2] and c["sales"]["status"] == "OPEN", c
+assert all(x["keystore_mode"] == "UNITED" for x in c.values()), c' "$W/out" "$SALES1" ||
 	fail "status --json containers wrong: $OUT"
 t 10 tdekey status --wallet "$W/U" --container nosuch
 has "$ERR" "--container nosuch"
