@@ -928,7 +928,7 @@ static int initialise_backing(const struct command_line *cmd)
 	char *resolved;
 	struct keyring *ring;
 	struct stat st;
-	bool created = false;
+	bool created = false, new_container = false;
 	int fd, ret = 1;
 
 	/* A missing directory is made (its parent must exist), private from the start. */
@@ -977,14 +977,12 @@ static int initialise_backing(const struct command_line *cmd)
 		       ".tdefs.conf holds every container name a wallet accepts");
 	snprintf(config.container, sizeof(config.container), "%s",
 		 cmd->container ? cmd->container : keyring_container(ring));
-	if (!keyring_has_container(ring, config.container)) {
-		fprintf(stderr,
-			"tdefs: --init %s: wallet %s has no key of container %s: make its first "
-			"with 'tdekey set-key --wallet %s --container %s'\n",
-			cmd->backing, cmd->wallet, config.container, cmd->wallet, config.container);
-		keyring_free(ring);
-		goto out;
-	}
+	/*
+	 * A container the wallet has no key of yet is recorded all the same (a new container's
+	 * directory is made first, its first key next, as 'tdefs --rebind --container' allows);
+	 * the mount refuses it until then, and the note below says what to run.
+	 */
+	new_container = !keyring_has_container(ring, config.container);
 	keyring_free(ring);
 	/* The daemon's alone from the start: owned by who mounts it (us), closed to others. */
 	if (fstat(fd, &st) < 0 || (st.st_uid != geteuid() && fchown(fd, geteuid(), getegid()) < 0)) {
@@ -1022,9 +1020,16 @@ static int initialise_backing(const struct command_line *cmd)
 		ret = 1;
 		goto out;
 	}
-	printf("tdefs: %s is ready (container %s); mount it with 'tdefs --wallet %s %s "
-	       "MOUNTPOINT'\n",
-	       cmd->backing, config.container, cmd->wallet, cmd->backing);
+	if (new_container)
+		printf("tdefs: %s is ready (container %s); wallet %s holds no key of container %s "
+		       "yet: make its first with 'tdekey set-key --wallet %s --container %s', then "
+		       "mount it with 'tdefs --wallet %s %s MOUNTPOINT'\n",
+		       cmd->backing, config.container, cmd->wallet, config.container, cmd->wallet,
+		       config.container, cmd->wallet, cmd->backing);
+	else
+		printf("tdefs: %s is ready (container %s); mount it with 'tdefs --wallet %s %s "
+		       "MOUNTPOINT'\n",
+		       cmd->backing, config.container, cmd->wallet, cmd->backing);
 	ret = 0;
 out:
 	close(fd);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,16 +473,44 @@ int key_export_write(const char *path, const uint8_t wallet_id[KEY_ID_SIZE],
 int key_export_read(const char *path, const struct secret *secret, struct key_export **out,
 		    char error[KEYSTORE_ERROR_SIZE])
 {
+	char what[PATH_MAX + 32];
 	uint8_t *data;
+	struct stat st;
 	size_t len;
-	int ret;
+	int fd, ret;
 
-	ret = read_small_file(path, KEY_EXPORT_MAX_FILE_SIZE + 1, &data, &len);
-	if (ret < 0) {
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		ret = -errno;
 		wallet_message(error, "cannot read key export file %s: %s", path,
 			       keystore_error_message(ret));
 		return ret;
 	}
+	/*
+	 * A file another user wrote (or could have) carries keys they chose: refused before it is
+	 * read, as a wallet file would be. One others can read has let them try secrets offline.
+	 */
+	snprintf(what, sizeof(what), "key export file %s", path);
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		wallet_message(error, "cannot check %s: %s", what, keystore_error_message(ret));
+	} else if (strict_modes_check_stat(&st, what, path, error) < 0) {
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
+	} else if (S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+		wallet_message(error,
+			       "%s has mode %04o: it must be readable by its owner only, as "
+			       "'tdekey export' writes it; fix: chmod 600 %s",
+			       what, (unsigned)(st.st_mode & 07777), path);
+		ret = KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
+	} else {
+		ret = read_small_fd(fd, KEY_EXPORT_MAX_FILE_SIZE + 1, &data, &len);
+		if (ret < 0)
+			wallet_message(error, "cannot read key export file %s: %s", path,
+				       keystore_error_message(ret));
+	}
+	close(fd);
+	if (ret < 0)
+		return ret;
 	ret = key_export_decode(data, len, path, secret, out, error);
 	free(data);
 	return ret;
@@ -536,11 +565,32 @@ int transport_secret_check_fd(int fd, const char *option, char error[KEYSTORE_ER
 	return check_secret_stat(fd, what, what, error);
 }
 
+/*
+ * A transport secret is all that guards an export file once it leaves the host, so a file
+ * holding one must be readable by its owner alone, as a --key-file must (a wallet password
+ * file only draws a warning: the wallet file it opens is itself 0600).
+ */
+static int check_secret_private(int fd, const char *option, const char *name,
+				char error[KEYSTORE_ERROR_SIZE])
+{
+	struct stat st;
+
+	if (strncmp(option, "--secret", 8) != 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    !(st.st_mode & 077))
+		return 0;
+	wallet_message(error,
+		       "%s %s has mode %04o: a transport secret must be readable by its owner "
+		       "only; fix: chmod 600 %s (and choose a new secret if others read it)",
+		       option, name, (unsigned)(st.st_mode & 07777), name);
+	return KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES);
+}
+
 int transport_secret_read(const struct password_source *source, const char *option,
 			  const char *prompt, bool confirm, size_t min_len, struct secret **out,
 			  char error[KEYSTORE_ERROR_SIZE])
 {
 	struct password_source from_fd = { .kind = PASSWORD_SOURCE_FD, .explicit = true };
+	char name[32];
 	int fd = -1, ret;
 
 	switch (source->kind) {
@@ -549,11 +599,16 @@ int transport_secret_read(const struct password_source *source, const char *opti
 		if (ret < 0)
 			return ret;
 		from_fd.fd = fd;
-		ret = password_read(&from_fd, prompt, false, out, error);
+		ret = check_secret_private(fd, option, source->path, error);
+		if (ret == 0)
+			ret = password_read(&from_fd, prompt, false, out, error);
 		close(fd);
 		break;
 	case PASSWORD_SOURCE_FD:
+		snprintf(name, sizeof(name), "descriptor %d", source->fd);
 		ret = transport_secret_check_fd(source->fd, option, error);
+		if (ret == 0)
+			ret = check_secret_private(source->fd, option, name, error);
 		if (ret == 0)
 			ret = password_read(source, prompt, false, out, error);
 		break;

@@ -58,41 +58,40 @@ int pread_full(int fd, void *buf, size_t len, off_t offset, size_t *done)
 	return 0;
 }
 
-int read_small_file(const char *path, size_t max_len, uint8_t **data, size_t *len)
+int read_small_fd(int fd, size_t max_len, uint8_t **data, size_t *len)
 {
 	struct stat st;
 	uint8_t *buf;
 	size_t done;
+	int ret;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > max_len)
+		return -EFBIG;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	ret = pread_full(fd, buf, (size_t)st.st_size, 0, &done);
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	*data = buf;
+	*len = done;
+	return 0;
+}
+
+int read_small_file(const char *path, size_t max_len, uint8_t **data, size_t *len)
+{
 	int fd, ret;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = -EINVAL;
-		goto out_close;
-	}
-	if ((uint64_t)st.st_size > max_len) {
-		ret = -EFBIG;
-		goto out_close;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto out_close;
-	}
-	ret = pread_full(fd, buf, (size_t)st.st_size, 0, &done);
-	if (ret < 0) {
-		free(buf);
-		goto out_close;
-	}
-	*data = buf;
-	*len = done;
-out_close:
+	ret = read_small_fd(fd, max_len, data, len);
 	close(fd);
 	return ret;
 }

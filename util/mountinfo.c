@@ -128,3 +128,25 @@ int mount_find_by_source(const char *fs_type, const char *source, struct mount_e
 {
 	return find_mount(MATCH_SOURCE, 0, 0, source, fs_type, entry);
 }
+
+int mount_for_each(const char *fs_type, int (*visit)(const struct mount_entry *entry, void *context),
+		   void *context)
+{
+	FILE *mounts = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t capacity = 0;
+	int ret = 0;
+
+	if (!mounts)
+		return -errno;
+	while (ret == 0 && getline(&line, &capacity, mounts) > 0) {
+		struct mount_entry candidate;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (parse_line(line, &candidate) && strcmp(candidate.fs_type, fs_type) == 0)
+			ret = visit(&candidate, context);
+	}
+	free(line);
+	fclose(mounts);
+	return ret;
+}

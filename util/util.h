@@ -63,6 +63,8 @@ int pread_full(int fd, void *buf, size_t len, off_t offset, size_t *done);
 
 /* Read a whole (small) file into a malloc'd buffer; refuses files larger than max_len. */
 int read_small_file(const char *path, size_t max_len, uint8_t **data, size_t *len);
+/* The same for an open descriptor (checked by the caller first); it stays open. */
+int read_small_fd(int fd, size_t max_len, uint8_t **data, size_t *len);
 
 /*
  * Replace path with data so that a crash at any instant leaves either the old or the new
@@ -109,6 +111,9 @@ int mount_find_by_device(unsigned major, unsigned minor, struct mount_entry *ent
 int mount_find_by_point(const char *mount_point, struct mount_entry *entry);
 /* The last mount of type fs_type whose source is source (both as the mount table shows them). */
 int mount_find_by_source(const char *fs_type, const char *source, struct mount_entry *entry);
+/* visit() each mount of type fs_type in table order; stops at (and returns) a non-zero answer. */
+int mount_for_each(const char *fs_type, int (*visit)(const struct mount_entry *entry, void *context),
+		   void *context);
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 

@@ -437,6 +437,7 @@ static void test_secret_file_modes(void **state)
 {
 	char dir[PATH_MAX], path[PATH_MAX], error[KEYSTORE_ERROR_SIZE];
 	struct password_source source = { .kind = PASSWORD_SOURCE_FILE, .explicit = true };
+	struct key_export *export = NULL;
 	struct secret *secret = NULL;
 
 	(void)state;
@@ -456,12 +457,29 @@ static void test_secret_file_modes(void **state)
 			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
 	assert_non_null(strstr(error, path));
 	assert_null(secret);
+	/* A transport secret others can read guards nothing: refused, with the chmod. */
+	chmod(path, 0640);
+	assert_int_equal(transport_secret_read(&source, "--secret-file", NULL, false, 8, &secret,
+					       error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
+	assert_non_null(strstr(error, "chmod 600"));
+	assert_null(secret);
 	chmod(path, 0600);
 	write_whole(path, (const uint8_t *)"short\n", 6, 0600);
 	assert_int_equal(transport_secret_read(&source, "--secret-file", NULL, false, 8, &secret,
 					       error),
 			 -EINVAL);
 	assert_non_null(strstr(error, "at least 8"));
+	/* An export file others can read or write is refused before it is decoded. */
+	path_join(path, dir, "file.keys");
+	write_whole(path, (const uint8_t *)"not decoded", 11, 0644);
+	assert_int_equal(key_export_read(path, NULL, &export, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
+	assert_non_null(strstr(error, "chmod 600"));
+	chmod(path, 0602);
+	assert_int_equal(key_export_read(path, NULL, &export, error),
+			 KEYSTORE_ERROR(KEYSTORE_ERR_UNSAFE_MODES));
+	assert_null(export);
 	scratch_dir_remove(dir);
 }
 

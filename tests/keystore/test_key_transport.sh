@@ -3,9 +3,11 @@
 # DBA types to move keys between wallets, and every bad input with its exit code and message:
 # a wrong transport secret (15), a truncated or bit-flipped export file and a wallet given as
 # one (16), a key ID the target holds with other bytes (17, nothing imported), a key the source
-# wallet lacks (10), a secret or password file other users could write (7), and uid 65534
-# reading the export file. Backing directories for --used-by are written by tdefs-test-helper
-# (headers under chosen keys, no mount). Needs no FUSE; the uid 65534 checks need root.
+# wallet lacks (10), a secret or password file other users could write (7), a transport secret
+# others can read (7), an export file others could write or read or that uid 65534 planted
+# (7), and uid 65534 reading the export file. Backing directories for --used-by are written by
+# tdefs-test-helper (headers under chosen keys, no mount). Needs no FUSE; the uid 65534 checks
+# need root.
 . "$(dirname "$0")/../mounted/lib.sh"
 
 MAKE_BACKING=$TDEFS_TEST_HELPER
@@ -177,12 +179,40 @@ t 7 tdekey import --wallet "$W/B" --from "$W/all.keys" --secret-fd 3 3<"$W/loose
 cp "$W/p-password" "$W/p-loose"
 chmod 0620 "$W/p-loose"
 t 7 tdekey merge --wallet "$W/B" --from "$W/P" --from-password-file "$W/p-loose"
+log "a transport secret others can read is refused too (7), and so is an export file others could write or read"
+cp "$W/secret" "$W/readable"
+chmod 0644 "$W/readable"
+t 7 tdekey export --wallet "$W/A" --all --to "$W/x.keys" --secret-file "$W/readable"
+has "$ERR" "readable by its owner only"
+has "$ERR" "chmod 600 $W/readable"
+t 7 tdekey import --wallet "$W/B" --from "$W/all.keys" --secret-file "$W/readable"
+t 7 tdekey import --wallet "$W/B" --from "$W/all.keys" --secret-fd 3 3<"$W/readable"
+chmod 0640 "$W/readable"
+t 7 tdekey import --wallet "$W/B" --from "$W/all.keys" --secret-file "$W/readable"
+# (the successes below import clone.keys, already in B: nothing changes)
+t 0 tdekey import --wallet "$W/B" --from "$W/clone.keys" --secret-fd 3 3< <(cat "$W/secret") # a pipe
+cp "$W/clone.keys" "$W/shared.keys"
+chmod 0644 "$W/shared.keys"
+t 7 tdekey import --wallet "$W/B" --from "$W/shared.keys" --secret-file "$W/secret"
+has "$ERR" "shared.keys"
+has "$ERR" "chmod 600"
+chmod 0620 "$W/shared.keys"
+t 7 tdekey import --wallet "$W/B" --from "$W/shared.keys" --secret-file "$W/secret"
+has "$ERR" "writable by group"
+chmod 0600 "$W/shared.keys"
+t 0 tdekey import --wallet "$W/B" --from "$W/shared.keys" --secret-file "$W/secret"
 if [[ $(id -u) == 0 ]]; then
 	cp "$W/secret" "$W/theirs"
 	chown 65534:65534 "$W/theirs"
 	chmod 0644 "$W/theirs"
 	t 7 tdekey import --wallet "$W/B" --from "$W/all.keys" --secret-file "$W/theirs"
 	has "$ERR" "theirs"
+	log "an export file uid 65534 planted (its own, mode 0600) is refused before it is read"
+	cp "$W/all.keys" "$W/planted.keys"
+	chown 65534:65534 "$W/planted.keys"
+	chmod 0600 "$W/planted.keys"
+	t 7 tdekey import --wallet "$W/B" --from "$W/planted.keys" --secret-file "$W/secret"
+	has "$ERR" "planted.keys is owned by uid 65534"
 	log "uid 65534 cannot read the export file"
 	as_nobody cat "$W/all.keys" >/dev/null 2>&1 && fail "uid 65534 read the export file"
 	as_nobody "$TDEKEY_BIN" import --wallet "$W/B" --from "$W/all.keys" \

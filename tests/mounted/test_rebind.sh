@@ -135,12 +135,22 @@ log "two containers of one wallet on two mounts, each rotated on its own"
 U=$W/walletU
 tdefs_make_wallet "$U"
 "$TDEKEY_BIN" set-key --wallet "$U" --container alpha >/dev/null
-"$TDEKEY_BIN" set-key --wallet "$U" --container beta >/dev/null
 ALPHA1=$(active "$U" alpha)
-BETA1=$(active "$U" beta)
 mkdir -m 0700 "$W/alpha.enc" "$W/beta.enc"
 "$TDEFS_BIN" --init --wallet "$U" --container alpha "$W/alpha.enc" >/dev/null
-"$TDEFS_BIN" --init --wallet "$U" --container beta "$W/beta.enc" >/dev/null
+# beta in the order a DBA types it: --init first (recorded, with a note), the mount refused
+# until beta's first key exists, then set-key --container beta.
+"$TDEFS_BIN" --init --wallet "$U" --container beta "$W/beta.enc" >"$W/out" 2>&1 ||
+	fail "--init --container beta before beta's first key failed: $(cat "$W/out")"
+has "$(cat "$W/out")" "tdekey set-key --wallet $U --container beta"
+mkdir -p "$W/beta.mnt"
+status=0
+"$TDEFS_BIN" --wallet "$U" -f "$W/beta.enc" "$W/beta.mnt" </dev/null >"$W/out" 2>&1 || status=$?
+[[ $status != 0 ]] || fail "beta mounted before the wallet held a key of beta"
+has "$(cat "$W/out")" "container beta"
+mountpoint -q "$W/beta.mnt" && fail "beta is mounted without a key"
+"$TDEKEY_BIN" set-key --wallet "$U" --container beta >/dev/null
+BETA1=$(active "$U" beta)
 tdefs_mount "$U" "$W/alpha.enc" "$W/alpha.mnt"
 tdefs_mount "$U" "$W/beta.enc" "$W/beta.mnt"
 echo a1 >"$W/alpha.mnt/a1"
@@ -162,9 +172,21 @@ echo b2 >"$W/beta.mnt/b2"
 
 log "isolate beta into a wallet of its own while both mounts run, rebind it, merge it back"
 V=$W/walletV
+# Without --backing, the mounted directories are proved: a header on alpha's directory under
+# beta's key refuses it (ORA-46696), naming that directory; once it is gone the keys move and
+# the output names both mounted directories.
+"$MAKE_BACKING" files "$U" "$BETA1" "$W/alpha.enc/borrowed" 1 >/dev/null
+status=0
 "$TDEKEY_BIN" isolate --wallet "$U" --container beta --to "$V" --auto-login \
-	--backing "$W/alpha.enc" --backing "$W/beta.enc" >"$W/isolate.out" 2>&1 ||
-	fail "isolate of beta with both mounts up failed: $(cat "$W/isolate.out")"
+	>"$W/isolate.out" 2>&1 || status=$?
+[[ $status == 13 ]] || fail "isolate without --backing, alpha's mounted directory using a beta key: exit $status, expected 13: $(cat "$W/isolate.out")"
+has "$(cat "$W/isolate.out")" "ORA-46696"
+has "$(cat "$W/isolate.out")" "alpha.enc"
+[[ ! -e $V ]] || fail "a refused isolate made the target"
+rm -rf "$W/alpha.enc/borrowed"
+"$TDEKEY_BIN" isolate --wallet "$U" --container beta --to "$V" --auto-login \
+	>"$W/isolate.out" 2>&1 || fail "isolate of beta with both mounts up failed: $(cat "$W/isolate.out")"
+has "$(cat "$W/isolate.out")" "proved against the 2 mounted backing directories"
 [[ -z $(active "$U" beta) && $(active "$V" beta) == "$BETA1" ]] ||
 	fail "after isolate: U should hold no beta key and V beta's active key $BETA1"
 [[ $(active "$U" alpha) == "$ALPHA2" ]] || fail "isolate of beta changed alpha's active key"
@@ -181,7 +203,11 @@ echo b3 >"$W/beta.mnt/b3"
 BETA2=$(active "$V" beta)
 [[ $BETA2 != "$BETA1" && $(active "$U" alpha) == "$ALPHA2" ]] || fail "rotating beta in V touched U"
 tdefs_umount "$W/beta.mnt"
+# Online: alpha's daemon, mounted with U, takes up the merged keys without a remount.
+: >"$(tdefs_daemon_log "$W/alpha.mnt")"
 "$TDEKEY_BIN" merge --wallet "$U" --from "$V" >"$W/merge.out" 2>&1 || fail "merge of V into U failed: $(cat "$W/merge.out")"
+wait_log "$(tdefs_daemon_log "$W/alpha.mnt")" "new), active $ALPHA2"
+[[ $(active "$U" alpha) == "$ALPHA2" ]] || fail "the merge changed alpha's active key"
 "$TDEKEY_BIN" merge --wallet "$U" --from "$V" >"$W/merge2.out" 2>&1 || fail "a second merge failed: $(cat "$W/merge2.out")"
 rebind 0 --wallet "$U" "$W/beta.enc"
 tdefs_mount "$U" "$W/beta.enc" "$W/beta.mnt"

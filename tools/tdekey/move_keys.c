@@ -319,6 +319,71 @@ static void print_result(const struct options *options, const char *name,
 		       options->container, options->to);
 }
 
+/*
+ * isolate without --backing: the backing directories of the tdefs mounts running now whose
+ * .tdefs.conf names this wallet (the mount table's source is the backing path). A mounted
+ * directory of another container is exactly the one a wrong isolate would break at its next
+ * mount, so it is proved even when nobody named it; directories not mounted are not known.
+ */
+struct mounted_dirs {
+	uint8_t wallet_id[KEY_ID_SIZE];
+	char *paths[BACKING_MAX];
+	size_t count;
+};
+
+static int collect_mounted(const struct mount_entry *entry, void *context)
+{
+	struct mounted_dirs *dirs = context;
+	char config_path[PATH_MAX];
+	struct backing_config config;
+	uint8_t *data;
+	size_t len;
+	bool ours;
+
+	if (dirs->count == BACKING_MAX ||
+	    (size_t)snprintf(config_path, sizeof(config_path), "%s/%s", entry->source,
+			     CONFIG_FILE_NAME) >= sizeof(config_path))
+		return 0;
+	if (read_small_file(config_path, 4096, &data, &len) < 0)
+		return 0;
+	ours = config_decode(data, len, &config) == 0 &&
+	       memcmp(config.wallet_id, dirs->wallet_id, KEY_ID_SIZE) == 0;
+	free(data);
+	for (size_t i = 0; ours && i < dirs->count; i++)
+		ours = strcmp(dirs->paths[i], entry->source) != 0; /* two mounts of one directory */
+	if (ours) {
+		dirs->paths[dirs->count] = strdup(entry->source);
+		if (!dirs->paths[dirs->count])
+			return -ENOMEM;
+		dirs->count++;
+	}
+	return 0;
+}
+
+static void mounted_free(struct mounted_dirs *dirs)
+{
+	for (size_t i = 0; i < dirs->count; i++)
+		free(dirs->paths[i]);
+	dirs->count = 0;
+}
+
+/* options with --backing set to the mounted directories of the wallet of ring. */
+static int find_mounted(const struct keyring *ring, struct options *options,
+			struct mounted_dirs *dirs)
+{
+	int ret;
+
+	keyring_wallet_id(ring, dirs->wallet_id);
+	ret = mount_for_each("fuse.tdefs", collect_mounted, dirs);
+	if (ret == -ENOMEM)
+		return report_failure(ret, "out of memory");
+	/* No mount table (no /proc): nothing is mounted that this run could see. */
+	for (size_t i = 0; i < dirs->count; i++)
+		options->backing[i] = dirs->paths[i];
+	options->backing_count = dirs->count;
+	return EXIT_OK;
+}
+
 static int move(const struct options *options, const char *name, bool isolate)
 {
 	char error[KEYSTORE_ERROR_SIZE] = "";
@@ -326,6 +391,8 @@ static int move(const struct options *options, const char *name, bool isolate)
 	struct key_import_summary summary = { 0 };
 	struct selection selection = { 0 };
 	bool delete = !(isolate && options->copy), created = false, changed;
+	struct mounted_dirs mounted = { .count = 0 };
+	struct options discovered;
 	struct key_census census;
 	struct keyring *ring;
 	int ret;
@@ -346,13 +413,17 @@ static int move(const struct options *options, const char *name, bool isolate)
 				"go to --to\nTry 'tdekey isolate --help'.\n");
 		return EXIT_USAGE;
 	}
-	if (delete && options->backing_count == 0) {
+	/*
+	 * move-keys takes retired keys, which headers commonly still use: it needs the proof.
+	 * isolate takes a container's key set, which only its own directories use unless
+	 * something was rebound into another container: without --backing the mounted
+	 * directories are proved (find_mounted()).
+	 */
+	if (!isolate && options->backing_count == 0) {
 		fprintf(stderr,
-			"tdekey %s: name every backing directory that uses the wallet with "
+			"tdekey move-keys: name every backing directory that uses the wallet with "
 			"--backing BACKING: keys leave it only after proving that no file header "
-			"%sreferences them%s\nTry 'tdekey %s --help'.\n",
-			name, isolate ? "outside the container " : "",
-			isolate ? " (or keep them in both with --copy)" : "", name);
+			"references them\nTry 'tdekey move-keys --help'.\n");
 		return EXIT_USAGE;
 	}
 	if (same_directory(options->wallet, options->to)) {
@@ -370,7 +441,16 @@ static int move(const struct options *options, const char *name, bool isolate)
 	if (ret)
 		goto out;
 	if (delete) {
-		ret = census_take(options, ring, &census);
+		const struct options *scope = options;
+
+		if (isolate && options->backing_count == 0) {
+			discovered = *options;
+			ret = find_mounted(ring, &discovered, &mounted);
+			if (ret)
+				goto out;
+			scope = &discovered;
+		}
+		ret = census_take(scope, ring, &census);
 		if (ret == 0)
 			ret = check_unused(name, &census, &selection,
 					   isolate ? options->container : NULL);
@@ -404,8 +484,19 @@ static int move(const struct options *options, const char *name, bool isolate)
 		}
 	}
 	print_result(options, name, &selection, &summary, created, delete, target, source);
+	if (delete && isolate && options->backing_count == 0) {
+		printf("no --backing given: proved against the %zu mounted backing director%s of "
+		       "the wallet%s",
+		       mounted.count, mounted.count == 1 ? "y" : "ies", mounted.count ? ":" : "");
+		for (size_t d = 0; d < mounted.count; d++)
+			printf(" %s", mounted.paths[d]);
+		printf("; a backing directory not mounted now was not scanned (the backup "
+		       "above still holds the keys; 'tdekey merge --from %s' brings them back)\n",
+		       options->to);
+	}
 	ret = EXIT_OK;
 out:
+	mounted_free(&mounted);
 	census_free(&census);
 	selection_free(&selection);
 	wallet_session_close(target);
@@ -524,8 +615,11 @@ const struct command command_isolate = {
 		"       Without --copy the keys leave the wallet, and that is refused (exit 13,\n"
 		"       Oracle's ORA-46696) while a file header under a --backing directory of\n"
 		"       another container references one of them; unreadable headers there\n"
-		"       refuse it too (exit 14), and --backing is required. A wallet without a\n"
-		"       key of C: exit 10. A key ID the target holds with other bytes: exit 17.\n"
+		"       refuse it too (exit 14). Without --backing the backing directories of\n"
+		"       the tdefs mounts running on the wallet are the ones proved (the output\n"
+		"       names them); a directory not mounted is then not scanned, so name every\n"
+		"       one with --backing. A wallet without a key of C: exit 10. A key ID the\n"
+		"       target holds with other bytes: exit 17.\n"
 		"\n" CRASH_SAFETY
 		"OPTIONS\n"
 		"       -w, --wallet DIR\n"
@@ -541,6 +635,7 @@ const struct command command_isolate = {
 		"       --backing BACKING\n"
 		"              A backing directory that uses the wallet; repeat it for every one.\n"
 		"              Those of container C may be given and are not held against it.\n"
+		"              Without it, the mounted backing directories of the wallet.\n"
 		"\n" TARGET_OPTIONS
 		"       --json\n"
 		"              Print from, to, created, container, keys, added, skipped and\n"
@@ -549,6 +644,8 @@ const struct command command_isolate = {
 		"EXAMPLES\n"
 		"       tdekey isolate --wallet /etc/tdefs/wallet --container sales \\\n"
 		"              --to /etc/tdefs/sales --backing /srv/hr.enc\n"
+		"       tdekey isolate --wallet /etc/tdefs/wallet --container sales \\\n"
+		"              --to /etc/tdefs/sales\n"
 		"       tdefs --rebind --wallet /etc/tdefs/sales /srv/sales.enc\n"
 		"\n",
 	.min_arguments = 0,

@@ -79,6 +79,7 @@ static void print_containers_json(struct json *json, const struct options *optio
 			key_id_format(entry->active_id, id);
 		json_object_begin(json, NULL);
 		json_string(json, "container", entry->name);
+		json_string(json, "keystore_mode", mode_name(row));
 		json_string(json, "status", wallet_status_name(entry->has_active
 									? WALLET_STATUS_OPEN
 									: WALLET_STATUS_OPEN_NO_MASTER_KEY));
@@ -92,7 +93,9 @@ static void print_containers_json(struct json *json, const struct options *optio
 static int print_containers_text(const struct options *options,
 				 const struct wallet_status_row *row)
 {
-	static const char *const headers[] = { "CONTAINER", "STATUS", "ACTIVE_KEY_ID", "KEYS" };
+	/* KEYSTORE_MODE on each row too, as V$ENCRYPTION_WALLET has it per container. */
+	static const char *const headers[] = { "CONTAINER", "STATUS", "KEYSTORE_MODE",
+					       "ACTIVE_KEY_ID", "KEYS" };
 	struct table table;
 	int ret = 0;
 
@@ -101,11 +104,11 @@ static int print_containers_text(const struct options *options,
 		return 0;
 	}
 	printf("keystore mode   %s\n\n", mode_name(row));
-	table_init(&table, 4, headers);
+	table_init(&table, 5, headers);
 	for (size_t c = 0; c < listed(row) && ret == 0; c++) {
 		const struct wallet_status_container *entry = &row->containers[c];
 		char id[KEY_ID_TEXT_SIZE] = "", keys[24];
-		const char *cells[4];
+		const char *cells[5];
 
 		if (!container_shown(options, row, c))
 			continue;
@@ -115,8 +118,9 @@ static int print_containers_text(const struct options *options,
 		cells[0] = entry->name;
 		cells[1] = wallet_status_name(entry->has_active ? WALLET_STATUS_OPEN
 								: WALLET_STATUS_OPEN_NO_MASTER_KEY);
-		cells[2] = id;
-		cells[3] = keys;
+		cells[2] = mode_name(row);
+		cells[3] = id;
+		cells[4] = keys;
 		ret = table_add_row(&table, cells);
 	}
 	if (ret == 0)
@@ -360,7 +364,7 @@ const struct command command_status = {
 		"       of several containers (one per backing directory that names it at\n"
 		"       'tdefs --init --container'), ISOLATED when it holds one; then, per\n"
 		"       container, CONTAINER, STATUS (OPEN, or OPEN_NO_MASTER_KEY when no key of\n"
-		"       that container is active), ACTIVE_KEY_ID and KEYS.\n"
+		"       that container is active), KEYSTORE_MODE again, ACTIVE_KEY_ID and KEYS.\n"
 		"\n"
 		"       Above the table: the wallet root, the wallet ID, which file the tdefs daemon\n"
 		"       opens at mount (an auto-login wallet when there is one) and the external\n"
