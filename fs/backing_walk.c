@@ -143,7 +143,8 @@ int backing_reopen(int path_fd, int flags)
 static int report_error(struct walk_state *walk, size_t length, int error)
 {
 	struct backing_walk_entry entry = {
-		.kind = BACKING_WALK_ERROR, .relative = walk->relative, .fd = -1, .error = error,
+		.kind = BACKING_WALK_ERROR, .relative = walk->relative, .fd = -1, .dir_fd = -1,
+		.error = error,
 	};
 	bool taken = false;
 
@@ -151,10 +152,10 @@ static int report_error(struct walk_state *walk, size_t length, int error)
 	return walk->visit(&entry, &taken, walk->context);
 }
 
-static int visit_open_file(struct walk_state *walk, int fd, size_t length)
+static int visit_open_file(struct walk_state *walk, int dir_fd, int fd, size_t length)
 {
 	struct backing_walk_entry entry = {
-		.kind = BACKING_WALK_FILE, .relative = walk->relative, .fd = fd,
+		.kind = BACKING_WALK_FILE, .relative = walk->relative, .fd = fd, .dir_fd = dir_fd,
 	};
 	bool taken = false;
 	int ret;
@@ -218,7 +219,7 @@ static int visit_file(struct walk_state *walk, int dir_fd, const char *name, siz
 	} else if (!(walk->open_flags & O_PATH)) {
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	}
-	return visit_open_file(walk, fd, length);
+	return visit_open_file(walk, dir_fd, fd, length);
 }
 
 static int append_name(struct walk_state *walk, size_t length, const char *name,
@@ -325,8 +326,8 @@ int backing_walk(int root_fd, const char *start, int open_flags, backing_walk_vi
 		return -EINVAL;
 	}
 	if (open_flags & O_PATH)
-		return visit_open_file(&walk, fd, length);
+		return visit_open_file(&walk, -1, fd, length);
 	ret = backing_reopen(fd, open_flags);
 	close(fd);
-	return ret < 0 ? ret : visit_open_file(&walk, ret, length);
+	return ret < 0 ? ret : visit_open_file(&walk, -1, ret, length);
 }

@@ -33,6 +33,12 @@ struct backing_walk_entry {
 	 * otherwise the walk closes it after the visit.
 	 */
 	int fd;
+	/*
+	 * BACKING_WALK_FILE: the directory that listed it, open for the visit only (-1 for a walk
+	 * that starts at a file). A job that changes the file's name works in it, never through
+	 * the relative path again: a directory renamed meanwhile changes nothing.
+	 */
+	int dir_fd;
 	struct stat st;
 	int error; /* BACKING_WALK_ERROR: a positive errno value */
 };

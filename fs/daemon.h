@@ -232,6 +232,15 @@ int inode_retarget(struct tdefs_inode *inode, int new_fd);
 void namespace_lock_shared(void);
 void namespace_unlock(void);
 /*
+ * encrypt.c: renames that may hide plaintext from a conversion's walk. The rename calls
+ * encrypt_note_rename on its source, holding the namespace lock shared, before it renames; the
+ * conversion turns the watch on while it walks and goes round again while
+ * encrypt_renames_seen (which takes the namespace lock exclusively) changes over a pass.
+ */
+void encrypt_watch_renames(bool on);
+uint64_t encrypt_renames_seen(void);
+void encrypt_note_rename(int parent_fd, const char *name);
+/*
  * The inode's O_PATH descriptor (>= 0) or -errno (reopened by its file handle if it was not
  * cached: -ESTALE once the backing object is gone). It stays open until the matching
  * inode_fd_put(inode); every use of a descriptor of an inode is between the two.

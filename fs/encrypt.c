@@ -45,6 +45,57 @@ void namespace_unlock(void)
 	pthread_rwlock_unlock(&namespace_lock);
 }
 
+/*
+ * A walk lists a directory once, then opens each name: a plaintext file the database renames
+ * after the listing (PostgreSQL recycles WAL segments by renaming them) is seen by no pass
+ * under either name, and a renamed directory hides all it holds. While a conversion walks,
+ * every rename that may move plaintext counts here before it happens, under the namespace
+ * lock held shared; the walk reads the count with the lock held exclusively before and after
+ * each pass, so a rename is either wholly before a pass (which then sees its result) or counted
+ * in it (and the walk goes round again).
+ */
+static int renames_watched;      /* atomic: a conversion is walking */
+static uint64_t plaintext_renames; /* atomic; read under namespace_lock held exclusively */
+
+void encrypt_watch_renames(bool on)
+{
+	__atomic_store_n(&renames_watched, on ? 1 : 0, __ATOMIC_RELEASE);
+}
+
+uint64_t encrypt_renames_seen(void)
+{
+	uint64_t count;
+
+	pthread_rwlock_wrlock(&namespace_lock);
+	count = __atomic_load_n(&plaintext_renames, __ATOMIC_ACQUIRE);
+	pthread_rwlock_unlock(&namespace_lock);
+	return count;
+}
+
+void encrypt_note_rename(int parent_fd, const char *name)
+{
+	struct stat st;
+	int fd, marked = 1;
+
+	if (!__atomic_load_n(&renames_watched, __ATOMIC_ACQUIRE))
+		return;
+	/* Anything that cannot be told for sure counts: a spare pass costs only time. */
+	fd = openat(parent_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		int data_fd = backing_reopen(fd, O_RDONLY);
+
+		marked = data_fd < 0 ? 1 : plaintext_marker_read(data_fd, NULL) != 0;
+		if (data_fd >= 0)
+			close(data_fd);
+	} else if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		marked = 0; /* a symlink or a special file holds no plaintext data */
+	}
+	if (fd >= 0)
+		close(fd);
+	if (marked)
+		__atomic_add_fetch(&plaintext_renames, 1, __ATOMIC_ACQ_REL);
+}
+
 static uint64_t block_count(uint64_t size)
 {
 	return (size + TDEFS_BLOCK_SIZE - 1) >> TDEFS_BLOCK_SHIFT;

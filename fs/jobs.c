@@ -253,8 +253,12 @@ int job_record_read(const char *name, char *text, size_t size, size_t *length)
 	return ret;
 }
 
-/* The conversion of one file: its directory opened as the walk resolved it. */
-static int encrypt_worker(struct job *job, const char *relative, int fd,
+/*
+ * The conversion of one file, in the directory the walk listed it from (dir_fd), so that a
+ * directory the database renamed meanwhile changes nothing; a walk that starts at a file
+ * resolves its directory beneath the root, as the walk resolved the file.
+ */
+static int encrypt_worker(struct job *job, const char *relative, int dir_fd, int fd,
 			  struct file_job_result *result)
 {
 	const char *slash = strrchr(relative, '/');
@@ -262,6 +266,8 @@ static int encrypt_worker(struct job *job, const char *relative, int fd,
 	struct stat st;
 	int parent_fd, ret;
 
+	if (dir_fd >= 0)
+		return encrypt_file(job, dir_fd, slash ? slash + 1 : relative, fd, result);
 	snprintf(directory, sizeof(directory), "%.*s", slash ? (int)(slash - relative) : 0,
 		 relative);
 	ret = backing_open_beneath(daemon_state.backing_fd, directory, &parent_fd, &st);
@@ -279,7 +285,7 @@ static int encrypt_worker(struct job *job, const char *relative, int fd,
 }
 
 /* fd: the file, O_RDWR for a rewrap, O_PATH for a data rekey or encrypt (which consume it). */
-static int run_worker(struct job *job, const char *relative, int fd,
+static int run_worker(struct job *job, const char *relative, int dir_fd, int fd,
 		      struct file_job_result *result)
 {
 	struct rewrap_outcome outcome;
@@ -290,7 +296,7 @@ static int run_worker(struct job *job, const char *relative, int fd,
 		return data_rekey_file(job, fd, job->status.resume_only,
 				       job->rekey_id_set ? job->rekey_id : NULL, result);
 	if (job->kind == JOB_ENCRYPT)
-		return encrypt_worker(job, relative, fd, result);
+		return encrypt_worker(job, relative, dir_fd, fd, result);
 	ret = header_rewrap_fd(fd, &outcome);
 	result->changed = outcome.rewrapped;
 	result->skipped = outcome.skipped;
@@ -321,7 +327,7 @@ static void record_failure(struct job *job, const char *relative, int error)
 	log_error("tdefs: %s %s", job_kind_name(job->kind), failure);
 }
 
-static void process_file(struct job *job, const char *relative, int fd)
+static void process_file(struct job *job, const char *relative, int dir_fd, int fd)
 {
 	struct file_job_result result;
 	unsigned step = 0;
@@ -334,7 +340,7 @@ static void process_file(struct job *job, const char *relative, int fd)
 	job->status.current_total = 0;
 	pthread_mutex_unlock(&job->lock);
 
-	ret = run_worker(job, relative, fd, &result);
+	ret = run_worker(job, relative, dir_fd, fd, &result);
 	/*
 	 * The database renamed or removed the file while it was converted (PostgreSQL recycles
 	 * WAL segments by renaming them): the walk goes round once more for whatever it became.
@@ -382,7 +388,7 @@ static void *rekey_worker(void *argument)
 		if (!item.relative)
 			return NULL;
 		if (!job_should_stop(job))
-			process_file(job, item.relative, item.path_fd); /* consumes path_fd */
+			process_file(job, item.relative, -1, item.path_fd); /* consumes path_fd */
 		else
 			close(item.path_fd);
 		free(item.relative);
@@ -403,12 +409,12 @@ static int visit(const struct backing_walk_entry *entry, bool *fd_taken, void *c
 	if (config_reserved_name(entry->relative))
 		return 0;
 	if (job->kind == JOB_REWRAP) {
-		process_file(job, entry->relative, entry->fd);
+		process_file(job, entry->relative, -1, entry->fd);
 		return 0;
 	}
 	if (job->kind == JOB_ENCRYPT) {
 		*fd_taken = true;
-		process_file(job, entry->relative, entry->fd); /* consumes the descriptor */
+		process_file(job, entry->relative, entry->dir_fd, entry->fd); /* consumes fd */
 		return 0;
 	}
 	copy = strdup(entry->relative);
@@ -461,6 +467,7 @@ static void *run_job(void *argument)
 
 	pthread_t workers[REKEY_WORKERS];
 	unsigned started = 0;
+	uint64_t renames = 0;
 
 	/* The count only sizes the progress lines: a tree that changes meanwhile shifts them. */
 	job->work_total = 0;
@@ -477,20 +484,32 @@ static void *run_job(void *argument)
 		while (started < REKEY_WORKERS &&
 		       pthread_create(&workers[started], NULL, rekey_worker, job) == 0)
 			started++;
+	if (job->kind == JOB_ENCRYPT) {
+		encrypt_watch_renames(true);
+		renames = encrypt_renames_seen();
+	}
 	if (job->kind == JOB_DATA_REKEY && started == 0)
 		ret = -EAGAIN;
 	else
 		ret = backing_walk(daemon_state.backing_fd, job->start,
 				   job->kind == JOB_REWRAP ? O_RDWR : O_PATH, visit, job);
-	for (unsigned pass = 1; job->kind == JOB_ENCRYPT && ret == 0 && job->moved_files > 0;
+	/*
+	 * Files the database renamed while they were converted, or renamed past the walk (which
+	 * then saw them under neither name): the walk goes round again until a pass saw neither.
+	 */
+	for (unsigned pass = 1; job->kind == JOB_ENCRYPT && ret == 0 &&
+	     (job->moved_files > 0 || encrypt_renames_seen() != renames) && !job_should_stop(job);
 	     pass++) {
 		if (pass == ENCRYPT_PASSES) {
 			record_failure(job, job->start, -ESTALE);
 			break;
 		}
 		job->moved_files = 0;
+		renames = encrypt_renames_seen();
 		ret = backing_walk(daemon_state.backing_fd, job->start, O_PATH, visit, job);
 	}
+	if (job->kind == JOB_ENCRYPT)
+		encrypt_watch_renames(false);
 	/* A conversion that went through is forgotten; a stop or a crash is taken up again. */
 	if (job->kind == JOB_ENCRYPT && ret == 0 && !job_should_stop(job) &&
 	    job->status.files_failed == 0 && encrypt_record_job(false, NULL, 0) < 0)

@@ -655,6 +655,11 @@ static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	namespace_lock_shared();
+	if (state_of(req)->adopted) {
+		encrypt_note_rename(from_fd, name);
+		if (flags & RENAME_EXCHANGE)
+			encrypt_note_rename(to_fd, newname);
+	}
 	ret = renameat2(from_fd, name, to_fd, newname, flags) < 0 ? -errno : 0;
 	namespace_unlock();
 	inode_fd_put(to);
