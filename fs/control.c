@@ -171,8 +171,8 @@ static void reply_error_code(struct reply *reply, int exit_code, const char *mes
  * into locked memory (keystore/password.c), as a password descriptor at mount is: it never
  * passes through the request buffer, a reply or a log line.
  */
-static void answer_keystore(struct tdefs_daemon *daemon, const char *request, const char *argument, int fd,
-			    struct reply *reply)
+static void answer_keystore(struct tdefs_daemon *daemon, const char *request,
+			    const char *argument, int fd, struct reply *reply)
 {
 	char error[KEYSTORE_ERROR_SIZE + 256];
 	int ret;
@@ -270,7 +270,8 @@ static void answer(struct tdefs_daemon *daemon, char *request, int fd, struct re
 
 		if (parse_rate_and_path(argument, &rate, &path) < 0)
 			reply_add(reply, "error bad rate or path '%s'\n", argument);
-		else if ((ret = job_start(daemon, kind, path, rate, resume_only, error, sizeof(error))) < 0)
+		else if ((ret = job_start(daemon, kind, path, rate, resume_only, error,
+					  sizeof(error))) < 0)
 			reply_job_error(reply, ret, error);
 		else
 			reply_add(reply, "ok\n");
@@ -284,7 +285,8 @@ static void answer(struct tdefs_daemon *daemon, char *request, int fd, struct re
 	if (strcmp(request, "encrypt-start") == 0) {
 		if (parse_rate_and_path(argument, &rate, &path) < 0)
 			reply_add(reply, "error bad rate or path '%s'\n", argument);
-		else if ((ret = job_start(daemon, JOB_ENCRYPT, path, rate, false, error, sizeof(error))) < 0)
+		else if ((ret = job_start(daemon, JOB_ENCRYPT, path, rate, false, error,
+					  sizeof(error))) < 0)
 			reply_job_error(reply, ret, error);
 		else
 			reply_add(reply, "ok\n");

@@ -212,7 +212,8 @@ void inode_table_clear(void);
  * -ENOMEM (nothing visited).
  */
 int inode_table_visit_loaded(struct tdefs_daemon *daemon,
-			     void (*visit)(struct tdefs_inode *inode, void *context), void *context);
+			     void (*visit)(struct tdefs_inode *inode, void *context),
+			     void *context);
 int inode_stat(struct tdefs_daemon *daemon, struct tdefs_inode *inode, struct stat *st);
 /* Convert a backing stat into what the mount shows (plaintext size of regular files). */
 void stat_to_plaintext(struct stat *st);
@@ -423,8 +424,8 @@ bool data_rekey_done_by(int path_fd, const uint8_t *job_id);
 int data_rekey_record_write(struct tdefs_daemon *daemon, const uint8_t id[REKEY_JOB_ID_SIZE],
 			    bool stopped, const char *relative_path, double rate_limit);
 int data_rekey_record_remove(struct tdefs_daemon *daemon);
-int data_rekey_record_read(struct tdefs_daemon *daemon, uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped,
-			   char *path, size_t path_size, double *rate_limit);
+int data_rekey_record_read(struct tdefs_daemon *daemon, uint8_t id[REKEY_JOB_ID_SIZE],
+			   bool *stopped, char *path, size_t path_size, double *rate_limit);
 /*
  * At mount: go on with the data rekey the record says was running (a crash, an unmount);
  * otherwise only finish the files whose rekey was interrupted.
@@ -437,8 +438,8 @@ void data_rekey_resume_recorded(struct tdefs_daemon *daemon);
  * regular file from a walk, consumed; parent_fd/name: where the walk found it (kept open).
  * Files that are not plaintext are skipped.
  */
-int encrypt_file(struct tdefs_daemon *daemon, struct job *job, int parent_fd, const char *name, int path_fd,
-		 struct file_job_result *result);
+int encrypt_file(struct tdefs_daemon *daemon, struct job *job, int parent_fd, const char *name,
+		 int path_fd, struct file_job_result *result);
 /*
  * jobs.c: a job's record in the backing root, replaced crash-safely (temp, fsync, rename,
  * directory fsync), and read back only when it is the daemon's own regular file (owner, no

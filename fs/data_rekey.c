@@ -246,7 +246,8 @@ static int rekey_open_file(struct tdefs_daemon *daemon, struct job *job, struct 
 		new_dek = secure_alloc(DEK_SIZE);
 		if (!new_dek)
 			return -ENOMEM;
-		ret = header_update(daemon, crypt->data_fd, edit_begin, new_dek, HEADER_UPDATE_BOTH_COPIES);
+		ret = header_update(daemon, crypt->data_fd, edit_begin, new_dek,
+				    HEADER_UPDATE_BOTH_COPIES);
 		if (ret == 0) {
 			struct xts_key *key;
 
@@ -445,8 +446,8 @@ int data_rekey_record_remove(struct tdefs_daemon *daemon)
 	return 0;
 }
 
-int data_rekey_record_read(struct tdefs_daemon *daemon, uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped,
-			   char *path, size_t path_size, double *rate_limit)
+int data_rekey_record_read(struct tdefs_daemon *daemon, uint8_t id[REKEY_JOB_ID_SIZE],
+			   bool *stopped, char *path, size_t path_size, double *rate_limit)
 {
 	char text[ENCRYPT_RECORD_MAX + 1];
 	size_t length;
@@ -476,7 +477,8 @@ void data_rekey_resume_recorded(struct tdefs_daemon *daemon)
 			    "'tderekey data' again)", REKEY_JOB_RECORD,
 			    ret == -EPERM ? "not the daemon's own record" : "damaged");
 	if (ret == 0 && !stopped) {
-		if (job_start(daemon, JOB_DATA_REKEY, path, rate, false, error, sizeof(error)) == 0) {
+		if (job_start(daemon, JOB_DATA_REKEY, path, rate, false, error,
+			      sizeof(error)) == 0) {
 			log_info("tdefs: the interrupted data rekey of /%s goes on", path);
 			return;
 		}

@@ -52,7 +52,8 @@ static uint64_t block_count(uint64_t size)
 
 /* --- the job record ------------------------------------------------------------------- */
 
-int encrypt_record_job(struct tdefs_daemon *daemon, bool running, const char *relative_path, double rate_limit)
+int encrypt_record_job(struct tdefs_daemon *daemon, bool running, const char *relative_path,
+		       double rate_limit)
 {
 	char text[ENCRYPT_RECORD_MAX];
 	int length;
@@ -255,8 +256,9 @@ static int fsync_directory(int dir_fd)
  * still: 1 when the file grew meanwhile and there is more to copy, 0 once swapped.
  */
 static int swap_in_copy(struct tdefs_daemon *daemon, struct tdefs_inode *inode,
-			struct file_crypt *crypt, int parent_fd, const char *name, const struct stat *original, int copy_fd,
-			const char *copy_name, const struct file_header *header)
+			struct file_crypt *crypt, int parent_fd, const char *name,
+			const struct stat *original, int copy_fd, const char *copy_name,
+			const struct file_header *header)
 {
 	struct timespec times[2];
 	struct stat now;
@@ -355,9 +357,9 @@ static int check_space(const struct tdefs_daemon *daemon, uint64_t size)
 	return 0;
 }
 
-static int convert_open_file(struct tdefs_daemon *daemon, struct job *job, struct tdefs_inode *inode, int parent_fd,
-			     const char *name, const struct stat *original,
-			     struct file_job_result *result)
+static int convert_open_file(struct tdefs_daemon *daemon, struct job *job,
+			     struct tdefs_inode *inode, int parent_fd, const char *name,
+			     const struct stat *original, struct file_job_result *result)
 {
 	struct file_crypt *crypt = inode->crypt;
 	struct file_header header;
@@ -409,8 +411,8 @@ static int convert_open_file(struct tdefs_daemon *daemon, struct job *job, struc
 			ret = -errno;
 			break;
 		}
-		ret = swap_in_copy(daemon, inode, crypt, parent_fd, name, original, copy_fd, copy_name,
-				   &header);
+		ret = swap_in_copy(daemon, inode, crypt, parent_fd, name, original, copy_fd,
+				   copy_name, &header);
 		if (ret == 0) {
 			result->changed = true;
 			return 0;
@@ -423,8 +425,8 @@ static int convert_open_file(struct tdefs_daemon *daemon, struct job *job, struc
 	return ret;
 }
 
-int encrypt_file(struct tdefs_daemon *daemon, struct job *job, int parent_fd, const char *name, int path_fd,
-		 struct file_job_result *result)
+int encrypt_file(struct tdefs_daemon *daemon, struct job *job, int parent_fd, const char *name,
+		 int path_fd, struct file_job_result *result)
 {
 	struct tdefs_inode *inode;
 	struct stat st, root;

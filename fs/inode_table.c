@@ -627,7 +627,8 @@ void inode_table_clear(void)
 }
 
 int inode_table_visit_loaded(struct tdefs_daemon *daemon,
-			     void (*visit)(struct tdefs_inode *inode, void *context), void *context)
+			     void (*visit)(struct tdefs_inode *inode, void *context),
+			     void *context)
 {
 	struct tdefs_inode **loaded = NULL;
 	size_t count = 0, room = 0;

@@ -203,7 +203,8 @@ void job_set_current(struct job *job, uint64_t done, uint64_t total)
 	pthread_mutex_unlock(&job->lock);
 }
 
-int job_record_replace(struct tdefs_daemon *daemon, const char *name, const char *text, size_t length)
+int job_record_replace(struct tdefs_daemon *daemon, const char *name, const char *text,
+		       size_t length)
 {
 	char temp[64];
 	uint8_t random[8];
@@ -237,7 +238,8 @@ int job_record_replace(struct tdefs_daemon *daemon, const char *name, const char
 	return ret;
 }
 
-int job_record_read(struct tdefs_daemon *daemon, const char *name, char *text, size_t size, size_t *length)
+int job_record_read(struct tdefs_daemon *daemon, const char *name, char *text, size_t size,
+		    size_t *length)
 {
 	struct stat st;
 	int fd, ret;
@@ -553,7 +555,8 @@ static int preflight_visit(const struct backing_walk_entry *entry, bool *fd_take
  * backing filesystem has room for the encrypted copy of the largest plaintext file (one copy
  * exists at a time), with the margin the conversion keeps.
  */
-static int encrypt_preflight(const struct tdefs_daemon *daemon, const char *relative_path, char *error, size_t error_len)
+static int encrypt_preflight(const struct tdefs_daemon *daemon, const char *relative_path,
+			     char *error, size_t error_len)
 {
 	struct preflight found = { 0 };
 	struct statvfs vfs;
@@ -644,8 +647,8 @@ static void data_rekey_pass_begin(struct job *job)
 	double recorded_rate;
 	bool stopped;
 
-	if (data_rekey_record_read(job->daemon, job->rekey_id, &stopped, recorded_path, sizeof(recorded_path),
-				   &recorded_rate) == 0)
+	if (data_rekey_record_read(job->daemon, job->rekey_id, &stopped, recorded_path,
+				   sizeof(recorded_path), &recorded_rate) == 0)
 		job->rekey_id_set = true;
 }
 
@@ -720,7 +723,8 @@ int job_start(struct tdefs_daemon *daemon, enum job_kind kind, const char *relat
 	 * Recorded before the thread starts, so that the end of a short job (which removes the
 	 * record) always comes after it. The file writes under the job lock are these.
 	 */
-	if (kind == JOB_ENCRYPT && (ret = encrypt_record_job(daemon, true, relative_path, rate_limit)) < 0)
+	if (kind == JOB_ENCRYPT &&
+	    (ret = encrypt_record_job(daemon, true, relative_path, rate_limit)) < 0)
 		log_warning("tdefs: cannot record the conversion for a restart: %s "
 			    "(after a crash, run 'tderekey encrypt' again)", strerror(-ret));
 	job->rekey_id_set = false;

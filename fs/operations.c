@@ -545,7 +545,8 @@ static void tdefs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 {
 	struct fuse_entry_param entry;
 
-	reply_entry_result(req, make_node(req, get_inode(req, parent), name, mode, rdev, NULL, &entry),
+	reply_entry_result(req,
+			   make_node(req, get_inode(req, parent), name, mode, rdev, NULL, &entry),
 			   &entry);
 }
 
@@ -554,7 +555,8 @@ static void tdefs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 	struct fuse_entry_param entry;
 
 	reply_entry_result(req,
-			   make_node(req, get_inode(req, parent), name, S_IFDIR | mode, 0, NULL, &entry),
+			   make_node(req, get_inode(req, parent), name, S_IFDIR | mode, 0, NULL,
+				     &entry),
 			   &entry);
 }
 
@@ -563,7 +565,8 @@ static void tdefs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, c
 	struct fuse_entry_param entry;
 
 	reply_entry_result(req,
-			   make_node(req, get_inode(req, parent), name, S_IFLNK | 0777, 0, link, &entry),
+			   make_node(req, get_inode(req, parent), name, S_IFLNK | 0777, 0, link,
+				     &entry),
 			   &entry);
 }
 
