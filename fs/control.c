@@ -93,19 +93,19 @@ static void add_job_status(struct reply *reply, const char *prefix, enum job_kin
 }
 
 /* A data rekey that has not finished, from its record: which path, and whether it was stopped. */
-static void add_rekey_record(struct reply *reply)
+static void add_rekey_record(struct tdefs_daemon *daemon, struct reply *reply)
 {
 	uint8_t id[REKEY_JOB_ID_SIZE];
 	char path[PATH_MAX];
 	bool stopped;
 	double rate;
 
-	if (data_rekey_record_read(id, &stopped, path, sizeof(path), &rate) == 0)
+	if (data_rekey_record_read(daemon, id, &stopped, path, sizeof(path), &rate) == 0)
 		reply_add(reply, "data_unfinished /%.400s\ndata_unfinished_stopped %d\n", path,
 			  stopped);
 }
 
-static void answer_status(struct reply *reply)
+static void answer_status(struct tdefs_daemon *daemon, struct reply *reply)
 {
 	uint8_t active_id[KEY_ID_SIZE];
 	char active_text[KEY_ID_TEXT_SIZE] = "none";
@@ -113,28 +113,28 @@ static void answer_status(struct reply *reply)
 	struct stat backing_st;
 	size_t count;
 
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	if (keyring_active(daemon_state.keyring, active_id, &mek) == 0)
+	pthread_rwlock_rdlock(&daemon->keyring_lock);
+	if (keyring_active(daemon->keyring, active_id, &mek) == 0)
 		key_id_format(active_id, active_text);
-	count = keyring_count(daemon_state.keyring);
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	count = keyring_count(daemon->keyring);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	reply_add(reply, "backing %s\nwallet %s\nactive_key %s\nkeys %zu\ncache %s\n",
-		  daemon_state.backing_path, daemon_state.wallet_path, active_text, count,
-		  cache_mode_name(daemon_state.cache));
+		  daemon->backing_path, daemon->wallet_path, active_text, count,
+		  cache_mode_name(daemon->cache));
 	/* Which directory that is, so a tool can tell it from one put at the path since. */
-	if (fstat(daemon_state.backing_fd, &backing_st) == 0)
+	if (fstat(daemon->backing_fd, &backing_st) == 0)
 		reply_add(reply, "backing_id %llu:%llu\n", (unsigned long long)backing_st.st_dev,
 			  (unsigned long long)backing_st.st_ino);
 	reply_add(reply, "keystore %s\nkey_cache_seconds %u\nkey_cache_entries %zu\n",
 		  keystore_is_closed() ? "CLOSED" : "OPEN", key_cache_seconds(), key_cache_count());
 	add_job_status(reply, "rewrap", JOB_REWRAP);
 	add_job_status(reply, "data", JOB_DATA_REKEY);
-	if (key_server_wallet() || hsm_heartbeat_watching())
+	if (key_server_wallet(daemon) || hsm_heartbeat_watching())
 		reply_add(reply, "key_status %s\n", key_server_status());
-	add_rekey_record(reply);
-	reply_add(reply, "adopted %d\nrequire_encrypted %d\n", daemon_state.adopted,
-		  daemon_state.require_encrypted);
-	if (daemon_state.adopted)
+	add_rekey_record(daemon, reply);
+	reply_add(reply, "adopted %d\nrequire_encrypted %d\n", daemon->adopted,
+		  daemon->require_encrypted);
+	if (daemon->adopted)
 		add_job_status(reply, "encrypt", JOB_ENCRYPT);
 	reply_add(reply, "ok\n");
 }
@@ -171,8 +171,8 @@ static void reply_error_code(struct reply *reply, int exit_code, const char *mes
  * into locked memory (keystore/password.c), as a password descriptor at mount is: it never
  * passes through the request buffer, a reply or a log line.
  */
-static void answer_keystore(const char *request, const char *argument, int fd,
-			    struct reply *reply)
+static void answer_keystore(struct tdefs_daemon *daemon, const char *request,
+			    const char *argument, int fd, struct reply *reply)
 {
 	char error[KEYSTORE_ERROR_SIZE + 256];
 	int ret;
@@ -184,7 +184,7 @@ static void answer_keystore(const char *request, const char *argument, int fd,
 			reply_add(reply, "error bad argument '%s' (force or none)\n", argument);
 			return;
 		}
-		ret = keystore_close(force, error, sizeof(error));
+		ret = keystore_close(daemon, force, error, sizeof(error));
 		if (ret == -EBUSY)
 			reply_error_code(reply, CLI_EXIT_FILES_OPEN, error);
 		else if (ret < 0)
@@ -203,7 +203,7 @@ static void answer_keystore(const char *request, const char *argument, int fd,
 
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
 	}
-	ret = keystore_open(argument ? fd : -1, error, sizeof(error));
+	ret = keystore_open(daemon, argument ? fd : -1, error, sizeof(error));
 	if (ret < 0)
 		reply_error_code(reply, wallet_exit_code(ret), error);
 	else
@@ -225,7 +225,7 @@ static void reply_job_error(struct reply *reply, int ret, const char *error)
 		reply_add(reply, "error %s\n", error);
 }
 
-static void answer(char *request, int fd, struct reply *reply)
+static void answer(struct tdefs_daemon *daemon, char *request, int fd, struct reply *reply)
 {
 	char error[KEYSTORE_ERROR_SIZE + 128];
 	char *argument = strchr(request, ' ');
@@ -236,12 +236,12 @@ static void answer(char *request, int fd, struct reply *reply)
 	if (argument)
 		*argument++ = '\0';
 	if (strcmp(request, "status") == 0) {
-		answer_status(reply);
+		answer_status(daemon, reply);
 		return;
 	}
 	if (strcmp(request, "metrics") == 0) {
 		/* Rendered in place: the greeting has been sent, the reply starts empty. */
-		int length = metrics_render(reply->text + reply->used,
+		int length = metrics_render(daemon, reply->text + reply->used,
 					    sizeof(reply->text) - reply->used - 64);
 
 		if (length < 0)
@@ -253,11 +253,11 @@ static void answer(char *request, int fd, struct reply *reply)
 		return;
 	}
 	if (strcmp(request, "keystore-close") == 0 || strcmp(request, "keystore-open") == 0) {
-		answer_keystore(request, argument, fd, reply);
+		answer_keystore(daemon, request, argument, fd, reply);
 		return;
 	}
 	if (strcmp(request, "reload") == 0) {
-		if ((ret = keys_reload(error, sizeof(error))) < 0)
+		if ((ret = keys_reload(daemon, error, sizeof(error))) < 0)
 			reply_job_error(reply, ret, error);
 		else
 			reply_add(reply, "ok\n");
@@ -270,7 +270,8 @@ static void answer(char *request, int fd, struct reply *reply)
 
 		if (parse_rate_and_path(argument, &rate, &path) < 0)
 			reply_add(reply, "error bad rate or path '%s'\n", argument);
-		else if ((ret = job_start(kind, path, rate, resume_only, error, sizeof(error))) < 0)
+		else if ((ret = job_start(daemon, kind, path, rate, resume_only, error,
+					  sizeof(error))) < 0)
 			reply_job_error(reply, ret, error);
 		else
 			reply_add(reply, "ok\n");
@@ -284,7 +285,8 @@ static void answer(char *request, int fd, struct reply *reply)
 	if (strcmp(request, "encrypt-start") == 0) {
 		if (parse_rate_and_path(argument, &rate, &path) < 0)
 			reply_add(reply, "error bad rate or path '%s'\n", argument);
-		else if ((ret = job_start(JOB_ENCRYPT, path, rate, false, error, sizeof(error))) < 0)
+		else if ((ret = job_start(daemon, JOB_ENCRYPT, path, rate, false, error,
+					  sizeof(error))) < 0)
 			reply_job_error(reply, ret, error);
 		else
 			reply_add(reply, "ok\n");
@@ -293,7 +295,7 @@ static void answer(char *request, int fd, struct reply *reply)
 	if (strcmp(request, "encrypt-stop") == 0) {
 		/* Asked for: not taken up again at the next mount (a crash or an unmount is). */
 		job_stop(JOB_ENCRYPT);
-		if (encrypt_record_job(false, NULL, 0) < 0)
+		if (encrypt_record_job(daemon, false, NULL, 0) < 0)
 			reply_add(reply, "error cannot remove the conversion's record: %s\n",
 				  strerror(errno));
 		else
@@ -346,7 +348,7 @@ static void log_refusal(const struct ucred *peer, bool known, const char *reques
 		    (int)strcspn(error + 6, "\n"), error + 6);
 }
 
-static void serve(int fd)
+static void serve(struct tdefs_daemon *daemon, int fd)
 {
 	char request[CONTROL_LINE_MAX];
 	struct reply reply = { .used = 0 };
@@ -390,16 +392,17 @@ static void serve(int fd)
 	}
 	request[used] = '\0';
 	request[strcspn(request, "\r\n")] = '\0';
-	answer(request, fd, &reply);
+	answer(daemon, request, fd, &reply);
 	log_refusal(&peer, known, request, &reply);
 out_send:
 	if (write(fd, reply.text, reply.used) < 0)
 		log_debug("tdefs: control reply lost: %s", strerror(errno));
 }
 
-static void *accept_loop(void *unused)
+static void *accept_loop(void *argument)
 {
-	(void)unused;
+	struct tdefs_daemon *daemon = argument;
+
 	for (;;) {
 		int ready = wait_readable_or_stop(listen_fd, stop_pipe[0]), fd;
 
@@ -410,7 +413,7 @@ static void *accept_loop(void *unused)
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		serve(fd);
+		serve(daemon, fd);
 		close(fd);
 	}
 	return NULL;
@@ -656,9 +659,9 @@ fail:
 	return ret;
 }
 
-int control_start(void)
+int control_start(struct tdefs_daemon *daemon)
 {
-	int ret = -pthread_create(&control_thread, NULL, accept_loop, NULL);
+	int ret = -pthread_create(&control_thread, NULL, accept_loop, daemon);
 
 	thread_running = ret == 0;
 	return ret;

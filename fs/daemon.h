@@ -45,7 +45,7 @@
  *      2 (recovery), under 3 + 4 (a rekey chunk), under exclusive 3 (rekey finish), or alone
  *      (rewrap jobs). Only one is ever held, so two inodes sharing a hashed mutex cannot
  *      deadlock.
- *   6. daemon_state.keyring_lock: shared to use a MEK, exclusive only in keys_reload() to swap
+ *   6. tdefs_daemon.keyring_lock: shared to use a MEK, exclusive only in keys_reload() to swap
  *      the ring. A leaf.
  *   7. fd_cache_lock (fs/inode_table.c): the inodes' cached O_PATH descriptors, taken by
  *      inode_fd_get/put under any of the above (crypt_lock, table_lock at unmount) and only
@@ -175,15 +175,15 @@ struct tdefs_daemon {
 };
 
 /*
- * The daemon's state: defined in fs/main.c, which fills it before mounting and gives it to
- * libfuse as the session's userdata, so the FUSE handlers (fs/operations.c) get it from each
- * request (fuse_req_userdata) or as init's userdata argument, and the data path (file_io.c)
- * never sees it: it works on a struct file_crypt alone, which is what lets tests/unit drive it.
- * The modules between the two that need the wallet, the backing root or the mount options
- * (inode_table.c, file_keys.c, header_update.c, jobs.c, key_rotation.c, control.c) reach it by
- * name: one daemon per process, as in libfuse's passthrough_hp.
+ * The daemon's state: main() in fs/main.c owns the one instance, fills it before mounting and
+ * gives it to libfuse as the session's userdata, so the FUSE handlers (fs/operations.c) get it
+ * from each request (fuse_req_userdata) or as init's userdata argument, as libfuse's examples
+ * do. Every function below that needs the wallet, the backing root or the mount options takes
+ * it as its daemon argument, and the background threads (jobs, control channel, wallet watcher,
+ * key server polls, HSM heartbeat, metrics file) get it as their start argument: there is no
+ * global of it. The data path (file_io.c) never sees it: it works on a struct file_crypt alone,
+ * which is what lets tests/unit drive it.
  */
-extern struct tdefs_daemon daemon_state;
 extern const struct fuse_lowlevel_ops tdefs_operations;
 
 /*
@@ -196,23 +196,25 @@ int wallet_exit_code(int error);
 int xattr_security_option(struct tdefs_daemon *state, const char *value);
 
 /* inode_table.c */
-struct tdefs_inode *inode_from_fuse(fuse_ino_t ino);
-int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry_param *entry);
-void inode_forget(struct tdefs_inode *inode, uint64_t count);
+struct tdefs_inode *inode_from_fuse(struct tdefs_daemon *daemon, fuse_ino_t ino);
+int inode_lookup(struct tdefs_daemon *daemon, struct tdefs_inode *parent, const char *name,
+		 struct fuse_entry_param *entry);
+void inode_forget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, uint64_t count);
 /*
  * The inode of a backing path, with one reference the caller drops with inode_forget(inode, 1):
  * jobs use it so that their work on a file shares the state of the kernel's opens of it.
  */
-int inode_get_by_fd(int path_fd, struct tdefs_inode **inode);
+int inode_get_by_fd(struct tdefs_daemon *daemon, int path_fd, struct tdefs_inode **inode);
 void inode_table_clear(void);
 /*
  * visit(inode, context) for every inode whose encryption state is loaded, each called with no
  * lock held and with a reference to the inode and to its state, dropped after the call. 0, or
  * -ENOMEM (nothing visited).
  */
-int inode_table_visit_loaded(void (*visit)(struct tdefs_inode *inode, void *context),
+int inode_table_visit_loaded(struct tdefs_daemon *daemon,
+			     void (*visit)(struct tdefs_inode *inode, void *context),
 			     void *context);
-int inode_stat(struct tdefs_inode *inode, struct stat *st);
+int inode_stat(struct tdefs_daemon *daemon, struct tdefs_inode *inode, struct stat *st);
 /* Convert a backing stat into what the mount shows (plaintext size of regular files). */
 void stat_to_plaintext(struct stat *st);
 /*
@@ -221,7 +223,7 @@ void stat_to_plaintext(struct stat *st);
  * its opens and the lookups from now on all go to it. Called with the namespace lock held
  * exclusively, so no lookup races with the rename. new_fd is consumed.
  */
-int inode_retarget(struct tdefs_inode *inode, int new_fd);
+int inode_retarget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, int new_fd);
 /*
  * encrypt.c: the namespace lock. Renames, unlinks, links and lookups hold it shared; the
  * conversion's swap holds it exclusively around its rename, so that the name it replaces is
@@ -260,7 +262,7 @@ void fd_limit_note(int error);
 void inode_describe(struct tdefs_inode *inode, char *buf, size_t len);
 
 /* file_keys.c: the shared encryption state of a regular file's inode (inode->crypt). */
-int file_crypt_acquire(struct tdefs_inode *inode);
+int file_crypt_acquire(struct tdefs_daemon *daemon, struct tdefs_inode *inode);
 void file_crypt_release(struct tdefs_inode *inode);
 /*
  * A plaintext file's shared O_DIRECT descriptor (struct file_crypt, plain_direct_fd), opened
@@ -268,7 +270,7 @@ void file_crypt_release(struct tdefs_inode *inode);
  */
 int file_plaintext_direct_open(struct tdefs_inode *inode);
 /* Write a fresh header into a just-created, empty backing file. */
-int file_write_new_header(int fd);
+int file_write_new_header(struct tdefs_daemon *daemon, int fd);
 /*
  * tderekey close --force: wipe the DEKs of the inode's loaded state (the caller holds a
  * reference to it); its requests fail with EIO from then on (struct file_crypt, keys_wiped)
@@ -359,7 +361,7 @@ struct rewrap_outcome {
  * Rewrap one backing file's DEK under the active master key (two synced copy writes). fd is
  * the file open read-write, from a walk (fs/backing_walk.h); it stays open.
  */
-int header_rewrap_fd(int fd, struct rewrap_outcome *outcome);
+int header_rewrap_fd(struct tdefs_daemon *daemon, int fd, struct rewrap_outcome *outcome);
 
 /*
  * Change a header: edit gets the current header and its unsealed DEKs (room for
@@ -374,7 +376,8 @@ int header_rewrap_fd(int fd, struct rewrap_outcome *outcome);
 typedef int (*header_edit_fn)(struct file_header *header, uint8_t *deks, unsigned *dek_count,
 			      const uint8_t *active_key_id, void *context);
 #define HEADER_UPDATE_BOTH_COPIES 0x1u
-int header_update(int fd, header_edit_fn edit, void *context, unsigned flags);
+int header_update(struct tdefs_daemon *daemon, int fd, header_edit_fn edit, void *context,
+		  unsigned flags);
 
 /*
  * Before a header in a data rekey is trusted: the copy beside the newest one (image holds both,
@@ -383,7 +386,7 @@ int header_update(int fd, header_edit_fn edit, void *context, unsigned flags);
  * are compared too; newest_deks may be NULL when the newest was not unsealed. *other_valid says
  * whether the other copy is valid. -EIO with *reason set when the copies disagree (or the other
  * fails its seal), -ENOMEM. Nothing is checked when neither copy is in a data rekey. The caller
- * keeps ring from being replaced meanwhile (daemon_state.keyring_lock).
+ * keeps ring from being replaced meanwhile (tdefs_daemon.keyring_lock).
  */
 int header_copies_verify(const struct keyring *ring, const uint8_t *image, size_t len,
 			 unsigned slot, const struct file_header *newest, const uint8_t *newest_deks,
@@ -402,7 +405,8 @@ int rekey_edit_progress(struct file_header *header, uint8_t *deks, unsigned *dek
  * Finish a data rekey step that a crash cut short inside its hot zone: crypt has been loaded
  * (both keys, watermark, header, size) and is not shared yet; the caller holds crypt_lock.
  */
-int data_rekey_recover(struct tdefs_inode *inode, struct file_crypt *crypt);
+int data_rekey_recover(struct tdefs_daemon *daemon, struct tdefs_inode *inode,
+		       struct file_crypt *crypt);
 
 struct file_job_result {
 	bool changed;    /* the file was rewrapped / rekeyed */
@@ -416,8 +420,8 @@ struct job;
  * a file that carries REKEY_DONE_XATTR with this ID was finished by this job before a stop or
  * a restart and is skipped; a file the call finishes gets it.
  */
-int data_rekey_file(struct job *job, int path_fd, bool resume_only, const uint8_t *job_id,
-		    struct file_job_result *result);
+int data_rekey_file(struct tdefs_daemon *daemon, struct job *job, int path_fd, bool resume_only,
+		    const uint8_t *job_id, struct file_job_result *result);
 /* Whether the job with this ID finished the file (its REKEY_DONE_XATTR holds the ID). */
 bool data_rekey_done_by(int path_fd, const uint8_t *job_id);
 /*
@@ -426,16 +430,16 @@ bool data_rekey_done_by(int path_fd, const uint8_t *job_id);
  * rekeyed everything under its path. read: 0, -ENOENT when there is none, -EPERM when it is not
  * the daemon's own (owner, mode), FORMAT_ERROR(FORMAT_ERR_DAMAGED) when it does not decode.
  */
-int data_rekey_record_write(const uint8_t id[REKEY_JOB_ID_SIZE], bool stopped,
-			    const char *relative_path, double rate_limit);
-int data_rekey_record_remove(void);
-int data_rekey_record_read(uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped, char *path,
-			   size_t path_size, double *rate_limit);
+int data_rekey_record_write(struct tdefs_daemon *daemon, const uint8_t id[REKEY_JOB_ID_SIZE],
+			    bool stopped, const char *relative_path, double rate_limit);
+int data_rekey_record_remove(struct tdefs_daemon *daemon);
+int data_rekey_record_read(struct tdefs_daemon *daemon, uint8_t id[REKEY_JOB_ID_SIZE],
+			   bool *stopped, char *path, size_t path_size, double *rate_limit);
 /*
  * At mount: go on with the data rekey the record says was running (a crash, an unmount);
  * otherwise only finish the files whose rekey was interrupted.
  */
-void data_rekey_resume_recorded(void);
+void data_rekey_resume_recorded(struct tdefs_daemon *daemon);
 
 /*
  * encrypt.c: convert one plaintext file of an adopted directory into an encrypted one, online
@@ -443,19 +447,22 @@ void data_rekey_resume_recorded(void);
  * regular file from a walk, consumed; parent_fd/name: where the walk found it (kept open).
  * Files that are not plaintext are skipped.
  */
-int encrypt_file(struct job *job, int parent_fd, const char *name, int path_fd,
-		 struct file_job_result *result);
+int encrypt_file(struct tdefs_daemon *daemon, struct job *job, int parent_fd, const char *name,
+		 int path_fd, struct file_job_result *result);
 /*
  * jobs.c: a job's record in the backing root, replaced crash-safely (temp, fsync, rename,
  * directory fsync), and read back only when it is the daemon's own regular file (owner, no
  * access for others): -EPERM otherwise, -ENOENT when there is none.
  */
-int job_record_replace(const char *name, const char *text, size_t length);
-int job_record_read(const char *name, char *text, size_t size, size_t *length);
+int job_record_replace(struct tdefs_daemon *daemon, const char *name, const char *text,
+		       size_t length);
+int job_record_read(struct tdefs_daemon *daemon, const char *name, char *text, size_t size,
+		    size_t *length);
 /* Remember (1) or forget (0) a running conversion in the backing root's job record. */
-int encrypt_record_job(bool running, const char *relative_path, double rate_limit);
+int encrypt_record_job(struct tdefs_daemon *daemon, bool running, const char *relative_path,
+		       double rate_limit);
 /* At mount: start the conversion again that the job record says was running. */
-void encrypt_resume_recorded(void);
+void encrypt_resume_recorded(struct tdefs_daemon *daemon);
 
 /* stop.c: SIGTERM, SIGINT and SIGHUP ask for a normal unmount, never a lazy one. */
 int stop_handler_start(const char *mount_point, unsigned timeout_seconds);
@@ -466,8 +473,8 @@ void stop_handler_end(void);
  * Re-read the wallet the daemon was started with; keeps the loaded keys when it cannot.
  * Refused (-EKEYREVOKED) while the keystore is closed: only tderekey open loads keys then.
  */
-int keys_reload(char *error, size_t error_len);
-/* Held by whoever replaces daemon_state.keyring: keys_reload, keystore_close, keystore_open. */
+int keys_reload(struct tdefs_daemon *daemon, char *error, size_t error_len);
+/* Held by whoever replaces tdefs_daemon.keyring: keys_reload, keystore_close, keystore_open. */
 extern pthread_mutex_t keyring_replace_lock;
 
 /*
@@ -483,17 +490,17 @@ extern pthread_mutex_t keyring_replace_lock;
 bool keystore_is_closed(void);
 /* Moves at every close; read under keyring_lock by a file's load (fs/file_keys.c). */
 uint64_t keystore_epoch(void);
-int keystore_close(bool force, char *error, size_t error_len);
-int keystore_open(int password_fd, char *error, size_t error_len);
-int wallet_watch_start(void);
+int keystore_close(struct tdefs_daemon *daemon, bool force, char *error, size_t error_len);
+int keystore_open(struct tdefs_daemon *daemon, int password_fd, char *error, size_t error_len);
+int wallet_watch_start(struct tdefs_daemon *daemon);
 void wallet_watch_stop(void);
 
 /* key_server.c: a KMIP wallet's servers, unreachable or not (keys_reload reports each try). */
-bool key_server_wallet(void);
+bool key_server_wallet(const struct tdefs_daemon *daemon);
 const char *key_server_status(void); /* OPEN or OPEN_UNKNOWN_MASTER_KEY_STATUS */
-void key_server_note(int ret, const char *error);
+void key_server_note(struct tdefs_daemon *daemon, int ret, const char *error);
 extern unsigned key_server_poll_seconds; /* -o kmip_poll=SECS */
-void key_server_start(void);		  /* the polling thread, when asked for */
+void key_server_start(struct tdefs_daemon *daemon); /* the polling thread, when asked for */
 void key_server_stop(void);
 
 /*
@@ -507,7 +514,7 @@ extern unsigned hsm_heartbeat_seconds;
 int hsm_heartbeat_option(const char *value, unsigned *seconds, char *error, size_t error_size);
 bool hsm_heartbeat_outage(void);   /* the token is known unreachable */
 bool hsm_heartbeat_watching(void); /* a heartbeat runs on the mount's token */
-void hsm_heartbeat_start(void);
+void hsm_heartbeat_start(struct tdefs_daemon *daemon);
 void hsm_heartbeat_stop(void);
 
 /* jobs.c: the background jobs, one of each kind at a time, both may run at once. */
@@ -531,8 +538,8 @@ struct job_status {
 };
 
 /* relative_path: a file or directory below the backing directory ("" = all of it). */
-int job_start(enum job_kind kind, const char *relative_path, double rate_limit, bool resume_only,
-	      char *error, size_t error_len);
+int job_start(struct tdefs_daemon *daemon, enum job_kind kind, const char *relative_path,
+	      double rate_limit, bool resume_only, char *error, size_t error_len);
 void job_stop(enum job_kind kind);
 /* A stop asked for by tderekey (not by the unmount): a data rekey is not taken up at mount. */
 void job_stop_on_request(enum job_kind kind);
@@ -573,7 +580,7 @@ int info_backing(const char *backing, bool json);
  * error. control_start starts serving it; control_stop ends that and removes the socket.
  */
 int control_open(const char *mountpoint, char *error, size_t error_size);
-int control_start(void);
+int control_start(struct tdefs_daemon *daemon);
 void control_stop(void);
 
 #endif

@@ -117,7 +117,8 @@ static uint64_t block_count(uint64_t size)
 }
 
 /* Re-encrypt one chunk at the watermark. *finished when the watermark has reached the end. */
-static int rekey_chunk(struct file_crypt *crypt, uint8_t *buffer, bool *finished, uint64_t *bytes)
+static int rekey_chunk(struct tdefs_daemon *daemon, struct file_crypt *crypt, uint8_t *buffer,
+		       bool *finished, uint64_t *bytes)
 {
 	uint64_t checksums[REKEY_CHUNK_BLOCKS];
 	uint64_t size, blocks, first, count, end;
@@ -156,7 +157,7 @@ static int rekey_chunk(struct file_crypt *crypt, uint8_t *buffer, bool *finished
 		.hot_count = (uint32_t)count,
 		.hot_old_checksums = checksums,
 	};
-	ret = header_update(crypt->data_fd, rekey_edit_progress, &progress,
+	ret = header_update(daemon, crypt->data_fd, rekey_edit_progress, &progress,
 			    HEADER_UPDATE_BOTH_COPIES);
 	if (ret < 0)
 		goto out_unlock_blocks;
@@ -203,7 +204,7 @@ out_unlock_size:
 }
 
 /* The last chunk is done: keep only the new DEK, on disk and in memory. */
-static int rekey_finish(struct file_crypt *crypt, bool *finished)
+static int rekey_finish(struct tdefs_daemon *daemon, struct file_crypt *crypt, bool *finished)
 {
 	struct xts_key *old_key;
 	int ret;
@@ -215,7 +216,7 @@ static int rekey_finish(struct file_crypt *crypt, bool *finished)
 		pthread_rwlock_unlock(&crypt->size_lock);
 		return 0;
 	}
-	ret = header_update(crypt->data_fd, edit_finish, NULL, HEADER_UPDATE_BOTH_COPIES);
+	ret = header_update(daemon, crypt->data_fd, edit_finish, NULL, HEADER_UPDATE_BOTH_COPIES);
 	if (ret == 0) {
 		old_key = crypt->key;
 		crypt->key = crypt->new_key;
@@ -227,8 +228,8 @@ static int rekey_finish(struct file_crypt *crypt, bool *finished)
 	return ret;
 }
 
-static int rekey_open_file(struct job *job, struct file_crypt *crypt, const uint8_t *job_id,
-			   struct file_job_result *result)
+static int rekey_open_file(struct tdefs_daemon *daemon, struct job *job, struct file_crypt *crypt,
+			   const uint8_t *job_id, struct file_job_result *result)
 {
 	uint8_t *buffer = NULL, *new_dek;
 	bool finished = false;
@@ -245,7 +246,8 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt, const uint
 		new_dek = secure_alloc(DEK_SIZE);
 		if (!new_dek)
 			return -ENOMEM;
-		ret = header_update(crypt->data_fd, edit_begin, new_dek, HEADER_UPDATE_BOTH_COPIES);
+		ret = header_update(daemon, crypt->data_fd, edit_begin, new_dek,
+				    HEADER_UPDATE_BOTH_COPIES);
 		if (ret == 0) {
 			struct xts_key *key;
 
@@ -269,7 +271,7 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt, const uint
 
 		if (job && job_should_stop(job))
 			break;
-		ret = rekey_chunk(crypt, buffer, &finished, &bytes);
+		ret = rekey_chunk(daemon, crypt, buffer, &finished, &bytes);
 		if (ret < 0)
 			break;
 		result->bytes += bytes;
@@ -278,7 +280,7 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt, const uint
 			job_throttle(job, bytes);
 		}
 		if (finished) {
-			ret = rekey_finish(crypt, &finished);
+			ret = rekey_finish(daemon, crypt, &finished);
 			if (ret < 0)
 				break;
 		}
@@ -308,7 +310,8 @@ static int rekey_open_file(struct job *job, struct file_crypt *crypt, const uint
  * re-encrypted no longer matches its old checksum, so a crash before the header write only
  * repeats it. The caller holds the inode's crypt_lock, and crypt is not yet shared.
  */
-int data_rekey_recover(struct tdefs_inode *inode, struct file_crypt *crypt)
+int data_rekey_recover(struct tdefs_daemon *daemon, struct tdefs_inode *inode,
+		       struct file_crypt *crypt)
 {
 	const struct file_header *header = &crypt->header;
 	uint64_t size = crypt->size;
@@ -349,7 +352,7 @@ int data_rekey_recover(struct tdefs_inode *inode, struct file_crypt *crypt)
 	if (ret == 0 && fdatasync(crypt->data_fd) < 0)
 		ret = -errno;
 	if (ret == 0)
-		ret = header_update(crypt->data_fd, rekey_edit_progress, &progress,
+		ret = header_update(daemon, crypt->data_fd, rekey_edit_progress, &progress,
 				    HEADER_UPDATE_BOTH_COPIES);
 	if (ret == 0)
 		crypt->watermark = progress.watermark;
@@ -387,8 +390,8 @@ bool data_rekey_done_by(int path_fd, const uint8_t *job_id)
 	return n == REKEY_JOB_ID_SIZE && memcmp(value, job_id, REKEY_JOB_ID_SIZE) == 0;
 }
 
-int data_rekey_file(struct job *job, int path_fd, bool resume_only, const uint8_t *job_id,
-		    struct file_job_result *result)
+int data_rekey_file(struct tdefs_daemon *daemon, struct job *job, int path_fd, bool resume_only,
+		    const uint8_t *job_id, struct file_job_result *result)
 {
 	struct tdefs_inode *inode;
 	struct stat st;
@@ -411,44 +414,44 @@ int data_rekey_file(struct job *job, int path_fd, bool resume_only, const uint8_
 	 * Through the inode table, so that the kernel's opens of this file and the rekey share
 	 * one encryption state, one watermark and one set of block locks.
 	 */
-	ret = inode_get_by_fd(path_fd, &inode);
+	ret = inode_get_by_fd(daemon, path_fd, &inode);
 	if (ret < 0)
 		return ret;
-	ret = file_crypt_acquire(inode);
+	ret = file_crypt_acquire(daemon, inode);
 	if (ret == 0) {
-		ret = rekey_open_file(job, inode->crypt, job_id, result);
+		ret = rekey_open_file(daemon, job, inode->crypt, job_id, result);
 		file_crypt_release(inode);
 	}
-	inode_forget(inode, 1);
+	inode_forget(daemon, inode, 1);
 	return ret;
 }
 
 /* --- the job's record ------------------------------------------------------------------ */
 
-int data_rekey_record_write(const uint8_t id[REKEY_JOB_ID_SIZE], bool stopped,
-			    const char *relative_path, double rate_limit)
+int data_rekey_record_write(struct tdefs_daemon *daemon, const uint8_t id[REKEY_JOB_ID_SIZE],
+			    bool stopped, const char *relative_path, double rate_limit)
 {
 	char text[ENCRYPT_RECORD_MAX];
 	int length = rekey_record_encode(rate_limit, id, stopped, relative_path, text, sizeof(text));
 
 	if (length < 0)
 		return length;
-	return job_record_replace(REKEY_JOB_RECORD, text, (size_t)length);
+	return job_record_replace(daemon, REKEY_JOB_RECORD, text, (size_t)length);
 }
 
-int data_rekey_record_remove(void)
+int data_rekey_record_remove(struct tdefs_daemon *daemon)
 {
-	if (unlinkat(daemon_state.backing_fd, REKEY_JOB_RECORD, 0) < 0 && errno != ENOENT)
+	if (unlinkat(daemon->backing_fd, REKEY_JOB_RECORD, 0) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
 }
 
-int data_rekey_record_read(uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped, char *path,
-			   size_t path_size, double *rate_limit)
+int data_rekey_record_read(struct tdefs_daemon *daemon, uint8_t id[REKEY_JOB_ID_SIZE],
+			   bool *stopped, char *path, size_t path_size, double *rate_limit)
 {
 	char text[ENCRYPT_RECORD_MAX + 1];
 	size_t length;
-	int ret = job_record_read(REKEY_JOB_RECORD, text, sizeof(text), &length);
+	int ret = job_record_read(daemon, REKEY_JOB_RECORD, text, sizeof(text), &length);
 
 	if (ret < 0)
 		return ret;
@@ -461,20 +464,21 @@ int data_rekey_record_read(uint8_t id[REKEY_JOB_ID_SIZE], bool *stopped, char *p
  * ID (trusted.* xattrs, which only root sets and the mount never serves): nothing in it decides
  * which bytes a file holds or which key decrypts them.
  */
-void data_rekey_resume_recorded(void)
+void data_rekey_resume_recorded(struct tdefs_daemon *daemon)
 {
 	uint8_t id[REKEY_JOB_ID_SIZE];
 	char path[PATH_MAX], error[PATH_MAX + 128];
 	bool stopped = true;
 	double rate = 0;
-	int ret = data_rekey_record_read(id, &stopped, path, sizeof(path), &rate);
+	int ret = data_rekey_record_read(daemon, id, &stopped, path, sizeof(path), &rate);
 
 	if (ret < 0 && ret != -ENOENT)
 		log_warning("tdefs: %s is %s: the data rekey it names is not taken up (run "
 			    "'tderekey data' again)", REKEY_JOB_RECORD,
 			    ret == -EPERM ? "not the daemon's own record" : "damaged");
 	if (ret == 0 && !stopped) {
-		if (job_start(JOB_DATA_REKEY, path, rate, false, error, sizeof(error)) == 0) {
+		if (job_start(daemon, JOB_DATA_REKEY, path, rate, false, error,
+			      sizeof(error)) == 0) {
 			log_info("tdefs: the interrupted data rekey of /%s goes on", path);
 			return;
 		}
@@ -483,6 +487,6 @@ void data_rekey_resume_recorded(void)
 		log_info("tdefs: a data rekey of /%s was stopped before its end; 'tderekey data' of "
 			 "the same path goes on with it", path);
 	}
-	if (job_start(JOB_DATA_REKEY, "", 0, true, error, sizeof(error)) < 0)
+	if (job_start(daemon, JOB_DATA_REKEY, "", 0, true, error, sizeof(error)) < 0)
 		log_warning("tdefs: cannot resume interrupted data rekeys: %s", error);
 }

@@ -103,20 +103,21 @@ static uint64_t block_count(uint64_t size)
 
 /* --- the job record ------------------------------------------------------------------- */
 
-int encrypt_record_job(bool running, const char *relative_path, double rate_limit)
+int encrypt_record_job(struct tdefs_daemon *daemon, bool running, const char *relative_path,
+		       double rate_limit)
 {
 	char text[ENCRYPT_RECORD_MAX];
 	int length;
 
 	if (!running) {
-		if (unlinkat(daemon_state.backing_fd, ENCRYPT_JOB_RECORD, 0) < 0 && errno != ENOENT)
+		if (unlinkat(daemon->backing_fd, ENCRYPT_JOB_RECORD, 0) < 0 && errno != ENOENT)
 			return -errno;
 		return 0;
 	}
 	length = encrypt_record_encode(rate_limit, relative_path, text, sizeof(text));
 	if (length < 0)
 		return length;
-	return job_record_replace(ENCRYPT_JOB_RECORD, text, (size_t)length);
+	return job_record_replace(daemon, ENCRYPT_JOB_RECORD, text, (size_t)length);
 }
 
 /*
@@ -124,14 +125,14 @@ int encrypt_record_job(bool running, const char *relative_path, double rate_limi
  * PATH at RATE was running". Even a forged one could only start a conversion, which is safe on
  * any file: nothing in it decides which bytes a file holds.
  */
-void encrypt_resume_recorded(void)
+void encrypt_resume_recorded(struct tdefs_daemon *daemon)
 {
 	char text[ENCRYPT_RECORD_MAX + 1], path[PATH_MAX], error[PATH_MAX + 128];
 	size_t done = 0;
 	double rate;
 	int ret;
 
-	ret = job_record_read(ENCRYPT_JOB_RECORD, text, sizeof(text), &done);
+	ret = job_record_read(daemon, ENCRYPT_JOB_RECORD, text, sizeof(text), &done);
 	if (ret == -ENOENT)
 		return;
 	if (ret < 0) {
@@ -145,7 +146,7 @@ void encrypt_resume_recorded(void)
 			    "(start it again with 'tderekey encrypt')", ENCRYPT_JOB_RECORD);
 		return;
 	}
-	if (job_start(JOB_ENCRYPT, path, rate, false, error, sizeof(error)) < 0)
+	if (job_start(daemon, JOB_ENCRYPT, path, rate, false, error, sizeof(error)) < 0)
 		log_warning("tdefs: cannot resume the conversion to encrypted files: %s", error);
 	else
 		log_info("tdefs: the interrupted conversion to encrypted files of /%s goes on", path);
@@ -195,8 +196,8 @@ out:
  * The copy: a fresh header (its DEK in *key) in a new file under a reserved name in the backing
  * root. *header gets the header's newest copy, as a loaded file has it.
  */
-static int create_copy(char *name, size_t name_size, struct file_header *header,
-		       struct xts_key **key)
+static int create_copy(struct tdefs_daemon *daemon, char *name, size_t name_size,
+		       struct file_header *header, struct xts_key **key)
 {
 	uint8_t image[TDEFS_HEADER_SIZE], random[8], key_id[MASTER_KEY_ID_SIZE];
 	uint8_t *dek;
@@ -213,20 +214,20 @@ static int create_copy(char *name, size_t name_size, struct file_header *header,
 		return -ENOMEM;
 	ret = crypto_random_bytes(dek, DEK_SIZE);
 	if (ret == 0) {
-		pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-		ret = keyring_active(daemon_state.keyring, key_id, NULL);
+		pthread_rwlock_rdlock(&daemon->keyring_lock);
+		ret = keyring_active(daemon->keyring, key_id, NULL);
 		if (ret == 0)
-			ret = header_create_keyring(header, daemon_state.keyring, key_id, dek);
+			ret = header_create_keyring(header, daemon->keyring, key_id, dek);
 		if (ret == 0)
-			ret = header_build_image_keyring(header, daemon_state.keyring, dek, image);
-		pthread_rwlock_unlock(&daemon_state.keyring_lock);
+			ret = header_build_image_keyring(header, daemon->keyring, dek, image);
+		pthread_rwlock_unlock(&daemon->keyring_lock);
 	}
 	if (ret == 0)
 		ret = xts_key_new(dek, key);
 	secure_free(dek);
 	if (ret < 0)
 		return ret;
-	fd = openat(daemon_state.backing_fd, name,
+	fd = openat(daemon->backing_fd, name,
 		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
@@ -236,7 +237,7 @@ static int create_copy(char *name, size_t name_size, struct file_header *header,
 	if (ret == 0)
 		return fd;
 	close(fd);
-	unlinkat(daemon_state.backing_fd, name, 0);
+	unlinkat(daemon->backing_fd, name, 0);
 out_free_key:
 	xts_key_free(*key);
 	*key = NULL;
@@ -244,7 +245,8 @@ out_free_key:
 }
 
 /* Stop keeping the copy in step (exclusive size_lock): the original alone serves the file. */
-static void drop_copy(struct file_crypt *crypt, int copy_fd, const char *copy_name)
+static void drop_copy(const struct tdefs_daemon *daemon, struct file_crypt *crypt, int copy_fd,
+		      const char *copy_name)
 {
 	struct xts_key *key;
 
@@ -256,7 +258,7 @@ static void drop_copy(struct file_crypt *crypt, int copy_fd, const char *copy_na
 	pthread_rwlock_unlock(&crypt->size_lock);
 	xts_key_free(key);
 	close(copy_fd);
-	unlinkat(daemon_state.backing_fd, copy_name, 0);
+	unlinkat(daemon->backing_fd, copy_name, 0);
 }
 
 /* Copy the chunk at the watermark. *finished when the watermark has reached the end. */
@@ -304,9 +306,10 @@ static int fsync_directory(int dir_fd)
  * The swap, with the names (namespace lock) and the file's I/O (exclusive size_lock) held
  * still: 1 when the file grew meanwhile and there is more to copy, 0 once swapped.
  */
-static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int parent_fd,
-			const char *name, const struct stat *original, int copy_fd,
-			const char *copy_name, const struct file_header *header)
+static int swap_in_copy(struct tdefs_daemon *daemon, struct tdefs_inode *inode,
+			struct file_crypt *crypt, int parent_fd, const char *name,
+			const struct stat *original, int copy_fd, const char *copy_name,
+			const struct file_header *header)
 {
 	struct timespec times[2];
 	struct stat now;
@@ -343,7 +346,7 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 		goto out_unlock;
 	}
 	fault_point("encrypt:copy-synced");
-	if (renameat(daemon_state.backing_fd, copy_name, parent_fd, name) < 0) {
+	if (renameat(daemon->backing_fd, copy_name, parent_fd, name) < 0) {
 		ret = -errno;
 		goto out_unlock;
 	}
@@ -352,7 +355,7 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 	 * From here the copy is the file. A failed directory sync cannot be undone: the file is
 	 * served from the copy, which is complete either way, and the error is only logged.
 	 */
-	if (fsync_directory(parent_fd) < 0 || fsync_directory(daemon_state.backing_fd) < 0)
+	if (fsync_directory(parent_fd) < 0 || fsync_directory(daemon->backing_fd) < 0)
 		log_warning("tdefs: cannot sync the directory of a converted file: %s",
 			    strerror(errno));
 	old_fd = crypt->data_fd;
@@ -365,7 +368,7 @@ static int swap_in_copy(struct tdefs_inode *inode, struct file_crypt *crypt, int
 	__atomic_store_n(&crypt->copy_key, NULL, __ATOMIC_RELEASE);
 	crypt->copy_fd = -1;
 	path_fd = openat(parent_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	ret = path_fd < 0 ? -errno : inode_retarget(inode, path_fd);
+	ret = path_fd < 0 ? -errno : inode_retarget(daemon, inode, path_fd);
 	if (ret < 0) {
 		char path[512];
 
@@ -388,10 +391,10 @@ out_unlock:
 }
 
 /* Room for the copy: its size and header, and a margin the database keeps for itself. */
-static int check_space(uint64_t size)
+static int check_space(const struct tdefs_daemon *daemon, uint64_t size)
 {
 	struct statvfs vfs;
-	int fd = openat(daemon_state.backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(daemon->backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret;
 
 	if (fd < 0)
@@ -405,9 +408,9 @@ static int check_space(uint64_t size)
 	return 0;
 }
 
-static int convert_open_file(struct job *job, struct tdefs_inode *inode, int parent_fd,
-			     const char *name, const struct stat *original,
-			     struct file_job_result *result)
+static int convert_open_file(struct tdefs_daemon *daemon, struct job *job,
+			     struct tdefs_inode *inode, int parent_fd, const char *name,
+			     const struct stat *original, struct file_job_result *result)
 {
 	struct file_crypt *crypt = inode->crypt;
 	struct file_header header;
@@ -422,10 +425,10 @@ static int convert_open_file(struct job *job, struct tdefs_inode *inode, int par
 	}
 	if (!crypt->writable)
 		return -EROFS;
-	ret = check_space(crypt->size);
+	ret = check_space(daemon, crypt->size);
 	if (ret < 0)
 		return ret;
-	copy_fd = create_copy(copy_name, sizeof(copy_name), &header, &key);
+	copy_fd = create_copy(daemon, copy_name, sizeof(copy_name), &header, &key);
 	if (copy_fd < 0)
 		return copy_fd;
 	pthread_rwlock_wrlock(&crypt->size_lock);
@@ -459,8 +462,8 @@ static int convert_open_file(struct job *job, struct tdefs_inode *inode, int par
 			ret = -errno;
 			break;
 		}
-		ret = swap_in_copy(inode, crypt, parent_fd, name, original, copy_fd, copy_name,
-				   &header);
+		ret = swap_in_copy(daemon, inode, crypt, parent_fd, name, original, copy_fd,
+				   copy_name, &header);
 		if (ret == 0) {
 			result->changed = true;
 			return 0;
@@ -469,19 +472,19 @@ static int convert_open_file(struct job *job, struct tdefs_inode *inode, int par
 			break;
 		finished = false; /* it grew: copy the rest */
 	}
-	drop_copy(crypt, copy_fd, copy_name);
+	drop_copy(daemon, crypt, copy_fd, copy_name);
 	return ret;
 }
 
-int encrypt_file(struct job *job, int parent_fd, const char *name, int path_fd,
-		 struct file_job_result *result)
+int encrypt_file(struct tdefs_daemon *daemon, struct job *job, int parent_fd, const char *name,
+		 int path_fd, struct file_job_result *result)
 {
 	struct tdefs_inode *inode;
 	struct stat st, root;
 	int fd, ret;
 
 	memset(result, 0, sizeof(*result));
-	if (fstat(path_fd, &st) < 0 || fstat(daemon_state.backing_fd, &root) < 0) {
+	if (fstat(path_fd, &st) < 0 || fstat(daemon->backing_fd, &root) < 0) {
 		ret = -errno;
 		close(path_fd);
 		return ret;
@@ -501,14 +504,14 @@ int encrypt_file(struct job *job, int parent_fd, const char *name, int path_fd,
 		return st.st_nlink != 1 ? -EMLINK : -EXDEV;
 	}
 	/* Through the inode table: the kernel's opens and the conversion share one state. */
-	ret = inode_get_by_fd(path_fd, &inode);
+	ret = inode_get_by_fd(daemon, path_fd, &inode);
 	if (ret < 0)
 		return ret;
-	ret = file_crypt_acquire(inode);
+	ret = file_crypt_acquire(daemon, inode);
 	if (ret == 0) {
-		ret = convert_open_file(job, inode, parent_fd, name, &st, result);
+		ret = convert_open_file(daemon, job, inode, parent_fd, name, &st, result);
 		file_crypt_release(inode);
 	}
-	inode_forget(inode, 1);
+	inode_forget(daemon, inode, 1);
 	return ret;
 }

@@ -67,7 +67,7 @@ int file_io_error_note(struct tdefs_inode *inode, const char *operation, int ret
 	return ret;
 }
 
-int file_write_new_header(int fd)
+int file_write_new_header(struct tdefs_daemon *daemon, int fd)
 {
 	uint8_t image[TDEFS_HEADER_SIZE];
 	uint8_t key_id[MASTER_KEY_ID_SIZE];
@@ -81,13 +81,13 @@ int file_write_new_header(int fd)
 	ret = crypto_random_bytes(dek, DEK_SIZE);
 	if (ret < 0)
 		goto out_free_dek;
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	ret = keyring_active(daemon_state.keyring, key_id, NULL);
+	pthread_rwlock_rdlock(&daemon->keyring_lock);
+	ret = keyring_active(daemon->keyring, key_id, NULL);
 	if (ret == 0)
-		ret = header_create_keyring(&header, daemon_state.keyring, key_id, dek);
+		ret = header_create_keyring(&header, daemon->keyring, key_id, dek);
 	if (ret == 0)
-		ret = header_build_image_keyring(&header, daemon_state.keyring, dek, image);
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+		ret = header_build_image_keyring(&header, daemon->keyring, dek, image);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	if (ret == -EHOSTDOWN)
 		ret = -EIO; /* the HSM token is out (-o hsm_heartbeat): waited for, not back */
 	if (ret < 0)
@@ -107,7 +107,7 @@ out_free_dek:
 	return ret;
 }
 
-static int open_backing_data(struct tdefs_inode *inode, int path_fd, bool *writable)
+static int open_backing_data(const struct tdefs_daemon *daemon, int path_fd, bool *writable)
 {
 	int fd;
 
@@ -115,7 +115,7 @@ static int open_backing_data(struct tdefs_inode *inode, int path_fd, bool *writa
 	 * backing_reopen() checks that what opens is the inode's regular file: an inode that is
 	 * anything else (a device node, a FIFO) is never opened for data, let alone written.
 	 */
-	*writable = !daemon_state.read_only;
+	*writable = !daemon->read_only;
 	fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
 	if (inode_fd_cache_shrink(fd))
 		fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
@@ -132,8 +132,8 @@ static int open_backing_data(struct tdefs_inode *inode, int path_fd, bool *writa
  * (0), one without is encrypted (1: its header is loaded next), whatever either holds; a marker
  * of another directory, or a damaged one, is refused.
  */
-static int load_plaintext(struct tdefs_inode *inode, struct file_crypt *crypt,
-			  const struct stat *st)
+static int load_plaintext(const struct tdefs_daemon *daemon, struct tdefs_inode *inode,
+			  struct file_crypt *crypt, const struct stat *st)
 {
 	uint8_t marked_id[16];
 	char detail[160];
@@ -144,7 +144,7 @@ static int load_plaintext(struct tdefs_inode *inode, struct file_crypt *crypt,
 		return 1;
 	}
 	if (ret == FORMAT_ERROR(FORMAT_ERR_DAMAGED) ||
-	    (ret == 1 && memcmp(marked_id, daemon_state.directory_id, 16) != 0)) {
+	    (ret == 1 && memcmp(marked_id, daemon->directory_id, 16) != 0)) {
 		log_file_error_once(inode, ret == 1 ? "plaintext marker of another backing "
 						      "directory: file refused"
 						    : "damaged plaintext marker: file refused");
@@ -156,7 +156,7 @@ static int load_plaintext(struct tdefs_inode *inode, struct file_crypt *crypt,
 		log_file_error_once(inode, detail);
 		return ret;
 	}
-	if (daemon_state.require_encrypted) {
+	if (daemon->require_encrypted) {
 		log_file_error_once(inode, "plaintext file refused (-o require_encrypted): convert "
 					   "it with 'tderekey encrypt'");
 		return -EACCES;
@@ -168,7 +168,8 @@ static int load_plaintext(struct tdefs_inode *inode, struct file_crypt *crypt,
 	return 0;
 }
 
-static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
+static int load_file_key(struct tdefs_daemon *daemon, struct tdefs_inode *inode,
+			 struct file_crypt *crypt)
 {
 	uint8_t raw[TDEFS_HEADER_SIZE];
 	char key_text[KEY_ID_TEXT_SIZE];
@@ -182,14 +183,14 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 
 	if (fstat(crypt->data_fd, &st) < 0)
 		return -errno;
-	if (daemon_state.adopted) {
-		ret = load_plaintext(inode, crypt, &st);
+	if (daemon->adopted) {
+		ret = load_plaintext(daemon, inode, crypt, &st);
 		if (ret <= 0)
 			return ret;
 	}
 	/* An empty backing file (created by hand, or a create cut short) gets a header now. */
 	if (st.st_size == 0 && crypt->writable) {
-		ret = file_write_new_header(crypt->data_fd);
+		ret = file_write_new_header(daemon, crypt->data_fd);
 		if (ret < 0)
 			return ret;
 		st.st_size = TDEFS_HEADER_SIZE;
@@ -214,7 +215,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 	deks = secure_alloc(HEADER_WRAPPED_KEYS_SIZE);
 	if (!deks)
 		return -ENOMEM;
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	pthread_rwlock_rdlock(&daemon->keyring_lock);
 	/*
 	 * -o key_cache: a DEK unwrapped from these very header bytes before (the master key is
 	 * not loaded now: tderekey close, or its HSM token is out). A file in a data rekey needs
@@ -229,9 +230,9 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		ret = 0;
 		from_cache = true;
 	} else {
-		ret = header_unseal_keyring(&crypt->header, daemon_state.keyring, deks);
+		ret = header_unseal_keyring(&crypt->header, daemon->keyring, deks);
 		if (ret == 0)
-			ret = header_copies_verify(daemon_state.keyring, raw, done, slot,
+			ret = header_copies_verify(daemon->keyring, raw, done, slot,
 						   &crypt->header, deks, &other_valid, &reason);
 	}
 	if ((ret == -ENOKEY || ret == -EHOSTDOWN) && !rekeying &&
@@ -240,7 +241,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 		from_cache = true;
 	}
 	crypt->keystore_epoch = keystore_epoch();
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	if (ret == 0 && !from_cache && !rekeying && key_cache_seconds() > 0 &&
 	    key_cache_put(st.st_dev, st.st_ino, raw, done, deks) == 0) {
 		crypt->cache_pinned = true;
@@ -305,7 +306,7 @@ static int load_file_key(struct tdefs_inode *inode, struct file_crypt *crypt)
 							   "mount read-write once to finish it");
 				ret = -EIO;
 			} else {
-				ret = data_rekey_recover(inode, crypt);
+				ret = data_rekey_recover(daemon, inode, crypt);
 			}
 		}
 		if (ret < 0) {
@@ -323,7 +324,7 @@ out_free_deks:
 	return ret;
 }
 
-int file_crypt_acquire(struct tdefs_inode *inode)
+int file_crypt_acquire(struct tdefs_daemon *daemon, struct tdefs_inode *inode)
 {
 	struct file_crypt *crypt;
 	int ret = 0;
@@ -354,13 +355,13 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 	ret = inode_fd_get(inode);
 	if (ret < 0)
 		goto out_free_crypt;
-	crypt->data_fd = open_backing_data(inode, ret, &crypt->writable);
+	crypt->data_fd = open_backing_data(daemon, ret, &crypt->writable);
 	inode_fd_put(inode);
 	if (crypt->data_fd < 0) {
 		ret = crypt->data_fd;
 		goto out_free_crypt;
 	}
-	ret = load_file_key(inode, crypt);
+	ret = load_file_key(daemon, inode, crypt);
 	if (ret < 0 && ret != -EACCES) {
 		metrics_add(&metrics.load_errors[ret == -ENOKEY ? METRICS_LOAD_MISSING_KEY
 					       : ret == -EIO  ? METRICS_LOAD_DAMAGED
@@ -376,9 +377,9 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 	 * the DEK) or this load sees the new epoch, and a DEK unsealed under a master key wiped
 	 * since is not kept.
 	 */
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
+	pthread_rwlock_rdlock(&daemon->keyring_lock);
 	if (!crypt->plaintext && crypt->keystore_epoch != keystore_epoch()) {
-		pthread_rwlock_unlock(&daemon_state.keyring_lock);
+		pthread_rwlock_unlock(&daemon->keyring_lock);
 		if (crypt->cache_pinned)
 			key_cache_unpin(crypt->cache_dev, crypt->cache_ino, key_cache_now());
 		xts_key_free(crypt->key);
@@ -392,7 +393,7 @@ int file_crypt_acquire(struct tdefs_inode *inode)
 	inode->crypt_users = 1;
 	metrics_gauge_add(&metrics.file_users, 1);
 	metrics_gauge_add(&metrics.deks_loaded, 1);
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	inode->load_error_logged = false;
 	goto out_unlock;
 

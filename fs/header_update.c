@@ -112,7 +112,8 @@ static int write_copy(int fd, struct file_header *next, uint64_t sequence, unsig
 	return ret;
 }
 
-int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
+int header_update(struct tdefs_daemon *daemon, int fd, header_edit_fn edit, void *context,
+		  unsigned flags)
 {
 	uint8_t active_id[MASTER_KEY_ID_SIZE], image[TDEFS_HEADER_SIZE];
 	struct file_header header, next;
@@ -135,15 +136,15 @@ int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 	ret = read_header(fd, image, &done, &header, &slot);
 	if (ret < 0)
 		goto out_unlock;
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	ret = keyring_active(daemon_state.keyring, active_id, NULL);
+	pthread_rwlock_rdlock(&daemon->keyring_lock);
+	ret = keyring_active(daemon->keyring, active_id, NULL);
 	if (ret < 0)
 		goto out_unlock_keyring;
-	ret = header_unseal_keyring(&header, daemon_state.keyring, deks);
+	ret = header_unseal_keyring(&header, daemon->keyring, deks);
 	if (ret < 0)
 		goto out_unlock_keyring;
 	/* Both copies are about to be rewritten from the newest: never from a state not decided. */
-	ret = header_copies_verify(daemon_state.keyring, image, done, slot, &header, deks,
+	ret = header_copies_verify(daemon->keyring, image, done, slot, &header, deks,
 				   &other_valid, &reason);
 	if (ret < 0)
 		goto out_unlock_keyring;
@@ -155,15 +156,15 @@ int header_update(int fd, header_edit_fn edit, void *context, unsigned flags)
 	if ((header.flags | next.flags) & HEADER_FLAG_REKEY_IN_PROGRESS)
 		flags |= HEADER_UPDATE_BOTH_COPIES;
 	/* Every update is sealed under the active master key: it rewraps as a side effect. */
-	ret = write_copy(fd, &next, header.sequence + 1, 1 - slot, daemon_state.keyring,
+	ret = write_copy(fd, &next, header.sequence + 1, 1 - slot, daemon->keyring,
 			 active_id, deks, dek_count);
 	fault_point("header-update:first-copy-synced");
 	if (ret == 0 && (flags & HEADER_UPDATE_BOTH_COPIES))
-		ret = write_copy(fd, &next, header.sequence + 2, slot, daemon_state.keyring,
+		ret = write_copy(fd, &next, header.sequence + 2, slot, daemon->keyring,
 				 active_id, deks, dek_count);
 	fault_point("header-update:second-copy-synced");
 out_unlock_keyring:
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 out_unlock:
 	pthread_mutex_unlock(lock);
 	secure_free(deks);
@@ -195,7 +196,7 @@ static int edit_rewrap(struct file_header *header, uint8_t *deks, unsigned *dek_
  * is not enough: a rewrap cut short between its two copy writes leaves the older copy under the
  * old key, and only rewriting it lets that key be deleted one day.
  */
-static bool both_copies_current(int fd)
+static bool both_copies_current(struct tdefs_daemon *daemon, int fd)
 {
 	uint8_t image[TDEFS_HEADER_SIZE], active_id[MASTER_KEY_ID_SIZE];
 	size_t done;
@@ -203,10 +204,10 @@ static bool both_copies_current(int fd)
 
 	if (pread_full(fd, image, sizeof(image), 0, &done) < 0)
 		return false;
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	if (keyring_active(daemon_state.keyring, active_id, NULL) < 0)
+	pthread_rwlock_rdlock(&daemon->keyring_lock);
+	if (keyring_active(daemon->keyring, active_id, NULL) < 0)
 		current = false;
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	for (unsigned i = 0; i < HEADER_COPY_COUNT && current; i++) {
 		struct file_header copy;
 
@@ -218,7 +219,7 @@ static bool both_copies_current(int fd)
 	return current;
 }
 
-int header_rewrap_fd(int fd, struct rewrap_outcome *outcome)
+int header_rewrap_fd(struct tdefs_daemon *daemon, int fd, struct rewrap_outcome *outcome)
 {
 	struct rewrap_context context = { outcome, false };
 	struct stat st;
@@ -239,8 +240,8 @@ int header_rewrap_fd(int fd, struct rewrap_outcome *outcome)
 	 * header under the old key, which the wallet keeps), then the other, so that no copy under
 	 * the old key remains and the old key can one day be deleted.
 	 */
-	context.force = !both_copies_current(fd);
-	ret = header_update(fd, edit_rewrap, &context, HEADER_UPDATE_BOTH_COPIES);
+	context.force = !both_copies_current(daemon, fd);
+	ret = header_update(daemon, fd, edit_rewrap, &context, HEADER_UPDATE_BOTH_COPIES);
 	if (ret == 0 && !outcome->skipped)
 		outcome->rewrapped = true;
 	if (ret == 1)

@@ -62,18 +62,18 @@ bool hsm_heartbeat_watching(void)
 }
 
 /* One beat: ask the token, or try to connect to it again. */
-static void beat(void)
+static void beat(struct tdefs_daemon *daemon)
 {
 	char error[KEYSTORE_ERROR_SIZE] = "";
 	int ret;
 
 	pthread_mutex_lock(&keyring_replace_lock);
-	if (keyring_token_watch(daemon_state.keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) < 0) {
+	if (keyring_token_watch(daemon->keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) < 0) {
 		pthread_mutex_unlock(&keyring_replace_lock); /* closed: no token to ask */
 		return;
 	}
 	atomic_store(&watching, true);
-	ret = keyring_token_check(daemon_state.keyring, error);
+	ret = keyring_token_check(daemon->keyring, error);
 	if (ret == 0 && atomic_exchange(&outage, false)) {
 		/* A token of a ring opened since (tderekey open after a close in the outage). */
 		log_info("tdefs: HSM token reachable again (status OPEN)");
@@ -83,7 +83,7 @@ static void beat(void)
 				    "keep working, opens that need the token fail with EIO after "
 				    "%d s; reconnecting every %u s",
 				    error, HSM_OUTAGE_WAIT_SECONDS, hsm_heartbeat_seconds);
-		ret = keyring_token_reconnect(daemon_state.keyring, error);
+		ret = keyring_token_reconnect(daemon->keyring, error);
 		/* A failed try is not logged: an outage of hours is two lines. */
 		if (ret == 0 && atomic_exchange(&outage, false))
 			log_info("tdefs: HSM token reachable again: sessions opened and logged in "
@@ -92,41 +92,41 @@ static void beat(void)
 	pthread_mutex_unlock(&keyring_replace_lock);
 }
 
-static void *heartbeat(void *unused)
+static void *heartbeat(void *argument)
 {
+	struct tdefs_daemon *daemon = argument;
 	struct pollfd pfd = { .fd = -1, .events = POLLIN };
 	int ready;
 
-	(void)unused;
 	pfd.fd = stop_pipe[0];
 	for (;;) {
 		ready = poll(&pfd, 1, (int)hsm_heartbeat_seconds * 1000);
 		if (ready > 0)
 			break;
 		if (ready == 0)
-			beat();
+			beat(daemon);
 	}
 	return NULL;
 }
 
-void hsm_heartbeat_start(void)
+void hsm_heartbeat_start(struct tdefs_daemon *daemon)
 {
 	if (hsm_heartbeat_seconds == 0)
 		return;
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	if (keyring_token_watch(daemon_state.keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) == 0)
+	pthread_rwlock_rdlock(&daemon->keyring_lock);
+	if (keyring_token_watch(daemon->keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) == 0)
 		atomic_store(&watching, true);
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	if (!atomic_load(&watching)) {
 		log_warning("tdefs: -o hsm_heartbeat: wallet %s is not an HSM wallet; no heartbeat",
-			    daemon_state.wallet_path);
+			    daemon->wallet_path);
 		return;
 	}
 	if (pipe2(stop_pipe, O_CLOEXEC) < 0) {
 		log_warning("tdefs: cannot start the HSM heartbeat: %s", strerror(errno));
 		return;
 	}
-	if (pthread_create(&heartbeat_thread, NULL, heartbeat, NULL) != 0) {
+	if (pthread_create(&heartbeat_thread, NULL, heartbeat, daemon) != 0) {
 		log_warning("tdefs: cannot start the HSM heartbeat thread");
 		return;
 	}

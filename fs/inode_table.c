@@ -48,10 +48,10 @@ static size_t bucket_of(dev_t dev, ino_t ino)
 	return (size_t)(h >> 52) % INODE_HASH_BUCKETS;
 }
 
-struct tdefs_inode *inode_from_fuse(fuse_ino_t ino)
+struct tdefs_inode *inode_from_fuse(struct tdefs_daemon *daemon, fuse_ino_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
-		return &daemon_state.root;
+		return &daemon->root;
 	return (struct tdefs_inode *)(uintptr_t)ino;
 }
 
@@ -87,29 +87,31 @@ static pthread_mutex_t fd_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Guarded by fd_cache_lock: idle cached descriptors, most recently used first. */
 static struct tdefs_inode *lru_head, *lru_tail;
 static size_t fd_cached; /* inodes with a handle whose path_fd is open */
-static pthread_once_t handles_once = PTHREAD_ONCE_INIT;
+/* Whether handles_probe() has run (atomic; set under handles_probe_lock). */
+static pthread_mutex_t handles_probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool handles_probed;
 static bool handles_usable;
 static dev_t backing_dev;
 /* The backing root opened for reading: open_by_handle_at refuses an O_PATH mount descriptor. */
 static int handle_mount_fd = -1;
 
 /* Can this daemon reopen by handle on the backing filesystem? Tried once, on the root. */
-static void handles_probe(void)
+static void handles_probe(const struct tdefs_daemon *daemon)
 {
 	struct file_handle *handle;
 	struct stat st;
 	int mount_id, fd;
 
-	if (fstat(daemon_state.root.path_fd, &st) < 0)
+	if (fstat(daemon->root.path_fd, &st) < 0)
 		return;
 	backing_dev = st.st_dev;
 	handle = calloc(1, sizeof(*handle) + MAX_HANDLE_SZ);
 	if (!handle)
 		return;
 	handle->handle_bytes = MAX_HANDLE_SZ;
-	handle_mount_fd = openat(daemon_state.root.path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	handle_mount_fd = openat(daemon->root.path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (handle_mount_fd >= 0 &&
-	    name_to_handle_at(daemon_state.root.path_fd, "", handle, &mount_id, AT_EMPTY_PATH) == 0) {
+	    name_to_handle_at(daemon->root.path_fd, "", handle, &mount_id, AT_EMPTY_PATH) == 0) {
 		fd = open_by_handle_at(handle_mount_fd, handle, O_PATH | O_CLOEXEC);
 		if (fd >= 0) {
 			handles_usable = true;
@@ -123,7 +125,8 @@ static void handles_probe(void)
 }
 
 /* The handle of the object open as fd, or NULL when it cannot be reopened by one. */
-static struct file_handle *handle_of(int fd, const struct stat *st)
+static struct file_handle *handle_of(const struct tdefs_daemon *daemon, int fd,
+				     const struct stat *st)
 {
 	struct {
 		struct file_handle handle;
@@ -132,7 +135,15 @@ static struct file_handle *handle_of(int fd, const struct stat *st)
 	struct file_handle *handle;
 	int mount_id;
 
-	pthread_once(&handles_once, handles_probe);
+	/* Once, on the first inode: pthread_once cannot hand the probe its daemon. */
+	if (!__atomic_load_n(&handles_probed, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&handles_probe_lock);
+		if (!handles_probed) {
+			handles_probe(daemon);
+			__atomic_store_n(&handles_probed, true, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_unlock(&handles_probe_lock);
+	}
 	if (!handles_usable || st->st_dev != backing_dev)
 		return NULL;
 	buf.handle.handle_bytes = MAX_HANDLE_SZ;
@@ -304,13 +315,14 @@ void stat_to_plaintext(struct stat *st)
  * In an adopted directory, whether the regular file open in fd (O_PATH) carries the plaintext
  * marker, cached in the inode (fs/daemon.h): its size shows as it is, not less a header.
  */
-static void note_plaintext_state(struct tdefs_inode *inode, int fd, const struct stat *st)
+static void note_plaintext_state(const struct tdefs_daemon *daemon, struct tdefs_inode *inode,
+				 int fd, const struct stat *st)
 {
 	uint8_t value[PLAINTEXT_MARKER_SIZE];
 	char proc_path[64];
 	ssize_t n;
 
-	if (!daemon_state.adopted || !S_ISREG(st->st_mode) ||
+	if (!daemon->adopted || !S_ISREG(st->st_mode) ||
 	    __atomic_load_n(&inode->plaintext_state, __ATOMIC_ACQUIRE) != INODE_PLAINTEXT_UNKNOWN)
 		return;
 	fd_proc_path(fd, proc_path, sizeof(proc_path));
@@ -332,7 +344,7 @@ static void inode_stat_to_plaintext(struct tdefs_inode *inode, struct stat *st)
 	stat_to_plaintext(st);
 }
 
-int inode_stat(struct tdefs_inode *inode, struct stat *st)
+int inode_stat(struct tdefs_daemon *daemon, struct tdefs_inode *inode, struct stat *st)
 {
 	struct stat cover;
 	int fd = inode_fd_get(inode), ret = 0;
@@ -342,14 +354,14 @@ int inode_stat(struct tdefs_inode *inode, struct stat *st)
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		ret = -errno;
 	else
-		note_plaintext_state(inode, fd, st);
+		note_plaintext_state(daemon, inode, fd, st);
 	inode_fd_put(inode);
 	if (ret < 0)
 		return ret;
 	inode_stat_to_plaintext(inode, st);
 	/* The root: owner and mode of the covered mount point, not of the 0700 backing root. */
-	if (inode == &daemon_state.root && daemon_state.mount_point_fd >= 0) {
-		if (fstat(daemon_state.mount_point_fd, &cover) < 0)
+	if (inode == &daemon->root && daemon->mount_point_fd >= 0) {
+		if (fstat(daemon->mount_point_fd, &cover) < 0)
 			return -errno;
 		st->st_mode = (st->st_mode & S_IFMT) | (cover.st_mode & 07777);
 		st->st_uid = cover.st_uid;
@@ -390,7 +402,8 @@ static struct tdefs_inode *table_find(size_t bucket, const struct stat *st)
  * Find or insert the inode of the O_PATH descriptor fd (consumed), with one more reference.
  * The handle is taken only for an inode not in the table yet, outside the table lock.
  */
-static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
+static int inode_insert(struct tdefs_daemon *daemon, int fd, struct stat *st,
+			struct tdefs_inode **out)
 {
 	struct tdefs_inode *found, *fresh;
 	struct file_handle *handle;
@@ -416,7 +429,7 @@ static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 		close(fd);
 		return -ENOMEM;
 	}
-	handle = handle_of(fd, st);
+	handle = handle_of(daemon, fd, st);
 	fresh->handle = handle;
 	fresh->path_fd = handle ? -1 : fd;
 	fresh->backing_dev = st->st_dev;
@@ -437,7 +450,7 @@ static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 	pthread_mutex_unlock(&table_lock);
 	if (!found) {
 		found = fresh;
-		note_plaintext_state(found, fd, st);
+		note_plaintext_state(daemon, found, fd, st);
 		if (!handle)
 			goto out; /* fd is the inode's for its life */
 	} else {
@@ -446,7 +459,7 @@ static int inode_insert(int fd, struct stat *st, struct tdefs_inode **out)
 		free(fresh);
 	}
 out_found:
-	note_plaintext_state(found, fd, st);
+	note_plaintext_state(daemon, found, fd, st);
 	/* The lookup's descriptor is likely to be used next (getattr, open): keep it cached. */
 	if (found->handle) {
 		pthread_mutex_lock(&fd_cache_lock);
@@ -460,21 +473,22 @@ out:
 	return 0;
 }
 
-int inode_get_by_fd(int path_fd, struct tdefs_inode **inode)
+int inode_get_by_fd(struct tdefs_daemon *daemon, int path_fd, struct tdefs_inode **inode)
 {
 	struct stat st;
 
-	return inode_insert(path_fd, &st, inode);
+	return inode_insert(daemon, path_fd, &st, inode);
 }
 
-int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry_param *entry)
+int inode_lookup(struct tdefs_daemon *daemon, struct tdefs_inode *parent, const char *name,
+		 struct fuse_entry_param *entry)
 {
 	struct tdefs_inode *found;
 	struct stat st;
 	int fd, ret;
 
 	/* The config file is the backing directory's, not the user's: it never shows. */
-	if (parent == &daemon_state.root && config_reserved_name(name))
+	if (parent == &daemon->root && config_reserved_name(name))
 		return -ENOENT;
 	ret = inode_fd_get(parent);
 	if (ret < 0)
@@ -491,7 +505,7 @@ int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry
 		fd_limit_note(ret);
 		return ret;
 	}
-	ret = inode_insert(fd, &st, &found);
+	ret = inode_insert(daemon, fd, &st, &found);
 	namespace_unlock();
 	if (ret < 0)
 		return ret;
@@ -500,12 +514,12 @@ int inode_lookup(struct tdefs_inode *parent, const char *name, struct fuse_entry
 	inode_stat_to_plaintext(found, &st);
 	entry->ino = (fuse_ino_t)(uintptr_t)found;
 	entry->attr = st;
-	entry->attr_timeout = daemon_state.timeout;
-	entry->entry_timeout = daemon_state.timeout;
+	entry->attr_timeout = daemon->timeout;
+	entry->entry_timeout = daemon->timeout;
 	return 0;
 }
 
-int inode_retarget(struct tdefs_inode *inode, int new_fd)
+int inode_retarget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, int new_fd)
 {
 	struct tdefs_inode **link;
 	struct file_handle *handle;
@@ -517,7 +531,7 @@ int inode_retarget(struct tdefs_inode *inode, int new_fd)
 		close(new_fd);
 		return ret;
 	}
-	handle = handle_of(new_fd, &st);
+	handle = handle_of(daemon, new_fd, &st);
 	pthread_mutex_lock(&table_lock);
 	for (link = &buckets[bucket_of(inode->backing_dev, inode->backing_ino)]; *link;
 	     link = &(*link)->hash_next) {
@@ -568,11 +582,11 @@ int inode_retarget(struct tdefs_inode *inode, int new_fd)
 	return 0;
 }
 
-void inode_forget(struct tdefs_inode *inode, uint64_t count)
+void inode_forget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, uint64_t count)
 {
 	struct tdefs_inode **link;
 
-	if (inode == &daemon_state.root)
+	if (inode == &daemon->root)
 		return;
 	pthread_mutex_lock(&table_lock);
 	if (inode->lookup_count > count) {
@@ -612,7 +626,8 @@ void inode_table_clear(void)
 	}
 }
 
-int inode_table_visit_loaded(void (*visit)(struct tdefs_inode *inode, void *context),
+int inode_table_visit_loaded(struct tdefs_daemon *daemon,
+			     void (*visit)(struct tdefs_inode *inode, void *context),
 			     void *context)
 {
 	struct tdefs_inode **loaded = NULL;
@@ -652,7 +667,7 @@ int inode_table_visit_loaded(void (*visit)(struct tdefs_inode *inode, void *cont
 		if (ret == 0)
 			visit(loaded[i], context);
 		file_crypt_release(loaded[i]);
-		inode_forget(loaded[i], 1);
+		inode_forget(daemon, loaded[i], 1);
 	}
 	free(loaded);
 	return ret;

@@ -43,6 +43,8 @@
 
 struct job {
 	enum job_kind kind;
+	/* The mount the running job works on: set by job_start before its thread starts. */
+	struct tdefs_daemon *daemon;
 	pthread_mutex_t lock;
 	pthread_cond_t resumed;
 	struct job_status status; /* guarded by lock */
@@ -201,7 +203,8 @@ void job_set_current(struct job *job, uint64_t done, uint64_t total)
 	pthread_mutex_unlock(&job->lock);
 }
 
-int job_record_replace(const char *name, const char *text, size_t length)
+int job_record_replace(struct tdefs_daemon *daemon, const char *name, const char *text,
+		       size_t length)
 {
 	char temp[64];
 	uint8_t random[8];
@@ -212,7 +215,7 @@ int job_record_replace(const char *name, const char *text, size_t length)
 		return ret;
 	snprintf(temp, sizeof(temp), "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", name, random[0],
 		 random[1], random[2], random[3], random[4], random[5], random[6], random[7]);
-	fd = openat(daemon_state.backing_fd, temp,
+	fd = openat(daemon->backing_fd, temp,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -220,13 +223,13 @@ int job_record_replace(const char *name, const char *text, size_t length)
 	if (ret == 0 && fsync(fd) < 0)
 		ret = -errno;
 	close(fd);
-	if (ret == 0 && renameat(daemon_state.backing_fd, temp, daemon_state.backing_fd, name) < 0)
+	if (ret == 0 && renameat(daemon->backing_fd, temp, daemon->backing_fd, name) < 0)
 		ret = -errno;
 	if (ret < 0) {
-		unlinkat(daemon_state.backing_fd, temp, 0);
+		unlinkat(daemon->backing_fd, temp, 0);
 		return ret;
 	}
-	fd = openat(daemon_state.backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(daemon->backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0) {
 		if (fsync(fd) < 0)
 			ret = -errno;
@@ -235,13 +238,14 @@ int job_record_replace(const char *name, const char *text, size_t length)
 	return ret;
 }
 
-int job_record_read(const char *name, char *text, size_t size, size_t *length)
+int job_record_read(struct tdefs_daemon *daemon, const char *name, char *text, size_t size,
+		    size_t *length)
 {
 	struct stat st;
 	int fd, ret;
 
 	*length = 0;
-	fd = openat(daemon_state.backing_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	fd = openat(daemon->backing_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : errno == ELOOP ? -EPERM : -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
@@ -267,10 +271,11 @@ static int encrypt_worker(struct job *job, const char *relative, int dir_fd, int
 	int parent_fd, ret;
 
 	if (dir_fd >= 0)
-		return encrypt_file(job, dir_fd, slash ? slash + 1 : relative, fd, result);
+		return encrypt_file(job->daemon, job, dir_fd, slash ? slash + 1 : relative, fd,
+				    result);
 	snprintf(directory, sizeof(directory), "%.*s", slash ? (int)(slash - relative) : 0,
 		 relative);
-	ret = backing_open_beneath(daemon_state.backing_fd, directory, &parent_fd, &st);
+	ret = backing_open_beneath(job->daemon->backing_fd, directory, &parent_fd, &st);
 	if (ret == 0 && !S_ISDIR(st.st_mode)) {
 		close(parent_fd);
 		ret = -ENOTDIR;
@@ -279,7 +284,7 @@ static int encrypt_worker(struct job *job, const char *relative, int dir_fd, int
 		close(fd);
 		return ret;
 	}
-	ret = encrypt_file(job, parent_fd, slash ? slash + 1 : relative, fd, result);
+	ret = encrypt_file(job->daemon, job, parent_fd, slash ? slash + 1 : relative, fd, result);
 	close(parent_fd);
 	return ret;
 }
@@ -293,11 +298,11 @@ static int run_worker(struct job *job, const char *relative, int dir_fd, int fd,
 
 	memset(result, 0, sizeof(*result));
 	if (job->kind == JOB_DATA_REKEY)
-		return data_rekey_file(job, fd, job->status.resume_only,
+		return data_rekey_file(job->daemon, job, fd, job->status.resume_only,
 				       job->rekey_id_set ? job->rekey_id : NULL, result);
 	if (job->kind == JOB_ENCRYPT)
 		return encrypt_worker(job, relative, dir_fd, fd, result);
-	ret = header_rewrap_fd(fd, &outcome);
+	ret = header_rewrap_fd(job->daemon, fd, &outcome);
 	result->changed = outcome.rewrapped;
 	result->skipped = outcome.skipped;
 	if (outcome.rewrapped)
@@ -449,9 +454,9 @@ static void data_rekey_job_ended(struct job *job, int walk_result)
 	failed = walk_result < 0 || job->status.files_failed > 0;
 	pthread_mutex_unlock(&job->lock);
 	if (!stopping && !failed)
-		ret = data_rekey_record_remove();
+		ret = data_rekey_record_remove(job->daemon);
 	else if (on_request || failed)
-		ret = data_rekey_record_write(job->rekey_id, true, job->start,
+		ret = data_rekey_record_write(job->daemon, job->rekey_id, true, job->start,
 					      job->status.rate_limit);
 	else
 		return;
@@ -471,7 +476,7 @@ static void *run_job(void *argument)
 
 	/* The count only sizes the progress lines: a tree that changes meanwhile shifts them. */
 	job->work_total = 0;
-	backing_walk(daemon_state.backing_fd, job->start, O_PATH, count_work, job);
+	backing_walk(job->daemon->backing_fd, job->start, O_PATH, count_work, job);
 	clock_gettime(CLOCK_MONOTONIC, &job->clock_start);
 	pthread_mutex_lock(&job->lock);
 	job->progress_logged = 0;
@@ -491,7 +496,7 @@ static void *run_job(void *argument)
 	if (job->kind == JOB_DATA_REKEY && started == 0)
 		ret = -EAGAIN;
 	else
-		ret = backing_walk(daemon_state.backing_fd, job->start,
+		ret = backing_walk(job->daemon->backing_fd, job->start,
 				   job->kind == JOB_REWRAP ? O_RDWR : O_PATH, visit, job);
 	/*
 	 * Files the database renamed while they were converted, or renamed past the walk (which
@@ -506,13 +511,13 @@ static void *run_job(void *argument)
 		}
 		job->moved_files = 0;
 		renames = encrypt_renames_seen();
-		ret = backing_walk(daemon_state.backing_fd, job->start, O_PATH, visit, job);
+		ret = backing_walk(job->daemon->backing_fd, job->start, O_PATH, visit, job);
 	}
 	if (job->kind == JOB_ENCRYPT)
 		encrypt_watch_renames(false);
 	/* A conversion that went through is forgotten; a stop or a crash is taken up again. */
 	if (job->kind == JOB_ENCRYPT && ret == 0 && !job_should_stop(job) &&
-	    job->status.files_failed == 0 && encrypt_record_job(false, NULL, 0) < 0)
+	    job->status.files_failed == 0 && encrypt_record_job(job->daemon, false, NULL, 0) < 0)
 		log_warning("tdefs: cannot remove the record of the finished conversion: %s",
 			    strerror(errno));
 	pthread_mutex_lock(&job->lock);
@@ -570,25 +575,26 @@ static int preflight_visit(const struct backing_walk_entry *entry, bool *fd_take
  * backing filesystem has room for the encrypted copy of the largest plaintext file (one copy
  * exists at a time), with the margin the conversion keeps.
  */
-static int encrypt_preflight(const char *relative_path, char *error, size_t error_len)
+static int encrypt_preflight(const struct tdefs_daemon *daemon, const char *relative_path,
+			     char *error, size_t error_len)
 {
 	struct preflight found = { 0 };
 	struct statvfs vfs;
 	uint64_t available, needed;
 	int fd, ret;
 
-	if (!daemon_state.adopted) {
+	if (!daemon->adopted) {
 		snprintf(error, error_len, "this backing directory was not adopted (tdefs --init "
 					   "--adopt): every file in it is encrypted already");
 		return -EINVAL;
 	}
-	if (daemon_state.read_only) {
+	if (daemon->read_only) {
 		snprintf(error, error_len, "the mount is read-only");
 		return -EROFS;
 	}
-	ret = backing_walk(daemon_state.backing_fd, relative_path, O_RDONLY, preflight_visit,
+	ret = backing_walk(daemon->backing_fd, relative_path, O_RDONLY, preflight_visit,
 			   &found);
-	fd = openat(daemon_state.backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(daemon->backing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ret == 0 && (fd < 0 || fstatvfs(fd, &vfs) < 0))
 		ret = -errno;
 	if (fd >= 0)
@@ -627,7 +633,7 @@ static void data_rekey_job_begin(struct job *job, const char *relative_path, dou
 	bool stopped;
 	int ret;
 
-	ret = data_rekey_record_read(job->rekey_id, &stopped, recorded_path,
+	ret = data_rekey_record_read(job->daemon, job->rekey_id, &stopped, recorded_path,
 				     sizeof(recorded_path), &recorded_rate);
 	if (ret == 0 && strcmp(recorded_path, relative_path) == 0) {
 		log_info("tdefs: data rekey of /%s goes on where it %s: the files it rekeyed are "
@@ -644,7 +650,7 @@ static void data_rekey_job_begin(struct job *job, const char *relative_path, dou
 		}
 	}
 	job->rekey_id_set = true;
-	ret = data_rekey_record_write(job->rekey_id, false, relative_path, rate_limit);
+	ret = data_rekey_record_write(job->daemon, job->rekey_id, false, relative_path, rate_limit);
 	if (ret < 0)
 		log_warning("tdefs: cannot record the data rekey for a restart: %s (stopped or "
 			    "cut short, it will start over)", strerror(-ret));
@@ -661,13 +667,13 @@ static void data_rekey_pass_begin(struct job *job)
 	double recorded_rate;
 	bool stopped;
 
-	if (data_rekey_record_read(job->rekey_id, &stopped, recorded_path, sizeof(recorded_path),
-				   &recorded_rate) == 0)
+	if (data_rekey_record_read(job->daemon, job->rekey_id, &stopped, recorded_path,
+				   sizeof(recorded_path), &recorded_rate) == 0)
 		job->rekey_id_set = true;
 }
 
-int job_start(enum job_kind kind, const char *relative_path, double rate_limit, bool resume_only,
-	      char *error, size_t error_len)
+int job_start(struct tdefs_daemon *daemon, enum job_kind kind, const char *relative_path,
+	      double rate_limit, bool resume_only, char *error, size_t error_len)
 {
 	struct job *job = &jobs[kind];
 	const char *shown = relative_path[0] ? relative_path : "/";
@@ -688,7 +694,7 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 	 * The start is resolved as the walk will resolve it, one component at a time from the
 	 * backing root, never through a symlink or "..", so that a refusal comes back now.
 	 */
-	ret = backing_open_beneath(daemon_state.backing_fd, relative_path, &fd, &st);
+	ret = backing_open_beneath(daemon->backing_fd, relative_path, &fd, &st);
 	if (ret == 0) {
 		close(fd);
 		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
@@ -709,7 +715,7 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 		return -ENAMETOOLONG;
 	}
 	if (kind == JOB_ENCRYPT) {
-		ret = encrypt_preflight(relative_path, error, error_len);
+		ret = encrypt_preflight(daemon, relative_path, error, error_len);
 		if (ret < 0)
 			return ret;
 	}
@@ -725,6 +731,7 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 		pthread_join(job->thread, NULL);
 		job->joinable = false;
 	}
+	job->daemon = daemon;
 	snprintf(job->start, sizeof(job->start), "%s", relative_path);
 	memset(&job->status, 0, sizeof(job->status));
 	job->status.state = JOB_RUNNING;
@@ -736,7 +743,8 @@ int job_start(enum job_kind kind, const char *relative_path, double rate_limit, 
 	 * Recorded before the thread starts, so that the end of a short job (which removes the
 	 * record) always comes after it. The file writes under the job lock are these.
 	 */
-	if (kind == JOB_ENCRYPT && (ret = encrypt_record_job(true, relative_path, rate_limit)) < 0)
+	if (kind == JOB_ENCRYPT &&
+	    (ret = encrypt_record_job(daemon, true, relative_path, rate_limit)) < 0)
 		log_warning("tdefs: cannot record the conversion for a restart: %s "
 			    "(after a crash, run 'tderekey encrypt' again)", strerror(-ret));
 	job->rekey_id_set = false;

@@ -36,7 +36,7 @@
  */
 pthread_mutex_t keyring_replace_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int keys_reload(char *error, size_t error_len)
+int keys_reload(struct tdefs_daemon *daemon, char *error, size_t error_len)
 {
 	char keystore_error[KEYSTORE_ERROR_SIZE] = "";
 	struct keystore_reload_result result;
@@ -53,24 +53,24 @@ int keys_reload(char *error, size_t error_len)
 		return -EKEYREVOKED;
 	}
 	/* Only the holders of this lock replace the ring, so it can be read here without the rwlock. */
-	loaded = daemon_state.keyring;
-	ret = keystore_reload(daemon_state.wallet_path, loaded, &merged, &result, keystore_error);
+	loaded = daemon->keyring;
+	ret = keystore_reload(daemon->wallet_path, loaded, &merged, &result, keystore_error);
 	if (ret < 0) {
 		snprintf(error, error_len, "%s; keeping the %zu keys already loaded",
 			 keystore_error[0] ? keystore_error : keystore_error_message(ret),
 			 keyring_count(loaded));
 		pthread_mutex_unlock(&keyring_replace_lock);
 		metrics_add(&metrics.reloads_failed, 1);
-		key_server_note(ret, error);
+		key_server_note(daemon, ret, error);
 		return ret;
 	}
-	pthread_rwlock_wrlock(&daemon_state.keyring_lock);
-	daemon_state.keyring = merged;
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	pthread_rwlock_wrlock(&daemon->keyring_lock);
+	daemon->keyring = merged;
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	keyring_free(loaded);
 	pthread_mutex_unlock(&keyring_replace_lock);
 	metrics_add(&metrics.reloads_ok, 1);
-	key_server_note(0, NULL);
+	key_server_note(daemon, 0, NULL);
 
 	if (result.kept)
 		log_warning("tdefs: %s lacks %zu of the master keys loaded (restored from an older "
@@ -100,12 +100,12 @@ static pthread_t watch_thread;
 static int watch_fd = -1;
 static int watch_stop_pipe[2] = { -1, -1 };
 
-static void *watch_wallet(void *unused)
+static void *watch_wallet(void *argument)
 {
+	struct tdefs_daemon *daemon = argument;
 	char events[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	char error[KEYSTORE_ERROR_SIZE + 128];
 
-	(void)unused;
 	for (;;) {
 		int ready = wait_readable_or_stop(watch_fd, watch_stop_pipe[0]);
 
@@ -119,20 +119,20 @@ static void *watch_wallet(void *unused)
 		usleep(200000);
 		while (read(watch_fd, events, sizeof(events)) > 0) /* non-blocking: drains */
 			;
-		if (keys_reload(error, sizeof(error)) < 0)
+		if (keys_reload(daemon, error, sizeof(error)) < 0)
 			log_warning("tdefs: %s", error);
 	}
 	return NULL;
 }
 
-int wallet_watch_start(void)
+int wallet_watch_start(struct tdefs_daemon *daemon)
 {
-	key_server_start();
-	hsm_heartbeat_start();
+	key_server_start(daemon);
+	hsm_heartbeat_start(daemon);
 	watch_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (watch_fd < 0)
 		return -errno;
-	if (inotify_add_watch(watch_fd, daemon_state.wallet_path,
+	if (inotify_add_watch(watch_fd, daemon->wallet_path,
 			      IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM) < 0 ||
 	    pipe2(watch_stop_pipe, O_CLOEXEC) < 0) {
 		int ret = -errno;
@@ -140,7 +140,7 @@ int wallet_watch_start(void)
 		watch_fd = -1;
 		return ret;
 	}
-	return -pthread_create(&watch_thread, NULL, watch_wallet, NULL);
+	return -pthread_create(&watch_thread, NULL, watch_wallet, daemon);
 }
 
 void wallet_watch_stop(void)

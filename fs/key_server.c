@@ -38,9 +38,9 @@ unsigned key_server_poll_seconds; /* -o kmip_poll=SECS; 0: no polling */
 static atomic_bool poll_running;
 static atomic_bool stopping; /* set by key_server_stop: no thread is started after it */
 
-bool key_server_wallet(void)
+bool key_server_wallet(const struct tdefs_daemon *daemon)
 {
-	return daemon_state.wallet_path && kmip_wallet_present(daemon_state.wallet_path);
+	return daemon->wallet_path && kmip_wallet_present(daemon->wallet_path);
 }
 
 const char *key_server_status(void)
@@ -62,39 +62,39 @@ static bool pause_or_stop(unsigned seconds)
 	return ret == 0;
 }
 
-static void *retry_reload(void *unused)
+static void *retry_reload(void *argument)
 {
+	struct tdefs_daemon *daemon = argument;
 	char error[KEYSTORE_ERROR_SIZE + 128];
 	unsigned pause = RETRY_FIRST_SECONDS;
 
-	(void)unused;
 	while (atomic_load(&unreachable) && pause_or_stop(pause)) {
 		/* keys_reload() reports the outcome back through key_server_note(). */
-		(void)keys_reload(error, sizeof(error));
+		(void)keys_reload(daemon, error, sizeof(error));
 		pause = pause * 2 > RETRY_MAX_SECONDS ? RETRY_MAX_SECONDS : pause * 2;
 	}
 	atomic_store(&retry_running, false);
 	return NULL;
 }
 
-static void *poll_reload(void *unused)
+static void *poll_reload(void *argument)
 {
+	struct tdefs_daemon *daemon = argument;
 	char error[KEYSTORE_ERROR_SIZE + 128];
 
-	(void)unused;
 	while (pause_or_stop(key_server_poll_seconds))
 		if (!atomic_load(&unreachable)) /* while unreachable, the retry paces the tries */
-			(void)keys_reload(error, sizeof(error));
+			(void)keys_reload(daemon, error, sizeof(error));
 	atomic_store(&poll_running, false);
 	return NULL;
 }
 
-void key_server_start(void)
+void key_server_start(struct tdefs_daemon *daemon)
 {
 	pthread_attr_t attr;
 	pthread_t thread;
 
-	if (key_server_poll_seconds == 0 || !key_server_wallet())
+	if (key_server_poll_seconds == 0 || !key_server_wallet(daemon))
 		return;
 	pthread_mutex_lock(&retry_lock);
 	if (retry_stop_pipe[0] < 0 && pipe2(retry_stop_pipe, O_CLOEXEC) < 0) {
@@ -103,7 +103,7 @@ void key_server_start(void)
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		atomic_store(&poll_running, true);
-		if (pthread_create(&thread, &attr, poll_reload, NULL) != 0) {
+		if (pthread_create(&thread, &attr, poll_reload, daemon) != 0) {
 			atomic_store(&poll_running, false);
 			log_warning("tdefs: cannot start polling the key servers");
 		}
@@ -112,9 +112,9 @@ void key_server_start(void)
 	pthread_mutex_unlock(&retry_lock);
 }
 
-void key_server_note(int ret, const char *error)
+void key_server_note(struct tdefs_daemon *daemon, int ret, const char *error)
 {
-	if (!key_server_wallet())
+	if (!key_server_wallet(daemon))
 		return;
 	if (ret == 0) {
 		if (atomic_exchange(&unreachable, false))
@@ -138,7 +138,7 @@ void key_server_note(int ret, const char *error)
 
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&thread, &attr, retry_reload, NULL) != 0) {
+		if (pthread_create(&thread, &attr, retry_reload, daemon) != 0) {
 			atomic_store(&retry_running, false);
 			log_warning("tdefs: cannot start the key server retry thread");
 		}

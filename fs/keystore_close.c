@@ -59,15 +59,18 @@ static const char *active_job(void)
 	return NULL;
 }
 
-/* Write back the inode's dirty pages (while its DEK can still encrypt them) and drop them. */
+/*
+ * Write back the inode's dirty pages (while its DEK can still encrypt them) and drop them.
+ * context: the daemon, whose session the kernel is told through.
+ */
 static void drop_pages(struct tdefs_inode *inode, void *context)
 {
+	const struct tdefs_daemon *daemon = context;
 	int ret;
 
-	(void)context;
-	if (!daemon_state.session)
+	if (!daemon->session)
 		return;
-	ret = fuse_lowlevel_notify_inval_inode(daemon_state.session,
+	ret = fuse_lowlevel_notify_inval_inode(daemon->session,
 					       (fuse_ino_t)(uintptr_t)inode, 0, 0);
 	if (ret < 0 && ret != -ENOENT)
 		log_debug("tdefs: cannot drop the cached pages of a file: %s", strerror(-ret));
@@ -79,7 +82,7 @@ static void wipe_keys(struct tdefs_inode *inode, void *context)
 	++*(size_t *)context;
 }
 
-int keystore_close(bool force, char *error, size_t error_len)
+int keystore_close(struct tdefs_daemon *daemon, bool force, char *error, size_t error_len)
 {
 	struct keyring *empty, *loaded;
 	const char *job;
@@ -113,20 +116,20 @@ int keystore_close(bool force, char *error, size_t error_len)
 	if (force) {
 		/* Stopped between two files or chunks, as at unmount; each resumes where it was. */
 		jobs_join_all();
-		inode_table_visit_loaded(drop_pages, NULL);
+		inode_table_visit_loaded(daemon, drop_pages, daemon);
 	}
 	/* Only the holders of keyring_replace_lock replace the ring: read without the rwlock. */
-	loaded = daemon_state.keyring;
+	loaded = daemon->keyring;
 	ret = keyring_new_closed(loaded, &empty);
 	if (ret < 0) {
 		snprintf(error, error_len, "cannot close the keystore: %s", strerror(-ret));
 		goto out_unlock;
 	}
-	pthread_rwlock_wrlock(&daemon_state.keyring_lock);
+	pthread_rwlock_wrlock(&daemon->keyring_lock);
 	/* Again under the lock a load publishes its state under (fs/file_keys.c): airtight. */
 	users = __atomic_load_n(&metrics.file_users, __ATOMIC_RELAXED);
 	if (!force && users > 0) {
-		pthread_rwlock_unlock(&daemon_state.keyring_lock);
+		pthread_rwlock_unlock(&daemon->keyring_lock);
 		keyring_free(empty);
 		snprintf(error, error_len,
 			 "%lld open files (or file operations) hold their keys: close them first, "
@@ -135,17 +138,17 @@ int keystore_close(bool force, char *error, size_t error_len)
 		ret = -EBUSY;
 		goto out_unlock;
 	}
-	daemon_state.keyring = empty;
+	daemon->keyring = empty;
 	__atomic_store_n(&closed, true, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&close_epoch, 1, __ATOMIC_RELEASE);
 	/* Under the lock loads read the cache under: no DEK leaves it from here on. */
 	if (force)
 		key_cache_wipe_all();
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	keyring_free(loaded);
 	if (force) {
-		inode_table_visit_loaded(wipe_keys, &wiped);
-		inode_table_visit_loaded(drop_pages, NULL);
+		inode_table_visit_loaded(daemon, wipe_keys, &wiped);
+		inode_table_visit_loaded(daemon, drop_pages, daemon);
 	}
 	if (force)
 		log_warning("tdefs: keystore closed (--force): master keys, the key cache and the "
@@ -161,7 +164,7 @@ out_unlock:
 	return ret;
 }
 
-int keystore_open(int password_fd, char *error, size_t error_len)
+int keystore_open(struct tdefs_daemon *daemon, int password_fd, char *error, size_t error_len)
 {
 	char keystore_error[KEYSTORE_ERROR_SIZE] = "";
 	uint8_t expected[KEY_ID_SIZE], actual[KEY_ID_SIZE];
@@ -175,8 +178,8 @@ int keystore_open(int password_fd, char *error, size_t error_len)
 		pthread_mutex_unlock(&keyring_replace_lock);
 		return 1;
 	}
-	empty = daemon_state.keyring;
-	ret = keystore_open_for_mount(daemon_state.wallet_path, password_fd, &ring, keystore_error);
+	empty = daemon->keyring;
+	ret = keystore_open_for_mount(daemon->wallet_path, password_fd, &ring, keystore_error);
 	if (ret < 0) {
 		snprintf(error, error_len, "%s; the keystore stays closed",
 			 keystore_error[0] ? keystore_error : keystore_error_message(ret));
@@ -191,7 +194,7 @@ int keystore_open(int password_fd, char *error, size_t error_len)
 		snprintf(error, error_len,
 			 "wallet %s now has ID %s, not %s as when mounted: not taken; the keystore "
 			 "stays closed",
-			 daemon_state.wallet_path, actual_text, expected_text);
+			 daemon->wallet_path, actual_text, expected_text);
 		ret = -EINVAL;
 		goto out_free;
 	}
@@ -199,17 +202,17 @@ int keystore_open(int password_fd, char *error, size_t error_len)
 	    keyring_select_container(ring, container) < 0) {
 		snprintf(error, error_len,
 			 "wallet %s holds no key of container %s any more; the keystore stays closed",
-			 daemon_state.wallet_path, container);
+			 daemon->wallet_path, container);
 		ret = -ENOKEY;
 		goto out_free;
 	}
-	pthread_rwlock_wrlock(&daemon_state.keyring_lock);
-	daemon_state.keyring = ring;
+	pthread_rwlock_wrlock(&daemon->keyring_lock);
+	daemon->keyring = ring;
 	__atomic_store_n(&closed, false, __ATOMIC_RELEASE);
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 	keyring_free(empty);
 	log_info("tdefs: keystore opened: %zu master keys loaded from %s (%s)",
-		 keyring_count(ring), daemon_state.wallet_path, keyring_source_kind_name(ring));
+		 keyring_count(ring), daemon->wallet_path, keyring_source_kind_name(ring));
 	ret = 0;
 	goto out_unlock;
 out_free:

@@ -33,13 +33,6 @@
 #include "tools/cli/cli.h"
 #include "util/util.h"
 
-struct tdefs_daemon daemon_state = {
-	.backing_fd = -1,
-	.mount_point_fd = -1,
-	.keyring_lock = PTHREAD_RWLOCK_INITIALIZER,
-	.timeout = 1.0,
-};
-
 struct command_line {
 	bool init;
 	bool adopt; /* --init --adopt: a directory that holds files, served as plaintext */
@@ -247,7 +240,7 @@ static int append_fuse_option(struct command_line *cmd, const char *option)
 	return 0;
 }
 
-static int parse_mount_options(struct command_line *cmd, char *list)
+static int parse_mount_options(struct command_line *cmd, struct tdefs_daemon *daemon, char *list)
 {
 	char *saveptr = NULL;
 
@@ -256,11 +249,11 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 		if (strncmp(option, "wallet=", 7) == 0) {
 			cmd->wallet = option + 7;
 		} else if (strcmp(option, "cache=auto") == 0) {
-			daemon_state.cache = CACHE_AUTO;
+			daemon->cache = CACHE_AUTO;
 		} else if (strcmp(option, "cache=writethrough") == 0) {
-			daemon_state.cache = CACHE_WRITETHROUGH;
+			daemon->cache = CACHE_WRITETHROUGH;
 		} else if (strcmp(option, "cache=none") == 0) {
-			daemon_state.cache = CACHE_NONE;
+			daemon->cache = CACHE_NONE;
 		} else if (strncmp(option, "cache=", 6) == 0) {
 			fprintf(stderr, "tdefs: -o %s: cache must be auto, writethrough or none\n",
 				option);
@@ -272,14 +265,14 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 				fprintf(stderr, "tdefs: -o %s: not a number of seconds\n", option);
 				return -EINVAL;
 			}
-			daemon_state.timeout = value;
+			daemon->timeout = value;
 		} else if (strcmp(option, "xattr=on") == 0 || strcmp(option, "xattr=off") == 0) {
-			daemon_state.xattr_off = strcmp(option, "xattr=off") == 0;
+			daemon->xattr_off = strcmp(option, "xattr=off") == 0;
 		} else if (strncmp(option, "xattr=", 6) == 0) {
 			fprintf(stderr, "tdefs: -o %s: xattr must be on or off\n", option);
 			return -EINVAL;
 		} else if (strncmp(option, "xattr_security=", 15) == 0) {
-			if (xattr_security_option(&daemon_state, option + 15) < 0) {
+			if (xattr_security_option(daemon, option + 15) < 0) {
 				fprintf(stderr,
 					"tdefs: -o %s: give all, none or security.* names without "
 					"the prefix, separated by ':' (capability:selinux)\n",
@@ -312,7 +305,7 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 			}
 			key_server_poll_seconds = (unsigned)value;
 		} else if (strcmp(option, "require_encrypted") == 0) {
-			daemon_state.require_encrypted = true;
+			daemon->require_encrypted = true;
 		} else if (strcmp(option, "nonempty") == 0) {
 			cmd->nonempty = true;
 		} else if (strcmp(option, "recover") == 0) {
@@ -351,7 +344,7 @@ static int parse_mount_options(struct command_line *cmd, char *list)
 			}
 			key_cache_configure(seconds);
 		} else if (strcmp(option, "ro") == 0) {
-			daemon_state.read_only = true;
+			daemon->read_only = true;
 			append_fuse_option(cmd, option);
 		} else if (strcmp(option, "rw") == 0) {
 			cmd->read_write = true;
@@ -398,7 +391,8 @@ static int recover_stale_mount(const char *mountpoint)
 	return -EBUSY;
 }
 
-static int parse_command_line(int argc, char **argv, struct command_line *cmd)
+static int parse_command_line(int argc, char **argv, struct command_line *cmd,
+			      struct tdefs_daemon *daemon)
 {
 	struct cli_parser parser;
 	char *argument;
@@ -474,7 +468,7 @@ static int parse_command_line(int argc, char **argv, struct command_line *cmd)
 			cmd->debug = cmd->foreground = true;
 			break;
 		case 'o':
-			if (parse_mount_options(cmd, argument) < 0)
+			if (parse_mount_options(cmd, daemon, argument) < 0)
 				return CLI_EXIT_USAGE;
 			break;
 		case 's':
@@ -1047,7 +1041,7 @@ out:
 static int backing_lock_fd = -1;
 
 /* Everything that can be wrong before mounting, each with its own message. */
-static int prepare_mount(struct command_line *cmd)
+static int prepare_mount(struct command_line *cmd, struct tdefs_daemon *daemon)
 {
 	struct backing_config config;
 	uint8_t wallet_id[16], active_id[KEY_ID_SIZE];
@@ -1057,7 +1051,7 @@ static int prepare_mount(struct command_line *cmd)
 	struct stat st;
 	int fd;
 
-	fd = open_backing_root(cmd->backing, "backing directory", &daemon_state.backing_path);
+	fd = open_backing_root(cmd->backing, "backing directory", &daemon->backing_path);
 	if (fd < 0)
 		return fd;
 	backing_lock_fd = fd;
@@ -1069,25 +1063,25 @@ static int prepare_mount(struct command_line *cmd)
 			strerror(error));
 		return -error;
 	}
-	if (lock_backing(fd, daemon_state.backing_path, "backing directory") < 0)
+	if (lock_backing(fd, daemon->backing_path, "backing directory") < 0)
 		return -EBUSY;
 	if (read_config(cmd->backing, &config) < 0)
 		return -EINVAL;
-	daemon_state.adopted = (config.flags & CONFIG_FLAG_ADOPTED) != 0;
-	memcpy(daemon_state.directory_id, config.directory_id, sizeof(daemon_state.directory_id));
-	if (check_backing_private(fd, daemon_state.backing_path) < 0)
+	daemon->adopted = (config.flags & CONFIG_FLAG_ADOPTED) != 0;
+	memcpy(daemon->directory_id, config.directory_id, sizeof(daemon->directory_id));
+	if (check_backing_private(fd, daemon->backing_path) < 0)
 		return -EPERM;
-	if (open_wallet(cmd, &daemon_state.keyring) < 0)
+	if (open_wallet(cmd, &daemon->keyring) < 0)
 		return -EINVAL;
 	/* A heartbeat asked for on a wallet with no token would watch nothing: refused. */
 	if (hsm_heartbeat_seconds > 0 &&
-	    keyring_token_watch(daemon_state.keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) < 0) {
+	    keyring_token_watch(daemon->keyring, HSM_OUTAGE_WAIT_SECONDS * 1000) < 0) {
 		fprintf(stderr, "tdefs: -o hsm_heartbeat=%u: wallet %s is not an HSM wallet\n",
 			hsm_heartbeat_seconds, cmd->wallet);
 		wallet_failure = CLI_EXIT_USAGE;
 		return -EINVAL;
 	}
-	keyring_wallet_id(daemon_state.keyring, wallet_id);
+	keyring_wallet_id(daemon->keyring, wallet_id);
 	if (memcmp(wallet_id, config.wallet_id, sizeof(wallet_id)) != 0) {
 		key_id_format(config.wallet_id, expected);
 		key_id_format(wallet_id, actual);
@@ -1097,8 +1091,8 @@ static int prepare_mount(struct command_line *cmd)
 		return -EINVAL;
 	}
 	/* United mode: this directory's container is the one whose active key wraps new files. */
-	if (!keyring_has_container(daemon_state.keyring, config.container) ||
-	    keyring_select_container(daemon_state.keyring, config.container) < 0) {
+	if (!keyring_has_container(daemon->keyring, config.container) ||
+	    keyring_select_container(daemon->keyring, config.container) < 0) {
 		fprintf(stderr,
 			"tdefs: %s belongs to container %s, but wallet %s holds no key of that "
 			"container (import its keys, or rebind: tdefs --rebind --container C)\n",
@@ -1111,12 +1105,12 @@ static int prepare_mount(struct command_line *cmd)
 	 * -o rw asked for writes, which is refused with what to do; so is a container without a
 	 * single key (nothing there could be read either).
 	 */
-	if (keyring_active(daemon_state.keyring, active_id, &mek) < 0) {
-		bool own = strcmp(config.container, keyring_container(daemon_state.keyring)) == 0;
+	if (keyring_active(daemon->keyring, active_id, &mek) < 0) {
+		bool own = strcmp(config.container, keyring_container(daemon->keyring)) == 0;
 		size_t keys = 0;
 
-		for (size_t i = 0; i < keyring_count(daemon_state.keyring); i++)
-			keys += strcmp(keyring_record(daemon_state.keyring, i)->container,
+		for (size_t i = 0; i < keyring_count(daemon->keyring); i++)
+			keys += strcmp(keyring_record(daemon->keyring, i)->container,
 				       config.container) == 0;
 		if (cmd->read_write || keys == 0) {
 			fprintf(stderr,
@@ -1128,18 +1122,18 @@ static int prepare_mount(struct command_line *cmd)
 				own ? "" : config.container);
 			return -ENOKEY;
 		}
-		if (!daemon_state.read_only) {
+		if (!daemon->read_only) {
 			fprintf(stderr,
 				"tdefs: note: wallet %s holds no active master key for container %s: "
 				"mounting read-only; for writes run 'tdekey set-key --wallet %s%s%s' "
 				"and mount again\n",
 				cmd->wallet, config.container, cmd->wallet, own ? "" : " --container ",
 				own ? "" : config.container);
-			daemon_state.read_only = true;
+			daemon->read_only = true;
 			append_fuse_option(cmd, "ro");
 		}
 	}
-	if (!daemon_state.read_only &&
+	if (!daemon->read_only &&
 	    ((fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||
 	     faccessat(fd, ".", W_OK, 0) < 0)) {
 		fprintf(stderr,
@@ -1148,21 +1142,21 @@ static int prepare_mount(struct command_line *cmd)
 			cmd->backing);
 		return -EROFS;
 	}
-	daemon_state.wallet_path = realpath(cmd->wallet, NULL);
-	daemon_state.backing_fd = openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	daemon_state.root.path_fd = openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (daemon_state.backing_fd < 0 || daemon_state.root.path_fd < 0) {
+	daemon->wallet_path = realpath(cmd->wallet, NULL);
+	daemon->backing_fd = openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	daemon->root.path_fd = openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (daemon->backing_fd < 0 || daemon->root.path_fd < 0) {
 		fprintf(stderr, "tdefs: backing directory %s: %s\n", cmd->backing, strerror(errno));
 		return -errno;
 	}
-	daemon_state.root.backing_dev = st.st_dev;
-	daemon_state.root.backing_ino = st.st_ino;
-	daemon_state.root.file_type = S_IFDIR;
-	daemon_state.root.lookup_count = 1;
-	daemon_state.root.retired_fd = -1;
-	pthread_mutex_init(&daemon_state.root.crypt_lock, NULL);
-	if (daemon_state.cache == CACHE_NONE)
-		daemon_state.timeout = 0;
+	daemon->root.backing_dev = st.st_dev;
+	daemon->root.backing_ino = st.st_ino;
+	daemon->root.file_type = S_IFDIR;
+	daemon->root.lookup_count = 1;
+	daemon->root.retired_fd = -1;
+	pthread_mutex_init(&daemon->root.crypt_lock, NULL);
+	if (daemon->cache == CACHE_NONE)
+		daemon->timeout = 0;
 	return 0;
 }
 
@@ -1207,12 +1201,12 @@ static int check_mount_point(const struct command_line *cmd)
 }
 
 /* The backing path goes into the mount table as the source; commas would split options. */
-static void add_fsname(struct command_line *cmd)
+static void add_fsname(struct command_line *cmd, const struct tdefs_daemon *daemon)
 {
 	char option[PATH_MAX + 16];
 	size_t n = (size_t)snprintf(option, sizeof(option), "fsname=");
 
-	for (const char *p = daemon_state.backing_path; *p && n + 2 < sizeof(option); p++) {
+	for (const char *p = daemon->backing_path; *p && n + 2 < sizeof(option); p++) {
 		if (*p == ',' || *p == '\\')
 			option[n++] = '\\';
 		option[n++] = *p;
@@ -1221,7 +1215,7 @@ static void add_fsname(struct command_line *cmd)
 	append_fuse_option(cmd, option);
 }
 
-static int run_mount(struct command_line *cmd)
+static int run_mount(struct command_line *cmd, struct tdefs_daemon *daemon)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *loop_config;
@@ -1235,18 +1229,18 @@ static int run_mount(struct command_line *cmd)
 	umask(0);
 	if (check_mount_point(cmd) < 0)
 		goto out_free_keyring;
-	if (prepare_mount(cmd) < 0) {
+	if (prepare_mount(cmd, daemon) < 0) {
 		ret = wallet_failure; /* CLI_EXIT_ERROR unless the wallet was what failed */
 		goto out_free_keyring;
 	}
 	/* Opened before it is covered: the mount root shows its owner and mode (daemon.h). */
-	daemon_state.mount_point_fd = open(cmd->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (daemon_state.mount_point_fd < 0) {
+	daemon->mount_point_fd = open(cmd->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (daemon->mount_point_fd < 0) {
 		fprintf(stderr, "tdefs: mount point %s: %s\n", cmd->mountpoint, strerror(errno));
 		goto out_free_keyring;
 	}
 
-	add_fsname(cmd);
+	add_fsname(cmd, daemon);
 	append_fuse_option(cmd, "subtype=tdefs");
 	if (geteuid() == 0)
 		append_fuse_option(cmd, "allow_other,default_permissions");
@@ -1263,11 +1257,10 @@ static int run_mount(struct command_line *cmd)
 		fprintf(stderr, "tdefs: %s\n", control_error);
 		goto out_free_args;
 	}
-	session = fuse_session_new(&args, &tdefs_operations, sizeof(tdefs_operations),
-				   &daemon_state);
+	session = fuse_session_new(&args, &tdefs_operations, sizeof(tdefs_operations), daemon);
 	if (!session)
 		goto out_free_args;
-	daemon_state.session = session;
+	daemon->session = session;
 	if (fuse_set_signal_handlers(session) != 0)
 		goto out_destroy_session;
 	if (fuse_session_mount(session, cmd->mountpoint) != 0)
@@ -1297,8 +1290,8 @@ static int run_mount(struct command_line *cmd)
 	if (fuse_daemonize(cmd->foreground) != 0)
 		goto out_control_stop;
 	/* After the fork: the line carries the pid of the daemon that stays. */
-	log_info("mounted %s on %s with wallet %s", daemon_state.backing_path,
-		 cmd->mountpoint, daemon_state.wallet_path);
+	log_info("mounted %s on %s with wallet %s", daemon->backing_path,
+		 cmd->mountpoint, daemon->wallet_path);
 	/* Page locks are not inherited across the fork of daemonising: take them again. */
 	if (!cmd->foreground && geteuid() == 0 && secure_process_setup(true) < 0)
 		log_warning("tdefs: cannot lock memory; keys may reach swap");
@@ -1306,7 +1299,7 @@ static int run_mount(struct command_line *cmd)
 	if (!cmd->foreground) {
 		char token_error[KEYSTORE_ERROR_SIZE] = "";
 
-		if (keyring_after_fork(daemon_state.keyring, token_error) < 0) {
+		if (keyring_after_fork(daemon->keyring, token_error) < 0) {
 			log_error("tdefs: %s; unmounting", token_error);
 			ret = 1;
 			goto out_control_stop;
@@ -1325,13 +1318,13 @@ static int run_mount(struct command_line *cmd)
 	 * channel's thread, and the wallet watcher, which is not needed to serve files (a failure
 	 * is logged and the mount goes on).
 	 */
-	if ((ret = control_start()) < 0) {
+	if ((ret = control_start(daemon)) < 0) {
 		log_error("tdefs: cannot serve the control channel of %s: %s; unmounting",
 			  cmd->mountpoint, strerror(-ret));
 		ret = 1;
 		goto out_control_stop;
 	}
-	if (metrics_file_start() < 0)
+	if (metrics_file_start(daemon) < 0)
 		log_warning("tdefs: cannot start the metrics file writer; 'tderekey metrics' "
 			    "still answers");
 	if (key_cache_start() < 0) {
@@ -1339,18 +1332,18 @@ static int run_mount(struct command_line *cmd)
 		log_warning("tdefs: cannot start the key cache's expiry thread; -o key_cache is "
 			    "off");
 	}
-	if (wallet_watch_start() < 0)
+	if (wallet_watch_start(daemon) < 0)
 		log_warning("tdefs: cannot watch wallet %s for changes; run 'tderekey reload' after "
-			    "a key change", daemon_state.wallet_path);
+			    "a key change", daemon->wallet_path);
 	/*
 	 * Files whose data rekey was interrupted (a crash, an unmount) are recovered when opened;
 	 * a background pass also finishes them, so no file keeps two DEKs for long: the recorded
 	 * data rekey going on, or a pass over the interrupted files alone.
 	 */
-	if (!daemon_state.read_only) {
-		data_rekey_resume_recorded();
-		if (daemon_state.adopted)
-			encrypt_resume_recorded();
+	if (!daemon->read_only) {
+		data_rekey_resume_recorded(daemon);
+		if (daemon->adopted)
+			encrypt_resume_recorded(daemon);
 	}
 	ret = 1;
 
@@ -1387,7 +1380,7 @@ out_control_stop:
 	control_stop(); /* nothing left to do when the loop ended: it stopped above */
 out_unmount:
 	fuse_session_unmount(session);
-	log_info("unmounted %s from %s", daemon_state.backing_path, cmd->mountpoint);
+	log_info("unmounted %s from %s", daemon->backing_path, cmd->mountpoint);
 out_remove_handlers:
 	fuse_remove_signal_handlers(session);
 out_destroy_session:
@@ -1398,9 +1391,9 @@ out_free_args:
 	/* After the inodes: their last releases no longer add to the cache. */
 	key_cache_stop();
 out_free_keyring:
-	keyring_free(daemon_state.keyring);
-	free(daemon_state.backing_path);
-	free(daemon_state.wallet_path);
+	keyring_free(daemon->keyring);
+	free(daemon->backing_path);
+	free(daemon->wallet_path);
 	return ret;
 }
 
@@ -1494,7 +1487,17 @@ static void raise_descriptor_limit(void)
 int main(int argc, char **argv)
 {
 	struct command_line cmd = { .stop_timeout = 60 };
-	int ret = parse_command_line(argc, argv, &cmd);
+	/*
+	 * The mount's state (fs/daemon.h): owned here, for the process's life, and handed to
+	 * libfuse as the session's userdata and to every thread that needs it; no global.
+	 */
+	struct tdefs_daemon daemon = {
+		.backing_fd = -1,
+		.mount_point_fd = -1,
+		.keyring_lock = PTHREAD_RWLOCK_INITIALIZER,
+		.timeout = 1.0,
+	};
+	int ret = parse_command_line(argc, argv, &cmd, &daemon);
 
 	if (ret)
 		return ret;
@@ -1515,7 +1518,7 @@ int main(int argc, char **argv)
 		secure_process_setup(false);
 		return info_backing(cmd.backing, cmd.json);
 	}
-	ret = run_mount(&cmd);
+	ret = run_mount(&cmd, &daemon);
 	free(cmd.mountpoint_absolute);
 	return ret;
 }

@@ -152,7 +152,7 @@ static void render_jobs(struct text *text)
 		    (long long)status[k].finished);
 }
 
-static void render_keystore(struct text *text)
+static void render_keystore(struct tdefs_daemon *daemon, struct text *text)
 {
 	uint8_t active_id[KEY_ID_SIZE];
 	char active_text[KEY_ID_TEXT_SIZE] = "";
@@ -161,16 +161,16 @@ static void render_keystore(struct text *text)
 	bool has_active;
 	size_t count;
 
-	pthread_rwlock_rdlock(&daemon_state.keyring_lock);
-	has_active = keyring_active(daemon_state.keyring, active_id, NULL) == 0;
+	pthread_rwlock_rdlock(&daemon->keyring_lock);
+	has_active = keyring_active(daemon->keyring, active_id, NULL) == 0;
 	if (has_active)
 		key_id_format(active_id, active_text);
-	count = keyring_count(daemon_state.keyring);
-	selected = keyring_selected_container(daemon_state.keyring);
+	count = keyring_count(daemon->keyring);
+	selected = keyring_selected_container(daemon->keyring);
 	escape_label(selected ? selected : "", container, sizeof(container));
 	/* A static name (PASSWORD, AUTOLOGIN, ...): nothing to escape, valid after the unlock. */
-	kind = keyring_source_kind_name(daemon_state.keyring);
-	pthread_rwlock_unlock(&daemon_state.keyring_lock);
+	kind = keyring_source_kind_name(daemon->keyring);
+	pthread_rwlock_unlock(&daemon->keyring_lock);
 
 	family(text, "tdefs_keystore_keys", "gauge",
 	       "Master keys loaded from the wallet; wallet_kind: the kind of wallet file they came "
@@ -199,7 +199,7 @@ static void render_keystore(struct text *text)
 	    (unsigned long long)load(&metrics.reloads_failed));
 }
 
-int metrics_render(char *buf, size_t size)
+int metrics_render(struct tdefs_daemon *daemon, char *buf, size_t size)
 {
 	struct text text = { .buf = buf, .size = size };
 
@@ -236,7 +236,7 @@ int metrics_render(char *buf, size_t size)
 	       "Data encryption keys in memory: one per file in use, shared by its opens.");
 	add(&text, "tdefs_deks_loaded %lld\n",
 	    (long long)__atomic_load_n(&metrics.deks_loaded, __ATOMIC_RELAXED));
-	render_keystore(&text);
+	render_keystore(daemon, &text);
 	render_jobs(&text);
 	family(&text, "tdefs_control_refused_total", "counter",
 	       "Control channel requests refused (not root or the mount's owner, bad requests, "
@@ -325,11 +325,11 @@ int metrics_file_open(char *error, size_t error_size)
 }
 
 /* One update: a temporary file beside FILE, renamed over it. */
-static int write_once(void)
+static int write_once(struct tdefs_daemon *daemon)
 {
 	static char text[32768];
 	char temporary[NAME_MAX + 8];
-	int length = metrics_render(text, sizeof(text)), fd, ret = 0;
+	int length = metrics_render(daemon, text, sizeof(text)), fd, ret = 0;
 
 	if (length < 0)
 		return length;
@@ -348,14 +348,14 @@ static int write_once(void)
 	return ret;
 }
 
-static void *write_loop(void *unused)
+static void *write_loop(void *argument)
 {
+	struct tdefs_daemon *daemon = argument;
 	bool failing = false;
 
-	(void)unused;
 	for (;;) {
 		struct pollfd pfd = { stop_pipe[0], POLLIN, 0 };
-		int ret = write_once();
+		int ret = write_once(daemon);
 
 		/* One line when writing starts failing and one when it works again, not a stream. */
 		if (ret < 0 && !failing)
@@ -371,7 +371,7 @@ static void *write_loop(void *unused)
 	return NULL;
 }
 
-int metrics_file_start(void)
+int metrics_file_start(struct tdefs_daemon *daemon)
 {
 	int ret;
 
@@ -379,7 +379,7 @@ int metrics_file_start(void)
 		return 0;
 	if (pipe2(stop_pipe, O_CLOEXEC) < 0)
 		return -errno;
-	ret = -pthread_create(&writer_thread, NULL, write_loop, NULL);
+	ret = -pthread_create(&writer_thread, NULL, write_loop, daemon);
 	writer_running = ret == 0;
 	return ret;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct tdefs_daemon;
+
 /* The kinds of data-path error, as file_io_error_note sorts them. */
 enum metrics_error_kind { METRICS_ERR_NOSPC, METRICS_ERR_DQUOT, METRICS_ERR_IO, METRICS_ERR_ROFS,
 			  METRICS_ERR_FORMAT, METRICS_ERR_OTHER, METRICS_ERR_KIND_COUNT };
@@ -43,8 +45,11 @@ static inline void metrics_gauge_add(int64_t *gauge, int64_t amount)
 
 enum metrics_operation metrics_operation_of(const char *operation);
 
-/* The text exposition into buf (NUL-terminated); its length, or -ENOSPC when it did not fit. */
-int metrics_render(char *buf, size_t size);
+/*
+ * The text exposition of daemon's mount into buf (NUL-terminated); its length, or -ENOSPC when
+ * it did not fit.
+ */
+int metrics_render(struct tdefs_daemon *daemon, char *buf, size_t size);
 
 /*
  * -o metrics=FILE (absolute) and -o metrics_interval=SECS; -EINVAL with a one-line error in
@@ -56,7 +61,7 @@ int metrics_render(char *buf, size_t size);
 int metrics_file_option(const char *path, char *error, size_t error_size);
 int metrics_interval_option(const char *value, char *error, size_t error_size);
 int metrics_file_open(char *error, size_t error_size);
-int metrics_file_start(void);
+int metrics_file_start(struct tdefs_daemon *daemon);
 void metrics_file_stop(void);
 
 #endif

@@ -42,9 +42,9 @@ static struct tdefs_daemon *state_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static struct tdefs_inode *get_inode(fuse_ino_t ino)
+static struct tdefs_inode *get_inode(fuse_req_t req, fuse_ino_t ino)
 {
-	return inode_from_fuse(ino);
+	return inode_from_fuse(state_of(req), ino);
 }
 
 /*
@@ -194,7 +194,7 @@ static void tdefs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct tdefs_daemon *state = state_of(req);
 	struct fuse_entry_param entry;
-	int ret = inode_lookup(get_inode(parent), name, &entry);
+	int ret = inode_lookup(state_of(req), get_inode(req, parent), name, &entry);
 
 	if (ret == -ENOENT && state->timeout > 0) {
 		/* Negative entry: cache "does not exist" as long as positive entries. */
@@ -211,14 +211,14 @@ static void tdefs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void tdefs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	inode_forget(get_inode(ino), nlookup);
+	inode_forget(state_of(req), get_inode(req, ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void tdefs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		inode_forget(get_inode(forgets[i].ino), forgets[i].nlookup);
+		inode_forget(state_of(req), get_inode(req, forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -226,7 +226,7 @@ static void tdefs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	struct tdefs_daemon *state = state_of(req);
 	struct stat st;
-	int ret = inode_stat(get_inode(ino), &st);
+	int ret = inode_stat(state_of(req), get_inode(req, ino), &st);
 
 	if (ret < 0)
 		reply_result(req, ret);
@@ -334,7 +334,7 @@ static void setattr_locked(fuse_req_t req, fuse_ino_t ino, struct stat *attr, in
 			   struct fuse_file_info *fi)
 {
 	struct tdefs_daemon *state = state_of(req);
-	struct tdefs_inode *inode = get_inode(ino);
+	struct tdefs_inode *inode = get_inode(req, ino);
 	char proc_path[64];
 	struct stat st;
 	int ret = 0;
@@ -381,7 +381,7 @@ static void setattr_locked(fuse_req_t req, fuse_ino_t ino, struct stat *attr, in
 			goto out_reply;
 		}
 		/* truncate(2) on a path comes without an open file: load the key for it. */
-		ret = file_crypt_acquire(inode);
+		ret = file_crypt_acquire(state_of(req), inode);
 		if (ret < 0)
 			goto out_reply;
 		ret = file_truncate(inode, (uint64_t)attr->st_size);
@@ -395,7 +395,7 @@ static void setattr_locked(fuse_req_t req, fuse_ino_t ino, struct stat *attr, in
 		if (ret < 0)
 			goto out_reply;
 	}
-	ret = inode_stat(inode, &st);
+	ret = inode_stat(state_of(req), inode, &st);
 out_reply:
 	if (ret < 0)
 		reply_result(req, ret);
@@ -414,7 +414,7 @@ static void tdefs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int
 
 static void tdefs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct tdefs_inode *inode = get_inode(ino);
+	struct tdefs_inode *inode = get_inode(req, ino);
 	char target[PATH_MAX + 1];
 	int fd = inode_fd_get(inode), saved;
 	ssize_t n;
@@ -485,7 +485,7 @@ static int create_regular(fuse_req_t req, struct tdefs_inode *parent, const char
 	}
 	ret = apply_owner(req, parent, -1, NULL, fd);
 	if (ret == 0)
-		ret = file_write_new_header(fd);
+		ret = file_write_new_header(state_of(req), fd);
 	close(fd);
 	if (ret < 0)
 		unlinkat(dir_fd, name, 0);
@@ -529,7 +529,7 @@ static int make_node(fuse_req_t req, struct tdefs_inode *parent, const char *nam
 	if (ret < 0)
 		return ret;
 out_lookup:
-	return inode_lookup(parent, name, entry);
+	return inode_lookup(state_of(req), parent, name, entry);
 }
 
 static void reply_entry_result(fuse_req_t req, int ret, struct fuse_entry_param *entry)
@@ -545,7 +545,8 @@ static void tdefs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 {
 	struct fuse_entry_param entry;
 
-	reply_entry_result(req, make_node(req, get_inode(parent), name, mode, rdev, NULL, &entry),
+	reply_entry_result(req,
+			   make_node(req, get_inode(req, parent), name, mode, rdev, NULL, &entry),
 			   &entry);
 }
 
@@ -554,7 +555,8 @@ static void tdefs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 	struct fuse_entry_param entry;
 
 	reply_entry_result(req,
-			   make_node(req, get_inode(parent), name, S_IFDIR | mode, 0, NULL, &entry),
+			   make_node(req, get_inode(req, parent), name, S_IFDIR | mode, 0, NULL,
+				     &entry),
 			   &entry);
 }
 
@@ -563,13 +565,14 @@ static void tdefs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, c
 	struct fuse_entry_param entry;
 
 	reply_entry_result(req,
-			   make_node(req, get_inode(parent), name, S_IFLNK | 0777, 0, link, &entry),
+			   make_node(req, get_inode(req, parent), name, S_IFLNK | 0777, 0, link,
+				     &entry),
 			   &entry);
 }
 
 static void tdefs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	struct tdefs_inode *inode = get_inode(ino), *parent = get_inode(newparent);
+	struct tdefs_inode *inode = get_inode(req, ino), *parent = get_inode(req, newparent);
 	struct fuse_entry_param entry;
 	char proc_path[64];
 	int ret, fd, dir_fd;
@@ -597,7 +600,7 @@ static void tdefs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, con
 		reply_result(req, ret);
 		return;
 	}
-	ret = inode_lookup(parent, newname, &entry);
+	ret = inode_lookup(state_of(req), parent, newname, &entry);
 	reply_entry_result(req, ret, &entry);
 }
 
@@ -616,7 +619,7 @@ static int dir_unlink(struct tdefs_inode *dir, const char *name, int flags)
 
 static void tdefs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct tdefs_inode *dir = get_inode(parent);
+	struct tdefs_inode *dir = get_inode(req, parent);
 
 	if (is_reserved_name(state_of(req), dir, name)) {
 		reply_result(req, -ENOENT);
@@ -627,13 +630,13 @@ static void tdefs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void tdefs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_result(req, dir_unlink(get_inode(parent), name, AT_REMOVEDIR));
+	reply_result(req, dir_unlink(get_inode(req, parent), name, AT_REMOVEDIR));
 }
 
 static void tdefs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	struct tdefs_inode *from = get_inode(parent), *to = get_inode(newparent);
+	struct tdefs_inode *from = get_inode(req, parent), *to = get_inode(req, newparent);
 	int from_fd, to_fd, ret;
 
 	if (is_reserved_name(state_of(req), from, name) ||
@@ -721,13 +724,13 @@ static int direct_fd_for(struct open_file *open_file, const struct fuse_file_inf
 static int open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	const struct tdefs_daemon *state = state_of(req);
-	struct tdefs_inode *inode = get_inode(ino);
+	struct tdefs_inode *inode = get_inode(req, ino);
 	struct open_file *open_file;
 	int ret;
 
 	if (!S_ISREG(inode->file_type))
 		return S_ISDIR(inode->file_type) ? -EISDIR : -EINVAL;
-	ret = file_crypt_acquire(inode);
+	ret = file_crypt_acquire(state_of(req), inode);
 	if (ret < 0)
 		return ret;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY && !inode->crypt->writable) {
@@ -778,7 +781,7 @@ static void tdefs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void tdefs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 			 struct fuse_file_info *fi)
 {
-	struct tdefs_inode *dir = get_inode(parent);
+	struct tdefs_inode *dir = get_inode(req, parent);
 	struct fuse_entry_param entry;
 	int ret;
 
@@ -791,14 +794,14 @@ static void tdefs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mo
 		reply_result(req, ret);
 		return;
 	}
-	ret = inode_lookup(dir, name, &entry);
+	ret = inode_lookup(state_of(req), dir, name, &entry);
 	if (ret < 0) {
 		reply_result(req, ret);
 		return;
 	}
 	ret = open_common(req, entry.ino, fi);
 	if (ret < 0) {
-		inode_forget(inode_from_fuse(entry.ino), 1);
+		inode_forget(state_of(req), inode_from_fuse(state_of(req), entry.ino), 1);
 		reply_result(req, ret);
 		return;
 	}
@@ -965,11 +968,11 @@ static void tdefs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 		reply_result(req, -ENOMEM);
 		return;
 	}
-	fd = inode_fd_get(get_inode(ino));
+	fd = inode_fd_get(get_inode(req, ino));
 	if (fd >= 0) {
 		int dir_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), saved = errno;
 
-		inode_fd_put(get_inode(ino));
+		inode_fd_put(get_inode(req, ino));
 		fd = dir_fd;
 		errno = saved;
 	} else {
@@ -993,7 +996,7 @@ static void tdefs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 			  struct fuse_file_info *fi)
 {
 	struct directory_handle *handle = (struct directory_handle *)(uintptr_t)fi->fh;
-	bool is_root = get_inode(ino) == &state_of(req)->root;
+	bool is_root = get_inode(req, ino) == &state_of(req)->root;
 	char *buffer = calloc(1, size);
 	size_t used = 0;
 
@@ -1221,7 +1224,7 @@ static void reply_xattr_result(fuse_req_t req, ssize_t n, size_t size, const cha
 
 static void tdefs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct tdefs_inode *inode = get_inode(ino);
+	struct tdefs_inode *inode = get_inode(req, ino);
 	char path[64], *value = NULL;
 	uint64_t capability_state = 0;
 	bool capability = is_file_capability(name);
@@ -1314,13 +1317,13 @@ static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 	if (xattr_disabled(req))
 		return;
-	ret = xattr_path(get_inode(ino), path, sizeof(path));
+	ret = xattr_path(get_inode(req, ino), path, sizeof(path));
 	if (ret < 0) {
 		reply_result(req, ret);
 		return;
 	}
 	length = list_served_names(req, path, &names);
-	inode_fd_put(get_inode(ino));
+	inode_fd_put(get_inode(req, ino));
 	if (length < 0)
 		reply_result(req, (int)length);
 	else if (size == 0)
@@ -1335,7 +1338,7 @@ static void tdefs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void tdefs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			   size_t size, int flags)
 {
-	struct tdefs_inode *inode = get_inode(ino);
+	struct tdefs_inode *inode = get_inode(req, ino);
 	char path[64];
 	int ret;
 
@@ -1363,11 +1366,11 @@ static void tdefs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	ret = xattr_name_check(req, name, XATTR_CHANGE);
 	if (ret == 0)
-		ret = xattr_path(get_inode(ino), path, sizeof(path));
+		ret = xattr_path(get_inode(req, ino), path, sizeof(path));
 	if (ret == 0) {
 		if (removexattr(path, name) < 0)
 			ret = -errno;
-		inode_fd_put(get_inode(ino));
+		inode_fd_put(get_inode(req, ino));
 	}
 	reply_result(req, ret);
 }
