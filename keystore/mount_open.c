@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "keystore/keystore_kind.h"
 #include "keystore/kmip_wallet.h"
@@ -51,25 +50,6 @@ static void warn_if_behind(const struct wallet_paths *paths, const struct wallet
 			    copy->path, (unsigned long long)copy->info.generation, paths->password,
 			    (unsigned long long)primary.info.generation, paths->dir);
 	wallet_read_release(&primary);
-}
-
-/* The directory exists and passes strict modes. */
-static int open_directory(const char *wallet_dir, struct wallet_paths *paths,
-			  char error[KEYSTORE_ERROR_SIZE])
-{
-	struct stat st;
-	int ret;
-
-	ret = wallet_paths_init(wallet_dir, paths);
-	if (ret < 0) {
-		wallet_message(error, "wallet directory name is too long or empty");
-		return ret;
-	}
-	if (stat(paths->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		wallet_message(error, "no wallet in %s: no such directory", paths->dir);
-		return -ENOENT;
-	}
-	return wallet_directory_check(paths, error);
 }
 
 static int open_with_password(const struct wallet_paths *paths, int password_fd,
@@ -128,7 +108,7 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 	struct secret *password = NULL;
 	int ret;
 
-	ret = open_directory(wallet_dir, &paths, error);
+	ret = wallet_directory_open(wallet_dir, &paths, error);
 	if (ret < 0)
 		return ret;
 	/* A key-server wallet (kmip_wallet.h): its keys come from the servers it names. */
@@ -244,7 +224,7 @@ int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct
 	int ret;
 
 	memset(result, 0, sizeof(*result));
-	ret = open_directory(wallet_dir, &paths, error);
+	ret = wallet_directory_open(wallet_dir, &paths, error);
 	if (ret < 0)
 		return ret;
 	/* Keys fetched from key servers (no wallet file kind) are fetched again. */
