@@ -64,31 +64,26 @@ static int open_with_password(const struct wallet_paths *paths, int password_fd,
 	struct secret *password = NULL;
 	int ret;
 
-	/* An HSM wallet: what was given is the token's PIN. */
 	if (kind && kind->read) {
+		/* An HSM wallet: what was given is the token's PIN. */
 		read->path = keystore_kind_path(kind, paths);
 		read->expected_kind = kind->code;
-		ret = password_read(&source, NULL, false, &password, error);
-		if (ret == 0) {
-			read->password = password;
-			ret = wallet_read(read, error);
-			read->password = NULL;
+	} else {
+		if (!wallet_file_present(paths->password)) {
+			wallet_message(error,
+				       "a password was given but there is no password wallet %s to "
+				       "open with it",
+				       paths->password);
+			return -ENOENT;
 		}
-		secret_free(password);
-		return ret;
+		if (wallet_file_present(paths->autologin) ||
+		    wallet_file_present(paths->local_autologin))
+			log_info("a password was given: opening %s, not the auto-login wallet "
+				 "beside it",
+				 paths->password);
+		read->path = paths->password;
+		read->expected_kind = WALLET_KIND_PASSWORD;
 	}
-	if (!wallet_file_present(paths->password)) {
-		wallet_message(error,
-			       "a password was given but there is no password wallet %s to open "
-			       "with it",
-			       paths->password);
-		return -ENOENT;
-	}
-	if (wallet_file_present(paths->autologin) || wallet_file_present(paths->local_autologin))
-		log_info("a password was given: opening %s, not the auto-login wallet beside it",
-			 paths->password);
-	read->path = paths->password;
-	read->expected_kind = WALLET_KIND_PASSWORD;
 	ret = password_read(&source, NULL, false, &password, error);
 	if (ret == 0) {
 		read->password = password;
