@@ -25,6 +25,7 @@
  * thread to sleep would show in wall-clock scaling only, which is why both are printed.
  */
 #include "crypto/crypto.h"
+#include "crypto/crypto_testing.h"
 #include "fs/format.h"
 #include "util/json_text.h"
 

@@ -93,10 +93,6 @@ int xts_encrypt_units(struct xts_key *key, uint64_t first_unit, size_t unit_size
 int xts_decrypt_units(struct xts_key *key, uint64_t first_unit, size_t unit_size,
 		      const uint8_t *in, uint8_t *out, size_t len);
 
-/* Bare-OpenSSL reference loop for tdefs-bench: one context, re-keyed tweak per unit. */
-int crypto_reference_xts_loop(const uint8_t key[XTS_KEY_SIZE], size_t unit_size,
-			      uint8_t *buf, size_t len, bool encrypt, bool steady_state);
-
 /* Human-readable name of the backend, for --version and bench output. */
 const char *crypto_backend_version(void);
 

@@ -7,6 +7,7 @@
  * small pool of copies that threads borrow per call.
  */
 #include "crypto/crypto.h"
+#include "crypto/crypto_testing.h"
 
 #include <errno.h>
 #include <pthread.h>

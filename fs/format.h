@@ -184,11 +184,6 @@ int header_copies_check(const struct file_header *newer, const uint8_t *newer_de
 int header_seal(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
 		const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks, unsigned count);
 
-/* header_seal() with a caller-chosen nonce: for known-answer tests only, never for real files. */
-int header_seal_with_nonce(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
-			   const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks,
-			   unsigned count, const uint8_t nonce[GCM_NONCE_SIZE]);
-
 /* Unseal into deks (room for wrapped_length bytes); FORMAT_ERR_AUTHENTICATION if altered. */
 int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
 		  uint8_t *deks);
@@ -212,22 +207,16 @@ int header_seal_keyring(struct file_header *header, const struct keyring *ring,
 			unsigned count);
 int header_unseal_keyring(const struct file_header *header, const struct keyring *ring,
 			  uint8_t *deks);
-/* header_create() and header_build_image() under a keyring's key. */
+
+/* A fresh header for a new file: random file ID, sequence 1, one DEK sealed under the key. */
 int header_create_keyring(struct file_header *header, const struct keyring *ring,
 			  const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE]);
-int header_build_image_keyring(struct file_header *header, const struct keyring *ring,
-			       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE]);
-
-/* A fresh header for a new file: random file ID, sequence 1, one DEK sealed under the MEK. */
-int header_create(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
-		  const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE]);
-
 /*
  * The full 4096-byte image for a new file: both copies, with sequences n and n + 1 so the
  * newest is unambiguous. Each copy is sealed separately because the sequence is authenticated.
  */
-int header_build_image(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
-		       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE]);
+int header_build_image_keyring(struct file_header *header, const struct keyring *ring,
+			       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE]);
 
 /* --- data blocks ---------------------------------------------------------------------- */
 

@@ -7,6 +7,8 @@
  * failing.
  */
 #include "fs/format.h"
+#include "fs/format_testing.h"
+#include "fs/header_internal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -305,8 +307,8 @@ int header_unseal(const struct file_header *header, const uint8_t mek[MASTER_KEY
 	return ret == -EBADMSG ? FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION) : ret; /* the GCM tag */
 }
 
-int header_create(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
-		  const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE])
+int header_create_sealed(struct file_header *header, header_seal_fn *seal, const void *key,
+			 const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE])
 {
 	int ret;
 
@@ -318,18 +320,18 @@ int header_create(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE]
 	ret = crypto_random_bytes(header->file_id, FILE_ID_SIZE);
 	if (ret < 0)
 		return ret;
-	return header_seal(header, mek, key_id, dek, 1);
+	return seal(header, key, key_id, dek, 1);
 }
 
-int header_build_image(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
-		       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE])
+int header_build_image_sealed(struct file_header *header, header_seal_fn *seal, const void *key,
+			      const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE])
 {
 	struct file_header copy = *header;
 	int ret;
 
 	for (unsigned i = 0; i < HEADER_COPY_COUNT; i++) {
 		copy.sequence = header->sequence + i;
-		ret = header_seal(&copy, mek, header->key_id, dek, 1);
+		ret = seal(&copy, key, header->key_id, dek, 1);
 		if (ret < 0)
 			return ret;
 		ret = header_copy_encode(&copy, image + i * HEADER_COPY_SIZE);
@@ -338,4 +340,23 @@ int header_build_image(struct file_header *header, const uint8_t mek[MASTER_KEY_
 	}
 	*header = copy;
 	return 0;
+}
+
+static int seal_with_mek(struct file_header *header, const void *mek,
+			 const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks,
+			 unsigned count)
+{
+	return header_seal(header, mek, key_id, deks, count);
+}
+
+int header_create(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		  const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE])
+{
+	return header_create_sealed(header, seal_with_mek, mek, key_id, dek);
+}
+
+int header_build_image(struct file_header *header, const uint8_t mek[MASTER_KEY_SIZE],
+		       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE])
+{
+	return header_build_image_sealed(header, seal_with_mek, mek, dek, image);
 }

@@ -6,6 +6,7 @@
  * links only the header codec (the fuzzers) does not need the keystore.
  */
 #include "fs/format.h"
+#include "fs/header_internal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -76,37 +77,21 @@ int header_unseal_keyring(const struct file_header *header, const struct keyring
 	return ret == -EBADMSG ? FORMAT_ERROR(FORMAT_ERR_AUTHENTICATION) : ret;
 }
 
+static int seal_with_keyring(struct file_header *header, const void *ring,
+			     const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t *deks,
+			     unsigned count)
+{
+	return header_seal_keyring(header, ring, key_id, deks, count);
+}
+
 int header_create_keyring(struct file_header *header, const struct keyring *ring,
 			  const uint8_t key_id[MASTER_KEY_ID_SIZE], const uint8_t dek[DEK_SIZE])
 {
-	int ret;
-
-	memset(header, 0, sizeof(*header));
-	header->version = HEADER_FORMAT_VERSION;
-	header->cipher_suite = CIPHER_SUITE_AES256_XTS;
-	header->sequence = 1;
-	header->unit_size = TDEFS_BLOCK_SIZE;
-	ret = crypto_random_bytes(header->file_id, FILE_ID_SIZE);
-	if (ret < 0)
-		return ret;
-	return header_seal_keyring(header, ring, key_id, dek, 1);
+	return header_create_sealed(header, seal_with_keyring, ring, key_id, dek);
 }
 
 int header_build_image_keyring(struct file_header *header, const struct keyring *ring,
 			       const uint8_t dek[DEK_SIZE], uint8_t image[TDEFS_HEADER_SIZE])
 {
-	struct file_header copy = *header;
-	int ret;
-
-	for (unsigned i = 0; i < HEADER_COPY_COUNT; i++) {
-		copy.sequence = header->sequence + i;
-		ret = header_seal_keyring(&copy, ring, header->key_id, dek, 1);
-		if (ret < 0)
-			return ret;
-		ret = header_copy_encode(&copy, image + i * HEADER_COPY_SIZE);
-		if (ret < 0)
-			return ret;
-	}
-	*header = copy;
-	return 0;
+	return header_build_image_sealed(header, seal_with_keyring, ring, dek, image);
 }

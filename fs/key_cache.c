@@ -6,6 +6,7 @@
  * it is replaced or evicted, and all of them at tderekey close --force and at unmount.
  */
 #include "fs/key_cache.h"
+#include "fs/key_cache_testing.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -46,8 +46,6 @@ void key_cache_unpin(dev_t dev, ino_t ino, int64_t now);
  */
 int key_cache_get(dev_t dev, ino_t ino, const uint8_t *image, size_t len, int64_t now,
 		  uint8_t dek[DEK_SIZE]);
-/* Wipe the entries expired at now; returns the next expiry (INT64_MAX: none due). */
-int64_t key_cache_expire(int64_t now);
 /* Wipe every entry (tderekey close --force, unmount). */
 void key_cache_wipe_all(void);
 size_t key_cache_count(void);

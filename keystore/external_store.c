@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "crypto/crypto.h"
 #include "keystore/wallet_format.h"
@@ -121,19 +120,9 @@ static int backup_store(const struct wallet_paths *paths, const char *backup_id,
 static int lock_directory(const char *dir, struct wallet_paths *paths, int *lock_fd,
 			  char error[KEYSTORE_ERROR_SIZE])
 {
-	struct stat st;
 	int ret;
 
-	ret = wallet_paths_init(dir, paths);
-	if (ret < 0) {
-		wallet_message(error, "wallet directory name is too long or empty");
-		return ret;
-	}
-	if (stat(paths->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		wallet_message(error, "no wallet in %s: no such directory", paths->dir);
-		return -ENOENT;
-	}
-	ret = wallet_directory_check(paths, error);
+	ret = wallet_directory_open(dir, paths, error);
 	if (ret < 0)
 		return ret;
 	ret = wallet_lock(paths, lock_fd, error);

@@ -378,6 +378,30 @@ out:
 	return ret;
 }
 
+/*
+ * An empty ring of the wallet's ID, container and generation, and the record a key is read into
+ * on its way to the ring: locked memory, as the ring is.
+ */
+static int ring_and_record(const struct kmip_wallet *w, struct keyring **ring,
+			   struct mek_record **record, char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret;
+
+	ret = keyring_new(w->wallet_id, w->container, ring);
+	if (ret < 0) {
+		wallet_message(error, "cannot make a key ring: %s", strerror(-ret));
+		return ret;
+	}
+	keyring_set_generation(*ring, w->generation);
+	*record = secure_alloc(sizeof(**record));
+	if (!*record) {
+		keyring_free(*ring);
+		*ring = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int kmip_keystore_fetch(const struct kmip_wallet *w, struct keyring **out,
 			char error[KEYSTORE_ERROR_SIZE])
 {
@@ -388,18 +412,9 @@ int kmip_keystore_fetch(const struct kmip_wallet *w, struct keyring **out,
 	struct session s;
 	int ret;
 
-	ret = keyring_new(w->wallet_id, w->container, &ring);
-	if (ret < 0) {
-		wallet_message(error, "cannot make a key ring: %s", strerror(-ret));
+	ret = ring_and_record(w, &ring, &record, error);
+	if (ret < 0)
 		return ret;
-	}
-	keyring_set_generation(ring, w->generation);
-	/* The record holds the key while it is copied into the ring: locked memory too. */
-	record = secure_alloc(sizeof(*record));
-	if (!record) {
-		keyring_free(ring);
-		return -ENOMEM;
-	}
 	ret = session_open(w, &s, error);
 	if (ret < 0)
 		goto out;
@@ -709,17 +724,9 @@ int kmip_keystore_listing(const char *dir, struct kmip_wallet *w, struct keyring
 		if (ret < 0)
 			return ret;
 	}
-	ret = keyring_new(w->wallet_id, w->container, &ring);
-	if (ret < 0) {
-		wallet_message(error, "cannot make a key ring: %s", strerror(-ret));
+	ret = ring_and_record(w, &ring, &record, error);
+	if (ret < 0)
 		return ret;
-	}
-	keyring_set_generation(ring, w->generation);
-	record = secure_alloc(sizeof(*record));
-	if (!record) {
-		keyring_free(ring);
-		return -ENOMEM;
-	}
 	for (size_t i = 0; i < w->key_count && ret == 0; i++) {
 		memset(record, 0, sizeof(*record));
 		memcpy(record->id, w->keys[i].id, KEY_ID_SIZE);

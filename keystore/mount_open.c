@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "keystore/keystore_kind.h"
 #include "keystore/kmip_wallet.h"
@@ -53,25 +52,6 @@ static void warn_if_behind(const struct wallet_paths *paths, const struct wallet
 	wallet_read_release(&primary);
 }
 
-/* The directory exists and passes strict modes. */
-static int open_directory(const char *wallet_dir, struct wallet_paths *paths,
-			  char error[KEYSTORE_ERROR_SIZE])
-{
-	struct stat st;
-	int ret;
-
-	ret = wallet_paths_init(wallet_dir, paths);
-	if (ret < 0) {
-		wallet_message(error, "wallet directory name is too long or empty");
-		return ret;
-	}
-	if (stat(paths->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		wallet_message(error, "no wallet in %s: no such directory", paths->dir);
-		return -ENOENT;
-	}
-	return wallet_directory_check(paths, error);
-}
-
 static int open_with_password(const struct wallet_paths *paths, int password_fd,
 			      struct wallet_read *read, char error[KEYSTORE_ERROR_SIZE])
 {
@@ -84,31 +64,26 @@ static int open_with_password(const struct wallet_paths *paths, int password_fd,
 	struct secret *password = NULL;
 	int ret;
 
-	/* An HSM wallet: what was given is the token's PIN. */
 	if (kind && kind->read) {
+		/* An HSM wallet: what was given is the token's PIN. */
 		read->path = keystore_kind_path(kind, paths);
 		read->expected_kind = kind->code;
-		ret = password_read(&source, NULL, false, &password, error);
-		if (ret == 0) {
-			read->password = password;
-			ret = wallet_read(read, error);
-			read->password = NULL;
+	} else {
+		if (!wallet_file_present(paths->password)) {
+			wallet_message(error,
+				       "a password was given but there is no password wallet %s to "
+				       "open with it",
+				       paths->password);
+			return -ENOENT;
 		}
-		secret_free(password);
-		return ret;
+		if (wallet_file_present(paths->autologin) ||
+		    wallet_file_present(paths->local_autologin))
+			log_info("a password was given: opening %s, not the auto-login wallet "
+				 "beside it",
+				 paths->password);
+		read->path = paths->password;
+		read->expected_kind = WALLET_KIND_PASSWORD;
 	}
-	if (!wallet_file_present(paths->password)) {
-		wallet_message(error,
-			       "a password was given but there is no password wallet %s to open "
-			       "with it",
-			       paths->password);
-		return -ENOENT;
-	}
-	if (wallet_file_present(paths->autologin) || wallet_file_present(paths->local_autologin))
-		log_info("a password was given: opening %s, not the auto-login wallet beside it",
-			 paths->password);
-	read->path = paths->password;
-	read->expected_kind = WALLET_KIND_PASSWORD;
 	ret = password_read(&source, NULL, false, &password, error);
 	if (ret == 0) {
 		read->password = password;
@@ -128,7 +103,7 @@ int keystore_open_for_mount(const char *wallet_dir, int password_fd, struct keyr
 	struct secret *password = NULL;
 	int ret;
 
-	ret = open_directory(wallet_dir, &paths, error);
+	ret = wallet_directory_open(wallet_dir, &paths, error);
 	if (ret < 0)
 		return ret;
 	/* A key-server wallet (kmip_wallet.h): its keys come from the servers it names. */
@@ -244,7 +219,7 @@ int keystore_reload(const char *wallet_dir, const struct keyring *loaded, struct
 	int ret;
 
 	memset(result, 0, sizeof(*result));
-	ret = open_directory(wallet_dir, &paths, error);
+	ret = wallet_directory_open(wallet_dir, &paths, error);
 	if (ret < 0)
 		return ret;
 	/* Keys fetched from key servers (no wallet file kind) are fetched again. */

@@ -270,3 +270,21 @@ int wallet_directory_check(const struct wallet_paths *paths, char error[KEYSTORE
 		ret = check_entry(paths->backup_dir, true, NULL, error);
 	return ret;
 }
+
+int wallet_directory_open(const char *dir, struct wallet_paths *paths,
+			  char error[KEYSTORE_ERROR_SIZE])
+{
+	struct stat st;
+	int ret;
+
+	ret = wallet_paths_init(dir, paths);
+	if (ret < 0) {
+		wallet_message(error, "wallet directory name is too long or empty");
+		return ret;
+	}
+	if (stat(paths->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		wallet_message(error, "no wallet in %s: no such directory", paths->dir);
+		return -ENOENT;
+	}
+	return wallet_directory_check(paths, error);
+}

@@ -83,6 +83,48 @@ static int write_wallet(enum wallet_kind kind, const char *path, const struct ke
 	return ret;
 }
 
+/* The directory made and checked and locked, with no wallet in it yet. */
+static int prepare_directory(const struct wallet_paths *paths, int *lock_fd,
+			     char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret = make_directory(paths->dir, error);
+
+	/* A directory that was there already, or a parent, may be open to others. */
+	if (ret == 0)
+		ret = wallet_directory_check(paths, error);
+	if (ret == 0)
+		ret = wallet_lock(paths, lock_fd, error);
+	if (ret < 0)
+		return ret;
+	wallet_remove_stale_temporaries(paths);
+	if (wallet_file_present(paths->password) || wallet_file_present(paths->autologin) ||
+	    wallet_file_present(paths->local_autologin) || wallet_file_present(paths->hsm)) {
+		wallet_message(error,
+			       "a wallet already exists in %s; tdekey status --wallet %s shows it",
+			       paths->dir, paths->dir);
+		return -EEXIST;
+	}
+	return make_directory(paths->backup_dir, error);
+}
+
+/* The new wallet's ID (the one asked for, or a random one) and an empty ring of it. */
+static int new_ring(const struct wallet_create_options *options,
+		    struct wallet_create_result *result, struct keyring **ring,
+		    char error[KEYSTORE_ERROR_SIZE])
+{
+	int ret = 0;
+
+	if (options->wallet_id)
+		memcpy(result->wallet_id, options->wallet_id, KEY_ID_SIZE);
+	else
+		ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
+	if (ret == 0)
+		ret = keyring_new(result->wallet_id, options->container, ring);
+	if (ret < 0)
+		wallet_message(error, "cannot set up the key ring: %s", keystore_error_message(ret));
+	return ret;
+}
+
 int wallet_create(const char *dir, const struct wallet_create_options *options,
 		  const struct secret *password, struct wallet_create_result *result,
 		  char error[KEYSTORE_ERROR_SIZE])
@@ -105,39 +147,12 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 		wallet_message(error, "wallet directory name is too long or empty");
 		return ret;
 	}
-	ret = make_directory(paths.dir, error);
-	if (ret < 0)
-		return ret;
-	/* A directory that was there already, or a parent, may be open to others. */
-	ret = wallet_directory_check(&paths, error);
-	if (ret < 0)
-		return ret;
-	ret = wallet_lock(&paths, &lock_fd, error);
-	if (ret < 0)
-		return ret;
-	wallet_remove_stale_temporaries(&paths);
-	if (wallet_file_present(paths.password) || wallet_file_present(paths.autologin) ||
-	    wallet_file_present(paths.local_autologin) || wallet_file_present(paths.hsm)) {
-		wallet_message(error,
-			       "a wallet already exists in %s; tdekey status --wallet %s shows it",
-			       paths.dir, paths.dir);
-		ret = -EEXIST;
-		goto out_unlock;
-	}
-	ret = make_directory(paths.backup_dir, error);
+	ret = prepare_directory(&paths, &lock_fd, error);
 	if (ret < 0)
 		goto out_unlock;
-
-	if (options->wallet_id)
-		memcpy(result->wallet_id, options->wallet_id, KEY_ID_SIZE);
-	else
-		ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
-	if (ret == 0)
-		ret = keyring_new(result->wallet_id, options->container, &ring);
-	if (ret < 0) {
-		wallet_message(error, "cannot set up the key ring: %s", keystore_error_message(ret));
+	ret = new_ring(options, result, &ring, error);
+	if (ret < 0)
 		goto out_unlock;
-	}
 	keyring_set_generation(ring, 1);
 	if (options->make_key) {
 		ret = keyring_generate(ring, options->tag, true, wallet_now(), &key_index);
@@ -190,29 +205,6 @@ out_unlock:
 	return ret;
 }
 
-/* The directory made and checked and locked, with no wallet in it yet. */
-static int prepare_directory(const struct wallet_paths *paths, int *lock_fd,
-			     char error[KEYSTORE_ERROR_SIZE])
-{
-	int ret = make_directory(paths->dir, error);
-
-	if (ret == 0)
-		ret = wallet_directory_check(paths, error);
-	if (ret == 0)
-		ret = wallet_lock(paths, lock_fd, error);
-	if (ret < 0)
-		return ret;
-	wallet_remove_stale_temporaries(paths);
-	if (wallet_file_present(paths->password) || wallet_file_present(paths->autologin) ||
-	    wallet_file_present(paths->local_autologin) || wallet_file_present(paths->hsm)) {
-		wallet_message(error,
-			       "a wallet already exists in %s; tdekey status --wallet %s shows it",
-			       paths->dir, paths->dir);
-		return -EEXIST;
-	}
-	return make_directory(paths->backup_dir, error);
-}
-
 int wallet_create_hsm(const char *dir, const struct wallet_create_options *options,
 		      const char *module, const char *token_label, const char *token_serial,
 		      const struct secret *pin, struct wallet_create_result *result,
@@ -260,15 +252,9 @@ int wallet_create_hsm(const char *dir, const struct wallet_create_options *optio
 	ret = hsm_token_open(&identity, pin, NULL, 0, &token, error);
 	if (ret < 0)
 		goto out_unlock;
-	if (options->wallet_id)
-		memcpy(result->wallet_id, options->wallet_id, KEY_ID_SIZE);
-	else
-		ret = crypto_random_bytes(result->wallet_id, KEY_ID_SIZE);
-	if (ret == 0)
-		ret = keyring_new(result->wallet_id, options->container, &ring);
+	ret = new_ring(options, result, &ring, error);
 	if (ret < 0) {
 		hsm_token_ops_get()->release(token);
-		wallet_message(error, "cannot set up the key ring: %s", keystore_error_message(ret));
 		goto out_unlock;
 	}
 	keyring_attach_token(ring, hsm_token_ops_get(), token);

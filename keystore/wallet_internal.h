@@ -52,6 +52,9 @@ int strict_modes_check_directory(const char *directory, const char *what,
  * ancestors, then each wallet file, the lock file and backup/ that exist (lstat: no links).
  */
 int wallet_directory_check(const struct wallet_paths *paths, char error[KEYSTORE_ERROR_SIZE]);
+/* The paths of dir, which must exist as a directory and pass wallet_directory_check(). */
+int wallet_directory_open(const char *dir, struct wallet_paths *paths,
+			  char error[KEYSTORE_ERROR_SIZE]);
 
 /* Take the directory's lock file (created 0600) exclusively; *fd keeps it. */
 int wallet_lock(const struct wallet_paths *paths, int *fd, char error[KEYSTORE_ERROR_SIZE]);

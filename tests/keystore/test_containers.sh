@@ -178,7 +178,7 @@ python3 -c 'import json,sys; c = json.load(open(sys.argv[1]))["container"]; asse
 	"$W/out" "$N64" || fail "--info does not show the 64-character container whole: $OUT"
 t 0 tdefs --init --wallet "$W/U" --container sales "$W/bsales"
 [[ $(config_version "$W/bsales") == 1 ]] || fail "a short container name should keep config version 1"
-# The issue's order: --init records a new container first, its first key comes next (the
+# A new container's order: --init records the container first, its first key comes next (the
 # mount refuses it until then: tests/mounted/test_rebind.sh).
 t 0 tdefs --init --wallet "$W/U" --container nosuch "$W/bnone"
 has "$OUT" "holds no key of container nosuch yet"

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "crypto/crypto.h"
+#include "fs/format_testing.h"
 #include "helper.h"
 #include "keystore/wallet.h"
 #include "util/util.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fs/key_cache.h"
+#include "fs/key_cache_testing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -21,6 +21,7 @@
 #include <xxhash.h>
 
 #include "fs/format.h"
+#include "fs/format_testing.h"
 #include "util/util.h"
 
 static void from_hex(const char *hex, uint8_t *out, size_t len)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "fs/key_cache.h"
+#include "fs/key_cache_testing.h"
 
 static uint8_t header[TDEFS_HEADER_SIZE];
 

@@ -75,15 +75,9 @@ static void draw_data(const struct control_reply *status, const char *state, dou
 {
 	unsigned long long done = reply_number(status, "data_bytes") +
 				  reply_number(status, "data_current_done");
-	double speed = elapsed > 0 ? (double)done / elapsed : 0;
-	double fraction = total_bytes ? (double)done / (double)total_bytes : 1.0;
-	double eta = speed > 0 && total_bytes > done ? (double)(total_bytes - done) / speed : 0;
 
 	(void)context;
-	fprintf(stderr, "\rdata rekey: %.1f/%.1f MB (%3.0f%%), %.1f MB/s, ETA %.0fs, %s %s ",
-		(double)done / 1e6, (double)total_bytes / 1e6, 100.0 * (fraction > 1 ? 1 : fraction),
-		speed / 1e6, eta, state,
-		strcmp(state, "paused") == 0 ? "(tderekey resume continues)" : "");
+	follow_draw_bytes("data rekey", done, total_bytes, state, elapsed);
 }
 
 static int run_data(const struct rekey_options *options)

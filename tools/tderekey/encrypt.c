@@ -46,15 +46,9 @@ static void draw_encrypt(const struct control_reply *status, const char *state, 
 {
 	unsigned long long done = reply_number(status, "encrypt_bytes") +
 				  reply_number(status, "encrypt_current_done");
-	double speed = elapsed > 0 ? (double)done / elapsed : 0;
-	double fraction = total_bytes ? (double)done / (double)total_bytes : 1.0;
-	double eta = speed > 0 && total_bytes > done ? (double)(total_bytes - done) / speed : 0;
 
 	(void)context;
-	fprintf(stderr, "\rencrypt: %.1f/%.1f MB (%3.0f%%), %.1f MB/s, ETA %.0fs, %s %s ",
-		(double)done / 1e6, (double)total_bytes / 1e6, 100.0 * (fraction > 1 ? 1 : fraction),
-		speed / 1e6, eta, state,
-		strcmp(state, "paused") == 0 ? "(tderekey resume continues)" : "");
+	follow_draw_bytes("encrypt", done, total_bytes, state, elapsed);
 }
 
 /* One PATH: survey, start, follow. */

@@ -29,6 +29,19 @@ unsigned long long reply_number(const struct control_reply *reply, const char *k
 	return reply_value(reply, key, buf, sizeof(buf)) ? strtoull(buf, NULL, 10) : 0;
 }
 
+void follow_draw_bytes(const char *label, unsigned long long done, unsigned long long total,
+		       const char *state, double elapsed)
+{
+	double speed = elapsed > 0 ? (double)done / elapsed : 0;
+	double fraction = total ? (double)done / (double)total : 1.0;
+	double eta = speed > 0 && total > done ? (double)(total - done) / speed : 0;
+
+	fprintf(stderr, "\r%s: %.1f/%.1f MB (%3.0f%%), %.1f MB/s, ETA %.0fs, %s %s ", label,
+		(double)done / 1e6, (double)total / 1e6, 100.0 * (fraction > 1 ? 1 : fraction),
+		speed / 1e6, eta, state,
+		strcmp(state, "paused") == 0 ? "(tderekey resume continues)" : "");
+}
+
 static double seconds_since(const struct timespec *start)
 {
 	struct timespec now;

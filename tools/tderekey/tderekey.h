@@ -118,5 +118,11 @@ struct job_follow {
  */
 int follow_job(const char *path, const struct job_follow *follow, struct control_reply *reply,
 	       char *state, size_t state_size, double *seconds);
+/*
+ * The progress line of a job that moves bytes (data rekey, encrypt), for a draw function:
+ * "LABEL: done/total MB (percent), MB/s, ETA, state" on stderr, rewritten in place.
+ */
+void follow_draw_bytes(const char *label, unsigned long long done, unsigned long long total,
+		       const char *state, double elapsed);
 
 #endif
