@@ -234,9 +234,10 @@ static int from_kmip(const struct options *options)
 	struct stat st;
 	int ret;
 
-	if (options->tag || options->pin_given || options->password_given) {
+	if (options->tag || options->backup_id || options->pin_given || options->password_given) {
 		fprintf(stderr, "tdekey reverse-migrate: %s is a KMIP wallet: its keys are copied "
-				"as they are, so it takes no --tag, PIN or password\n"
+				"as they are and it is not changed, so it takes no --tag, --backup-id, "
+				"PIN or password\n"
 				"Try 'tdekey reverse-migrate --help'.\n",
 			options->wallet);
 		return EXIT_USAGE;
@@ -386,30 +387,60 @@ static int run(const struct options *options)
 
 const struct command command_reverse_migrate = {
 	.name = "reverse-migrate",
-	.summary = "move an HSM wallet's master keys back to a software wallet",
+	.summary = "move an HSM or KMIP wallet's master keys back to a software wallet",
 	.synopsis = "tdekey reverse-migrate --wallet HSMDIR --to DIR [--tag TAG]\n"
 		    "                              [--pin-file FILE | --pin-fd N]\n"
-		    "                              [--backup-id ID] [--json]",
+		    "                              [--backup-id ID] [--json]\n"
+		    "       tdekey reverse-migrate --wallet KMIPDIR --to DIR [--json]",
 	.description =
 		"DESCRIPTION\n"
-		"       Makes DIR a new software wallet (auto-login; tdekey change-password adds\n"
-		"       a password) with the wallet ID and container of the HSM wallet HSMDIR and\n"
-		"       a new ACTIVE master key, and links it from HSMDIR as active: a mount on\n"
-		"       HSMDIR wraps new files under the software key at once (it re-reads its\n"
-		"       wallet) and keeps opening the headers under the HSM keys. After 'tderekey\n"
-		"       rewrap' ('tdekey keys --usage' shows no header under an HSM key), the\n"
-		"       backing directory mounts with --wallet DIR alone. Nothing is deleted;\n"
-		"       HSMDIR/hsm.wallet is backed up before it changes.\n"
+		"       From an HSM wallet: makes DIR a new software wallet (auto-login; tdekey\n"
+		"       change-password adds a password) with the wallet ID and container of the\n"
+		"       HSM wallet HSMDIR and a new ACTIVE master key, and links it from HSMDIR\n"
+		"       as active: a mount on HSMDIR wraps new files under the software key at\n"
+		"       once (it re-reads its wallet) and keeps opening the headers under the HSM\n"
+		"       keys. After 'tderekey rewrap' ('tdekey keys --usage' shows no header under\n"
+		"       an HSM key), the backing directory mounts with --wallet DIR alone. Nothing\n"
+		"       is deleted; HSMDIR/hsm.wallet is backed up before it changes.\n"
+		"\n"
+		"       From a KMIP wallet: fetches every master key KMIPDIR's key ring holds (its\n"
+		"       own from the key server, and those of the wallet it links after 'tdekey\n"
+		"       migrate --to-kmip') and makes DIR a new auto-login wallet holding them all\n"
+		"       with the same key IDs, states, times and tags, and KMIPDIR's wallet ID and\n"
+		"       container. The ACTIVE key stays ACTIVE, so no rewrap is needed: the backing\n"
+		"       directories mount with --wallet DIR at once, without the server. KMIPDIR\n"
+		"       and the server are left as they were (no key is revoked or destroyed).\n"
+		"       DIR must not exist or be an empty directory; the wallet is built in\n"
+		"       DIR.partial (mode 0700) and renamed to DIR, so a crash leaves no DIR or a\n"
+		"       complete one. A DIR.partial left by a crash is refused: remove it and run\n"
+		"       again. Only the KMIP wallet's owner or root may copy its keys.\n"
 		"\n"
 		"OPTIONS\n"
-		"       -w, --wallet HSMDIR\n"
-		"              The HSM wallet.\n"
+		"       -w, --wallet HSMDIR, --wallet KMIPDIR\n"
+		"              The HSM or KMIP wallet.\n"
 		"\n"
 		"       --to DIR\n"
-		"              The new software wallet directory (made; it must hold no wallet).\n"
+		"              The new software wallet directory (made; from an HSM wallet it must\n"
+		"              hold no wallet, from a KMIP wallet it must be missing or empty).\n"
 		"\n"
 		"       --pin-file FILE, --pin-fd N\n"
-		"              The token's PIN; by default it is asked on the terminal.\n"
+		"              An HSM wallet: the token's PIN; by default it is asked on the\n"
+		"              terminal.\n"
+		"\n"
+		"       --tag TAG\n"
+		"              An HSM wallet: a tag for the new software key.\n"
+		"\n"
+		"       --backup-id ID\n"
+		"              An HSM wallet: put ID in the name of the backup of hsm.wallet.\n"
+		"\n"
+		"       --json\n"
+		"              Print the result as JSON: from an HSM wallet wallet, type,\n"
+		"              linked_from and active_key_id; from a KMIP wallet wallet, type,\n"
+		"              wallet_id, container, from, keys, active_key_id and\n"
+		"              kmip_wallet_unchanged.\n"
+		"\n"
+		"EXAMPLES\n"
+		"       tdekey reverse-migrate --wallet /etc/tdefs/kms --to /etc/tdefs/wallet2\n"
 		"\n",
 	.min_arguments = 0,
 	.max_arguments = 0,
