@@ -7,34 +7,14 @@
 # message naming it; once it is removed the run completes. The KMIP wallet is never changed.
 # Needs PyKMIP and a build with -Dfault_injection=true: TDEFS_FAULT_BUILD, else TDEFS_BUILD if
 # it is one, else build-fault/ or build-asan/ in the source tree.
-. "$(dirname "$0")/../mounted/lib.sh"
+. "$(dirname "$0")/lib-reliability.sh"
 . "$(dirname "$0")/../lib/kmip_server.sh"
 is_plain && skip "needs the real mount"
-is_fault_build() { [[ -x $1/fs/tdefs ]] && grep -q TDEFS_FAULT_AT "$1/tools/tdekey/tdekey"; }
-fault_build=${TDEFS_FAULT_BUILD:-}
-if [[ -z $fault_build ]]; then
-	for candidate in "$TDEFS_BUILD" "$TDEFS_SRC/build-fault" "$TDEFS_SRC/build-asan"; do
-		is_fault_build "$candidate" && { fault_build=$candidate; break; }
-	done
-fi
-[[ -n $fault_build ]] && is_fault_build "$fault_build" ||
-	skip "no build with fault injection: meson setup build-fault -Dfault_injection=true && ninja -C build-fault"
+rel_fault_build tools/tdekey/tdekey
 kmip_need
-TDEFS_BUILD=$(cd "$fault_build" && pwd)
-TDEFS_BIN=$TDEFS_BUILD/fs/tdefs
-TDEKEY_BIN=$TDEFS_BUILD/tools/tdekey/tdekey
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 
-W=$TDEFS_WORK
-umask 077
-chmod 0755 "$W"
-KMIP_PW=$W/pw
-printf 'tls wallet password\n' >"$KMIP_PW"
-KMIP_PKI=$W/pki
-kmip_pki "$KMIP_PKI"
-kmip_client_wallet "$W/tls" db1.test 30
-kmip_server_start "$W/server"
-S=127.0.0.1:$KMIP_PORT
+kmip_loopback "$TDEFS_WORK/tls"
 
 # A file wallet's files, migrated to the server (the source linked), a second key made there.
 "$TDEKEY_BIN" create --wallet "$W/wallet" --auto-login </dev/null >/dev/null 2>"$W/err" || fail "create: $(cat "$W/err")"
