@@ -257,6 +257,14 @@ struct wallet_create_options {
 	const uint8_t *wallet_id;
 	/* ...and an HSM wallet links this wallet directory, whose keys stay usable (NULL: none). */
 	const char *link;
+	/*
+	 * A reverse migration from a key server: the new wallet starts with every key of this
+	 * ring (NULL: none) as it is there, with its ID, bytes, state (an ACTIVE key stays
+	 * ACTIVE), times, tag and container; not with make_key. A key fetched from a server or
+	 * a linked wallet is written with origin IMPORTED (a file knows LOCAL and IMPORTED), a
+	 * key on an HSM token is refused (-EOPNOTSUPP: it has no bytes to write).
+	 */
+	const struct keyring *keys;
 };
 
 struct wallet_create_result {

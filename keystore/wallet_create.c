@@ -50,7 +50,86 @@ static int check_options(const struct wallet_create_options *options, const stru
 		wallet_message(error, "scrypt cost out of range");
 		return -EINVAL;
 	}
+	if (options->keys && options->make_key) {
+		wallet_message(error, "a wallet made from another's keys takes no new key");
+		return -EINVAL;
+	}
 	return password ? password_check_new(password, error) : 0;
+}
+
+/*
+ * A reverse migration's keys, as the ring from has them. What a wallet file cannot say is
+ * refused or translated here, so the file written reads back: origin IMPORTED for a key the
+ * file's format has no origin for, and the activation time a file requires of a key that has
+ * been active when the source kept none (its creation).
+ */
+static int add_keys(struct keyring *ring, const struct keyring *from,
+		    char error[KEYSTORE_ERROR_SIZE])
+{
+	char id[KEY_ID_TEXT_SIZE];
+	struct mek_record *copy;
+	int ret = 0;
+
+	if (keyring_count(from) > WALLET_MAX_KEYS) {
+		wallet_message(error, "the wallet would hold %zu keys, more than %d",
+			       keyring_count(from), WALLET_MAX_KEYS);
+		return KEYSTORE_ERROR(KEYSTORE_ERR_WALLET_FULL);
+	}
+	copy = secure_alloc(sizeof(*copy));
+	if (!copy)
+		return -ENOMEM;
+	for (size_t i = 0; i < keyring_count(from) && ret == 0; i++) {
+		*copy = *keyring_record(from, i);
+		key_id_format(copy->id, id);
+		if (copy->on_token) {
+			wallet_message(error, "master key %s is on an HSM token and cannot be "
+					      "written to a wallet file",
+				       id);
+			ret = -EOPNOTSUPP;
+			break;
+		}
+		if (copy->origin != MEK_ORIGIN_LOCAL && copy->origin != MEK_ORIGIN_IMPORTED)
+			copy->origin = MEK_ORIGIN_IMPORTED;
+		if (copy->state != MEK_STATE_ACTIVE && copy->state != MEK_STATE_RETIRED &&
+		    copy->state != MEK_STATE_PREACTIVE) {
+			wallet_message(error, "master key %s has an unknown state", id);
+			ret = -EINVAL;
+			break;
+		}
+		if (copy->state == MEK_STATE_PREACTIVE)
+			copy->activation_time = 0;
+		else if (copy->activation_time == 0)
+			copy->activation_time = copy->creation_time ? copy->creation_time : 1;
+		if (!copy->container[0])
+			snprintf(copy->container, sizeof(copy->container), "%s",
+				 keyring_container(ring));
+		if (!wallet_container_valid(copy->container) || !wallet_tag_valid(copy->tag) ||
+		    (copy->creator[0] && !wallet_creator_valid(copy->creator))) {
+			wallet_message(error, "master key %s has a bad container, tag or creator",
+				       id);
+			ret = -EINVAL;
+			break;
+		}
+		if (copy->state == MEK_STATE_ACTIVE &&
+		    keyring_holds_active(ring, copy->container)) {
+			wallet_message(error, "master key %s is a second ACTIVE key of container %s",
+				       id, copy->container);
+			ret = -EINVAL;
+			break;
+		}
+		copy->linked = false;
+		copy->revoked = false;
+		copy->token_slot = 0;
+		copy->backed_up = false; /* no backup of the new wallet holds it yet */
+		ret = keyring_append(ring, copy);
+		if (ret == -EEXIST)
+			wallet_message(error, "master key %s is there twice", id);
+		else if (ret < 0)
+			wallet_message(error, "cannot add master key %s: %s", id,
+				       keystore_error_message(ret));
+	}
+	secure_free(copy);
+	return ret;
 }
 
 static int make_directory(const char *path, char error[KEYSTORE_ERROR_SIZE])
@@ -154,6 +233,11 @@ int wallet_create(const char *dir, const struct wallet_create_options *options,
 	if (ret < 0)
 		goto out_unlock;
 	keyring_set_generation(ring, 1);
+	if (options->keys) {
+		ret = add_keys(ring, options->keys, error);
+		if (ret < 0)
+			goto out_free_ring;
+	}
 	if (options->make_key) {
 		ret = keyring_generate(ring, options->tag, true, wallet_now(), &key_index);
 		if (ret < 0) {

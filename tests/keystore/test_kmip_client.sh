@@ -14,16 +14,7 @@
 PROBE=$TDEFS_BUILD/tests/kmip/tdefs-kmip-probe
 need_build "$TDEKEY_BIN" "$PROBE"
 kmip_need
-W=$TDEFS_WORK
-umask 077
-chmod 0755 "$W"
-KMIP_PW=$W/pw
-printf 'tls wallet password\n' >"$KMIP_PW"
-KMIP_PKI=$W/pki
-kmip_pki "$KMIP_PKI"
-kmip_client_wallet "$W/client" db1.test 30
-kmip_server_start "$W/server"
-S=127.0.0.1:$KMIP_PORT
+kmip_loopback "$TDEFS_WORK/client"
 
 # p EXPECTED_EXIT SERVERS WALLET OP [ARG]: the probe with a 5 s timeout; $OUT, $ERR.
 p() {

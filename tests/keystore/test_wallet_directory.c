@@ -1,5 +1,6 @@
 /*
- * Unit tests of the wallet directory: creating the three kinds, the operations tdekey runs
+ * Unit tests of the wallet directory: creating the three kinds (and a wallet from another's
+ * keys, as a reverse migration makes one), the operations tdekey runs
  * (sessions and commits), backups before every change, historical keys, key ID prefixes, the
  * permission and host checks, strict modes, the host secret, the external store, the status
  * report, the daemon's keystore_open_for_mount() and keystore_reload(), and keyring_merge().
@@ -181,6 +182,93 @@ static void test_create_kinds(void **state)
 	assert_int_equal(keyring_active(ring, NULL, NULL), -ENOKEY);
 	keyring_free(ring);
 	secret_free(password);
+}
+
+/*
+ * A reverse migration's wallet: every key of a ring (as one fetched from a key server, origin
+ * KMIP and revoked or linked marks included) written with its ID, bytes, state and times, the
+ * ACTIVE key still ACTIVE; keys a file cannot hold are refused and nothing is written.
+ */
+static void test_create_with_keys(void **state)
+{
+	static const uint8_t wallet_id[KEY_ID_SIZE] = { 7, 7, 7 };
+	struct fixture *fixture = *state;
+	struct wallet_create_options options = {
+		.auto_login = true,
+		.container = "sales",
+		.cost = TEST_COST,
+		.wallet_id = wallet_id,
+	};
+	struct wallet_create_result result;
+	char error[KEYSTORE_ERROR_SIZE] = "";
+	struct keyring *from, *ring;
+	struct mek_record record;
+	uint8_t active[KEY_ID_SIZE];
+
+	assert_int_equal(keyring_new(wallet_id, "sales", &from), 0);
+	memset(&record, 0, sizeof(record));
+	for (int i = 0; i < 3; i++) {
+		memset(record.id, 0x10 + i, KEY_ID_SIZE);
+		memset(record.mek, 0x40 + i, MEK_SIZE);
+		record.creation_time = 1000 + i;
+		record.activation_time = i == 1 ? 0 : 2000 + i; /* a server that kept no time */
+		record.state = i == 2 ? MEK_STATE_ACTIVE : MEK_STATE_RETIRED;
+		record.origin = i == 0 ? MEK_ORIGIN_LOCAL : MEK_ORIGIN_KMIP;
+		record.linked = i == 0;
+		record.revoked = i == 1;
+		snprintf(record.tag, sizeof(record.tag), "key %d", i);
+		snprintf(record.container, sizeof(record.container), "sales");
+		assert_int_equal(keyring_append(from, &record), 0);
+	}
+	options.keys = from;
+	options.make_key = true;
+	assert_int_equal(wallet_create(fixture->dir, &options, NULL, &result, error), -EINVAL);
+	assert_false(wallet_file_present(fixture->paths.autologin));
+	options.make_key = false;
+	assert_int_equal(wallet_create(fixture->dir, &options, NULL, &result, error), 0);
+	assert_false(result.made_key);
+	ring = read_keys(fixture->paths.autologin, WALLET_KIND_AUTOLOGIN, NULL);
+	assert_int_equal(keyring_count(ring), 3);
+	keyring_wallet_id(ring, active);
+	assert_memory_equal(active, wallet_id, KEY_ID_SIZE);
+	assert_string_equal(keyring_container(ring), "sales");
+	for (size_t i = 0; i < 3; i++) {
+		const struct mek_record *want = keyring_record(from, i);
+		const struct mek_record *got = keyring_record(ring, i);
+
+		assert_memory_equal(got->id, want->id, KEY_ID_SIZE);
+		assert_memory_equal(got->mek, want->mek, MEK_SIZE);
+		assert_int_equal(got->state, want->state);
+		assert_int_equal(got->creation_time, want->creation_time);
+		assert_string_equal(got->tag, want->tag);
+		assert_int_equal(got->origin, i == 0 ? MEK_ORIGIN_LOCAL : MEK_ORIGIN_IMPORTED);
+		assert_false(got->linked);
+		assert_false(got->revoked);
+	}
+	/* A RETIRED key must say when it was active: its creation when the source kept none. */
+	assert_int_equal(keyring_record(ring, 1)->activation_time, 1001);
+	assert_int_equal(keyring_active(ring, active, NULL), 0);
+	assert_memory_equal(active, keyring_record(from, 2)->id, KEY_ID_SIZE);
+	keyring_free(ring);
+	scratch_dir_remove(fixture->dir);
+
+	/* Two ACTIVE keys in one container, or a key on a token: refused, no wallet file. */
+	memset(record.id, 0x20, KEY_ID_SIZE);
+	record.state = MEK_STATE_ACTIVE;
+	record.activation_time = 3000;
+	assert_int_equal(keyring_append(from, &record), 0);
+	assert_int_equal(wallet_create(fixture->dir, &options, NULL, &result, error), -EINVAL);
+	assert_non_null(strstr(error, "second ACTIVE key"));
+	assert_false(wallet_file_present(fixture->paths.autologin));
+	keyring_free(from);
+	assert_int_equal(keyring_new(wallet_id, "sales", &from), 0);
+	record.on_token = true;
+	assert_int_equal(keyring_append(from, &record), 0);
+	options.keys = from;
+	assert_int_equal(wallet_create(fixture->dir, &options, NULL, &result, error), -EOPNOTSUPP);
+	assert_non_null(strstr(error, "HSM token"));
+	assert_false(wallet_file_present(fixture->paths.autologin));
+	keyring_free(from);
 }
 
 static void test_autologin_permissions_refused(void **state)
@@ -1454,6 +1542,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_kinds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_with_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_autologin_permissions_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_local_autologin_other_host, setup, teardown),

@@ -15,6 +15,10 @@
 #                                      address in $KMIP_SERVER_BIND); stopped at exit
 #   kmip_server_stop
 #   kmip_free_port                     prints a free loopback TCP port
+#   kmip_loopback TLS_WALLET           the usual start of a test: umask 077, $W (the test's
+#                                      work directory, mode 0755), the PKI in $W/pki, a client
+#                                      TLS wallet TLS_WALLET for db1.test (password file
+#                                      $W/pw), the server in $W/server, S=127.0.0.1:$KMIP_PORT
 
 kmip_need() {
 	[[ -x /usr/bin/pykmip-server ]] || skip "pykmip-server (python3-pykmip) is not installed"
@@ -93,6 +97,19 @@ EOF
 		sleep 0.1
 	done
 	fail "pykmip-server did not listen on 127.0.0.1:$KMIP_PORT"
+}
+
+kmip_loopback() {
+	W=$TDEFS_WORK
+	umask 077
+	chmod 0755 "$W"
+	KMIP_PW=$W/pw
+	printf 'tls wallet password\n' >"$KMIP_PW"
+	KMIP_PKI=$W/pki
+	kmip_pki "$KMIP_PKI"
+	kmip_client_wallet "$1" db1.test 30
+	kmip_server_start "$W/server"
+	S=127.0.0.1:$KMIP_PORT
 }
 
 kmip_server_stop() {

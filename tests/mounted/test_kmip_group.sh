@@ -15,16 +15,7 @@ PROBE=$TDEFS_BUILD/tests/kmip/tdefs-kmip-probe
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 need_build "$TDEKEY_BIN" "$PROBE" "$tderekey"
 kmip_need
-W=$TDEFS_WORK
-umask 077
-chmod 0755 "$W"
-KMIP_PW=$W/pw
-printf 'tls wallet password\n' >"$KMIP_PW"
-KMIP_PKI=$W/pki
-kmip_pki "$KMIP_PKI"
-kmip_client_wallet "$W/tls" db1.test 30
-kmip_server_start "$W/server"
-S=127.0.0.1:$KMIP_PORT
+kmip_loopback "$TDEFS_WORK/tls"
 group=fleet-$$
 # The exit code the man pages give a meaning (its words), as test_exit_codes.sh reads them.
 code_meaning() {

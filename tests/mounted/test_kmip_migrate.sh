@@ -13,16 +13,7 @@ is_plain && skip "needs the real mount"
 tderekey=$TDEFS_BUILD/tools/tderekey/tderekey
 need_build "$TDEKEY_BIN" "$tderekey" "$TDEFS_TEST_HELPER"
 kmip_need
-W=$TDEFS_WORK
-umask 077
-chmod 0755 "$W"
-KMIP_PW=$W/pw
-printf 'tls wallet password\n' >"$KMIP_PW"
-KMIP_PKI=$W/pki
-kmip_pki "$KMIP_PKI"
-kmip_client_wallet "$W/tls" db1.test 30
-kmip_server_start "$W/server"
-S=127.0.0.1:$KMIP_PORT
+kmip_loopback "$TDEFS_WORK/tls"
 json_field() { /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 key_of() { "$TDEFS_TEST_HELPER" key-id "$W/backing/$1"; }
 

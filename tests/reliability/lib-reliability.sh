@@ -22,6 +22,10 @@
 #   rel_daemon_log_check [MNT | --all]   fail if the daemon log of MNT (--all: every daemon log
 #                          of this test, also of killed daemons) shows a sanitizer report or an
 #                          assertion failure
+#   rel_fault_build PROGRAM   use a build with -Dfault_injection=true whose PROGRAM
+#                          (fs/tdefs, tools/tdekey/tdekey) has the fault points: TDEFS_FAULT_BUILD,
+#                          else TDEFS_BUILD if it is one, else build-fault/ or build-asan/ in the
+#                          source tree; sets TDEFS_BUILD, TDEFS_BIN and TDEKEY_BIN to it, or skips
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../mounted/lib.sh"
 
@@ -125,4 +129,19 @@ rel_daemon_log_check() {
 			fail "the daemon log $logf reports a sanitizer finding or crash (lines above)"
 		fi
 	done
+}
+
+rel_fault_build() {
+	local program=$1 build=${TDEFS_FAULT_BUILD:-} candidate
+	rel__is_fault_build() { [[ -x $1/fs/tdefs ]] && grep -q TDEFS_FAULT_AT "$1/$program"; }
+	if [[ -z $build ]]; then
+		for candidate in "$TDEFS_BUILD" "$TDEFS_SRC/build-fault" "$TDEFS_SRC/build-asan"; do
+			rel__is_fault_build "$candidate" && { build=$candidate; break; }
+		done
+	fi
+	[[ -n $build ]] && rel__is_fault_build "$build" ||
+		skip "no build with fault injection: meson setup build-fault -Dfault_injection=true && ninja -C build-fault"
+	TDEFS_BUILD=$(cd "$build" && pwd)
+	TDEFS_BIN=$TDEFS_BUILD/fs/tdefs
+	TDEKEY_BIN=$TDEFS_BUILD/tools/tdekey/tdekey
 }

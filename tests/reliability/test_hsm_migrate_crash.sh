@@ -7,23 +7,12 @@
 # run after the crash (with a leftover target directory removed) completes.
 # Needs a build with -Dfault_injection=true: TDEFS_FAULT_BUILD, else TDEFS_BUILD if it is one,
 # else build-fault/ or build-asan/ in the source tree.
-. "$(dirname "$0")/../mounted/lib.sh"
+. "$(dirname "$0")/lib-reliability.sh"
 is_plain && skip "needs the real mount"
 need_cmd softhsm2-util softhsm2
 MODULE=${TDEFS_SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 [[ -f $MODULE ]] || skip "no SoftHSM2 module at $MODULE"
-is_fault_build() { [[ -x $1/fs/tdefs ]] && grep -q TDEFS_FAULT_AT "$1/tools/tdekey/tdekey"; }
-fault_build=${TDEFS_FAULT_BUILD:-}
-if [[ -z $fault_build ]]; then
-	for candidate in "$TDEFS_BUILD" "$TDEFS_SRC/build-fault" "$TDEFS_SRC/build-asan"; do
-		is_fault_build "$candidate" && { fault_build=$candidate; break; }
-	done
-fi
-[[ -n $fault_build ]] && is_fault_build "$fault_build" ||
-	skip "no build with fault injection: meson setup build-fault -Dfault_injection=true && ninja -C build-fault"
-TDEFS_BUILD=$(cd "$fault_build" && pwd)
-TDEFS_BIN=$TDEFS_BUILD/fs/tdefs
-TDEKEY_BIN=$TDEFS_BUILD/tools/tdekey/tdekey
+rel_fault_build tools/tdekey/tdekey
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 
 export SOFTHSM2_CONF=$TDEFS_WORK/softhsm2.conf

@@ -8,20 +8,9 @@
 # file made that run refuse: "no valid header copy").
 # Needs a build with -Dfault_injection=true: TDEFS_FAULT_BUILD, else TDEFS_BUILD if it is one,
 # else build-fault/ or build-asan/ (tests/run-all.sh builds it) in the source tree.
-. "$(dirname "$0")/../mounted/lib.sh"
+. "$(dirname "$0")/lib-reliability.sh"
 is_plain && skip "needs the real mount"
-is_fault_build() { [[ -x $1/fs/tdefs ]] && grep -q TDEFS_FAULT_AT "$1/fs/tdefs"; }
-fault_build=${TDEFS_FAULT_BUILD:-}
-if [[ -z $fault_build ]]; then
-	for candidate in "$TDEFS_BUILD" "$TDEFS_SRC/build-fault" "$TDEFS_SRC/build-asan"; do
-		is_fault_build "$candidate" && { fault_build=$candidate; break; }
-	done
-fi
-[[ -n $fault_build ]] && is_fault_build "$fault_build" ||
-	skip "no build with fault injection: meson setup build-fault -Dfault_injection=true && ninja -C build-fault"
-TDEFS_BUILD=$(cd "$fault_build" && pwd)
-TDEFS_BIN=$TDEFS_BUILD/fs/tdefs
-TDEKEY_BIN=$TDEFS_BUILD/tools/tdekey/tdekey
+rel_fault_build fs/tdefs
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 
 # Wallet A with two keys in use, a backing directory under it, wallet B holding A's keys.

@@ -2,7 +2,8 @@
  * tdekey on a KMIP wallet (keystore/kmip_wallet.h): the commands that create, rotate, list and
  * delete master keys, when the keys live on a key server. create takes --kmip-server and
  * --tls-wallet; set-key, keys and delete-key see kmip.wallet in the wallet directory and come
- * here instead of opening a wallet file. No password is asked: kmip.wallet holds no secret, and
+ * here instead of opening a wallet file (reverse-migrate, which copies the keys to a file
+ * wallet, is in reverse_migrate.c). No password is asked: kmip.wallet holds no secret, and
  * the TLS wallet is opened by its auto-login file as the daemon opens it.
  *
  * keys lists from kmip.wallet without asking a server (and counts headers with --usage);
@@ -31,7 +32,8 @@ bool kmip_wallet_in(const char *wallet)
 
 int kmip_refuse_other(const struct command *command, const struct options *options)
 {
-	static const char *const served[] = { "set-key", "keys", "delete-key", "tls" };
+	static const char *const served[] = { "set-key", "keys", "delete-key", "tls",
+						     "reverse-migrate" };
 
 	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
 		if (strcmp(command->name, served[i]) == 0)
@@ -44,7 +46,7 @@ int kmip_refuse_other(const struct command *command, const struct options *optio
 	/* Not "no wallet here": a wallet file made beside kmip.wallet would split the keys. */
 	fprintf(stderr,
 		"tdekey %s: %s holds a KMIP wallet (%s): its keys are on the key server; set-key, "
-		"keys and delete-key work on it\n",
+		"keys, delete-key and reverse-migrate work on it\n",
 		command->name, options->wallet, KMIP_WALLET_FILE);
 	return EXIT_USAGE;
 }

@@ -83,7 +83,8 @@ enum long_only_option {
 	"backup delete-key export import merge move-keys isolate change-group"
 #define TAKES_BACKUP_ID                                                                      \
 	"create-autologin set-key create-key use-key set-tag change-password backup "       \
-	"add-secret delete-secret delete-key import merge move-keys isolate"
+	"add-secret delete-secret delete-key import merge move-keys isolate migrate "        \
+	"reverse-migrate"
 #define TAKES_HSM_TOKEN "create migrate"
 #define TAKES_CONTAINER "create status keys set-key create-key use-key set-tag export isolate"
 
