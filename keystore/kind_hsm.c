@@ -1202,21 +1202,3 @@ int wallet_hsm_unlink(struct keyring *ring, const char *path, char error[KEYSTOR
 	return hsm_token_set_links(token, links, kept);
 }
 
-size_t wallet_hsm_links(const struct keyring *ring, const char **paths, bool *active, size_t max)
-{
-	const struct keystore_token_ops *ops;
-	struct keystore_token *token = keyring_token_of(ring, &ops);
-	size_t count;
-
-	if (!token || ops != &hsm_token_ops)
-		return 0;
-	/* Pointers into the token's identity, which lives as long as the ring. */
-	pthread_mutex_lock(&token->objects_lock);
-	count = token->identity.link_count;
-	for (size_t i = 0; i < count && i < max; i++) {
-		paths[i] = token->identity.links[i].path;
-		active[i] = token->identity.links[i].active;
-	}
-	pthread_mutex_unlock(&token->objects_lock);
-	return count;
-}

@@ -287,8 +287,6 @@ struct wallet_create_result {
 int wallet_hsm_link(struct keyring *ring, const char *path, bool active,
 		    char error[KEYSTORE_ERROR_SIZE]);
 int wallet_hsm_unlink(struct keyring *ring, const char *path, char error[KEYSTORE_ERROR_SIZE]);
-/* The linked wallet directories, up to max; returns how many there are. */
-size_t wallet_hsm_links(const struct keyring *ring, const char **paths, bool *active, size_t max);
 
 /*
  * Create an HSM wallet in dir: hsm.wallet naming the PKCS#11 module and the token (label, and

@@ -230,10 +230,9 @@ const char *kmip_client_server(const struct kmip_client *client);
 
 /*
  * The operations. Besides the connection's errors: -EREMOTEIO when the server refused (why has
- * its reason and message; kmip_client_last_reason the Result Reason), -EBADMSG or -EPROTO when
- * its answer is not a KMIP response to the request.
+ * its reason and message), -EBADMSG or -EPROTO when its answer is not a KMIP response to the
+ * request.
  */
-uint32_t kmip_client_last_reason(const struct kmip_client *client);
 /*
  * Create an AES-256 key named name, in Object Group group (either may be NULL); its
  * identifier into unique_id.

@@ -32,7 +32,6 @@ struct kmip_client {
 	int timeout_ms;
 	struct tls_connection *connection;
 	char server_name[KMIP_HOST_SIZE + KMIP_PORT_SIZE + 4];
-	uint32_t last_reason;
 };
 
 /* ---- the server list ---- */
@@ -188,11 +187,6 @@ const char *kmip_client_server(const struct kmip_client *client)
 	return client->server_name;
 }
 
-uint32_t kmip_client_last_reason(const struct kmip_client *client)
-{
-	return client->last_reason;
-}
-
 static void name_server(struct kmip_client *client, size_t i)
 {
 	const struct kmip_server *s = &client->servers[i];
@@ -278,7 +272,6 @@ static int transact(struct kmip_client *client, const struct kmip_request *reque
 	int ret;
 
 	*buffer = NULL;
-	client->last_reason = 0;
 	ret = kmip_encode_request(request, out, sizeof(out), &out_len);
 	if (ret < 0) {
 		snprintf(why, KMIP_WHY_SIZE, "cannot encode the %s request",
@@ -340,7 +333,6 @@ static int transact(struct kmip_client *client, const struct kmip_request *reque
 		goto fail;
 	}
 	if (response->status != KMIP_STATUS_SUCCESS) {
-		client->last_reason = response->reason;
 		snprintf(why, KMIP_WHY_SIZE, "%s refused %s: %s%s%s%s", client->server_name,
 			 kmip_operation_name(request->operation), kmip_reason_name(response->reason),
 			 response->message[0] ? " (" : "", response->message,
