@@ -91,6 +91,15 @@ as_nobody "$TDEKEY_BIN" reverse-migrate --wallet "$W/kms-open" --to "$W/nobody/b
 grep -q "wallet $W/kms-open belongs to uid 0, not to you (uid 65534)" "$W/err" || fail "uid 65534 (open): $(cat "$W/err")"
 [[ -z $(ls -A "$W/nobody") ]] || fail "uid 65534 (open): $(ls -A "$W/nobody") was made"
 rm -rf "$W/kms-open"
+# Into a directory others may write (not sticky): the new wallet fails strict modes after
+# DIR.partial was made; the run removes its own DIR.partial and says why, in one line.
+mkdir -m 0777 "$W/common"
+"$TDEKEY_BIN" reverse-migrate --wallet "$W/kms" --to "$W/common/back" </dev/null >/dev/null 2>"$W/err" &&
+	fail "reverse-migrate into a directory others may write"
+[[ $(wc -l <"$W/err") == 1 ]] || fail "common: expected one line: $(cat "$W/err")"
+grep -q "$W/common" "$W/err" || fail "common: the message does not name the directory: $(cat "$W/err")"
+[[ -z $(ls -A "$W/common") ]] || fail "common: $(ls -A "$W/common") was left"
+rmdir "$W/common"
 
 # --- the reverse migration, into an empty directory ---------------------------------------------
 mkdir -m 0700 "$W/back"

@@ -24,7 +24,7 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,21 +113,62 @@ static int check_target(const char *to, const char *partial)
 
 /*
  * Remove DIR.partial after a failure of this run (a crash leaves it for the next run to
- * refuse). It was made here, mode 0700, so it holds only what wallet_create wrote.
+ * refuse). It was made here, mode 0700, and holds only what wallet_create wrote. The removal
+ * goes by descriptor from the directory this run made (the same inode, checked), never by
+ * path below it, so nothing swapped in under its name is followed.
  */
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int remove_tree_at(int dir_fd, unsigned depth)
 {
-	(void)st;
-	(void)ftw;
-	return type == FTW_DP ? rmdir(path) : unlink(path);
+	DIR *dir = fdopendir(dir_fd);
+	int ret = 0;
+
+	if (!dir) {
+		close(dir_fd);
+		return -errno;
+	}
+	for (struct dirent *entry; (entry = readdir(dir));) {
+		struct stat st;
+		int child;
+
+		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = -errno;
+			continue;
+		}
+		if (S_ISDIR(st.st_mode) && depth < 4) {
+			child = openat(dirfd(dir), entry->d_name,
+				       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (child < 0 || remove_tree_at(child, depth + 1) < 0 ||
+			    unlinkat(dirfd(dir), entry->d_name, AT_REMOVEDIR) < 0)
+				ret = -EIO;
+		} else if (unlinkat(dirfd(dir), entry->d_name, 0) < 0) {
+			ret = -errno;
+		}
+	}
+	closedir(dir);
+	return ret;
 }
 
-static void remove_partial(const char *partial)
+static void remove_partial(const char *partial, const struct stat *made)
 {
-	if (nftw(partial, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+	int fd = open(partial, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), ret;
+	struct stat st;
+
+	if (fd < 0) {
+		ret = -errno;
+	} else if (fstat(fd, &st) < 0 || st.st_dev != made->st_dev || st.st_ino != made->st_ino) {
+		close(fd);
+		ret = -ESTALE; /* not the directory this run made: left alone */
+	} else {
+		ret = remove_tree_at(fd, 0);
+		if (ret == 0 && rmdir(partial) < 0)
+			ret = -errno;
+	}
+	if (ret < 0 && ret != -ENOENT)
 		fprintf(stderr, "tdekey reverse-migrate: cannot remove %s: %s; remove it before "
 				"the next run\n",
-			partial, strerror(errno));
+			partial, strerror(-ret));
 }
 
 /*
@@ -231,7 +272,7 @@ static int from_kmip(const struct options *options)
 	struct wallet_create_result result;
 	struct keyring *ring = NULL;
 	uint8_t id[KEY_ID_SIZE];
-	struct stat st;
+	struct stat st, made;
 	int ret;
 
 	if (options->tag || options->backup_id || options->pin_given || options->password_given) {
@@ -270,7 +311,7 @@ static int from_kmip(const struct options *options)
 			options->wallet);
 		return EXIT_NO_MASTER_KEY;
 	}
-	if (mkdir(partial, 0700) < 0) {
+	if (mkdir(partial, 0700) < 0 || lstat(partial, &made) < 0) {
 		ret = -errno;
 		keyring_free(ring);
 		snprintf(error, sizeof(error), "cannot make %.300s: %s", partial, strerror(-ret));
@@ -299,7 +340,7 @@ static int from_kmip(const struct options *options)
 	}
 	if (ret < 0) {
 		keyring_free(ring);
-		remove_partial(partial);
+		remove_partial(partial, &made);
 		return report_failure(ret, error);
 	}
 	fault_point("reverse-migrate:renamed");
