@@ -26,7 +26,7 @@
  * Lock order. A thread holding one of these locks takes only locks further down the list, each
  * in the mode shown; a leaf takes nothing after it. Every lock of the daemon is here.
  *
- *   1. table_lock (fs/inode_table.c): the inode hash table. Only inode_table_clear() and
+ *   1. inode_table.lock (fs/inode_table.c): the inode hash table. Only inode_table_clear() and
  *      inode_table_visit_loaded() take anything under it: crypt_lock, through
  *      file_crypt_release() at unmount, and to take a reference for a forced keystore close.
  *   2. tdefs_inode.crypt_lock: loading and releasing a file's struct file_crypt. Under it, the
@@ -47,15 +47,19 @@
  *      deadlock.
  *   6. tdefs_daemon.keyring_lock: shared to use a MEK, exclusive only in keys_reload() to swap
  *      the ring. A leaf.
- *   7. fd_cache_lock (fs/inode_table.c): the inodes' cached O_PATH descriptors, taken by
- *      inode_fd_get/put under any of the above (crypt_lock, table_lock at unmount) and only
- *      for bookkeeping: the reopen by handle happens outside it. A leaf.
+ *   7. inode_table.fd_cache_lock (fs/inode_table.c): the inodes' cached O_PATH descriptors,
+ *      taken by inode_fd_get/put under any of the above (crypt_lock, inode_table.lock at
+ *      unmount) and only for bookkeeping: the reopen by handle happens outside it. A leaf.
  * Apart from the list: keyring_replace_lock (fs/key_rotation.c) is taken first, by the control
  * thread or the wallet watcher with no other lock held, and then keyring_lock (exclusive), and
- * at a forced keystore close (fs/keystore_close.c) also the job locks, table_lock, crypt_lock
- * and an exclusive size_lock, each on its own; each a leaf: job->lock and the job table lock (fs/jobs.c) are held for
- * bookkeeping and condition waits only, never around file work.
+ * at a forced keystore close (fs/keystore_close.c) also the job locks, inode_table.lock,
+ * crypt_lock and an exclusive size_lock, each on its own; each a leaf: job->lock and the job
+ * table lock (fs/jobs.c) are held for bookkeeping and condition waits only, never around file
+ * work. inode_table.handles_probe_lock is taken once per daemon, by its first new inode, with
+ * at most the namespace lock held, around the file-handle probe: a leaf.
  */
+
+struct inode_table;
 
 struct tdefs_inode {
 	/*
@@ -70,6 +74,13 @@ struct tdefs_inode {
 	bool in_lru;
 
 	/* Immutable after creation. */
+	/*
+	 * The table the inode is in (for the root: its daemon's, though the root is never in
+	 * the hash). inode_fd_get/put and inode_describe are called with the inode alone from
+	 * every request handler, the data path's error notes and the jobs' workers: the
+	 * back-pointer finds the descriptor cache without the daemon threaded through each.
+	 */
+	struct inode_table *table;
 	struct file_handle *handle; /* NULL: path_fd is kept open */
 	dev_t backing_dev;
 	ino_t backing_ino;
@@ -85,7 +96,7 @@ struct tdefs_inode {
 	 */
 	uint64_t file_capability_state;
 
-	/* Guarded by the inode table lock. */
+	/* Guarded by the inode table's lock (inode_table.lock). */
 	uint64_t lookup_count;
 	struct tdefs_inode *hash_next;
 
@@ -125,6 +136,35 @@ static inline const char *cache_mode_name(enum cache_mode mode)
 	return mode == CACHE_AUTO ? "auto" : mode == CACHE_WRITETHROUGH ? "writethrough" : "none";
 }
 
+/*
+ * One daemon's inode table (fs/inode_table.c), inside its struct tdefs_daemon: set up by
+ * inode_table_init() before the first lookup, emptied and ended by inode_table_clear().
+ */
+#define INODE_HASH_BUCKETS 4096
+struct inode_table {
+	pthread_mutex_t lock; /* lock order 1 */
+	struct tdefs_inode *buckets[INODE_HASH_BUCKETS]; /* guarded by lock */
+	/*
+	 * The descriptor cache, guarded by fd_cache_lock (lock order 7): the idle cached
+	 * descriptors, most recently used first, and how many inodes with a handle have their
+	 * path_fd open (with the inodes' path_fd, fd_users and lru_* fields).
+	 */
+	pthread_mutex_t fd_cache_lock;
+	struct tdefs_inode *lru_head, *lru_tail;
+	size_t fd_cached;
+	/*
+	 * The file-handle probe, run once, on the first inode: handles_probed is atomic and set
+	 * under handles_probe_lock after the three below are written; they are read-only after.
+	 * handle_mount_fd: the backing root opened for reading (open_by_handle_at refuses an
+	 * O_PATH mount descriptor), -1 before the probe; closed by inode_table_clear().
+	 */
+	pthread_mutex_t handles_probe_lock;
+	bool handles_probed;
+	bool handles_usable;
+	dev_t backing_dev;
+	int handle_mount_fd;
+};
+
 struct tdefs_daemon {
 	char *backing_path;
 	char *wallet_path;
@@ -136,6 +176,7 @@ struct tdefs_daemon {
 	 */
 	int mount_point_fd;
 	struct tdefs_inode root;
+	struct inode_table inodes;
 	struct keyring *keyring;
 	pthread_rwlock_t keyring_lock; /* the keyring may later be replaced on a key rotation */
 	enum cache_mode cache;
@@ -205,7 +246,14 @@ void inode_forget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, uint64
  * jobs use it so that their work on a file shares the state of the kernel's opens of it.
  */
 int inode_get_by_fd(struct tdefs_daemon *daemon, int path_fd, struct tdefs_inode **inode);
-void inode_table_clear(void);
+/*
+ * inode_table_init: before the daemon's first lookup, with daemon->root in place or still to
+ * be filled (it points the root at the table). inode_table_clear: at unmount, frees every
+ * inode (releasing any state still loaded), closes the handle probe's descriptor and
+ * destroys the table's locks; nothing may use the table after it.
+ */
+void inode_table_init(struct tdefs_daemon *daemon);
+void inode_table_clear(struct tdefs_daemon *daemon);
 /*
  * visit(inode, context) for every inode whose encryption state is loaded, each called with no
  * lock held and with a reference to the inode and to its state, dropped after the call. 0, or
@@ -255,7 +303,7 @@ void fd_proc_path(int fd, char *buf, size_t len);
  * After an open failed with error (-errno): on -EMFILE close every idle cached descriptor and
  * return true if any was, so that the caller retries once; else false.
  */
-bool inode_fd_cache_shrink(int error);
+bool inode_fd_cache_shrink(struct inode_table *table, int error);
 /* Log, once per daemon, an EMFILE/ENFILE (error as -errno; others ignored) with the limit. */
 void fd_limit_note(int error);
 /* Best-effort backing path for log lines. */

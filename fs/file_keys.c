@@ -107,7 +107,7 @@ out_free_dek:
 	return ret;
 }
 
-static int open_backing_data(const struct tdefs_daemon *daemon, int path_fd, bool *writable)
+static int open_backing_data(struct tdefs_daemon *daemon, int path_fd, bool *writable)
 {
 	int fd;
 
@@ -117,7 +117,7 @@ static int open_backing_data(const struct tdefs_daemon *daemon, int path_fd, boo
 	 */
 	*writable = !daemon->read_only;
 	fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
-	if (inode_fd_cache_shrink(fd))
+	if (inode_fd_cache_shrink(&daemon->inodes, fd))
 		fd = backing_reopen(path_fd, *writable ? O_RDWR : O_RDONLY);
 	if ((fd == -EACCES || fd == -EROFS) && *writable) {
 		*writable = false;

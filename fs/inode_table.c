@@ -4,6 +4,10 @@
  * and one set of locks. The FUSE node ID is the inode's address; the kernel's lookup count
  * decides when it is freed.
  *
+ * Each daemon has its own table (struct inode_table in fs/daemon.h, set up by inode_table_init):
+ * the hash, the descriptor cache and the file-handle probe below are its fields, not file
+ * statics, so two daemons in one process never share an inode.
+ *
  * Descriptors. The kernel may cache far more inodes than the daemon may open descriptors
  * (RLIMIT_NOFILE, often 1024), so an inode does not keep one: it keeps its backing file handle
  * (name_to_handle_at, taken at lookup) and an O_PATH descriptor only while it is in use
@@ -35,12 +39,8 @@
 #include <sys/resource.h>
 #include <sys/xattr.h>
 
-#define INODE_HASH_BUCKETS 4096
 /* Idle O_PATH descriptors kept open (beyond those in use): far below the usual 1024 limit. */
 #define FD_CACHE_MAX 256
-
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct tdefs_inode *buckets[INODE_HASH_BUCKETS]; /* guarded by table_lock */
 
 static size_t bucket_of(dev_t dev, ino_t ino)
 {
@@ -83,51 +83,40 @@ void fd_limit_note(int error)
 
 /* --- the descriptor cache ---------------------------------------------------------------- */
 
-static pthread_mutex_t fd_cache_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Guarded by fd_cache_lock: idle cached descriptors, most recently used first. */
-static struct tdefs_inode *lru_head, *lru_tail;
-static size_t fd_cached; /* inodes with a handle whose path_fd is open */
-/* Whether handles_probe() has run (atomic; set under handles_probe_lock). */
-static pthread_mutex_t handles_probe_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool handles_probed;
-static bool handles_usable;
-static dev_t backing_dev;
-/* The backing root opened for reading: open_by_handle_at refuses an O_PATH mount descriptor. */
-static int handle_mount_fd = -1;
-
 /* Can this daemon reopen by handle on the backing filesystem? Tried once, on the root. */
-static void handles_probe(const struct tdefs_daemon *daemon)
+static void handles_probe(struct tdefs_daemon *daemon)
 {
+	struct inode_table *table = &daemon->inodes;
 	struct file_handle *handle;
 	struct stat st;
 	int mount_id, fd;
 
 	if (fstat(daemon->root.path_fd, &st) < 0)
 		return;
-	backing_dev = st.st_dev;
+	table->backing_dev = st.st_dev;
 	handle = calloc(1, sizeof(*handle) + MAX_HANDLE_SZ);
 	if (!handle)
 		return;
 	handle->handle_bytes = MAX_HANDLE_SZ;
-	handle_mount_fd = openat(daemon->root.path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (handle_mount_fd >= 0 &&
+	table->handle_mount_fd = openat(daemon->root.path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (table->handle_mount_fd >= 0 &&
 	    name_to_handle_at(daemon->root.path_fd, "", handle, &mount_id, AT_EMPTY_PATH) == 0) {
-		fd = open_by_handle_at(handle_mount_fd, handle, O_PATH | O_CLOEXEC);
+		fd = open_by_handle_at(table->handle_mount_fd, handle, O_PATH | O_CLOEXEC);
 		if (fd >= 0) {
-			handles_usable = true;
+			table->handles_usable = true;
 			close(fd);
 		}
 	}
-	if (!handles_usable)
+	if (!table->handles_usable)
 		log_info("tdefs: the backing filesystem gives no reopenable file handles (%s); "
 			 "each cached inode keeps a descriptor", strerror(errno));
 	free(handle);
 }
 
 /* The handle of the object open as fd, or NULL when it cannot be reopened by one. */
-static struct file_handle *handle_of(const struct tdefs_daemon *daemon, int fd,
-				     const struct stat *st)
+static struct file_handle *handle_of(struct tdefs_daemon *daemon, int fd, const struct stat *st)
 {
+	struct inode_table *table = &daemon->inodes;
 	struct {
 		struct file_handle handle;
 		unsigned char bytes[MAX_HANDLE_SZ];
@@ -136,15 +125,15 @@ static struct file_handle *handle_of(const struct tdefs_daemon *daemon, int fd,
 	int mount_id;
 
 	/* Once, on the first inode: pthread_once cannot hand the probe its daemon. */
-	if (!__atomic_load_n(&handles_probed, __ATOMIC_ACQUIRE)) {
-		pthread_mutex_lock(&handles_probe_lock);
-		if (!handles_probed) {
+	if (!__atomic_load_n(&table->handles_probed, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&table->handles_probe_lock);
+		if (!table->handles_probed) {
 			handles_probe(daemon);
-			__atomic_store_n(&handles_probed, true, __ATOMIC_RELEASE);
+			__atomic_store_n(&table->handles_probed, true, __ATOMIC_RELEASE);
 		}
-		pthread_mutex_unlock(&handles_probe_lock);
+		pthread_mutex_unlock(&table->handles_probe_lock);
 	}
-	if (!handles_usable || st->st_dev != backing_dev)
+	if (!table->handles_usable || st->st_dev != table->backing_dev)
 		return NULL;
 	buf.handle.handle_bytes = MAX_HANDLE_SZ;
 	if (name_to_handle_at(fd, "", &buf.handle, &mount_id, AT_EMPTY_PATH) < 0)
@@ -157,48 +146,54 @@ static struct file_handle *handle_of(const struct tdefs_daemon *daemon, int fd,
 
 static void lru_unlink(struct tdefs_inode *inode)
 {
+	struct inode_table *table = inode->table;
+
 	if (!inode->in_lru)
 		return;
 	if (inode->lru_prev)
 		inode->lru_prev->lru_next = inode->lru_next;
 	else
-		lru_head = inode->lru_next;
+		table->lru_head = inode->lru_next;
 	if (inode->lru_next)
 		inode->lru_next->lru_prev = inode->lru_prev;
 	else
-		lru_tail = inode->lru_prev;
+		table->lru_tail = inode->lru_prev;
 	inode->lru_prev = inode->lru_next = NULL;
 	inode->in_lru = false;
 }
 
 static void lru_push(struct tdefs_inode *inode)
 {
+	struct inode_table *table = inode->table;
+
 	inode->lru_prev = NULL;
-	inode->lru_next = lru_head;
-	if (lru_head)
-		lru_head->lru_prev = inode;
+	inode->lru_next = table->lru_head;
+	if (table->lru_head)
+		table->lru_head->lru_prev = inode;
 	else
-		lru_tail = inode;
-	lru_head = inode;
+		table->lru_tail = inode;
+	table->lru_head = inode;
 	inode->in_lru = true;
 }
 
-/* Close idle descriptors beyond the cache's size; called with fd_cache_lock held. */
-static void lru_trim(void)
+/* Close idle descriptors beyond the cache's size; called with the descriptor cache lock held. */
+static void lru_trim(struct inode_table *table)
 {
-	while (fd_cached > FD_CACHE_MAX && lru_tail) {
-		struct tdefs_inode *victim = lru_tail;
+	while (table->fd_cached > FD_CACHE_MAX && table->lru_tail) {
+		struct tdefs_inode *victim = table->lru_tail;
 
 		lru_unlink(victim);
 		close(victim->path_fd);
 		victim->path_fd = -1;
-		fd_cached--;
+		table->fd_cached--;
 	}
 }
 
-/* Give a fresh O_PATH descriptor to an inode with a handle (fd_cache_lock held): consumed. */
+/* Give a fresh O_PATH descriptor to an inode with a handle (its cache lock held): consumed. */
 static void cache_adopt(struct tdefs_inode *inode, int fd)
 {
+	struct inode_table *table = inode->table;
+
 	if (inode->path_fd >= 0) {
 		close(fd);
 		/* Another thread cached one meanwhile, maybe idle by now: in use again, not evictable. */
@@ -207,52 +202,53 @@ static void cache_adopt(struct tdefs_inode *inode, int fd)
 		return;
 	}
 	inode->path_fd = fd;
-	fd_cached++;
+	table->fd_cached++;
 	if (inode->fd_users == 0)
 		lru_push(inode);
-	lru_trim();
+	lru_trim(inode->table);
 }
 
-bool inode_fd_cache_shrink(int error)
+bool inode_fd_cache_shrink(struct inode_table *table, int error)
 {
 	size_t closed = 0;
 
 	if (error != -EMFILE)
 		return false;
-	pthread_mutex_lock(&fd_cache_lock);
-	while (lru_tail) {
-		struct tdefs_inode *victim = lru_tail;
+	pthread_mutex_lock(&table->fd_cache_lock);
+	while (table->lru_tail) {
+		struct tdefs_inode *victim = table->lru_tail;
 
 		lru_unlink(victim);
 		close(victim->path_fd);
 		victim->path_fd = -1;
-		fd_cached--;
+		table->fd_cached--;
 		closed++;
 	}
-	pthread_mutex_unlock(&fd_cache_lock);
+	pthread_mutex_unlock(&table->fd_cache_lock);
 	return closed > 0;
 }
 
 int inode_fd_get(struct tdefs_inode *inode)
 {
+	struct inode_table *table = inode->table;
 	struct stat st;
 	int fd;
 
 	if (!inode->handle)
 		return inode->path_fd; /* kept for the inode's life */
-	pthread_mutex_lock(&fd_cache_lock);
+	pthread_mutex_lock(&table->fd_cache_lock);
 	if (inode->path_fd >= 0) {
 		lru_unlink(inode);
 		inode->fd_users++;
 		fd = inode->path_fd;
-		pthread_mutex_unlock(&fd_cache_lock);
+		pthread_mutex_unlock(&table->fd_cache_lock);
 		return fd;
 	}
-	pthread_mutex_unlock(&fd_cache_lock);
+	pthread_mutex_unlock(&table->fd_cache_lock);
 
-	fd = open_by_handle_at(handle_mount_fd, inode->handle, O_PATH | O_CLOEXEC);
-	if (fd < 0 && inode_fd_cache_shrink(-errno))
-		fd = open_by_handle_at(handle_mount_fd, inode->handle, O_PATH | O_CLOEXEC);
+	fd = open_by_handle_at(table->handle_mount_fd, inode->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0 && inode_fd_cache_shrink(table, -errno))
+		fd = open_by_handle_at(table->handle_mount_fd, inode->handle, O_PATH | O_CLOEXEC);
 	if (fd < 0) {
 		int ret = -errno;
 
@@ -263,24 +259,26 @@ int inode_fd_get(struct tdefs_inode *inode)
 		close(fd);
 		return -ESTALE;
 	}
-	pthread_mutex_lock(&fd_cache_lock);
+	pthread_mutex_lock(&table->fd_cache_lock);
 	inode->fd_users++; /* before adopting: an in-use descriptor is never trimmed */
 	cache_adopt(inode, fd);
 	fd = inode->path_fd;
-	pthread_mutex_unlock(&fd_cache_lock);
+	pthread_mutex_unlock(&table->fd_cache_lock);
 	return fd;
 }
 
 void inode_fd_put(struct tdefs_inode *inode)
 {
+	struct inode_table *table = inode->table;
+
 	if (!inode->handle)
 		return;
-	pthread_mutex_lock(&fd_cache_lock);
+	pthread_mutex_lock(&table->fd_cache_lock);
 	if (--inode->fd_users == 0 && inode->path_fd >= 0) {
 		lru_push(inode);
-		lru_trim();
+		lru_trim(inode->table);
 	}
-	pthread_mutex_unlock(&fd_cache_lock);
+	pthread_mutex_unlock(&table->fd_cache_lock);
 }
 
 void inode_describe(struct tdefs_inode *inode, char *buf, size_t len)
@@ -372,13 +370,15 @@ int inode_stat(struct tdefs_daemon *daemon, struct tdefs_inode *inode, struct st
 
 static void inode_destroy(struct tdefs_inode *inode)
 {
+	struct inode_table *table = inode->table;
+
 	/* The kernel holds a lookup reference while a file is open, so no crypt state remains. */
 	if (inode->handle) {
-		pthread_mutex_lock(&fd_cache_lock);
+		pthread_mutex_lock(&table->fd_cache_lock);
 		lru_unlink(inode);
 		if (inode->path_fd >= 0)
-			fd_cached--;
-		pthread_mutex_unlock(&fd_cache_lock);
+			table->fd_cached--;
+		pthread_mutex_unlock(&table->fd_cache_lock);
 		free(inode->handle);
 	}
 	/* No request uses a forgotten inode (fd_users is 0): its descriptor can go. */
@@ -390,9 +390,10 @@ static void inode_destroy(struct tdefs_inode *inode)
 	free(inode);
 }
 
-static struct tdefs_inode *table_find(size_t bucket, const struct stat *st)
+static struct tdefs_inode *table_find(struct inode_table *table, size_t bucket,
+				      const struct stat *st)
 {
-	for (struct tdefs_inode *inode = buckets[bucket]; inode; inode = inode->hash_next)
+	for (struct tdefs_inode *inode = table->buckets[bucket]; inode; inode = inode->hash_next)
 		if (inode->backing_ino == st->st_ino && inode->backing_dev == st->st_dev)
 			return inode;
 	return NULL;
@@ -405,6 +406,7 @@ static struct tdefs_inode *table_find(size_t bucket, const struct stat *st)
 static int inode_insert(struct tdefs_daemon *daemon, int fd, struct stat *st,
 			struct tdefs_inode **out)
 {
+	struct inode_table *table = &daemon->inodes;
 	struct tdefs_inode *found, *fresh;
 	struct file_handle *handle;
 	size_t bucket;
@@ -415,14 +417,14 @@ static int inode_insert(struct tdefs_daemon *daemon, int fd, struct stat *st,
 		return ret;
 	}
 	bucket = bucket_of(st->st_dev, st->st_ino);
-	pthread_mutex_lock(&table_lock);
-	found = table_find(bucket, st);
+	pthread_mutex_lock(&table->lock);
+	found = table_find(table, bucket, st);
 	if (found) {
 		found->lookup_count++;
-		pthread_mutex_unlock(&table_lock);
+		pthread_mutex_unlock(&table->lock);
 		goto out_found;
 	}
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&table->lock);
 
 	fresh = calloc(1, sizeof(*fresh));
 	if (!fresh) {
@@ -430,6 +432,7 @@ static int inode_insert(struct tdefs_daemon *daemon, int fd, struct stat *st,
 		return -ENOMEM;
 	}
 	handle = handle_of(daemon, fd, st);
+	fresh->table = table;
 	fresh->handle = handle;
 	fresh->path_fd = handle ? -1 : fd;
 	fresh->backing_dev = st->st_dev;
@@ -439,15 +442,15 @@ static int inode_insert(struct tdefs_daemon *daemon, int fd, struct stat *st,
 	fresh->retired_fd = -1;
 	pthread_mutex_init(&fresh->crypt_lock, NULL);
 
-	pthread_mutex_lock(&table_lock);
-	found = table_find(bucket, st); /* another lookup of it may have won meanwhile */
+	pthread_mutex_lock(&table->lock);
+	found = table_find(table, bucket, st); /* another lookup of it may have won meanwhile */
 	if (found) {
 		found->lookup_count++;
 	} else {
-		fresh->hash_next = buckets[bucket];
-		buckets[bucket] = fresh;
+		fresh->hash_next = table->buckets[bucket];
+		table->buckets[bucket] = fresh;
 	}
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&table->lock);
 	if (!found) {
 		found = fresh;
 		note_plaintext_state(daemon, found, fd, st);
@@ -462,9 +465,9 @@ out_found:
 	note_plaintext_state(daemon, found, fd, st);
 	/* The lookup's descriptor is likely to be used next (getattr, open): keep it cached. */
 	if (found->handle) {
-		pthread_mutex_lock(&fd_cache_lock);
+		pthread_mutex_lock(&table->fd_cache_lock);
 		cache_adopt(found, fd);
-		pthread_mutex_unlock(&fd_cache_lock);
+		pthread_mutex_unlock(&table->fd_cache_lock);
 	} else {
 		close(fd);
 	}
@@ -496,7 +499,7 @@ int inode_lookup(struct tdefs_daemon *daemon, struct tdefs_inode *parent, const 
 	/* From the name to the table entry in one piece: a conversion's swap waits (daemon.h). */
 	namespace_lock_shared();
 	fd = openat(ret, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && inode_fd_cache_shrink(-errno))
+	if (fd < 0 && inode_fd_cache_shrink(&daemon->inodes, -errno))
 		fd = openat(ret, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	ret = fd < 0 ? -errno : 0;
 	inode_fd_put(parent);
@@ -521,6 +524,7 @@ int inode_lookup(struct tdefs_daemon *daemon, struct tdefs_inode *parent, const 
 
 int inode_retarget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, int new_fd)
 {
+	struct inode_table *table = &daemon->inodes;
 	struct tdefs_inode **link;
 	struct file_handle *handle;
 	struct stat st;
@@ -532,15 +536,15 @@ int inode_retarget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, int n
 		return ret;
 	}
 	handle = handle_of(daemon, new_fd, &st);
-	pthread_mutex_lock(&table_lock);
-	for (link = &buckets[bucket_of(inode->backing_dev, inode->backing_ino)]; *link;
+	pthread_mutex_lock(&table->lock);
+	for (link = &table->buckets[bucket_of(inode->backing_dev, inode->backing_ino)]; *link;
 	     link = &(*link)->hash_next) {
 		if (*link == inode) {
 			*link = inode->hash_next;
 			break;
 		}
 	}
-	pthread_mutex_lock(&fd_cache_lock);
+	pthread_mutex_lock(&table->fd_cache_lock);
 	/*
 	 * The old descriptor: closed when idle; a request still using it (a getattr in flight)
 	 * keeps it until the inode is freed, so that its number is never reused under it.
@@ -548,11 +552,11 @@ int inode_retarget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, int n
 	if (inode->path_fd >= 0) {
 		if (inode->handle && inode->fd_users == 0) {
 			lru_unlink(inode);
-			fd_cached--;
+			table->fd_cached--;
 			close(inode->path_fd);
 		} else {
 			if (inode->handle)
-				fd_cached--;
+				table->fd_cached--;
 			if (inode->retired_fd >= 0)
 				close(inode->retired_fd);
 			inode->retired_fd = inode->path_fd;
@@ -563,81 +567,100 @@ int inode_retarget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, int n
 	inode->path_fd = -1;
 	if (handle) {
 		inode->path_fd = new_fd;
-		fd_cached++;
+		table->fd_cached++;
 		if (inode->fd_users == 0)
 			lru_push(inode);
-		lru_trim();
+		lru_trim(inode->table);
 	} else {
 		inode->path_fd = new_fd;
 	}
-	pthread_mutex_unlock(&fd_cache_lock);
+	pthread_mutex_unlock(&table->fd_cache_lock);
 	inode->backing_dev = st.st_dev;
 	inode->backing_ino = st.st_ino;
 	__atomic_store_n(&inode->file_capability_state, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&inode->plaintext_state, INODE_PLAINTEXT_NO, __ATOMIC_RELEASE);
-	link = &buckets[bucket_of(st.st_dev, st.st_ino)];
+	link = &table->buckets[bucket_of(st.st_dev, st.st_ino)];
 	inode->hash_next = *link;
 	*link = inode;
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&table->lock);
 	return 0;
 }
 
 void inode_forget(struct tdefs_daemon *daemon, struct tdefs_inode *inode, uint64_t count)
 {
+	struct inode_table *table = &daemon->inodes;
 	struct tdefs_inode **link;
 
 	if (inode == &daemon->root)
 		return;
-	pthread_mutex_lock(&table_lock);
+	pthread_mutex_lock(&table->lock);
 	if (inode->lookup_count > count) {
 		inode->lookup_count -= count;
-		pthread_mutex_unlock(&table_lock);
+		pthread_mutex_unlock(&table->lock);
 		return;
 	}
-	for (link = &buckets[bucket_of(inode->backing_dev, inode->backing_ino)]; *link;
+	for (link = &table->buckets[bucket_of(inode->backing_dev, inode->backing_ino)]; *link;
 	     link = &(*link)->hash_next) {
 		if (*link == inode) {
 			*link = inode->hash_next;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&table->lock);
 	inode_destroy(inode);
 }
 
-void inode_table_clear(void)
+void inode_table_init(struct tdefs_daemon *daemon)
 {
-	pthread_mutex_lock(&table_lock);
-	for (size_t i = 0; i < INODE_HASH_BUCKETS; i++) {
-		while (buckets[i]) {
-			struct tdefs_inode *inode = buckets[i];
+	struct inode_table *table = &daemon->inodes;
 
-			buckets[i] = inode->hash_next;
+	memset(table, 0, sizeof(*table));
+	pthread_mutex_init(&table->lock, NULL);
+	pthread_mutex_init(&table->fd_cache_lock, NULL);
+	pthread_mutex_init(&table->handles_probe_lock, NULL);
+	table->handle_mount_fd = -1;
+	daemon->root.table = table;
+}
+
+void inode_table_clear(struct tdefs_daemon *daemon)
+{
+	struct inode_table *table = &daemon->inodes;
+
+	pthread_mutex_lock(&table->lock);
+	for (size_t i = 0; i < INODE_HASH_BUCKETS; i++) {
+		while (table->buckets[i]) {
+			struct tdefs_inode *inode = table->buckets[i];
+
+			table->buckets[i] = inode->hash_next;
 			/* At unmount any key still loaded is wiped here. */
 			while (inode->crypt_users > 0)
 				file_crypt_release(inode);
 			inode_destroy(inode);
 		}
 	}
-	pthread_mutex_unlock(&table_lock);
-	if (handle_mount_fd >= 0) {
-		close(handle_mount_fd);
-		handle_mount_fd = -1;
+	pthread_mutex_unlock(&table->lock);
+	if (table->handle_mount_fd >= 0) {
+		close(table->handle_mount_fd);
+		table->handle_mount_fd = -1;
 	}
+	pthread_mutex_destroy(&table->lock);
+	pthread_mutex_destroy(&table->fd_cache_lock);
+	pthread_mutex_destroy(&table->handles_probe_lock);
 }
 
 int inode_table_visit_loaded(struct tdefs_daemon *daemon,
 			     void (*visit)(struct tdefs_inode *inode, void *context),
 			     void *context)
 {
+	struct inode_table *table = &daemon->inodes;
 	struct tdefs_inode **loaded = NULL;
 	size_t count = 0, room = 0;
 	int ret = 0;
 
 	/* Collected under the table lock with a lookup reference and a state user each... */
-	pthread_mutex_lock(&table_lock);
+	pthread_mutex_lock(&table->lock);
 	for (size_t i = 0; i < INODE_HASH_BUCKETS && ret == 0; i++) {
-		for (struct tdefs_inode *inode = buckets[i]; inode; inode = inode->hash_next) {
+		for (struct tdefs_inode *inode = table->buckets[i]; inode; inode = inode->hash_next) {
 			pthread_mutex_lock(&inode->crypt_lock);
 			if (inode->crypt_users > 0) {
 				if (count == room) {
@@ -661,7 +684,7 @@ int inode_table_visit_loaded(struct tdefs_daemon *daemon,
 			pthread_mutex_unlock(&inode->crypt_lock);
 		}
 	}
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&table->lock);
 	/* ...and visited with no lock held, so that visit may wait for the file's requests. */
 	for (size_t i = 0; i < count; i++) {
 		if (ret == 0)

@@ -1387,7 +1387,7 @@ out_destroy_session:
 	fuse_session_destroy(session);
 out_free_args:
 	fuse_opt_free_args(&args);
-	inode_table_clear();
+	inode_table_clear(daemon);
 	/* After the inodes: their last releases no longer add to the cache. */
 	key_cache_stop();
 out_free_keyring:
@@ -1518,6 +1518,7 @@ int main(int argc, char **argv)
 		secure_process_setup(false);
 		return info_backing(cmd.backing, cmd.json);
 	}
+	inode_table_init(&daemon); /* emptied and ended by run_mount's inode_table_clear */
 	ret = run_mount(&cmd, &daemon);
 	free(cmd.mountpoint_absolute);
 	return ret;

@@ -5,7 +5,10 @@
  * take the daemon must answer each from its own state: the root inode, the backing root a name
  * is looked up in, the entry timeouts, the owner and mode the mount root shows. A change to one
  * daemon must not show in the other. Were any of them to read a shared instance, one of the two
- * daemons would get the other's answers here.
+ * daemons would get the other's answers here. Each daemon has its own inode table too (struct
+ * inode_table in fs/daemon.h): one backing file hard-linked into both backing directories is
+ * one (st_dev, st_ino), which a shared table would give both daemons as one inode with both
+ * lookups counted on it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,6 +74,7 @@ static void side_open(struct side *side, const char *only_file, mode_t mount_mod
 	side->daemon.root.lookup_count = 1;
 	side->daemon.root.retired_fd = -1;
 	pthread_mutex_init(&side->daemon.root.crypt_lock, NULL);
+	inode_table_init(&side->daemon);
 }
 
 static void side_close(struct side *side)
@@ -86,6 +90,8 @@ static void side_close(struct side *side)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/only-b", side->backing);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s/linked", side->backing);
+	unlink(path);
 	rmdir(side->backing);
 	rmdir(side->mount_point);
 	rmdir(side->top);
@@ -99,10 +105,36 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The same backing object in both backing directories: "linked" in each, one inode. */
+static void link_into_both(void)
+{
+	char from[160], to[160];
+	int fd;
+
+	snprintf(from, sizeof(from), "%s/linked", sides[0].backing);
+	snprintf(to, sizeof(to), "%s/linked", sides[1].backing);
+	fd = open(from, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(link(from, to), 0);
+}
+
+/* Whether the daemon's hash table holds an inode of this backing (st_dev, st_ino). */
+static bool table_holds(const struct tdefs_daemon *daemon, dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < INODE_HASH_BUCKETS; i++)
+		for (const struct tdefs_inode *inode = daemon->inodes.buckets[i]; inode;
+		     inode = inode->hash_next)
+			if (inode->backing_dev == dev && inode->backing_ino == ino)
+				return true;
+	return false;
+}
+
 static int teardown(void **state)
 {
 	(void)state;
-	inode_table_clear();
+	inode_table_clear(&sides[0].daemon);
+	inode_table_clear(&sides[1].daemon);
 	side_close(&sides[0]);
 	side_close(&sides[1]);
 	return 0;
@@ -192,14 +224,91 @@ static void test_forget_keeps_each_root(void **state)
 	inode_forget(a, inode_from_fuse(a, entry.ino), 1);
 }
 
+/* Each daemon probes for file handles on its own backing root, at its own first new inode. */
+static void test_handle_probe_is_each_daemons(void **state)
+{
+	struct tdefs_daemon *a = &sides[0].daemon, *b = &sides[1].daemon;
+	struct fuse_entry_param entry;
+
+	(void)state;
+	assert_false(a->inodes.handles_probed);
+	assert_false(b->inodes.handles_probed);
+	assert_int_equal(inode_lookup(a, &a->root, "only-a", &entry), 0);
+	inode_forget(a, inode_from_fuse(a, entry.ino), 1);
+	assert_true(a->inodes.handles_probed);
+	assert_false(b->inodes.handles_probed);
+	assert_int_equal(b->inodes.handle_mount_fd, -1);
+	assert_int_equal(inode_lookup(b, &b->root, "only-b", &entry), 0);
+	inode_forget(b, inode_from_fuse(b, entry.ino), 1);
+	assert_true(b->inodes.handles_probed);
+}
+
+/*
+ * One backing object looked up through both daemons is an inode in each table, with one
+ * lookup each: found in neither table before, in its own only after, and a forget in one
+ * frees its own and leaves the other's count and inode alone.
+ */
+static void test_inode_tables_are_each_daemons(void **state)
+{
+	struct tdefs_daemon *a = &sides[0].daemon, *b = &sides[1].daemon;
+	struct fuse_entry_param entry;
+	struct tdefs_inode *in_a, *in_b;
+	struct stat st;
+	dev_t dev;
+	ino_t ino;
+
+	(void)state;
+	link_into_both();
+	assert_int_equal(inode_lookup(a, &a->root, "linked", &entry), 0);
+	in_a = inode_from_fuse(a, entry.ino);
+	dev = in_a->backing_dev;
+	ino = in_a->backing_ino;
+	assert_ptr_equal(in_a->table, &a->inodes);
+	assert_true(table_holds(a, dev, ino));
+	assert_false(table_holds(b, dev, ino));
+	assert_int_equal(in_a->lookup_count, 1);
+
+	assert_int_equal(inode_lookup(b, &b->root, "linked", &entry), 0);
+	in_b = inode_from_fuse(b, entry.ino);
+	assert_ptr_not_equal(in_a, in_b);
+	assert_true(in_b->backing_dev == dev && in_b->backing_ino == ino);
+	assert_ptr_equal(in_b->table, &b->inodes);
+	assert_true(table_holds(b, dev, ino));
+	assert_int_equal(in_a->lookup_count, 1);
+	assert_int_equal(in_b->lookup_count, 1);
+
+	/* The last forget in A frees A's inode; B's stays, counted and usable. */
+	inode_forget(a, in_a, 1);
+	assert_false(table_holds(a, dev, ino));
+	assert_true(table_holds(b, dev, ino));
+	assert_int_equal(in_b->lookup_count, 1);
+	assert_int_equal(inode_stat(b, in_b, &st), 0);
+	assert_true(S_ISREG(st.st_mode) && st.st_ino == ino);
+
+	/* Looked up in A again: a fresh inode of A's, counted once; B's count stays. */
+	assert_int_equal(inode_lookup(a, &a->root, "linked", &entry), 0);
+	in_a = inode_from_fuse(a, entry.ino);
+	assert_ptr_not_equal(in_a, in_b);
+	assert_int_equal(in_a->lookup_count, 1);
+	assert_int_equal(in_b->lookup_count, 1);
+	inode_forget(b, in_b, 1);
+	assert_false(table_holds(b, dev, ino));
+	assert_true(table_holds(a, dev, ino));
+	assert_int_equal(in_a->lookup_count, 1);
+	inode_forget(a, in_a, 1);
+	assert_false(table_holds(a, dev, ino));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_handle_probe_is_each_daemons),
 		cmocka_unit_test(test_root_is_each_daemons),
 		cmocka_unit_test(test_lookup_uses_each_daemons_backing_and_timeout),
 		cmocka_unit_test(test_root_stat_uses_each_daemons_mount_point),
 		cmocka_unit_test(test_change_to_one_leaves_the_other),
 		cmocka_unit_test(test_forget_keeps_each_root),
+		cmocka_unit_test(test_inode_tables_are_each_daemons),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
