@@ -65,11 +65,12 @@ __attribute__((format(printf, 2, 3))) static void reply_add(struct reply *reply,
 									     : sizeof(reply->text) - 1;
 }
 
-static void add_job_status(struct reply *reply, const char *prefix, enum job_kind kind)
+static void add_job_status(struct tdefs_daemon *daemon, struct reply *reply, const char *prefix,
+			   enum job_kind kind)
 {
 	struct job_status status;
 
-	job_get_status(kind, &status);
+	job_get_status(daemon, kind, &status);
 	reply_add(reply,
 		  "%s_state %s\n%s_files %llu\n%s_changed %llu\n%s_skipped %llu\n%s_failed %llu\n"
 		  "%s_rate %g\n%s_started %lld\n%s_finished %lld\n",
@@ -127,15 +128,15 @@ static void answer_status(struct tdefs_daemon *daemon, struct reply *reply)
 			  (unsigned long long)backing_st.st_ino);
 	reply_add(reply, "keystore %s\nkey_cache_seconds %u\nkey_cache_entries %zu\n",
 		  keystore_is_closed() ? "CLOSED" : "OPEN", key_cache_seconds(), key_cache_count());
-	add_job_status(reply, "rewrap", JOB_REWRAP);
-	add_job_status(reply, "data", JOB_DATA_REKEY);
+	add_job_status(daemon, reply, "rewrap", JOB_REWRAP);
+	add_job_status(daemon, reply, "data", JOB_DATA_REKEY);
 	if (key_server_wallet(daemon) || hsm_heartbeat_watching())
 		reply_add(reply, "key_status %s\n", key_server_status());
 	add_rekey_record(daemon, reply);
 	reply_add(reply, "adopted %d\nrequire_encrypted %d\n", daemon->adopted,
 		  daemon->require_encrypted);
 	if (daemon->adopted)
-		add_job_status(reply, "encrypt", JOB_ENCRYPT);
+		add_job_status(daemon, reply, "encrypt", JOB_ENCRYPT);
 	reply_add(reply, "ok\n");
 }
 
@@ -278,7 +279,7 @@ static void answer(struct tdefs_daemon *daemon, char *request, int fd, struct re
 		return;
 	}
 	if (strcmp(request, "rewrap-stop") == 0 || strcmp(request, "data-stop") == 0) {
-		job_stop_on_request(request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY);
+		job_stop_on_request(daemon, request[0] == 'r' ? JOB_REWRAP : JOB_DATA_REKEY);
 		reply_add(reply, "ok\n");
 		return;
 	}
@@ -294,7 +295,7 @@ static void answer(struct tdefs_daemon *daemon, char *request, int fd, struct re
 	}
 	if (strcmp(request, "encrypt-stop") == 0) {
 		/* Asked for: not taken up again at the next mount (a crash or an unmount is). */
-		job_stop(JOB_ENCRYPT);
+		job_stop(daemon, JOB_ENCRYPT);
 		if (encrypt_record_job(daemon, false, NULL, 0) < 0)
 			reply_add(reply, "error cannot remove the conversion's record: %s\n",
 				  strerror(errno));
@@ -303,7 +304,7 @@ static void answer(struct tdefs_daemon *daemon, char *request, int fd, struct re
 		return;
 	}
 	if (strcmp(request, "encrypt-pause") == 0 || strcmp(request, "encrypt-resume") == 0) {
-		if (job_pause(JOB_ENCRYPT, strcmp(request, "encrypt-pause") == 0) < 0)
+		if (job_pause(daemon, JOB_ENCRYPT, strcmp(request, "encrypt-pause") == 0) < 0)
 			reply_add(reply, "error no conversion is %s\n",
 				  strcmp(request, "encrypt-pause") == 0 ? "running" : "paused");
 		else
@@ -311,7 +312,7 @@ static void answer(struct tdefs_daemon *daemon, char *request, int fd, struct re
 		return;
 	}
 	if (strcmp(request, "data-pause") == 0 || strcmp(request, "data-resume") == 0) {
-		if (job_pause(JOB_DATA_REKEY, strcmp(request, "data-pause") == 0) < 0)
+		if (job_pause(daemon, JOB_DATA_REKEY, strcmp(request, "data-pause") == 0) < 0)
 			reply_add(reply, "error no data rekey is %s\n",
 				  strcmp(request, "data-pause") == 0 ? "running" : "paused");
 		else

@@ -53,13 +53,14 @@
  * Apart from the list: keyring_replace_lock (fs/key_rotation.c) is taken first, by the control
  * thread or the wallet watcher with no other lock held, and then keyring_lock (exclusive), and
  * at a forced keystore close (fs/keystore_close.c) also the job locks, inode_table.lock,
- * crypt_lock and an exclusive size_lock, each on its own; each a leaf: job->lock and the job
- * table lock (fs/jobs.c) are held for bookkeeping and condition waits only, never around file
- * work. inode_table.handles_probe_lock is taken once per daemon, by its first new inode, with
+ * crypt_lock and an exclusive size_lock, each on its own; each a leaf: job->lock (one per slot
+ * of tdefs_daemon.jobs, fs/jobs.c) is held for bookkeeping and condition waits only, never
+ * around file work. inode_table.handles_probe_lock is taken once per daemon, by its first new inode, with
  * at most the namespace lock held, around the file-handle probe: a leaf.
  */
 
 struct inode_table;
+struct job;
 
 struct tdefs_inode {
 	/*
@@ -177,6 +178,11 @@ struct tdefs_daemon {
 	int mount_point_fd;
 	struct tdefs_inode root;
 	struct inode_table inodes;
+	/*
+	 * The background jobs' slots, JOB_KIND_COUNT of them (struct job is private to
+	 * fs/jobs.c): each guarded by its own lock, set up by jobs_init().
+	 */
+	struct job *jobs;
 	struct keyring *keyring;
 	pthread_rwlock_t keyring_lock; /* the keyring may later be replaced on a key rotation */
 	enum cache_mode cache;
@@ -585,15 +591,22 @@ struct job_status {
 	char last_error[512];
 };
 
+/*
+ * The daemon's job slots (tdefs_daemon.jobs), one per kind: jobs_init before the mount (0 or
+ * -ENOMEM), jobs_end once no thread can reach them any more (after jobs_join_all and the
+ * metrics file's thread).
+ */
+int jobs_init(struct tdefs_daemon *daemon);
+void jobs_end(struct tdefs_daemon *daemon);
 /* relative_path: a file or directory below the backing directory ("" = all of it). */
 int job_start(struct tdefs_daemon *daemon, enum job_kind kind, const char *relative_path,
 	      double rate_limit, bool resume_only, char *error, size_t error_len);
-void job_stop(enum job_kind kind);
+void job_stop(struct tdefs_daemon *daemon, enum job_kind kind);
 /* A stop asked for by tderekey (not by the unmount): a data rekey is not taken up at mount. */
-void job_stop_on_request(enum job_kind kind);
-int job_pause(enum job_kind kind, bool pause);
-void job_get_status(enum job_kind kind, struct job_status *status);
-void jobs_join_all(void);
+void job_stop_on_request(struct tdefs_daemon *daemon, enum job_kind kind);
+int job_pause(struct tdefs_daemon *daemon, enum job_kind kind, bool pause);
+void job_get_status(struct tdefs_daemon *daemon, enum job_kind kind, struct job_status *status);
+void jobs_join_all(struct tdefs_daemon *daemon);
 const char *job_state_name(enum job_state state);
 
 /* For the per-file workers: */

@@ -43,7 +43,7 @@
 
 struct job {
 	enum job_kind kind;
-	/* The mount the running job works on: set by job_start before its thread starts. */
+	/* The mount whose slot this is (tdefs_daemon.jobs): set by jobs_init. */
 	struct tdefs_daemon *daemon;
 	pthread_mutex_t lock;
 	pthread_cond_t resumed;
@@ -80,17 +80,37 @@ struct job {
 	pthread_cond_t queue_changed;
 };
 
-static struct job jobs[JOB_KIND_COUNT] = {
-	[JOB_REWRAP] = { .kind = JOB_REWRAP, .lock = PTHREAD_MUTEX_INITIALIZER,
-			 .resumed = PTHREAD_COND_INITIALIZER,
-			 .queue_changed = PTHREAD_COND_INITIALIZER },
-	[JOB_DATA_REKEY] = { .kind = JOB_DATA_REKEY, .lock = PTHREAD_MUTEX_INITIALIZER,
-			     .resumed = PTHREAD_COND_INITIALIZER,
-			     .queue_changed = PTHREAD_COND_INITIALIZER },
-	[JOB_ENCRYPT] = { .kind = JOB_ENCRYPT, .lock = PTHREAD_MUTEX_INITIALIZER,
-			  .resumed = PTHREAD_COND_INITIALIZER,
-			  .queue_changed = PTHREAD_COND_INITIALIZER },
-};
+int jobs_init(struct tdefs_daemon *daemon)
+{
+	daemon->jobs = calloc(JOB_KIND_COUNT, sizeof(*daemon->jobs));
+	if (!daemon->jobs)
+		return -ENOMEM;
+	for (int kind = 0; kind < JOB_KIND_COUNT; kind++) {
+		struct job *job = &daemon->jobs[kind];
+
+		job->kind = (enum job_kind)kind;
+		job->daemon = daemon;
+		pthread_mutex_init(&job->lock, NULL);
+		pthread_cond_init(&job->resumed, NULL);
+		pthread_cond_init(&job->queue_changed, NULL);
+	}
+	return 0;
+}
+
+void jobs_end(struct tdefs_daemon *daemon)
+{
+	if (!daemon->jobs)
+		return;
+	for (int kind = 0; kind < JOB_KIND_COUNT; kind++) {
+		struct job *job = &daemon->jobs[kind];
+
+		pthread_mutex_destroy(&job->lock);
+		pthread_cond_destroy(&job->resumed);
+		pthread_cond_destroy(&job->queue_changed);
+	}
+	free(daemon->jobs);
+	daemon->jobs = NULL;
+}
 
 static const char *job_kind_name(enum job_kind kind)
 {
@@ -675,7 +695,7 @@ static void data_rekey_pass_begin(struct job *job)
 int job_start(struct tdefs_daemon *daemon, enum job_kind kind, const char *relative_path,
 	      double rate_limit, bool resume_only, char *error, size_t error_len)
 {
-	struct job *job = &jobs[kind];
+	struct job *job = &daemon->jobs[kind];
 	const char *shown = relative_path[0] ? relative_path : "/";
 	struct stat st;
 	int fd, ret;
@@ -731,7 +751,6 @@ int job_start(struct tdefs_daemon *daemon, enum job_kind kind, const char *relat
 		pthread_join(job->thread, NULL);
 		job->joinable = false;
 	}
-	job->daemon = daemon;
 	snprintf(job->start, sizeof(job->start), "%s", relative_path);
 	memset(&job->status, 0, sizeof(job->status));
 	job->status.state = JOB_RUNNING;
@@ -766,9 +785,9 @@ int job_start(struct tdefs_daemon *daemon, enum job_kind kind, const char *relat
 	return -ret;
 }
 
-void job_stop(enum job_kind kind)
+void job_stop(struct tdefs_daemon *daemon, enum job_kind kind)
 {
-	struct job *job = &jobs[kind];
+	struct job *job = &daemon->jobs[kind];
 
 	bool stopping = false;
 
@@ -783,20 +802,20 @@ void job_stop(enum job_kind kind)
 		log_info("%s stop requested", job_kind_name(kind));
 }
 
-void job_stop_on_request(enum job_kind kind)
+void job_stop_on_request(struct tdefs_daemon *daemon, enum job_kind kind)
 {
-	struct job *job = &jobs[kind];
+	struct job *job = &daemon->jobs[kind];
 
 	pthread_mutex_lock(&job->lock);
 	if (job->status.state == JOB_RUNNING || job->status.state == JOB_PAUSED)
 		job->stop_on_request = true;
 	pthread_mutex_unlock(&job->lock);
-	job_stop(kind);
+	job_stop(daemon, kind);
 }
 
-int job_pause(enum job_kind kind, bool pause)
+int job_pause(struct tdefs_daemon *daemon, enum job_kind kind, bool pause)
 {
-	struct job *job = &jobs[kind];
+	struct job *job = &daemon->jobs[kind];
 	int ret = 0;
 
 	pthread_mutex_lock(&job->lock);
@@ -811,20 +830,22 @@ int job_pause(enum job_kind kind, bool pause)
 	return ret;
 }
 
-void job_get_status(enum job_kind kind, struct job_status *status)
+void job_get_status(struct tdefs_daemon *daemon, enum job_kind kind, struct job_status *status)
 {
-	pthread_mutex_lock(&jobs[kind].lock);
-	*status = jobs[kind].status;
-	pthread_mutex_unlock(&jobs[kind].lock);
+	struct job *job = &daemon->jobs[kind];
+
+	pthread_mutex_lock(&job->lock);
+	*status = job->status;
+	pthread_mutex_unlock(&job->lock);
 }
 
-void jobs_join_all(void)
+void jobs_join_all(struct tdefs_daemon *daemon)
 {
 	for (int kind = 0; kind < JOB_KIND_COUNT; kind++) {
-		struct job *job = &jobs[kind];
+		struct job *job = &daemon->jobs[kind];
 		bool joinable;
 
-		job_stop((enum job_kind)kind);
+		job_stop(daemon, (enum job_kind)kind);
 		pthread_mutex_lock(&job->lock);
 		joinable = job->joinable;
 		job->joinable = false;

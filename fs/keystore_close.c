@@ -46,12 +46,12 @@ static const char *const job_words[JOB_KIND_COUNT] = {
 };
 
 /* The first job that runs, is paused or stopping; NULL when none does. */
-static const char *active_job(void)
+static const char *active_job(struct tdefs_daemon *daemon)
 {
 	for (int kind = 0; kind < JOB_KIND_COUNT; kind++) {
 		struct job_status status;
 
-		job_get_status((enum job_kind)kind, &status);
+		job_get_status(daemon, (enum job_kind)kind, &status);
 		if (status.state == JOB_RUNNING || status.state == JOB_PAUSED ||
 		    status.state == JOB_STOPPING)
 			return job_words[kind];
@@ -95,7 +95,7 @@ int keystore_close(struct tdefs_daemon *daemon, bool force, char *error, size_t 
 		pthread_mutex_unlock(&keyring_replace_lock);
 		return 1;
 	}
-	job = active_job();
+	job = active_job(daemon);
 	users = __atomic_load_n(&metrics.file_users, __ATOMIC_RELAXED);
 	if (!force && job) {
 		snprintf(error, error_len,
@@ -115,7 +115,7 @@ int keystore_close(struct tdefs_daemon *daemon, bool force, char *error, size_t 
 	}
 	if (force) {
 		/* Stopped between two files or chunks, as at unmount; each resumes where it was. */
-		jobs_join_all();
+		jobs_join_all(daemon);
 		inode_table_visit_loaded(daemon, drop_pages, daemon);
 	}
 	/* Only the holders of keyring_replace_lock replace the ring: read without the rwlock. */

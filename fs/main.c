@@ -1373,9 +1373,10 @@ static int run_mount(struct command_line *cmd, struct tdefs_daemon *daemon)
 	fuse_channel_detach();
 	stop_handler_end();
 	control_stop();
-	jobs_join_all();
+	jobs_join_all(daemon);
 	wallet_watch_stop();
 	metrics_file_stop();
+	jobs_end(daemon); /* no thread left that reads a job slot */
 out_control_stop:
 	control_stop(); /* nothing left to do when the loop ended: it stopped above */
 out_unmount:
@@ -1519,6 +1520,10 @@ int main(int argc, char **argv)
 		return info_backing(cmd.backing, cmd.json);
 	}
 	inode_table_init(&daemon); /* emptied and ended by run_mount's inode_table_clear */
+	if (jobs_init(&daemon) < 0) {
+		fprintf(stderr, "tdefs: %s\n", strerror(ENOMEM));
+		return CLI_EXIT_ERROR;
+	}
 	ret = run_mount(&cmd, &daemon);
 	free(cmd.mountpoint_absolute);
 	return ret;

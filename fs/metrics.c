@@ -96,7 +96,7 @@ static void escape_label(const char *value, char *out, size_t size)
 	out[n] = '\0';
 }
 
-static void render_jobs(struct text *text)
+static void render_jobs(struct tdefs_daemon *daemon, struct text *text)
 {
 	static const char *const job_names[JOB_KIND_COUNT] = { "rewrap", "data", "encrypt" };
 	static const enum job_state states[] = { JOB_IDLE, JOB_RUNNING, JOB_PAUSED, JOB_STOPPING,
@@ -104,7 +104,7 @@ static void render_jobs(struct text *text)
 	struct job_status status[JOB_KIND_COUNT];
 
 	for (int k = 0; k < JOB_KIND_COUNT; k++)
-		job_get_status((enum job_kind)k, &status[k]);
+		job_get_status(daemon, (enum job_kind)k, &status[k]);
 	family(text, "tdefs_job_state", "gauge",
 	       "1 for the state each background job is in (rewrap: headers under the active key; "
 	       "data: fresh data keys), 0 for the others.");
@@ -237,7 +237,7 @@ int metrics_render(struct tdefs_daemon *daemon, char *buf, size_t size)
 	add(&text, "tdefs_deks_loaded %lld\n",
 	    (long long)__atomic_load_n(&metrics.deks_loaded, __ATOMIC_RELAXED));
 	render_keystore(daemon, &text);
-	render_jobs(&text);
+	render_jobs(daemon, &text);
 	family(&text, "tdefs_control_refused_total", "counter",
 	       "Control channel requests refused (not root or the mount's owner, bad requests, "
 	       "failed commands).");
