@@ -1376,7 +1376,6 @@ static int run_mount(struct command_line *cmd, struct tdefs_daemon *daemon)
 	jobs_join_all(daemon);
 	wallet_watch_stop();
 	metrics_file_stop();
-	jobs_end(daemon); /* no thread left that reads a job slot */
 out_control_stop:
 	control_stop(); /* nothing left to do when the loop ended: it stopped above */
 out_unmount:
@@ -1525,6 +1524,8 @@ int main(int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	ret = run_mount(&cmd, &daemon);
+	/* On every path out of run_mount no thread is left that reads a job slot. */
+	jobs_end(&daemon);
 	free(cmd.mountpoint_absolute);
 	return ret;
 }
