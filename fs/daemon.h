@@ -230,6 +230,14 @@ struct tdefs_daemon {
  * key server polls, HSM heartbeat, metrics file) get it as their start argument: there is no
  * global of it. The data path (file_io.c) never sees it: it works on a struct file_crypt alone,
  * which is what lets tests/unit drive it.
+ *
+ * What stays in its own file's statics is a service of the process, not of a mount: the
+ * control socket and its thread (control.c), the wallet watcher (key_rotation.c), the key
+ * cache (key_cache.c), the HSM heartbeat and key server status word (hsm_heartbeat.c,
+ * key_server.c), the /dev/fuse channel hooks (fuse_channel.c) and the metrics counters
+ * (metrics.c). One tdefs process serves one mount (main() makes one daemon), so each of them
+ * exists once per mount either way; those that read the mount's state are started with the
+ * daemon as their argument (control_start, wallet_watch_start, metrics_file_start).
  */
 extern const struct fuse_lowlevel_ops tdefs_operations;
 
