@@ -11,7 +11,7 @@ need_cmd fio
 have /usr/lib/postgresql/15/bin/pgbench || skip "PostgreSQL 15 is not installed (tests/install-deps.sh test)"
 out=$TDEFS_WORK/compare.out
 # Bad options are refused before anything is set up, with a line naming the option.
-for bad in "--pgbench-scale 0" "--pgbench-clients x" "--reps -1" "--numbers /nonexistent/numbers.tsv"; do
+for bad in "--pgbench-scale 0" "--pgbench-clients x" "--reps -1" "--numbers /nonexistent/numbers.tsv" "--build /nonexistent/build"; do
 	# shellcheck disable=SC2086 # the option and its value are two words
 	if "$TDEFS_SRC/bench/compare" $bad --no-results >"$TDEFS_WORK/bad.out" 2>&1; then
 		fail "bench/compare $bad was accepted"
