@@ -224,6 +224,26 @@ static void test_secure_memory(void **state)
 	assert_null(secure_alloc(0));
 }
 
+/* Every byte of the range, at any alignment and length, and nothing on either side of it. */
+static void test_secure_wipe_clears_exactly_the_range(void **state)
+{
+	static uint8_t buffer[3 * 4096 + 64];
+
+	(void)state;
+	for (size_t start = 0; start < 17; start += 5) {
+		for (size_t length = 0; length < 2 * 4096 + 40; length += 4093) {
+			memset(buffer, 0xa5, sizeof(buffer));
+			secure_wipe(buffer + 8 + start, length);
+			for (size_t i = 0; i < sizeof(buffer); i++) {
+				bool inside = i >= 8 + start && i < 8 + start + length;
+
+				assert_int_equal(buffer[i], inside ? 0 : 0xa5);
+			}
+		}
+	}
+	secure_wipe(NULL, 0);
+}
+
 static void test_random_bytes_differ(void **state)
 {
 	uint8_t a[32], b[32];
@@ -245,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_hkdf_rfc5869_case3),
 		cmocka_unit_test(test_scrypt_rfc7914),
 		cmocka_unit_test(test_secure_memory),
+		cmocka_unit_test(test_secure_wipe_clears_exactly_the_range),
 		cmocka_unit_test(test_random_bytes_differ),
 	};
 	return cmocka_run_group_tests_name("crypto", tests, NULL, NULL);

@@ -51,6 +51,22 @@ static double seconds_since(const struct timespec *start)
 }
 
 /*
+ * How long to wait before the next status request: a twentieth of the time the job has run so
+ * far, between 5 ms and the command's own interval. A job of half a second is then seen to end
+ * within 25 ms, not up to a whole interval late (which made a short rekey look up to twice as
+ * slow as it ran, to a script timing the command as to the rate printed at its end), and a
+ * long job is still asked only a few times a second.
+ */
+static useconds_t poll_interval_us(useconds_t longest, double elapsed)
+{
+	double interval = elapsed / 20 * 1e6;
+
+	if (interval < 5000)
+		interval = 5000;
+	return interval < (double)longest ? (useconds_t)interval : longest;
+}
+
+/*
  * One line of --progress-json: the job's state and counters as JSON numbers, for a script or
  * an orchestrator to follow (the same keys as tderekey status --json, without the prefix).
  */
@@ -101,7 +117,7 @@ int follow_job(const char *path, const struct job_follow *follow, struct control
 			follow->draw(reply, state, seconds_since(&start), follow->context);
 		if (strcmp(state, "running") && strcmp(state, "stopping") && strcmp(state, "paused"))
 			break;
-		usleep(follow->poll_us);
+		usleep(poll_interval_us(follow->poll_us, seconds_since(&start)));
 	}
 	if (tty && !follow->progress_json)
 		fputc('\n', stderr);
