@@ -6,7 +6,7 @@ set -euo pipefail
 build_packages=(gcc pkg-config meson ninja-build libfuse3-dev fuse3 libssl-dev libxxhash-dev
 	libcmocka-dev scdoc libp11-kit-dev)
 test_packages=(clang libclang-rt-14-dev fio sqlite3 libsqlite3-dev postgresql-15 postgresql-contrib xxhash
-	util-linux procps psmisc valgrind debhelper lintian e2fsprogs mount python3 attr
+	util-linux procps psmisc valgrind strace debhelper lintian e2fsprogs mount python3 attr
 	mariadb-server-core mariadb-client-core softhsm2 opensc p11-kit)
 # The KMIP server (PyKMIP) the key-server keystore is tested against.
 test_packages+=(python3-pykmip)

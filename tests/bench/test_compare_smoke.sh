@@ -38,9 +38,18 @@ grep -q "^| randwrite shared | 4 | [0-9.]* |" "$out" || fail "the report has no 
 numbers=$TDEFS_WORK/numbers.tsv
 for row in "fio_mbps	rand-write-8k	tdefs" "fio_mbps	rand-write-8k	passthrough" \
 	"daemon_cpu_us_per_mib	rand-write-8k	tdefs" "pgbench_tps	2:2	tdefs" \
-	"sqlite_commits_per_s	-	tdefs" "rekey_mbps	-	rekey" "scaling_mbps	randwrite shared 4	tdefs"; do
+	"sqlite_commits_per_s	-	tdefs" "rekey_mbps	-	rekey" "scaling_mbps	randwrite shared 4	tdefs" \
+	"daemon_cpu_us_per_transaction	sqlite	tdefs" "daemon_cpu_us_per_transaction	pgbench-2:2	passthrough" \
+	"syscalls_per_transaction	sqlite/writev	tdefs" "syscalls_per_transaction	pgbench-2:2/read	passthrough"; do
 	grep -q "^$row	[0-9.]*	[0-9. ]*$" "$numbers" ||
 		fail "--numbers has no line for '$row': $(head -n 20 "$numbers")"
 done
 grep -q "^| rand-write-8k |.*| [0-9.]* |$" "$out" || fail "the fio row has no ceiling column"
+# The request profile: a row per load and FUSE target, the counts per transaction, the CPU.
+for target in passthrough tdefs; do
+	grep -qE "^\| sqlite \| $target \| 200 \|( [0-9.]+ \|)+$" "$out" ||
+		fail "the request profile has no SQLite row for $target: $(grep -A8 '^## Where' "$out")"
+	grep -qE "^\| pgbench-2:2 \| $target \| [1-9][0-9]* \|( [0-9.]+ \|)+$" "$out" ||
+		fail "the request profile has no pgbench row for $target: $(grep -A8 '^## Where' "$out")"
+done
 pass "bench/compare --quick ran on backing, passthrough and tdefs: report with medians and ratios"
