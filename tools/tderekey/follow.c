@@ -95,6 +95,8 @@ int follow_job(const char *path, const struct job_follow *follow, struct control
 	char state_key[32];
 	bool tty = isatty(STDERR_FILENO), stop_sent = false;
 	struct timespec start;
+	double now, drawn = -1;
+	bool ended;
 	int ret;
 
 	snprintf(state_key, sizeof(state_key), "%s_state", follow->prefix);
@@ -111,13 +113,20 @@ int follow_job(const char *path, const struct job_follow *follow, struct control
 			return ret;
 		if (!reply_value(reply, state_key, state, state_size))
 			snprintf(state, state_size, "unknown");
-		if (follow->progress_json)
-			print_progress_json(follow, reply, state, seconds_since(&start));
-		else if (tty && follow->draw)
-			follow->draw(reply, state, seconds_since(&start), follow->context);
-		if (strcmp(state, "running") && strcmp(state, "stopping") && strcmp(state, "paused"))
+		now = seconds_since(&start);
+		ended = strcmp(state, "running") && strcmp(state, "stopping") &&
+			strcmp(state, "paused");
+		/* Shown at the command's own interval and once at the end, however often asked. */
+		if (ended || drawn < 0 || (now - drawn) * 1e6 >= follow->poll_us) {
+			drawn = now;
+			if (follow->progress_json)
+				print_progress_json(follow, reply, state, now);
+			else if (tty && follow->draw)
+				follow->draw(reply, state, now, follow->context);
+		}
+		if (ended)
 			break;
-		usleep(poll_interval_us(follow->poll_us, seconds_since(&start)));
+		usleep(poll_interval_us(follow->poll_us, now));
 	}
 	if (tty && !follow->progress_json)
 		fputc('\n', stderr);
