@@ -51,7 +51,8 @@
  *      taken by inode_fd_get/put under any of the above (crypt_lock, inode_table.lock at
  *      unmount) and only for bookkeeping: the reopen by handle happens outside it. A leaf.
  * Apart from the list: keyring_replace_lock (fs/key_rotation.c) is taken first, by the control
- * thread or the wallet watcher with no other lock held, and then keyring_lock (exclusive), and
+ * thread or the wallet watcher with no other lock held, and then keyring_lock (exclusive); the
+ * ring a holder put in place is freed by the next holder, so it is read only under the lock; and
  * at a forced keystore close (fs/keystore_close.c) also the job locks, inode_table.lock,
  * crypt_lock and an exclusive size_lock, each on its own; each a leaf: job->lock (one per slot
  * of tdefs_daemon.jobs, fs/jobs.c) is held for bookkeeping and condition waits only, never

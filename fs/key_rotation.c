@@ -43,6 +43,7 @@ int keys_reload(struct tdefs_daemon *daemon, char *error, size_t error_len)
 	uint8_t active_id[KEY_ID_SIZE];
 	char active_text[KEY_ID_TEXT_SIZE];
 	struct keyring *merged, *loaded;
+	size_t count;
 	int ret;
 
 	pthread_mutex_lock(&keyring_replace_lock);
@@ -68,7 +69,17 @@ int keys_reload(struct tdefs_daemon *daemon, char *error, size_t error_len)
 	daemon->keyring = merged;
 	pthread_rwlock_unlock(&daemon->keyring_lock);
 	keyring_free(loaded);
+	/*
+	 * What the log line says of the ring is read before the lock goes: the next reload (the
+	 * watcher and tderekey rewrap may ask at the same instant) frees this ring.
+	 */
+	if (keyring_active(merged, active_id, NULL) == 0)
+		key_id_format(active_id, active_text);
+	else
+		snprintf(active_text, sizeof(active_text), "none");
+	count = keyring_count(merged);
 	pthread_mutex_unlock(&keyring_replace_lock);
+	fault_pause("reload:replaced"); /* tests/mounted/test_rotation.sh: another reload frees merged */
 	metrics_add(&metrics.reloads_ok, 1);
 	key_server_note(daemon, 0, NULL);
 
@@ -86,12 +97,8 @@ int keys_reload(struct tdefs_daemon *daemon, char *error, size_t error_len)
 		log_warning("tdefs: %s has no active master key; new files stay wrapped under the "
 			    "active key already loaded",
 			    result.path);
-	if (keyring_active(merged, active_id, NULL) == 0)
-		key_id_format(active_id, active_text);
-	else
-		snprintf(active_text, sizeof(active_text), "none");
 	log_info("tdefs: wallet %s re-read: %zu master keys (%zu new), active %s%s",
-		 result.path, keyring_count(merged), result.added, active_text,
+		 result.path, count, result.added, active_text,
 		 result.active_moved ? " (changed)" : "");
 	return 0;
 }

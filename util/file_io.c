@@ -183,4 +183,12 @@ void fault_point(const char *name)
 	if (at && strtol(at, NULL, 10) == count)
 		kill(getpid(), SIGKILL);
 }
+
+void fault_pause(const char *name)
+{
+	const char *pause = getenv("TDEFS_FAULT_PAUSE");
+
+	if (pause && strcmp(pause, name) == 0)
+		usleep(300000);
+}
 #endif

@@ -96,6 +96,20 @@ static inline void fault_point(const char *name)
 #endif
 
 /*
+ * Pause points, for races: in a fault-injection build, fault_pause("name") sleeps 300 ms when
+ * $TDEFS_FAULT_PAUSE is that name, so a test can hold one thread at the instant another must
+ * not break it (a freed ring read after its lock went). In other builds it compiles to nothing.
+ */
+#ifdef TDEFS_FAULT_INJECTION
+void fault_pause(const char *name);
+#else
+static inline void fault_pause(const char *name)
+{
+	(void)name;
+}
+#endif
+
+/*
  * One line of /proc/self/mountinfo. Tools find the tdefs mount that holds a path by the path's
  * st_dev; the daemon finds its own mount by mount point, without touching its own filesystem;
  * a second daemon names the mount that holds a backing directory by its source.

@@ -72,6 +72,49 @@ tdefs_mount "$TDEFS_WALLET" "$TDEFS_WORK/backup-before-rewrap" "$TDEFS_MNT"
 tdefs_umount "$TDEFS_MNT"
 tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
 
+# Reloads at the same instant: the wallet watcher (after each set-key) and tderekey reload from
+# several clients each replace the ring and free the one before. A reload once read the ring it
+# had put in place after letting the lock go, for its log line, while the next reload freed it:
+# the daemon died of a segfault in a rename-race run (and ASan names the use after free here).
+reload_loop() {
+	local i
+	for ((i = 0; i < ${TDEFS_RELOAD_ROUNDS:-150}; i++)); do
+		"$tderekey" reload "$TDEFS_MNT" >/dev/null 2>&1 || true
+	done
+}
+reloaders=()
+for _ in 1 2 3; do
+	reload_loop &
+	reloaders+=($!)
+done
+for i in $(seq 1 20); do
+	"$TDEKEY_BIN" set-key --wallet "$TDEFS_WALLET" --tag "concurrent-$i" >/dev/null || fail "set-key $i failed"
+	sleep 0.05
+done
+wait "${reloaders[@]}"
+"$tderekey" reload "$TDEFS_MNT" >/dev/null || fail "the daemon did not survive concurrent reloads"
+[[ $(cat "$TDEFS_MNT/one-250") == "key one file 250" ]] || fail "a file does not read after concurrent reloads"
+"$tderekey" status "$TDEFS_MNT" --json | grep -q '"active_key"' ||
+	fail "status after concurrent reloads: $("$tderekey" status "$TDEFS_MNT" 2>&1)"
+# In a fault-injection build the race is made certain: each reload pauses after letting the
+# lock go (fault_pause "reload:replaced"), the watcher's (after a set-key) while tderekey
+# reload replaces and frees rings on the control channel.
+if grep -q TDEFS_FAULT_PAUSE "$TDEFS_BIN"; then
+	tdefs_umount "$TDEFS_MNT"
+	TDEFS_FAULT_PAUSE=reload:replaced tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
+	for round in 1 2 3; do
+		"$TDEKEY_BIN" set-key --wallet "$TDEFS_WALLET" --tag "paused-$round" >/dev/null || fail "set-key failed"
+		for _ in 1 2 3 4 5 6; do
+			"$tderekey" reload "$TDEFS_MNT" >/dev/null ||
+				fail "tderekey reload while the watcher's reload was paused: the daemon died?"
+		done
+	done
+	[[ $(cat "$TDEFS_MNT/one-250") == "key one file 250" ]] || fail "a file does not read after paused reloads"
+	tdefs_umount "$TDEFS_MNT"
+	tdefs_mount "$TDEFS_WALLET" "$TDEFS_BACKING" "$TDEFS_MNT"
+	log "paused reloads: the watcher's ring outlived the reloads of the control channel"
+fi
+
 # The control channel: another user is refused; a path that is not a tdefs mount is named.
 rc=0
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$tderekey" status "$TDEFS_MNT" 2>&1) || rc=$?
